@@ -1,0 +1,2 @@
+//! The `isml` command-line tool.
+fn main() {}

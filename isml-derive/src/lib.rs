@@ -1,0 +1,2 @@
+//! Derive macros for isml messages.
+#![warn(missing_docs)]

@@ -1,0 +1,2 @@
+//! The isml runtime.
+#![warn(missing_docs)]

@@ -1,0 +1,2 @@
+//! The isml schema compiler.
+#![warn(missing_docs)]
