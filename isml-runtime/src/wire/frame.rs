@@ -1,0 +1,144 @@
+//! Stream framing (wire format §3), without any I/O: the tokio-facing codec in
+//! [`crate::codec`] drives this.
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+
+use super::{DecodeError, EncodeError, FrameHeader, varint};
+
+/// A received frame: its header and its payload, which shares the receive buffer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Frame {
+    /// The decoded header.
+    pub header: FrameHeader,
+    /// The payload after the header.
+    pub payload: Bytes,
+}
+
+impl Frame {
+    /// A frame from a header and a payload.
+    pub fn new(header: FrameHeader, payload: impl Into<Bytes>) -> Self {
+        Frame {
+            header,
+            payload: payload.into(),
+        }
+    }
+
+    /// Decodes a whole frame (header and payload, without the stream length).
+    pub fn decode(frame: Bytes) -> Result<Frame, DecodeError> {
+        let (header, n) = FrameHeader::decode(&frame)?;
+        Ok(Frame {
+            header,
+            payload: frame.slice(n..),
+        })
+    }
+
+    /// Bytes of header and payload (the frame without the stream length).
+    pub fn len(&self) -> usize {
+        self.header.encoded_len() + self.payload.len()
+    }
+
+    /// Whether the frame is empty; it never is: it always has a lead byte.
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+}
+
+/// Incremental decoder of length-prefixed frames from a byte stream.
+///
+/// State machine: reading the length prefix, then waiting for the frame body.
+/// The length is checked against the maximum before any frame byte is buffered.
+/// Errors are fatal for the stream: a length-prefixed stream cannot resynchronise.
+#[derive(Debug, Clone)]
+pub struct StreamDecoder {
+    max_frame: usize,
+    state: StreamState,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum StreamState {
+    Head,
+    Body(usize),
+}
+
+impl StreamDecoder {
+    /// A decoder that accepts frames of up to `max_frame` bytes (header and payload).
+    pub fn new(max_frame: usize) -> Self {
+        StreamDecoder {
+            max_frame,
+            state: StreamState::Head,
+        }
+    }
+
+    /// The configured maximum frame length.
+    pub fn max_frame(&self) -> usize {
+        self.max_frame
+    }
+
+    /// Takes the next complete frame out of `src`, or `Ok(None)` if more bytes are needed.
+    pub fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Frame>, DecodeError> {
+        let len = match self.state {
+            StreamState::Body(len) => len,
+            StreamState::Head => {
+                let (l, n) = match varint::get(src, 0) {
+                    Ok(v) => v,
+                    Err(DecodeError::UnexpectedEnd { .. }) => return Ok(None),
+                    Err(e) => return Err(e),
+                };
+                if l >= self.max_frame as u64 {
+                    return Err(DecodeError::FrameTooLarge {
+                        len: l.saturating_add(1),
+                        max: self.max_frame,
+                    });
+                }
+                let len = l as usize + 1;
+                src.advance(n);
+                src.reserve(len.saturating_sub(src.len()));
+                self.state = StreamState::Body(len);
+                len
+            }
+        };
+        if src.len() < len {
+            return Ok(None);
+        }
+        self.state = StreamState::Head;
+        Frame::decode(src.split_to(len).freeze()).map(Some)
+    }
+}
+
+/// Length of a frame on a stream: the length prefix, the header and the payload.
+pub fn stream_frame_len(header: &FrameHeader, payload_len: usize) -> usize {
+    let frame = header.encoded_len() + payload_len;
+    varint::len(frame as u64 - 1) + frame
+}
+
+/// Writes the length prefix and the header of a frame whose payload of
+/// `payload_len` bytes the caller writes next.
+pub fn put_stream_head<B: BufMut + ?Sized>(
+    buf: &mut B,
+    header: &FrameHeader,
+    payload_len: usize,
+    max_frame: usize,
+) -> Result<(), EncodeError> {
+    header.validate()?;
+    let len = header.encoded_len() + payload_len;
+    if len > max_frame {
+        return Err(EncodeError::FrameTooLarge {
+            len,
+            max: max_frame,
+        });
+    }
+    varint::put(buf, len as u64 - 1);
+    header.encode(buf)
+}
+
+/// Writes a whole frame with its length prefix.
+pub fn put_stream_frame<B: BufMut + ?Sized>(
+    buf: &mut B,
+    header: &FrameHeader,
+    payload: &[u8],
+    max_frame: usize,
+) -> Result<(), EncodeError> {
+    put_stream_head(buf, header, payload.len(), max_frame)?;
+    buf.put_slice(payload);
+    Ok(())
+}

@@ -1,0 +1,399 @@
+//! Frame headers (wire format §2).
+
+use bytes::BufMut;
+
+use super::{DecodeError, EncodeError, varint};
+
+const X_BIT: u8 = 0x80;
+const FLAG_SEQ: u8 = 0x01;
+const FLAG_MORE: u8 = 0x02;
+const FLAGS_KNOWN: u8 = FLAG_SEQ | FLAG_MORE;
+
+/// Opcodes of control frames (link frames other than ack).
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ControlOp {
+    /// Handshake opening.
+    Hello,
+    /// Handshake acceptance.
+    Welcome,
+    /// Keep-alive probe.
+    Ping,
+    /// Keep-alive answer.
+    Pong,
+    /// Graceful close with a reason.
+    Close,
+}
+
+impl ControlOp {
+    /// The opcode in the lead byte's nibble.
+    pub const fn opcode(self) -> u8 {
+        match self {
+            ControlOp::Hello => 1,
+            ControlOp::Welcome => 2,
+            ControlOp::Ping => 3,
+            ControlOp::Pong => 4,
+            ControlOp::Close => 5,
+        }
+    }
+
+    /// The control operation of an opcode, if v1 defines it.
+    pub const fn from_opcode(op: u8) -> Option<ControlOp> {
+        Some(match op {
+            1 => ControlOp::Hello,
+            2 => ControlOp::Welcome,
+            3 => ControlOp::Ping,
+            4 => ControlOp::Pong,
+            5 => ControlOp::Close,
+            _ => return None,
+        })
+    }
+}
+
+/// What a frame is.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FrameKind {
+    /// A message that expects no reply.
+    OneWay,
+    /// A request; the reply carries the same correlation id.
+    Request,
+    /// A successful reply.
+    Response,
+    /// A failed reply: the payload is an error body.
+    Error,
+    /// One item of a server stream.
+    StreamItem,
+    /// The end of a server stream (payload empty or an error body).
+    StreamEnd,
+    /// The requester no longer wants replies.
+    Cancel,
+    /// Cumulative acknowledgement of sequence numbers.
+    Ack,
+    /// A connection-level control frame.
+    Control(ControlOp),
+}
+
+impl FrameKind {
+    /// The 3-bit kind code of the lead byte.
+    pub const fn code(self) -> u8 {
+        match self {
+            FrameKind::OneWay => 0,
+            FrameKind::Request => 1,
+            FrameKind::Response => 2,
+            FrameKind::Error => 3,
+            FrameKind::StreamItem => 4,
+            FrameKind::StreamEnd => 5,
+            FrameKind::Cancel => 6,
+            FrameKind::Ack | FrameKind::Control(_) => 7,
+        }
+    }
+
+    /// Whether frames of this kind carry a message type id.
+    pub const fn has_type_id(self) -> bool {
+        matches!(
+            self,
+            FrameKind::OneWay | FrameKind::Request | FrameKind::Response | FrameKind::StreamItem
+        )
+    }
+
+    /// Whether frames of this kind carry a correlation id.
+    pub const fn has_correlation(self) -> bool {
+        matches!(
+            self,
+            FrameKind::Request
+                | FrameKind::Response
+                | FrameKind::Error
+                | FrameKind::StreamItem
+                | FrameKind::StreamEnd
+                | FrameKind::Cancel
+        )
+    }
+
+    /// A short lowercase name, as used in documentation and the CLI.
+    pub const fn name(self) -> &'static str {
+        match self {
+            FrameKind::OneWay => "one-way",
+            FrameKind::Request => "request",
+            FrameKind::Response => "response",
+            FrameKind::Error => "error",
+            FrameKind::StreamItem => "stream-item",
+            FrameKind::StreamEnd => "stream-end",
+            FrameKind::Cancel => "cancel",
+            FrameKind::Ack => "ack",
+            FrameKind::Control(ControlOp::Hello) => "hello",
+            FrameKind::Control(ControlOp::Welcome) => "welcome",
+            FrameKind::Control(ControlOp::Ping) => "ping",
+            FrameKind::Control(ControlOp::Pong) => "pong",
+            FrameKind::Control(ControlOp::Close) => "close",
+        }
+    }
+}
+
+/// A decoded or to-be-encoded frame header.
+///
+/// `type_id` is meaningful only for kinds with [`FrameKind::has_type_id`] and
+/// `correlation` only for kinds with [`FrameKind::has_correlation`]; decoding sets
+/// the others to 0 and encoding ignores them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FrameHeader {
+    /// The frame kind.
+    pub kind: FrameKind,
+    /// The message type id (1 ..= 2^32-1) for kinds that carry one.
+    pub type_id: u32,
+    /// The correlation id for kinds that carry one.
+    pub correlation: u64,
+    /// The sequence number for reliable delivery, when present.
+    pub seq: Option<u64>,
+    /// Fragment marker: the payload continues in the next frame.
+    pub more: bool,
+}
+
+impl FrameHeader {
+    const fn new(kind: FrameKind, type_id: u32, correlation: u64) -> Self {
+        FrameHeader {
+            kind,
+            type_id,
+            correlation,
+            seq: None,
+            more: false,
+        }
+    }
+
+    /// A one-way message header.
+    pub const fn one_way(type_id: u32) -> Self {
+        Self::new(FrameKind::OneWay, type_id, 0)
+    }
+
+    /// A request header.
+    pub const fn request(type_id: u32, correlation: u64) -> Self {
+        Self::new(FrameKind::Request, type_id, correlation)
+    }
+
+    /// A response header.
+    pub const fn response(type_id: u32, correlation: u64) -> Self {
+        Self::new(FrameKind::Response, type_id, correlation)
+    }
+
+    /// An error-response header.
+    pub const fn error(correlation: u64) -> Self {
+        Self::new(FrameKind::Error, 0, correlation)
+    }
+
+    /// A stream-item header.
+    pub const fn stream_item(type_id: u32, correlation: u64) -> Self {
+        Self::new(FrameKind::StreamItem, type_id, correlation)
+    }
+
+    /// A stream-end header.
+    pub const fn stream_end(correlation: u64) -> Self {
+        Self::new(FrameKind::StreamEnd, 0, correlation)
+    }
+
+    /// A cancel header.
+    pub const fn cancel(correlation: u64) -> Self {
+        Self::new(FrameKind::Cancel, 0, correlation)
+    }
+
+    /// An ack header (the payload is the acknowledged sequence number).
+    pub const fn ack() -> Self {
+        Self::new(FrameKind::Ack, 0, 0)
+    }
+
+    /// A control header.
+    pub const fn control(op: ControlOp) -> Self {
+        Self::new(FrameKind::Control(op), 0, 0)
+    }
+
+    /// This header with a sequence number.
+    pub const fn with_seq(mut self, seq: u64) -> Self {
+        self.seq = Some(seq);
+        self
+    }
+
+    /// This header with the fragment marker set or cleared.
+    pub const fn with_more(mut self, more: bool) -> Self {
+        self.more = more;
+        self
+    }
+
+    fn flags(&self) -> u8 {
+        (if self.seq.is_some() { FLAG_SEQ } else { 0 }) | if self.more { FLAG_MORE } else { 0 }
+    }
+
+    /// Number of bytes [`FrameHeader::encode`] writes.
+    #[inline]
+    pub fn encoded_len(&self) -> usize {
+        let mut n = 1;
+        if self.flags() != 0 {
+            n += 1;
+        }
+        if self.kind.has_type_id() && self.type_id >= 16 {
+            n += varint::len(u64::from(self.type_id));
+        }
+        if self.kind.has_correlation() {
+            n += varint::len(self.correlation);
+        }
+        if let Some(seq) = self.seq {
+            n += varint::len(seq);
+        }
+        n
+    }
+
+    /// Checks that the header can be encoded (a type id where the kind needs one).
+    #[inline]
+    pub fn validate(&self) -> Result<(), EncodeError> {
+        if self.kind.has_type_id() && self.type_id == 0 {
+            return Err(EncodeError::InvalidHeader {
+                reason: "type id 0 on a frame kind that carries a message",
+            });
+        }
+        Ok(())
+    }
+
+    /// Writes the header. Fails only when [`FrameHeader::validate`] does.
+    #[inline]
+    pub fn encode<B: BufMut + ?Sized>(&self, buf: &mut B) -> Result<(), EncodeError> {
+        self.validate()?;
+        let flags = self.flags();
+        let nibble = match self.kind {
+            FrameKind::Ack => 0,
+            FrameKind::Control(op) => op.opcode(),
+            k if k.has_type_id() && self.type_id < 16 => self.type_id as u8,
+            _ => 0,
+        };
+        let x = if flags != 0 { X_BIT } else { 0 };
+        buf.put_u8(x | (self.kind.code() << 4) | nibble);
+        if flags != 0 {
+            buf.put_u8(flags);
+        }
+        if self.kind.has_type_id() && self.type_id >= 16 {
+            varint::put(buf, u64::from(self.type_id));
+        }
+        if self.kind.has_correlation() {
+            varint::put(buf, self.correlation);
+        }
+        if let Some(seq) = self.seq {
+            varint::put(buf, seq);
+        }
+        Ok(())
+    }
+
+    /// Decodes a header from the start of a frame; returns it and its length.
+    pub fn decode(frame: &[u8]) -> Result<(FrameHeader, usize), DecodeError> {
+        let Some(&lead) = frame.first() else {
+            return Err(DecodeError::UnexpectedEnd { at: 0, needed: 1 });
+        };
+        let mut pos = 1;
+        let code = (lead >> 4) & 7;
+        let nibble = lead & 0x0f;
+        let kind = match code {
+            0 => FrameKind::OneWay,
+            1 => FrameKind::Request,
+            2 => FrameKind::Response,
+            3 => FrameKind::Error,
+            4 => FrameKind::StreamItem,
+            5 => FrameKind::StreamEnd,
+            6 => FrameKind::Cancel,
+            _ if nibble == 0 => FrameKind::Ack,
+            _ => match ControlOp::from_opcode(nibble) {
+                Some(op) => FrameKind::Control(op),
+                None => {
+                    return Err(DecodeError::UnknownLinkOpcode {
+                        at: 0,
+                        opcode: nibble,
+                    });
+                }
+            },
+        };
+        let mut header = FrameHeader::new(kind, 0, 0);
+        if lead & X_BIT != 0 {
+            let Some(&flags) = frame.get(pos) else {
+                return Err(DecodeError::UnexpectedEnd { at: pos, needed: 1 });
+            };
+            if flags & !FLAGS_KNOWN != 0 {
+                return Err(DecodeError::ReservedFlags { at: pos, flags });
+            }
+            if flags == 0 {
+                return Err(DecodeError::NonCanonicalHeader {
+                    at: pos,
+                    reason: "extension byte with no flag set",
+                });
+            }
+            header.more = flags & FLAG_MORE != 0;
+            if flags & FLAG_SEQ != 0 {
+                header.seq = Some(0);
+            }
+            pos += 1;
+        }
+        if kind.has_type_id() {
+            if nibble != 0 {
+                header.type_id = u32::from(nibble);
+            } else {
+                let at = pos;
+                let (v, n) = varint::get(&frame[pos..], pos)?;
+                pos += n;
+                if v < 16 {
+                    return Err(if v == 0 {
+                        DecodeError::InvalidTypeId { at, value: v }
+                    } else {
+                        DecodeError::NonCanonicalHeader {
+                            at,
+                            reason: "type id below 16 written as a varint",
+                        }
+                    });
+                }
+                header.type_id =
+                    u32::try_from(v).map_err(|_| DecodeError::InvalidTypeId { at, value: v })?;
+            }
+        } else if code != 7 && nibble != 0 {
+            return Err(DecodeError::NonCanonicalHeader {
+                at: 0,
+                reason: "nibble must be 0 for this frame kind",
+            });
+        }
+        if kind.has_correlation() {
+            let (v, n) = varint::get(&frame[pos..], pos)?;
+            header.correlation = v;
+            pos += n;
+        }
+        if header.seq.is_some() {
+            let (v, n) = varint::get(&frame[pos..], pos)?;
+            header.seq = Some(v);
+            pos += n;
+        }
+        Ok((header, pos))
+    }
+}
+
+/// An error body (wire format §2.4): the payload of error responses, failed
+/// stream ends and close frames.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ErrorBody<'a> {
+    /// The error code (0-999 protocol, 1000+ application).
+    pub code: u64,
+    /// A human-readable message.
+    pub message: &'a str,
+}
+
+impl<'a> ErrorBody<'a> {
+    /// Encoded length.
+    pub fn encoded_len(&self) -> usize {
+        varint::len(self.code) + super::write::delimited_len(self.message.len())
+    }
+
+    /// Writes the body.
+    pub fn encode<B: BufMut + ?Sized>(&self, buf: &mut B) {
+        varint::put(buf, self.code);
+        super::write::len_prefixed(buf, self.message.as_bytes());
+    }
+
+    /// Decodes a body that fills `payload` exactly.
+    pub fn decode(payload: &'a [u8]) -> Result<Self, DecodeError> {
+        let mut r = super::Reader::new(payload);
+        let code = r.uvarint()?;
+        let message = r.str()?;
+        r.finish("error body")?;
+        Ok(ErrorBody { code, message })
+    }
+}

@@ -1,0 +1,403 @@
+//! A bounds-checked cursor over received bytes (wire format §1, §5).
+
+use bytes::Bytes;
+
+use super::class::{Class, MAX_TAG, Presence};
+use super::{DecodeError, Limits, varint};
+
+/// A cursor over an input buffer, limited to one content region.
+///
+/// Every read checks the remaining length first; nested content is read through
+/// a child reader limited to the declared length, one nesting level deeper.
+/// Offsets in errors are positions in the whole buffer the reader was made from.
+#[derive(Debug, Clone)]
+pub struct Reader<'a> {
+    buf: &'a [u8],
+    pos: usize,
+    end: usize,
+    depth_left: u32,
+    max_depth: u32,
+    source: Option<&'a Bytes>,
+}
+
+impl<'a> Reader<'a> {
+    /// A reader over `buf` with the default [`Limits`].
+    #[inline]
+    pub fn new(buf: &'a [u8]) -> Self {
+        Self::with_limits(buf, &Limits::DEFAULT)
+    }
+
+    /// A reader over `buf` with the given limits.
+    #[inline]
+    pub fn with_limits(buf: &'a [u8], limits: &Limits) -> Self {
+        Reader {
+            buf,
+            pos: 0,
+            end: buf.len(),
+            depth_left: limits.max_depth,
+            max_depth: limits.max_depth,
+            source: None,
+        }
+    }
+
+    /// A reader over `bytes` whose [`Reader::bytes`] results share `bytes`'
+    /// storage instead of copying (zero-copy decode).
+    #[inline]
+    pub fn from_bytes(bytes: &'a Bytes, limits: &Limits) -> Self {
+        let mut r = Self::with_limits(bytes, limits);
+        r.source = Some(bytes);
+        r
+    }
+
+    /// The absolute offset of the next byte.
+    #[inline]
+    pub fn position(&self) -> usize {
+        self.pos
+    }
+
+    /// Bytes left in this reader's region.
+    #[inline]
+    pub fn remaining(&self) -> usize {
+        self.end - self.pos
+    }
+
+    /// Whether the region is consumed.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.pos == self.end
+    }
+
+    /// Fails unless the region is consumed.
+    pub fn finish(&self, what: &'static str) -> Result<(), DecodeError> {
+        if self.is_empty() {
+            Ok(())
+        } else {
+            Err(DecodeError::ContentLength {
+                at: self.pos,
+                what,
+                found: self.remaining(),
+            })
+        }
+    }
+
+    #[inline]
+    fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
+        if n > self.remaining() {
+            return Err(DecodeError::UnexpectedEnd {
+                at: self.pos,
+                needed: n - self.remaining(),
+            });
+        }
+        let s = &self.buf[self.pos..self.pos + n];
+        self.pos += n;
+        Ok(s)
+    }
+
+    /// Reads a `uvarint`.
+    #[inline]
+    pub fn uvarint(&mut self) -> Result<u64, DecodeError> {
+        let (v, n) = varint::get(&self.buf[self.pos..self.end], self.pos)?;
+        self.pos += n;
+        Ok(v)
+    }
+
+    #[inline]
+    fn uvarint_max(&mut self, max: u64, ty: &'static str) -> Result<u64, DecodeError> {
+        let at = self.pos;
+        let v = self.uvarint()?;
+        if v > max {
+            return Err(DecodeError::IntegerOutOfRange { at, value: v, ty });
+        }
+        Ok(v)
+    }
+
+    /// Reads a `uvarint` that must fit a `u8` (a `u8` field, class 1).
+    #[inline]
+    pub fn u8_varint(&mut self) -> Result<u8, DecodeError> {
+        self.uvarint_max(u8::MAX.into(), "u8").map(|v| v as u8)
+    }
+
+    /// Reads a `uvarint` that must fit a `u16`.
+    #[inline]
+    pub fn u16(&mut self) -> Result<u16, DecodeError> {
+        self.uvarint_max(u16::MAX.into(), "u16").map(|v| v as u16)
+    }
+
+    /// Reads a `uvarint` that must fit a `u32` (also enum values).
+    #[inline]
+    pub fn u32(&mut self) -> Result<u32, DecodeError> {
+        self.uvarint_max(u32::MAX.into(), "u32").map(|v| v as u32)
+    }
+
+    /// Reads a `uvarint` as `u64`.
+    #[inline]
+    pub fn u64(&mut self) -> Result<u64, DecodeError> {
+        self.uvarint()
+    }
+
+    #[inline]
+    fn svarint(&mut self, min: i64, max: i64, ty: &'static str) -> Result<i64, DecodeError> {
+        let at = self.pos;
+        let z = self.uvarint()?;
+        let v = varint::unzigzag(z);
+        if v < min || v > max {
+            return Err(DecodeError::IntegerOutOfRange { at, value: z, ty });
+        }
+        Ok(v)
+    }
+
+    /// Reads an `svarint` that must fit an `i8` (an `i8` field, class 1).
+    #[inline]
+    pub fn i8_varint(&mut self) -> Result<i8, DecodeError> {
+        self.svarint(i8::MIN.into(), i8::MAX.into(), "i8")
+            .map(|v| v as i8)
+    }
+
+    /// Reads an `svarint` that must fit an `i16`.
+    #[inline]
+    pub fn i16(&mut self) -> Result<i16, DecodeError> {
+        self.svarint(i16::MIN.into(), i16::MAX.into(), "i16")
+            .map(|v| v as i16)
+    }
+
+    /// Reads an `svarint` that must fit an `i32`.
+    #[inline]
+    pub fn i32(&mut self) -> Result<i32, DecodeError> {
+        self.svarint(i32::MIN.into(), i32::MAX.into(), "i32")
+            .map(|v| v as i32)
+    }
+
+    /// Reads an `svarint`.
+    #[inline]
+    pub fn i64(&mut self) -> Result<i64, DecodeError> {
+        let z = self.uvarint()?;
+        Ok(varint::unzigzag(z))
+    }
+
+    /// Reads a bool written as a varint (a `bool` field, class 1).
+    #[inline]
+    pub fn bool_varint(&mut self) -> Result<bool, DecodeError> {
+        let at = self.pos;
+        match self.uvarint()? {
+            0 => Ok(false),
+            1 => Ok(true),
+            value => Err(DecodeError::InvalidBool { at, value }),
+        }
+    }
+
+    /// Reads one raw byte (`u8` element encoding).
+    #[inline]
+    pub fn u8(&mut self) -> Result<u8, DecodeError> {
+        Ok(self.take(1)?[0])
+    }
+
+    /// Reads one two's-complement byte (`i8` element encoding).
+    #[inline]
+    pub fn i8(&mut self) -> Result<i8, DecodeError> {
+        Ok(self.take(1)?[0] as i8)
+    }
+
+    /// Reads a bool byte (`bool` element encoding): `00` or `01`.
+    #[inline]
+    pub fn bool(&mut self) -> Result<bool, DecodeError> {
+        let at = self.pos;
+        match self.take(1)?[0] {
+            0 => Ok(false),
+            1 => Ok(true),
+            value => Err(DecodeError::InvalidBool {
+                at,
+                value: value.into(),
+            }),
+        }
+    }
+
+    /// Reads a little-endian `f32`.
+    #[inline]
+    pub fn f32(&mut self) -> Result<f32, DecodeError> {
+        let b = self.take(4)?;
+        Ok(f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    }
+
+    /// Reads a little-endian `f64`.
+    #[inline]
+    pub fn f64(&mut self) -> Result<f64, DecodeError> {
+        let b = self.take(8)?;
+        let mut a = [0u8; 8];
+        a.copy_from_slice(b);
+        Ok(f64::from_le_bytes(a))
+    }
+
+    /// Reads a `uvarint` length and checks it against the remaining bytes.
+    #[inline]
+    pub fn len(&mut self) -> Result<usize, DecodeError> {
+        let at = self.pos;
+        let len = self.uvarint()?;
+        if len > self.remaining() as u64 {
+            return Err(DecodeError::LengthOutOfBounds {
+                at,
+                len,
+                remaining: self.remaining(),
+            });
+        }
+        Ok(len as usize)
+    }
+
+    /// Reads `n` raw bytes.
+    #[inline]
+    pub fn raw(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
+        self.take(n)
+    }
+
+    /// Reads a length-prefixed byte string as a borrowed slice.
+    #[inline]
+    pub fn byte_slice(&mut self) -> Result<&'a [u8], DecodeError> {
+        let n = self.len()?;
+        self.take(n)
+    }
+
+    /// Reads a length-prefixed byte string as [`Bytes`]: shared with the input
+    /// when the reader was made by [`Reader::from_bytes`], copied otherwise.
+    #[inline]
+    pub fn bytes(&mut self) -> Result<Bytes, DecodeError> {
+        let n = self.len()?;
+        let start = self.pos;
+        let s = self.take(n)?;
+        Ok(match self.source {
+            Some(src) => src.slice(start..start + n),
+            None => Bytes::copy_from_slice(s),
+        })
+    }
+
+    /// Reads a length-prefixed UTF-8 string as a borrowed `&str`.
+    #[inline]
+    pub fn str(&mut self) -> Result<&'a str, DecodeError> {
+        let n = self.len()?;
+        let at = self.pos;
+        let s = self.take(n)?;
+        core::str::from_utf8(s).map_err(|_| DecodeError::InvalidUtf8 { at })
+    }
+
+    /// Reads a `uvarint(n)` and returns a reader over the next `n` bytes, one
+    /// nesting level deeper; this reader moves past them.
+    #[inline]
+    pub fn delimited(&mut self) -> Result<Reader<'a>, DecodeError> {
+        let n = self.len()?;
+        self.sub(n)
+    }
+
+    /// A reader over the next `n` bytes (already checked to fit), one nesting level deeper.
+    #[inline]
+    pub fn sub(&mut self, n: usize) -> Result<Reader<'a>, DecodeError> {
+        if self.depth_left == 0 {
+            return Err(DecodeError::DepthExceeded {
+                at: self.pos,
+                max: self.max_depth,
+            });
+        }
+        if n > self.remaining() {
+            return Err(DecodeError::UnexpectedEnd {
+                at: self.pos,
+                needed: n - self.remaining(),
+            });
+        }
+        let child = Reader {
+            buf: self.buf,
+            pos: self.pos,
+            end: self.pos + n,
+            depth_left: self.depth_left - 1,
+            max_depth: self.max_depth,
+            source: self.source,
+        };
+        self.pos += n;
+        Ok(child)
+    }
+
+    /// Reads the `uvarint(N)` and presence bitmap that open a message body.
+    #[inline]
+    pub fn presence(&mut self) -> Result<Presence<'a>, DecodeError> {
+        let at = self.pos;
+        let n = self.uvarint()?;
+        if n > u64::from(MAX_TAG) {
+            return Err(DecodeError::BadPresence {
+                at,
+                reason: "highest tag N above 255",
+            });
+        }
+        let n = n as u32;
+        let bits_at = self.pos;
+        let bits = self.take(n.div_ceil(4) as usize)?;
+        Presence::new(bits, n, bits_at)
+    }
+
+    /// Skips one value of the given class (an unknown field or variant).
+    #[inline]
+    pub fn skip(&mut self, class: Class) -> Result<(), DecodeError> {
+        match class {
+            Class::Absent => Ok(()),
+            Class::Varint => self.uvarint().map(drop),
+            Class::Fixed32 => self.take(4).map(drop),
+            Class::Delimited => {
+                let n = self.len()?;
+                self.take(n).map(drop)
+            }
+        }
+    }
+
+    /// Checks that a known field or variant arrived with the class of its type.
+    #[inline]
+    pub fn expect_class(&self, tag: u32, found: Class, expected: Class) -> Result<(), DecodeError> {
+        if found == expected {
+            Ok(())
+        } else {
+            Err(DecodeError::ClassMismatch {
+                at: self.pos,
+                tag,
+                expected: expected as u8,
+                found: found as u8,
+            })
+        }
+    }
+
+    /// Reads a union key: the variant tag and the class of its value.
+    #[inline]
+    pub fn union_key(&mut self) -> Result<(u64, Class), DecodeError> {
+        let at = self.pos;
+        let key = self.uvarint()?;
+        let class = Class::from_bits((key & 3) as u8);
+        if class == Class::Absent {
+            return Err(DecodeError::UnionClassAbsent { at });
+        }
+        Ok((key >> 2, class))
+    }
+
+    /// Reads the raw bytes of one value of `class` (for keeping unknown variants).
+    #[inline]
+    pub fn class_raw(&mut self, class: Class) -> Result<&'a [u8], DecodeError> {
+        let start = self.pos;
+        self.skip(class)?;
+        Ok(&self.buf[start..self.pos])
+    }
+
+    /// Like [`Reader::class_raw`], as [`Bytes`] shared with the input when possible.
+    #[inline]
+    pub fn class_raw_bytes(&mut self, class: Class) -> Result<Bytes, DecodeError> {
+        let start = self.pos;
+        let s = self.class_raw(class)?;
+        Ok(match self.source {
+            Some(src) => src.slice(start..self.pos),
+            None => Bytes::copy_from_slice(s),
+        })
+    }
+
+    /// Reads a list of fixed-width elements as its raw bytes, checking that the
+    /// content is a whole number of `width`-byte elements.
+    #[inline]
+    pub fn fixed_list(&mut self, width: usize) -> Result<&'a [u8], DecodeError> {
+        let at = self.pos;
+        let n = self.len()?;
+        if n % width != 0 {
+            return Err(DecodeError::RaggedList { at, len: n, width });
+        }
+        self.take(n)
+    }
+}

@@ -1,0 +1,126 @@
+//! Unsigned LEB128 varints and zigzag mapping (wire format §1.1, §1.2).
+
+use bytes::BufMut;
+
+use super::DecodeError;
+
+/// The longest varint: 64 bits in 7-bit groups.
+pub const MAX_VARINT_LEN: usize = 10;
+
+/// Number of bytes `uvarint(value)` takes on the wire.
+#[inline]
+pub const fn len(value: u64) -> usize {
+    // ((bits - 1) / 7) + 1, with bits >= 1; written so it folds to a few instructions.
+    let bits = 64 - (value | 1).leading_zeros() as usize;
+    (bits * 9 + 64) / 64
+}
+
+/// Writes `uvarint(value)`.
+#[inline]
+pub fn put<B: BufMut + ?Sized>(buf: &mut B, mut value: u64) {
+    while value >= 0x80 {
+        buf.put_u8((value as u8) | 0x80);
+        value >>= 7;
+    }
+    buf.put_u8(value as u8);
+}
+
+/// Reads a canonical `uvarint` from the start of `src`.
+///
+/// Returns the value and the number of bytes it took. `at` is the absolute offset
+/// of `src[0]`, used in errors.
+#[inline]
+pub fn get(src: &[u8], at: usize) -> Result<(u64, usize), DecodeError> {
+    match src.first() {
+        Some(&b) if b < 0x80 => Ok((u64::from(b), 1)),
+        Some(_) => get_slow(src, at),
+        None => Err(DecodeError::UnexpectedEnd { at, needed: 1 }),
+    }
+}
+
+#[cold]
+fn get_slow(src: &[u8], at: usize) -> Result<(u64, usize), DecodeError> {
+    let mut value: u64 = 0;
+    for (i, &b) in src.iter().enumerate().take(MAX_VARINT_LEN) {
+        if i == MAX_VARINT_LEN - 1 && b > 1 {
+            return Err(DecodeError::VarintOverflow { at });
+        }
+        value |= u64::from(b & 0x7f) << (7 * i);
+        if b < 0x80 {
+            if b == 0 && i > 0 {
+                return Err(DecodeError::NonCanonicalVarint { at });
+            }
+            return Ok((value, i + 1));
+        }
+    }
+    if src.len() >= MAX_VARINT_LEN {
+        // Ten bytes all with the continuation bit set.
+        Err(DecodeError::VarintOverflow { at })
+    } else {
+        Err(DecodeError::UnexpectedEnd {
+            at: at + src.len(),
+            needed: 1,
+        })
+    }
+}
+
+/// Maps a signed integer to an unsigned one so that small magnitudes stay small.
+#[inline]
+pub const fn zigzag(n: i64) -> u64 {
+    ((n << 1) ^ (n >> 63)) as u64
+}
+
+/// Inverse of [`zigzag`].
+#[inline]
+pub const fn unzigzag(z: u64) -> i64 {
+    ((z >> 1) as i64) ^ -((z & 1) as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn len_matches_encoding() {
+        for shift in 0..64 {
+            for v in [1u64 << shift, (1u64 << shift) - 1, (1u64 << shift) + 1] {
+                let mut out = Vec::new();
+                put(&mut out, v);
+                assert_eq!(out.len(), len(v), "value {v}");
+                assert_eq!(get(&out, 0).unwrap(), (v, out.len()));
+            }
+        }
+        assert_eq!(len(u64::MAX), 10);
+        assert_eq!(len(0), 1);
+    }
+
+    #[test]
+    fn rejects_bad_forms() {
+        assert_eq!(
+            get(&[0x80, 0x00], 5),
+            Err(DecodeError::NonCanonicalVarint { at: 5 })
+        );
+        assert_eq!(
+            get(&[0xff; 10], 0),
+            Err(DecodeError::VarintOverflow { at: 0 })
+        );
+        let mut eleven = [0xffu8; 11];
+        eleven[10] = 0;
+        assert_eq!(get(&eleven, 0), Err(DecodeError::VarintOverflow { at: 0 }));
+        let mut big = [0xffu8; 10];
+        big[9] = 0x02;
+        assert_eq!(get(&big, 0), Err(DecodeError::VarintOverflow { at: 0 }));
+        assert_eq!(
+            get(&[0x80, 0x80], 3),
+            Err(DecodeError::UnexpectedEnd { at: 5, needed: 1 })
+        );
+    }
+
+    #[test]
+    fn zigzag_examples() {
+        for (n, z) in [(0i64, 0u64), (-1, 1), (1, 2), (-2, 3), (i64::MIN, u64::MAX)] {
+            assert_eq!(zigzag(n), z);
+            assert_eq!(unzigzag(z), n);
+        }
+    }
+}
