@@ -10,7 +10,7 @@ use super::{DecodeError, Limits, varint};
 /// Every read checks the remaining length first; nested content is read through
 /// a child reader limited to the declared length, one nesting level deeper.
 /// Offsets in errors are positions in the whole buffer the reader was made from.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Copy)]
 pub struct Reader<'a> {
     buf: &'a [u8],
     pos: usize,
@@ -38,6 +38,18 @@ impl<'a> Reader<'a> {
             max_depth: limits.max_depth,
             source: None,
         }
+    }
+
+    /// A reader over nothing (an empty region).
+    #[inline]
+    pub fn empty() -> Reader<'static> {
+        Reader::new(&[])
+    }
+
+    /// The bytes not yet read.
+    #[inline]
+    pub fn rest(&self) -> &'a [u8] {
+        &self.buf[self.pos..self.end]
     }
 
     /// A reader over `bytes` whose [`Reader::bytes`] results share `bytes`'
@@ -310,6 +322,39 @@ impl<'a> Reader<'a> {
         };
         self.pos += n;
         Ok(child)
+    }
+
+    /// Runs `f` on this reader one nesting level deeper (for values nested
+    /// without a length: optionals and arrays in element form).
+    #[inline]
+    pub fn descend<T>(
+        &mut self,
+        f: impl FnOnce(&mut Reader<'a>) -> Result<T, DecodeError>,
+    ) -> Result<T, DecodeError> {
+        if self.depth_left == 0 {
+            return Err(DecodeError::DepthExceeded {
+                at: self.pos,
+                max: self.max_depth,
+            });
+        }
+        self.depth_left -= 1;
+        let out = f(self);
+        self.depth_left += 1;
+        out
+    }
+
+    /// A reader over the bytes from `start` (an earlier position of this reader)
+    /// up to the current position, one nesting level deeper.
+    #[inline]
+    pub fn since(&self, start: usize) -> Reader<'a> {
+        Reader {
+            buf: self.buf,
+            pos: start,
+            end: self.pos,
+            depth_left: self.depth_left.saturating_sub(1),
+            max_depth: self.max_depth,
+            source: self.source,
+        }
     }
 
     /// Reads the `uvarint(N)` and presence bitmap that open a message body.

@@ -1,0 +1,125 @@
+//! The traits generated code implements, and the helpers it calls.
+
+use alloc::vec::Vec;
+use bytes::{BufMut, Bytes};
+
+use crate::descriptor::MessageDescriptor;
+use crate::wire::{DecodeError, EncodeError, Limits, Reader};
+
+/// A message or union type: encodes to and decodes from the wire format.
+///
+/// Generated code implements this for every `message` and `union` of a schema
+/// (and `#[derive(Message)]` for Rust types). The encoding is the frame-payload
+/// form: a message body (wire format §5.2) or a union encoding (§5.5).
+///
+/// ```
+/// # use isml_runtime::{Message, wire::{Reader, DecodeError, EncodeError}};
+/// # fn demo<M: Message>(m: &M) -> Result<(), Box<dyn std::error::Error>> {
+/// let bytes = m.encode_to_vec()?;
+/// assert_eq!(bytes.len(), m.encoded_len());
+/// let back = M::decode_slice(&bytes)?;
+/// assert!(back == *m);
+/// # Ok(()) }
+/// ```
+pub trait Message: Sized + Default + Clone + PartialEq + core::fmt::Debug {
+    /// The fully qualified schema name, e.g. `charging.v1.StatusReport`.
+    const NAME: &'static str;
+
+    /// The exact number of bytes [`Message::encode`] writes.
+    fn encoded_len(&self) -> usize;
+
+    /// Checks `max_len` and `range` attributes (and unencodable values) without writing.
+    fn validate(&self) -> Result<(), EncodeError>;
+
+    /// Writes the encoding without validating: callers validate first.
+    #[doc(hidden)]
+    fn encode_raw<B: BufMut + ?Sized>(&self, buf: &mut B);
+
+    /// Reads a value filling the whole region of `r`.
+    #[doc(hidden)]
+    fn decode_reader(r: &mut Reader<'_>) -> Result<Self, DecodeError>;
+
+    /// Validates and writes the encoding into `buf`. Writes nothing when
+    /// validation fails; never allocates when `buf` has room for
+    /// [`Message::encoded_len`] bytes.
+    fn encode<B: BufMut + ?Sized>(&self, buf: &mut B) -> Result<(), EncodeError> {
+        self.validate()?;
+        self.encode_raw(buf);
+        Ok(())
+    }
+
+    /// Validates and encodes into a new vector of exactly the right capacity.
+    fn encode_to_vec(&self) -> Result<Vec<u8>, EncodeError> {
+        self.validate()?;
+        let mut v = Vec::with_capacity(self.encoded_len());
+        self.encode_raw(&mut v);
+        Ok(v)
+    }
+
+    /// Decodes from a byte slice (copies `bytes` fields).
+    fn decode_slice(buf: &[u8]) -> Result<Self, DecodeError> {
+        Self::decode_slice_with_limits(buf, &Limits::DEFAULT)
+    }
+
+    /// Decodes from a byte slice with explicit limits.
+    fn decode_slice_with_limits(buf: &[u8], limits: &Limits) -> Result<Self, DecodeError> {
+        let mut r = Reader::with_limits(buf, limits);
+        Self::decode_reader(&mut r)
+    }
+
+    /// Decodes from [`Bytes`]; `bytes` fields share the buffer instead of copying.
+    fn decode(buf: Bytes) -> Result<Self, DecodeError> {
+        Self::decode_with_limits(&buf, &Limits::DEFAULT)
+    }
+
+    /// Decodes from [`Bytes`] with explicit limits.
+    fn decode_with_limits(buf: &Bytes, limits: &Limits) -> Result<Self, DecodeError> {
+        let mut r = Reader::from_bytes(buf, limits);
+        Self::decode_reader(&mut r)
+    }
+}
+
+/// A message or union with a type id: it can be sent on its own in a frame.
+pub trait TopLevel: Message {
+    /// The type id in frame headers.
+    const TYPE_ID: u32;
+    /// The schema fingerprint (wire format §8).
+    const FINGERPRINT: u64;
+    /// Reflection data for this type.
+    fn descriptor() -> &'static MessageDescriptor;
+}
+
+/// A zero-copy view of a message: borrows strings, bytes and fixed-width lists
+/// from the receive buffer.
+pub trait View<'a>: Sized + Copy + core::fmt::Debug {
+    /// The owned type this is a view of.
+    type Owned: Message;
+
+    /// Reads a view over the frame-payload form (validating everything).
+    fn view(buf: &'a [u8]) -> Result<Self, DecodeError> {
+        Self::view_with_limits(buf, &Limits::DEFAULT)
+    }
+
+    /// Like [`View::view`] with explicit limits.
+    fn view_with_limits(buf: &'a [u8], limits: &Limits) -> Result<Self, DecodeError> {
+        let mut r = Reader::with_limits(buf, limits);
+        Self::view_reader(&mut r)
+    }
+
+    /// Reads a view filling the whole region of `r`.
+    #[doc(hidden)]
+    fn view_reader(r: &mut Reader<'a>) -> Result<Self, DecodeError>;
+
+    /// Copies the view into the owned type.
+    fn to_owned_message(&self) -> Self::Owned;
+}
+
+/// A schema enum: a `u32` on the wire, with unknown values preserved.
+pub trait Enum: Sized + Copy + Default + PartialEq + core::fmt::Debug {
+    /// The fully qualified schema name.
+    const NAME: &'static str;
+    /// The wire value.
+    fn to_u32(self) -> u32;
+    /// The variant of a wire value (`Unknown(v)` when the schema does not define it).
+    fn from_u32(v: u32) -> Self;
+}

@@ -1,0 +1,295 @@
+//! Items generated code refers to. Not a public API: names here may change
+//! between versions without notice. Generated code names everything through
+//! this module with absolute paths so that user items (`Result`, `Vec`, a module
+//! called `core`) cannot shadow them.
+
+pub use alloc::boxed::Box;
+pub use alloc::collections::BTreeMap;
+pub use alloc::string::String;
+pub use alloc::vec::Vec;
+pub use bytes::{BufMut, Bytes};
+pub use core::clone::Clone;
+pub use core::default::Default;
+pub use core::fmt;
+pub use core::marker::PhantomData;
+pub use core::option::Option::{self, None, Some};
+pub use core::result::Result::{self, Err, Ok};
+pub use std::collections::HashMap;
+
+pub use crate::descriptor::{
+    EnumDescriptor, FieldDescriptor, MessageDescriptor, MessageKind, TypeRef,
+};
+pub use crate::message::{Enum, Message, TopLevel, View};
+pub use crate::view::{LazyView, ListView, MapView};
+pub use crate::wire::{Class, DecodeError, EncodeError, PresenceWriter, Reader, varint, write};
+pub use crate::wire_type::{MaxLen, RangeValue, Wire, WireView};
+
+/// Checks a `max_len` attribute on encode.
+#[inline]
+pub fn check_max_len_encode<T: MaxLen + ?Sized>(
+    v: &T,
+    max: u64,
+    message: &'static str,
+    field: &'static str,
+) -> Result<(), EncodeError> {
+    let len = v.max_len_value();
+    if len as u64 > max {
+        return Err(EncodeError::MaxLen {
+            message,
+            field,
+            len,
+            max,
+        });
+    }
+    Ok(())
+}
+
+/// Checks a `range` attribute on encode.
+#[inline]
+pub fn check_range_encode<T: RangeValue + ?Sized>(
+    v: &T,
+    min: i128,
+    max: i128,
+    message: &'static str,
+    field: &'static str,
+) -> Result<(), EncodeError> {
+    if !v.in_range(min, max) {
+        return Err(EncodeError::Range {
+            message,
+            field,
+            value: v.describe(),
+            min,
+            max,
+        });
+    }
+    Ok(())
+}
+
+/// Checks a `max_len` attribute on decode.
+#[inline]
+pub fn check_max_len_decode<T: MaxLen + ?Sized>(v: &T, max: u64) -> Result<(), DecodeError> {
+    let len = v.max_len_value();
+    if len as u64 > max {
+        return Err(DecodeError::MaxLen { len, max });
+    }
+    Ok(())
+}
+
+/// Checks a `range` attribute on decode.
+#[inline]
+pub fn check_range_decode<T: RangeValue + ?Sized>(
+    v: &T,
+    min: i128,
+    max: i128,
+) -> Result<(), DecodeError> {
+    if !v.in_range(min, max) {
+        return Err(DecodeError::Range {
+            value: v.describe(),
+            min,
+            max,
+        });
+    }
+    Ok(())
+}
+
+/// Implements [`Wire`] and [`WireView`] for a generated message type.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __wire_message {
+    ($t:ident, $view:ident) => {
+        impl $crate::__private::Wire for $t {
+            const CLASS: $crate::__private::Class = $crate::__private::Class::Delimited;
+            #[inline]
+            fn is_default(&self) -> bool {
+                false
+            }
+            #[inline]
+            fn elem_len(&self) -> usize {
+                $crate::__private::write::delimited_len($crate::__private::Message::encoded_len(self))
+            }
+            #[inline]
+            fn encode_elem<B: $crate::__private::BufMut + ?Sized>(&self, buf: &mut B) {
+                $crate::__private::varint::put(
+                    buf,
+                    $crate::__private::Message::encoded_len(self) as u64,
+                );
+                $crate::__private::Message::encode_raw(self, buf);
+            }
+            #[inline]
+            fn decode_elem(
+                r: &mut $crate::__private::Reader<'_>,
+            ) -> $crate::__private::Result<Self, $crate::__private::DecodeError> {
+                let mut c = r.delimited()?;
+                <$t as $crate::__private::Message>::decode_reader(&mut c)
+            }
+            #[inline]
+            fn field_len(&self) -> usize {
+                $crate::__private::Wire::elem_len(self)
+            }
+            #[inline]
+            fn encode_field<B: $crate::__private::BufMut + ?Sized>(&self, buf: &mut B) {
+                $crate::__private::Wire::encode_elem(self, buf)
+            }
+            #[inline]
+            fn decode_field(
+                r: &mut $crate::__private::Reader<'_>,
+            ) -> $crate::__private::Result<Self, $crate::__private::DecodeError> {
+                <$t as $crate::__private::Wire>::decode_elem(r)
+            }
+            fn validate(&self) -> $crate::__private::Result<(), $crate::__private::EncodeError> {
+                $crate::__private::Message::validate(self)
+            }
+        }
+        impl<'a> $crate::__private::WireView<'a> for $t {
+            type View = $view<'a>;
+            #[inline]
+            fn view_elem(
+                r: &mut $crate::__private::Reader<'a>,
+            ) -> $crate::__private::Result<$view<'a>, $crate::__private::DecodeError> {
+                let mut c = r.delimited()?;
+                <$view<'a> as $crate::__private::View<'a>>::view_reader(&mut c)
+            }
+            #[inline]
+            fn view_field(
+                r: &mut $crate::__private::Reader<'a>,
+            ) -> $crate::__private::Result<$view<'a>, $crate::__private::DecodeError> {
+                <$t as $crate::__private::WireView<'a>>::view_elem(r)
+            }
+            fn from_view(v: &$view<'a>) -> $t {
+                $crate::__private::View::to_owned_message(v)
+            }
+        }
+    };
+}
+
+/// Implements [`Wire`] and [`WireView`] for a generated union type, whose
+/// inherent `__decode_value` / view `__view_value` read one union encoding.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __wire_union {
+    ($t:ident, $view:ident) => {
+        impl $crate::__private::Wire for $t {
+            const CLASS: $crate::__private::Class = $crate::__private::Class::Delimited;
+            #[inline]
+            fn is_default(&self) -> bool {
+                false
+            }
+            #[inline]
+            fn elem_len(&self) -> usize {
+                $crate::__private::Message::encoded_len(self)
+            }
+            #[inline]
+            fn encode_elem<B: $crate::__private::BufMut + ?Sized>(&self, buf: &mut B) {
+                $crate::__private::Message::encode_raw(self, buf);
+            }
+            #[inline]
+            fn decode_elem(
+                r: &mut $crate::__private::Reader<'_>,
+            ) -> $crate::__private::Result<Self, $crate::__private::DecodeError> {
+                r.descend(<$t>::__decode_value)
+            }
+            #[inline]
+            fn field_len(&self) -> usize {
+                $crate::__private::write::delimited_len($crate::__private::Message::encoded_len(self))
+            }
+            #[inline]
+            fn encode_field<B: $crate::__private::BufMut + ?Sized>(&self, buf: &mut B) {
+                $crate::__private::varint::put(
+                    buf,
+                    $crate::__private::Message::encoded_len(self) as u64,
+                );
+                $crate::__private::Message::encode_raw(self, buf);
+            }
+            #[inline]
+            fn decode_field(
+                r: &mut $crate::__private::Reader<'_>,
+            ) -> $crate::__private::Result<Self, $crate::__private::DecodeError> {
+                let mut c = r.delimited()?;
+                <$t as $crate::__private::Message>::decode_reader(&mut c)
+            }
+            fn validate(&self) -> $crate::__private::Result<(), $crate::__private::EncodeError> {
+                $crate::__private::Message::validate(self)
+            }
+        }
+        impl<'a> $crate::__private::WireView<'a> for $t {
+            type View = $view<'a>;
+            #[inline]
+            fn view_elem(
+                r: &mut $crate::__private::Reader<'a>,
+            ) -> $crate::__private::Result<$view<'a>, $crate::__private::DecodeError> {
+                r.descend(<$view<'a>>::__view_value)
+            }
+            #[inline]
+            fn view_field(
+                r: &mut $crate::__private::Reader<'a>,
+            ) -> $crate::__private::Result<$view<'a>, $crate::__private::DecodeError> {
+                let mut c = r.delimited()?;
+                <$view<'a> as $crate::__private::View<'a>>::view_reader(&mut c)
+            }
+            fn from_view(v: &$view<'a>) -> $t {
+                $crate::__private::View::to_owned_message(v)
+            }
+        }
+    };
+}
+
+/// Implements [`Wire`] and [`WireView`] for a generated enum (which implements [`Enum`]).
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __wire_enum {
+    ($t:ident) => {
+        impl $crate::__private::Wire for $t {
+            const CLASS: $crate::__private::Class = $crate::__private::Class::Varint;
+            #[inline]
+            fn is_default(&self) -> bool {
+                $crate::__private::Enum::to_u32(*self) == 0
+            }
+            #[inline]
+            fn elem_len(&self) -> usize {
+                $crate::__private::varint::len($crate::__private::Enum::to_u32(*self) as u64)
+            }
+            #[inline]
+            fn encode_elem<B: $crate::__private::BufMut + ?Sized>(&self, buf: &mut B) {
+                $crate::__private::varint::put(buf, $crate::__private::Enum::to_u32(*self) as u64);
+            }
+            #[inline]
+            fn decode_elem(
+                r: &mut $crate::__private::Reader<'_>,
+            ) -> $crate::__private::Result<Self, $crate::__private::DecodeError> {
+                r.u32().map(<$t as $crate::__private::Enum>::from_u32)
+            }
+            #[inline]
+            fn field_len(&self) -> usize {
+                $crate::__private::Wire::elem_len(self)
+            }
+            #[inline]
+            fn encode_field<B: $crate::__private::BufMut + ?Sized>(&self, buf: &mut B) {
+                $crate::__private::Wire::encode_elem(self, buf)
+            }
+            #[inline]
+            fn decode_field(
+                r: &mut $crate::__private::Reader<'_>,
+            ) -> $crate::__private::Result<Self, $crate::__private::DecodeError> {
+                <$t as $crate::__private::Wire>::decode_elem(r)
+            }
+        }
+        impl<'a> $crate::__private::WireView<'a> for $t {
+            type View = $t;
+            #[inline]
+            fn view_elem(
+                r: &mut $crate::__private::Reader<'a>,
+            ) -> $crate::__private::Result<$t, $crate::__private::DecodeError> {
+                <$t as $crate::__private::Wire>::decode_elem(r)
+            }
+            #[inline]
+            fn view_field(
+                r: &mut $crate::__private::Reader<'a>,
+            ) -> $crate::__private::Result<$t, $crate::__private::DecodeError> {
+                <$t as $crate::__private::Wire>::decode_elem(r)
+            }
+            fn from_view(v: &$t) -> $t {
+                *v
+            }
+        }
+    };
+}

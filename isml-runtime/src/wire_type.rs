@@ -1,0 +1,936 @@
+//! How each Rust type that can appear in a message is encoded: the one
+//! encoder/decoder implementation behind generated and derived code.
+//!
+//! Every schema type maps to a Rust type implementing [`Wire`] (owned values)
+//! and [`WireView`] (zero-copy views). Generated code calls these per field; the
+//! per-type logic lives here once.
+
+use alloc::boxed::Box;
+use alloc::collections::BTreeMap;
+use alloc::string::String;
+use alloc::vec::Vec;
+use bytes::{BufMut, Bytes};
+use std::collections::HashMap;
+
+use crate::view::{LazyView, ListView, MapView};
+use crate::wire::{Class, DecodeError, EncodeError, Reader, varint, write};
+
+/// Encoding of one Rust type in its two forms: the *field form* (a message field
+/// or union variant, wire format §5.1) and the *element form* (inside lists,
+/// arrays, maps and nested optionals, §5.3).
+pub trait Wire: Sized {
+    /// The class of the field form.
+    const CLASS: Class;
+    /// Width of the element form when it is fixed (u8, i8, bool, f32, f64).
+    const ELEM_WIDTH: Option<usize> = None;
+    /// Whether every bit pattern of a fixed-width element is valid (not `bool`),
+    /// so a list of them needs no validation pass.
+    const ANY_BITS: bool = false;
+
+    /// Whether a non-optional field with this value is omitted (§5.2).
+    fn is_default(&self) -> bool;
+    /// Bytes of the element form.
+    fn elem_len(&self) -> usize;
+    /// Writes the element form.
+    fn encode_elem<B: BufMut + ?Sized>(&self, buf: &mut B);
+    /// Reads the element form.
+    fn decode_elem(r: &mut Reader<'_>) -> Result<Self, DecodeError>;
+    /// Bytes of the field form.
+    fn field_len(&self) -> usize;
+    /// Writes the field form.
+    fn encode_field<B: BufMut + ?Sized>(&self, buf: &mut B);
+    /// Reads the field form (the class was already checked).
+    fn decode_field(r: &mut Reader<'_>) -> Result<Self, DecodeError>;
+    /// Checks attributes of nested messages.
+    fn validate(&self) -> Result<(), EncodeError> {
+        Ok(())
+    }
+
+    /// Writes the elements of a list (overridden by `u8` to copy the slice).
+    #[doc(hidden)]
+    fn encode_list<B: BufMut + ?Sized>(items: &[Self], buf: &mut B) {
+        for item in items {
+            item.encode_elem(buf);
+        }
+    }
+
+    /// Reads list content until the region is consumed.
+    #[doc(hidden)]
+    fn decode_list(r: &mut Reader<'_>) -> Result<Vec<Self>, DecodeError> {
+        let mut out = match Self::ELEM_WIDTH {
+            Some(w) => Vec::with_capacity(r.remaining() / w),
+            None => Vec::new(),
+        };
+        while !r.is_empty() {
+            out.push(Self::decode_elem(r)?);
+        }
+        Ok(out)
+    }
+}
+
+/// Zero-copy reading of a [`Wire`] type: strings and bytes borrow from the
+/// buffer, lists and maps are validated lazily-iterated views.
+pub trait WireView<'a>: Wire {
+    /// The borrowed form.
+    type View: Copy + core::fmt::Debug + Default;
+    /// Reads the element form as a view.
+    fn view_elem(r: &mut Reader<'a>) -> Result<Self::View, DecodeError>;
+    /// Reads the field form as a view.
+    fn view_field(r: &mut Reader<'a>) -> Result<Self::View, DecodeError>;
+    /// Copies a view into the owned type.
+    fn from_view(v: &Self::View) -> Self;
+}
+
+/// Length a `max_len` attribute measures: UTF-8 bytes, bytes, elements or entries.
+pub trait MaxLen {
+    /// The measured length.
+    fn max_len_value(&self) -> usize;
+}
+
+impl MaxLen for String {
+    fn max_len_value(&self) -> usize {
+        self.len()
+    }
+}
+impl MaxLen for &str {
+    fn max_len_value(&self) -> usize {
+        self.len()
+    }
+}
+impl MaxLen for Bytes {
+    fn max_len_value(&self) -> usize {
+        self.len()
+    }
+}
+impl MaxLen for &[u8] {
+    fn max_len_value(&self) -> usize {
+        self.len()
+    }
+}
+impl<T> MaxLen for Vec<T> {
+    fn max_len_value(&self) -> usize {
+        self.len()
+    }
+}
+impl<K, V> MaxLen for BTreeMap<K, V> {
+    fn max_len_value(&self) -> usize {
+        self.len()
+    }
+}
+impl<K, V, S> MaxLen for HashMap<K, V, S> {
+    fn max_len_value(&self) -> usize {
+        self.len()
+    }
+}
+impl<'a, T: WireView<'a>> MaxLen for ListView<'a, T> {
+    fn max_len_value(&self) -> usize {
+        self.len()
+    }
+}
+impl<'a, K: WireView<'a>, V: WireView<'a>> MaxLen for MapView<'a, K, V> {
+    fn max_len_value(&self) -> usize {
+        self.len()
+    }
+}
+impl<T: MaxLen> MaxLen for Option<T> {
+    fn max_len_value(&self) -> usize {
+        self.as_ref().map_or(0, T::max_len_value)
+    }
+}
+
+/// A number a `range` attribute can check.
+pub trait RangeValue {
+    /// Whether the value lies in `min..=max`.
+    fn in_range(&self, min: i128, max: i128) -> bool;
+    /// The value, formatted for errors.
+    fn describe(&self) -> String;
+}
+
+macro_rules! range_int {
+    ($($t:ty),*) => {$(
+        impl RangeValue for $t {
+            fn in_range(&self, min: i128, max: i128) -> bool {
+                (min..=max).contains(&(*self as i128))
+            }
+            fn describe(&self) -> String {
+                alloc::format!("{self}")
+            }
+        }
+    )*};
+}
+range_int!(u8, u16, u32, u64, i8, i16, i32, i64);
+
+macro_rules! range_float {
+    ($($t:ty),*) => {$(
+        impl RangeValue for $t {
+            fn in_range(&self, min: i128, max: i128) -> bool {
+                let v = f64::from(*self);
+                v >= min as f64 && v <= max as f64
+            }
+            fn describe(&self) -> String {
+                alloc::format!("{self}")
+            }
+        }
+    )*};
+}
+range_float!(f32, f64);
+
+impl<T: RangeValue> RangeValue for Option<T> {
+    fn in_range(&self, min: i128, max: i128) -> bool {
+        self.as_ref().is_none_or(|v| v.in_range(min, max))
+    }
+    fn describe(&self) -> String {
+        self.as_ref().map_or_else(|| String::from("none"), T::describe)
+    }
+}
+
+macro_rules! scalar_view {
+    ($t:ty) => {
+        impl<'a> WireView<'a> for $t {
+            type View = $t;
+            #[inline]
+            fn view_elem(r: &mut Reader<'a>) -> Result<$t, DecodeError> {
+                <$t as Wire>::decode_elem(r)
+            }
+            #[inline]
+            fn view_field(r: &mut Reader<'a>) -> Result<$t, DecodeError> {
+                <$t as Wire>::decode_field(r)
+            }
+            #[inline]
+            fn from_view(v: &$t) -> $t {
+                *v
+            }
+        }
+    };
+}
+
+impl Wire for bool {
+    const CLASS: Class = Class::Varint;
+    const ELEM_WIDTH: Option<usize> = Some(1);
+    #[inline]
+    fn is_default(&self) -> bool {
+        !*self
+    }
+    #[inline]
+    fn elem_len(&self) -> usize {
+        1
+    }
+    #[inline]
+    fn encode_elem<B: BufMut + ?Sized>(&self, buf: &mut B) {
+        buf.put_u8(u8::from(*self));
+    }
+    #[inline]
+    fn decode_elem(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        r.bool()
+    }
+    #[inline]
+    fn field_len(&self) -> usize {
+        1
+    }
+    #[inline]
+    fn encode_field<B: BufMut + ?Sized>(&self, buf: &mut B) {
+        buf.put_u8(u8::from(*self));
+    }
+    #[inline]
+    fn decode_field(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        r.bool_varint()
+    }
+}
+scalar_view!(bool);
+
+impl Wire for u8 {
+    const ANY_BITS: bool = true;
+    const CLASS: Class = Class::Varint;
+    const ELEM_WIDTH: Option<usize> = Some(1);
+    #[inline]
+    fn is_default(&self) -> bool {
+        *self == 0
+    }
+    #[inline]
+    fn elem_len(&self) -> usize {
+        1
+    }
+    #[inline]
+    fn encode_elem<B: BufMut + ?Sized>(&self, buf: &mut B) {
+        buf.put_u8(*self);
+    }
+    #[inline]
+    fn decode_elem(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        r.u8()
+    }
+    #[inline]
+    fn field_len(&self) -> usize {
+        varint::len(u64::from(*self))
+    }
+    #[inline]
+    fn encode_field<B: BufMut + ?Sized>(&self, buf: &mut B) {
+        varint::put(buf, u64::from(*self));
+    }
+    #[inline]
+    fn decode_field(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        r.u8_varint()
+    }
+    fn encode_list<B: BufMut + ?Sized>(items: &[Self], buf: &mut B) {
+        buf.put_slice(items);
+    }
+    fn decode_list(r: &mut Reader<'_>) -> Result<Vec<Self>, DecodeError> {
+        Ok(r.raw(r.remaining())?.to_vec())
+    }
+}
+scalar_view!(u8);
+
+impl Wire for i8 {
+    const ANY_BITS: bool = true;
+    const CLASS: Class = Class::Varint;
+    const ELEM_WIDTH: Option<usize> = Some(1);
+    #[inline]
+    fn is_default(&self) -> bool {
+        *self == 0
+    }
+    #[inline]
+    fn elem_len(&self) -> usize {
+        1
+    }
+    #[inline]
+    fn encode_elem<B: BufMut + ?Sized>(&self, buf: &mut B) {
+        buf.put_i8(*self);
+    }
+    #[inline]
+    fn decode_elem(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        r.i8()
+    }
+    #[inline]
+    fn field_len(&self) -> usize {
+        write::svarint_len(i64::from(*self))
+    }
+    #[inline]
+    fn encode_field<B: BufMut + ?Sized>(&self, buf: &mut B) {
+        write::svarint(buf, i64::from(*self));
+    }
+    #[inline]
+    fn decode_field(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        r.i8_varint()
+    }
+}
+scalar_view!(i8);
+
+macro_rules! unsigned {
+    ($t:ty, $read:ident) => {
+        impl Wire for $t {
+            const CLASS: Class = Class::Varint;
+            #[inline]
+            fn is_default(&self) -> bool {
+                *self == 0
+            }
+            #[inline]
+            fn elem_len(&self) -> usize {
+                varint::len(u64::from(*self))
+            }
+            #[inline]
+            fn encode_elem<B: BufMut + ?Sized>(&self, buf: &mut B) {
+                varint::put(buf, u64::from(*self));
+            }
+            #[inline]
+            fn decode_elem(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+                r.$read()
+            }
+            #[inline]
+            fn field_len(&self) -> usize {
+                varint::len(u64::from(*self))
+            }
+            #[inline]
+            fn encode_field<B: BufMut + ?Sized>(&self, buf: &mut B) {
+                varint::put(buf, u64::from(*self));
+            }
+            #[inline]
+            fn decode_field(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+                r.$read()
+            }
+        }
+        scalar_view!($t);
+    };
+}
+unsigned!(u16, u16);
+unsigned!(u32, u32);
+unsigned!(u64, u64);
+
+macro_rules! signed {
+    ($t:ty, $read:ident) => {
+        impl Wire for $t {
+            const CLASS: Class = Class::Varint;
+            #[inline]
+            fn is_default(&self) -> bool {
+                *self == 0
+            }
+            #[inline]
+            fn elem_len(&self) -> usize {
+                write::svarint_len(i64::from(*self))
+            }
+            #[inline]
+            fn encode_elem<B: BufMut + ?Sized>(&self, buf: &mut B) {
+                write::svarint(buf, i64::from(*self));
+            }
+            #[inline]
+            fn decode_elem(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+                r.$read()
+            }
+            #[inline]
+            fn field_len(&self) -> usize {
+                write::svarint_len(i64::from(*self))
+            }
+            #[inline]
+            fn encode_field<B: BufMut + ?Sized>(&self, buf: &mut B) {
+                write::svarint(buf, i64::from(*self));
+            }
+            #[inline]
+            fn decode_field(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+                r.$read()
+            }
+        }
+        scalar_view!($t);
+    };
+}
+signed!(i16, i16);
+signed!(i32, i32);
+signed!(i64, i64);
+
+impl Wire for f32 {
+    const ANY_BITS: bool = true;
+    const CLASS: Class = Class::Fixed32;
+    const ELEM_WIDTH: Option<usize> = Some(4);
+    #[inline]
+    fn is_default(&self) -> bool {
+        self.to_bits() == 0
+    }
+    #[inline]
+    fn elem_len(&self) -> usize {
+        4
+    }
+    #[inline]
+    fn encode_elem<B: BufMut + ?Sized>(&self, buf: &mut B) {
+        buf.put_f32_le(*self);
+    }
+    #[inline]
+    fn decode_elem(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        r.f32()
+    }
+    #[inline]
+    fn field_len(&self) -> usize {
+        4
+    }
+    #[inline]
+    fn encode_field<B: BufMut + ?Sized>(&self, buf: &mut B) {
+        buf.put_f32_le(*self);
+    }
+    #[inline]
+    fn decode_field(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        r.f32()
+    }
+}
+scalar_view!(f32);
+
+impl Wire for f64 {
+    const ANY_BITS: bool = true;
+    const CLASS: Class = Class::Delimited;
+    const ELEM_WIDTH: Option<usize> = Some(8);
+    #[inline]
+    fn is_default(&self) -> bool {
+        self.to_bits() == 0
+    }
+    #[inline]
+    fn elem_len(&self) -> usize {
+        8
+    }
+    #[inline]
+    fn encode_elem<B: BufMut + ?Sized>(&self, buf: &mut B) {
+        buf.put_f64_le(*self);
+    }
+    #[inline]
+    fn decode_elem(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        r.f64()
+    }
+    #[inline]
+    fn field_len(&self) -> usize {
+        9
+    }
+    #[inline]
+    fn encode_field<B: BufMut + ?Sized>(&self, buf: &mut B) {
+        buf.put_u8(8);
+        buf.put_f64_le(*self);
+    }
+    #[inline]
+    fn decode_field(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let mut c = r.delimited()?;
+        let v = c.f64()?;
+        c.finish("f64")?;
+        Ok(v)
+    }
+}
+scalar_view!(f64);
+
+impl Wire for String {
+    const CLASS: Class = Class::Delimited;
+    #[inline]
+    fn is_default(&self) -> bool {
+        self.is_empty()
+    }
+    #[inline]
+    fn elem_len(&self) -> usize {
+        write::delimited_len(self.len())
+    }
+    #[inline]
+    fn encode_elem<B: BufMut + ?Sized>(&self, buf: &mut B) {
+        write::len_prefixed(buf, self.as_bytes());
+    }
+    #[inline]
+    fn decode_elem(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        r.str().map(String::from)
+    }
+    #[inline]
+    fn field_len(&self) -> usize {
+        self.elem_len()
+    }
+    #[inline]
+    fn encode_field<B: BufMut + ?Sized>(&self, buf: &mut B) {
+        self.encode_elem(buf);
+    }
+    #[inline]
+    fn decode_field(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Self::decode_elem(r)
+    }
+}
+
+impl<'a> WireView<'a> for String {
+    type View = &'a str;
+    #[inline]
+    fn view_elem(r: &mut Reader<'a>) -> Result<&'a str, DecodeError> {
+        r.str()
+    }
+    #[inline]
+    fn view_field(r: &mut Reader<'a>) -> Result<&'a str, DecodeError> {
+        r.str()
+    }
+    fn from_view(v: &&'a str) -> String {
+        String::from(*v)
+    }
+}
+
+impl Wire for Bytes {
+    const CLASS: Class = Class::Delimited;
+    #[inline]
+    fn is_default(&self) -> bool {
+        self.is_empty()
+    }
+    #[inline]
+    fn elem_len(&self) -> usize {
+        write::delimited_len(self.len())
+    }
+    #[inline]
+    fn encode_elem<B: BufMut + ?Sized>(&self, buf: &mut B) {
+        write::len_prefixed(buf, self);
+    }
+    #[inline]
+    fn decode_elem(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        r.bytes()
+    }
+    #[inline]
+    fn field_len(&self) -> usize {
+        self.elem_len()
+    }
+    #[inline]
+    fn encode_field<B: BufMut + ?Sized>(&self, buf: &mut B) {
+        self.encode_elem(buf);
+    }
+    #[inline]
+    fn decode_field(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        r.bytes()
+    }
+}
+
+impl<'a> WireView<'a> for Bytes {
+    type View = &'a [u8];
+    #[inline]
+    fn view_elem(r: &mut Reader<'a>) -> Result<&'a [u8], DecodeError> {
+        r.byte_slice()
+    }
+    #[inline]
+    fn view_field(r: &mut Reader<'a>) -> Result<&'a [u8], DecodeError> {
+        r.byte_slice()
+    }
+    fn from_view(v: &&'a [u8]) -> Bytes {
+        Bytes::copy_from_slice(v)
+    }
+}
+
+#[inline]
+fn list_content_len<T: Wire>(items: &[T]) -> usize {
+    match T::ELEM_WIDTH {
+        Some(w) => items.len() * w,
+        None => items.iter().map(Wire::elem_len).sum(),
+    }
+}
+
+impl<T: Wire> Wire for Vec<T> {
+    const CLASS: Class = Class::Delimited;
+    #[inline]
+    fn is_default(&self) -> bool {
+        self.is_empty()
+    }
+    #[inline]
+    fn elem_len(&self) -> usize {
+        write::delimited_len(list_content_len(self))
+    }
+    #[inline]
+    fn encode_elem<B: BufMut + ?Sized>(&self, buf: &mut B) {
+        varint::put(buf, list_content_len(self) as u64);
+        T::encode_list(self, buf);
+    }
+    #[inline]
+    fn decode_elem(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let at = r.position();
+        let mut c = r.delimited()?;
+        if let Some(width) = T::ELEM_WIDTH
+            && c.remaining() % width != 0
+        {
+            return Err(DecodeError::RaggedList {
+                at,
+                len: c.remaining(),
+                width,
+            });
+        }
+        T::decode_list(&mut c)
+    }
+    #[inline]
+    fn field_len(&self) -> usize {
+        self.elem_len()
+    }
+    #[inline]
+    fn encode_field<B: BufMut + ?Sized>(&self, buf: &mut B) {
+        self.encode_elem(buf);
+    }
+    #[inline]
+    fn decode_field(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Self::decode_elem(r)
+    }
+    fn validate(&self) -> Result<(), EncodeError> {
+        self.iter().try_for_each(Wire::validate)
+    }
+}
+
+impl<'a, T: WireView<'a>> WireView<'a> for Vec<T> {
+    type View = ListView<'a, T>;
+    fn view_elem(r: &mut Reader<'a>) -> Result<ListView<'a, T>, DecodeError> {
+        ListView::read(r)
+    }
+    fn view_field(r: &mut Reader<'a>) -> Result<ListView<'a, T>, DecodeError> {
+        ListView::read(r)
+    }
+    fn from_view(v: &ListView<'a, T>) -> Vec<T> {
+        v.iter().map(|e| T::from_view(&e)).collect()
+    }
+}
+
+impl<T: Wire> Wire for Option<T> {
+    const CLASS: Class = T::CLASS;
+    #[inline]
+    fn is_default(&self) -> bool {
+        self.is_none()
+    }
+    #[inline]
+    fn elem_len(&self) -> usize {
+        1 + self.as_ref().map_or(0, Wire::elem_len)
+    }
+    #[inline]
+    fn encode_elem<B: BufMut + ?Sized>(&self, buf: &mut B) {
+        match self {
+            None => buf.put_u8(0),
+            Some(v) => {
+                buf.put_u8(1);
+                v.encode_elem(buf);
+            }
+        }
+    }
+    fn decode_elem(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        if r.bool()? {
+            r.descend(T::decode_elem).map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+    #[inline]
+    fn field_len(&self) -> usize {
+        self.as_ref().map_or(0, Wire::field_len)
+    }
+    #[inline]
+    fn encode_field<B: BufMut + ?Sized>(&self, buf: &mut B) {
+        if let Some(v) = self {
+            v.encode_field(buf);
+        }
+    }
+    #[inline]
+    fn decode_field(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        T::decode_field(r).map(Some)
+    }
+    fn validate(&self) -> Result<(), EncodeError> {
+        self.as_ref().map_or(Ok(()), Wire::validate)
+    }
+}
+
+impl<'a, T: WireView<'a>> WireView<'a> for Option<T> {
+    type View = Option<T::View>;
+    fn view_elem(r: &mut Reader<'a>) -> Result<Option<T::View>, DecodeError> {
+        if r.bool()? {
+            r.descend(T::view_elem).map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+    fn view_field(r: &mut Reader<'a>) -> Result<Option<T::View>, DecodeError> {
+        T::view_field(r).map(Some)
+    }
+    fn from_view(v: &Option<T::View>) -> Option<T> {
+        v.as_ref().map(T::from_view)
+    }
+}
+
+impl<T: Wire> Wire for Box<T> {
+    const CLASS: Class = T::CLASS;
+    const ELEM_WIDTH: Option<usize> = T::ELEM_WIDTH;
+    #[inline]
+    fn is_default(&self) -> bool {
+        (**self).is_default()
+    }
+    #[inline]
+    fn elem_len(&self) -> usize {
+        (**self).elem_len()
+    }
+    #[inline]
+    fn encode_elem<B: BufMut + ?Sized>(&self, buf: &mut B) {
+        (**self).encode_elem(buf);
+    }
+    #[inline]
+    fn decode_elem(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        T::decode_elem(r).map(Box::new)
+    }
+    #[inline]
+    fn field_len(&self) -> usize {
+        (**self).field_len()
+    }
+    #[inline]
+    fn encode_field<B: BufMut + ?Sized>(&self, buf: &mut B) {
+        (**self).encode_field(buf);
+    }
+    #[inline]
+    fn decode_field(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        T::decode_field(r).map(Box::new)
+    }
+    fn validate(&self) -> Result<(), EncodeError> {
+        (**self).validate()
+    }
+}
+
+impl<'a, T: WireView<'a>> WireView<'a> for Box<T> {
+    type View = LazyView<'a, T>;
+    fn view_elem(r: &mut Reader<'a>) -> Result<LazyView<'a, T>, DecodeError> {
+        LazyView::read(r, false)
+    }
+    fn view_field(r: &mut Reader<'a>) -> Result<LazyView<'a, T>, DecodeError> {
+        LazyView::read(r, true)
+    }
+    fn from_view(v: &LazyView<'a, T>) -> Box<T> {
+        Box::new(T::from_view(&v.get()))
+    }
+}
+
+fn map_content_len<'k, K: Wire + 'k, V: Wire + 'k>(
+    entries: impl Iterator<Item = (&'k K, &'k V)>,
+) -> usize {
+    entries.map(|(k, v)| k.elem_len() + v.elem_len()).sum()
+}
+
+impl<K: Wire + Ord, V: Wire> Wire for BTreeMap<K, V> {
+    const CLASS: Class = Class::Delimited;
+    #[inline]
+    fn is_default(&self) -> bool {
+        self.is_empty()
+    }
+    fn elem_len(&self) -> usize {
+        write::delimited_len(map_content_len(self.iter()))
+    }
+    fn encode_elem<B: BufMut + ?Sized>(&self, buf: &mut B) {
+        varint::put(buf, map_content_len(self.iter()) as u64);
+        for (k, v) in self {
+            k.encode_elem(buf);
+            v.encode_elem(buf);
+        }
+    }
+    fn decode_elem(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let mut c = r.delimited()?;
+        let mut map = BTreeMap::new();
+        while !c.is_empty() {
+            let at = c.position();
+            let k = K::decode_elem(&mut c)?;
+            if map.last_key_value().is_some_and(|(last, _)| *last >= k) {
+                return Err(DecodeError::MapKeyOrder { at });
+            }
+            let v = V::decode_elem(&mut c)?;
+            map.insert(k, v);
+        }
+        Ok(map)
+    }
+    fn field_len(&self) -> usize {
+        self.elem_len()
+    }
+    fn encode_field<B: BufMut + ?Sized>(&self, buf: &mut B) {
+        self.encode_elem(buf);
+    }
+    fn decode_field(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Self::decode_elem(r)
+    }
+    fn validate(&self) -> Result<(), EncodeError> {
+        self.values().try_for_each(Wire::validate)
+    }
+}
+
+impl<'a, K: WireView<'a> + Ord, V: WireView<'a>> WireView<'a> for BTreeMap<K, V>
+where
+    K::View: PartialOrd,
+{
+    type View = MapView<'a, K, V>;
+    fn view_elem(r: &mut Reader<'a>) -> Result<MapView<'a, K, V>, DecodeError> {
+        MapView::read(r)
+    }
+    fn view_field(r: &mut Reader<'a>) -> Result<MapView<'a, K, V>, DecodeError> {
+        MapView::read(r)
+    }
+    fn from_view(v: &MapView<'a, K, V>) -> BTreeMap<K, V> {
+        v.iter()
+            .map(|(k, v)| (K::from_view(&k), V::from_view(&v)))
+            .collect()
+    }
+}
+
+impl<K, V, S> Wire for HashMap<K, V, S>
+where
+    K: Wire + Ord + core::hash::Hash,
+    V: Wire,
+    S: core::hash::BuildHasher + Default,
+{
+    const CLASS: Class = Class::Delimited;
+    #[inline]
+    fn is_default(&self) -> bool {
+        self.is_empty()
+    }
+    fn elem_len(&self) -> usize {
+        write::delimited_len(map_content_len(self.iter()))
+    }
+    fn encode_elem<B: BufMut + ?Sized>(&self, buf: &mut B) {
+        // Deterministic output needs sorted keys; a HashMap has none, so sort references.
+        let mut entries: Vec<(&K, &V)> = self.iter().collect();
+        entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        varint::put(buf, map_content_len(entries.iter().copied()) as u64);
+        for (k, v) in entries {
+            k.encode_elem(buf);
+            v.encode_elem(buf);
+        }
+    }
+    fn decode_elem(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        BTreeMap::<K, V>::decode_elem(r).map(|m| m.into_iter().collect())
+    }
+    fn field_len(&self) -> usize {
+        self.elem_len()
+    }
+    fn encode_field<B: BufMut + ?Sized>(&self, buf: &mut B) {
+        self.encode_elem(buf);
+    }
+    fn decode_field(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Self::decode_elem(r)
+    }
+    fn validate(&self) -> Result<(), EncodeError> {
+        self.values().try_for_each(Wire::validate)
+    }
+}
+
+impl<'a, K, V, S> WireView<'a> for HashMap<K, V, S>
+where
+    K: WireView<'a> + Ord + core::hash::Hash,
+    K::View: PartialOrd,
+    V: WireView<'a>,
+    S: core::hash::BuildHasher + Default,
+{
+    type View = MapView<'a, K, V>;
+    fn view_elem(r: &mut Reader<'a>) -> Result<MapView<'a, K, V>, DecodeError> {
+        MapView::read(r)
+    }
+    fn view_field(r: &mut Reader<'a>) -> Result<MapView<'a, K, V>, DecodeError> {
+        MapView::read(r)
+    }
+    fn from_view(v: &MapView<'a, K, V>) -> Self {
+        v.iter()
+            .map(|(k, v)| (K::from_view(&k), V::from_view(&v)))
+            .collect()
+    }
+}
+
+impl<T: Wire + Default, const N: usize> Wire for [T; N] {
+    const CLASS: Class = Class::Delimited;
+    #[inline]
+    fn is_default(&self) -> bool {
+        false
+    }
+    #[inline]
+    fn elem_len(&self) -> usize {
+        list_content_len(self)
+    }
+    #[inline]
+    fn encode_elem<B: BufMut + ?Sized>(&self, buf: &mut B) {
+        T::encode_list(self, buf);
+    }
+    fn decode_elem(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        r.descend(|c| {
+            let mut out: [T; N] = core::array::from_fn(|_| T::default());
+            for slot in &mut out {
+                *slot = T::decode_elem(c)?;
+            }
+            Ok(out)
+        })
+    }
+    #[inline]
+    fn field_len(&self) -> usize {
+        write::delimited_len(self.elem_len())
+    }
+    #[inline]
+    fn encode_field<B: BufMut + ?Sized>(&self, buf: &mut B) {
+        varint::put(buf, self.elem_len() as u64);
+        self.encode_elem(buf);
+    }
+    fn decode_field(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let mut c = r.delimited()?;
+        let v = Self::decode_elem(&mut c)?;
+        c.finish("array")?;
+        Ok(v)
+    }
+    fn validate(&self) -> Result<(), EncodeError> {
+        self.iter().try_for_each(Wire::validate)
+    }
+}
+
+impl<'a, T: WireView<'a> + Default, const N: usize> WireView<'a> for [T; N] {
+    type View = ListView<'a, T>;
+    fn view_elem(r: &mut Reader<'a>) -> Result<ListView<'a, T>, DecodeError> {
+        ListView::read_array(r, N)
+    }
+    fn view_field(r: &mut Reader<'a>) -> Result<ListView<'a, T>, DecodeError> {
+        let mut c = r.delimited()?;
+        let v = ListView::read_array(&mut c, N)?;
+        c.finish("array")?;
+        Ok(v)
+    }
+    fn from_view(v: &ListView<'a, T>) -> [T; N] {
+        let mut out: [T; N] = core::array::from_fn(|_| T::default());
+        for (slot, e) in out.iter_mut().zip(v.iter()) {
+            *slot = T::from_view(&e);
+        }
+        out
+    }
+}
