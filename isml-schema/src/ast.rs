@@ -1,0 +1,212 @@
+//! The spanned syntax tree produced by [`lower`](crate::lower) from the pest
+//! parse tree. It mirrors the source closely: nothing is resolved or checked
+//! yet, numbers are kept as written (wide), attributes are uninterpreted.
+
+use crate::source::Span;
+
+/// A name with where it was written.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Ident {
+    pub(crate) name: String,
+    pub(crate) span: Span,
+}
+
+/// An integer literal. `value` is `None` when the literal does not fit in
+/// an `i128` (already reported while lowering).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct IntLit {
+    pub(crate) value: Option<i128>,
+    pub(crate) span: Span,
+}
+
+/// A whole file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct File {
+    /// `//!` lines.
+    pub(crate) docs: Vec<String>,
+    pub(crate) package: Option<Ident>,
+    pub(crate) imports: Vec<Import>,
+    pub(crate) decls: Vec<Decl>,
+}
+
+/// `import "path";`
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Import {
+    pub(crate) path: String,
+    pub(crate) span: Span,
+}
+
+/// A top-level declaration.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Decl {
+    Enum(EnumDecl),
+    Message(MessageDecl),
+    Union(UnionDecl),
+    Service(ServiceDecl),
+    Channel(ChannelDecl),
+}
+
+/// `enum Name { ... }`
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct EnumDecl {
+    pub(crate) docs: Vec<String>,
+    pub(crate) name: Ident,
+    pub(crate) attrs: Vec<Attribute>,
+    pub(crate) variants: Vec<EnumVariant>,
+    pub(crate) span: Span,
+}
+
+/// `name = value;`
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct EnumVariant {
+    pub(crate) docs: Vec<String>,
+    pub(crate) name: Ident,
+    pub(crate) value: IntLit,
+    pub(crate) attrs: Vec<Attribute>,
+    pub(crate) span: Span,
+}
+
+/// `message Name [attrs] { ... }`
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct MessageDecl {
+    pub(crate) docs: Vec<String>,
+    pub(crate) name: Ident,
+    pub(crate) attrs: Vec<Attribute>,
+    pub(crate) fields: Vec<Field>,
+    pub(crate) reserved: Vec<ReservedItem>,
+    pub(crate) span: Span,
+}
+
+/// `name: type = tag [attrs];`
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Field {
+    pub(crate) docs: Vec<String>,
+    pub(crate) name: Ident,
+    pub(crate) ty: TypeExpr,
+    pub(crate) tag: IntLit,
+    pub(crate) attrs: Vec<Attribute>,
+    pub(crate) span: Span,
+}
+
+/// One entry of a `reserved` statement: `9` or `10 to 12`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct ReservedItem {
+    pub(crate) start: IntLit,
+    pub(crate) end: Option<IntLit>,
+    pub(crate) span: Span,
+}
+
+/// `union Name [attrs] { ... }`
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct UnionDecl {
+    pub(crate) docs: Vec<String>,
+    pub(crate) name: Ident,
+    pub(crate) attrs: Vec<Attribute>,
+    pub(crate) variants: Vec<UnionVariant>,
+    pub(crate) span: Span,
+}
+
+/// `name: Type = tag;` in a union.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct UnionVariant {
+    pub(crate) docs: Vec<String>,
+    pub(crate) name: Ident,
+    pub(crate) ty: TypeExpr,
+    pub(crate) tag: IntLit,
+    pub(crate) attrs: Vec<Attribute>,
+    pub(crate) span: Span,
+}
+
+/// `service Name { ... }`
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct ServiceDecl {
+    pub(crate) docs: Vec<String>,
+    pub(crate) name: Ident,
+    pub(crate) attrs: Vec<Attribute>,
+    pub(crate) rpcs: Vec<RpcDecl>,
+    pub(crate) span: Span,
+}
+
+/// `rpc name(Req) -> [stream] Resp = id;`
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct RpcDecl {
+    pub(crate) docs: Vec<String>,
+    pub(crate) name: Ident,
+    pub(crate) request: TypeExpr,
+    pub(crate) response: Option<RpcResponse>,
+    pub(crate) id: IntLit,
+    pub(crate) attrs: Vec<Attribute>,
+    pub(crate) span: Span,
+}
+
+/// What an rpc returns.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct RpcResponse {
+    pub(crate) streaming: bool,
+    pub(crate) ty: TypeExpr,
+}
+
+/// `channel name: Type = id [attrs];`
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct ChannelDecl {
+    pub(crate) docs: Vec<String>,
+    pub(crate) name: Ident,
+    pub(crate) ty: TypeExpr,
+    pub(crate) id: IntLit,
+    pub(crate) attrs: Vec<Attribute>,
+    pub(crate) span: Span,
+}
+
+/// A type as written.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct TypeExpr {
+    pub(crate) kind: TypeExprKind,
+    pub(crate) span: Span,
+}
+
+/// The shapes of [`TypeExpr`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum TypeExprKind {
+    Optional(Box<TypeExpr>),
+    List(Box<TypeExpr>),
+    Map(Box<TypeExpr>, Box<TypeExpr>),
+    Array(Box<TypeExpr>, IntLit),
+    /// A scalar or declared type, possibly package-qualified.
+    Named(String),
+}
+
+/// One `[...]` entry, uninterpreted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Attribute {
+    pub(crate) name: Ident,
+    pub(crate) value: Option<AttrValue>,
+    pub(crate) span: Span,
+}
+
+/// The value of an attribute, as written.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct AttrValue {
+    pub(crate) kind: AttrValueKind,
+    pub(crate) span: Span,
+}
+
+/// The shapes of [`AttrValue`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum AttrValueKind {
+    Int(Option<i128>),
+    Range(Option<i128>, Option<i128>),
+    Str(String),
+    Path(String),
+}
+
+impl AttrValueKind {
+    /// How the value kind is called in messages ("an integer").
+    pub(crate) fn describe(&self) -> &'static str {
+        match self {
+            AttrValueKind::Int(_) => "an integer",
+            AttrValueKind::Range(..) => "a range",
+            AttrValueKind::Str(_) => "a string",
+            AttrValueKind::Path(_) => "a name",
+        }
+    }
+}

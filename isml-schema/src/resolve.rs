@@ -1,0 +1,836 @@
+//! Stage 3: resolve names and attributes, turning ASTs into the IR.
+//!
+//! Types get their [`TypeId`]s here (sorted by package, then name), type
+//! expressions are resolved against the file's own package and the files it
+//! imports, attributes are interpreted per place, and literals are narrowed
+//! to the IR's integer types. Everything that can be represented is passed
+//! on so that [`check`](crate::check) can report its own errors in the same
+//! run; an item that cannot be represented (an unknown type, a tag that does
+//! not fit in `u32`) is reported here and left out of the IR.
+
+use std::collections::{BTreeMap, HashMap};
+
+use crate::ast::{self, AttrValueKind, Attribute, Decl, IntLit, TypeExpr, TypeExprKind};
+use crate::check::{self, AttrKey, SpanKey, SpanTable, out_of_range};
+use crate::diagnostic::{Diagnostic, ErrorKind};
+use crate::ir::*;
+use crate::source::{FileId, SourceFile, Span};
+use crate::suggest::{closest, scalar_names};
+
+/// One parsed file and the files its imports resolved to.
+#[derive(Debug)]
+pub(crate) struct ParsedFile {
+    pub(crate) id: FileId,
+    pub(crate) ast: ast::File,
+    pub(crate) imports: Vec<FileId>,
+    /// The span of each import statement, parallel to `imports`.
+    pub(crate) import_spans: Vec<Span>,
+}
+
+/// Builds the IR of `parsed`, pushing problems to `diags`.
+pub(crate) fn resolve(
+    files: &[SourceFile],
+    parsed: &[ParsedFile],
+    diags: &mut Vec<Diagnostic>,
+) -> (Schema, SpanTable) {
+    let mut r = Resolver {
+        files,
+        parsed,
+        diags,
+        spans: SpanTable::default(),
+        by_name: HashMap::new(),
+        type_files: Vec::new(),
+        type_keys: Vec::new(),
+    };
+    let schema = r.run();
+    (schema, r.spans)
+}
+
+/// A type declaration waiting for its id.
+enum TypeDecl<'a> {
+    Enum(&'a ast::EnumDecl),
+    Message(&'a ast::MessageDecl),
+    Union(&'a ast::UnionDecl),
+}
+
+impl TypeDecl<'_> {
+    fn name(&self) -> &ast::Ident {
+        match self {
+            TypeDecl::Enum(d) => &d.name,
+            TypeDecl::Message(d) => &d.name,
+            TypeDecl::Union(d) => &d.name,
+        }
+    }
+}
+
+struct Resolver<'a> {
+    files: &'a [SourceFile],
+    parsed: &'a [ParsedFile],
+    diags: &'a mut Vec<Diagnostic>,
+    spans: SpanTable,
+    /// (package, name) -> first type declared with that name.
+    by_name: HashMap<(String, String), TypeId>,
+    /// The index in `parsed` of the file declaring each type.
+    type_files: Vec<usize>,
+    /// (package, name) of each type, by id.
+    type_keys: Vec<(String, String)>,
+}
+
+/// Where attributes are written.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Place {
+    Message,
+    Union,
+    Enum,
+    EnumVariant,
+    Field,
+    UnionVariant,
+    Service,
+    Rpc,
+    Channel,
+}
+
+impl Place {
+    fn describe(self) -> &'static str {
+        match self {
+            Place::Message => "a message",
+            Place::Union => "a union",
+            Place::Enum => "an enum",
+            Place::EnumVariant => "an enum variant",
+            Place::Field => "a field",
+            Place::UnionVariant => "a union variant",
+            Place::Service => "a service",
+            Place::Rpc => "an rpc",
+            Place::Channel => "a channel",
+        }
+    }
+
+    fn allowed(self) -> &'static [&'static str] {
+        match self {
+            Place::Message | Place::Union => &["id"],
+            Place::Field => &["deprecated", "unit", "max_len", "range"],
+            Place::Channel => &["retain", "keyed"],
+            _ => &[],
+        }
+    }
+}
+
+/// Every attribute the language knows.
+const KNOWN_ATTRIBUTES: &[&str] = &[
+    "id",
+    "deprecated",
+    "unit",
+    "max_len",
+    "range",
+    "retain",
+    "keyed",
+];
+
+/// Where a known attribute belongs, for "not allowed here" help lines.
+fn attribute_home(name: &str) -> &'static str {
+    match name {
+        "id" => "messages and unions",
+        "retain" | "keyed" => "channels",
+        _ => "fields",
+    }
+}
+
+/// An example of the attribute written correctly.
+fn attribute_example(name: &str) -> &'static str {
+    match name {
+        "id" => "id = 16",
+        "unit" => "unit = \"V\"",
+        "max_len" => "max_len = 32",
+        "range" => "range = 0..=100",
+        "deprecated" => "deprecated",
+        "retain" => "retain",
+        _ => "keyed",
+    }
+}
+
+/// Attributes of one item after interpretation.
+#[derive(Default)]
+struct Attrs {
+    id: Option<(u32, Span)>,
+    deprecated: bool,
+    unit: Option<String>,
+    max_len: Option<(u64, Span)>,
+    range: Option<((i128, i128), Span)>,
+    retain: bool,
+    keyed: bool,
+}
+
+fn type_id(i: usize) -> TypeId {
+    TypeId(u32::try_from(i).unwrap_or(u32::MAX))
+}
+
+impl Resolver<'_> {
+    fn package_of(&self, file: usize) -> &str {
+        self.parsed[file]
+            .ast
+            .package
+            .as_ref()
+            .map_or("", |p| p.name.as_str())
+    }
+
+    fn run(&mut self) -> Schema {
+        let mut packages: BTreeMap<String, PackageDef> = BTreeMap::new();
+        for (fi, pf) in self.parsed.iter().enumerate() {
+            match &pf.ast.package {
+                Some(p) => {
+                    packages
+                        .entry(p.name.clone())
+                        .or_default()
+                        .docs
+                        .extend(pf.ast.docs.iter().cloned());
+                }
+                None => {
+                    let name = self
+                        .files
+                        .get(pf.id.0 as usize)
+                        .map_or("?", |f| f.name.as_str());
+                    self.diags.push(
+                        Diagnostic::new(
+                            ErrorKind::MissingPackage,
+                            format!("file `{name}` has no `package` declaration"),
+                        )
+                        .primary(
+                            Some(Span::new(pf.id, 0, 0)),
+                            "expected `package name;` here",
+                        )
+                        .help("start the file with `package my.package;` (after `//!` docs)"),
+                    );
+                    let _ = fi;
+                }
+            }
+        }
+
+        // Assign type ids: sorted by package then name; ties keep load order.
+        let mut decls: Vec<(usize, TypeDecl<'_>)> = Vec::new();
+        for (fi, pf) in self.parsed.iter().enumerate() {
+            for d in &pf.ast.decls {
+                match d {
+                    Decl::Enum(e) => decls.push((fi, TypeDecl::Enum(e))),
+                    Decl::Message(m) => decls.push((fi, TypeDecl::Message(m))),
+                    Decl::Union(u) => decls.push((fi, TypeDecl::Union(u))),
+                    Decl::Service(_) | Decl::Channel(_) => {}
+                }
+            }
+        }
+        decls.sort_by(|(fa, a), (fb, b)| {
+            (self.package_of(*fa), a.name().name.as_str())
+                .cmp(&(self.package_of(*fb), b.name().name.as_str()))
+        });
+        for (i, (fi, d)) in decls.iter().enumerate() {
+            let key = (self.package_of(*fi).to_string(), d.name().name.clone());
+            self.by_name.entry(key.clone()).or_insert(type_id(i));
+            self.type_files.push(*fi);
+            self.type_keys.push(key);
+        }
+
+        let mut types = Vec::with_capacity(decls.len());
+        for (i, (fi, d)) in decls.iter().enumerate() {
+            let id = type_id(i);
+            let def = match d {
+                TypeDecl::Enum(e) => self.lower_enum(*fi, id, e),
+                TypeDecl::Message(m) => self.lower_message(*fi, id, m),
+                TypeDecl::Union(u) => self.lower_union(*fi, id, u),
+            };
+            types.push(def);
+        }
+
+        let mut services = Vec::new();
+        let mut channels = Vec::new();
+        for (fi, pf) in self.parsed.iter().enumerate() {
+            for d in &pf.ast.decls {
+                match d {
+                    Decl::Service(s) => services.push((fi, s)),
+                    Decl::Channel(c) => channels.push((fi, c)),
+                    _ => {}
+                }
+            }
+        }
+        services.sort_by(|(fa, a), (fb, b)| {
+            (self.package_of(*fa), &a.name.name).cmp(&(self.package_of(*fb), &b.name.name))
+        });
+        channels.sort_by(|(fa, a), (fb, b)| {
+            (self.package_of(*fa), &a.name.name).cmp(&(self.package_of(*fb), &b.name.name))
+        });
+        let services = services
+            .into_iter()
+            .enumerate()
+            .map(|(si, (fi, s))| self.lower_service(fi, si, s))
+            .collect();
+        let mut channel_defs = Vec::new();
+        for (fi, c) in channels {
+            let ci = channel_defs.len();
+            if let Some(def) = self.lower_channel(fi, ci, c) {
+                channel_defs.push(def);
+            }
+        }
+
+        Schema {
+            files: self.files.to_vec(),
+            packages,
+            types,
+            services,
+            channels: channel_defs,
+        }
+    }
+
+    // -- declarations -------------------------------------------------------
+
+    fn lower_enum(&mut self, fi: usize, id: TypeId, e: &ast::EnumDecl) -> TypeDef {
+        self.spans.insert(SpanKey::TypeName(id), e.name.span);
+        self.attrs(&e.attrs, Place::Enum);
+        let mut variants: Vec<(EnumVariant, Span, Span)> = Vec::new();
+        for v in &e.variants {
+            self.attrs(&v.attrs, Place::EnumVariant);
+            let Some(value) = self.narrow(v.value, "enum value", &check::ENUM_VALUE_RANGE) else {
+                continue;
+            };
+            variants.push((
+                EnumVariant {
+                    name: v.name.name.clone(),
+                    value,
+                    docs: v.docs.clone(),
+                    span: Some(v.name.span),
+                },
+                v.name.span,
+                v.value.span,
+            ));
+        }
+        variants.sort_by_key(|v| v.0.value);
+        let variants = variants
+            .into_iter()
+            .enumerate()
+            .map(|(vi, (v, name, value))| {
+                self.spans.insert(SpanKey::VariantName(id, vi), name);
+                self.spans.insert(SpanKey::VariantValue(id, vi), value);
+                v
+            })
+            .collect();
+        TypeDef {
+            name: e.name.name.clone(),
+            package: self.package_of(fi).to_string(),
+            docs: e.docs.clone(),
+            span: Some(e.name.span),
+            kind: TypeDefKind::Enum(EnumDef { variants }),
+        }
+    }
+
+    fn lower_message(&mut self, fi: usize, id: TypeId, m: &ast::MessageDecl) -> TypeDef {
+        self.spans.insert(SpanKey::TypeName(id), m.name.span);
+        let attrs = self.attrs(&m.attrs, Place::Message);
+        if let Some((_, span)) = attrs.id {
+            self.spans.insert(SpanKey::TypeIdAttr(id), span);
+        }
+
+        let mut reserved = Vec::new();
+        for item in &m.reserved {
+            let Some(start) = self.narrow(item.start, "reserved tag", &check::TAG_RANGE) else {
+                continue;
+            };
+            let end = match item.end {
+                Some(end) => match self.narrow(end, "reserved tag", &check::TAG_RANGE) {
+                    Some(e) => e,
+                    None => continue,
+                },
+                None => start,
+            };
+            self.spans
+                .insert(SpanKey::Reserved(id, reserved.len()), item.span);
+            reserved.push(start..=end);
+        }
+
+        struct FieldSpans {
+            name: Span,
+            tag: Span,
+            ty: Span,
+            max_len: Option<Span>,
+            range: Option<Span>,
+        }
+        let mut fields: Vec<(FieldDef, FieldSpans)> = Vec::new();
+        for f in &m.fields {
+            let attrs = self.attrs(&f.attrs, Place::Field);
+            let ty = self.resolve_type(fi, &f.ty);
+            let tag = self.narrow(f.tag, "field tag", &check::TAG_RANGE);
+            let (Some(ty), Some(tag)) = (ty, tag) else {
+                continue;
+            };
+            fields.push((
+                FieldDef {
+                    name: f.name.name.clone(),
+                    tag,
+                    ty,
+                    docs: f.docs.clone(),
+                    span: Some(f.name.span),
+                    deprecated: attrs.deprecated,
+                    unit: attrs.unit,
+                    max_len: attrs.max_len.map(|(n, _)| n),
+                    range: attrs.range.map(|(r, _)| r),
+                },
+                FieldSpans {
+                    name: f.name.span,
+                    tag: f.tag.span,
+                    ty: f.ty.span,
+                    max_len: attrs.max_len.map(|(_, s)| s),
+                    range: attrs.range.map(|(_, s)| s),
+                },
+            ));
+        }
+        fields.sort_by_key(|f| f.0.tag);
+        let fields = fields
+            .into_iter()
+            .enumerate()
+            .map(|(i, (f, s))| {
+                self.spans.insert(SpanKey::FieldName(id, i), s.name);
+                self.spans.insert(SpanKey::FieldTag(id, i), s.tag);
+                self.spans.insert(SpanKey::FieldType(id, i), s.ty);
+                if let Some(span) = s.max_len {
+                    self.spans
+                        .insert(SpanKey::FieldAttr(id, i, AttrKey::MaxLen), span);
+                }
+                if let Some(span) = s.range {
+                    self.spans
+                        .insert(SpanKey::FieldAttr(id, i, AttrKey::Range), span);
+                }
+                f
+            })
+            .collect();
+
+        TypeDef {
+            name: m.name.name.clone(),
+            package: self.package_of(fi).to_string(),
+            docs: m.docs.clone(),
+            span: Some(m.name.span),
+            kind: TypeDefKind::Message(MessageDef {
+                id: attrs.id.map(|(n, _)| n),
+                fields,
+                reserved,
+            }),
+        }
+    }
+
+    fn lower_union(&mut self, fi: usize, id: TypeId, u: &ast::UnionDecl) -> TypeDef {
+        self.spans.insert(SpanKey::TypeName(id), u.name.span);
+        let attrs = self.attrs(&u.attrs, Place::Union);
+        if let Some((_, span)) = attrs.id {
+            self.spans.insert(SpanKey::TypeIdAttr(id), span);
+        }
+        let mut variants: Vec<(UnionVariant, [Span; 3])> = Vec::new();
+        for v in &u.variants {
+            self.attrs(&v.attrs, Place::UnionVariant);
+            let ty = self.resolve_type(fi, &v.ty);
+            let tag = self.narrow(v.tag, "union variant tag", &check::TAG_RANGE);
+            let (Some(ty), Some(tag)) = (ty, tag) else {
+                continue;
+            };
+            variants.push((
+                UnionVariant {
+                    name: v.name.name.clone(),
+                    tag,
+                    ty,
+                    docs: v.docs.clone(),
+                    span: Some(v.name.span),
+                },
+                [v.name.span, v.tag.span, v.ty.span],
+            ));
+        }
+        variants.sort_by_key(|v| v.0.tag);
+        let variants = variants
+            .into_iter()
+            .enumerate()
+            .map(|(i, (v, [name, tag, ty]))| {
+                self.spans.insert(SpanKey::VariantName(id, i), name);
+                self.spans.insert(SpanKey::VariantValue(id, i), tag);
+                self.spans.insert(SpanKey::VariantType(id, i), ty);
+                v
+            })
+            .collect();
+        TypeDef {
+            name: u.name.name.clone(),
+            package: self.package_of(fi).to_string(),
+            docs: u.docs.clone(),
+            span: Some(u.name.span),
+            kind: TypeDefKind::Union(UnionDef {
+                id: attrs.id.map(|(n, _)| n),
+                variants,
+            }),
+        }
+    }
+
+    fn lower_service(&mut self, fi: usize, si: usize, s: &ast::ServiceDecl) -> ServiceDef {
+        self.spans.insert(SpanKey::ServiceName(si), s.name.span);
+        self.attrs(&s.attrs, Place::Service);
+        let mut methods: Vec<(MethodDef, [Option<Span>; 4])> = Vec::new();
+        for rpc in &s.rpcs {
+            self.attrs(&rpc.attrs, Place::Rpc);
+            let request = self.resolve_message_type(fi, &rpc.request, "an rpc request");
+            let response = match &rpc.response {
+                Some(resp) => self
+                    .resolve_message_type(fi, &resp.ty, "an rpc response")
+                    .map(Some),
+                None => Some(None),
+            };
+            let id = self.narrow(rpc.id, "rpc method id", &check::METHOD_ID_RANGE);
+            let (Some(request), Some(response), Some(id)) = (request, response, id) else {
+                continue;
+            };
+            methods.push((
+                MethodDef {
+                    name: rpc.name.name.clone(),
+                    id,
+                    request,
+                    response,
+                    streaming: rpc.response.as_ref().is_some_and(|r| r.streaming),
+                    docs: rpc.docs.clone(),
+                    span: Some(rpc.name.span),
+                },
+                [
+                    Some(rpc.name.span),
+                    Some(rpc.id.span),
+                    Some(rpc.request.span),
+                    rpc.response.as_ref().map(|r| r.ty.span),
+                ],
+            ));
+        }
+        methods.sort_by_key(|m| m.0.id);
+        let methods = methods
+            .into_iter()
+            .enumerate()
+            .map(|(mi, (m, [name, id, req, resp]))| {
+                let keys = [
+                    SpanKey::MethodName(si, mi),
+                    SpanKey::MethodId(si, mi),
+                    SpanKey::MethodRequest(si, mi),
+                    SpanKey::MethodResponse(si, mi),
+                ];
+                for (key, span) in keys.into_iter().zip([name, id, req, resp]) {
+                    if let Some(span) = span {
+                        self.spans.insert(key, span);
+                    }
+                }
+                m
+            })
+            .collect();
+        ServiceDef {
+            name: s.name.name.clone(),
+            package: self.package_of(fi).to_string(),
+            docs: s.docs.clone(),
+            span: Some(s.name.span),
+            methods,
+        }
+    }
+
+    fn lower_channel(&mut self, fi: usize, ci: usize, c: &ast::ChannelDecl) -> Option<ChannelDef> {
+        let attrs = self.attrs(&c.attrs, Place::Channel);
+        let ty = self.resolve_message_type(fi, &c.ty, "a channel type");
+        let id = self.narrow(c.id, "channel id", &check::CHANNEL_ID_RANGE);
+        let (ty, id) = (ty?, id?);
+        self.spans.insert(SpanKey::ChannelName(ci), c.name.span);
+        self.spans.insert(SpanKey::ChannelId(ci), c.id.span);
+        self.spans.insert(SpanKey::ChannelType(ci), c.ty.span);
+        Some(ChannelDef {
+            name: c.name.name.clone(),
+            package: self.package_of(fi).to_string(),
+            id,
+            ty,
+            retain: attrs.retain,
+            keyed: attrs.keyed,
+            docs: c.docs.clone(),
+            span: Some(c.name.span),
+        })
+    }
+
+    // -- numbers ------------------------------------------------------------
+
+    /// Narrows a literal to `u32`. Values that do not fit cannot be stored in
+    /// the IR, so they are reported here, with `allowed` (the range the
+    /// checker enforces) in the message; smaller violations are left to the
+    /// checker so that each problem is reported exactly once.
+    fn narrow(
+        &mut self,
+        lit: IntLit,
+        what: &str,
+        allowed: &std::ops::RangeInclusive<i128>,
+    ) -> Option<u32> {
+        let value = lit.value?;
+        if let Ok(v) = u32::try_from(value) {
+            return Some(v);
+        }
+        let mut d = out_of_range(what, value, allowed, Some(lit.span));
+        if *allowed == check::TAG_RANGE {
+            d = d.help(check::TAG_HELP);
+        }
+        self.diags.push(d);
+        None
+    }
+
+    // -- types --------------------------------------------------------------
+
+    /// Resolves a type that must name a message or union (rpc and channel
+    /// types).
+    fn resolve_message_type(&mut self, fi: usize, expr: &TypeExpr, what: &str) -> Option<TypeId> {
+        match self.resolve_type(fi, expr)? {
+            Type::Named(id) => Some(id),
+            other => {
+                let shown = other.display_plain();
+                self.diags.push(
+                    Diagnostic::new(
+                        ErrorKind::NotAMessage,
+                        format!("{what} must be a message or union, found `{shown}`"),
+                    )
+                    .primary(Some(expr.span), "expected a message or union")
+                    .help("wrap the value in a message"),
+                );
+                None
+            }
+        }
+    }
+
+    fn resolve_type(&mut self, fi: usize, expr: &TypeExpr) -> Option<Type> {
+        Some(match &expr.kind {
+            TypeExprKind::Optional(inner) => {
+                Type::Optional(Box::new(self.resolve_type(fi, inner)?))
+            }
+            TypeExprKind::List(inner) => Type::List(Box::new(self.resolve_type(fi, inner)?)),
+            TypeExprKind::Map(k, v) => {
+                let k = self.resolve_type(fi, k);
+                let v = self.resolve_type(fi, v);
+                Type::Map(Box::new(k?), Box::new(v?))
+            }
+            TypeExprKind::Array(inner, len) => {
+                let inner = self.resolve_type(fi, inner);
+                let len = self.narrow(*len, "array length", &check::ARRAY_LEN_RANGE);
+                Type::Array(Box::new(inner?), len?)
+            }
+            TypeExprKind::Named(path) => self.resolve_name(fi, path, expr.span)?,
+        })
+    }
+
+    fn visible(&self, from: usize, target: usize) -> bool {
+        from == target || self.parsed[from].imports.contains(&self.parsed[target].id)
+    }
+
+    fn resolve_name(&mut self, fi: usize, path: &str, span: Span) -> Option<Type> {
+        if let Some(scalar) = Type::scalar(path) {
+            return Some(scalar);
+        }
+        let own = self.package_of(fi).to_string();
+        let (package, name) = match path.rsplit_once('.') {
+            Some((p, n)) => (p.to_string(), n),
+            None => (own.clone(), path),
+        };
+        if let Some(&id) = self.by_name.get(&(package, name.to_string())) {
+            let def_file = self.type_files[id.index()];
+            if self.visible(fi, def_file) {
+                return Some(Type::Named(id));
+            }
+            let file_name = self
+                .files
+                .get(self.parsed[def_file].id.0 as usize)
+                .map(|f| {
+                    f.name
+                        .rsplit(['/', '\\'])
+                        .next()
+                        .unwrap_or(&f.name)
+                        .to_string()
+                })
+                .unwrap_or_default();
+            self.diags.push(
+                Diagnostic::new(
+                    ErrorKind::UnknownType,
+                    format!("type `{path}` is declared in `{file_name}`, which this file does not import"),
+                )
+                .primary(Some(span), "not imported")
+                .help(format!("add `import \"{file_name}\";` after the package declaration")),
+            );
+            return None;
+        }
+
+        // Not found: suggest a close visible name.
+        let mut candidates: Vec<String> = scalar_names().iter().map(|s| s.to_string()).collect();
+        for (&tf, (pkg, decl_name)) in self.type_files.iter().zip(&self.type_keys) {
+            if self.visible(fi, tf) {
+                candidates.push(if *pkg == own {
+                    decl_name.clone()
+                } else {
+                    qualify(pkg, decl_name)
+                });
+            }
+        }
+        candidates.sort();
+        candidates.dedup();
+        // An exact match of the last segment in another package is the best hint.
+        let same_name = candidates
+            .iter()
+            .find(|c| c.rsplit('.').next() == Some(name) && c.as_str() != path)
+            .cloned();
+        let suggestion = same_name
+            .or_else(|| closest(path, candidates.iter().map(String::as_str)).map(str::to_string));
+        let mut d = Diagnostic::new(ErrorKind::UnknownType, format!("unknown type `{path}`"))
+            .primary(Some(span), "not found in this package or its imports");
+        if let Some(s) = suggestion {
+            d = d.help(format!("did you mean `{s}`?"));
+        }
+        self.diags.push(d);
+        None
+    }
+
+    // -- attributes ---------------------------------------------------------
+
+    fn attrs(&mut self, attrs: &[Attribute], place: Place) -> Attrs {
+        let mut out = Attrs::default();
+        let mut seen: HashMap<&str, Span> = HashMap::new();
+        for a in attrs {
+            let name = a.name.name.as_str();
+            if !KNOWN_ATTRIBUTES.contains(&name) {
+                let allowed = place.allowed();
+                let suggestion = closest(name, allowed.iter().copied())
+                    .or_else(|| closest(name, KNOWN_ATTRIBUTES.iter().copied()));
+                let mut d = Diagnostic::new(
+                    ErrorKind::UnknownAttribute,
+                    format!("unknown attribute `{name}`"),
+                )
+                .primary(Some(a.name.span), "unknown attribute");
+                d = match suggestion {
+                    Some(s) => d.help(format!("did you mean `{s}`?")),
+                    None => d.help(allowed_help(place)),
+                };
+                self.diags.push(d);
+                continue;
+            }
+            if !place.allowed().contains(&name) {
+                self.diags.push(
+                    Diagnostic::new(
+                        ErrorKind::MisplacedAttribute,
+                        format!("attribute `{name}` is not allowed on {}", place.describe()),
+                    )
+                    .primary(Some(a.name.span), "not allowed here")
+                    .note(format!("`{name}` applies to {}", attribute_home(name)))
+                    .help(allowed_help(place)),
+                );
+                continue;
+            }
+            if let Some(prev) = seen.get(name) {
+                self.diags.push(
+                    Diagnostic::new(
+                        ErrorKind::DuplicateAttribute,
+                        format!("attribute `{name}` is given more than once"),
+                    )
+                    .primary(Some(a.name.span), "given again here")
+                    .secondary(Some(*prev), "first given here"),
+                );
+                continue;
+            }
+            seen.insert(name, a.name.span);
+            self.attr_value(a, &mut out);
+        }
+        out
+    }
+
+    /// Interprets the value of a known attribute allowed at this place.
+    fn attr_value(&mut self, a: &Attribute, out: &mut Attrs) {
+        let name = a.name.name.as_str();
+        let example = attribute_example(name);
+        let is_flag = matches!(name, "deprecated" | "retain" | "keyed");
+        if is_flag {
+            if let Some(v) = &a.value {
+                self.diags.push(
+                    Diagnostic::new(
+                        ErrorKind::InvalidAttributeValue,
+                        format!("`{name}` takes no value"),
+                    )
+                    .primary(Some(v.span), "unexpected value")
+                    .help(format!("write `[{example}]`")),
+                );
+                return;
+            }
+            match name {
+                "deprecated" => out.deprecated = true,
+                "retain" => out.retain = true,
+                _ => out.keyed = true,
+            }
+            return;
+        }
+        let (expected, ok) = match (name, a.value.as_ref().map(|v| &v.kind)) {
+            ("id", Some(AttrValueKind::Int(_))) => ("an integer", true),
+            ("id", _) => ("an integer", false),
+            ("max_len", Some(AttrValueKind::Int(_))) => ("an integer", true),
+            ("max_len", _) => ("an integer", false),
+            ("unit", Some(AttrValueKind::Str(_))) => ("a string", true),
+            ("unit", _) => ("a string", false),
+            ("range", Some(AttrValueKind::Range(..))) => ("a range", true),
+            _ => ("a range", false),
+        };
+        let Some(value) = a.value.as_ref().filter(|_| ok) else {
+            let d = match &a.value {
+                None => Diagnostic::new(
+                    ErrorKind::InvalidAttributeValue,
+                    format!("`{name}` needs a value"),
+                )
+                .primary(Some(a.span), format!("expected {expected}")),
+                Some(v) => Diagnostic::new(
+                    ErrorKind::InvalidAttributeValue,
+                    format!("`{name}` expects {expected}, found {}", v.kind.describe()),
+                )
+                .primary(Some(v.span), format!("expected {expected}")),
+            };
+            self.diags.push(d.help(format!("write `{example}`")));
+            return;
+        };
+        match &value.kind {
+            AttrValueKind::Int(Some(n)) if name == "id" => match u32::try_from(*n) {
+                Ok(id) => out.id = Some((id, value.span)),
+                Err(_) => self.diags.push(out_of_range(
+                    "message id",
+                    *n,
+                    &check::MESSAGE_ID_RANGE,
+                    Some(value.span),
+                )),
+            },
+            AttrValueKind::Int(Some(n)) => match u64::try_from(*n) {
+                Ok(len) => out.max_len = Some((len, a.span)),
+                Err(_) => self.diags.push(out_of_range(
+                    "max_len",
+                    *n,
+                    &(0..=i128::from(u64::MAX)),
+                    Some(value.span),
+                )),
+            },
+            AttrValueKind::Str(s) => out.unit = Some(s.clone()),
+            AttrValueKind::Range(Some(lo), Some(hi)) => out.range = Some(((*lo, *hi), a.span)),
+            // Literals too large were reported while lowering.
+            _ => {}
+        }
+    }
+}
+
+/// "a field accepts `deprecated`, `unit`, ..." for help lines.
+fn allowed_help(place: Place) -> String {
+    let allowed = place.allowed();
+    if allowed.is_empty() {
+        return format!("{} takes no attributes", place.describe());
+    }
+    let list: Vec<String> = allowed.iter().map(|a| format!("`{a}`")).collect();
+    let joined = match list.split_last() {
+        Some((last, init)) if !init.is_empty() => format!("{} and {last}", init.join(", ")),
+        _ => list.join(""),
+    };
+    format!("{} accepts {joined}", place.describe())
+}
+
+impl Type {
+    /// Schema spelling without a schema at hand (named types as `#id`).
+    fn display_plain(&self) -> String {
+        match self {
+            Type::Optional(t) => format!("optional<{}>", t.display_plain()),
+            Type::List(t) => format!("list<{}>", t.display_plain()),
+            Type::Map(k, v) => format!("map<{}, {}>", k.display_plain(), v.display_plain()),
+            Type::Array(t, n) => format!("array<{}, {n}>", t.display_plain()),
+            Type::Named(id) => format!("#{}", id.0),
+            s => s.scalar_name().unwrap_or("?").to_string(),
+        }
+    }
+}
