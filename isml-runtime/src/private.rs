@@ -293,3 +293,52 @@ macro_rules! __wire_enum {
         }
     };
 }
+
+/// Reads a known field (or union variant) of type `T`, checking its wire class
+/// and naming the message and field in any error.
+#[inline]
+pub fn decode_field<T: Wire>(
+    r: &mut Reader<'_>,
+    class: Class,
+    tag: u32,
+    message: &'static str,
+    field: &'static str,
+) -> Result<T, DecodeError> {
+    if class != T::CLASS {
+        return Err(class_mismatch(r, class, tag, T::CLASS, message, field));
+    }
+    T::decode_field(r).map_err(|e| e.in_field(message, field))
+}
+
+/// Like [`decode_field`], reading a view.
+#[inline]
+pub fn view_field<'a, T: WireView<'a>>(
+    r: &mut Reader<'a>,
+    class: Class,
+    tag: u32,
+    message: &'static str,
+    field: &'static str,
+) -> Result<T::View, DecodeError> {
+    if class != T::CLASS {
+        return Err(class_mismatch(r, class, tag, T::CLASS, message, field));
+    }
+    T::view_field(r).map_err(|e| e.in_field(message, field))
+}
+
+#[cold]
+fn class_mismatch(
+    r: &Reader<'_>,
+    found: Class,
+    tag: u32,
+    expected: Class,
+    message: &'static str,
+    field: &'static str,
+) -> DecodeError {
+    DecodeError::ClassMismatch {
+        at: r.position(),
+        tag,
+        expected: expected as u8,
+        found: found as u8,
+    }
+    .in_field(message, field)
+}

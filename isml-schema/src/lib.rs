@@ -33,13 +33,16 @@
 #![warn(missing_docs)]
 
 mod ast;
+pub mod builder;
 mod check;
+pub mod codegen;
 pub mod diagnostic;
 mod dump;
 pub mod fingerprint;
 pub mod ir;
 pub mod load;
 mod lower;
+mod naming;
 mod parse;
 mod resolve;
 pub mod source;
@@ -47,6 +50,7 @@ mod suggest;
 
 use std::path::PathBuf;
 
+pub use builder::{BuildError, Builder, compile_files};
 pub use diagnostic::{Diagnostic, Diagnostics, ErrorKind, Label};
 pub use ir::*;
 pub use load::LoadOptions;
