@@ -46,6 +46,19 @@ pub(crate) enum Decl {
     Channel(ChannelDecl),
 }
 
+impl Decl {
+    /// The whole declaration, doc comments included.
+    pub(crate) fn span(&self) -> Span {
+        match self {
+            Decl::Enum(d) => d.span,
+            Decl::Message(d) => d.span,
+            Decl::Union(d) => d.span,
+            Decl::Service(d) => d.span,
+            Decl::Channel(d) => d.span,
+        }
+    }
+}
+
 /// `enum Name { ... }`
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct EnumDecl {

@@ -177,8 +177,14 @@ impl Checker<'_> {
     /// Message and union ids are unique across everything compiled together.
     fn message_ids(&mut self) {
         let mut seen: BTreeMap<u32, TypeId> = BTreeMap::new();
-        for (i, t) in self.schema.types.iter().enumerate() {
-            let id = TypeId(u32::try_from(i).unwrap_or(u32::MAX));
+        // Source order, so that "first used here" is the first in the files.
+        let order = source_order(
+            (0..self.schema.types.len())
+                .map(|i| self.sp(SpanKey::TypeIdAttr(type_id(i)), self.schema.types[i].span)),
+        );
+        for i in order {
+            let t = &self.schema.types[i];
+            let id = type_id(i);
             let Some(mid) = t.message_id() else { continue };
             let span = self.sp(SpanKey::TypeIdAttr(id), t.span);
             if !MESSAGE_ID_RANGE.contains(&i128::from(mid)) {
@@ -605,7 +611,12 @@ impl Checker<'_> {
     fn channels(&mut self) {
         let mut names: HashMap<(&str, &str), usize> = HashMap::new();
         let mut ids: HashMap<u32, usize> = HashMap::new();
-        for (ci, c) in self.schema.channels.iter().enumerate() {
+        let order = source_order(
+            (0..self.schema.channels.len())
+                .map(|ci| self.sp(SpanKey::ChannelId(ci), self.schema.channels[ci].span)),
+        );
+        for ci in order {
+            let c = &self.schema.channels[ci];
             let name_span = self.sp(SpanKey::ChannelName(ci), c.span);
             let id_span = self.sp(SpanKey::ChannelId(ci), c.span);
             if let Some(&prev) = names.get(&(c.package.as_str(), c.name.as_str())) {
@@ -734,6 +745,18 @@ impl Checker<'_> {
             self.diags.push(d);
         }
     }
+}
+
+/// Indices `0..n` sorted by their spans (source order); items without a
+/// span keep their relative order after all the others.
+fn source_order(spans: impl Iterator<Item = Option<Span>>) -> Vec<usize> {
+    let mut items: Vec<(usize, Option<Span>)> = spans.enumerate().collect();
+    items.sort_by_key(|(i, s)| (s.is_none(), *s, *i));
+    items.into_iter().map(|(i, _)| i).collect()
+}
+
+fn type_id(i: usize) -> TypeId {
+    TypeId(u32::try_from(i).unwrap_or(u32::MAX))
 }
 
 /// The named type stored inline by `ty` (directly or in an array).

@@ -12,7 +12,7 @@ pub(crate) fn dump(schema: &Schema) -> String {
     for pkg in schema.packages_iter() {
         let _ = writeln!(out, "package {}", pkg.name);
         for line in pkg.docs {
-            let _ = writeln!(out, "  //! {line}");
+            let _ = writeln!(out, "  //!{}", prefixed(line));
         }
         for (id, def) in &pkg.types {
             docs(&mut out, "  ", &def.docs);
@@ -123,7 +123,16 @@ pub(crate) fn dump(schema: &Schema) -> String {
 
 fn docs(out: &mut String, indent: &str, docs: &[String]) {
     for line in docs {
-        let _ = writeln!(out, "{indent}/// {line}");
+        let _ = writeln!(out, "{indent}///{}", prefixed(line));
+    }
+}
+
+/// A doc line with its separating space, or nothing for an empty line.
+fn prefixed(line: &str) -> String {
+    if line.is_empty() {
+        String::new()
+    } else {
+        format!(" {line}")
     }
 }
 

@@ -119,7 +119,7 @@ fn read_fs(path: &Path) -> Result<Found, FindError> {
     })?;
     let key = std::fs::canonicalize(path).unwrap_or_else(|_| normalize(path));
     Ok(Found {
-        name: path.display().to_string(),
+        name: normalize(path).display().to_string(),
         path: Some(key.clone()),
         key,
         text,
@@ -166,15 +166,13 @@ pub(crate) struct Loaded {
 pub(crate) fn load_all(provider: &Provider<'_>, roots: &[PathBuf]) -> (Loaded, Vec<Diagnostic>) {
     let mut diags = Vec::new();
     let mut files: Vec<SourceFile> = Vec::new();
-    let mut keys: Vec<PathBuf> = Vec::new();
     let mut by_key: HashMap<PathBuf, FileId> = HashMap::new();
-    let mut add = |found: Found, files: &mut Vec<SourceFile>, keys: &mut Vec<PathBuf>| -> FileId {
+    let mut add = |found: Found, files: &mut Vec<SourceFile>| -> FileId {
         if let Some(id) = by_key.get(&found.key) {
             return *id;
         }
         let id = FileId(u32::try_from(files.len()).unwrap_or(u32::MAX));
-        by_key.insert(found.key.clone(), id);
-        keys.push(found.key);
+        by_key.insert(found.key, id);
         files.push(SourceFile::new(id, found.name, found.path, found.text));
         id
     };
@@ -182,7 +180,7 @@ pub(crate) fn load_all(provider: &Provider<'_>, roots: &[PathBuf]) -> (Loaded, V
     for root in roots {
         match provider.root(root) {
             Ok(found) => {
-                add(found, &mut files, &mut keys);
+                add(found, &mut files);
             }
             Err(FindError::Missing(_)) => diags.push(
                 Diagnostic::new(
@@ -218,8 +216,11 @@ pub(crate) fn load_all(provider: &Provider<'_>, roots: &[PathBuf]) -> (Loaded, V
         };
         let mut imports = Vec::new();
         for imp in &ast.imports {
-            match provider.import(&keys[i], &imp.path) {
-                Ok(found) => imports.push((add(found, &mut files, &mut keys), imp.span)),
+            // Relative imports start from the importer's path as displayed,
+            // which keeps names in diagnostics relative when roots are.
+            let importer = PathBuf::from(&files[i].name);
+            match provider.import(&importer, &imp.path) {
+                Ok(found) => imports.push((add(found, &mut files), imp.span)),
                 Err(FindError::Missing(tried)) => {
                     let mut d = Diagnostic::new(
                         ErrorKind::ImportNotFound,

@@ -175,7 +175,7 @@ impl Resolver<'_> {
 
     fn run(&mut self) -> Schema {
         let mut packages: BTreeMap<String, PackageDef> = BTreeMap::new();
-        for (fi, pf) in self.parsed.iter().enumerate() {
+        for pf in self.parsed {
             match &pf.ast.package {
                 Some(p) => {
                     packages
@@ -189,18 +189,18 @@ impl Resolver<'_> {
                         .files
                         .get(pf.id.0 as usize)
                         .map_or("?", |f| f.name.as_str());
+                    let first = pf.ast.decls.first().map_or(0, |d| d.span().start);
                     self.diags.push(
                         Diagnostic::new(
                             ErrorKind::MissingPackage,
                             format!("file `{name}` has no `package` declaration"),
                         )
                         .primary(
-                            Some(Span::new(pf.id, 0, 0)),
-                            "expected `package name;` here",
+                            Some(Span::new(pf.id, first, first)),
+                            "expected `package name;` before this",
                         )
                         .help("start the file with `package my.package;` (after `//!` docs)"),
                     );
-                    let _ = fi;
                 }
             }
         }
@@ -575,7 +575,7 @@ impl Resolver<'_> {
         match self.resolve_type(fi, expr)? {
             Type::Named(id) => Some(id),
             other => {
-                let shown = other.display_plain();
+                let shown = self.display(&other);
                 self.diags.push(
                     Diagnostic::new(
                         ErrorKind::NotAMessage,
@@ -676,6 +676,21 @@ impl Resolver<'_> {
         }
         self.diags.push(d);
         None
+    }
+
+    /// Schema spelling of a resolved type, naming types by their full name.
+    fn display(&self, ty: &Type) -> String {
+        match ty {
+            Type::Optional(t) => format!("optional<{}>", self.display(t)),
+            Type::List(t) => format!("list<{}>", self.display(t)),
+            Type::Map(k, v) => format!("map<{}, {}>", self.display(k), self.display(v)),
+            Type::Array(t, n) => format!("array<{}, {n}>", self.display(t)),
+            Type::Named(id) => self
+                .type_keys
+                .get(id.index())
+                .map_or_else(|| format!("#{}", id.0), |(p, n)| qualify(p, n)),
+            s => s.scalar_name().unwrap_or("?").to_string(),
+        }
     }
 
     // -- attributes ---------------------------------------------------------
@@ -819,18 +834,4 @@ fn allowed_help(place: Place) -> String {
         _ => list.join(""),
     };
     format!("{} accepts {joined}", place.describe())
-}
-
-impl Type {
-    /// Schema spelling without a schema at hand (named types as `#id`).
-    fn display_plain(&self) -> String {
-        match self {
-            Type::Optional(t) => format!("optional<{}>", t.display_plain()),
-            Type::List(t) => format!("list<{}>", t.display_plain()),
-            Type::Map(k, v) => format!("map<{}, {}>", k.display_plain(), v.display_plain()),
-            Type::Array(t, n) => format!("array<{}, {n}>", t.display_plain()),
-            Type::Named(id) => format!("#{}", id.0),
-            s => s.scalar_name().unwrap_or("?").to_string(),
-        }
-    }
 }
