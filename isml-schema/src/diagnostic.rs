@@ -169,7 +169,7 @@ impl fmt::Display for Diagnostic {
 
 /// All the errors of a failed compilation, with the files they point into.
 ///
-/// This is the error type of [`load`](crate::load) and friends. Its
+/// This is the error type of [`load`](crate::load()) and friends. Its
 /// [`Display`](fmt::Display) output is [`render`](Diagnostics::render).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{}", self.render())]

@@ -1,7 +1,7 @@
 //! The intermediate representation: a fully resolved, checked schema.
 //!
 //! This is what code generators consume. It is produced by
-//! [`load`](crate::load) from `.isml` files, and can also be built directly
+//! [`load`](crate::load()) from `.isml` files, and can also be built directly
 //! (for example by a derive macro, which has no source files): every span is
 //! optional and the constructors below need none. Run
 //! [`Schema::validate`] on an IR built by hand to get the same checks the

@@ -1,5 +1,5 @@
 //! Reading files and following imports (the first stage of
-//! [`load`](crate::load)).
+//! [`load`](crate::load())).
 //!
 //! An `import "x.isml";` is looked up relative to the importing file first,
 //! then in each configured include directory in order. The same file reached

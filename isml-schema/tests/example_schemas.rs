@@ -1,0 +1,84 @@
+//! The example schemas in the repository's `schemas/` directory compile
+//! cleanly and have the shape the rest of the project relies on.
+
+use std::path::Path;
+
+use isml_schema::{LoadOptions, TypeDefKind, load};
+
+fn load_charging() -> isml_schema::Schema {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../schemas");
+    match load(&LoadOptions::new([dir.join("charging.isml")])) {
+        Ok(schema) => schema,
+        Err(err) => panic!("{}", err.render()),
+    }
+}
+
+#[test]
+fn charging_schema_loads_with_its_import() {
+    let schema = load_charging();
+    assert_eq!(schema.files.len(), 2, "charging.isml and common.isml");
+    assert!(schema.validate().is_ok());
+    let packages: Vec<&str> = schema.packages_iter().map(|p| p.name).collect();
+    assert_eq!(packages, ["charging.v1", "common"]);
+    assert!(!schema.packages["charging.v1"].docs.is_empty());
+}
+
+#[test]
+fn frequent_messages_have_small_ids() {
+    let schema = load_charging();
+    for name in [
+        "StatusReport",
+        "MeterReading",
+        "Fault",
+        "Command",
+        "Variable",
+        "SlotReading",
+    ] {
+        let id = schema.lookup(&format!("charging.v1.{name}")).expect(name);
+        let mid = schema
+            .get(id)
+            .and_then(|t| t.message_id())
+            .expect("has an id");
+        assert!(mid < 16, "{name} has id {mid}");
+    }
+}
+
+#[test]
+fn service_and_channels() {
+    let schema = load_charging();
+    let charger = schema
+        .services
+        .iter()
+        .find(|s| s.name == "Charger")
+        .expect("Charger");
+    assert!(charger.methods.iter().any(|m| m.streaming));
+    assert!(charger.methods.iter().any(|m| m.response.is_none()));
+    assert!(
+        charger
+            .methods
+            .iter()
+            .any(|m| m.response.is_some() && !m.streaming)
+    );
+    let telemetry = schema
+        .channels
+        .iter()
+        .find(|c| c.name == "telemetry")
+        .expect("telemetry");
+    assert!(telemetry.retain && !telemetry.keyed);
+    let variables = schema
+        .channels
+        .iter()
+        .find(|c| c.name == "variables")
+        .expect("variables");
+    assert!(variables.retain && variables.keyed);
+    let command = schema.lookup("charging.v1.Command").expect("Command");
+    assert!(matches!(
+        schema.types[command.index()].kind,
+        TypeDefKind::Union(_)
+    ));
+}
+
+#[test]
+fn charging_schema_dump() {
+    insta::assert_snapshot!(load_charging().dump());
+}
