@@ -123,3 +123,16 @@ pub trait Enum: Sized + Copy + Default + PartialEq + core::fmt::Debug {
     /// The variant of a wire value (`Unknown(v)` when the schema does not define it).
     fn from_u32(v: u32) -> Self;
 }
+
+/// A message or union with a generated zero-copy view type.
+///
+/// `M::view(&bytes)` reads a view of `M` borrowing from `bytes`.
+pub trait Viewable: Message {
+    /// The view type, borrowing from a buffer with lifetime `'a`.
+    type View<'a>: View<'a, Owned = Self>;
+
+    /// Reads a view over the frame-payload form (validating everything).
+    fn view(buf: &[u8]) -> Result<Self::View<'_>, DecodeError> {
+        <Self::View<'_> as View<'_>>::view(buf)
+    }
+}

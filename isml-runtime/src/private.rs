@@ -19,7 +19,7 @@ pub use std::collections::HashMap;
 pub use crate::descriptor::{
     EnumDescriptor, FieldDescriptor, MessageDescriptor, MessageKind, TypeRef,
 };
-pub use crate::message::{Enum, Message, TopLevel, View};
+pub use crate::message::{Enum, Message, TopLevel, View, Viewable};
 pub use crate::view::{LazyView, ListView, MapView};
 pub use crate::wire::{Class, DecodeError, EncodeError, PresenceWriter, Reader, varint, write};
 pub use crate::wire_type::{MaxLen, RangeValue, Wire, WireView};
@@ -140,6 +140,9 @@ macro_rules! __wire_message {
                 $crate::__private::Message::validate(self)
             }
         }
+        impl $crate::__private::Viewable for $t {
+            type View<'a> = $view<'a>;
+        }
         impl<'a> $crate::__private::WireView<'a> for $t {
             type View = $view<'a>;
             #[inline]
@@ -210,6 +213,9 @@ macro_rules! __wire_union {
             fn validate(&self) -> $crate::__private::Result<(), $crate::__private::EncodeError> {
                 $crate::__private::Message::validate(self)
             }
+        }
+        impl $crate::__private::Viewable for $t {
+            type View<'a> = $view<'a>;
         }
         impl<'a> $crate::__private::WireView<'a> for $t {
             type View = $view<'a>;

@@ -32,16 +32,16 @@ impl Names {
         let mut types = BTreeMap::new();
         let mut dispatch = BTreeMap::new();
         for pkg in schema.packages_iter() {
-            let mut namer = Namer::default();
+            let mut namer = Namer::camel(&[]);
             let mut chosen = Vec::new();
             for (id, def) in &pkg.types {
                 chosen.push((*id, namer.name(naming::type_name(&def.name), id.0)));
             }
             for (id, name) in chosen {
-                let view = namer.name(format!("{name}View"), "v");
+                let view = namer.name(format!("{name}View"), "X");
                 types.insert(id, (name, view));
             }
-            dispatch.insert(pkg.name.to_string(), namer.name("AnyMessage".into(), "d"));
+            dispatch.insert(pkg.name.to_string(), namer.name("AnyMessage".into(), "X"));
         }
         Names { types, dispatch }
     }
@@ -702,7 +702,7 @@ impl Gen<'_> {
         let n = self.type_ident(id);
         let doc = docs(&def.docs);
         let full = def.full_name();
-        let mut namer = Namer::with_reserved(&["Unknown"]);
+        let mut namer = Namer::camel(&["Unknown"]);
         let variants: Vec<_> = e
             .variants
             .iter()
@@ -807,7 +807,7 @@ impl Gen<'_> {
         let full = def.full_name();
         let full_lit = lit_str(&full);
         let fp = Literal::u64_suffixed(self.schema.fingerprint(id));
-        let mut namer = Namer::with_reserved(&["Unknown"]);
+        let mut namer = Namer::camel(&["Unknown"]);
         let variants: Vec<_> = u
             .variants
             .iter()

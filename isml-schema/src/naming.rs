@@ -73,6 +73,7 @@ pub(crate) fn module_name(segment: &str) -> String {
 #[derive(Debug, Default)]
 pub(crate) struct Namer {
     taken: BTreeSet<String>,
+    camel: bool,
 }
 
 impl Namer {
@@ -80,6 +81,15 @@ impl Namer {
     pub(crate) fn with_reserved(reserved: &[&str]) -> Self {
         Namer {
             taken: reserved.iter().map(|s| s.to_string()).collect(),
+            camel: false,
+        }
+    }
+
+    /// A namer for UpperCamelCase names: suffixes are appended without `_`.
+    pub(crate) fn camel(reserved: &[&str]) -> Self {
+        Namer {
+            camel: true,
+            ..Self::with_reserved(reserved)
         }
     }
 
@@ -87,10 +97,14 @@ impl Namer {
     pub(crate) fn name(&mut self, candidate: String, suffix: impl std::fmt::Display) -> String {
         let mut name = candidate;
         if self.taken.contains(&name) {
-            name = format!("{name}_{suffix}");
+            name = if self.camel {
+                format!("{name}{suffix}")
+            } else {
+                format!("{name}_{suffix}")
+            };
         }
         while self.taken.contains(&name) {
-            name.push('_');
+            name.push(if self.camel { 'X' } else { '_' });
         }
         self.taken.insert(name.clone());
         name
@@ -138,5 +152,8 @@ mod tests {
         assert_eq!(n.name("FooBar".into(), 1), "FooBar");
         assert_eq!(n.name("FooBar".into(), 2), "FooBar_2");
         assert_eq!(n.name("FooBar".into(), 2), "FooBar_2_");
+        let mut c = Namer::camel(&["Unknown"]);
+        assert_eq!(c.name("Unknown".into(), 7), "Unknown7");
+        assert_eq!(c.name("Unknown".into(), 7), "Unknown7X");
     }
 }
