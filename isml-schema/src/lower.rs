@@ -18,6 +18,7 @@ pub(crate) fn lower(file_id: FileId, tree: Tree<'_>, diags: &mut Vec<Diagnostic>
     let mut cx = Lower {
         file: file_id,
         diags,
+        type_depth: 0,
     };
     let span = cx.span(&tree);
     let file = cx.lower_file(tree);
@@ -36,7 +37,13 @@ pub(crate) fn lower(file_id: FileId, tree: Tree<'_>, diags: &mut Vec<Diagnostic>
 struct Lower<'d> {
     file: FileId,
     diags: &'d mut Vec<Diagnostic>,
+    /// Current nesting of type expressions.
+    type_depth: usize,
 }
+
+/// Deepest accepted nesting of `optional`, `list`, `map` and `array`. Later
+/// stages recurse over types, so hostile input must not nest without bound.
+pub(crate) const MAX_TYPE_DEPTH: usize = 32;
 
 /// Walks the children of one pair in order.
 struct Children<'i> {
@@ -353,6 +360,28 @@ impl Lower<'_> {
 
     fn lower_type_expr(&mut self, pair: Pair<'_, Rule>) -> Option<TypeExpr> {
         let span = self.span(&pair);
+        if self.type_depth >= MAX_TYPE_DEPTH {
+            self.diags.push(
+                Diagnostic::new(ErrorKind::Syntax, "type is nested too deeply")
+                    .primary(
+                        Some(span),
+                        format!("more than {MAX_TYPE_DEPTH} levels of nesting"),
+                    )
+                    .help("name an intermediate message instead"),
+            );
+            // Compilation stops after this stage, so the placeholder is never resolved.
+            return Some(TypeExpr {
+                kind: TypeExprKind::Named(String::new()),
+                span,
+            });
+        }
+        self.type_depth += 1;
+        let result = self.lower_type_expr_inner(pair, span);
+        self.type_depth -= 1;
+        result
+    }
+
+    fn lower_type_expr_inner(&mut self, pair: Pair<'_, Rule>, span: Span) -> Option<TypeExpr> {
         let inner = pair.into_inner().next()?;
         let kind = match inner.as_rule() {
             Rule::optional_type => self.lower_optional_type(inner)?,

@@ -42,7 +42,15 @@ fn syntax_error(file: &SourceFile, e: &pest::error::Error<Rule>) -> Diagnostic {
     };
     let mut rules: Vec<Rule> = match &e.variant {
         ErrorVariant::ParsingError { positives, .. } => positives.clone(),
-        ErrorVariant::CustomError { .. } => Vec::new(),
+        ErrorVariant::CustomError { message } => {
+            // pest's own limits ("stack limit reached" and the like).
+            return Diagnostic::new(
+                ErrorKind::Syntax,
+                format!("cannot parse this file: {message}"),
+            )
+            .primary(Some(Span::new(file.id, pos, pos)), "while parsing here")
+            .help("the schema is nested too deeply; name intermediate messages instead");
+        }
     };
     let attempts = e.parse_attempts();
     if let Some(attempts) = &attempts {

@@ -123,3 +123,27 @@ impl SourceFile {
         self.text.get(span.start..span.end).unwrap_or("")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_and_columns() {
+        let f = SourceFile::new(FileId(0), "x", None, "ab\ncdé f\n\nlast".to_string());
+        assert_eq!(f.line_col(0), (1, 1));
+        assert_eq!(f.line_col(2), (1, 3));
+        assert_eq!(f.line_col(3), (2, 1));
+        // Columns count characters, not bytes: `é` is two bytes.
+        assert_eq!(f.line_col(7), (2, 4));
+        assert_eq!(f.line_col(10), (3, 1));
+        assert_eq!(f.line_col(999), (4, 5));
+        assert_eq!(f.line_text(2), "cdé f");
+        assert_eq!(f.line_text(3), "");
+        assert_eq!(f.line_text(4), "last");
+        assert_eq!(f.line_text(0), "");
+        assert_eq!(f.line_text(9), "");
+        // An offset inside a multi-byte character does not panic.
+        let _ = f.line_col(6);
+    }
+}
