@@ -1,7 +1,7 @@
 //! Rust code generation from the IR.
 //!
 //! One emitter per construct (message, enum, union, descriptor, dispatch); each
-//! returns tokens, and [`generate_package`] formats them with prettyplease. The
+//! returns tokens, and `generate_package` formats them with prettyplease. The
 //! output names the runtime only through `::isml_runtime::__private`, so user
 //! items cannot shadow anything it uses. Per-type encoding logic lives in the
 //! runtime's `Wire` trait; generated code chooses, per field, which
@@ -1054,12 +1054,13 @@ impl Gen<'_> {
 
     fn dispatch(&self) -> TokenStream {
         let p = quote!(::isml_runtime::__private);
-        let top: Vec<(TypeId, &TypeDef, u32)> = self
+        let mut top: Vec<(TypeId, &TypeDef, u32)> = self
             .schema
             .types_iter()
             .filter(|(_, t)| t.package == self.package)
             .filter_map(|(id, t)| t.message_id().map(|m| (id, t, m)))
             .collect();
+        top.sort_by_key(|(_, _, m)| *m);
         if top.is_empty() {
             return quote!();
         }

@@ -118,14 +118,16 @@ fn node() -> impl Strategy<Value = Node> {
 }
 
 fn expr() -> impl Strategy<Value = Expr> {
-    any::<i64>().prop_map(Expr::Lit).prop_recursive(4, 20, 3, |inner| {
-        prop_oneof![
-            proptest::option::of(inner.clone()).prop_map(|e| Expr::Neg(Neg {
-                inner: e.map(Box::new)
-            })),
-            proptest::collection::vec(inner, 0..3).prop_map(|terms| Expr::Sum(Sum { terms })),
-        ]
-    })
+    any::<i64>()
+        .prop_map(Expr::Lit)
+        .prop_recursive(4, 20, 3, |inner| {
+            prop_oneof![
+                proptest::option::of(inner.clone()).prop_map(|e| Expr::Neg(Neg {
+                    inner: e.map(Box::new)
+                })),
+                proptest::collection::vec(inner, 0..3).prop_map(|terms| Expr::Sum(Sum { terms })),
+            ]
+        })
 }
 
 proptest! {
@@ -214,7 +216,10 @@ fn bytes_fields_share_the_receive_buffer() {
     let decoded = Scalars::decode(buf.clone()).unwrap();
     let start = buf.as_ptr() as usize;
     let raw = decoded.raw.as_ptr() as usize;
-    assert!(raw >= start && raw < start + buf.len(), "raw points into buf");
+    assert!(
+        raw >= start && raw < start + buf.len(),
+        "raw points into buf"
+    );
 }
 
 #[test]
@@ -230,7 +235,10 @@ fn views_borrow_strings_and_fixed_width_lists() {
     let view = isml_codegen_tests::alltypes::ContainersView::view(&bytes).unwrap();
     let s = view.opt_str().unwrap();
     let range = bytes.as_ptr_range();
-    assert!(range.contains(&s.as_ptr()), "string borrowed from the buffer");
+    assert!(
+        range.contains(&s.as_ptr()),
+        "string borrowed from the buffer"
+    );
     let floats = view.list_f32();
     assert_eq!(floats.len(), 3);
     assert_eq!(floats.get(2), Some(3.25));

@@ -1,0 +1,314 @@
+//! Behaviour of generated code: the spec's worked example, evolution between two
+//! schema versions, attribute enforcement, naming, dispatch and descriptors.
+
+use bytes::Bytes;
+use isml_codegen_tests::alltypes::{
+    AnyMessage, Color, Containers, Limited, LimitedView, Node, Scalars, SlotTelemetry, Type,
+};
+use isml_codegen_tests::evo;
+use isml_runtime::wire::{DecodeError, EncodeError, FrameHeader, put_stream_frame};
+use isml_runtime::{Enum, Message, TopLevel, View, Viewable};
+
+#[test]
+fn worked_example_of_the_wire_spec() {
+    let reading = SlotTelemetry {
+        slot: 2,
+        voltage_mv: 48_120,
+        current_ma: -1_500,
+        temperature_c: 23.5,
+        charging: true,
+        energy_wh: 0,
+    };
+    let body = reading.encode_to_vec().unwrap();
+    assert_eq!(
+        body,
+        [
+            0x05, 0x95, 0x01, 0x02, 0xf8, 0xf7, 0x02, 0xb7, 0x17, 0x00, 0x00, 0xbc, 0x41, 0x01
+        ]
+    );
+    let mut frame = Vec::new();
+    put_stream_frame(
+        &mut frame,
+        &FrameHeader::one_way(SlotTelemetry::TYPE_ID),
+        &body,
+        1 << 20,
+    )
+    .unwrap();
+    assert_eq!(frame.len(), 16);
+    // L = 14, then the lead byte: one-way, type id in the nibble (8 in this fixture, 3 in the spec).
+    assert_eq!(SlotTelemetry::TYPE_ID, 8);
+    assert_eq!(&frame[..2], &[0x0e, 0x08]);
+}
+
+#[test]
+fn old_reader_reads_new_writer() {
+    let new = evo::v2::Reading {
+        a: 7,
+        b: "hi".into(),
+        mode: evo::v2::Mode::Turbo,
+        pick: evo::v2::Pick::Z(evo::v2::Inner { q: 9 }),
+        extra: Some(0),
+        blob: 2.5,
+        note: "skip me".into(),
+        tail: vec!["x".into(), "y".into()],
+    };
+    let bytes = new.encode_to_vec().unwrap();
+    let old = evo::v1::Reading::decode_slice(&bytes).unwrap();
+    assert_eq!(old.a, 7);
+    assert_eq!(old.b, "hi");
+    assert_eq!(
+        old.mode,
+        evo::v1::Mode::Unknown(2),
+        "unknown enum value kept"
+    );
+    assert_eq!(old.gone, 0);
+    match &old.pick {
+        evo::v1::Pick::Unknown { tag, bytes, .. } => {
+            assert_eq!(*tag, 3);
+            // The nested Inner { q: 9 } in class-3 form: length, N = 1, bitmap, value.
+            assert_eq!(&bytes[..], &[0x03, 0x01, 0x01, 0x09]);
+        }
+        other => panic!("expected an unknown variant, got {other:?}"),
+    }
+    // Views skip the same way.
+    let view = evo::v1::Reading::view(&bytes).unwrap();
+    assert_eq!(view.b(), "hi");
+    // The unknown variant is forwarded unchanged when re-encoded.
+    let again = old.encode_to_vec().unwrap();
+    let back = evo::v2::Reading::decode_slice(&again).unwrap();
+    assert_eq!(back.pick, new.pick);
+    assert_eq!(back.mode, new.mode);
+}
+
+#[test]
+fn new_reader_reads_old_writer() {
+    let old = evo::v1::Reading {
+        a: 1,
+        b: "x".into(),
+        mode: evo::v1::Mode::On,
+        gone: 99,
+        pick: evo::v1::Pick::Y("why".into()),
+    };
+    let bytes = old.encode_to_vec().unwrap();
+    let new = evo::v2::Reading::decode_slice(&bytes).unwrap();
+    assert_eq!(new.a, 1);
+    assert_eq!(new.mode, evo::v2::Mode::On);
+    assert_eq!(new.pick, evo::v2::Pick::Y("why".into()));
+    assert_eq!(new.extra, None, "absent optional");
+    assert!(
+        new.tail.is_empty() && new.note.is_empty() && new.blob == 0.0,
+        "defaults"
+    );
+}
+
+#[test]
+fn fingerprints_differ_between_versions_but_not_for_renames() {
+    assert_ne!(evo::v1::Reading::FINGERPRINT, evo::v2::Reading::FINGERPRINT);
+    assert_eq!(
+        <evo::v1::Reading as TopLevel>::FINGERPRINT,
+        evo::v1::Reading::descriptor().fingerprint
+    );
+}
+
+#[test]
+fn max_len_and_range_are_enforced_on_encode() {
+    let long = Limited {
+        name: "too long".into(),
+        ..Limited::default()
+    };
+    match long.encode_to_vec() {
+        Err(EncodeError::MaxLen {
+            message,
+            field,
+            len,
+            max,
+        }) => {
+            assert_eq!(
+                (message, field, len, max),
+                ("alltypes.Limited", "name", 8, 4)
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    let hot = Limited {
+        temp: 90.5,
+        ..Limited::default()
+    };
+    let err = hot.encode_to_vec().unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "`alltypes.Limited.temp`: value 90.5 is outside range -40..=85"
+    );
+    let level = Limited {
+        level: Some(11),
+        ..Limited::default()
+    };
+    assert!(matches!(
+        level.encode_to_vec(),
+        Err(EncodeError::Range { field: "level", .. })
+    ));
+    let items = Limited {
+        items: vec![1, 2, 3, 4],
+        ..Limited::default()
+    };
+    assert!(matches!(
+        items.encode_to_vec(),
+        Err(EncodeError::MaxLen { field: "items", .. })
+    ));
+    // Nested messages are validated too.
+    let mut buf = Vec::new();
+    assert!(long.encode(&mut buf).is_err());
+    assert!(buf.is_empty(), "nothing written when validation fails");
+}
+
+#[test]
+fn max_len_and_range_are_enforced_on_decode() {
+    // A peer that does not validate: write the fields with the raw primitives.
+    use isml_runtime::wire::{Class, PresenceWriter, write};
+    let mut p = PresenceWriter::<2>::new();
+    p.set(1, Class::Delimited);
+    p.set(2, Class::Fixed32);
+    let mut body = Vec::new();
+    p.encode(&mut body);
+    write::len_prefixed(&mut body, b"abcdef");
+    write::f32(&mut body, 20.0);
+    let err = Limited::decode_slice(&body).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "in `alltypes.Limited.name`: length 6 exceeds max_len 4"
+    );
+    assert!(matches!(
+        LimitedView::view(&body),
+        Err(DecodeError::InField { field: "name", .. })
+    ));
+
+    let mut p = PresenceWriter::<2>::new();
+    p.set(2, Class::Fixed32);
+    let mut body = Vec::new();
+    p.encode(&mut body);
+    write::f32(&mut body, -41.0);
+    let err = Limited::decode_slice(&body).unwrap_err();
+    assert!(
+        matches!(
+            err.root(),
+            DecodeError::Range {
+                min: -40,
+                max: 85,
+                ..
+            }
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn class_mismatch_names_the_field() {
+    use isml_runtime::wire::{Class, PresenceWriter, write};
+    // Tag 12 of Scalars is a string; send a varint there.
+    let mut p = PresenceWriter::<4>::new();
+    p.set(12, Class::Varint);
+    let mut body = Vec::new();
+    p.encode(&mut body);
+    write::uvarint(&mut body, 5);
+    let err = Scalars::decode_slice(&body).unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("in `alltypes.Scalars.s`: tag 12"),
+        "{err}"
+    );
+}
+
+#[test]
+fn keywords_and_collisions_get_usable_names() {
+    let t = Type {
+        r#type: 1,
+        r#match: "m".into(),
+        self_: true,
+        self_4: 4,
+        r#async: -5,
+        foo_bar: 6,
+        foo_bar_7: 7,
+        crate_: 8,
+        r#move: 9,
+    };
+    let back = Type::decode_slice(&t.encode_to_vec().unwrap()).unwrap();
+    assert_eq!(back, t);
+    let bytes = t.encode_to_vec().unwrap();
+    let view = Type::view(&bytes).unwrap();
+    assert_eq!(view.r#type(), 1);
+    assert_eq!(view.r#match(), "m");
+    assert_eq!(Color::Unknown7.to_u32(), 7);
+    assert_eq!(Color::Unknown7.name(), Some("unknown"));
+    assert_eq!(Color::from_u32(3), Color::Unknown(3));
+    assert_eq!(Color::Unknown(3).name(), None);
+}
+
+#[test]
+fn dispatch_decodes_by_type_id_and_reports_unknown_ids() {
+    let node = Node {
+        value: 3,
+        ..Node::default()
+    };
+    let payload = Bytes::from(node.encode_to_vec().unwrap());
+    let any = AnyMessage::decode(Node::TYPE_ID, payload.clone()).unwrap();
+    assert_eq!(any.type_id(), 4);
+    assert_eq!(any, AnyMessage::Node(node));
+    assert_eq!(
+        AnyMessage::decode(999, payload),
+        Err(DecodeError::UnknownMessageType { type_id: 999 })
+    );
+    let ids: Vec<u32> = AnyMessage::TYPES.iter().map(|t| t.0).collect();
+    assert_eq!(ids, [1, 2, 3, 4, 5, 6, 7, 8, 300]);
+}
+
+#[test]
+fn descriptors_describe_fields() {
+    let d = Limited::descriptor();
+    assert_eq!(d.full_name, "alltypes.Limited");
+    assert_eq!(d.id, Some(7));
+    let temp = d.field("temp").unwrap();
+    assert_eq!(temp.tag, 2);
+    assert_eq!(temp.range, Some((-40, 85)));
+    assert_eq!(d.field("name").unwrap().max_len, Some(4));
+    assert!(d.field("old").unwrap().deprecated);
+    assert_eq!(d.field_by_tag(5).unwrap().name, "tags");
+    let c = Containers::descriptor();
+    assert!(matches!(
+        c.field("choice").unwrap().ty,
+        isml_runtime::descriptor::TypeRef::Message(f) if f().name == "Choice"
+    ));
+    assert_eq!(Color::descriptor().value_of("blue"), Some(5));
+}
+
+#[test]
+fn truncated_input_is_an_error_at_every_length() {
+    let c = Containers {
+        opt_str: Some("abc".into()),
+        list_u32: vec![1, 300, 70000],
+        ..Containers::default()
+    };
+    let bytes = c.encode_to_vec().unwrap();
+    for n in 0..bytes.len() {
+        assert!(Containers::decode_slice(&bytes[..n]).is_err(), "prefix {n}");
+        assert!(Containers::view(&bytes[..n]).is_err(), "prefix {n}");
+    }
+}
+
+#[test]
+fn nesting_bombs_are_rejected_without_overflowing_the_stack() {
+    // Node.children = [Node { children = [ ... ] }], 5,000 levels, built by hand.
+    let mut body = vec![0x00u8]; // innermost: empty body
+    for _ in 0..5_000 {
+        let mut list = Vec::new();
+        isml_runtime::wire::write::len_prefixed(&mut list, &body); // one element
+        let mut outer = vec![0x04, 0xc0]; // N = 4, tag 4 class 3
+        isml_runtime::wire::write::len_prefixed(&mut outer, &list);
+        body = outer;
+    }
+    let err = Node::decode_slice(&body).unwrap_err();
+    assert!(
+        matches!(err.root(), DecodeError::DepthExceeded { max: 32, .. }),
+        "{err}"
+    );
+    assert!(Node::view(&body).is_err());
+}
