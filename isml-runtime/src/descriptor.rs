@@ -125,11 +125,17 @@ pub struct EnumDescriptor {
 impl EnumDescriptor {
     /// The name of a value, if the enum defines it.
     pub fn name_of(&self, value: u32) -> Option<&'static str> {
-        self.values.iter().find(|(_, v)| *v == value).map(|(n, _)| *n)
+        self.values
+            .iter()
+            .find(|(_, v)| *v == value)
+            .map(|(n, _)| *n)
     }
 
     /// The value of a name, if the enum defines it.
     pub fn value_of(&self, name: &str) -> Option<u32> {
-        self.values.iter().find(|(n, _)| *n == name).map(|(_, v)| *v)
+        self.values
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| *v)
     }
 }

@@ -105,7 +105,9 @@ macro_rules! __wire_message {
             }
             #[inline]
             fn elem_len(&self) -> usize {
-                $crate::__private::write::delimited_len($crate::__private::Message::encoded_len(self))
+                $crate::__private::write::delimited_len($crate::__private::Message::encoded_len(
+                    self,
+                ))
             }
             #[inline]
             fn encode_elem<B: $crate::__private::BufMut + ?Sized>(&self, buf: &mut B) {
@@ -193,7 +195,9 @@ macro_rules! __wire_union {
             }
             #[inline]
             fn field_len(&self) -> usize {
-                $crate::__private::write::delimited_len($crate::__private::Message::encoded_len(self))
+                $crate::__private::write::delimited_len($crate::__private::Message::encoded_len(
+                    self,
+                ))
             }
             #[inline]
             fn encode_field<B: $crate::__private::BufMut + ?Sized>(&self, buf: &mut B) {

@@ -180,7 +180,8 @@ impl<T: RangeValue> RangeValue for Option<T> {
         self.as_ref().is_none_or(|v| v.in_range(min, max))
     }
     fn describe(&self) -> String {
-        self.as_ref().map_or_else(|| String::from("none"), T::describe)
+        self.as_ref()
+            .map_or_else(|| String::from("none"), T::describe)
     }
 }
 

@@ -12,7 +12,13 @@ use isml_runtime::wire::{
 
 /// The reading of §9 of `docs/wire-format.md`, encoded by hand with the wire
 /// primitives (generated code does the same).
-fn telemetry_body(slot: u8, voltage_mv: u32, current_ma: i32, temp_c: f32, charging: bool) -> Vec<u8> {
+fn telemetry_body(
+    slot: u8,
+    voltage_mv: u32,
+    current_ma: i32,
+    temp_c: f32,
+    charging: bool,
+) -> Vec<u8> {
     let mut presence = PresenceWriter::<2>::new();
     presence.set(1, Class::Varint);
     presence.set(2, Class::Varint);
@@ -30,7 +36,11 @@ fn telemetry_body(slot: u8, voltage_mv: u32, current_ma: i32, temp_c: f32, charg
 }
 
 fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(" ")
+    bytes
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -42,7 +52,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut serial = BytesMut::new();
     put_serial_frame(&mut serial, None, &header, &body, 1024)?;
 
-    println!("slot telemetry: slot=2 voltage_mv=48120 current_ma=-1500 temperature_c=23.5 charging=true\n");
+    println!(
+        "slot telemetry: slot=2 voltage_mv=48120 current_ma=-1500 temperature_c=23.5 charging=true\n"
+    );
     println!("message body   ({:>2} B): {}", body.len(), hex(&body));
     println!("stream frame   ({:>2} B): {}", stream.len(), hex(&stream));
     println!("serial frame   ({:>2} B): {}", serial.len(), hex(&serial));
@@ -68,12 +80,25 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .ok_or("incomplete serial frame")?;
     assert_eq!(from_serial.frame, frame);
 
-    let json = r#"{"slot":2,"voltage_mv":48120,"current_ma":-1500,"temperature_c":23.5,"charging":true}"#;
+    let json =
+        r#"{"slot":2,"voltage_mv":48120,"current_ma":-1500,"temperature_c":23.5,"charging":true}"#;
     let mqtt_framing = 2 + 2 + "cab/17/tel".len();
     println!("\nbytes on the wire for this reading:");
     println!("  {:<34} {:>4}", "isml, TCP stream", stream.len());
-    println!("  {:<34} {:>4}", "isml, serial (COBS + CRC-32C)", serial.len());
-    println!("  {:<34} {:>4}", "MQTT 3.1.1, same binary payload", mqtt_framing + body.len());
-    println!("  {:<34} {:>4}", "MQTT 3.1.1, JSON payload", mqtt_framing + json.len());
+    println!(
+        "  {:<34} {:>4}",
+        "isml, serial (COBS + CRC-32C)",
+        serial.len()
+    );
+    println!(
+        "  {:<34} {:>4}",
+        "MQTT 3.1.1, same binary payload",
+        mqtt_framing + body.len()
+    );
+    println!(
+        "  {:<34} {:>4}",
+        "MQTT 3.1.1, JSON payload",
+        mqtt_framing + json.len()
+    );
     Ok(())
 }
