@@ -126,6 +126,13 @@ fn lit_str(s: &str) -> Literal {
     Literal::string(s)
 }
 
+/// A `u64` literal in hex (`0x67164c43ab0fe55cu64`), as fingerprints read best.
+fn hex_u64(v: u64) -> TokenStream {
+    let lit: syn::LitInt =
+        syn::LitInt::new(&format!("{v:#018x}u64"), proc_macro2::Span::call_site());
+    quote!(#lit)
+}
+
 impl Gen<'_> {
     fn def(&self, id: TypeId) -> &TypeDef {
         &self.schema.types[id.index()]
@@ -379,7 +386,7 @@ impl Gen<'_> {
             None => quote!(#p::None),
         };
         let d = def.docs.join("\n");
-        let fp = Literal::u64_suffixed(self.schema.fingerprint(id));
+        let fp = hex_u64(self.schema.fingerprint(id));
         quote! {
             /// Reflection data for this type.
             pub fn descriptor() -> &'static #p::MessageDescriptor {
@@ -425,7 +432,7 @@ impl Gen<'_> {
         let full = def.full_name();
         let full_lit = lit_str(&full);
         let doc = docs(&def.docs);
-        let fp = Literal::u64_suffixed(self.schema.fingerprint(id));
+        let fp = hex_u64(self.schema.fingerprint(id));
         let id_doc = match m.id {
             Some(i) => format!(
                 " Message type id `{i}` (`{i:#x}`); fingerprint `{:#018x}`.",
@@ -437,7 +444,12 @@ impl Gen<'_> {
         let fields: Vec<(proc_macro2::Ident, &FieldDef)> = m
             .fields
             .iter()
-            .map(|f| (ident(&namer.name(naming::field_name(&f.name), f.tag)), f))
+            .map(|f| {
+                (
+                    naming::unique_ident(&mut namer, &naming::field_name(&f.name), f.tag),
+                    f,
+                )
+            })
             .collect();
         let bitmap_bytes = Literal::usize_unsuffixed(
             m.fields
@@ -806,7 +818,7 @@ impl Gen<'_> {
         let doc = docs(&def.docs);
         let full = def.full_name();
         let full_lit = lit_str(&full);
-        let fp = Literal::u64_suffixed(self.schema.fingerprint(id));
+        let fp = hex_u64(self.schema.fingerprint(id));
         let mut namer = Namer::camel(&["Unknown"]);
         let variants: Vec<_> = u
             .variants

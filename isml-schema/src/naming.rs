@@ -35,6 +35,18 @@ pub(crate) fn ident(name: &str) -> Ident {
     }
 }
 
+/// A unique identifier from a converted name: escaping happens before the
+/// uniqueness check, so `self` (emitted as `self_`) and `self_` cannot collide.
+pub(crate) fn unique_ident(namer: &mut Namer, name: &str, suffix: u32) -> Ident {
+    let escaped = ident(name).to_string();
+    let unique = namer.name(escaped, suffix);
+    match unique.strip_prefix("r#") {
+        Some(raw) if is_keyword(raw) => Ident::new_raw(raw, Span::call_site()),
+        Some(plain) => Ident::new(plain, Span::call_site()),
+        None => Ident::new(&unique, Span::call_site()),
+    }
+}
+
 /// The Rust type name of a schema type name (`slot_state` -> `SlotState`).
 pub(crate) fn type_name(name: &str) -> String {
     let mut s = name.to_upper_camel_case();
@@ -143,6 +155,15 @@ mod tests {
         assert_eq!(type_name("_"), "T");
         assert_eq!(field_name("__x"), "x");
         let _ = ident(&field_name("_"));
+    }
+
+    #[test]
+    fn escaping_happens_before_deduplication() {
+        let mut n = Namer::default();
+        assert_eq!(unique_ident(&mut n, "self", 1).to_string(), "self_");
+        assert_eq!(unique_ident(&mut n, "self_", 2).to_string(), "self__2");
+        assert_eq!(unique_ident(&mut n, "type", 3).to_string(), "r#type");
+        assert_eq!(unique_ident(&mut n, "type", 4).to_string(), "type_4");
     }
 
     #[test]
