@@ -88,8 +88,7 @@ fn generate_package(schema: &Schema, names: &Names, package: &str) -> String {
         }
     };
     // Generated code must not trip the lints of the crate that includes it.
-    let allow: syn::Attribute =
-        syn::parse_quote!(#[allow(clippy::all, clippy::pedantic, unreachable_pub)]);
+    let allow: syn::Attribute = syn::parse_quote!(#[allow(clippy::all, clippy::pedantic, unreachable_pub, non_snake_case, non_camel_case_types)]);
     for item in &mut parsed.items {
         match item {
             syn::Item::Struct(i) => i.attrs.push(allow.clone()),
@@ -263,8 +262,13 @@ impl Gen<'_> {
                     quote!(#p::Option<#inner>)
                 }
             }
-            Type::List(t) | Type::Array(t, _) => {
+            Type::List(t) => {
                 let owned = self.rust_type(container, t, true);
+                quote!(#p::ListView<'a, #owned>)
+            }
+            Type::Array(t, _) => {
+                // Arrays are held by value: the element type is boxed exactly as the owned field's.
+                let owned = self.rust_type(container, t, heap);
                 quote!(#p::ListView<'a, #owned>)
             }
             Type::Map(k, v) => {

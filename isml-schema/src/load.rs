@@ -145,7 +145,10 @@ fn normalize(path: &Path) -> PathBuf {
         match c {
             Component::CurDir => {}
             Component::ParentDir => {
-                if !out.pop() {
+                // Only a normal component can be cancelled: `../..` stays as is.
+                if matches!(out.components().next_back(), Some(Component::Normal(_))) {
+                    out.pop();
+                } else {
                     out.push("..");
                 }
             }
@@ -312,4 +315,24 @@ fn import_cycles(files: &[SourceFile], parsed: &[ParsedFile]) -> Vec<Diagnostic>
         }
     }
     diags
+}
+
+#[cfg(test)]
+mod normalize_tests {
+    use super::normalize;
+    use std::path::{Path, PathBuf};
+
+    #[test]
+    fn keeps_leading_parent_components() {
+        assert_eq!(
+            normalize(Path::new("../../a/b.isml")),
+            PathBuf::from("../../a/b.isml")
+        );
+        assert_eq!(
+            normalize(Path::new("../../a/./lib/../c.isml")),
+            PathBuf::from("../../a/c.isml")
+        );
+        assert_eq!(normalize(Path::new("a/../../b")), PathBuf::from("../b"));
+        assert_eq!(normalize(Path::new("./x/y/../z")), PathBuf::from("x/z"));
+    }
 }

@@ -109,7 +109,7 @@ impl Namer {
     pub(crate) fn name(&mut self, candidate: String, suffix: impl std::fmt::Display) -> String {
         let mut name = candidate;
         if self.taken.contains(&name) {
-            name = if self.camel {
+            name = if self.camel || name.ends_with('_') {
                 format!("{name}{suffix}")
             } else {
                 format!("{name}_{suffix}")
@@ -161,7 +161,7 @@ mod tests {
     fn escaping_happens_before_deduplication() {
         let mut n = Namer::default();
         assert_eq!(unique_ident(&mut n, "self", 1).to_string(), "self_");
-        assert_eq!(unique_ident(&mut n, "self_", 2).to_string(), "self__2");
+        assert_eq!(unique_ident(&mut n, "self_", 2).to_string(), "self_2");
         assert_eq!(unique_ident(&mut n, "type", 3).to_string(), "r#type");
         assert_eq!(unique_ident(&mut n, "type", 4).to_string(), "type_4");
     }

@@ -15,4 +15,19 @@ fn main() {
             .compile()
             .unwrap_or_else(|e| panic!("{e}"));
     }
+    // The schema compiler's own valid fixtures must compile as Rust too.
+    let fixtures = "../../isml-schema/tests/fixtures/valid";
+    for f in [
+        "comments_and_docs",
+        "imports_main",
+        "keywords",
+        "literals",
+        "recursion",
+    ] {
+        isml_schema::Builder::new()
+            .include(format!("{fixtures}/lib"))
+            .file(format!("{fixtures}/{f}.isml"))
+            .compile()
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
 }

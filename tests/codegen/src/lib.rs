@@ -30,3 +30,32 @@ pub mod evo {
         isml_runtime::include_schema!("evo.v2");
     }
 }
+
+/// The schema compiler's valid fixtures (`isml-schema/tests/fixtures/valid`).
+pub mod fixtures {
+    /// `comments_and_docs.isml`.
+    pub mod docs {
+        isml_runtime::include_schema!("fixtures.docs");
+    }
+    /// `imports_main.isml`.
+    pub mod shop {
+        isml_runtime::include_schema!("fixtures.shop");
+    }
+    /// `keywords.isml`.
+    pub mod keywords {
+        isml_runtime::include_schema!("fixtures.keywords");
+    }
+    /// `literals.isml`.
+    pub mod literals {
+        isml_runtime::include_schema!("fixtures.literals");
+    }
+    /// `recursion.isml`.
+    pub mod recursion {
+        isml_runtime::include_schema!("fixtures.recursion");
+    }
+}
+
+/// `isml-schema/tests/fixtures/valid/lib/shapes.isml`.
+pub mod geometry {
+    isml_runtime::include_schema!("geometry");
+}

@@ -224,7 +224,7 @@ fn keywords_and_collisions_get_usable_names() {
         r#type: 1,
         r#match: "m".into(),
         self_: true,
-        self__4: 4,
+        self_4: 4,
         r#async: -5,
         foo_bar: 6,
         foo_bar_7: 7,
