@@ -306,7 +306,7 @@ macro_rules! __wire_enum {
 
 /// Reads a known field (or union variant) of type `T`, checking its wire class
 /// and naming the message and field in any error.
-#[inline]
+#[inline(always)]
 pub fn decode_field<T: Wire>(
     r: &mut Reader<'_>,
     class: Class,
@@ -321,7 +321,7 @@ pub fn decode_field<T: Wire>(
 }
 
 /// Like [`decode_field`], reading a view.
-#[inline]
+#[inline(always)]
 pub fn view_field<'a, T: WireView<'a>>(
     r: &mut Reader<'a>,
     class: Class,

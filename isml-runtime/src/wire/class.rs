@@ -34,11 +34,16 @@ impl Class {
     }
 }
 
-/// A presence bitmap being built for a message body; `BYTES` is
-/// `ceil(highest declared tag / 4)`, so the bitmap lives on the stack.
+/// Longest presence field: 255 tags of 2 bits in 7-bit groups.
+pub const MAX_PRESENCE_LEN: usize = 73;
+
+/// The presence field of a message body being built (wire format §5.2): the
+/// 2-bit class of every tag, written as a base-128 bit string. `BYTES` is
+/// `ceil(highest declared tag / 4)`, so it lives on the stack.
 #[derive(Debug, Clone)]
 pub struct PresenceWriter<const BYTES: usize> {
     highest: u32,
+    top_class: u8,
     bits: [u8; BYTES],
 }
 
@@ -49,11 +54,12 @@ impl<const BYTES: usize> Default for PresenceWriter<BYTES> {
 }
 
 impl<const BYTES: usize> PresenceWriter<BYTES> {
-    /// An empty bitmap: no field present.
+    /// No field present.
     #[inline]
     pub const fn new() -> Self {
         PresenceWriter {
             highest: 0,
+            top_class: 0,
             bits: [0; BYTES],
         }
     }
@@ -65,77 +71,173 @@ impl<const BYTES: usize> PresenceWriter<BYTES> {
         let i = (tag - 1) as usize;
         self.bits[i / 4] |= (class as u8) << ((i % 4) * 2);
         self.highest = tag;
+        self.top_class = class as u8;
     }
 
-    /// Bytes taken by `uvarint(N)` and the bitmap.
+    /// Number of significant bits of the presence value.
+    #[inline]
+    fn significant_bits(&self) -> usize {
+        if self.highest == 0 {
+            0
+        } else {
+            2 * (self.highest as usize - 1) + if self.top_class >= 2 { 2 } else { 1 }
+        }
+    }
+
+    /// Bytes the presence field takes.
     #[inline]
     pub fn encoded_len(&self) -> usize {
-        varint::len(u64::from(self.highest)) + self.highest.div_ceil(4) as usize
+        self.significant_bits().div_ceil(7).max(1)
     }
 
-    /// Writes `uvarint(N)` and the bitmap.
+    /// Writes the presence field.
     #[inline]
     pub fn encode<B: BufMut + ?Sized>(&self, buf: &mut B) {
-        varint::put(buf, u64::from(self.highest));
-        buf.put_slice(&self.bits[..self.highest.div_ceil(4) as usize]);
+        if BYTES <= 8 {
+            let mut word = [0u8; 8];
+            word[..BYTES].copy_from_slice(&self.bits);
+            varint::put(buf, u64::from_le_bytes(word));
+            return;
+        }
+        let n = self.encoded_len();
+        for i in 0..n {
+            let bit = 7 * i;
+            let (idx, shift) = (bit / 8, bit % 8);
+            let lo = u16::from(self.bits.get(idx).copied().unwrap_or(0));
+            let hi = u16::from(self.bits.get(idx + 1).copied().unwrap_or(0));
+            let group = (((hi << 8) | lo) >> shift) as u8 & 0x7f;
+            buf.put_u8(if i + 1 < n { group | 0x80 } else { group });
+        }
     }
 }
 
-/// A decoded presence bitmap, iterated in ascending tag order.
+/// A decoded presence field, iterated in ascending tag order.
+///
+/// Messages with up to 32 tags (the usual case) keep their classes in one
+/// word; longer presence fields spill into a boxed array.
 #[derive(Debug, Clone)]
-pub struct Presence<'a> {
-    bits: &'a [u8],
-    next: u32,
+pub struct Presence {
+    first: u64,
+    rest: Option<alloc::boxed::Box<[u64; 7]>>,
+    word: usize,
     highest: u32,
 }
 
-impl<'a> Presence<'a> {
-    /// Validates the bitmap of a body whose `N` is `highest`; `at` is the bitmap's offset.
-    pub(crate) fn new(bits: &'a [u8], highest: u32, at: usize) -> Result<Self, DecodeError> {
-        if highest > 0 {
-            let i = (highest - 1) as usize;
-            let last = bits[i / 4];
-            let shift = (i % 4) * 2;
-            if (last >> shift) & 3 == 0 {
-                return Err(DecodeError::BadPresence {
-                    at,
-                    reason: "the highest tag N is marked absent",
-                });
-            }
-            if shift < 6 && last >> (shift + 2) != 0 {
-                return Err(DecodeError::BadPresence {
-                    at,
-                    reason: "bits set for tags above N",
-                });
-            }
+impl Presence {
+    /// Reads a presence field from the start of `src` (`at` is its offset);
+    /// returns it and its length.
+    #[inline]
+    pub(crate) fn read(src: &[u8], at: usize) -> Result<(Presence, usize), DecodeError> {
+        // Up to 32 tags fit one varint: the common case.
+        if let Ok((v, n)) = varint::get(src, at) {
+            let highest = if v == 0 {
+                0
+            } else {
+                (63 - v.leading_zeros()) / 2 + 1
+            };
+            return Ok((
+                Presence {
+                    first: v,
+                    rest: None,
+                    word: 0,
+                    highest,
+                },
+                n,
+            ));
         }
-        Ok(Presence {
-            bits,
-            next: 1,
-            highest,
-        })
+        Self::read_long(src, at)
     }
 
-    /// The highest tag present (N).
+    fn read_long(src: &[u8], at: usize) -> Result<(Presence, usize), DecodeError> {
+        let mut words = [0u64; 8];
+        let mut len = 0;
+        loop {
+            let Some(&b) = src.get(len) else {
+                return Err(DecodeError::UnexpectedEnd {
+                    at: at + len,
+                    needed: 1,
+                });
+            };
+            if len == MAX_PRESENCE_LEN {
+                return Err(DecodeError::BadPresence {
+                    at,
+                    reason: "presence field longer than 73 bytes",
+                });
+            }
+            let bit = 7 * len;
+            let (w, shift) = (bit / 64, bit % 64);
+            let group = u64::from(b & 0x7f);
+            words[w] |= group << shift;
+            if shift > 57 && w + 1 < words.len() {
+                words[w + 1] |= group >> (64 - shift);
+            }
+            len += 1;
+            if b < 0x80 {
+                if b == 0 && len > 1 {
+                    return Err(DecodeError::BadPresence {
+                        at,
+                        reason: "presence field ends with a zero byte",
+                    });
+                }
+                break;
+            }
+        }
+        // Bit 510 would be the class of a tag above 255.
+        if words[7] >> 62 != 0 {
+            return Err(DecodeError::BadPresence {
+                at,
+                reason: "class bits set for a tag above 255",
+            });
+        }
+        let highest = match words.iter().rposition(|&w| w != 0) {
+            Some(i) => (i as u32) * 32 + (63 - words[i].leading_zeros()) / 2 + 1,
+            None => 0,
+        };
+        let mut rest = [0u64; 7];
+        rest.copy_from_slice(&words[1..]);
+        Ok((
+            Presence {
+                first: words[0],
+                rest: Some(alloc::boxed::Box::new(rest)),
+                word: 0,
+                highest,
+            },
+            len,
+        ))
+    }
+
+    /// The highest tag present (0 when none is).
     pub fn highest(&self) -> u32 {
         self.highest
     }
 }
 
-impl Iterator for Presence<'_> {
+impl Iterator for Presence {
     type Item = (u32, Class);
 
     #[inline]
     fn next(&mut self) -> Option<(u32, Class)> {
-        while self.next <= self.highest {
-            let i = (self.next - 1) as usize;
-            let tag = self.next;
-            self.next += 1;
-            let class = (self.bits[i / 4] >> ((i % 4) * 2)) & 3;
-            if class != 0 {
-                return Some((tag, Class::from_bits(class)));
+        loop {
+            let w = if self.word == 0 {
+                self.first
+            } else {
+                self.rest.as_ref()?.get(self.word - 1).copied()?
+            };
+            if w != 0 {
+                let group = w.trailing_zeros() / 2;
+                let class = (w >> (group * 2)) as u8 & 3;
+                let cleared = w & !(3u64 << (group * 2));
+                if self.word == 0 {
+                    self.first = cleared;
+                } else if let Some(rest) = self.rest.as_mut() {
+                    rest[self.word - 1] = cleared;
+                }
+                return Some((self.word as u32 * 32 + group + 1, Class::from_bits(class)));
             }
+            if self.word == 0 && self.rest.is_none() {
+                return None;
+            }
+            self.word += 1;
         }
-        None
     }
 }

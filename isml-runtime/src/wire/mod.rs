@@ -27,7 +27,7 @@ mod serial;
 pub mod varint;
 pub mod write;
 
-pub use class::{Class, MAX_TAG, Presence, PresenceWriter};
+pub use class::{Class, MAX_PRESENCE_LEN, MAX_TAG, Presence, PresenceWriter};
 pub use error::{DecodeError, EncodeError};
 pub use frame::{Frame, StreamDecoder, put_stream_frame, put_stream_head, stream_frame_len};
 pub use header::{ControlOp, ErrorBody, FrameHeader, FrameKind};

@@ -2,7 +2,7 @@
 
 use bytes::Bytes;
 
-use super::class::{Class, MAX_TAG, Presence};
+use super::class::{Class, Presence};
 use super::{DecodeError, Limits, varint};
 
 /// A cursor over an input buffer, limited to one content region.
@@ -357,21 +357,12 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// Reads the `uvarint(N)` and presence bitmap that open a message body.
+    /// Reads the presence field that opens a message body.
     #[inline]
-    pub fn presence(&mut self) -> Result<Presence<'a>, DecodeError> {
-        let at = self.pos;
-        let n = self.uvarint()?;
-        if n > u64::from(MAX_TAG) {
-            return Err(DecodeError::BadPresence {
-                at,
-                reason: "highest tag N above 255",
-            });
-        }
-        let n = n as u32;
-        let bits_at = self.pos;
-        let bits = self.take(n.div_ceil(4) as usize)?;
-        Presence::new(bits, n, bits_at)
+    pub fn presence(&mut self) -> Result<Presence, DecodeError> {
+        let (p, n) = Presence::read(&self.buf[self.pos..self.end], self.pos)?;
+        self.pos += n;
+        Ok(p)
     }
 
     /// Skips one value of the given class (an unknown field or variant).

@@ -115,7 +115,13 @@ pub fn cobs_decode(src: &[u8], out: &mut Vec<u8>) -> Result<(), DecodeError> {
                 reason: "COBS block runs past the delimiter",
             });
         }
-        out.extend_from_slice(&src[i + 1..end]);
+        let data = &src[i + 1..end];
+        if data.contains(&0) {
+            return Err(DecodeError::CorruptFrame {
+                reason: "zero byte inside a COBS block",
+            });
+        }
+        out.extend_from_slice(data);
         i = end;
         if code < 0xff && i < src.len() {
             out.push(0);

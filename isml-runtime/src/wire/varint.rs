@@ -29,17 +29,22 @@ pub fn put<B: BufMut + ?Sized>(buf: &mut B, mut value: u64) {
 ///
 /// Returns the value and the number of bytes it took. `at` is the absolute offset
 /// of `src[0]`, used in errors.
-#[inline]
+#[inline(always)]
 pub fn get(src: &[u8], at: usize) -> Result<(u64, usize), DecodeError> {
-    match src.first() {
-        Some(&b) if b < 0x80 => Ok((u64::from(b), 1)),
-        Some(_) => get_slow(src, at),
-        None => Err(DecodeError::UnexpectedEnd { at, needed: 1 }),
+    match src {
+        [b0, ..] if *b0 < 0x80 => Ok((u64::from(*b0), 1)),
+        [b0, b1, ..] if *b1 < 0x80 => {
+            if *b1 == 0 {
+                return Err(DecodeError::NonCanonicalVarint { at });
+            }
+            Ok((u64::from(b0 & 0x7f) | u64::from(*b1) << 7, 2))
+        }
+        _ => get_long(src, at),
     }
 }
 
-#[cold]
-fn get_slow(src: &[u8], at: usize) -> Result<(u64, usize), DecodeError> {
+#[inline]
+fn get_long(src: &[u8], at: usize) -> Result<(u64, usize), DecodeError> {
     let mut value: u64 = 0;
     for (i, &b) in src.iter().enumerate().take(MAX_VARINT_LEN) {
         if i == MAX_VARINT_LEN - 1 && b > 1 {
