@@ -397,11 +397,11 @@ fn node_chain(levels: usize) -> Vec<u8> {
     let mut lens = vec![1usize]; // innermost body: `00`
     for _ in 0..levels {
         let inner = *lens.last().unwrap();
-        lens.push(2 + write::delimited_len(inner));
+        lens.push(1 + write::delimited_len(inner));
     }
     let mut out = Vec::with_capacity(lens[levels]);
     for k in (1..=levels).rev() {
-        out.extend_from_slice(&[0x01, 0x03]);
+        out.push(0x03); // presence: tag 1, class 3
         write::uvarint(&mut out, lens[k - 1] as u64);
     }
     out.push(0x00);
@@ -416,11 +416,11 @@ fn list_chain(levels: usize) -> Vec<u8> {
     for _ in 0..levels {
         let body = *lens.last().unwrap();
         let list_content = write::delimited_len(body);
-        lens.push(2 + write::delimited_len(list_content));
+        lens.push(1 + write::delimited_len(list_content));
     }
     let mut out = Vec::with_capacity(lens[levels]);
     for k in (1..=levels).rev() {
-        out.extend_from_slice(&[0x01, 0x03]);
+        out.push(0x03); // presence: tag 1, class 3
         write::uvarint(&mut out, write::delimited_len(lens[k - 1]) as u64);
         write::uvarint(&mut out, lens[k - 1] as u64);
     }
@@ -654,7 +654,8 @@ fn class_mismatch() {
     let err = schema
         .decode(
             &schema.parse_type("Slot").unwrap(),
-            &[0x01, 0x03, 0x01, 0x05],
+            // Presence: tag 1 class 3; then a length-delimited value.
+            &[0x03, 0x01, 0x05],
         )
         .unwrap_err();
     assert!(matches!(
@@ -668,7 +669,7 @@ fn class_mismatch() {
     assert_eq!(
         err.root(),
         &DecodeError::ClassMismatch {
-            at: 2,
+            at: 1,
             tag: 1,
             expected: 1,
             found: 3
@@ -682,35 +683,62 @@ fn presence_bitmap_errors() {
         Err(DecodeError::BadPresence { at, .. }) => Some(at),
         _ => None,
     };
-    // The highest tag marked absent.
-    assert_eq!(bad(&[0x01, 0x00]), Some(1));
-    assert_eq!(bad(&[0x05, 0xff, 0x00]), Some(1));
-    // Bits for tags above N.
-    assert_eq!(bad(&[0x01, 0x05]), Some(1));
-    assert_eq!(
-        bad(&[0x03, 0x15, 0xc0]),
-        None,
-        "N = 3 ends in the middle of the byte: 0x15 is fine"
-    );
-    assert_eq!(bad(&[0x03, 0xd5]), Some(1));
-    // N above 255.
-    assert_eq!(bad(&[0x80, 0x02]), Some(0));
-    // A bitmap shorter than ceil(N/4).
+    // A presence field ending with a zero byte is non-canonical.
+    assert_eq!(bad(&[0x80, 0x00]), Some(0));
+    assert_eq!(bad(&[0x85, 0x80, 0x00]), Some(0));
+    assert_eq!(bad(&[0x00]), None, "a single 00 is the empty presence");
+    // Class bits for tag 256 (bit 510): 72 bytes of 0x80, then 0x40.
+    let mut tag256 = vec![0x80u8; 72];
+    tag256.push(0x40);
+    assert_eq!(bad(&tag256), Some(0));
+    // More than 73 bytes.
+    let mut long = vec![0xffu8; 73];
+    long.push(0x01);
+    assert_eq!(bad(&long), Some(0));
+    // A field cut after a continuation byte.
     assert!(matches!(
-        Reader::new(&[0x09, 0x55, 0x55]).presence(),
+        Reader::new(&[0x95]).presence(),
         Err(DecodeError::UnexpectedEnd { .. })
     ));
-    // N = 255 with every tag present is fine.
-    let mut full = uvarint(255);
-    full.extend(std::iter::repeat_n(0x55, 63));
-    full.push(0x15);
+    // Tag 255 with every tag present (class 1) is fine: 510 bits, bit 509 clear.
+    let mut bits = vec![0u8; 64];
+    for tag in 1..=255usize {
+        let bit = 2 * (tag - 1);
+        bits[bit / 8] |= 1 << (bit % 8);
+    }
+    let mut full = Vec::new();
+    let total_bits: usize = 2 * 254 + 1;
+    let groups = total_bits.div_ceil(7);
+    for g in 0..groups {
+        let mut v = 0u8;
+        for k in 0..7 {
+            let bit = 7 * g + k;
+            if bit < 512 && bits[bit / 8] >> (bit % 8) & 1 == 1 {
+                v |= 1 << k;
+            }
+        }
+        full.push(if g + 1 < groups { v | 0x80 } else { v });
+    }
+    assert_eq!(full.len(), 73);
     let p = Reader::new(&full).presence().unwrap();
     assert_eq!(p.highest(), 255);
     assert_eq!(p.count(), 255);
-    // N = 0: no bitmap byte at all.
+    // No field: one byte.
     let mut r = Reader::new(&[0x00, 0x07]);
     assert_eq!(r.presence().unwrap().count(), 0);
     assert_eq!(r.remaining(), 1);
+    // The spec's example: tags 1-3 class 1, tag 4 class 2, tag 5 class 1 is `95 03`.
+    let got: Vec<(u32, Class)> = Reader::new(&[0x95, 0x03]).presence().unwrap().collect();
+    assert_eq!(
+        got,
+        [
+            (1, Class::Varint),
+            (2, Class::Varint),
+            (3, Class::Varint),
+            (4, Class::Fixed32),
+            (5, Class::Varint)
+        ]
+    );
 }
 
 #[test]

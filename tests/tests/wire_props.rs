@@ -235,16 +235,22 @@ proptest! {
         let mut out = Vec::new();
         w.encode(&mut out);
         prop_assert_eq!(out.len(), w.encoded_len());
-        // The layout of §5.2, computed independently.
+        // The layout of §5.2, computed independently: P = sum of class << 2(t-1),
+        // written 7 bits per byte, least significant first.
         let n = fields.keys().next_back().copied().unwrap_or(0);
-        let mut expected = Vec::new();
-        write::uvarint(&mut expected, n.into());
-        let mut bits = vec![0u8; n.div_ceil(4) as usize];
+        let mut bits = vec![false; 512];
         for (&tag, &class) in &fields {
-            let i = (tag - 1) as usize;
-            bits[i / 4] |= (class as u8) << (2 * (i % 4));
+            let i = 2 * (tag - 1) as usize;
+            bits[i] = class as u8 & 1 == 1;
+            bits[i + 1] = class as u8 & 2 == 2;
         }
-        expected.extend_from_slice(&bits);
+        let significant = bits.iter().rposition(|&b| b).map_or(0, |i| i + 1);
+        let groups = significant.div_ceil(7).max(1);
+        let mut expected = Vec::new();
+        for g in 0..groups {
+            let v = (0..7).fold(0u8, |acc, k| acc | (u8::from(bits[7 * g + k]) << k));
+            expected.push(if g + 1 < groups { v | 0x80 } else { v });
+        }
         prop_assert_eq!(&out, &expected);
         let mut r = Reader::new(&out);
         let p = r.presence().unwrap();

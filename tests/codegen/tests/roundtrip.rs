@@ -190,10 +190,10 @@ fn negative_zero_is_written_but_positive_zero_is_not() {
         ..Scalars::default()
     };
     assert_eq!(pos.encode_to_vec().unwrap(), [0x00]);
-    // N = 10, bitmap: tag 10 class 2 (fixed32) in byte 2 bits 2-3.
+    // Presence: tag 10 class 2 (fixed32) is P = 2 << 18, three base-128 bytes.
     assert_eq!(
         neg.encode_to_vec().unwrap(),
-        [0x0a, 0x00, 0x00, 0x08, 0x00, 0x00, 0x00, 0x80]
+        [0x80, 0x80, 0x20, 0x00, 0x00, 0x00, 0x80]
     );
 }
 
@@ -201,8 +201,8 @@ fn negative_zero_is_written_but_positive_zero_is_not() {
 fn sparse_high_tags_use_a_long_bitmap() {
     let s = Sparse { first: 1, last: 2 };
     let bytes = s.encode_to_vec().unwrap();
-    // uvarint(255) + 64 bitmap bytes + two one-byte values.
-    assert_eq!(bytes.len(), 2 + 64 + 2);
+    // Tag 255 class 1 sets bit 508: a 73-byte presence field, then two one-byte values.
+    assert_eq!(bytes.len(), 73 + 2);
     assert_eq!(Sparse::decode_slice(&bytes).unwrap(), s);
 }
 

@@ -23,7 +23,7 @@ fn worked_example_of_the_wire_spec() {
     assert_eq!(
         body,
         [
-            0x05, 0x95, 0x01, 0x02, 0xf8, 0xf7, 0x02, 0xb7, 0x17, 0x00, 0x00, 0xbc, 0x41, 0x01
+            0x95, 0x03, 0x02, 0xf8, 0xf7, 0x02, 0xb7, 0x17, 0x00, 0x00, 0xbc, 0x41, 0x01
         ]
     );
     let mut frame = Vec::new();
@@ -34,10 +34,10 @@ fn worked_example_of_the_wire_spec() {
         1 << 20,
     )
     .unwrap();
-    assert_eq!(frame.len(), 16);
-    // L = 14, then the lead byte: one-way, type id in the nibble (8 in this fixture, 3 in the spec).
+    assert_eq!(frame.len(), 15);
+    // L = 13, then the lead byte: one-way, type id in the nibble (8 in this fixture, 3 in the spec).
     assert_eq!(SlotTelemetry::TYPE_ID, 8);
-    assert_eq!(&frame[..2], &[0x0e, 0x08]);
+    assert_eq!(&frame[..2], &[0x0d, 0x08]);
 }
 
 #[test]
@@ -65,8 +65,8 @@ fn old_reader_reads_new_writer() {
     match &old.pick {
         evo::v1::Pick::Unknown { tag, bytes, .. } => {
             assert_eq!(*tag, 3);
-            // The nested Inner { q: 9 } in class-3 form: length, N = 1, bitmap, value.
-            assert_eq!(&bytes[..], &[0x03, 0x01, 0x01, 0x09]);
+            // The nested Inner { q: 9 } in class-3 form: length, presence (tag 1 class 1), value.
+            assert_eq!(&bytes[..], &[0x02, 0x01, 0x09]);
         }
         other => panic!("expected an unknown variant, got {other:?}"),
     }
@@ -301,7 +301,7 @@ fn nesting_bombs_are_rejected_without_overflowing_the_stack() {
     for _ in 0..5_000 {
         let mut list = Vec::new();
         isml_runtime::wire::write::len_prefixed(&mut list, &body); // one element
-        let mut outer = vec![0x04, 0xc0]; // N = 4, tag 4 class 3
+        let mut outer = vec![0xc0, 0x01]; // presence: tag 4 class 3 (P = 0xc0)
         isml_runtime::wire::write::len_prefixed(&mut outer, &list);
         body = outer;
     }

@@ -761,11 +761,10 @@ class Schema:
             written.append((f["tag"], cls, data))
         if not written:
             return b"\x00"
-        n = written[-1][0]
-        bitmap = bytearray((n + 3) // 4)
+        presence = 0
         for tag, cls, _ in written:
-            bitmap[(tag - 1) // 4] |= cls << (2 * ((tag - 1) % 4))
-        return uvarint(n) + bytes(bitmap) + b"".join(d for _, _, d in written)
+            presence |= cls << (2 * (tag - 1))
+        return uvarint(presence) + b"".join(d for _, _, d in written)
 
     def encode_union(self, name, v: dict) -> bytes:
         """§5.5."""
@@ -967,24 +966,36 @@ class Schema:
         elif cls == 3:
             r.sub()
 
+    @staticmethod
+    def read_presence(r: "Reader") -> int:
+        """§5.2: the presence number, base 128, at most 73 bytes, canonical."""
+        at = r.pos
+        value, shift, count = 0, 0, 0
+        while True:
+            if r.remaining() == 0:
+                raise WireError("unexpected_end", r.pos, "presence field")
+            if count == 73:
+                raise WireError("bad_presence", at, "presence field longer than 73 bytes")
+            b = r.take(1)[0]
+            count += 1
+            value |= (b & 0x7F) << shift
+            shift += 7
+            if b < 0x80:
+                if b == 0 and count > 1:
+                    raise WireError("bad_presence", at, "presence field ends with a zero byte")
+                break
+        if value >> 510:
+            raise WireError("bad_presence", at, "class bits for a tag above 255")
+        return value
+
     def decode_body(self, name, r: Reader, depth: int) -> dict:
         depth = self.enter(depth, r)
-        n = r.uvarint()
-        nbytes = (n + 3) // 4
-        bm_at = r.pos
-        if nbytes > r.remaining():
-            raise WireError("unexpected_end", bm_at, "presence bitmap")
-        bitmap = r.take(nbytes)
-        if n:
-            used = n - 4 * (nbytes - 1)  # tags in the last bitmap byte, 1..4
-            if bitmap[-1] >> (2 * used):
-                raise WireError("bad_presence", bm_at + nbytes - 1, "bits above N")
-            if (bitmap[-1] >> (2 * (used - 1))) & 3 == 0:
-                raise WireError("bad_presence", bm_at + nbytes - 1, "tag N absent")
+        presence = self.read_presence(r)
+        n = (presence.bit_length() + 1) // 2
         by_tag = {f["tag"]: f for f in self.fields(name)}
         out = {}
         for tag in range(1, n + 1):
-            cls = (bitmap[(tag - 1) // 4] >> (2 * ((tag - 1) % 4))) & 3
+            cls = (presence >> (2 * (tag - 1))) & 3
             if cls == 0:
                 continue
             f = by_tag.get(tag)
@@ -1515,6 +1526,23 @@ def val(type_s, v, d):
          "hex": sch.encode_value(type_s, v).hex()})
 
 
+def old_body(h: str) -> str:
+    """Rewrites a body written as uvarint(N) + bitmap (hand-written vectors)
+    into the presence form of §5.2, keeping the value bytes."""
+    b = H(h)
+    n, i = 0, 0
+    shift = 0
+    while True:
+        n |= (b[i] & 0x7F) << shift
+        shift += 7
+        i += 1
+        if b[i - 1] < 0x80:
+            break
+    nb = (n + 3) // 4
+    presence = int.from_bytes(b[i:i + nb], "little")
+    return (uvarint(presence) + b[i + nb:]).hex()
+
+
 def bad(type_s, h, err, d):
     types = referenced(names_in(type_s))
     add({"group": "value", "description": d, "types": types, "type": type_s,
@@ -1588,8 +1616,8 @@ def gen_values():
     val("Outer", {}, "a message field is always written, even when default")
     val("Wrapper", {"slot": {"index": 4}}, "nested message field")
     val("Gaps", {"a": 1, "b": 2, "c": "z", "d": 1.0}, "tag gaps 1, 5, 9, 12")
-    val("Gaps", {"d": 0.5}, "only tag 12: three bitmap bytes")
-    val("Many", {"f9": 1}, "tag 9 only: N = 9, bitmap 3 bytes")
+    val("Gaps", {"d": 0.5}, "only tag 12: a 4-byte presence field")
+    val("Many", {"f9": 1}, "tag 9 only: a 3-byte presence field")
     val("Tree", {"value": 1, "children": [{"value": 2}, {"value": 3, "children": [{"value": 4}]}]},
         "recursive message (list of itself)")
     val("Chain", {"next": {"next": {"v": 3}, "v": 2}, "v": 1}, "recursive optional chain")
@@ -1616,12 +1644,12 @@ def gen_values():
     bad("bool", "02", "invalid_bool", "bool element 02")
     bad("list<bool>", "02 01 02", "invalid_bool", "bool element 02 in a list")
     bad("map<bool, u8>", "04 00 01 03 02", "invalid_bool", "bool map key 03")
-    bad("SmallBool", "01 01 02", "invalid_bool", "bool field (class 1) with value 2")
+    bad("SmallBool", old_body("01 01 02"), "invalid_bool", "bool field (class 1) with value 2")
     bad("u8", "", "unexpected_end", "u8 element with no byte")
     bad("u16", "80 80 04", "integer_out_of_range", "u16 element 65536")
     bad("i32", "80 80 80 80 10", "integer_out_of_range", "i32 element with zigzag 2^32 (i32 max + 1)")
-    bad("Small", "01 01 80 02", "integer_out_of_range", "u8 field (class 1 varint) holding 256")
-    bad("SmallI8", "01 01 80 02", "integer_out_of_range", "i8 field with zigzag 256 = 128")
+    bad("Small", old_body("01 01 80 02"), "integer_out_of_range", "u8 field (class 1 varint) holding 256")
+    bad("SmallI8", old_body("01 01 80 02"), "integer_out_of_range", "i8 field with zigzag 256 = 128")
     bad("State", "80 80 80 80 10", "integer_out_of_range", "enum value 2^32")
     bad("string", "02 c3 28", "invalid_utf8", "invalid UTF-8 (bad continuation)")
     bad("string", "02 c0 80", "invalid_utf8", "overlong UTF-8 encoding of NUL")
@@ -1630,17 +1658,17 @@ def gen_values():
     bad("string", "05 61", "length_out_of_bounds", "string length past the end")
     bad("list<u8>", "ff ff ff ff 0f", "length_out_of_bounds", "list length u32::MAX")
     bad("list<string>", "02 05 61", "length_out_of_bounds", "element length past the end of the list content")
-    bad("Small", "01 01", "unexpected_end", "field value missing")
-    bad("Small", "05", "unexpected_end", "N = 5 but no bitmap")
-    bad("Small", "02 01 05", "bad_presence", "N = 2 but tag 2 absent")
-    bad("Small", "01 00", "bad_presence", "N = 1 but tag 1 absent")
-    bad("Small", "01 05 01 02", "bad_presence", "bitmap bits set for a tag above N")
-    bad("Many", "05 55 40 01 02 03 04 05", "bad_presence", "bits above N in the second bitmap byte")
-    bad("Small", "01 02 00 00 00 00", "class_mismatch", "u8 field written with class 2")
-    bad("Small", "01 03 01 05", "class_mismatch", "u8 field written with class 3")
-    bad("Wrapper", "01 01 05", "class_mismatch", "message field written with class 1")
+    bad("Small", old_body("01 01"), "unexpected_end", "field value missing")
+    bad("Small", "85", "unexpected_end", "presence field cut after a continuation byte")
+    bad("Small", "81 00 05", "bad_presence", "presence field ending with a zero byte (non-canonical)")
+    bad("Small", "80 00", "bad_presence", "presence 0 written in two bytes")
+    bad("Small", "80" * 72 + "40", "bad_presence", "class bits for tag 256 (bit 510)")
+    bad("Many", "ff" * 73 + "01", "bad_presence", "presence field of 74 bytes")
+    bad("Small", old_body("01 02 00 00 00 00"), "class_mismatch", "u8 field written with class 2")
+    bad("Small", old_body("01 03 01 05"), "class_mismatch", "u8 field written with class 3")
+    bad("Wrapper", old_body("01 01 05"), "class_mismatch", "message field written with class 1")
     bad("Cmd", "04", "union_class_absent", "union key tag 1 class 0")
-    bad("Envelope", "02 0c 01 04", "union_class_absent", "union field whose key has class 0")
+    bad("Envelope", old_body("02 0c 01 04"), "union_class_absent", "union field whose key has class 0")
     bad("Cmd", "05 01", "class_mismatch", "union: message variant with class 1")
     bad("Cmd", "09", "unexpected_end", "union key without a value")
     bad("map<string, u32>", "06 01 62 01 01 61 02", "map_key_order", "map keys b, a: unordered")
@@ -1648,20 +1676,20 @@ def gen_values():
     bad("map<i32, string>", "04 01 00 03 00", "map_key_order",
         "i32 keys -1, -2 (zigzag bytes ascending, values descending)")
     bad("map<bool, u8>", "04 01 00 00 00", "map_key_order", "bool keys true then false")
-    bad("Hw", "01 03 05 01 02 03 04 05", "content_length", "array<u8,6> field with 5 bytes of content")
-    bad("Hw", "01 03 07 01 02 03 04 05 06 07", "content_length", "array<u8,6> field with 7 bytes of content")
+    bad("Hw", old_body("01 03 05 01 02 03 04 05"), "content_length", "array<u8,6> field with 5 bytes of content")
+    bad("Hw", old_body("01 03 07 01 02 03 04 05 06 07"), "content_length", "array<u8,6> field with 7 bytes of content")
     bad("list<f32>", "06 00 00 80 3f 00 00", "ragged_list", "list<f32> content of 6 bytes")
     bad("list<f64>", "04 00 00 80 3f", "ragged_list", "list<f64> content of 4 bytes")
-    bad("SmallF64", "01 03 04 00 00 80 3f", "content_length", "f64 field with a 4-byte length")
-    bad("Wrapper", "01 03 04 01 01 05 09", "content_length", "nested message content with a trailing byte")
-    bad("Wrapper", "01 03 09 01 01 05", "length_out_of_bounds", "nested message length past the end")
-    bad("Small", "02 0d 05 ff ff ff ff 0f", "length_out_of_bounds", "unknown class-3 field whose length runs past the end")
-    bad("Small", "02 05 05 80 00", "non_canonical_varint", "unknown class-1 field with a non-canonical varint")
-    bad("Small", "02 09 05 00 00", "unexpected_end", "unknown class-2 field cut short")
-    bad("Limits", "01 03 05 68 65 6c 6c 6f", "max_len", "string field of 5 bytes, max_len 4")
-    bad("Limits", "03 30 03 01 02 03", "max_len", "list field of 3 elements, max_len 2")
-    bad("Limits", "02 04 0b", "range", "u8 field 11, range 1..=10")
-    bad("Limits", "04 40 0b", "range", "i32 field -6, range -5..=5")
+    bad("SmallF64", old_body("01 03 04 00 00 80 3f"), "content_length", "f64 field with a 4-byte length")
+    bad("Wrapper", old_body("01 03 04 01 01 05 09"), "content_length", "nested message content with a trailing byte")
+    bad("Wrapper", old_body("01 03 09 01 01 05"), "length_out_of_bounds", "nested message length past the end")
+    bad("Small", old_body("02 0d 05 ff ff ff ff 0f"), "length_out_of_bounds", "unknown class-3 field whose length runs past the end")
+    bad("Small", old_body("02 05 05 80 00"), "non_canonical_varint", "unknown class-1 field with a non-canonical varint")
+    bad("Small", old_body("02 09 05 00 00"), "unexpected_end", "unknown class-2 field cut short")
+    bad("Limits", old_body("01 03 05 68 65 6c 6c 6f"), "max_len", "string field of 5 bytes, max_len 4")
+    bad("Limits", old_body("03 30 03 01 02 03"), "max_len", "list field of 3 elements, max_len 2")
+    bad("Limits", old_body("02 04 0b"), "range", "u8 field 11, range 1..=10")
+    bad("Limits", old_body("04 40 0b"), "range", "i32 field -6, range -5..=5")
     nest = "01"
     ty = "u8"
     for _ in range(40):
@@ -1670,7 +1698,7 @@ def gen_values():
     bad(ty, nest, "depth_exceeded", "40 nested single-element lists")
     body = b"\x00"
     for _ in range(40):
-        body = H("01 03") + uvarint(len(body)) + body
+        body = H("03") + uvarint(len(body)) + body
     bad("Chain", body.hex(), "depth_exceeded", "recursive message nested 41 deep")
 
 
@@ -1804,9 +1832,9 @@ def spec_examples():
     assert cobs_encode(H("00")) == H("01 01") and cobs_encode(b"") == H("01")
     body = S.encode_body("SlotTelemetry", {"slot": 2, "voltage_mv": 48120, "current_ma": -1500,
                                            "temperature_c": 23.5, "charging": True, "energy_wh": 0})
-    assert body == H("05 95 01 02 f8 f7 02 b7 17 00 00 bc 41 01"), body.hex()
-    assert encode_stream_frame(header("one-way", 3), body) == H("0e 03 05 95 01 02 f8 f7 02 b7 17 00 00 bc 41 01")
-    assert len(encode_serial_frame(None, header("one-way", 3), body)) == 21
+    assert body == H("95 03 02 f8 f7 02 b7 17 00 00 bc 41 01"), body.hex()
+    assert encode_stream_frame(header("one-way", 3), body) == H("0d 03 95 03 02 f8 f7 02 b7 17 00 00 bc 41 01")
+    assert len(encode_serial_frame(None, header("one-way", 3), body)) == 20
     assert fingerprint(S, "A")[0] == "#5message{1:u8;2:list<@0>;}"
 
 
