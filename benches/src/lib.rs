@@ -153,7 +153,12 @@ pub fn logs(count: usize) -> Vec<bench::LogRecord> {
             host: format!("cabinet-{:04}", i % 500),
             app: "charger".to_string(),
             module: "slot::bms".to_string(),
-            text: format!("slot {} battery reported {} mV at {} degC", i % 12, 3_600 + i % 500, 20 + i % 15),
+            text: format!(
+                "slot {} battery reported {} mV at {} degC",
+                i % 12,
+                3_600 + i % 500,
+                20 + i % 15
+            ),
             pid: 4_242,
             seq: i as u64,
         })
@@ -170,7 +175,9 @@ pub fn stations(count: usize) -> Vec<bench::Station> {
                     index: s as u8,
                     state: (s % 4) as u32,
                     soc_percent: ((i + s) % 101) as u8,
-                    cells_mv: (0..13).map(|c| 3_500 + ((i + s + c) % 200) as u16).collect(),
+                    cells_mv: (0..13)
+                        .map(|c| 3_500 + ((i + s + c) % 200) as u16)
+                        .collect(),
                     temperature_c: 20.0 + s as f32,
                 })
                 .collect(),
@@ -301,19 +308,31 @@ impl Workload {
             Kind::Telemetry => {
                 w.telemetry = telemetry(count);
                 w.pb_telemetry = w.telemetry.iter().map(Into::into).collect();
-                w.isml_bytes = w.telemetry.iter().map(|m| m.encode_to_vec().expect("valid")).collect();
+                w.isml_bytes = w
+                    .telemetry
+                    .iter()
+                    .map(|m| m.encode_to_vec().expect("valid"))
+                    .collect();
                 w.pb_bytes = w.pb_telemetry.iter().map(|m| m.encode_to_vec()).collect();
             }
             Kind::LogRecord => {
                 w.logs = logs(count);
                 w.pb_logs = w.logs.iter().map(Into::into).collect();
-                w.isml_bytes = w.logs.iter().map(|m| m.encode_to_vec().expect("valid")).collect();
+                w.isml_bytes = w
+                    .logs
+                    .iter()
+                    .map(|m| m.encode_to_vec().expect("valid"))
+                    .collect();
                 w.pb_bytes = w.pb_logs.iter().map(|m| m.encode_to_vec()).collect();
             }
             Kind::Station => {
                 w.stations = stations(count);
                 w.pb_stations = w.stations.iter().map(Into::into).collect();
-                w.isml_bytes = w.stations.iter().map(|m| m.encode_to_vec().expect("valid")).collect();
+                w.isml_bytes = w
+                    .stations
+                    .iter()
+                    .map(|m| m.encode_to_vec().expect("valid"))
+                    .collect();
                 w.pb_bytes = w.pb_stations.iter().map(|m| m.encode_to_vec()).collect();
             }
         }
@@ -383,9 +402,15 @@ impl Workload {
         let mut n = 0;
         for b in &self.isml_bytes {
             n += match self.kind {
-                Kind::Telemetry => black_box(bench::Telemetry::decode_slice(b).expect("valid")).seq as usize,
-                Kind::LogRecord => black_box(bench::LogRecord::decode_slice(b).expect("valid")).text.len(),
-                Kind::Station => black_box(bench::Station::decode_slice(b).expect("valid")).slots.len(),
+                Kind::Telemetry => {
+                    black_box(bench::Telemetry::decode_slice(b).expect("valid")).seq as usize
+                }
+                Kind::LogRecord => black_box(bench::LogRecord::decode_slice(b).expect("valid"))
+                    .text
+                    .len(),
+                Kind::Station => black_box(bench::Station::decode_slice(b).expect("valid"))
+                    .slots
+                    .len(),
             };
         }
         n
@@ -396,9 +421,15 @@ impl Workload {
         let mut n = 0;
         for b in &self.pb_bytes {
             n += match self.kind {
-                Kind::Telemetry => black_box(pb::Telemetry::decode(&b[..]).expect("valid")).seq as usize,
-                Kind::LogRecord => black_box(pb::LogRecord::decode(&b[..]).expect("valid")).text.len(),
-                Kind::Station => black_box(pb::Station::decode(&b[..]).expect("valid")).slots.len(),
+                Kind::Telemetry => {
+                    black_box(pb::Telemetry::decode(&b[..]).expect("valid")).seq as usize
+                }
+                Kind::LogRecord => black_box(pb::LogRecord::decode(&b[..]).expect("valid"))
+                    .text
+                    .len(),
+                Kind::Station => black_box(pb::Station::decode(&b[..]).expect("valid"))
+                    .slots
+                    .len(),
             };
         }
         n
@@ -428,7 +459,8 @@ impl Workload {
                         + u64::from(v.ts_ns())
                         + u64::from(v.level())
                         + u64::from(v.line())
-                        + (v.host().len() + v.app().len() + v.module().len() + v.text().len()) as u64
+                        + (v.host().len() + v.app().len() + v.module().len() + v.text().len())
+                            as u64
                         + u64::from(v.pid())
                         + v.seq()
                 }
@@ -436,7 +468,9 @@ impl Workload {
                     let v = bench::Station::view(b).expect("valid");
                     let mut a = (v.station_id().len() + v.firmware().len()) as u64 + v.uptime_s();
                     for s in v.slots() {
-                        a += u64::from(s.index()) + u64::from(s.state()) + u64::from(s.soc_percent());
+                        a += u64::from(s.index())
+                            + u64::from(s.state())
+                            + u64::from(s.soc_percent());
                         a += u64::from(s.temperature_c().to_bits());
                         for c in s.cells_mv() {
                             a += u64::from(c);

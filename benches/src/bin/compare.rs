@@ -32,7 +32,9 @@ fn measure(mut f: impl FnMut() -> u64, per_round: usize) -> f64 {
 }
 
 fn main() {
-    println!("isml vs prost — {MESSAGES} messages per workload, median of {ROUNDS} rounds (ns per message)\n");
+    println!(
+        "isml vs prost — {MESSAGES} messages per workload, median of {ROUNDS} rounds (ns per message)\n"
+    );
     println!(
         "{:<27} {:>12} {:>9} {:>9} {:>9}   {}",
         "workload / operation", "", "isml", "prost", "ratio", "target"
@@ -51,9 +53,30 @@ fn main() {
         let isml_view = measure(|| w.isml_view(), n);
         let size_target = if kind == Kind::Telemetry { 0.8 } else { 1.0 };
         println!("{}", kind.name());
-        row("  encode", isml_enc, pb_enc, pb_enc / isml_enc, "x faster", ">= 2x");
-        row("  decode (owned)", isml_dec, pb_dec, pb_dec / isml_dec, "x faster", ">= 1.5x");
-        row("  view read vs prost decode", isml_view, pb_dec, pb_dec / isml_view, "x faster", ">= 5x");
+        row(
+            "  encode",
+            isml_enc,
+            pb_enc,
+            pb_enc / isml_enc,
+            "x faster",
+            ">= 2x",
+        );
+        row(
+            "  decode (owned)",
+            isml_dec,
+            pb_dec,
+            pb_dec / isml_dec,
+            "x faster",
+            ">= 1.5x",
+        );
+        row(
+            "  view read vs prost decode",
+            isml_view,
+            pb_dec,
+            pb_dec / isml_view,
+            "x faster",
+            ">= 5x",
+        );
         println!(
             "  {:<25} {:>12} {:>9.1} {:>9.1} {:>8.2}x   <= {size_target}x",
             "bytes per message",
@@ -66,5 +89,8 @@ fn main() {
 }
 
 fn row(name: &str, isml: f64, pb: f64, ratio: f64, unit: &str, target: &str) {
-    println!("{name:<27} {:>12} {isml:>9.1} {pb:>9.1} {ratio:>8.2}{unit}   {target}", "");
+    println!(
+        "{name:<27} {:>12} {isml:>9.1} {pb:>9.1} {ratio:>8.2}{unit}   {target}",
+        ""
+    );
 }
