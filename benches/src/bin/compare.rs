@@ -36,8 +36,8 @@ fn main() {
         "isml vs prost — {MESSAGES} messages per workload, median of {ROUNDS} rounds (ns per message)\n"
     );
     println!(
-        "{:<27} {:>12} {:>9} {:>9} {:>9}   {}",
-        "workload / operation", "", "isml", "prost", "ratio", "target"
+        "{:<27} {:>12} {:>9} {:>9} {:>9}   target",
+        "workload / operation", "", "isml", "prost", "ratio"
     );
     let mut buf = Vec::with_capacity(4096);
     for kind in Kind::ALL {
