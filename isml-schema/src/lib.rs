@@ -36,7 +36,9 @@ mod ast;
 pub mod builder;
 mod check;
 pub mod codegen;
+pub mod compat;
 pub mod diagnostic;
+pub mod dynamic;
 mod dump;
 pub mod fingerprint;
 pub mod ir;
@@ -45,6 +47,7 @@ mod lower;
 mod naming;
 mod parse;
 mod resolve;
+pub mod size;
 pub mod source;
 mod suggest;
 

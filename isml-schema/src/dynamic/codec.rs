@@ -1,0 +1,663 @@
+//! Encoding and decoding of dynamic values, rule for rule what the runtime's
+//! `Wire` implementations do for generated code (wire format §5).
+
+use std::collections::BTreeMap;
+
+use super::wire::{Class, Reader, put_delimited, put_presence, put_svarint, put_uvarint};
+use super::{
+    DecodeError, DecodeErrorKind, Descriptor, DynamicMessage, DynamicUnion, EncodeError, MapKey,
+    UnionValue, Value, check_type,
+};
+use crate::ir::{FieldDef, Schema, Type, TypeDefKind, TypeId};
+
+/// The default nesting limit of decoders (wire format §7).
+pub const DEFAULT_MAX_DEPTH: u32 = 32;
+
+/// The class of the field form of `ty` (§5.1).
+pub(crate) fn class_of(schema: &Schema, ty: &Type) -> Class {
+    match ty {
+        Type::Bool
+        | Type::U8
+        | Type::U16
+        | Type::U32
+        | Type::U64
+        | Type::I8
+        | Type::I16
+        | Type::I32
+        | Type::I64 => Class::Varint,
+        Type::F32 => Class::Fixed32,
+        Type::Optional(t) => class_of(schema, t),
+        Type::Named(id) if matches!(schema.types[id.index()].kind, TypeDefKind::Enum(_)) => {
+            Class::Varint
+        }
+        _ => Class::Delimited,
+    }
+}
+
+/// Width of the element form of fixed-width element types.
+fn elem_width(ty: &Type) -> Option<usize> {
+    match ty {
+        Type::Bool | Type::U8 | Type::I8 => Some(1),
+        Type::F32 => Some(4),
+        Type::F64 => Some(8),
+        _ => None,
+    }
+}
+
+/// Whether a non-optional field holding `v` is omitted (§5.2).
+fn is_default(v: &Value<'_>) -> bool {
+    match v {
+        Value::Bool(b) => !b,
+        Value::U8(x) => *x == 0,
+        Value::U16(x) => *x == 0,
+        Value::U32(x) | Value::Enum(x) => *x == 0,
+        Value::U64(x) => *x == 0,
+        Value::I8(x) => *x == 0,
+        Value::I16(x) => *x == 0,
+        Value::I32(x) => *x == 0,
+        Value::I64(x) => *x == 0,
+        Value::F32(x) => x.to_bits() == 0,
+        Value::F64(x) => x.to_bits() == 0,
+        Value::String(s) => s.is_empty(),
+        Value::Bytes(b) => b.is_empty(),
+        Value::Optional(o) => o.is_none(),
+        Value::List(l) => l.is_empty(),
+        Value::Map(m) => m.is_empty(),
+        Value::Array(_) | Value::Message(_) | Value::Union(_) => false,
+    }
+}
+
+fn mismatch(schema: &Schema, v: &Value<'_>, ty: &Type) -> EncodeError {
+    EncodeError::new(format!(
+        "expected a value of type `{}`, found {}",
+        ty.display(schema),
+        v.describe()
+    ))
+}
+
+pub(crate) fn encode_top(v: &Value<'_>) -> Result<Vec<u8>, EncodeError> {
+    match v {
+        Value::Message(m) => encode_message(m),
+        Value::Union(u) => {
+            let mut out = Vec::new();
+            encode_union(u, &mut out).map_err(|e| e.within(u.desc.full_name()))?;
+            Ok(out)
+        }
+        other => Err(EncodeError::new(format!(
+            "only messages and unions are frame payloads, not {}",
+            other.describe()
+        ))),
+    }
+}
+
+pub(crate) fn encode_message(m: &DynamicMessage<'_>) -> Result<Vec<u8>, EncodeError> {
+    let mut out = Vec::new();
+    encode_body(m, &mut out).map_err(|e| e.within(m.desc.full_name()))?;
+    Ok(out)
+}
+
+/// Checks `max_len` and `range` of field `f` holding `v` (the inner value of an optional).
+fn check_attributes(f: &FieldDef, v: &Value<'_>) -> Result<(), String> {
+    let v = match v {
+        Value::Optional(None) => return Ok(()),
+        Value::Optional(Some(b)) => b,
+        v => v,
+    };
+    if let Some(max) = f.max_len {
+        let len = match v {
+            Value::String(s) => s.len(),
+            Value::Bytes(b) => b.len(),
+            Value::List(l) => l.len(),
+            Value::Map(m) => m.len(),
+            _ => 0,
+        };
+        if len as u64 > max {
+            return Err(format!("length {len} exceeds max_len {max}"));
+        }
+    }
+    if let Some((lo, hi)) = f.range {
+        let ok = match v {
+            Value::F32(x) => f64::from(*x) >= lo as f64 && f64::from(*x) <= hi as f64,
+            Value::F64(x) => *x >= lo as f64 && *x <= hi as f64,
+            other => int_of(other).is_none_or(|i| (lo..=hi).contains(&i)),
+        };
+        if !ok {
+            return Err(format!(
+                "value {} is outside range {lo}..={hi}",
+                scalar_text(v)
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn int_of(v: &Value<'_>) -> Option<i128> {
+    Some(match *v {
+        Value::U8(x) => x.into(),
+        Value::U16(x) => x.into(),
+        Value::U32(x) => x.into(),
+        Value::U64(x) => x.into(),
+        Value::I8(x) => x.into(),
+        Value::I16(x) => x.into(),
+        Value::I32(x) => x.into(),
+        Value::I64(x) => x.into(),
+        _ => return None,
+    })
+}
+
+fn scalar_text(v: &Value<'_>) -> String {
+    match v {
+        Value::F32(x) => x.to_string(),
+        Value::F64(x) => x.to_string(),
+        other => int_of(other).map_or_else(|| other.describe(), |i| i.to_string()),
+    }
+}
+
+fn encode_body(m: &DynamicMessage<'_>, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+    let schema = m.desc.schema;
+    let fields = m.desc.fields();
+    if fields.len() != m.fields.len() {
+        return Err(EncodeError::new("message value does not match its type"));
+    }
+    let mut classes = Vec::new();
+    for (f, v) in fields.iter().zip(&m.fields) {
+        check_type(schema, v, &f.ty).map_err(|found| {
+            EncodeError::new(format!(
+                "expected a value of type `{}`, found {found}",
+                f.ty.display(schema)
+            ))
+            .within(format!(".{}", f.name))
+        })?;
+        check_attributes(f, v).map_err(|r| EncodeError::new(r).within(format!(".{}", f.name)))?;
+        if !is_default(v) {
+            classes.push((f.tag, class_of(schema, &f.ty)));
+        }
+    }
+    put_presence(out, &classes);
+    for (f, v) in fields.iter().zip(&m.fields) {
+        if !is_default(v) {
+            encode_field(schema, v, &f.ty, out).map_err(|e| e.within(format!(".{}", f.name)))?;
+        }
+    }
+    Ok(())
+}
+
+fn encode_union(u: &DynamicUnion<'_>, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+    let schema = u.desc.schema;
+    match &u.variant {
+        UnionValue::Known { tag, value } => {
+            let TypeDefKind::Union(def) = &u.desc.def().kind else {
+                return Err(EncodeError::new(
+                    "union value of a type that is not a union",
+                ));
+            };
+            let var = def
+                .variants
+                .iter()
+                .find(|v| v.tag == *tag)
+                .ok_or_else(|| EncodeError::new(format!("no variant with tag {tag}")))?;
+            let class = class_of(schema, &var.ty);
+            put_uvarint(out, (u64::from(*tag) << 2) | class as u64);
+            encode_field(schema, value, &var.ty, out)
+                .map_err(|e| e.within(format!(".{}", var.name)))
+        }
+        UnionValue::Unknown { tag, class, bytes } => {
+            put_uvarint(out, (*tag << 2) | u64::from(*class & 3));
+            out.extend_from_slice(bytes);
+            Ok(())
+        }
+    }
+}
+
+fn named_kind(schema: &Schema, id: TypeId) -> &TypeDefKind {
+    &schema.types[id.index()].kind
+}
+
+/// The field form (§5.1): a message field or union variant.
+fn encode_field(
+    schema: &Schema,
+    v: &Value<'_>,
+    ty: &Type,
+    out: &mut Vec<u8>,
+) -> Result<(), EncodeError> {
+    match (ty, v) {
+        (Type::Bool, Value::Bool(b)) => out.push(u8::from(*b)),
+        (Type::U8, Value::U8(x)) => put_uvarint(out, (*x).into()),
+        (Type::I8, Value::I8(x)) => put_svarint(out, (*x).into()),
+        (Type::F64, Value::F64(x)) => {
+            out.push(8);
+            out.extend_from_slice(&x.to_le_bytes());
+        }
+        (Type::Optional(t), Value::Optional(Some(inner))) => encode_field(schema, inner, t, out)?,
+        (Type::Optional(_), Value::Optional(None)) => {}
+        (Type::Array(..), Value::Array(_)) => {
+            let mut content = Vec::new();
+            encode_elem(schema, v, ty, &mut content)?;
+            put_delimited(out, &content);
+        }
+        (Type::Named(id), Value::Union(u)) if u.desc.id == *id => {
+            let mut content = Vec::new();
+            encode_union(u, &mut content)?;
+            put_delimited(out, &content);
+        }
+        _ => encode_elem(schema, v, ty, out)?,
+    }
+    Ok(())
+}
+
+/// The element form (§5.3).
+pub(crate) fn encode_elem(
+    schema: &Schema,
+    v: &Value<'_>,
+    ty: &Type,
+    out: &mut Vec<u8>,
+) -> Result<(), EncodeError> {
+    match (ty, v) {
+        (Type::Bool, Value::Bool(b)) => out.push(u8::from(*b)),
+        (Type::U8, Value::U8(x)) => out.push(*x),
+        (Type::I8, Value::I8(x)) => out.push(*x as u8),
+        (Type::U16, Value::U16(x)) => put_uvarint(out, (*x).into()),
+        (Type::U32, Value::U32(x)) => put_uvarint(out, (*x).into()),
+        (Type::U64, Value::U64(x)) => put_uvarint(out, *x),
+        (Type::I16, Value::I16(x)) => put_svarint(out, (*x).into()),
+        (Type::I32, Value::I32(x)) => put_svarint(out, (*x).into()),
+        (Type::I64, Value::I64(x)) => put_svarint(out, *x),
+        (Type::F32, Value::F32(x)) => out.extend_from_slice(&x.to_le_bytes()),
+        (Type::F64, Value::F64(x)) => out.extend_from_slice(&x.to_le_bytes()),
+        (Type::String, Value::String(s)) => put_delimited(out, s.as_bytes()),
+        (Type::Bytes, Value::Bytes(b)) => put_delimited(out, b),
+        (Type::Optional(t), Value::Optional(o)) => match o {
+            None => out.push(0),
+            Some(inner) => {
+                out.push(1);
+                encode_elem(schema, inner, t, out)?;
+            }
+        },
+        (Type::List(t), Value::List(items)) => {
+            let mut content = Vec::new();
+            for (i, item) in items.iter().enumerate() {
+                encode_elem(schema, item, t, &mut content)
+                    .map_err(|e| e.within(format!("[{i}]")))?;
+            }
+            put_delimited(out, &content);
+        }
+        (Type::Array(t, n), Value::Array(items)) => {
+            if items.len() != *n as usize {
+                return Err(EncodeError::new(format!(
+                    "array of {} elements where `{}` needs {n}",
+                    items.len(),
+                    ty.display(schema)
+                )));
+            }
+            for (i, item) in items.iter().enumerate() {
+                encode_elem(schema, item, t, out).map_err(|e| e.within(format!("[{i}]")))?;
+            }
+        }
+        (Type::Map(kt, vt), Value::Map(entries)) => {
+            let mut content = Vec::new();
+            for (k, val) in entries {
+                encode_key(schema, k, kt, &mut content)?;
+                encode_elem(schema, val, vt, &mut content)
+                    .map_err(|e| e.within(format!("[{k}]")))?;
+            }
+            put_delimited(out, &content);
+        }
+        (Type::Named(id), value) => match (named_kind(schema, *id), value) {
+            (TypeDefKind::Enum(_), Value::Enum(x)) => put_uvarint(out, (*x).into()),
+            (TypeDefKind::Message(_), Value::Message(m)) if m.desc.id == *id => {
+                let mut content = Vec::new();
+                encode_body(m, &mut content)?;
+                put_delimited(out, &content);
+            }
+            (TypeDefKind::Union(_), Value::Union(u)) if u.desc.id == *id => encode_union(u, out)?,
+            _ => return Err(mismatch(schema, v, ty)),
+        },
+        _ => return Err(mismatch(schema, v, ty)),
+    }
+    Ok(())
+}
+
+fn encode_key(
+    schema: &Schema,
+    k: &MapKey,
+    ty: &Type,
+    out: &mut Vec<u8>,
+) -> Result<(), EncodeError> {
+    let v = key_value(k, ty).ok_or_else(|| {
+        EncodeError::new(format!("map key {k} is not a `{}`", ty.display(schema)))
+    })?;
+    encode_elem(schema, &v, ty, out)
+}
+
+/// The value of map key `k` as type `ty`, if it fits.
+pub(crate) fn key_value<'s>(k: &MapKey, ty: &Type) -> Option<Value<'s>> {
+    Some(match (ty, k) {
+        (Type::Bool, MapKey::Bool(b)) => Value::Bool(*b),
+        (Type::String, MapKey::String(s)) => Value::String(s.clone()),
+        (Type::U8, MapKey::Int(i)) => Value::U8(u8::try_from(*i).ok()?),
+        (Type::U16, MapKey::Int(i)) => Value::U16(u16::try_from(*i).ok()?),
+        (Type::U32, MapKey::Int(i)) => Value::U32(u32::try_from(*i).ok()?),
+        (Type::U64, MapKey::Int(i)) => Value::U64(u64::try_from(*i).ok()?),
+        (Type::I8, MapKey::Int(i)) => Value::I8(i8::try_from(*i).ok()?),
+        (Type::I16, MapKey::Int(i)) => Value::I16(i16::try_from(*i).ok()?),
+        (Type::I32, MapKey::Int(i)) => Value::I32(i32::try_from(*i).ok()?),
+        (Type::I64, MapKey::Int(i)) => Value::I64(i64::try_from(*i).ok()?),
+        _ => return None,
+    })
+}
+
+/// The map key of a decoded key value.
+fn map_key(v: &Value<'_>) -> Option<MapKey> {
+    Some(match v {
+        Value::Bool(b) => MapKey::Bool(*b),
+        Value::String(s) => MapKey::String(s.clone()),
+        other => MapKey::Int(int_of(other)?),
+    })
+}
+
+// ---------------------------------------------------------------------------
+// Decoding
+// ---------------------------------------------------------------------------
+
+pub(crate) fn decode_top<'s>(
+    desc: Descriptor<'s>,
+    payload: &[u8],
+    max_depth: u32,
+) -> Result<Value<'s>, DecodeError> {
+    let mut r = Reader::new(payload, max_depth);
+    let full = desc.full_name();
+    let v = match &desc.def().kind {
+        TypeDefKind::Message(_) => decode_body(desc, &mut r).map(Value::Message),
+        TypeDefKind::Union(_) => {
+            let u = decode_union(desc, &mut r);
+            u.and_then(|u| r.finish(&full).map(|()| Value::Union(u)))
+        }
+        TypeDefKind::Enum(_) => Err(DecodeError::new(
+            0,
+            DecodeErrorKind::NotAMessage,
+            format!("`{full}` is an enum, not a message or union"),
+        )),
+    };
+    v.map_err(|e| e.within(full))
+}
+
+pub(crate) fn decode_elem_top<'s>(
+    schema: &'s Schema,
+    bytes: &[u8],
+    ty: &Type,
+    max_depth: u32,
+) -> Result<Value<'s>, DecodeError> {
+    let mut r = Reader::new(bytes, max_depth);
+    let v = decode_elem(schema, &mut r, ty)?;
+    r.finish("the value")?;
+    Ok(v)
+}
+
+fn decode_body<'s>(
+    desc: Descriptor<'s>,
+    r: &mut Reader<'_>,
+) -> Result<DynamicMessage<'s>, DecodeError> {
+    let schema = desc.schema;
+    let mut m = DynamicMessage::new(desc).ok_or_else(|| {
+        DecodeError::new(r.position(), DecodeErrorKind::NotAMessage, "not a message")
+    })?;
+    let fields = desc.fields();
+    for (tag, class) in r.presence()? {
+        let Ok(i) = fields.binary_search_by_key(&tag, |f| f.tag) else {
+            r.skip(class)?;
+            continue;
+        };
+        let f = &fields[i];
+        let v = decode_known(schema, r, &f.ty, tag, class)
+            .and_then(|v| {
+                check_attributes(f, &v).map_err(|reason| {
+                    let kind = if reason.starts_with("length") {
+                        DecodeErrorKind::MaxLen
+                    } else {
+                        DecodeErrorKind::Range
+                    };
+                    DecodeError::new(r.position(), kind, reason)
+                })?;
+                Ok(v)
+            })
+            .map_err(|e| e.within(format!(".{}", f.name)))?;
+        m.fields[i] = v;
+    }
+    r.finish(&desc.full_name())?;
+    Ok(m)
+}
+
+/// A known field or variant: checks the class, then reads the field form.
+fn decode_known<'s>(
+    schema: &'s Schema,
+    r: &mut Reader<'_>,
+    ty: &Type,
+    tag: u32,
+    class: Class,
+) -> Result<Value<'s>, DecodeError> {
+    let expected = class_of(schema, ty);
+    if class != expected {
+        return Err(DecodeError::new(
+            r.position(),
+            DecodeErrorKind::ClassMismatch,
+            format!(
+                "tag {tag} has wire class {}, expected {}",
+                class as u8, expected as u8
+            ),
+        ));
+    }
+    decode_field(schema, r, ty)
+}
+
+fn decode_union<'s>(
+    desc: Descriptor<'s>,
+    r: &mut Reader<'_>,
+) -> Result<DynamicUnion<'s>, DecodeError> {
+    let TypeDefKind::Union(def) = &desc.def().kind else {
+        return Err(DecodeError::new(
+            r.position(),
+            DecodeErrorKind::NotAMessage,
+            "not a union",
+        ));
+    };
+    let (tag, class) = r.union_key()?;
+    let variant = match def.variants.iter().find(|v| u64::from(v.tag) == tag) {
+        Some(var) => UnionValue::Known {
+            tag: var.tag,
+            value: Box::new(
+                decode_known(desc.schema, r, &var.ty, var.tag, class)
+                    .map_err(|e| e.within(format!(".{}", var.name)))?,
+            ),
+        },
+        None => UnionValue::Unknown {
+            tag,
+            class: class as u8,
+            bytes: r.class_raw(class)?.to_vec(),
+        },
+    };
+    Ok(DynamicUnion { desc, variant })
+}
+
+fn decode_field<'s>(
+    schema: &'s Schema,
+    r: &mut Reader<'_>,
+    ty: &Type,
+) -> Result<Value<'s>, DecodeError> {
+    Ok(match ty {
+        Type::Bool => Value::Bool(r.bool_varint()?),
+        Type::U8 => Value::U8(r.uvarint_max(u8::MAX.into(), "u8")? as u8),
+        Type::I8 => Value::I8(r.svarint(i8::MIN.into(), i8::MAX.into(), "i8")? as i8),
+        Type::F64 => {
+            let mut c = r.delimited()?;
+            if c.remaining() < 8 {
+                return Err(DecodeError::new(
+                    c.position(),
+                    DecodeErrorKind::ContentLength,
+                    format!("f64 content of {} byte(s), expected 8", c.remaining()),
+                ));
+            }
+            let v = c.f64()?;
+            c.finish("f64")?;
+            Value::F64(v)
+        }
+        Type::Optional(t) => Value::Optional(Some(Box::new(decode_field(schema, r, t)?))),
+        Type::Array(..) => {
+            let mut c = r.delimited()?;
+            let end = c.position() + c.remaining();
+            // Content that runs out before the N-th element is the wrong length
+            // for the array (§5.4), not a truncated input.
+            let v = decode_elem(schema, &mut c, ty).map_err(|e| {
+                if e.kind == DecodeErrorKind::UnexpectedEnd && e.at >= end {
+                    DecodeError {
+                        kind: DecodeErrorKind::ContentLength,
+                        reason: "array content is shorter than its elements".into(),
+                        ..e
+                    }
+                } else {
+                    e
+                }
+            })?;
+            c.finish("array")?;
+            v
+        }
+        Type::Named(id) if matches!(named_kind(schema, *id), TypeDefKind::Union(_)) => {
+            let desc = Descriptor { schema, id: *id };
+            let mut c = r.delimited()?;
+            let u = decode_union(desc, &mut c)?;
+            c.finish(&desc.full_name())?;
+            Value::Union(u)
+        }
+        _ => decode_elem(schema, r, ty)?,
+    })
+}
+
+fn decode_elem<'s>(
+    schema: &'s Schema,
+    r: &mut Reader<'_>,
+    ty: &Type,
+) -> Result<Value<'s>, DecodeError> {
+    Ok(match ty {
+        Type::Bool => Value::Bool(r.bool_byte()?),
+        Type::U8 => Value::U8(r.byte()?),
+        Type::I8 => Value::I8(r.byte()? as i8),
+        Type::U16 => Value::U16(r.uvarint_max(u16::MAX.into(), "u16")? as u16),
+        Type::U32 => Value::U32(r.uvarint_max(u32::MAX.into(), "u32")? as u32),
+        Type::U64 => Value::U64(r.uvarint()?),
+        Type::I16 => Value::I16(r.svarint(i16::MIN.into(), i16::MAX.into(), "i16")? as i16),
+        Type::I32 => Value::I32(r.svarint(i32::MIN.into(), i32::MAX.into(), "i32")? as i32),
+        Type::I64 => Value::I64(r.svarint(i64::MIN, i64::MAX, "i64")?),
+        Type::F32 => Value::F32(r.f32()?),
+        Type::F64 => Value::F64(r.f64()?),
+        Type::String => Value::String(r.str()?.to_string()),
+        Type::Bytes => Value::Bytes(r.byte_slice()?.to_vec()),
+        Type::Optional(t) => {
+            if r.bool_byte()? {
+                Value::Optional(Some(Box::new(r.descend(|r| decode_elem(schema, r, t))?)))
+            } else {
+                Value::Optional(None)
+            }
+        }
+        Type::List(t) => {
+            let at = r.position();
+            let mut c = r.delimited()?;
+            if let Some(width) = elem_width(t)
+                && c.remaining() % width != 0
+            {
+                return Err(DecodeError::new(
+                    at,
+                    DecodeErrorKind::RaggedList,
+                    format!(
+                        "list of {} bytes is not a whole number of {width}-byte elements",
+                        c.remaining()
+                    ),
+                ));
+            }
+            let mut items = Vec::new();
+            while !c.is_empty() {
+                let i = items.len();
+                items.push(decode_elem(schema, &mut c, t).map_err(|e| e.within(format!("[{i}]")))?);
+            }
+            Value::List(items)
+        }
+        Type::Array(t, n) => r.descend(|c| {
+            let mut items = Vec::with_capacity((*n as usize).min(c.remaining()));
+            for i in 0..*n {
+                items.push(decode_elem(schema, c, t).map_err(|e| e.within(format!("[{i}]")))?);
+            }
+            Ok(Value::Array(items))
+        })?,
+        Type::Map(kt, vt) => {
+            let mut c = r.delimited()?;
+            let mut map: BTreeMap<MapKey, Value<'s>> = BTreeMap::new();
+            while !c.is_empty() {
+                let at = c.position();
+                let k = decode_elem(schema, &mut c, kt)?;
+                let key = map_key(&k).ok_or_else(|| {
+                    DecodeError::new(at, DecodeErrorKind::MapKeyOrder, "invalid map key type")
+                })?;
+                if map.last_key_value().is_some_and(|(last, _)| *last >= key) {
+                    return Err(DecodeError::new(
+                        at,
+                        DecodeErrorKind::MapKeyOrder,
+                        "map key is not greater than the previous key",
+                    ));
+                }
+                let v =
+                    decode_elem(schema, &mut c, vt).map_err(|e| e.within(format!("[{key}]")))?;
+                map.insert(key, v);
+            }
+            Value::Map(map)
+        }
+        Type::Named(id) => {
+            let desc = Descriptor { schema, id: *id };
+            match named_kind(schema, *id) {
+                TypeDefKind::Enum(_) => Value::Enum(r.uvarint_max(u32::MAX.into(), "u32")? as u32),
+                TypeDefKind::Message(_) => {
+                    let mut c = r.delimited()?;
+                    Value::Message(decode_body(desc, &mut c)?)
+                }
+                TypeDefKind::Union(_) => Value::Union(r.descend(|c| decode_union(desc, c))?),
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dynamic::default_value;
+
+    fn schema() -> Schema {
+        crate::load_str(
+            "t.isml",
+            "package t; enum E { a = 0; b = 1; }
+             message M [id = 1] { x: u8 = 1; y: optional<list<E>> = 2; z: map<i32, string> = 3; }
+             union U [id = 2] { m: M = 1; n: f64 = 2; }",
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn default_message_is_the_empty_body() {
+        let s = schema();
+        let d = Descriptor::new(&s, s.lookup("t.M").unwrap()).unwrap();
+        assert_eq!(encode_top(&d.default_value()).unwrap(), [0]);
+        let u = Descriptor::new(&s, s.lookup("t.U").unwrap()).unwrap();
+        // The default union holds its first variant's default: key 1*4+3, length 1, body 00.
+        assert_eq!(encode_top(&u.default_value()).unwrap(), [0x07, 0x01, 0x00]);
+        assert_eq!(
+            default_value(&s, &Type::Array(Box::new(Type::U8), 2)),
+            Value::Array(vec![Value::U8(0), Value::U8(0)])
+        );
+    }
+
+    #[test]
+    fn unordered_map_keys_are_rejected() {
+        let s = schema();
+        let d = Descriptor::new(&s, s.lookup("t.M").unwrap()).unwrap();
+        // tag 3 delimited: presence 0b11_00_00, content: key 2 "", key 1 "".
+        let e = decode_top(d, &[0x30, 4, 4, 0, 2, 0], 32).unwrap_err();
+        assert_eq!(e.kind(), DecodeErrorKind::MapKeyOrder);
+        assert_eq!(e.path(), "t.M.z");
+    }
+}
