@@ -126,7 +126,7 @@ pub struct Presence {
 impl Presence {
     /// Reads a presence field from the start of `src` (`at` is its offset);
     /// returns it and its length.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn read(src: &[u8], at: usize) -> Result<(Presence, usize), DecodeError> {
         // Up to 32 tags fit one varint: the common case.
         if let Ok((v, n)) = varint::get(src, at) {

@@ -358,7 +358,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Reads the presence field that opens a message body.
-    #[inline]
+    #[inline(always)]
     pub fn presence(&mut self) -> Result<Presence, DecodeError> {
         let (p, n) = Presence::read(&self.buf[self.pos..self.end], self.pos)?;
         self.pos += n;

@@ -39,6 +39,15 @@ pub fn get(src: &[u8], at: usize) -> Result<(u64, usize), DecodeError> {
             }
             Ok((u64::from(b0 & 0x7f) | u64::from(*b1) << 7, 2))
         }
+        [b0, b1, b2, ..] if *b2 < 0x80 => {
+            if *b2 == 0 {
+                return Err(DecodeError::NonCanonicalVarint { at });
+            }
+            Ok((
+                u64::from(b0 & 0x7f) | u64::from(b1 & 0x7f) << 7 | u64::from(*b2) << 14,
+                3,
+            ))
+        }
         _ => get_long(src, at),
     }
 }
