@@ -701,7 +701,7 @@ fn presence_bitmap_errors() {
         Err(DecodeError::UnexpectedEnd { .. })
     ));
     // Tag 255 with every tag present (class 1) is fine: 510 bits, bit 509 clear.
-    let mut bits = vec![0u8; 64];
+    let mut bits = [0u8; 64];
     for tag in 1..=255usize {
         let bit = 2 * (tag - 1);
         bits[bit / 8] |= 1 << (bit % 8);
