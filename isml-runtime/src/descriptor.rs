@@ -1,4 +1,15 @@
-//! Static reflection data generated for every schema type.
+//! Static reflection data generated for every schema type (and derived for
+//! Rust types by `#[derive(Message)]`, `#[derive(Enum)]`, `#[derive(Union)]`).
+//!
+//! Besides the data itself, this module computes the wire fingerprint of a
+//! type from its descriptors ([`fingerprint`], wire format §8) and prints the
+//! `.isml` text of a set of types ([`export_schema`]), so that types defined
+//! in Rust can be handed to a team working from schema files.
+
+use alloc::collections::BTreeMap;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt::Write as _;
 
 /// A type as written in a schema, for reflection.
 #[non_exhaustive]
@@ -70,7 +81,11 @@ pub struct MessageDescriptor {
     pub fields: &'static [FieldDescriptor],
     /// Documentation from the schema.
     pub docs: &'static str,
-    /// The fingerprint (wire format §8).
+    /// The fingerprint (wire format §8) as the schema compiler computed it, or
+    /// `0` for a derived type: a derive macro sees one type at a time, so it
+    /// cannot know the definitions its fields refer to. [`fingerprint`]
+    /// computes the value from the descriptors for any type, and
+    /// [`TopLevel::fingerprint`](crate::TopLevel::fingerprint) caches it.
     pub fingerprint: u64,
 }
 
@@ -137,5 +152,461 @@ impl EnumDescriptor {
             .iter()
             .find(|(n, _)| *n == name)
             .map(|(_, v)| *v)
+    }
+}
+
+/// A type with reflection data: every message, union and enum that the schema
+/// compiler generates or a derive macro implements.
+///
+/// ```
+/// # #[cfg(feature = "derive")] {
+/// use isml_runtime::descriptor::{Reflect, TypeRef};
+///
+/// #[derive(Debug, Clone, PartialEq, Default, isml_runtime::Message)]
+/// struct Ping {
+///     #[isml(tag = 1)]
+///     seq: u32,
+/// }
+///
+/// let d = <Ping as Reflect>::TYPE_REF.message_descriptor().expect("a message");
+/// assert_eq!(d.fields[0].name, "seq");
+/// # }
+/// ```
+pub trait Reflect {
+    /// How the type appears in field descriptors: [`TypeRef::Message`] for
+    /// messages and unions, [`TypeRef::Enum`] for enums.
+    const TYPE_REF: TypeRef;
+}
+
+impl TypeRef {
+    /// The reference of a named type.
+    pub const fn of<T: Reflect>() -> TypeRef {
+        T::TYPE_REF
+    }
+
+    /// The descriptor of a message or union reference.
+    pub fn message_descriptor(&self) -> Option<&'static MessageDescriptor> {
+        match self {
+            TypeRef::Message(f) => Some(f()),
+            _ => None,
+        }
+    }
+
+    /// The descriptor of an enum reference.
+    pub fn enum_descriptor(&self) -> Option<&'static EnumDescriptor> {
+        match self {
+            TypeRef::Enum(f) => Some(f()),
+            _ => None,
+        }
+    }
+
+    /// The schema spelling of a scalar, `None` for composite and named types.
+    pub fn scalar_name(&self) -> Option<&'static str> {
+        Some(match self {
+            TypeRef::Bool => "bool",
+            TypeRef::U8 => "u8",
+            TypeRef::U16 => "u16",
+            TypeRef::U32 => "u32",
+            TypeRef::U64 => "u64",
+            TypeRef::I8 => "i8",
+            TypeRef::I16 => "i16",
+            TypeRef::I32 => "i32",
+            TypeRef::I64 => "i64",
+            TypeRef::F32 => "f32",
+            TypeRef::F64 => "f64",
+            TypeRef::String => "string",
+            TypeRef::Bytes => "bytes",
+            _ => return None,
+        })
+    }
+}
+
+/// The canonical form of a message or union (wire format §8), computed from
+/// descriptors. Equal to what the schema compiler computes for the same
+/// definition.
+pub fn canonical_form(descriptor: &'static MessageDescriptor) -> String {
+    let mut out = String::new();
+    Canon::default().message(&mut out, descriptor);
+    out
+}
+
+/// The canonical form of any type reference (scalars and containers
+/// included); for a message or union it equals [`canonical_form`].
+pub fn type_canonical_form(ty: &TypeRef) -> String {
+    let mut out = String::new();
+    Canon::default().ty(&mut out, ty);
+    out
+}
+
+/// The fingerprint of a message or union (wire format §8): FNV-1a 64 of its
+/// [`canonical_form`].
+///
+/// ```
+/// use isml_runtime::descriptor::*;
+///
+/// // message A [id = 5] { x: u8 = 1; y: list<A> = 2; }
+/// static A: MessageDescriptor = MessageDescriptor {
+///     name: "A",
+///     package: "p",
+///     full_name: "p.A",
+///     kind: MessageKind::Message,
+///     id: Some(5),
+///     fields: &[field("x", 1, TypeRef::U8), field("y", 2, TypeRef::List(&TypeRef::Message(a)))],
+///     docs: "",
+///     fingerprint: 0,
+/// };
+/// fn a() -> &'static MessageDescriptor {
+///     &A
+/// }
+/// const fn field(name: &'static str, tag: u32, ty: TypeRef) -> FieldDescriptor {
+///     FieldDescriptor { name, tag, ty, deprecated: false, unit: None, max_len: None, range: None, docs: "" }
+/// }
+///
+/// assert_eq!(canonical_form(&A), "#5message{1:u8;2:list<@0>;}");
+/// assert_eq!(fingerprint(&A), 0x28ae_8ddf_2bb7_a58e);
+/// ```
+pub fn fingerprint(descriptor: &'static MessageDescriptor) -> u64 {
+    fnv1a64(canonical_form(descriptor).as_bytes())
+}
+
+/// FNV-1a 64-bit hash (offset basis `0xcbf29ce484222325`, prime `0x100000001b3`).
+pub fn fnv1a64(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+/// The expansion stack of §8: descriptors are compared by identity (each
+/// type's descriptor is one `static`), never by name, so two distinct types
+/// that happen to share a name are not confused.
+#[derive(Default)]
+struct Canon {
+    stack: Vec<*const MessageDescriptor>,
+}
+
+impl Canon {
+    fn ty(&mut self, out: &mut String, ty: &TypeRef) {
+        match ty {
+            TypeRef::Optional(t) => {
+                out.push_str("optional<");
+                self.ty(out, t);
+                out.push('>');
+            }
+            TypeRef::List(t) => {
+                out.push_str("list<");
+                self.ty(out, t);
+                out.push('>');
+            }
+            TypeRef::Map(k, v) => {
+                out.push_str("map<");
+                self.ty(out, k);
+                out.push(',');
+                self.ty(out, v);
+                out.push('>');
+            }
+            TypeRef::Array(t, n) => {
+                out.push_str("array<");
+                self.ty(out, t);
+                let _ = write!(out, ",{n}>");
+            }
+            TypeRef::Message(f) => self.message(out, f()),
+            TypeRef::Enum(f) => {
+                let mut values: Vec<u32> = f().values.iter().map(|(_, v)| *v).collect();
+                values.sort_unstable();
+                out.push_str("enum{");
+                for (i, v) in values.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    let _ = write!(out, "{v}");
+                }
+                out.push('}');
+            }
+            scalar => out.push_str(scalar.scalar_name().unwrap_or("?")),
+        }
+    }
+
+    fn message(&mut self, out: &mut String, d: &'static MessageDescriptor) {
+        let ptr: *const MessageDescriptor = d;
+        if let Some(depth) = self.stack.iter().position(|p| core::ptr::eq(*p, ptr)) {
+            let _ = write!(out, "@{depth}");
+            return;
+        }
+        if let Some(id) = d.id {
+            let _ = write!(out, "#{id}");
+        }
+        out.push_str(match d.kind {
+            MessageKind::Message => "message{",
+            MessageKind::Union => "union{",
+        });
+        self.stack.push(ptr);
+        let mut fields: Vec<&FieldDescriptor> = d.fields.iter().collect();
+        fields.sort_by_key(|f| f.tag);
+        for f in fields {
+            let _ = write!(out, "{}:", f.tag);
+            self.ty(out, &f.ty);
+            if d.kind == MessageKind::Message {
+                if let Some(n) = f.max_len {
+                    let _ = write!(out, "[max_len={n}]");
+                }
+                if let Some((lo, hi)) = f.range {
+                    let _ = write!(out, "[range={lo}..={hi}]");
+                }
+            }
+            out.push(';');
+        }
+        self.stack.pop();
+        out.push('}');
+    }
+}
+
+/// Why [`export_schema`] cannot print a set of types.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ExportError {
+    /// No message, union or enum was given.
+    #[error("nothing to export: pass at least one message, union or enum type")]
+    Empty,
+    /// One `.isml` file holds one package.
+    #[error(
+        "types of several packages reached (`{first}` and `{second}`): one schema file holds one package"
+    )]
+    MixedPackages {
+        /// A package reached.
+        first: String,
+        /// Another one.
+        second: String,
+    },
+    /// A schema needs a package name.
+    #[error("type `{name}` has no package: a schema file needs a `package` line")]
+    NoPackage {
+        /// The type.
+        name: String,
+    },
+    /// Two distinct types with one name.
+    #[error("two different types are both called `{full_name}`")]
+    DuplicateName {
+        /// The clashing name.
+        full_name: String,
+    },
+    /// Two top-level types with one id.
+    #[error("type id {id} is used by both `{first}` and `{second}`")]
+    DuplicateId {
+        /// The id.
+        id: u32,
+        /// A type using it.
+        first: String,
+        /// Another type using it.
+        second: String,
+    },
+}
+
+/// One named type reached by [`export_schema`].
+enum Named {
+    Message(&'static MessageDescriptor),
+    Enum(&'static EnumDescriptor),
+}
+
+impl Named {
+    fn name(&self) -> &'static str {
+        match self {
+            Named::Message(d) => d.name,
+            Named::Enum(d) => d.name,
+        }
+    }
+    fn package(&self) -> &'static str {
+        match self {
+            Named::Message(d) => d.package,
+            Named::Enum(d) => d.package,
+        }
+    }
+    fn full_name(&self) -> &'static str {
+        match self {
+            Named::Message(d) => d.full_name,
+            Named::Enum(d) => d.full_name,
+        }
+    }
+    fn ptr(&self) -> *const () {
+        match self {
+            Named::Message(d) => core::ptr::from_ref(*d).cast(),
+            Named::Enum(d) => core::ptr::from_ref(*d).cast(),
+        }
+    }
+}
+
+/// Prints the `.isml` text of `types` and of every type they refer to, so a
+/// team defining its messages in Rust can hand a schema to a device team.
+/// Compiling the text with the schema compiler gives the same fingerprints.
+///
+/// All types reached must share one package (one schema file holds one
+/// package); names and type ids must be unique. Types are printed in name
+/// order, with their docs, ids, tags and attributes (`reserved` tags are not
+/// recorded in descriptors and are not printed).
+///
+/// ```
+/// # #[cfg(feature = "derive")] {
+/// use isml_runtime::descriptor::{TypeRef, export_schema};
+///
+/// /// A ping.
+/// #[derive(Debug, Clone, PartialEq, Default, isml_runtime::Message)]
+/// #[isml(id = 1, package = "demo.v1")]
+/// struct Ping {
+///     #[isml(tag = 1, range = 0..=1000)]
+///     seq: u32,
+/// }
+///
+/// let text = export_schema(&[TypeRef::of::<Ping>()]).unwrap();
+/// assert!(text.contains("package demo.v1;"));
+/// assert!(text.contains("message Ping [id = 1] {"));
+/// assert!(text.contains("seq: u32 = 1 [range = 0..=1000];"));
+/// # }
+/// ```
+pub fn export_schema(types: &[TypeRef]) -> Result<String, ExportError> {
+    // full name -> type, in name order, each reached once.
+    let mut found: BTreeMap<&'static str, Named> = BTreeMap::new();
+    let mut pending: Vec<TypeRef> = types.to_vec();
+    while let Some(ty) = pending.pop() {
+        let named = match ty {
+            TypeRef::Optional(t) | TypeRef::List(t) | TypeRef::Array(t, _) => {
+                pending.push(*t);
+                continue;
+            }
+            TypeRef::Map(k, v) => {
+                pending.push(*k);
+                pending.push(*v);
+                continue;
+            }
+            TypeRef::Message(f) => Named::Message(f()),
+            TypeRef::Enum(f) => Named::Enum(f()),
+            _ => continue,
+        };
+        if let Some(seen) = found.get(named.full_name()) {
+            if seen.ptr() == named.ptr() {
+                continue;
+            }
+            return Err(ExportError::DuplicateName {
+                full_name: named.full_name().into(),
+            });
+        }
+        if let Named::Message(d) = &named {
+            pending.extend(d.fields.iter().map(|f| f.ty));
+        }
+        found.insert(named.full_name(), named);
+    }
+    let Some(first) = found.values().next() else {
+        return Err(ExportError::Empty);
+    };
+    let package = first.package();
+    if let Some(other) = found.values().find(|t| t.package() != package) {
+        return Err(ExportError::MixedPackages {
+            first: package.into(),
+            second: other.package().into(),
+        });
+    }
+    if package.is_empty() {
+        return Err(ExportError::NoPackage {
+            name: first.name().into(),
+        });
+    }
+    let mut ids: BTreeMap<u32, &'static str> = BTreeMap::new();
+    for t in found.values() {
+        if let Named::Message(d) = t
+            && let Some(id) = d.id
+            && let Some(prev) = ids.insert(id, d.full_name)
+        {
+            return Err(ExportError::DuplicateId {
+                id,
+                first: prev.into(),
+                second: d.full_name.into(),
+            });
+        }
+    }
+
+    let mut out = String::new();
+    out.push_str("// Exported by isml-runtime from Rust type descriptors.\n");
+    let _ = writeln!(out, "package {package};");
+    for t in found.values() {
+        out.push('\n');
+        match t {
+            Named::Enum(e) => {
+                doc_lines(&mut out, e.docs, "");
+                let _ = writeln!(out, "enum {} {{", e.name);
+                let mut values: Vec<&(&str, u32)> = e.values.iter().collect();
+                values.sort_by_key(|(_, v)| *v);
+                for (name, value) in values {
+                    let _ = writeln!(out, "    {name} = {value};");
+                }
+                out.push_str("}\n");
+            }
+            Named::Message(d) => {
+                doc_lines(&mut out, d.docs, "");
+                let kw = match d.kind {
+                    MessageKind::Message => "message",
+                    MessageKind::Union => "union",
+                };
+                let _ = write!(out, "{kw} {}", d.name);
+                if let Some(id) = d.id {
+                    let _ = write!(out, " [id = {id}]");
+                }
+                out.push_str(" {\n");
+                let mut fields: Vec<&FieldDescriptor> = d.fields.iter().collect();
+                fields.sort_by_key(|f| f.tag);
+                for f in fields {
+                    doc_lines(&mut out, f.docs, "    ");
+                    let _ = write!(out, "    {}: {} = {}", f.name, SchemaType(&f.ty), f.tag);
+                    let mut attrs: Vec<String> = Vec::new();
+                    if f.deprecated {
+                        attrs.push("deprecated".into());
+                    }
+                    if let Some(unit) = f.unit {
+                        attrs.push(alloc::format!("unit = {unit:?}"));
+                    }
+                    if let Some(n) = f.max_len {
+                        attrs.push(alloc::format!("max_len = {n}"));
+                    }
+                    if let Some((lo, hi)) = f.range {
+                        attrs.push(alloc::format!("range = {lo}..={hi}"));
+                    }
+                    if !attrs.is_empty() {
+                        let _ = write!(out, " [{}]", attrs.join(", "));
+                    }
+                    out.push_str(";\n");
+                }
+                out.push_str("}\n");
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn doc_lines(out: &mut String, docs: &str, indent: &str) {
+    if docs.is_empty() {
+        return;
+    }
+    for line in docs.lines() {
+        if line.is_empty() {
+            let _ = writeln!(out, "{indent}///");
+        } else if line.starts_with(' ') {
+            let _ = writeln!(out, "{indent}///{line}");
+        } else {
+            let _ = writeln!(out, "{indent}/// {line}");
+        }
+    }
+}
+
+/// A type in schema syntax, named types by their (unqualified) name.
+struct SchemaType<'a>(&'a TypeRef);
+
+impl core::fmt::Display for SchemaType<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self.0 {
+            TypeRef::Optional(t) => write!(f, "optional<{}>", SchemaType(t)),
+            TypeRef::List(t) => write!(f, "list<{}>", SchemaType(t)),
+            TypeRef::Map(k, v) => write!(f, "map<{}, {}>", SchemaType(k), SchemaType(v)),
+            TypeRef::Array(t, n) => write!(f, "array<{}, {n}>", SchemaType(t)),
+            TypeRef::Message(d) => f.write_str(d().name),
+            TypeRef::Enum(d) => f.write_str(d().name),
+            scalar => f.write_str(scalar.scalar_name().unwrap_or("?")),
+        }
     }
 }

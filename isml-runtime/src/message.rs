@@ -84,7 +84,14 @@ pub trait TopLevel: Message {
     /// The type id in frame headers.
     const TYPE_ID: u32;
     /// The schema fingerprint (wire format §8).
-    const FINGERPRINT: u64;
+    ///
+    /// A method rather than a constant because a derived type's fingerprint
+    /// depends on the definitions of the types its fields name, which its
+    /// derive macro cannot see: it is computed once from the descriptors
+    /// ([`descriptor::fingerprint`](crate::descriptor::fingerprint)) and
+    /// cached. Schema-generated types return the compiler's value (also
+    /// available as their inherent `FINGERPRINT` constant).
+    fn fingerprint() -> u64;
     /// Reflection data for this type.
     fn descriptor() -> &'static MessageDescriptor;
 }

@@ -15,9 +15,10 @@ pub use core::marker::PhantomData;
 pub use core::option::Option::{self, None, Some};
 pub use core::result::Result::{self, Err, Ok};
 pub use std::collections::HashMap;
+pub use std::sync::OnceLock;
 
 pub use crate::descriptor::{
-    EnumDescriptor, FieldDescriptor, MessageDescriptor, MessageKind, TypeRef,
+    EnumDescriptor, FieldDescriptor, MessageDescriptor, MessageKind, Reflect, TypeRef, fingerprint,
 };
 pub use crate::message::{Enum, Message, TopLevel, View, Viewable};
 pub use crate::view::{LazyView, ListView, MapView};
@@ -351,4 +352,160 @@ fn class_mismatch(
         found: found as u8,
     }
     .in_field(message, field)
+}
+
+/// What a failed `#[derive(Message)]` or `#[derive(Union)]` expands to besides
+/// its errors: impls of every trait the derive would have implemented, so
+/// that code using the type reports no follow-up errors. Never runs: the
+/// crate does not compile.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __fallback_message {
+    ($t:ident, $view:ident, $vis:vis, default = $default:tt, top_level = $top:tt) => {
+        #[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::marker::Copy, ::core::default::Default)]
+        $vis struct $view<'a>($crate::__private::PhantomData<&'a ()>);
+
+        const _: () = {
+            #[automatically_derived]
+            impl $crate::__private::Message for $t {
+                const NAME: &'static str = "";
+                fn encoded_len(&self) -> usize {
+                    ::core::unreachable!()
+                }
+                fn validate(&self) -> $crate::__private::Result<(), $crate::__private::EncodeError> {
+                    ::core::unreachable!()
+                }
+                fn encode_raw<B: $crate::__private::BufMut + ?Sized>(&self, _: &mut B) {
+                    ::core::unreachable!()
+                }
+                fn decode_reader(
+                    _: &mut $crate::__private::Reader<'_>,
+                ) -> $crate::__private::Result<Self, $crate::__private::DecodeError> {
+                    ::core::unreachable!()
+                }
+            }
+            #[automatically_derived]
+            impl<'a> $crate::__private::View<'a> for $view<'a> {
+                type Owned = $t;
+                fn view_reader(
+                    _: &mut $crate::__private::Reader<'a>,
+                ) -> $crate::__private::Result<Self, $crate::__private::DecodeError> {
+                    ::core::unreachable!()
+                }
+                fn to_owned_message(&self) -> $t {
+                    ::core::unreachable!()
+                }
+            }
+            #[automatically_derived]
+            impl $crate::__private::Reflect for $t {
+                const TYPE_REF: $crate::__private::TypeRef = $crate::__private::TypeRef::Bool;
+            }
+            #[automatically_derived]
+            impl $crate::__private::Wire for $t {
+                const CLASS: $crate::__private::Class = $crate::__private::Class::Delimited;
+                fn is_default(&self) -> bool {
+                    ::core::unreachable!()
+                }
+                fn elem_len(&self) -> usize {
+                    ::core::unreachable!()
+                }
+                fn encode_elem<B: $crate::__private::BufMut + ?Sized>(&self, _: &mut B) {
+                    ::core::unreachable!()
+                }
+                fn decode_elem(
+                    _: &mut $crate::__private::Reader<'_>,
+                ) -> $crate::__private::Result<Self, $crate::__private::DecodeError> {
+                    ::core::unreachable!()
+                }
+                fn field_len(&self) -> usize {
+                    ::core::unreachable!()
+                }
+                fn encode_field<B: $crate::__private::BufMut + ?Sized>(&self, _: &mut B) {
+                    ::core::unreachable!()
+                }
+                fn decode_field(
+                    _: &mut $crate::__private::Reader<'_>,
+                ) -> $crate::__private::Result<Self, $crate::__private::DecodeError> {
+                    ::core::unreachable!()
+                }
+            }
+            #[automatically_derived]
+            impl $crate::__private::Viewable for $t {
+                type View<'a> = $view<'a>;
+            }
+            #[automatically_derived]
+            impl<'a> $crate::__private::WireView<'a> for $t {
+                type View = $view<'a>;
+                fn view_elem(
+                    _: &mut $crate::__private::Reader<'a>,
+                ) -> $crate::__private::Result<$view<'a>, $crate::__private::DecodeError> {
+                    ::core::unreachable!()
+                }
+                fn view_field(
+                    _: &mut $crate::__private::Reader<'a>,
+                ) -> $crate::__private::Result<$view<'a>, $crate::__private::DecodeError> {
+                    ::core::unreachable!()
+                }
+                fn from_view(_: &$view<'a>) -> $t {
+                    ::core::unreachable!()
+                }
+            }
+            $crate::__fallback_message!(@default $t, $default);
+            $crate::__fallback_message!(@top $t, $top);
+        };
+    };
+    (@default $t:ident, true) => {
+        #[automatically_derived]
+        impl $crate::__private::Default for $t {
+            fn default() -> Self {
+                ::core::unreachable!()
+            }
+        }
+    };
+    (@default $t:ident, false) => {};
+    (@top $t:ident, true) => {
+        #[automatically_derived]
+        impl $crate::__private::TopLevel for $t {
+            const TYPE_ID: u32 = 0;
+            fn fingerprint() -> u64 {
+                ::core::unreachable!()
+            }
+            fn descriptor() -> &'static $crate::__private::MessageDescriptor {
+                ::core::unreachable!()
+            }
+        }
+    };
+    (@top $t:ident, false) => {};
+}
+
+/// What a failed `#[derive(Enum)]` expands to besides its errors (see
+/// [`__fallback_message!`]).
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __fallback_enum {
+    ($t:ident) => {
+        const _: () = {
+            #[automatically_derived]
+            impl $crate::__private::Enum for $t {
+                const NAME: &'static str = "";
+                fn to_u32(self) -> u32 {
+                    ::core::unreachable!()
+                }
+                fn from_u32(_: u32) -> Self {
+                    ::core::unreachable!()
+                }
+            }
+            #[automatically_derived]
+            impl $crate::__private::Default for $t {
+                fn default() -> Self {
+                    ::core::unreachable!()
+                }
+            }
+            #[automatically_derived]
+            impl $crate::__private::Reflect for $t {
+                const TYPE_REF: $crate::__private::TypeRef = $crate::__private::TypeRef::U32;
+            }
+            $crate::__wire_enum!($t);
+        };
+    };
 }

@@ -74,6 +74,15 @@ pub(crate) fn variant_name(name: &str) -> String {
     type_name(name)
 }
 
+/// The schema name of a Rust enum or union variant (`ChargeStarted` ->
+/// `charge_started`): the inverse of `variant_name` for the names schemas
+/// usually use, so that a schema exported from derived types generates the
+/// same Rust variant names again.
+pub fn schema_variant_name(rust: &str) -> String {
+    let s = rust.to_snake_case();
+    if s.is_empty() { rust.to_string() } else { s }
+}
+
 /// The module name of one package path segment (`charging` in `charging.v1`).
 pub(crate) fn module_name(segment: &str) -> String {
     let s = segment.to_snake_case();
@@ -135,6 +144,8 @@ mod tests {
         assert_eq!(field_name("temperature_c"), "temperature_c");
         assert_eq!(variant_name("charging"), "Charging");
         assert_eq!(module_name("v1"), "v1");
+        assert_eq!(schema_variant_name("ChargeStarted"), "charge_started");
+        assert_eq!(variant_name(&schema_variant_name("SlotState")), "SlotState");
     }
 
     #[test]

@@ -105,7 +105,7 @@ fn new_reader_reads_old_writer() {
 fn fingerprints_differ_between_versions_but_not_for_renames() {
     assert_ne!(evo::v1::Reading::FINGERPRINT, evo::v2::Reading::FINGERPRINT);
     assert_eq!(
-        <evo::v1::Reading as TopLevel>::FINGERPRINT,
+        <evo::v1::Reading as TopLevel>::fingerprint(),
         evo::v1::Reading::descriptor().fingerprint
     );
 }
