@@ -41,6 +41,7 @@ pub mod diagnostic;
 mod dump;
 pub mod dynamic;
 pub mod fingerprint;
+pub mod format;
 pub mod ir;
 pub mod load;
 mod lower;

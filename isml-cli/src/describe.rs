@@ -1,0 +1,98 @@
+//! `isml describe`: a wire-cost table of a schema's messages.
+
+use isml_runtime::wire::{FrameHeader, stream_frame_len};
+use isml_schema::TypeDefKind;
+use isml_schema::size::payload_size;
+
+use crate::Outcome;
+use crate::cli::DescribeArgs;
+
+pub(crate) fn describe(a: &DescribeArgs) -> Outcome {
+    let schema = crate::commands::load(&a.includes, std::slice::from_ref(&a.file))?;
+    let mut rows: Vec<[String; 8]> = Vec::new();
+    let mut flagged = 0;
+    let mut types: Vec<_> = schema
+        .types_iter()
+        .filter(|(_, t)| !matches!(t.kind, TypeDefKind::Enum(_)))
+        .collect();
+    // Messages with ids first, by id; then nested types by name.
+    types.sort_by_key(|(_, t)| (t.message_id().is_none(), t.message_id(), t.full_name()));
+    for (id, t) in types {
+        let size = payload_size(&schema, id);
+        let fields = match &t.kind {
+            TypeDefKind::Message(m) => m.fields.len(),
+            TypeDefKind::Union(u) => u.variants.len(),
+            TypeDefKind::Enum(_) => 0,
+        };
+        let frame_max = match (t.message_id(), size.max) {
+            (Some(mid), Some(max)) => Some(stream_frame_len(
+                &FrameHeader::one_way(mid),
+                usize::try_from(max).unwrap_or(usize::MAX),
+            )),
+            _ => None,
+        };
+        let flag = match (a.mtu, frame_max) {
+            (Some(mtu), Some(f)) if f as u64 > mtu => {
+                flagged += 1;
+                "!"
+            }
+            _ => "",
+        };
+        rows.push([
+            flag.to_string(),
+            t.message_id().map_or("-".into(), |i| i.to_string()),
+            t.full_name(),
+            fields.to_string(),
+            format!("{:016x}", schema.fingerprint(id)),
+            size.min.to_string(),
+            size.max.map_or("unbounded".into(), |m| m.to_string()),
+            t.docs
+                .first()
+                .map(|d| d.trim().to_string())
+                .unwrap_or_default(),
+        ]);
+    }
+    let header = [
+        "",
+        "ID",
+        "NAME",
+        "FIELDS",
+        "FINGERPRINT",
+        "MIN",
+        "MAX",
+        "DESCRIPTION",
+    ];
+    let mut widths = header.map(str::len);
+    for r in &rows {
+        for (w, c) in widths.iter_mut().zip(r) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let line = |cells: [&str; 8]| {
+        let mut s = String::new();
+        for (i, (c, w)) in cells.iter().zip(widths).enumerate() {
+            if i == 7 {
+                s.push_str(c);
+            } else if matches!(i, 1 | 3 | 5 | 6) {
+                s.push_str(&format!("{c:>w$}  "));
+            } else {
+                s.push_str(&format!("{c:<w$}  "));
+            }
+        }
+        s.trim_end().to_string()
+    };
+    println!("{}", line(header));
+    for r in &rows {
+        println!("{}", line(r.each_ref().map(String::as_str)));
+    }
+    println!();
+    println!(
+        "MIN and MAX: encoded payload bytes; unbounded: a string, bytes, list or map without max_len, or recursion."
+    );
+    if let Some(mtu) = a.mtu {
+        println!(
+            "! = the largest one-way stream frame (payload plus 2 or more bytes of framing) exceeds the MTU of {mtu} bytes: {flagged} message(s)."
+        );
+    }
+    Ok(0)
+}
