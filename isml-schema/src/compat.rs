@@ -120,6 +120,7 @@ pub fn compare(old: &Schema, new: &Schema) -> Report {
         old,
         new,
         pairs: BTreeMap::new(),
+        reused: Vec::new(),
         changes: Vec::new(),
     };
     c.match_types();
@@ -137,6 +138,8 @@ struct Compare<'a> {
     new: &'a Schema,
     /// old type -> new type.
     pairs: BTreeMap<TypeId, TypeId>,
+    /// Old types whose id another new type took: (old, new user of the id).
+    reused: Vec<(TypeId, TypeId)>,
     changes: Vec<Change>,
 }
 
@@ -172,11 +175,20 @@ impl<'a> Compare<'a> {
     fn match_types(&mut self) {
         for (oid, o) in self.old.types_iter() {
             if let Some(mid) = o.message_id()
-                && let Some((nid, _)) = self
+                && let Some((nid, n)) = self
                     .new
                     .types_iter()
                     .find(|(_, n)| n.message_id() == Some(mid))
             {
+                // The id now belongs to another type while this one lives on
+                // under its name: match by name and report the reuse.
+                if n.full_name() != o.full_name()
+                    && let Some(same) = self.new.lookup(&o.full_name())
+                {
+                    self.pairs.insert(oid, same);
+                    self.reused.push((oid, nid));
+                    continue;
+                }
                 self.pairs.insert(oid, nid);
             }
         }
@@ -350,27 +362,20 @@ impl<'a> Compare<'a> {
             ),
             _ => {}
         }
+        if let Some((_, user)) = self.reused.iter().find(|(a, _)| *a == oid) {
+            let id = o.message_id().unwrap_or(0);
+            let user = def(self.new, *user);
+            self.push(
+                true,
+                format!(
+                    "message id {id} of `{oname}` is reused by `{}`",
+                    user.full_name()
+                ),
+                o.span,
+                user.span,
+            );
+        }
         if oname != nname {
-            if let Some(still) = self.new.lookup(&oname)
-                && o.message_id().is_some()
-            {
-                // Matched by id, but the old name lives on elsewhere: the id was reused.
-                let id = o.message_id().unwrap_or(0);
-                let other = def(self.new, still);
-                self.push(
-                    true,
-                    format!(
-                        "message id {id} of `{oname}` is reused by `{nname}`{}",
-                        match other.message_id() {
-                            Some(x) => format!("; `{oname}` now has id {x}"),
-                            None => String::new(),
-                        }
-                    ),
-                    o.span,
-                    n.span,
-                );
-                return;
-            }
             self.push(
                 false,
                 format!("`{oname}` was renamed to `{nname}`"),

@@ -1,0 +1,627 @@
+//! The `isml` binary, run for real: every subcommand with good and bad input.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_isml"))
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn charging() -> String {
+    root().join("schemas/charging.isml").display().to_string()
+}
+
+/// Runs `isml args` with `stdin`, in `dir` when given.
+fn run(args: &[&str], stdin: &[u8], dir: Option<&Path>) -> Output {
+    let mut cmd = bin();
+    cmd.args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if let Some(d) = dir {
+        cmd.current_dir(d);
+    }
+    let mut child = cmd.spawn().expect("isml runs");
+    let mut input = child.stdin.take().unwrap();
+    input.write_all(stdin).unwrap();
+    drop(input);
+    child.wait_with_output().unwrap()
+}
+
+fn code(o: &Output) -> i32 {
+    o.status.code().expect("exited normally")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8(o.stdout.clone()).unwrap()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8(o.stderr.clone()).unwrap()
+}
+
+/// Fails the test if the process panicked or printed a Rust debug dump.
+fn no_panic(o: &Output) {
+    let e = stderr(o);
+    assert!(
+        !e.contains("panicked") && !e.contains("RUST_BACKTRACE"),
+        "{e}"
+    );
+    assert!(
+        !e.contains(" { ") || e.contains("-->"),
+        "debug dump in: {e}"
+    );
+}
+
+const REPORT: &str = r#"{"station_id": "cab-17", "slots": [{"index": 0, "state": "charging",
+  "battery": {"serial": "BT-0042", "soc_percent": 64, "soh_percent": 97, "cycles": 312, "temperature_c": 28.5},
+  "current_limit_ma": 16000}, {"index": 1, "state": "empty"}], "temperature_c": 21.25,
+  "firmware": "2.4.1", "labels": {"site": "depot-3"}, "serial": "AAEC", "mac": [2, 0, 94, 16, 32, 48],
+  "uptime_s": 86400, "meter": {"at": {"millis": "1700000000000"}, "energy_wh": 18446744073709551615,
+  "power_w": -1500, "voltage_v": 229.5, "current_a": -6.5, "phase_voltages_v": [230.1, 229.9, 231]}}"#;
+
+fn encode(args: &[&str], json: &str) -> Output {
+    let mut all = vec![
+        "encode",
+        "--schema",
+        &*Box::leak(charging().into_boxed_str()),
+    ];
+    all.extend_from_slice(args);
+    run(&all, json.as_bytes(), None)
+}
+
+fn decode(args: &[&str], input: &[u8]) -> Output {
+    let mut all = vec![
+        "decode",
+        "--schema",
+        &*Box::leak(charging().into_boxed_str()),
+    ];
+    all.extend_from_slice(args);
+    run(&all, input, None)
+}
+
+// ---------------------------------------------------------------------------
+// encode / decode
+// ---------------------------------------------------------------------------
+
+#[test]
+fn encode_then_decode_round_trips() {
+    let e = encode(&["--message", "StatusReport", "--hex"], REPORT);
+    assert_eq!(code(&e), 0, "{}", stderr(&e));
+    let hex = stdout(&e);
+    assert!(hex.ends_with('\n') && hex.trim().chars().all(|c| c.is_ascii_hexdigit()));
+    let d = decode(
+        &["--message", "charging.v1.StatusReport", "--hex"],
+        hex.as_bytes(),
+    );
+    assert_eq!(code(&d), 0, "{}", stderr(&d));
+    let json: serde_json::Value = serde_json::from_str(&stdout(&d)).unwrap();
+    assert_eq!(json["station_id"], "cab-17");
+    assert_eq!(json["slots"][0]["state"], "charging");
+    assert_eq!(json["serial"], "AAEC");
+    assert_eq!(
+        json["meter"]["energy_wh"],
+        serde_json::json!(18446744073709551615u64)
+    );
+    assert_eq!(
+        json["meter"]["at"]["millis"],
+        serde_json::json!(1700000000000u64)
+    );
+    assert!(json.get("firmware").is_some());
+    // Re-encoding the decoded JSON gives the same bytes.
+    let again = encode(&["--message", "StatusReport", "--hex"], &stdout(&d));
+    assert_eq!(stdout(&again), hex);
+    // Raw bytes (no --hex) decode the same.
+    let raw = encode(&["--message", "StatusReport"], REPORT);
+    let d2 = decode(&["--message", "StatusReport"], &raw.stdout);
+    assert_eq!(stdout(&d2), stdout(&d));
+}
+
+#[test]
+fn json_errors_name_the_path_and_exit_1() {
+    let cases = [
+        ("{\"station_id\": ", "invalid JSON at line 1, column 15"),
+        (
+            "{\"bogus\": 1}",
+            "`charging.v1.StatusReport`: unknown field `bogus`",
+        ),
+        (
+            "{\"station_id\": 5}",
+            "`charging.v1.StatusReport.station_id`: expected a `string`, found a number",
+        ),
+        (
+            "{\"slots\": [{}, {}, {\"battery\": {\"soc_percent\": 300}}]}",
+            "`charging.v1.StatusReport.slots[2].battery.soc_percent`: number 300 is out of range for `u8` (0..=255)",
+        ),
+        (
+            "{\"slots\": [{}, {}, {\"battery\": {\"soc_percent\": 101}}]}",
+            "`charging.v1.StatusReport.slots[2].battery.soc_percent`: value 101 is outside range 0..=100",
+        ),
+        (
+            "{\"slots\": [{\"state\": \"exploded\"}]}",
+            "unknown variant \"exploded\" of enum `charging.v1.SlotState`",
+        ),
+        ("{\"mac\": [1, 2]}", "expected exactly 6 elements"),
+        ("{\"serial\": \"***\"}", "invalid base64"),
+        (
+            "{\"station_id\": null}",
+            "null is only allowed for optional fields",
+        ),
+        ("{\"uptime_s\": -1}", "number -1 is out of range for `u64`"),
+        ("{\"uptime_s\": 1.5}", "expected an integer for `u64`"),
+        ("{\"temperature_c\": \"hot\"}", "is not a number"),
+        (
+            "[1]",
+            "expected an object for message `charging.v1.StatusReport`, found an array",
+        ),
+    ];
+    for (json, want) in cases {
+        let o = encode(&["--message", "StatusReport"], json);
+        assert_eq!(code(&o), 1, "{json}: {}", stderr(&o));
+        assert!(stderr(&o).contains(want), "{json}: {}", stderr(&o));
+        assert!(o.stdout.is_empty());
+        no_panic(&o);
+    }
+}
+
+#[test]
+fn json_accepts_the_spec_forms() {
+    // u64 as a string, null optional, NaN, a union as one key, an unknown enum value as a number.
+    let o = encode(
+        &["--message", "Command", "--hex"],
+        r#"{"start": {"slot": 1, "target_soc_percent": 80, "max_current_ma": null}}"#,
+    );
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let o = encode(
+        &["--message", "Fault", "--hex"],
+        r#"{"code": 99, "message": "x"}"#,
+    );
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let d = decode(&["--message", "Fault", "--hex"], stdout(&o).as_bytes());
+    assert!(stdout(&d).contains("\"code\":99"), "{}", stdout(&d));
+    let o = encode(&["--message", "Command"], r#"{"start": {}, "stop": {}}"#);
+    assert_eq!(code(&o), 1);
+    assert!(stderr(&o).contains("exactly one key"), "{}", stderr(&o));
+}
+
+#[test]
+fn message_names_are_resolved_or_listed() {
+    let o = encode(&["--message", "Nope"], "{}");
+    assert_eq!(code(&o), 2);
+    assert!(
+        stderr(&o).contains("no message called `Nope`"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(stderr(&o).contains("`charging.v1.StatusReport`"));
+    let o = encode(&["--message", "SlotState"], "{}");
+    assert_eq!(code(&o), 2);
+    assert!(stderr(&o).contains("not a message or union"));
+    // Two packages with the same simple name.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("a.isml"),
+        "package a; import \"b.isml\"; message M [id = 1] {}",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("b.isml"),
+        "package b; message M [id = 2] {}",
+    )
+    .unwrap();
+    let o = run(
+        &["encode", "--schema", "a.isml", "--message", "M"],
+        b"{}",
+        Some(dir.path()),
+    );
+    assert_eq!(code(&o), 2);
+    assert!(
+        stderr(&o).contains("`M` is ambiguous; use one of: `a.M`, `b.M`"),
+        "{}",
+        stderr(&o)
+    );
+    let o = run(
+        &["encode", "--schema", "a.isml", "--message", "b.M", "--hex"],
+        b"{}",
+        Some(dir.path()),
+    );
+    assert_eq!(stdout(&o), "00\n");
+}
+
+#[test]
+fn missing_files_are_io_errors() {
+    let o = run(
+        &[
+            "encode",
+            "--schema",
+            "/nonexistent/x.isml",
+            "--message",
+            "M",
+        ],
+        b"{}",
+        None,
+    );
+    assert_eq!(code(&o), 2);
+    assert!(
+        stderr(&o).starts_with("error: cannot read `/nonexistent/x.isml`"),
+        "{}",
+        stderr(&o)
+    );
+    for cmd in [
+        &["check", "/nonexistent/x.isml"][..],
+        &["describe", "/nonexistent/x.isml"],
+        &["fmt", "/nonexistent/x.isml"],
+    ] {
+        let o = run(cmd, b"", None);
+        assert_eq!(code(&o), 2, "{cmd:?}");
+        assert!(stderr(&o).contains("/nonexistent/x.isml"));
+    }
+}
+
+#[test]
+fn truncated_and_corrupt_bytes_are_rejected_with_offsets() {
+    let e = encode(&["--message", "StatusReport", "--hex"], REPORT);
+    let hex = stdout(&e).trim().to_string();
+    let cut = &hex[..hex.len() - 10];
+    let o = decode(&["--message", "StatusReport", "--hex"], cut.as_bytes());
+    assert_eq!(code(&o), 1);
+    assert!(stderr(&o).contains("at byte"), "{}", stderr(&o));
+    no_panic(&o);
+    // A string with invalid UTF-8: presence 03 (tag 1 delimited), length 1, byte ff.
+    let o = decode(&["--message", "StatusReport", "--hex"], b"03 01 ff");
+    assert_eq!(code(&o), 1);
+    assert_eq!(
+        stderr(&o),
+        "error: cannot decode `charging.v1.StatusReport`: at byte 2 in `charging.v1.StatusReport.station_id`: invalid UTF-8 in string\n"
+    );
+    let o = decode(&["--message", "StatusReport", "--hex"], b"0g");
+    assert_eq!(code(&o), 1);
+    assert!(stderr(&o).contains("`g` at character 2 is not a hex digit"));
+    let o = decode(&["--message", "StatusReport", "--hex"], b"000");
+    assert_eq!(code(&o), 1);
+    assert!(stderr(&o).contains("odd number of hex digits"));
+    // Bytes left over after the body.
+    let o = decode(&["--message", "StatusReport", "--hex"], b"00 00");
+    assert_eq!(code(&o), 1);
+    assert!(stderr(&o).contains("left over"), "{}", stderr(&o));
+}
+
+// ---------------------------------------------------------------------------
+// frames
+// ---------------------------------------------------------------------------
+
+#[test]
+fn frames_of_every_kind_decode() {
+    let mut hex = String::new();
+    let mut add = |args: &[&str], json: &str| {
+        let o = encode(args, json);
+        assert_eq!(code(&o), 0, "{args:?}: {}", stderr(&o));
+        hex.push_str(stdout(&o).trim());
+        hex.push('\n');
+    };
+    add(
+        &["--message", "StatusReport", "--frame", "--hex"],
+        r#"{"station_id": "cab-17"}"#,
+    );
+    add(
+        &[
+            "--message",
+            "StartCharging",
+            "--frame",
+            "--kind",
+            "request",
+            "--correlation",
+            "7",
+            "--hex",
+        ],
+        r#"{"slot": 2, "target_soc_percent": 90}"#,
+    );
+    add(
+        &[
+            "--message",
+            "ChargeStarted",
+            "--frame",
+            "--kind",
+            "response",
+            "--correlation",
+            "7",
+            "--hex",
+        ],
+        "{}",
+    );
+    add(
+        &[
+            "--message",
+            "SlotReading",
+            "--frame",
+            "--kind",
+            "stream-item",
+            "--correlation",
+            "3",
+            "--seq",
+            "42",
+            "--hex",
+        ],
+        "{}",
+    );
+    // FirmwareReport has type id 32: written as a varint after the lead byte.
+    add(&["--message", "FirmwareReport", "--frame", "--hex"], "{}");
+    // Hand-made: error (code 3 "boom"), stream end (empty, then failed), cancel,
+    // ack 42, hello, welcome, ping, pong, close, and a one-way fragment (MORE).
+    hex.push_str("07 30 07 03 04 626f6f6d\n01 50 03\n05 50 03 05 02 6e6f\n01 60 09\n01 70 2a\n");
+    hex.push_str("02 71 0102\n00 72\n01 73 ab\n01 74 ab\n05 75 09 03 627965\n03 85 02 0102\n");
+    let o = decode(&["--frame", "--hex"], hex.as_bytes());
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    insta::assert_snapshot!("frames_of_every_kind", stdout(&o));
+    let request = encode(
+        &[
+            "--message",
+            "StartCharging",
+            "--frame",
+            "--kind",
+            "request",
+            "--correlation",
+            "7",
+            "--hex",
+        ],
+        r#"{"slot": 2, "target_soc_percent": 90, "max_current_ma": 16000}"#,
+    );
+    let pretty = decode(&["--frame", "--hex", "--pretty"], &request.stdout);
+    assert_eq!(code(&pretty), 0, "{}", stderr(&pretty));
+    insta::assert_snapshot!("frame_pretty", stdout(&pretty));
+}
+
+#[test]
+fn bad_frames_are_rejected() {
+    let cases: [(&[u8], &str); 5] = [
+        (b"05 01 00", "frame 1 at byte 0 is truncated"),
+        (b"00 0d", "unknown message type id 13"),
+        (b"01 78 00", "unknown link opcode 8"),
+        (b"03 30 07 03 04", "bad error body"),
+        (
+            b"01 01 00 00 0d",
+            "frame 2 at byte 3: unknown message type id 13",
+        ),
+    ];
+    for (input, want) in cases {
+        let o = decode(&["--frame", "--hex"], input);
+        assert_eq!(code(&o), 1, "{}", String::from_utf8_lossy(input));
+        assert!(
+            stderr(&o).contains(want),
+            "{}: {}",
+            String::from_utf8_lossy(input),
+            stderr(&o)
+        );
+        no_panic(&o);
+    }
+    // A nested type has no id: it cannot be framed.
+    let o = encode(&["--message", "Slot", "--frame"], "{}");
+    assert_eq!(code(&o), 2);
+    assert!(stderr(&o).contains("has no message id"));
+    let o = encode(
+        &["--message", "StatusReport", "--frame", "--kind", "request"],
+        "{}",
+    );
+    assert_eq!(code(&o), 2);
+    assert!(stderr(&o).contains("--correlation is required"));
+}
+
+// ---------------------------------------------------------------------------
+// check, gen, describe, completions, help
+// ---------------------------------------------------------------------------
+
+#[test]
+fn check_reports_like_build_scripts() {
+    let o = run(&["check", &charging()], b"", None);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(o.stdout.is_empty() && o.stderr.is_empty());
+    let dir = tempfile::tempdir().unwrap();
+    let bad = "package p;\nmessage M { x: u9 = 1; y: strin = 2; }\n";
+    let path = dir.path().join("bad.isml");
+    std::fs::write(&path, bad).unwrap();
+    let o = run(&["check", &path.display().to_string()], b"", None);
+    assert_eq!(code(&o), 1);
+    // Exactly what a build script prints: Diagnostics::render.
+    let rendered = isml_schema::load(&isml_schema::LoadOptions::new([&path]))
+        .unwrap_err()
+        .render();
+    assert_eq!(stderr(&o), rendered);
+    assert!(rendered.contains("did you mean `u8`?"));
+    let o = run(
+        &["check", "--format", "json", "bad.isml"],
+        b"",
+        Some(dir.path()),
+    );
+    assert_eq!(code(&o), 1);
+    let list: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let first = &list[0];
+    assert_eq!(first["file"], "bad.isml");
+    assert_eq!(first["line"], 2);
+    assert!(first["column"].as_u64().unwrap() > 1);
+    assert!(first["labels"][0]["end_column"].is_u64());
+    assert!(
+        list.as_array().unwrap().len() >= 2,
+        "every error is reported"
+    );
+    let o = run(&["check", "--format", "json", &charging()], b"", None);
+    assert_eq!((code(&o), stdout(&o).trim()), (0, "[]"));
+}
+
+#[test]
+fn gen_writes_the_builder_output() {
+    let out = tempfile::tempdir().unwrap();
+    let o = run(
+        &[
+            "gen",
+            "-I",
+            &root().join("schemas").display().to_string(),
+            &charging(),
+            "--out",
+            &out.path().display().to_string(),
+        ],
+        b"",
+        None,
+    );
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let written = std::fs::read_to_string(out.path().join("charging.v1.rs")).unwrap();
+    let expected = isml_schema::Builder::new()
+        .include(root().join("schemas"))
+        .file(charging())
+        .generate()
+        .unwrap();
+    let (_, code_text) = expected.iter().find(|(p, _)| p == "charging.v1").unwrap();
+    assert_eq!(&written, code_text);
+    assert!(out.path().join("common.rs").exists());
+    assert!(stdout(&o).contains("charging.v1.rs"));
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("bad.isml"),
+        "package p; message M { x: u9 = 1; }",
+    )
+    .unwrap();
+    let o = run(&["gen", "bad.isml", "--out", "out"], b"", Some(dir.path()));
+    assert_eq!(code(&o), 1);
+    assert!(
+        stderr(&o).contains("unknown type") || stderr(&o).contains("u9"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn describe_reports_sizes_and_flags_the_mtu() {
+    let o = run(
+        &["describe", "--mtu", "64", "charging.isml"],
+        b"",
+        Some(&root().join("schemas")),
+    );
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    insta::assert_snapshot!("describe_charging", stdout(&o));
+}
+
+#[test]
+fn completions_and_help() {
+    for shell in ["bash", "zsh", "fish", "powershell", "elvish"] {
+        let o = run(&["completions", shell], b"", None);
+        assert_eq!(code(&o), 0);
+        assert!(stdout(&o).contains("isml"), "{shell}");
+    }
+    let o = run(&["--help"], b"", None);
+    assert_eq!(code(&o), 0);
+    assert!(stdout(&o).contains("Examples:") && stdout(&o).contains("Exit codes:"));
+    let o = run(&["encode", "--help"], b"", None);
+    assert!(stdout(&o).contains("Examples:"));
+    let o = run(&["encode"], b"", None);
+    assert_eq!(code(&o), 2, "usage errors exit 2");
+    let o = run(&["decode", "--schema", "x.isml"], b"", None);
+    assert_eq!(code(&o), 2, "--message or --frame is required");
+}
+
+// ---------------------------------------------------------------------------
+// fmt
+// ---------------------------------------------------------------------------
+
+#[test]
+fn fmt_formats_in_place_and_checks() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fmt");
+    for f in ["comments.isml", "other.isml"] {
+        std::fs::copy(fixtures.join(f), dir.path().join(f)).unwrap();
+    }
+    let original = std::fs::read_to_string(dir.path().join("comments.isml")).unwrap();
+    let o = run(&["fmt", "--check", "comments.isml"], b"", Some(dir.path()));
+    assert_eq!(code(&o), 1);
+    assert_eq!(stdout(&o), "would reformat: comments.isml\n");
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("comments.isml")).unwrap(),
+        original,
+        "--check changes nothing"
+    );
+    let o = run(&["fmt", "comments.isml"], b"", Some(dir.path()));
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let formatted = std::fs::read_to_string(dir.path().join("comments.isml")).unwrap();
+    insta::assert_snapshot!("fmt_comments", formatted);
+    // Every comment survives, and the meaning is unchanged.
+    for line in original.lines() {
+        if let Some(i) = line.find("//").or(line.find("/*")) {
+            let c = line[i..].trim_end();
+            assert!(formatted.contains(c), "lost {c:?}");
+        }
+    }
+    let o = run(&["fmt", "--check", "comments.isml"], b"", Some(dir.path()));
+    assert_eq!((code(&o), stdout(&o)), (0, String::new()), "idempotent");
+    let before = isml_schema::load(&isml_schema::LoadOptions::new([
+        fixtures.join("comments.isml")
+    ]))
+    .unwrap();
+    let after = isml_schema::load(&isml_schema::LoadOptions::new([dir
+        .path()
+        .join("comments.isml")]))
+    .unwrap();
+    assert_eq!(before.dump(), after.dump());
+    // stdin to stdout.
+    let o = run(&["fmt", "-"], original.as_bytes(), Some(dir.path()));
+    assert_eq!(stdout(&o), formatted);
+    // A syntax error is reported like `check`, and the file is left alone.
+    std::fs::write(dir.path().join("bad.isml"), "package p; message {").unwrap();
+    let o = run(&["fmt", "bad.isml"], b"", Some(dir.path()));
+    assert_eq!(code(&o), 1);
+    assert!(stderr(&o).contains("--> bad.isml:1:"), "{}", stderr(&o));
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("bad.isml")).unwrap(),
+        "package p; message {"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// compat
+// ---------------------------------------------------------------------------
+
+#[test]
+fn compat_fixture_pairs() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/compat");
+    let mut cases: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    cases.sort();
+    assert!(cases.len() >= 15);
+    for case in cases {
+        let name = case.file_name().unwrap().to_string_lossy().into_owned();
+        let o = run(&["compat", "old.isml", "new.isml"], b"", Some(&case));
+        no_panic(&o);
+        let expected_code = if name.starts_with("safe_") { 0 } else { 1 };
+        assert_eq!(
+            code(&o),
+            expected_code,
+            "{name}: {}{}",
+            stdout(&o),
+            stderr(&o)
+        );
+        if name.starts_with("breaking_") {
+            assert!(
+                stdout(&o).contains("old.isml:") && stdout(&o).contains("new.isml:"),
+                "{name}: both locations"
+            );
+        }
+        insta::assert_snapshot!(
+            format!("compat_{name}"),
+            format!("{}exit: {}\n", stdout(&o), code(&o))
+        );
+    }
+}
+
+#[test]
+fn compat_of_identical_versions_is_clean() {
+    let o = run(&["compat", &charging(), &charging()], b"", None);
+    assert_eq!(code(&o), 0);
+    assert_eq!(
+        stdout(&o),
+        "0 breaking changes, 0 safe changes: compatible\n"
+    );
+}
