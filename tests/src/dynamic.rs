@@ -7,7 +7,7 @@
 //! vectors can be checked without generated code.
 //!
 //! It is built exclusively from the public primitives of
-//! [`isml_runtime::wire`]: [`write`] for output, [`PresenceWriter`] for bitmaps
+//! [`isml_runtime::wire`]: [`mod@write`] for output, [`PresenceWriter`] for bitmaps
 //! and [`Reader`] for input (lengths, depth, presence, union keys, classes). That
 //! makes it a second purpose: a proof that those primitives suffice to
 //! implement every type of the schema language.

@@ -130,7 +130,7 @@ pub fn cobs_decode(src: &[u8], out: &mut Vec<u8>) -> Result<(), DecodeError> {
     Ok(())
 }
 
-/// Writes one serial frame: COBS([address] header payload crc32c) then `00`.
+/// Writes one serial frame: COBS(`[address]` header payload crc32c) then `00`.
 pub fn put_serial_frame(
     dst: &mut BytesMut,
     address: Option<u8>,
