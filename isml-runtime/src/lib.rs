@@ -6,14 +6,29 @@
 //! - [`codec`]: tokio-util `Decoder`/`Encoder` framing for streams and serial lines
 //!   (feature `codec`).
 //! - [`include_schema!`]: includes the code `isml-schema` generated for a package.
+//! - [`transport`], [`handshake`], [`session`], [`dispatch`], [`server`],
+//!   [`client`]: the runtime (feature `runtime`; transports behind `tcp`, `tls`,
+//!   `serial`, `websocket`). See `docs/runtime.md`.
 #![warn(missing_docs)]
 
 extern crate alloc;
 
+#[cfg(feature = "runtime")]
+pub mod client;
 #[cfg(feature = "codec")]
 pub mod codec;
 pub mod descriptor;
+#[cfg(feature = "runtime")]
+pub mod dispatch;
+#[cfg(feature = "runtime")]
+pub mod handshake;
 mod message;
+#[cfg(feature = "runtime")]
+pub mod server;
+#[cfg(feature = "runtime")]
+pub mod session;
+#[cfg(feature = "runtime")]
+pub mod transport;
 pub mod view;
 pub mod wire;
 pub mod wire_type;
@@ -24,6 +39,13 @@ pub mod __private;
 
 pub use descriptor::{ExportError, Reflect, export_schema};
 pub use message::{Enum, Message, TopLevel, View, Viewable};
+#[cfg(feature = "runtime")]
+pub use {
+    client::Client,
+    dispatch::{Context, Dispatcher, HandlerError},
+    server::Server,
+    session::{CloseReason, Key, Session, SessionConfig},
+};
 
 /// Derive macros (feature `derive`, on by default): see the [derive section](crate#derive).
 ///

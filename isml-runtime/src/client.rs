@@ -1,0 +1,463 @@
+//! The client: connects by URL, performs the handshake, and (optionally)
+//! reconnects with exponential backoff and jitter when the session ends.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::TopLevel;
+use crate::dispatch::Dispatcher;
+use crate::handshake::{Credentials, Hello, PROTOCOL_VERSION, Welcome, mismatched};
+use crate::session::{self, Established, RequestError, SendError, Session, SessionConfig, codes};
+use crate::transport::{self, ConnectOptions, Endpoint, TransportError};
+use crate::wire::{ControlOp, ErrorBody, Frame, FrameHeader, FrameKind};
+
+/// Why a connection could not be established.
+#[non_exhaustive]
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    /// The transport could not be opened.
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    /// The server refused the connection (bad credentials, version mismatch,
+    /// connection limit): its `close` reason.
+    #[error("server {url} refused the connection (code {code}): {message}")]
+    Refused {
+        /// The URL.
+        url: String,
+        /// The code (wire format §2.4).
+        code: u64,
+        /// The server's message.
+        message: String,
+    },
+    /// The handshake did not complete in time.
+    #[error("handshake with {url} not completed within {after:?}")]
+    Timeout {
+        /// The URL.
+        url: String,
+        /// The deadline.
+        after: Duration,
+    },
+    /// The server answered with something other than `welcome` or `close`.
+    #[error("handshake with {url} failed: {message}")]
+    Protocol {
+        /// The URL.
+        url: String,
+        /// What was wrong.
+        message: String,
+    },
+    /// The client was closed.
+    #[error("client closed")]
+    Closed,
+}
+
+/// Reconnection delays: exponential from `initial` to `max`, with a random
+/// part so that a fleet of devices cut off together does not come back in
+/// lockstep.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Backoff {
+    /// Delay before the first retry.
+    pub initial: Duration,
+    /// Largest delay.
+    pub max: Duration,
+    /// Fraction of each delay drawn at random (0: none, 1: anywhere from 0 to the delay).
+    pub jitter: f64,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff {
+            initial: Duration::from_millis(200),
+            max: Duration::from_secs(30),
+            jitter: 0.5,
+        }
+    }
+}
+
+impl Backoff {
+    /// The delay before retry number `attempt` (0-based).
+    pub fn delay(&self, attempt: u32) -> Duration {
+        let base = self
+            .initial
+            .saturating_mul(1u32 << attempt.min(20))
+            .min(self.max);
+        let jitter = self.jitter.clamp(0.0, 1.0);
+        base.mul_f64(1.0 - jitter * fastrand::f64())
+    }
+}
+
+type ConnectHook = Arc<dyn Fn(&Session) + Send + Sync>;
+
+/// Configures a [`Client`].
+#[derive(Clone)]
+pub struct ClientBuilder {
+    url: String,
+    config: SessionConfig,
+    credentials: Credentials,
+    device_id: String,
+    agent: String,
+    types: Vec<(u32, &'static str, u64)>,
+    dispatcher: Arc<Dispatcher>,
+    options: ConnectOptions,
+    handshake_timeout: Duration,
+    reconnect: Option<Backoff>,
+    on_connect: Option<ConnectHook>,
+}
+
+impl fmt::Debug for ClientBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientBuilder")
+            .field("url", &self.url)
+            .field("device_id", &self.device_id)
+            .field("credentials", &self.credentials)
+            .field("reconnect", &self.reconnect)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ClientBuilder {
+    /// Credentials presented in `hello`.
+    pub fn credentials(mut self, credentials: Credentials) -> Self {
+        self.credentials = credentials;
+        self
+    }
+
+    /// The device id to claim (the server may assign another).
+    pub fn device_id(mut self, id: impl Into<String>) -> Self {
+        self.device_id = id.into();
+        self
+    }
+
+    /// The agent string sent in `hello`.
+    pub fn agent(mut self, agent: impl Into<String>) -> Self {
+        self.agent = agent.into();
+        self
+    }
+
+    /// Adds the message types of a generated dispatch table to the
+    /// fingerprints announced in the handshake.
+    pub fn types(mut self, table: &'static [(u32, &'static str, u64)]) -> Self {
+        self.types.extend_from_slice(table);
+        self
+    }
+
+    /// The handlers for messages and requests from the server.
+    pub fn dispatcher(mut self, dispatcher: Dispatcher) -> Self {
+        self.dispatcher = Arc::new(dispatcher);
+        self
+    }
+
+    /// Session settings.
+    pub fn session_config(mut self, config: SessionConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Keep-alive interval (`None`: off).
+    pub fn keepalive(mut self, interval: Option<Duration>) -> Self {
+        self.config.keepalive = interval;
+        self
+    }
+
+    /// Default request deadline.
+    pub fn request_timeout(mut self, timeout: Duration) -> Self {
+        self.config.request_timeout = timeout;
+        self
+    }
+
+    /// Frames held by the outbound queue.
+    pub fn outbound_queue(mut self, frames: usize) -> Self {
+        self.config.outbound_queue = frames.max(1);
+        self
+    }
+
+    /// Time allowed for the transport and isml handshakes.
+    pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
+        self.handshake_timeout = timeout;
+        self
+    }
+
+    /// Reconnect with this backoff when the session ends (not after [`Client::close`]).
+    pub fn reconnect(mut self, backoff: Backoff) -> Self {
+        self.reconnect = Some(backoff);
+        self
+    }
+
+    /// rustls configuration for `tls://` URLs.
+    #[cfg(feature = "tls")]
+    pub fn tls(mut self, config: Arc<rustls::ClientConfig>) -> Self {
+        self.options.tls = Some(config);
+        self
+    }
+
+    /// Called on every new session (the first and each reconnection), before
+    /// it is handed out: re-subscribe or re-announce here.
+    pub fn on_connect(mut self, hook: impl Fn(&Session) + Send + Sync + 'static) -> Self {
+        self.on_connect = Some(Arc::new(hook));
+        self
+    }
+
+    /// Connects once, without a reconnecting supervisor.
+    pub async fn connect_session(&self) -> Result<Session, ConnectError> {
+        let endpoint: Endpoint = self.url.parse()?;
+        let attempt = async {
+            let t = transport::connect(&endpoint, &self.options).await?;
+            self.handshake(t).await
+        };
+        match tokio::time::timeout(self.handshake_timeout, attempt).await {
+            Ok(r) => r,
+            Err(_) => Err(ConnectError::Timeout {
+                url: self.url.clone(),
+                after: self.handshake_timeout,
+            }),
+        }
+    }
+
+    /// Performs the handshake over a transport opened by the caller (a
+    /// [`PtyPair`](crate::transport::serial::PtyPair) master, a custom link).
+    pub async fn connect_over(
+        &self,
+        transport: transport::Transport,
+    ) -> Result<Session, ConnectError> {
+        match tokio::time::timeout(self.handshake_timeout, self.handshake(transport)).await {
+            Ok(r) => r,
+            Err(_) => Err(ConnectError::Timeout {
+                url: self.url.clone(),
+                after: self.handshake_timeout,
+            }),
+        }
+    }
+
+    async fn handshake(&self, t: transport::Transport) -> Result<Session, ConnectError> {
+        let (mut rx, mut tx, info) = t.split();
+        let hello = Hello {
+            version: PROTOCOL_VERSION,
+            device_id: self.device_id.clone(),
+            agent: self.agent.clone(),
+            credentials: self.credentials.clone(),
+            types: self.types.iter().map(|&(id, _, fp)| (id, fp)).collect(),
+        };
+        tx.send(Frame::new(
+            FrameHeader::control(ControlOp::Hello),
+            hello.encode(),
+        ))
+        .await?;
+        let protocol = |message: String| ConnectError::Protocol {
+            url: self.url.clone(),
+            message,
+        };
+        let frame = match rx.next().await {
+            Some(f) => f?,
+            None => return Err(protocol("connection ended before welcome".into())),
+        };
+        let welcome = match frame.header.kind {
+            FrameKind::Control(ControlOp::Welcome) => Welcome::decode(&frame.payload)
+                .map_err(|e| protocol(format!("malformed welcome: {e}")))?,
+            FrameKind::Control(ControlOp::Close) => {
+                let (code, message) = match ErrorBody::decode(&frame.payload) {
+                    Ok(b) => (b.code, b.message.to_owned()),
+                    Err(e) => (codes::UNSPECIFIED, format!("malformed close reason: {e}")),
+                };
+                return Err(ConnectError::Refused {
+                    url: self.url.clone(),
+                    code,
+                    message,
+                });
+            }
+            other => return Err(protocol(format!("expected welcome, got {}", other.name()))),
+        };
+        if welcome.version != PROTOCOL_VERSION {
+            return Err(ConnectError::Refused {
+                url: self.url.clone(),
+                code: codes::VERSION_MISMATCH,
+                message: format!(
+                    "version mismatch: client speaks protocol {PROTOCOL_VERSION}, server {}",
+                    welcome.version
+                ),
+            });
+        }
+        let refused = mismatched(&self.types, &welcome.types);
+        for (type_id, name) in &refused {
+            tracing::warn!(url = %self.url, %name, type_id, "message refused: fingerprint mismatch");
+        }
+        let est = Established {
+            id: welcome.session_id,
+            device_id: welcome.device_id,
+            refused,
+            config: Arc::new(self.config.clone()),
+        };
+        let hook = self.on_connect.clone();
+        let (session, _task) = session::start(est, rx, tx, info, self.dispatcher.clone(), |s| {
+            if let Some(h) = &hook {
+                h(s);
+            }
+        });
+        Ok(session)
+    }
+
+    /// Connects (the first attempt's failure is returned), then keeps the
+    /// connection up if [`ClientBuilder::reconnect`] was set.
+    pub async fn connect(self) -> Result<Client, ConnectError> {
+        let session = self.connect_session().await?;
+        let (current, _) = watch::channel(Some(session.clone()));
+        let inner = Arc::new(ClientInner {
+            current,
+            stop: CancellationToken::new(),
+            reconnects: AtomicU64::new(0),
+            url: self.url.clone(),
+        });
+        if let Some(backoff) = self.reconnect {
+            tokio::spawn(supervise(inner.clone(), self, backoff, session));
+        }
+        Ok(Client { inner })
+    }
+}
+
+struct ClientInner {
+    current: watch::Sender<Option<Session>>,
+    stop: CancellationToken,
+    reconnects: AtomicU64,
+    url: String,
+}
+
+async fn supervise(
+    inner: Arc<ClientInner>,
+    builder: ClientBuilder,
+    backoff: Backoff,
+    first: Session,
+) {
+    let mut session = first;
+    loop {
+        let reason = tokio::select! {
+            _ = inner.stop.cancelled() => return,
+            r = session.closed() => r,
+        };
+        inner.current.send_replace(None);
+        tracing::info!(url = %inner.url, %reason, "session ended; reconnecting");
+        let mut attempt = 0u32;
+        session = loop {
+            let delay = backoff.delay(attempt);
+            tokio::select! {
+                _ = inner.stop.cancelled() => return,
+                () = tokio::time::sleep(delay) => {}
+            }
+            match builder.connect_session().await {
+                Ok(s) => break s,
+                Err(e) => {
+                    tracing::debug!(url = %inner.url, error = %e, attempt, "reconnect failed");
+                    attempt = attempt.saturating_add(1);
+                }
+            }
+        };
+        if inner.stop.is_cancelled() {
+            session.close("client closed").await;
+            return;
+        }
+        inner.reconnects.fetch_add(1, Ordering::Relaxed);
+        inner.current.send_replace(Some(session.clone()));
+    }
+}
+
+/// A connected client; clone it freely.
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<ClientInner>,
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("url", &self.inner.url)
+            .field("session", &self.session())
+            .finish()
+    }
+}
+
+impl Client {
+    /// A builder for a client of `url`.
+    pub fn builder(url: impl Into<String>) -> ClientBuilder {
+        ClientBuilder {
+            url: url.into(),
+            config: SessionConfig::default(),
+            credentials: Credentials::None,
+            device_id: String::new(),
+            agent: concat!("isml-runtime/", env!("CARGO_PKG_VERSION")).to_owned(),
+            types: Vec::new(),
+            dispatcher: Arc::new(Dispatcher::new()),
+            options: ConnectOptions::default(),
+            handshake_timeout: Duration::from_secs(10),
+            reconnect: None,
+            on_connect: None,
+        }
+    }
+
+    /// The current session, if connected.
+    pub fn session(&self) -> Option<Session> {
+        self.inner
+            .current
+            .borrow()
+            .clone()
+            .filter(|s| !s.is_closed())
+    }
+
+    /// Waits until a session is up (after a reconnection), or the client is closed.
+    pub async fn wait_session(&self) -> Result<Session, ConnectError> {
+        let mut rx = self.inner.current.subscribe();
+        loop {
+            if let Some(s) = self.session() {
+                return Ok(s);
+            }
+            if self.inner.stop.is_cancelled() {
+                return Err(ConnectError::Closed);
+            }
+            tokio::select! {
+                _ = self.inner.stop.cancelled() => return Err(ConnectError::Closed),
+                r = rx.changed() => if r.is_err() { return Err(ConnectError::Closed) },
+            }
+        }
+    }
+
+    /// How many times the client has reconnected.
+    pub fn reconnects(&self) -> u64 {
+        self.inner.reconnects.load(Ordering::Relaxed)
+    }
+
+    fn current(&self) -> Result<Session, SendError> {
+        self.inner
+            .current
+            .borrow()
+            .clone()
+            .ok_or(SendError::Closed {
+                session: 0,
+                reason: session::CloseReason::new(
+                    session::ClosedBy::Local,
+                    codes::UNAVAILABLE,
+                    "not connected",
+                ),
+            })
+    }
+
+    /// Sends a one-way message on the current session.
+    pub async fn send<M: TopLevel>(&self, msg: &M) -> Result<(), SendError> {
+        self.current()?.send(msg).await
+    }
+
+    /// Sends a request on the current session.
+    pub async fn request<R: TopLevel>(&self, msg: &impl TopLevel) -> Result<R, RequestError> {
+        self.current()?.request::<R>(msg).await
+    }
+
+    /// Stops reconnecting and closes the session gracefully.
+    pub async fn close(&self, reason: impl Into<String>) {
+        self.inner.stop.cancel();
+        let current = self.inner.current.send_replace(None);
+        if let Some(s) = current {
+            s.close(reason).await;
+        }
+    }
+}

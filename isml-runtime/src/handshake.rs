@@ -1,0 +1,387 @@
+//! The connection handshake: `hello` (client to server) and `welcome` (server
+//! to client) link frames, credentials and the pluggable [`Authenticator`].
+//!
+//! Payloads are written with the wire primitives (`uvarint`, length-prefixed
+//! strings, fixed 8-byte little-endian fingerprints); `docs/runtime.md` gives
+//! their layout. A refusal is a `close` frame whose error body carries the
+//! reason (code 6 unauthenticated, 11 version mismatch, 8 resource exhausted).
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+use crate::wire::{DecodeError, Reader, varint, write};
+
+/// The runtime protocol version carried in `hello` and `welcome`.
+pub const PROTOCOL_VERSION: u64 = 1;
+
+/// What a client proves its identity with.
+#[non_exhaustive]
+#[derive(Clone, PartialEq, Eq, Default)]
+pub enum Credentials {
+    /// Nothing (the TLS client certificate, if any, may suffice).
+    #[default]
+    None,
+    /// A bearer token.
+    Token(String),
+    /// A username and password.
+    UserPassword {
+        /// The user name.
+        username: String,
+        /// The password.
+        password: String,
+    },
+}
+
+impl fmt::Debug for Credentials {
+    // Secrets never reach logs.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Credentials::None => f.write_str("None"),
+            Credentials::Token(_) => f.write_str("Token(***)"),
+            Credentials::UserPassword { username, .. } => {
+                write!(
+                    f,
+                    "UserPassword {{ username: {username:?}, password: *** }}"
+                )
+            }
+        }
+    }
+}
+
+/// The `hello` payload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hello {
+    /// The client's protocol version.
+    pub version: u64,
+    /// The device id the client claims (may be empty: the server assigns one).
+    pub device_id: String,
+    /// Free-form client description (software and version).
+    pub agent: String,
+    /// Proof of identity.
+    pub credentials: Credentials,
+    /// `(type id, fingerprint)` of every message type the client knows.
+    pub types: Vec<(u32, u64)>,
+}
+
+/// The `welcome` payload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Welcome {
+    /// The server's protocol version.
+    pub version: u64,
+    /// The session id the server assigned.
+    pub session_id: u64,
+    /// The device id the server assigned.
+    pub device_id: String,
+    /// The server's keep-alive interval in milliseconds (0: none).
+    pub keepalive_ms: u64,
+    /// `(type id, fingerprint)` of every message type the server knows.
+    pub types: Vec<(u32, u64)>,
+}
+
+fn put_str(buf: &mut BytesMut, s: &str) {
+    write::len_prefixed(buf, s.as_bytes());
+}
+
+fn put_types(buf: &mut BytesMut, types: &[(u32, u64)]) {
+    varint::put(buf, types.len() as u64);
+    for &(id, fp) in types {
+        varint::put(buf, u64::from(id));
+        buf.put_u64_le(fp);
+    }
+}
+
+fn get_types(r: &mut Reader<'_>) -> Result<Vec<(u32, u64)>, DecodeError> {
+    let n = r.uvarint()?;
+    // Each entry takes at least 9 bytes: never allocate past what is there.
+    let mut out = Vec::with_capacity((n as usize).min(r.remaining() / 9));
+    for _ in 0..n {
+        let id = r.u32()?;
+        let raw = r.raw(8)?;
+        let mut a = [0u8; 8];
+        a.copy_from_slice(raw);
+        out.push((id, u64::from_le_bytes(a)));
+    }
+    Ok(out)
+}
+
+impl Hello {
+    /// Encodes the payload.
+    pub fn encode(&self) -> Bytes {
+        let mut buf = BytesMut::with_capacity(32 + self.types.len() * 10);
+        varint::put(&mut buf, self.version);
+        put_str(&mut buf, &self.device_id);
+        put_str(&mut buf, &self.agent);
+        match &self.credentials {
+            Credentials::None => varint::put(&mut buf, 0),
+            Credentials::Token(t) => {
+                varint::put(&mut buf, 1);
+                put_str(&mut buf, t);
+            }
+            Credentials::UserPassword { username, password } => {
+                varint::put(&mut buf, 2);
+                put_str(&mut buf, username);
+                put_str(&mut buf, password);
+            }
+        }
+        put_types(&mut buf, &self.types);
+        buf.freeze()
+    }
+
+    /// Decodes a payload. Only the version is read when it is not
+    /// [`PROTOCOL_VERSION`], so that a newer client gets a clear refusal.
+    pub fn decode(payload: &[u8]) -> Result<Hello, DecodeError> {
+        let mut r = Reader::new(payload);
+        let version = r.uvarint()?;
+        if version != PROTOCOL_VERSION {
+            return Ok(Hello {
+                version,
+                device_id: String::new(),
+                agent: String::new(),
+                credentials: Credentials::None,
+                types: Vec::new(),
+            });
+        }
+        let device_id = r.str()?.to_owned();
+        let agent = r.str()?.to_owned();
+        let credentials = match r.uvarint()? {
+            0 => Credentials::None,
+            1 => Credentials::Token(r.str()?.to_owned()),
+            2 => Credentials::UserPassword {
+                username: r.str()?.to_owned(),
+                password: r.str()?.to_owned(),
+            },
+            other => {
+                return Err(DecodeError::IntegerOutOfRange {
+                    at: 0,
+                    value: other,
+                    ty: "credential kind",
+                });
+            }
+        };
+        let types = get_types(&mut r)?;
+        r.finish("hello")?;
+        Ok(Hello {
+            version,
+            device_id,
+            agent,
+            credentials,
+            types,
+        })
+    }
+}
+
+impl Welcome {
+    /// Encodes the payload.
+    pub fn encode(&self) -> Bytes {
+        let mut buf = BytesMut::with_capacity(32 + self.types.len() * 10);
+        varint::put(&mut buf, self.version);
+        varint::put(&mut buf, self.session_id);
+        put_str(&mut buf, &self.device_id);
+        varint::put(&mut buf, self.keepalive_ms);
+        put_types(&mut buf, &self.types);
+        buf.freeze()
+    }
+
+    /// Decodes a payload.
+    pub fn decode(payload: &[u8]) -> Result<Welcome, DecodeError> {
+        let mut r = Reader::new(payload);
+        let version = r.uvarint()?;
+        let session_id = r.uvarint()?;
+        let device_id = r.str()?.to_owned();
+        let keepalive_ms = r.uvarint()?;
+        let types = get_types(&mut r)?;
+        r.finish("welcome")?;
+        Ok(Welcome {
+            version,
+            session_id,
+            device_id,
+            keepalive_ms,
+            types,
+        })
+    }
+}
+
+/// What an [`Authenticator`] is asked to check.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct AuthRequest<'a> {
+    /// The credentials from `hello`.
+    pub credentials: &'a Credentials,
+    /// The device id the client claims (may be empty).
+    pub device_id: &'a str,
+    /// The client's agent string.
+    pub agent: &'a str,
+    /// The peer address.
+    pub peer: &'a str,
+    /// The transport scheme (`tcp`, `tls`, ...).
+    pub scheme: &'static str,
+    /// The DER certificate chain of a TLS client (mutual TLS), leaf first.
+    pub peer_certificates: Option<&'a [Vec<u8>]>,
+}
+
+/// Who the client turned out to be.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Identity {
+    /// The device id to assign; `None` keeps the one the client claimed (or,
+    /// when it claimed none, `device-<session id>`).
+    pub device_id: Option<String>,
+    /// The principal (user, certificate subject) for the application's use;
+    /// stored as the session property [`crate::session::PRINCIPAL`].
+    pub principal: Option<String>,
+}
+
+/// Why authentication failed: sent to the client in the `close` reason.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct AuthError(pub String);
+
+/// A boxed future, as returned by [`Authenticator::authenticate`].
+pub type AuthFuture<'a> = Pin<Box<dyn Future<Output = Result<Identity, AuthError>> + Send + 'a>>;
+
+/// Checks the credentials of a connecting client.
+///
+/// Implement it for a database or an identity service; [`AllowAll`],
+/// [`TokenAuthenticator`] and [`auth_fn`] cover the simple cases.
+pub trait Authenticator: Send + Sync + 'static {
+    /// Accepts (returning the identity) or refuses the client.
+    fn authenticate<'a>(&'a self, request: &'a AuthRequest<'a>) -> AuthFuture<'a>;
+}
+
+/// Accepts everyone (the default).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AllowAll;
+
+impl Authenticator for AllowAll {
+    fn authenticate<'a>(&'a self, _: &'a AuthRequest<'a>) -> AuthFuture<'a> {
+        Box::pin(async { Ok(Identity::default()) })
+    }
+}
+
+/// Accepts clients presenting one of a set of tokens.
+#[derive(Debug, Clone, Default)]
+pub struct TokenAuthenticator {
+    tokens: Vec<String>,
+}
+
+impl TokenAuthenticator {
+    /// Accepts any of `tokens`.
+    pub fn new<I: IntoIterator<Item = S>, S: Into<String>>(tokens: I) -> Self {
+        TokenAuthenticator {
+            tokens: tokens.into_iter().map(Into::into).collect(),
+        }
+    }
+}
+
+impl Authenticator for TokenAuthenticator {
+    fn authenticate<'a>(&'a self, request: &'a AuthRequest<'a>) -> AuthFuture<'a> {
+        Box::pin(async move {
+            match request.credentials {
+                Credentials::Token(t) if self.tokens.iter().any(|k| k == t) => {
+                    Ok(Identity::default())
+                }
+                Credentials::Token(_) => Err(AuthError("invalid token".into())),
+                _ => Err(AuthError("a token is required".into())),
+            }
+        })
+    }
+}
+
+/// An [`Authenticator`] from a synchronous function.
+pub fn auth_fn<F>(f: F) -> impl Authenticator
+where
+    F: Fn(&AuthRequest<'_>) -> Result<Identity, AuthError> + Send + Sync + 'static,
+{
+    struct FnAuth<F>(F);
+    impl<F> Authenticator for FnAuth<F>
+    where
+        F: Fn(&AuthRequest<'_>) -> Result<Identity, AuthError> + Send + Sync + 'static,
+    {
+        fn authenticate<'a>(&'a self, request: &'a AuthRequest<'a>) -> AuthFuture<'a> {
+            let r = (self.0)(request);
+            Box::pin(async move { r })
+        }
+    }
+    FnAuth(f)
+}
+
+pub(crate) type SharedAuthenticator = Arc<dyn Authenticator>;
+
+/// Types whose definitions differ on the two sides: `(type id, name)`, by id.
+pub(crate) fn mismatched(
+    local: &[(u32, &'static str, u64)],
+    remote: &[(u32, u64)],
+) -> Vec<(u32, &'static str)> {
+    let mut out: Vec<(u32, &'static str)> = local
+        .iter()
+        .filter(|(id, _, fp)| remote.iter().any(|(rid, rfp)| rid == id && rfp != fp))
+        .map(|&(id, name, _)| (id, name))
+        .collect();
+    out.sort_unstable();
+    out.dedup_by_key(|e| e.0);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hello_round_trip() {
+        let h = Hello {
+            version: 1,
+            device_id: "cab-1".into(),
+            agent: "test/1".into(),
+            credentials: Credentials::UserPassword {
+                username: "u".into(),
+                password: "p".into(),
+            },
+            types: vec![(1, 0xdead_beef), (300, 7)],
+        };
+        assert_eq!(Hello::decode(&h.encode()).unwrap(), h);
+    }
+
+    #[test]
+    fn welcome_round_trip_and_truncation() {
+        let w = Welcome {
+            version: 1,
+            session_id: 42,
+            device_id: "device-42".into(),
+            keepalive_ms: 5000,
+            types: vec![(5, 1)],
+        };
+        let b = w.encode();
+        assert_eq!(Welcome::decode(&b).unwrap(), w);
+        for n in 0..b.len() {
+            assert!(Welcome::decode(&b[..n]).is_err(), "prefix of {n} bytes");
+        }
+    }
+
+    #[test]
+    fn newer_version_decodes_to_its_number_only() {
+        let mut b = BytesMut::new();
+        varint::put(&mut b, 2);
+        b.put_slice(b"whatever comes next");
+        assert_eq!(Hello::decode(&b).unwrap().version, 2);
+    }
+
+    #[test]
+    fn mismatches_name_the_type() {
+        let local = [(1, "a.A", 10), (2, "a.B", 20), (3, "a.C", 30)];
+        let remote = [(1, 10), (2, 21), (4, 40)];
+        assert_eq!(mismatched(&local, &remote), vec![(2, "a.B")]);
+    }
+
+    #[test]
+    fn credentials_debug_hides_secrets() {
+        let c = Credentials::UserPassword {
+            username: "alice".into(),
+            password: "hunter2".into(),
+        };
+        assert!(!format!("{c:?}").contains("hunter2"));
+        assert!(!format!("{:?}", Credentials::Token("s3cret".into())).contains("s3cret"));
+    }
+}

@@ -1,0 +1,1001 @@
+//! Sessions: one established connection after the handshake.
+//!
+//! A [`Session`] is a cheap, cloneable handle. Behind it run two tasks: a
+//! reader (routes replies, runs handlers, answers pings, watches keep-alive)
+//! and a writer (drains the bounded outbound queue, coalescing every frame
+//! queued so far into one flush).
+//!
+//! Outbound queue overflow policy: [`Session::send`] and [`Session::request`]
+//! wait for room (backpressure on the caller, bounded by the request deadline
+//! for requests); [`Session::try_send`] and server broadcasts never wait and
+//! fail with [`SendError::QueueFull`]; keep-alive pings and pongs are dropped
+//! when the queue is full (the queue then holds traffic that proves liveness).
+
+use std::any::{Any, TypeId};
+use std::collections::HashMap;
+use std::fmt;
+use std::marker::PhantomData;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, SystemTime};
+
+use bytes::{Bytes, BytesMut};
+use futures_util::{SinkExt, StreamExt};
+use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::TopLevel;
+use crate::dispatch::{Context, Dispatcher};
+use crate::transport::{FrameSink, FrameStream, TransportError, TransportInfo};
+use crate::wire::{
+    ControlOp, DecodeError, EncodeError, ErrorBody, Frame, FrameHeader, FrameKind, Limits,
+};
+
+/// Error codes of wire format §2.4.
+pub mod codes {
+    /// Unspecified.
+    pub const UNSPECIFIED: u64 = 0;
+    /// Unknown message type.
+    pub const UNKNOWN_TYPE: u64 = 1;
+    /// Malformed payload or frame.
+    pub const MALFORMED: u64 = 2;
+    /// Handler failed.
+    pub const HANDLER_FAILED: u64 = 3;
+    /// Deadline exceeded (also: keep-alive expired).
+    pub const DEADLINE_EXCEEDED: u64 = 4;
+    /// Cancelled.
+    pub const CANCELLED: u64 = 5;
+    /// Unauthenticated.
+    pub const UNAUTHENTICATED: u64 = 6;
+    /// Permission denied.
+    pub const PERMISSION_DENIED: u64 = 7;
+    /// Resource exhausted (queue full, connection limit).
+    pub const RESOURCE_EXHAUSTED: u64 = 8;
+    /// Unavailable (shutting down).
+    pub const UNAVAILABLE: u64 = 9;
+    /// Fingerprint mismatch.
+    pub const FINGERPRINT_MISMATCH: u64 = 10;
+    /// Version mismatch.
+    pub const VERSION_MISMATCH: u64 = 11;
+}
+
+/// Settings shared by every session of a server or client.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct SessionConfig {
+    /// Send a ping after this long without receiving anything; declare the
+    /// peer dead after 1.5 times this long. `None` disables keep-alive.
+    pub keepalive: Option<Duration>,
+    /// Default deadline of [`Session::request`].
+    pub request_timeout: Duration,
+    /// Frames the outbound queue holds.
+    pub outbound_queue: usize,
+    /// Incoming requests handled at once; beyond it the session stops reading.
+    pub max_inflight: usize,
+    /// How long a closing session may take to write what is queued.
+    pub close_timeout: Duration,
+    /// Largest frame sent or accepted.
+    pub max_frame: usize,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        SessionConfig {
+            keepalive: Some(Duration::from_secs(30)),
+            request_timeout: Duration::from_secs(10),
+            outbound_queue: 1024,
+            max_inflight: 256,
+            close_timeout: Duration::from_secs(2),
+            max_frame: Limits::DEFAULT.max_frame,
+        }
+    }
+}
+
+/// Who ended a session.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClosedBy {
+    /// This side, with [`Session::close`] (or a server shutdown).
+    Local,
+    /// The peer, with a `close` frame or by ending the connection.
+    Peer,
+    /// The runtime: transport failure, malformed frame, keep-alive expiry.
+    Error,
+}
+
+/// Why a session ended: who, and an error body (wire format §2.4).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CloseReason {
+    /// Who closed it.
+    pub by: ClosedBy,
+    /// The code ([`codes`]).
+    pub code: u64,
+    /// A human-readable explanation.
+    pub message: String,
+}
+
+impl CloseReason {
+    /// A reason.
+    pub fn new(by: ClosedBy, code: u64, message: impl Into<String>) -> Self {
+        CloseReason {
+            by,
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for CloseReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let who = match self.by {
+            ClosedBy::Local => "closed locally",
+            ClosedBy::Peer => "closed by peer",
+            ClosedBy::Error => "closed on error",
+        };
+        write!(f, "{who} (code {}): {}", self.code, self.message)
+    }
+}
+
+/// Why a message could not be sent.
+#[non_exhaustive]
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum SendError {
+    /// The session has ended.
+    #[error("session {session} is closed: {reason}")]
+    Closed {
+        /// The session id.
+        session: u64,
+        /// Why it ended.
+        reason: CloseReason,
+    },
+    /// The outbound queue is full ([`Session::try_send`], broadcasts).
+    #[error("outbound queue of session {session} is full ({capacity} frames)")]
+    QueueFull {
+        /// The session id.
+        session: u64,
+        /// The queue's capacity.
+        capacity: usize,
+    },
+    /// The peer's definition of this message differs from ours (handshake fingerprints).
+    #[error(
+        "message {name} (type id {type_id}) is refused on session {session}: its definition differs on the peer (fingerprint mismatch)"
+    )]
+    FingerprintMismatch {
+        /// The session id.
+        session: u64,
+        /// The message's type id.
+        type_id: u32,
+        /// The message's name.
+        name: &'static str,
+    },
+    /// The message failed validation or does not fit a frame.
+    #[error("cannot encode {message}: {source}")]
+    Encode {
+        /// The message's name.
+        message: &'static str,
+        /// Why.
+        source: EncodeError,
+    },
+}
+
+/// Why a request failed.
+#[non_exhaustive]
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum RequestError {
+    /// The request could not be sent.
+    #[error(transparent)]
+    Send(#[from] SendError),
+    /// No reply before the deadline; a reply arriving later is dropped.
+    #[error("request {request} timed out after {after:?}")]
+    Timeout {
+        /// The request's name.
+        request: &'static str,
+        /// The deadline.
+        after: Duration,
+    },
+    /// The peer answered with an error response.
+    #[error("request {request} failed on the peer (code {code}): {message}")]
+    Remote {
+        /// The request's name.
+        request: &'static str,
+        /// The error code (§2.4).
+        code: u64,
+        /// The peer's message.
+        message: String,
+    },
+    /// The session ended before the reply came.
+    #[error("request {request} lost: session {reason}")]
+    Disconnected {
+        /// The request's name.
+        request: &'static str,
+        /// Why the session ended.
+        reason: CloseReason,
+    },
+    /// The reply could not be decoded.
+    #[error("reply {reply} to {request} is malformed: {source}")]
+    Decode {
+        /// The request's name.
+        request: &'static str,
+        /// The expected reply's name.
+        reply: &'static str,
+        /// Why.
+        source: DecodeError,
+    },
+    /// The reply is of another type than expected.
+    #[error("request {request} expected a {expected} reply, got type id {type_id}")]
+    UnexpectedReply {
+        /// The request's name.
+        request: &'static str,
+        /// The expected reply's name.
+        expected: &'static str,
+        /// The type id received.
+        type_id: u32,
+    },
+}
+
+impl RequestError {
+    /// The error code a peer sent ([`RequestError::Remote`]), if any.
+    pub fn remote_code(&self) -> Option<u64> {
+        match self {
+            RequestError::Remote { code, .. } => Some(*code),
+            _ => None,
+        }
+    }
+}
+
+/// A typed key for a session property: `const ROLE: Key<Role> = Key::new("role");`.
+///
+/// Two keys are the same when they have the same name and value type.
+pub struct Key<T> {
+    name: &'static str,
+    _type: PhantomData<fn() -> T>,
+}
+
+impl<T> Key<T> {
+    /// A key with a name (for debugging; the value type is part of the key).
+    pub const fn new(name: &'static str) -> Self {
+        Key {
+            name,
+            _type: PhantomData,
+        }
+    }
+
+    /// The key's name.
+    pub const fn name(&self) -> &'static str {
+        self.name
+    }
+}
+
+impl<T> fmt::Debug for Key<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Key({:?}: {})", self.name, std::any::type_name::<T>())
+    }
+}
+
+/// The principal an [`Authenticator`](crate::handshake::Authenticator) returned.
+pub const PRINCIPAL: Key<String> = Key::new("isml.principal");
+
+/// A snapshot of a session's statistics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SessionStats {
+    /// When the session was established.
+    pub created: SystemTime,
+    /// When the last frame arrived.
+    pub last_activity: SystemTime,
+    /// Frames received.
+    pub frames_in: u64,
+    /// Frames written.
+    pub frames_out: u64,
+    /// Bytes received on the wire (framing and transport overhead included).
+    pub bytes_in: u64,
+    /// Bytes sent on the wire.
+    pub bytes_out: u64,
+    /// Requests sent and not answered yet.
+    pub pending_requests: usize,
+    /// Errors: failed handlers, undecodable messages, refused types, dropped frames.
+    pub errors: u64,
+    /// One-way messages of a type without a handler.
+    pub unknown_messages: u64,
+    /// Replies that arrived after their request timed out (dropped).
+    pub late_replies: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    frames_in: AtomicU64,
+    frames_out: AtomicU64,
+    errors: AtomicU64,
+    unknown: AtomicU64,
+    late: AtomicU64,
+    last_activity_ms: AtomicU64,
+}
+
+type Props = HashMap<(TypeId, &'static str), Arc<dyn Any + Send + Sync>>;
+
+pub(crate) struct Shared {
+    id: u64,
+    device_id: String,
+    info: TransportInfo,
+    created: SystemTime,
+    started: Instant,
+    props: Mutex<Props>,
+    counters: Counters,
+    out: mpsc::Sender<Frame>,
+    pending: Mutex<HashMap<u64, oneshot::Sender<Frame>>>,
+    next_correlation: AtomicU64,
+    refused: Vec<(u32, &'static str)>,
+    closed: CancellationToken,
+    closing: AtomicBool,
+    reason: OnceLock<CloseReason>,
+    config: Arc<SessionConfig>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // Every critical section is a single map operation: a panic cannot leave
+    // the map half-updated, so a poisoned lock is still consistent.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A handle to an established session; clone it freely.
+#[derive(Clone)]
+pub struct Session {
+    shared: Arc<Shared>,
+}
+
+impl fmt::Debug for Session {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Session")
+            .field("id", &self.shared.id)
+            .field("device_id", &self.shared.device_id)
+            .field("peer", &self.shared.info.peer)
+            .field("scheme", &self.shared.info.scheme)
+            .finish()
+    }
+}
+
+impl PartialEq for Session {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.shared, &other.shared)
+    }
+}
+impl Eq for Session {}
+
+fn close_frame(reason: &CloseReason) -> Frame {
+    let body = ErrorBody {
+        code: reason.code,
+        message: &reason.message,
+    };
+    let mut buf = BytesMut::with_capacity(body.encoded_len());
+    body.encode(&mut buf);
+    Frame::new(FrameHeader::control(ControlOp::Close), buf.freeze())
+}
+
+fn error_frame(correlation: u64, code: u64, message: &str) -> Frame {
+    let body = ErrorBody { code, message };
+    let mut buf = BytesMut::with_capacity(body.encoded_len());
+    body.encode(&mut buf);
+    Frame::new(FrameHeader::error(correlation), buf.freeze())
+}
+
+impl Session {
+    /// The session id the server assigned.
+    pub fn id(&self) -> u64 {
+        self.shared.id
+    }
+
+    /// The device id the server assigned.
+    pub fn device_id(&self) -> &str {
+        &self.shared.device_id
+    }
+
+    /// The peer's address.
+    pub fn peer(&self) -> &str {
+        &self.shared.info.peer
+    }
+
+    /// The transport's URL scheme.
+    pub fn scheme(&self) -> &'static str {
+        self.shared.info.scheme
+    }
+
+    /// Message types refused on this session because their definitions differ
+    /// on the two sides: `(type id, name)`.
+    pub fn refused_types(&self) -> &[(u32, &'static str)] {
+        &self.shared.refused
+    }
+
+    /// A property.
+    pub fn get<T: Send + Sync + 'static>(&self, key: &Key<T>) -> Option<Arc<T>> {
+        let v = lock(&self.shared.props)
+            .get(&(TypeId::of::<T>(), key.name))
+            .cloned()?;
+        v.downcast::<T>().ok()
+    }
+
+    /// Sets a property, returning the previous value.
+    pub fn set<T: Send + Sync + 'static>(&self, key: &Key<T>, value: T) -> Option<Arc<T>> {
+        let old = lock(&self.shared.props).insert((TypeId::of::<T>(), key.name), Arc::new(value));
+        old.and_then(|v| v.downcast::<T>().ok())
+    }
+
+    /// Removes a property, returning it.
+    pub fn remove<T: Send + Sync + 'static>(&self, key: &Key<T>) -> Option<Arc<T>> {
+        let old = lock(&self.shared.props).remove(&(TypeId::of::<T>(), key.name));
+        old.and_then(|v| v.downcast::<T>().ok())
+    }
+
+    /// A snapshot of the statistics.
+    pub fn stats(&self) -> SessionStats {
+        let s = &self.shared;
+        let c = &s.counters;
+        SessionStats {
+            created: s.created,
+            last_activity: s.created
+                + Duration::from_millis(c.last_activity_ms.load(Ordering::Relaxed)),
+            frames_in: c.frames_in.load(Ordering::Relaxed),
+            frames_out: c.frames_out.load(Ordering::Relaxed),
+            bytes_in: s.info.counters.bytes_in(),
+            bytes_out: s.info.counters.bytes_out(),
+            pending_requests: lock(&s.pending).len(),
+            errors: c.errors.load(Ordering::Relaxed) + s.info.counters.corrupt_frames(),
+            unknown_messages: c.unknown.load(Ordering::Relaxed),
+            late_replies: c.late.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Whether the session has ended (or is closing).
+    pub fn is_closed(&self) -> bool {
+        self.shared.closed.is_cancelled() || self.shared.closing.load(Ordering::Relaxed)
+    }
+
+    /// Why the session ended, once it has.
+    pub fn close_reason(&self) -> Option<CloseReason> {
+        self.shared.reason.get().cloned()
+    }
+
+    /// Waits until the session has ended, and tells why.
+    pub async fn closed(&self) -> CloseReason {
+        self.shared.closed.cancelled().await;
+        self.shared.reason()
+    }
+
+    fn closed_error(&self) -> SendError {
+        SendError::Closed {
+            session: self.shared.id,
+            reason: self.shared.reason(),
+        }
+    }
+
+    fn encode<M: TopLevel>(&self, header: FrameHeader, msg: &M) -> Result<Frame, SendError> {
+        if let Some(&(type_id, name)) = self.shared.refused.iter().find(|(id, _)| *id == M::TYPE_ID)
+        {
+            return Err(SendError::FingerprintMismatch {
+                session: self.shared.id,
+                type_id,
+                name,
+            });
+        }
+        let err = |source| SendError::Encode {
+            message: M::NAME,
+            source,
+        };
+        let len = msg.encoded_len();
+        let frame_len = header.encoded_len() + len;
+        if frame_len > self.shared.config.max_frame {
+            return Err(err(EncodeError::FrameTooLarge {
+                len: frame_len,
+                max: self.shared.config.max_frame,
+            }));
+        }
+        let mut buf = BytesMut::with_capacity(len);
+        msg.encode(&mut buf).map_err(err)?;
+        Ok(Frame::new(header, buf.freeze()))
+    }
+
+    /// Sends a one-way message, waiting for room in the outbound queue.
+    pub async fn send<M: TopLevel>(&self, msg: &M) -> Result<(), SendError> {
+        let frame = self.encode(FrameHeader::one_way(M::TYPE_ID), msg)?;
+        self.enqueue(frame).await
+    }
+
+    /// Sends a one-way message if the outbound queue has room, without waiting.
+    pub fn try_send<M: TopLevel>(&self, msg: &M) -> Result<(), SendError> {
+        let frame = self.encode(FrameHeader::one_way(M::TYPE_ID), msg)?;
+        self.try_enqueue(frame)
+    }
+
+    /// Queues an already encoded frame, waiting for room.
+    pub async fn send_frame(&self, frame: Frame) -> Result<(), SendError> {
+        self.enqueue(frame).await
+    }
+
+    async fn enqueue(&self, frame: Frame) -> Result<(), SendError> {
+        if self.is_closed() {
+            return Err(self.closed_error());
+        }
+        self.shared
+            .out
+            .send(frame)
+            .await
+            .map_err(|_| self.closed_error())
+    }
+
+    pub(crate) fn try_enqueue(&self, frame: Frame) -> Result<(), SendError> {
+        if self.is_closed() {
+            return Err(self.closed_error());
+        }
+        self.shared.out.try_send(frame).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => SendError::QueueFull {
+                session: self.shared.id,
+                capacity: self.shared.config.outbound_queue,
+            },
+            mpsc::error::TrySendError::Closed(_) => self.closed_error(),
+        })
+    }
+
+    /// Sends a request and waits for the reply, within the configured
+    /// [`SessionConfig::request_timeout`].
+    pub async fn request<R: TopLevel>(&self, msg: &impl TopLevel) -> Result<R, RequestError> {
+        self.request_with_timeout(msg, self.shared.config.request_timeout)
+            .await
+    }
+
+    /// Sends a request and waits for the reply, at most `timeout` (counting the
+    /// wait for room in the outbound queue).
+    pub async fn request_with_timeout<R: TopLevel, Q: TopLevel>(
+        &self,
+        msg: &Q,
+        timeout: Duration,
+    ) -> Result<R, RequestError> {
+        let deadline = Instant::now() + timeout;
+        let shared = &self.shared;
+        let correlation = shared.next_correlation.fetch_add(1, Ordering::Relaxed);
+        let frame = self.encode(FrameHeader::request(Q::TYPE_ID, correlation), msg)?;
+        let (tx, rx) = oneshot::channel();
+        lock(&shared.pending).insert(correlation, tx);
+        // Removes the entry however this future ends (reply, timeout, drop), so
+        // that a late reply finds nothing and is dropped, never misrouted:
+        // correlation ids are never reused on a session.
+        let _guard = PendingGuard {
+            shared,
+            correlation,
+        };
+        let disconnected = |s: &Shared| RequestError::Disconnected {
+            request: Q::NAME,
+            reason: s.reason(),
+        };
+        if shared.closed.is_cancelled() {
+            return Err(disconnected(shared));
+        }
+        let exchange = async {
+            self.enqueue(frame).await?;
+            rx.await.map_err(|_| disconnected(shared))
+        };
+        let reply = match tokio::time::timeout_at(deadline, exchange).await {
+            Ok(r) => r?,
+            Err(_) => {
+                let _ = shared
+                    .out
+                    .try_send(Frame::new(FrameHeader::cancel(correlation), Bytes::new()));
+                return Err(RequestError::Timeout {
+                    request: Q::NAME,
+                    after: timeout,
+                });
+            }
+        };
+        match reply.header.kind {
+            FrameKind::Response if reply.header.type_id == R::TYPE_ID => R::decode(reply.payload)
+                .map_err(|source| RequestError::Decode {
+                    request: Q::NAME,
+                    reply: R::NAME,
+                    source,
+                }),
+            FrameKind::Response => Err(RequestError::UnexpectedReply {
+                request: Q::NAME,
+                expected: R::NAME,
+                type_id: reply.header.type_id,
+            }),
+            _ => match ErrorBody::decode(&reply.payload) {
+                Ok(body) => Err(RequestError::Remote {
+                    request: Q::NAME,
+                    code: body.code,
+                    message: body.message.to_owned(),
+                }),
+                Err(source) => Err(RequestError::Decode {
+                    request: Q::NAME,
+                    reply: "error body",
+                    source,
+                }),
+            },
+        }
+    }
+
+    /// Closes the session gracefully: frames already queued are written, then
+    /// a `close` frame with `reason` (code 0), then the connection ends.
+    pub async fn close(&self, reason: impl Into<String>) {
+        self.close_with(codes::UNSPECIFIED, reason).await;
+    }
+
+    /// [`Session::close`] with an error code (wire format §2.4).
+    pub async fn close_with(&self, code: u64, reason: impl Into<String>) {
+        let shared = &self.shared;
+        if shared.closing.swap(true, Ordering::AcqRel) || shared.closed.is_cancelled() {
+            shared.closed.cancelled().await;
+            return;
+        }
+        let reason = CloseReason::new(ClosedBy::Local, code, reason);
+        let frame = close_frame(&reason);
+        let _ = shared.reason.set(reason);
+        // The writer ends the session once the close frame is out; if the
+        // queue stays full (peer not reading), give up after the close timeout.
+        let queued =
+            tokio::time::timeout(shared.config.close_timeout, shared.out.send(frame)).await;
+        if !matches!(queued, Ok(Ok(()))) {
+            shared.closed.cancel();
+        }
+        let _ =
+            tokio::time::timeout(shared.config.close_timeout * 2, shared.closed.cancelled()).await;
+        shared.closed.cancel();
+    }
+}
+
+struct PendingGuard<'a> {
+    shared: &'a Shared,
+    correlation: u64,
+}
+
+impl Drop for PendingGuard<'_> {
+    fn drop(&mut self) {
+        lock(&self.shared.pending).remove(&self.correlation);
+    }
+}
+
+impl Shared {
+    fn reason(&self) -> CloseReason {
+        self.reason.get().cloned().unwrap_or_else(|| {
+            CloseReason::new(ClosedBy::Local, codes::UNSPECIFIED, "session closed")
+        })
+    }
+
+    fn error(&self) {
+        self.counters.errors.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Records why the session ends (the first reason wins), tells the peer
+    /// when it did not end the session itself, and wakes everything waiting.
+    fn finish(&self, reason: CloseReason) {
+        if self.reason.set(reason.clone()).is_ok() && reason.by == ClosedBy::Error {
+            let _ = self.out.try_send(close_frame(&reason));
+        }
+        self.closed.cancel();
+        // Dropping the senders wakes every waiting request with "disconnected".
+        let pending: Vec<_> = lock(&self.pending).drain().collect();
+        drop(pending);
+    }
+}
+
+/// What the handshake established, to start a session from.
+pub(crate) struct Established {
+    pub(crate) id: u64,
+    pub(crate) device_id: String,
+    pub(crate) refused: Vec<(u32, &'static str)>,
+    pub(crate) config: Arc<SessionConfig>,
+}
+
+/// Starts the reader and writer tasks of a session. The returned handle
+/// resolves when both have ended.
+pub(crate) fn start(
+    est: Established,
+    rx: FrameStream,
+    tx: FrameSink,
+    info: TransportInfo,
+    dispatcher: Arc<Dispatcher>,
+    setup: impl FnOnce(&Session),
+) -> (Session, tokio::task::JoinHandle<CloseReason>) {
+    let (out, out_rx) = mpsc::channel(est.config.outbound_queue.max(1));
+    let started = Instant::now();
+    let shared = Arc::new(Shared {
+        id: est.id,
+        device_id: est.device_id,
+        info,
+        created: SystemTime::now(),
+        started,
+        props: Mutex::new(HashMap::new()),
+        counters: Counters::default(),
+        out,
+        pending: Mutex::new(HashMap::new()),
+        next_correlation: AtomicU64::new(1),
+        refused: est.refused,
+        closed: CancellationToken::new(),
+        closing: AtomicBool::new(false),
+        reason: OnceLock::new(),
+        config: est.config,
+    });
+    let session = Session {
+        shared: shared.clone(),
+    };
+    setup(&session);
+    let writer = tokio::spawn(write_loop(shared.clone(), out_rx, tx));
+    let reader_session = session.clone();
+    let handle = tokio::spawn(async move {
+        let reason = read_loop(reader_session, rx, dispatcher).await;
+        let _ = writer.await;
+        reason
+    });
+    (session, handle)
+}
+
+fn transport_reason(e: &TransportError) -> CloseReason {
+    let code = match e {
+        TransportError::Malformed { .. } => codes::MALFORMED,
+        _ => codes::UNAVAILABLE,
+    };
+    CloseReason::new(ClosedBy::Error, code, e.to_string())
+}
+
+async fn read_loop(
+    session: Session,
+    mut rx: FrameStream,
+    dispatcher: Arc<Dispatcher>,
+) -> CloseReason {
+    let shared = session.shared.clone();
+    let interval = shared.config.keepalive;
+    let mut last_rx = Instant::now();
+    let mut pinged = false;
+    let sleep = tokio::time::sleep(interval.unwrap_or(Duration::from_secs(3600)));
+    tokio::pin!(sleep);
+    let inflight = Arc::new(Semaphore::new(shared.config.max_inflight.max(1)));
+    let reason = loop {
+        tokio::select! {
+            biased;
+            _ = shared.closed.cancelled() => break shared.reason(),
+            item = rx.next() => {
+                let frame = match item {
+                    Some(Ok(frame)) => frame,
+                    Some(Err(e)) => {
+                        let reason = transport_reason(&e);
+                        tracing::warn!(session = shared.id, peer = %shared.info.peer, %reason, "session ends");
+                        break reason;
+                    }
+                    None => break CloseReason::new(
+                        ClosedBy::Peer,
+                        codes::UNAVAILABLE,
+                        "connection ended without a close frame",
+                    ),
+                };
+                last_rx = Instant::now();
+                pinged = false;
+                shared.counters.frames_in.fetch_add(1, Ordering::Relaxed);
+                shared.counters.last_activity_ms.store(
+                    (last_rx - shared.started).as_millis() as u64,
+                    Ordering::Relaxed,
+                );
+                if let Some(reason) = handle_frame(&session, frame, &dispatcher, &inflight).await {
+                    break reason;
+                }
+            }
+            () = &mut sleep, if interval.is_some() => {
+                let iv = interval.unwrap_or_default();
+                let idle = last_rx.elapsed();
+                if idle >= iv * 3 / 2 {
+                    let reason = CloseReason::new(
+                        ClosedBy::Error,
+                        codes::DEADLINE_EXCEEDED,
+                        format!("keep-alive expired: nothing received for {idle:?} (interval {iv:?})"),
+                    );
+                    tracing::warn!(session = shared.id, peer = %shared.info.peer, %reason, "session ends");
+                    break reason;
+                }
+                if idle >= iv && !pinged {
+                    pinged = true;
+                    let _ = shared.out.try_send(Frame::new(FrameHeader::control(ControlOp::Ping), Bytes::new()));
+                }
+                let next = if idle >= iv { last_rx + iv * 3 / 2 } else { last_rx + iv };
+                sleep.as_mut().reset(next);
+            }
+        }
+    };
+    shared.finish(reason.clone());
+    shared.reason()
+}
+
+/// Handles one received frame; `Some` ends the session.
+async fn handle_frame(
+    session: &Session,
+    frame: Frame,
+    dispatcher: &Arc<Dispatcher>,
+    inflight: &Arc<Semaphore>,
+) -> Option<CloseReason> {
+    let shared = &session.shared;
+    let h = frame.header;
+    let refused = |id: u32| shared.refused.iter().find(|(r, _)| *r == id).map(|e| e.1);
+    match h.kind {
+        FrameKind::OneWay => {
+            if let Some(name) = refused(h.type_id) {
+                shared.error();
+                tracing::debug!(
+                    session = shared.id,
+                    message = name,
+                    "dropped one-way message with mismatched fingerprint"
+                );
+                return None;
+            }
+            let ctx = Context::new(session.clone(), None);
+            match dispatcher.one_way(ctx, h.type_id, frame.payload) {
+                Some(fut) => {
+                    if let Err(e) = fut.await {
+                        shared.error();
+                        tracing::debug!(session = shared.id, type_id = h.type_id, error = %e, "one-way handler failed");
+                    }
+                }
+                None => {
+                    shared.counters.unknown.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+        FrameKind::Request => {
+            let correlation = h.correlation;
+            if let Some(name) = refused(h.type_id) {
+                shared.error();
+                let msg = format!(
+                    "message {name} (type id {}) refused: its definition differs on the two sides (fingerprint mismatch)",
+                    h.type_id
+                );
+                let _ = session
+                    .enqueue(error_frame(correlation, codes::FINGERPRINT_MISMATCH, &msg))
+                    .await;
+                return None;
+            }
+            let ctx = Context::new(session.clone(), Some(correlation));
+            let Some(fut) = dispatcher.request(ctx, h.type_id, frame.payload) else {
+                shared.counters.unknown.fetch_add(1, Ordering::Relaxed);
+                let msg = format!("unknown message type id {} for a request", h.type_id);
+                let _ = session
+                    .enqueue(error_frame(correlation, codes::UNKNOWN_TYPE, &msg))
+                    .await;
+                return None;
+            };
+            let Ok(permit) = inflight.clone().acquire_owned().await else {
+                return None;
+            };
+            let session = session.clone();
+            tokio::spawn(async move {
+                let frame = match fut.await {
+                    Ok((type_id, payload)) => {
+                        Frame::new(FrameHeader::response(type_id, correlation), payload)
+                    }
+                    Err(e) => {
+                        session.shared.error();
+                        error_frame(correlation, e.code, &e.message)
+                    }
+                };
+                let _ = session.enqueue(frame).await;
+                drop(permit);
+            });
+        }
+        FrameKind::Response | FrameKind::Error => {
+            let waiter = lock(&shared.pending).remove(&h.correlation);
+            match waiter {
+                Some(tx) => {
+                    if tx.send(frame).is_err() {
+                        shared.counters.late.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                None => {
+                    shared.counters.late.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(
+                        session = shared.id,
+                        correlation = h.correlation,
+                        "dropped late or unexpected reply"
+                    );
+                }
+            }
+        }
+        FrameKind::Control(ControlOp::Ping) => {
+            let _ = shared.out.try_send(Frame::new(
+                FrameHeader::control(ControlOp::Pong),
+                frame.payload,
+            ));
+        }
+        FrameKind::Control(ControlOp::Pong) | FrameKind::Ack | FrameKind::Cancel => {}
+        FrameKind::Control(ControlOp::Close) => {
+            let reason = match ErrorBody::decode(&frame.payload) {
+                Ok(b) => CloseReason::new(ClosedBy::Peer, b.code, b.message),
+                Err(e) => CloseReason::new(
+                    ClosedBy::Peer,
+                    codes::UNSPECIFIED,
+                    format!("close frame with a malformed reason: {e}"),
+                ),
+            };
+            return Some(reason);
+        }
+        FrameKind::Control(_) => {
+            return Some(CloseReason::new(
+                ClosedBy::Error,
+                codes::MALFORMED,
+                format!("unexpected {} frame after the handshake", h.kind.name()),
+            ));
+        }
+        _ => {
+            shared.counters.unknown.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    None
+}
+
+async fn write_loop(shared: Arc<Shared>, mut rx: mpsc::Receiver<Frame>, mut tx: FrameSink) {
+    let mut batch: Vec<Frame> = Vec::with_capacity(256);
+    let mut done = 0usize;
+    loop {
+        tokio::select! {
+            biased;
+            _ = shared.closed.cancelled() => break,
+            n = rx.recv_many(&mut batch, 256) => {
+                if n == 0 {
+                    break;
+                }
+                let result = tokio::select! {
+                    r = write_batch(&shared, &mut tx, &mut batch, &mut done) => r,
+                    _ = shared.closed.cancelled() => break,
+                };
+                match result {
+                    Ok(false) => {}
+                    Ok(true) => {
+                        let _ = tokio::time::timeout(shared.config.close_timeout, tx.close()).await;
+                        shared.closed.cancel();
+                        return;
+                    }
+                    Err(e) => {
+                        shared.finish(transport_reason(&e));
+                        return;
+                    }
+                }
+            }
+        }
+    }
+    // Closing: write what is already queued (the close frame among it), bounded
+    // in time so that a peer that stopped reading cannot hold the task.
+    let _ = tokio::time::timeout(shared.config.close_timeout, async {
+        while let Ok(f) = rx.try_recv() {
+            batch.push(f);
+        }
+        if write_batch(&shared, &mut tx, &mut batch, &mut done)
+            .await
+            .is_ok()
+        {
+            let _ = tx.close().await;
+        }
+    })
+    .await;
+}
+
+/// Feeds the batch from `done` on, then flushes; `Ok(true)` when a close frame
+/// was written (nothing after it is).
+async fn write_batch(
+    shared: &Shared,
+    tx: &mut FrameSink,
+    batch: &mut Vec<Frame>,
+    done: &mut usize,
+) -> Result<bool, TransportError> {
+    let mut close = false;
+    let start = *done;
+    while *done < batch.len() {
+        let f = batch[*done].clone();
+        close = f.header.kind == FrameKind::Control(ControlOp::Close);
+        tx.feed(f).await?;
+        *done += 1;
+        if close {
+            break;
+        }
+    }
+    tx.flush().await?;
+    shared
+        .counters
+        .frames_out
+        .fetch_add((*done - start) as u64, Ordering::Relaxed);
+    batch.clear();
+    *done = 0;
+    Ok(close)
+}

@@ -1,0 +1,233 @@
+//! Listening on an endpoint: accept loops hand out [`Incoming`] connections
+//! whose TLS or WebSocket handshake runs in the connection's own task.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+#[cfg(feature = "tls")]
+use std::sync::Arc;
+
+use super::mem::MemListener;
+use super::{Endpoint, Transport, TransportError};
+
+/// Options for [`Listener::bind`].
+#[derive(Clone, Default)]
+pub struct ListenOptions {
+    /// Largest frame sent or accepted (defaults to the codec's).
+    pub max_frame: Option<usize>,
+    /// rustls server configuration for `tls://` endpoints.
+    #[cfg(feature = "tls")]
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+}
+
+impl fmt::Debug for ListenOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ListenOptions")
+            .field("max_frame", &self.max_frame)
+            .finish_non_exhaustive()
+    }
+}
+
+type Upgrade = Pin<Box<dyn Future<Output = Result<Transport, TransportError>> + Send>>;
+
+/// An accepted connection whose transport handshake (TLS, WebSocket) has not
+/// run yet: [`Incoming::upgrade`] runs it.
+pub struct Incoming {
+    peer: String,
+    upgrade: Upgrade,
+}
+
+impl fmt::Debug for Incoming {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Incoming")
+            .field("peer", &self.peer)
+            .finish()
+    }
+}
+
+impl Incoming {
+    /// The peer's address.
+    pub fn peer(&self) -> &str {
+        &self.peer
+    }
+
+    /// Completes the transport handshake.
+    pub async fn upgrade(self) -> Result<Transport, TransportError> {
+        self.upgrade.await
+    }
+}
+
+enum Kind {
+    Mem(MemListener),
+    #[cfg(feature = "tcp")]
+    Tcp(tokio::net::TcpListener),
+    #[cfg(feature = "tls")]
+    Tls(tokio::net::TcpListener, tokio_rustls::TlsAcceptor),
+    #[cfg(feature = "websocket")]
+    Ws(tokio::net::TcpListener, String),
+    #[cfg(feature = "serial")]
+    Serial {
+        path: String,
+        baud: u32,
+        slot: std::sync::Arc<tokio::sync::Semaphore>,
+    },
+}
+
+/// A bound endpoint that accepts connections.
+///
+/// A serial "listener" owns one line: it opens the port, hands it out as one
+/// connection, and opens it again once that connection has ended.
+pub struct Listener {
+    kind: Kind,
+    url: String,
+    max_frame: Option<usize>,
+}
+
+impl fmt::Debug for Listener {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Listener").field("url", &self.url).finish()
+    }
+}
+
+impl Listener {
+    /// Binds `endpoint`. TCP-based endpoints with port 0 get a free port:
+    /// [`Listener::url`] gives the bound one.
+    pub async fn bind(
+        endpoint: &Endpoint,
+        options: &ListenOptions,
+    ) -> Result<Listener, TransportError> {
+        let max_frame = options.max_frame;
+        let (kind, url) = match endpoint {
+            Endpoint::Mem { name } => (Kind::Mem(MemListener::bind(name)?), endpoint.to_string()),
+            #[cfg(feature = "tcp")]
+            Endpoint::Tcp { addr } => {
+                let l = bind_tcp(addr).await?;
+                let url = format!("tcp://{}", local(&l, addr));
+                (Kind::Tcp(l), url)
+            }
+            #[cfg(feature = "tls")]
+            Endpoint::Tls { addr, .. } => {
+                let config =
+                    options
+                        .tls
+                        .clone()
+                        .ok_or_else(|| TransportError::InvalidEndpoint {
+                            url: endpoint.to_string(),
+                            reason: "tls:// needs a rustls ServerConfig in the listen options",
+                        })?;
+                let l = bind_tcp(addr).await?;
+                let url = format!("tls://{}", local(&l, addr));
+                (Kind::Tls(l, super::tls::acceptor(config)), url)
+            }
+            #[cfg(feature = "websocket")]
+            Endpoint::WebSocket { addr, path } => {
+                let l = bind_tcp(addr).await?;
+                let url = format!("ws://{}{path}", local(&l, addr));
+                (Kind::Ws(l, path.clone()), url)
+            }
+            #[cfg(feature = "serial")]
+            Endpoint::Serial { path, baud } => (
+                Kind::Serial {
+                    path: path.clone(),
+                    baud: *baud,
+                    slot: std::sync::Arc::new(tokio::sync::Semaphore::new(1)),
+                },
+                endpoint.to_string(),
+            ),
+            #[allow(unreachable_patterns)]
+            other => return Err(super::unsupported(other)),
+        };
+        Ok(Listener {
+            kind,
+            url,
+            max_frame,
+        })
+    }
+
+    /// The bound URL (with the actual port when 0 was asked for).
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Waits for the next connection.
+    pub async fn accept(&mut self) -> Result<Incoming, TransportError> {
+        let max_frame = self.max_frame;
+        match &mut self.kind {
+            Kind::Mem(l) => {
+                let name = l.name().to_owned();
+                let (io, peer) = l.accept().await.ok_or(TransportError::Closed)?;
+                let _ = name;
+                let p = peer.clone();
+                Ok(Incoming {
+                    peer,
+                    upgrade: Box::pin(
+                        async move { Ok(Transport::from_io(io, "mem", p, max_frame)) },
+                    ),
+                })
+            }
+            #[cfg(feature = "tcp")]
+            Kind::Tcp(l) => {
+                let (s, addr) = l
+                    .accept()
+                    .await
+                    .map_err(|e| TransportError::io("accepting a tcp connection", e))?;
+                Ok(Incoming {
+                    peer: addr.to_string(),
+                    upgrade: Box::pin(async move { Ok(super::tcp::transport(s, max_frame)) }),
+                })
+            }
+            #[cfg(feature = "tls")]
+            Kind::Tls(l, acceptor) => {
+                let (s, addr) = l
+                    .accept()
+                    .await
+                    .map_err(|e| TransportError::io("accepting a tls connection", e))?;
+                let acceptor = acceptor.clone();
+                let peer = addr.to_string();
+                Ok(Incoming {
+                    peer: peer.clone(),
+                    upgrade: Box::pin(super::tls::accept(acceptor, s, peer, max_frame)),
+                })
+            }
+            #[cfg(feature = "websocket")]
+            Kind::Ws(l, path) => {
+                let (s, addr) = l
+                    .accept()
+                    .await
+                    .map_err(|e| TransportError::io("accepting a websocket connection", e))?;
+                let peer = addr.to_string();
+                Ok(Incoming {
+                    peer: peer.clone(),
+                    upgrade: Box::pin(super::ws::accept(s, peer, path.clone(), max_frame)),
+                })
+            }
+            #[cfg(feature = "serial")]
+            Kind::Serial { path, baud, slot } => {
+                let permit = slot
+                    .clone()
+                    .acquire_owned()
+                    .await
+                    .map_err(|_| TransportError::Closed)?;
+                let t = super::serial::open(path, *baud, max_frame)?;
+                Ok(Incoming {
+                    peer: path.clone(),
+                    upgrade: Box::pin(async move { Ok(t.with_guard(permit)) }),
+                })
+            }
+        }
+    }
+}
+
+#[cfg(feature = "tcp")]
+async fn bind_tcp(addr: &str) -> Result<tokio::net::TcpListener, TransportError> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| TransportError::io(format!("binding {addr}"), e))
+}
+
+#[cfg(feature = "tcp")]
+fn local(l: &tokio::net::TcpListener, fallback: &str) -> String {
+    l.local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_else(|_| fallback.to_owned())
+}
