@@ -29,7 +29,11 @@ pub(crate) fn derive(input: TokenStream, kind: Kind) -> TokenStream {
         None => derive_impls(&lowered.schema, TypeId(0), &lowered.options),
         Some(err) => {
             let errors = err.to_compile_error();
-            let fallback = fallback(&lowered, kind);
+            let fallback = if lowered.generic {
+                quote!()
+            } else {
+                fallback(&lowered, kind)
+            };
             quote!(#errors #fallback)
         }
     }

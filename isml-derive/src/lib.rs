@@ -1,17 +1,53 @@
 //! Derive macros for isml: `#[derive(Message)]`, `#[derive(Enum)]` and
-//! `#[derive(Union)]`. Use them through `isml_runtime` (feature `derive`, on
-//! by default), which documents them with examples.
+//! `#[derive(Union)]`, used through `isml_runtime` (feature `derive`, on by
+//! default), whose crate docs list every attribute.
 //!
-//! A derive lowers the Rust item into `isml-schema`'s IR, runs the schema
-//! compiler's checks on it ([`isml_schema::Schema::validate`]), and emits the
-//! impls through the same code generator as `.isml` schemas: a derived type
-//! and the schema-generated type for the equivalent schema encode
-//! identically and have the same fingerprint.
+//! ```
+//! use isml_runtime::descriptor::TypeRef;
+//! use isml_runtime::{Message, TopLevel};
 //!
-//! Modules: [`attr`](mod@attr) parses `#[isml(...)]`, `lower` builds the
-//! IR and maps the checks' diagnostics back to tokens, `expand` emits code
-//! (or, after an error, the errors and fallback impls), `ctxt` collects
-//! errors so that all of them are reported at once.
+//! #[derive(Debug, Clone, PartialEq, Default, isml_runtime::Message)]
+//! #[isml(id = 1, package = "demo.v1")]
+//! struct Reading {
+//!     #[isml(tag = 2, range = 0..=500)]
+//!     voltage: f32,
+//!     #[isml(tag = 1)]
+//!     slot: u8,
+//!     #[isml(tag = 3)]
+//!     history: Vec<Reading>,
+//! }
+//!
+//! let r = Reading { slot: 3, voltage: 48.1, history: vec![Reading::default()] };
+//! let bytes = r.encode_to_vec()?;
+//! assert_eq!(Reading::decode_slice(&bytes)?, r);
+//! // Fields go on the wire by tag, whatever their order in the struct.
+//! assert_eq!(
+//!     isml_runtime::descriptor::canonical_form(<Reading as TopLevel>::descriptor()),
+//!     "#1message{1:u8;2:f32[range=0..=500];3:list<@0>;}"
+//! );
+//! let schema = isml_runtime::export_schema(&[TypeRef::of::<Reading>()])?;
+//! assert!(schema.contains("package demo.v1;"));
+//! assert!(schema.contains("history: list<Reading> = 3;"));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! How it works: a derive lowers the Rust item into `isml-schema`'s IR (one
+//! type, plus a placeholder for every other named type its fields mention),
+//! runs the schema compiler's checks on it
+//! ([`isml_schema::Schema::validate`]), and emits the impls through the same
+//! code generator as `.isml` schemas
+//! ([`isml_schema::codegen::derive_impls`]). So a derived type and the
+//! schema-generated type of the equivalent schema encode identically and
+//! have the same fingerprint: there is one encoder and decoder in the project.
+//!
+//! Errors are `syn` errors on the offending tokens, all reported at once
+//! (the IR checks' diagnostics are mapped back to the attribute, type or
+//! name they concern), and a failed derive still emits stand-in impls so
+//! that one mistake does not cascade into trait-bound errors. Message ids
+//! are checked within one derive only: one macro cannot see other types.
+//!
+//! Modules: `attr` parses `#[isml(...)]`, `lower` builds the IR and maps
+//! diagnostics back to tokens, `expand` emits code, `ctxt` collects errors.
 #![warn(missing_docs)]
 
 mod attr;

@@ -46,6 +46,9 @@ pub(crate) struct Lowered {
     pub(crate) options: DeriveOptions,
     /// Whether the type has a usable `id` (so that a fallback `TopLevel` is due).
     pub(crate) top_level: bool,
+    /// Whether the item has generic parameters: then no fallback impls (they
+    /// would only add "missing generics" errors).
+    pub(crate) generic: bool,
     own: TokenStream,
     own_id: Option<TokenStream>,
     /// Per IR member (field or variant, in IR order).
@@ -346,6 +349,7 @@ pub(crate) fn lower(cx: &mut Ctxt, input: &DeriveInput, kind: Kind) -> Lowered {
             externals,
         },
         top_level: kind != Kind::Enum && type_attrs.id.is_some(),
+        generic: !params.is_empty(),
         own: ident.to_token_stream(),
         own_id: type_attrs.id.map(|v| v.tokens),
         members: locs,
@@ -567,10 +571,7 @@ impl TypeLowerer {
             }
             syn::Type::Path(tp) if tp.qself.is_none() => self.path(cx, tp),
             other => {
-                cx.error(
-                    other,
-                    format_args!("unsupported field type `{}`; {SUPPORTED}", tokens(other)),
-                );
+                cx.error(other, format_args!("unsupported field type; {SUPPORTED}"));
                 None
             }
         }
@@ -735,12 +736,23 @@ impl Lowered {
             .and_then(|l| l.span.start.checked_sub(1))
             .and_then(|i| self.members.get(i));
         let mut message = d.message.clone();
+        // Labels say "here" next to quoted schema text; only those that add a
+        // fact (an allowed range, what a type holds) are worth a sentence.
+        let redundant = |l: &str| {
+            l.is_empty() || l.ends_with("not allowed here") || l.ends_with("used again here")
+        };
         if let Some(l) = primary
-            && !l.message.is_empty()
+            && !redundant(&l.message)
+            && !matches!(
+                d.kind,
+                ErrorKind::NestedOptional | ErrorKind::InvalidMapKey | ErrorKind::InfiniteSize
+            )
         {
             message = format!("{message}: {}", l.message);
         }
-        for note in &d.notes {
+        // "in `package.Type`" notes locate a schema error; a derive error is
+        // already on the type's own tokens.
+        for note in d.notes.iter().filter(|n| !n.starts_with("in `")) {
             message.push_str(&format!("\n= note: {note}"));
         }
         if let Some(help) = &d.help {

@@ -9,6 +9,129 @@
 //! - [`transport`], [`handshake`], [`session`], [`dispatch`], [`server`],
 //!   [`client`]: the runtime (feature `runtime`; transports behind `tcp`, `tls`,
 //!   `serial`, `websocket`). See `docs/runtime.md`.
+//!
+//! # Derive
+//!
+//! With the `derive` feature (on by default), Rust types can be the source of
+//! truth instead of `.isml` files. `#[derive(Message)]`, `#[derive(Enum)]` and
+//! `#[derive(Union)]` lower the type into the schema compiler's IR, run its
+//! checks, and emit code through the same generator as schemas: a derived
+//! type encodes byte for byte like the schema-generated type of the
+//! equivalent schema and has the same fingerprint, whatever the order of its
+//! Rust fields. [`export_schema`] prints that schema for teams that work from
+//! `.isml` files.
+//!
+//! ```
+//! use isml_runtime::descriptor::TypeRef;
+//! use isml_runtime::wire::Class;
+//! use isml_runtime::{Message, TopLevel, View, Viewable};
+//!
+//! /// Physical state of a charging slot.
+//! #[derive(Debug, Clone, Copy, PartialEq, isml_runtime::Enum)]
+//! #[isml(package = "charging.v1")]
+//! #[repr(u32)]
+//! enum SlotState {
+//!     Empty = 0,
+//!     Charging = 1,
+//!     #[isml(unknown)]
+//!     Unknown(u32),
+//! }
+//!
+//! /// A report sent on its own: it has a type id.
+//! #[derive(Debug, Clone, PartialEq, Default, isml_runtime::Message)]
+//! #[isml(id = 0x10, package = "charging.v1")]
+//! struct StatusReport {
+//!     #[isml(tag = 1, max_len = 16)]
+//!     station_id: String,
+//!     #[isml(tag = 3, range = -40..=85, unit = "degC")]
+//!     temperature_c: f32,
+//!     #[isml(tag = 2)]
+//!     state: SlotState,
+//!     #[isml(tag = 4)]
+//!     serial: Vec<u8>,
+//!     #[isml(tag = 5)]
+//!     command: Option<Command>,
+//! }
+//!
+//! #[derive(Debug, Clone, PartialEq, isml_runtime::Union)]
+//! #[isml(package = "charging.v1")]
+//! enum Command {
+//!     #[isml(tag = 1)]
+//!     Start(u8),
+//!     #[isml(tag = 2)]
+//!     Stop(u8),
+//!     #[isml(unknown)]
+//!     Unknown { tag: u64, class: Class, bytes: bytes::Bytes },
+//! }
+//!
+//! let report = StatusReport {
+//!     station_id: "cab-7".into(),
+//!     temperature_c: 21.5,
+//!     state: SlotState::Charging,
+//!     serial: vec![0xde, 0xad],
+//!     command: Some(Command::Start(3)),
+//! };
+//! let bytes = report.encode_to_vec()?;
+//! assert_eq!(StatusReport::decode_slice(&bytes)?, report);
+//! // The derive also declares a zero-copy view type.
+//! let view: StatusReportView<'_> = StatusReport::view(&bytes)?;
+//! assert_eq!(view.station_id(), "cab-7");
+//! assert_eq!(view.to_owned_message(), report);
+//! // Attributes are enforced.
+//! let hot = StatusReport { temperature_c: 90.0, ..report.clone() };
+//! assert!(hot.encode_to_vec().is_err());
+//!
+//! assert_eq!(<StatusReport as TopLevel>::TYPE_ID, 0x10);
+//! let schema = isml_runtime::export_schema(&[TypeRef::of::<StatusReport>()])?;
+//! assert!(schema.contains("message StatusReport [id = 16] {"));
+//! assert!(schema.contains("    temperature_c: f32 = 3 [unit = \"degC\", range = -40..=85];"));
+//! assert!(schema.contains("    start: u8 = 1;"));
+//! # let _ = <StatusReport as TopLevel>::fingerprint();
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! Attributes, all inside `#[isml(...)]`:
+//!
+//! | where | attribute | meaning |
+//! | --- | --- | --- |
+//! | message, union | `id = N` | type id (1..=2^32-1); without it the type is nested-only. Ids are checked within one derive only: a macro cannot see other types, so [`export_schema`] (and compiling its output) is where duplicates across types show |
+//! | message, union, enum | `package = "a.b"` | schema package; default: the crate name (`CARGO_CRATE_NAME`) |
+//! | message, union, enum | `name = "N"` | schema name; default: the Rust name |
+//! | field, union variant | `tag = N` | required, 1..=255 |
+//! | field | `max_len = N`, `range = A..=B`, `unit = "…"`, `deprecated` | as in schemas, enforced on encode and decode |
+//! | field | `name = "n"` | schema field name; default: the Rust name (raw identifiers unescaped) |
+//! | field | `list` | a `Vec<u8>` that is `list<u8>` rather than `bytes` |
+//! | enum, union variant | `name = "n"` | schema name; default: the Rust name in snake_case |
+//! | enum, union variant | `unknown` | the required catch-all variant |
+//!
+//! Field types: all integer types, `f32`, `f64`, `bool`, `String`, `Vec<u8>`
+//! and `bytes::Bytes` (both `bytes`), `Option<T>`, `Vec<T>`, `[T; N]`,
+//! `HashMap<K, V>`, `BTreeMap<K, V>`, other derived or generated types, and
+//! `Box<T>` for recursion (`Option<Box<Self>>`). Types are recognised by their
+//! last path segment (`std::vec::Vec` and `Vec` alike).
+//!
+//! What the derives need and provide:
+//!
+//! - `Message` needs `Debug`, `Clone`, `PartialEq` and `Default` on the
+//!   struct (derive them, or write `Default` by hand for arrays longer than
+//!   32); decoding starts each field from its type's default, not from the
+//!   struct's `Default`. It implements [`Message`], [`Viewable`],
+//!   [`Reflect`], [`TopLevel`] (with an `id`) and declares `NameView<'a>`.
+//! - `Enum` needs a fieldless enum with explicit values (`Empty = 0`, which
+//!   Rust accepts next to the catch-all with a `#[repr(u32)]`) and an
+//!   `#[isml(unknown)] Unknown(u32)` variant, placed last or given an unused
+//!   value so its implicit discriminant clashes with nothing. It implements
+//!   [`Enum`], [`Reflect`] and `Default` (value 0, as schema enums do).
+//! - `Union` needs one-value variants with tags and an `#[isml(unknown)]
+//!   Unknown { tag: u64, class: Class, bytes: Bytes }` variant (any name) that
+//!   keeps variants from newer peers so they can be forwarded unchanged. It
+//!   implements what `Message` does plus `Default` (the lowest tag's variant).
+//!
+//! Derived types have no inherent items except the view type's. Their
+//! descriptors record fingerprint `0`: [`TopLevel::fingerprint`] computes it
+//! from the descriptors on first use ([`descriptor::fingerprint`]). Generic
+//! types are not supported. The expansion names the runtime as
+//! `::isml_runtime`, so the crate must not be renamed in `Cargo.toml`.
 #![warn(missing_docs)]
 
 extern crate alloc;

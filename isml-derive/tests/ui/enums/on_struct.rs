@@ -1,0 +1,6 @@
+#[derive(Debug, Clone, Copy, PartialEq, isml_runtime::Enum)]
+struct SlotState {
+    value: u32,
+}
+
+fn main() {}

@@ -1,0 +1,8 @@
+#[derive(Debug, Clone, PartialEq, Default, isml_runtime::Message)]
+#[isml(id = 0x1_0000_0000)]
+struct Reading {
+    #[isml(tag = 1)]
+    level: u8,
+}
+
+fn main() {}

@@ -1,0 +1,8 @@
+#[derive(Debug, Clone, PartialEq, Default, isml_runtime::Message)]
+struct Reading {
+    #[isml(tag = 1)]
+    slot: u8,
+    voltage_mv: u32,
+}
+
+fn main() {}
