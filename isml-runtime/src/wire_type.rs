@@ -81,6 +81,19 @@ pub trait WireView<'a>: Wire {
     fn from_view(v: &Self::View) -> Self;
 }
 
+/// Running out of bytes inside length-delimited content of a fixed-size value
+/// means the content is too short: report it as such (wire format §7).
+fn short_content(at: usize, what: &'static str) -> impl Fn(DecodeError) -> DecodeError {
+    move |e| match e {
+        DecodeError::UnexpectedEnd { needed, .. } => DecodeError::ContentLength {
+            at,
+            what,
+            found: needed,
+        },
+        other => other,
+    }
+}
+
 /// Length a `max_len` attribute measures: UTF-8 bytes, bytes, elements or entries.
 pub trait MaxLen {
     /// The measured length.
@@ -462,7 +475,8 @@ impl Wire for f64 {
     #[inline]
     fn decode_field(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let mut c = r.delimited()?;
-        let v = c.f64()?;
+        let at = c.position();
+        let v = c.f64().map_err(short_content(at, "f64"))?;
         c.finish("f64")?;
         Ok(v)
     }
@@ -907,7 +921,8 @@ impl<T: Wire + Default, const N: usize> Wire for [T; N] {
     }
     fn decode_field(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let mut c = r.delimited()?;
-        let v = Self::decode_elem(&mut c)?;
+        let at = c.position();
+        let v = Self::decode_elem(&mut c).map_err(short_content(at, "array"))?;
         c.finish("array")?;
         Ok(v)
     }
@@ -923,7 +938,8 @@ impl<'a, T: WireView<'a> + Default, const N: usize> WireView<'a> for [T; N] {
     }
     fn view_field(r: &mut Reader<'a>) -> Result<ListView<'a, T>, DecodeError> {
         let mut c = r.delimited()?;
-        let v = ListView::read_array(&mut c, N)?;
+        let at = c.position();
+        let v = ListView::read_array(&mut c, N).map_err(short_content(at, "array"))?;
         c.finish("array")?;
         Ok(v)
     }

@@ -312,3 +312,34 @@ fn nesting_bombs_are_rejected_without_overflowing_the_stack() {
     );
     assert!(Node::view(&body).is_err());
 }
+
+#[test]
+fn short_fixed_size_content_is_a_content_length_error() {
+    use isml_runtime::wire::{Class, PresenceWriter, write};
+    // Containers.mac (array<u8, 6>, tag 14) with 5 bytes of content.
+    let mut p = PresenceWriter::<4>::new();
+    p.set(14, Class::Delimited);
+    let mut body = Vec::new();
+    p.encode(&mut body);
+    write::len_prefixed(&mut body, &[1, 2, 3, 4, 5]);
+    let err = Containers::decode_slice(&body).unwrap_err();
+    assert!(
+        matches!(err.root(), DecodeError::ContentLength { what: "array", .. }),
+        "{err}"
+    );
+    assert!(matches!(
+        Containers::view(&body).unwrap_err().root(),
+        DecodeError::ContentLength { what: "array", .. }
+    ));
+    // Scalars.f64 (tag 11) with a 4-byte length.
+    let mut p = PresenceWriter::<4>::new();
+    p.set(11, Class::Delimited);
+    let mut body = Vec::new();
+    p.encode(&mut body);
+    write::len_prefixed(&mut body, &[0, 0, 0x80, 0x3f]);
+    let err = Scalars::decode_slice(&body).unwrap_err();
+    assert!(
+        matches!(err.root(), DecodeError::ContentLength { what: "f64", .. }),
+        "{err}"
+    );
+}
