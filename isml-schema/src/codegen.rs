@@ -827,6 +827,11 @@ impl Gen<'_> {
         let mut encode_stmts = Vec::new();
         let mut validate_stmts = Vec::new();
         let mut decode_arms = Vec::new();
+        // Straight-line decoding for the usual case: every tag within 32 (the
+        // presence fits one word) and no field this version does not know.
+        let mut decode_straight = Vec::new();
+        let mut view_straight = Vec::new();
+        let mut known_mask = 0u64;
         let mut view_arms = Vec::new();
         let mut to_owned_fields = Vec::new();
 
@@ -885,6 +890,26 @@ impl Gen<'_> {
             if self.contains_message(&f.ty) {
                 validate_stmts.push(quote! { #p::Wire::validate(&self.#fid)?; });
             }
+            let shift = 2 * (tag - 1);
+            if tag <= 32 {
+                known_mask |= 3u64 << shift;
+            }
+            decode_straight.push(quote! {
+                let __c = (__bits >> #shift) as u8 & 3;
+                if __c != 0 {
+                    let __v = #p::decode_field::<#ty>(__r, #p::Class::from_bits(__c), #tag, #full_lit, #fname)?;
+                    #(#dec_checks)*
+                    __m.#fid = __v;
+                }
+            });
+            view_straight.push(quote! {
+                let __c = (__bits >> #shift) as u8 & 3;
+                if __c != 0 {
+                    let __v = #p::view_field::<#ty>(__r, #p::Class::from_bits(__c), #tag, #full_lit, #fname)?;
+                    #(#dec_checks)*
+                    __m.#fid = __v;
+                }
+            });
             decode_arms.push(quote! {
                 #tag => {
                     let __v = #p::decode_field::<#ty>(__r, __class, #tag, #full_lit, #fname)?;
@@ -901,6 +926,27 @@ impl Gen<'_> {
             });
         }
 
+        let (decode_fast, view_fast) = if members.iter().all(|m| m.field.tag <= 32) {
+            let mask = Literal::u64_suffixed(known_mask);
+            (
+                quote! {
+                    if let #p::Some(__bits) = __presence.only_known(#mask) {
+                        #(#decode_straight)*
+                        __r.finish(#full_lit)?;
+                        return #p::Ok(__m);
+                    }
+                },
+                quote! {
+                    if let #p::Some(__bits) = __presence.only_known(#mask) {
+                        #(#view_straight)*
+                        __r.finish(#full_lit)?;
+                        return #p::Ok(__m);
+                    }
+                },
+            )
+        } else {
+            (quote!(), quote!())
+        };
         let fields: Vec<&FieldDef> = members.iter().map(|m| m.field).collect();
         let field_descs = self.field_descriptors(&fields);
         let descriptor_body = self.descriptor_body(
@@ -990,7 +1036,9 @@ impl Gen<'_> {
 
                 fn decode_reader(__r: &mut #p::Reader<'_>) -> #p::Result<Self, #p::DecodeError> {
                     let mut __m = #decode_init;
-                    for (__tag, __class) in __r.presence()? {
+                    let __presence = __r.presence()?;
+                    #decode_fast
+                    for (__tag, __class) in __presence {
                         match __tag {
                             #(#decode_arms)*
                             _ => __r.skip(__class)?,
@@ -1021,7 +1069,9 @@ impl Gen<'_> {
 
                 fn view_reader(__r: &mut #p::Reader<'a>) -> #p::Result<Self, #p::DecodeError> {
                     let mut __m = <Self as #p::Default>::default();
-                    for (__tag, __class) in __r.presence()? {
+                    let __presence = __r.presence()?;
+                    #view_fast
+                    for (__tag, __class) in __presence {
                         match __tag {
                             #(#view_arms)*
                             _ => __r.skip(__class)?,

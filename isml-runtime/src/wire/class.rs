@@ -210,6 +210,14 @@ impl Presence {
     pub fn highest(&self) -> u32 {
         self.highest
     }
+
+    /// The classes of tags 1-32 as one word (tag t in bits `2(t-1)`), when the
+    /// field has no tag above 32 and none outside `known` (generated decoders
+    /// then read the known fields in a straight line).
+    #[inline(always)]
+    pub fn only_known(&self, known: u64) -> Option<u64> {
+        (self.rest.is_none() && self.word == 0 && self.first & !known == 0).then_some(self.first)
+    }
 }
 
 impl Iterator for Presence {
