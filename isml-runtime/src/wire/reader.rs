@@ -92,7 +92,7 @@ impl<'a> Reader<'a> {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
         if n > self.remaining() {
             return Err(DecodeError::UnexpectedEnd {
@@ -106,14 +106,14 @@ impl<'a> Reader<'a> {
     }
 
     /// Reads a `uvarint`.
-    #[inline]
+    #[inline(always)]
     pub fn uvarint(&mut self) -> Result<u64, DecodeError> {
         let (v, n) = varint::get(&self.buf[self.pos..self.end], self.pos)?;
         self.pos += n;
         Ok(v)
     }
 
-    #[inline]
+    #[inline(always)]
     fn uvarint_max(&mut self, max: u64, ty: &'static str) -> Result<u64, DecodeError> {
         let at = self.pos;
         let v = self.uvarint()?;
@@ -124,30 +124,30 @@ impl<'a> Reader<'a> {
     }
 
     /// Reads a `uvarint` that must fit a `u8` (a `u8` field, class 1).
-    #[inline]
+    #[inline(always)]
     pub fn u8_varint(&mut self) -> Result<u8, DecodeError> {
         self.uvarint_max(u8::MAX.into(), "u8").map(|v| v as u8)
     }
 
     /// Reads a `uvarint` that must fit a `u16`.
-    #[inline]
+    #[inline(always)]
     pub fn u16(&mut self) -> Result<u16, DecodeError> {
         self.uvarint_max(u16::MAX.into(), "u16").map(|v| v as u16)
     }
 
     /// Reads a `uvarint` that must fit a `u32` (also enum values).
-    #[inline]
+    #[inline(always)]
     pub fn u32(&mut self) -> Result<u32, DecodeError> {
         self.uvarint_max(u32::MAX.into(), "u32").map(|v| v as u32)
     }
 
     /// Reads a `uvarint` as `u64`.
-    #[inline]
+    #[inline(always)]
     pub fn u64(&mut self) -> Result<u64, DecodeError> {
         self.uvarint()
     }
 
-    #[inline]
+    #[inline(always)]
     fn svarint(&mut self, min: i64, max: i64, ty: &'static str) -> Result<i64, DecodeError> {
         let at = self.pos;
         let z = self.uvarint()?;
@@ -159,35 +159,35 @@ impl<'a> Reader<'a> {
     }
 
     /// Reads an `svarint` that must fit an `i8` (an `i8` field, class 1).
-    #[inline]
+    #[inline(always)]
     pub fn i8_varint(&mut self) -> Result<i8, DecodeError> {
         self.svarint(i8::MIN.into(), i8::MAX.into(), "i8")
             .map(|v| v as i8)
     }
 
     /// Reads an `svarint` that must fit an `i16`.
-    #[inline]
+    #[inline(always)]
     pub fn i16(&mut self) -> Result<i16, DecodeError> {
         self.svarint(i16::MIN.into(), i16::MAX.into(), "i16")
             .map(|v| v as i16)
     }
 
     /// Reads an `svarint` that must fit an `i32`.
-    #[inline]
+    #[inline(always)]
     pub fn i32(&mut self) -> Result<i32, DecodeError> {
         self.svarint(i32::MIN.into(), i32::MAX.into(), "i32")
             .map(|v| v as i32)
     }
 
     /// Reads an `svarint`.
-    #[inline]
+    #[inline(always)]
     pub fn i64(&mut self) -> Result<i64, DecodeError> {
         let z = self.uvarint()?;
         Ok(varint::unzigzag(z))
     }
 
     /// Reads a bool written as a varint (a `bool` field, class 1).
-    #[inline]
+    #[inline(always)]
     pub fn bool_varint(&mut self) -> Result<bool, DecodeError> {
         let at = self.pos;
         match self.uvarint()? {
@@ -198,19 +198,19 @@ impl<'a> Reader<'a> {
     }
 
     /// Reads one raw byte (`u8` element encoding).
-    #[inline]
+    #[inline(always)]
     pub fn u8(&mut self) -> Result<u8, DecodeError> {
         Ok(self.take(1)?[0])
     }
 
     /// Reads one two's-complement byte (`i8` element encoding).
-    #[inline]
+    #[inline(always)]
     pub fn i8(&mut self) -> Result<i8, DecodeError> {
         Ok(self.take(1)?[0] as i8)
     }
 
     /// Reads a bool byte (`bool` element encoding): `00` or `01`.
-    #[inline]
+    #[inline(always)]
     pub fn bool(&mut self) -> Result<bool, DecodeError> {
         let at = self.pos;
         match self.take(1)?[0] {
@@ -224,14 +224,14 @@ impl<'a> Reader<'a> {
     }
 
     /// Reads a little-endian `f32`.
-    #[inline]
+    #[inline(always)]
     pub fn f32(&mut self) -> Result<f32, DecodeError> {
         let b = self.take(4)?;
         Ok(f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
     }
 
     /// Reads a little-endian `f64`.
-    #[inline]
+    #[inline(always)]
     pub fn f64(&mut self) -> Result<f64, DecodeError> {
         let b = self.take(8)?;
         let mut a = [0u8; 8];
@@ -240,7 +240,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Reads a `uvarint` length and checks it against the remaining bytes.
-    #[inline]
+    #[inline(always)]
     pub fn len(&mut self) -> Result<usize, DecodeError> {
         let at = self.pos;
         let len = self.uvarint()?;
@@ -261,7 +261,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Reads a length-prefixed byte string as a borrowed slice.
-    #[inline]
+    #[inline(always)]
     pub fn byte_slice(&mut self) -> Result<&'a [u8], DecodeError> {
         let n = self.len()?;
         self.take(n)
@@ -269,7 +269,7 @@ impl<'a> Reader<'a> {
 
     /// Reads a length-prefixed byte string as [`Bytes`]: shared with the input
     /// when the reader was made by [`Reader::from_bytes`], copied otherwise.
-    #[inline]
+    #[inline(always)]
     pub fn bytes(&mut self) -> Result<Bytes, DecodeError> {
         let n = self.len()?;
         let start = self.pos;
@@ -281,7 +281,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Reads a length-prefixed UTF-8 string as a borrowed `&str`.
-    #[inline]
+    #[inline(always)]
     pub fn str(&mut self) -> Result<&'a str, DecodeError> {
         let n = self.len()?;
         let at = self.pos;
