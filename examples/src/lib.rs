@@ -12,3 +12,5 @@ pub mod charging {
 pub mod common {
     isml_runtime::include_schema!("common");
 }
+
+pub mod cabinet;

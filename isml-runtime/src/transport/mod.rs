@@ -23,7 +23,7 @@ use std::task::{Context, Poll};
 
 use futures_util::{Sink, Stream};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio_util::codec::{FramedRead, FramedWrite};
+use tokio_util::codec::FramedRead;
 
 use crate::codec::{FrameError, StreamCodec};
 use crate::wire::{DecodeError, Frame};
@@ -39,6 +39,7 @@ pub mod tls;
 mod ws;
 
 mod listener;
+mod writer;
 pub use listener::{Incoming, ListenOptions, Listener};
 
 /// Why a transport could not be opened, or failed while in use.
@@ -425,13 +426,17 @@ impl Transport {
         R: AsyncRead + Send + Unpin + 'static,
         W: AsyncWrite + Send + Unpin + 'static,
         D: tokio_util::codec::Decoder<Item = Frame, Error = FrameError> + Send + 'static,
-        E: for<'a> tokio_util::codec::Encoder<&'a Frame, Error = FrameError> + Send + 'static,
+        E: for<'a> tokio_util::codec::Encoder<&'a Frame, Error = FrameError>
+            + Send
+            + Unpin
+            + 'static,
     {
         let read_peer = peer.clone();
         let write_peer = peer.clone();
-        let rx = FramedRead::with_capacity(r, decoder, 16 * 1024);
-        let mut tx = FramedWrite::new(w, RefEncoder(encoder));
-        tx.set_backpressure_boundary(64 * 1024);
+        // Small to start with: an idle session should cost little memory; the
+        // buffer grows with the traffic.
+        let rx = FramedRead::with_capacity(r, decoder, 1024);
+        let tx = writer::FrameWriter::new(w, encoder);
         let rx = futures_util::StreamExt::map(rx, move |r| {
             r.map_err(|e| TransportError::from_frame(&read_peer, e))
         });
@@ -501,19 +506,6 @@ impl Sink<Frame> for Transport {
     }
     fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.tx.as_mut().poll_close(cx)
-    }
-}
-
-/// Adapts an `Encoder<&Frame>` to `Encoder<Frame>` for `FramedWrite`.
-struct RefEncoder<E>(E);
-
-impl<E> tokio_util::codec::Encoder<Frame> for RefEncoder<E>
-where
-    E: for<'a> tokio_util::codec::Encoder<&'a Frame, Error = FrameError>,
-{
-    type Error = FrameError;
-    fn encode(&mut self, item: Frame, dst: &mut bytes::BytesMut) -> Result<(), FrameError> {
-        self.0.encode(&item, dst)
     }
 }
 

@@ -1,0 +1,263 @@
+//! A fleet of 50 simulated charging cabinets talking to one server for a few
+//! seconds: 49 over TCP, one over a serial line (a real pseudo-terminal pair,
+//! COBS + CRC-32C framing). Cabinets send telemetry; the server sends
+//! `StartCharging` / `StopCharging` requests and measures their round trip.
+//!
+//! Run with `cargo run --release -p isml-examples --bin fleet-demo` (add
+//! `-- --seconds 10` for a longer run).
+
+use std::io::Write;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use isml_examples::cabinet::{Cabinet, SLOTS};
+use isml_examples::charging::v1::{
+    AnyMessage, ChargeStarted, ChargeStopped, StartCharging, StatusReport, StopCharging,
+};
+use isml_runtime::client::{Backoff, Client};
+use isml_runtime::dispatch::Dispatcher;
+use isml_runtime::server::Server;
+use isml_runtime::session::Session;
+use isml_runtime::transport::serial::PtyPair;
+
+const CABINETS: usize = 50;
+const TELEMETRY_PERIOD: Duration = Duration::from_millis(100);
+
+#[derive(Default)]
+struct Tally {
+    telemetry: AtomicU64,
+    requests: AtomicU64,
+    failures: AtomicU64,
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i]
+}
+
+/// Round-robin requests to every session until `until`; returns latencies.
+async fn commander(session: Session, tally: Arc<Tally>, until: Instant) -> Vec<Duration> {
+    let mut latencies = Vec::new();
+    let mut n = 0u32;
+    while Instant::now() < until && !session.is_closed() {
+        let slot = (n % u32::from(SLOTS)) as u8;
+        let t0 = Instant::now();
+        let ok = if n.is_multiple_of(2) {
+            session
+                .request::<ChargeStarted>(&StartCharging {
+                    slot,
+                    target_soc_percent: 90,
+                    max_current_ma: Some(16_000),
+                })
+                .await
+                .is_ok()
+        } else {
+            session
+                .request::<ChargeStopped>(&StopCharging { slot, reason: None })
+                .await
+                .is_ok()
+        };
+        if ok {
+            latencies.push(t0.elapsed());
+            tally.requests.fetch_add(1, Ordering::Relaxed);
+        } else {
+            tally.failures.fetch_add(1, Ordering::Relaxed);
+        }
+        n += 1;
+        // Pace each cabinet at about 50 commands a second.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    latencies
+}
+
+fn per_message(bytes: u64, frames: u64) -> f64 {
+    if frames == 0 {
+        0.0
+    } else {
+        bytes as f64 / frames as f64
+    }
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let seconds: u64 = std::env::args()
+        .skip_while(|a| a != "--seconds")
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3);
+
+    // The server: TCP on a free port, and the slave end of a pty pair as its serial port.
+    let pty = PtyPair::open()?;
+    let serial_url = pty.url(115_200);
+    let tally = Arc::new(Tally::default());
+    let t = tally.clone();
+    let dispatcher = Dispatcher::new().on::<StatusReport, _, _>(move |_ctx, _report| {
+        let t = t.clone();
+        async move {
+            t.telemetry.fetch_add(1, Ordering::Relaxed);
+            Ok(())
+        }
+    });
+    let server = Server::builder()
+        .listen("tcp://127.0.0.1:0")
+        .listen(&serial_url)
+        .types(AnyMessage::TYPES)
+        .dispatcher(dispatcher)
+        .keepalive(Some(Duration::from_secs(5)))
+        .start()
+        .await?;
+    let tcp_url = server.urls()[0].clone();
+    println!("server on {tcp_url} and {serial_url}");
+
+    // 49 cabinets over TCP, one over the serial line (the pty master).
+    let mut cabinets = Vec::new();
+    for i in 1..CABINETS {
+        let cab = Cabinet::new(format!("CAB-{i:03}"));
+        let client = Client::builder(&tcp_url)
+            .device_id(format!("cab-{i:03}"))
+            .types(AnyMessage::TYPES)
+            .dispatcher(cab.dispatcher())
+            .reconnect(Backoff::default())
+            .connect()
+            .await?;
+        let session = client.wait_session().await?;
+        tokio::spawn(cab.clone().report(session, TELEMETRY_PERIOD));
+        cabinets.push((client, cab));
+    }
+    let serial_cab = Cabinet::new("CAB-SERIAL");
+    let serial_session = Client::builder(&serial_url)
+        .device_id("cab-serial")
+        .types(AnyMessage::TYPES)
+        .dispatcher(serial_cab.dispatcher())
+        .connect_over(pty.into_transport(None)?)
+        .await?;
+    tokio::spawn(
+        serial_cab
+            .clone()
+            .report(serial_session.clone(), TELEMETRY_PERIOD),
+    );
+
+    // The server commands every cabinet for the run's duration.
+    let started = Instant::now();
+    let until = started + Duration::from_secs(seconds);
+    let mut tasks = Vec::new();
+    for s in server.sessions() {
+        let serial = s.scheme() == "serial";
+        let h = tokio::spawn(commander(s, tally.clone(), until));
+        tasks.push((serial, h));
+    }
+    let progress = {
+        let tally = tally.clone();
+        let server = server.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(250));
+            loop {
+                tick.tick().await;
+                let e = started.elapsed().as_secs_f64();
+                print!(
+                    "\r{e:5.1} s | {} sessions | {} telemetry | {} requests answered | {} failed   ",
+                    server.session_count(),
+                    tally.telemetry.load(Ordering::Relaxed),
+                    tally.requests.load(Ordering::Relaxed),
+                    tally.failures.load(Ordering::Relaxed),
+                );
+                let _ = std::io::stdout().flush();
+            }
+        })
+    };
+    let (mut tcp_lat, mut serial_lat) = (Vec::new(), Vec::new());
+    for (serial, h) in tasks {
+        let l = h.await?;
+        if serial {
+            serial_lat.extend(l)
+        } else {
+            tcp_lat.extend(l)
+        }
+    }
+    progress.abort();
+    println!();
+
+    // Wire statistics, from the server's side of each session.
+    let sessions = server.sessions();
+    let (mut tcp, mut ser) = ([0u64; 4], [0u64; 4]);
+    for s in &sessions {
+        let st = s.stats();
+        let acc = if s.scheme() == "serial" {
+            &mut ser
+        } else {
+            &mut tcp
+        };
+        acc[0] += st.frames_in;
+        acc[1] += st.bytes_in;
+        acc[2] += st.frames_out;
+        acc[3] += st.bytes_out;
+    }
+    let n_serial = sessions.iter().filter(|s| s.scheme() == "serial").count();
+    tcp_lat.sort();
+    serial_lat.sort();
+    let elapsed = started.elapsed().as_secs_f64();
+    let telemetry = tally.telemetry.load(Ordering::Relaxed);
+    let requests = tally.requests.load(Ordering::Relaxed);
+    let failures = tally.failures.load(Ordering::Relaxed);
+
+    println!();
+    println!(
+        "| {:<27} | tcp            | serial (pty)   |",
+        format!("fleet-demo, {seconds} s")
+    );
+    println!("|-----------------------------|----------------|----------------|");
+    println!(
+        "| sessions                    | {:>14} | {:>14} |",
+        sessions.len() - n_serial,
+        n_serial
+    );
+    println!(
+        "| frames in / out (server)    | {:>6} / {:<6} | {:>6} / {:<6} |",
+        tcp[0], tcp[2], ser[0], ser[2]
+    );
+    println!(
+        "| wire bytes per frame in     | {:>14.1} | {:>14.1} |",
+        per_message(tcp[1], tcp[0]),
+        per_message(ser[1], ser[0])
+    );
+    println!(
+        "| wire bytes per frame out    | {:>14.1} | {:>14.1} |",
+        per_message(tcp[3], tcp[2]),
+        per_message(ser[3], ser[2])
+    );
+    println!(
+        "| requests answered           | {:>14} | {:>14} |",
+        tcp_lat.len(),
+        serial_lat.len()
+    );
+    println!(
+        "| request latency p50         | {:>11.0} us | {:>11.0} us |",
+        percentile(&tcp_lat, 0.5).as_secs_f64() * 1e6,
+        percentile(&serial_lat, 0.5).as_secs_f64() * 1e6
+    );
+    println!(
+        "| request latency p99         | {:>11.0} us | {:>11.0} us |",
+        percentile(&tcp_lat, 0.99).as_secs_f64() * 1e6,
+        percentile(&serial_lat, 0.99).as_secs_f64() * 1e6
+    );
+    println!();
+    println!(
+        "{telemetry} telemetry reports and {requests} requests in {elapsed:.1} s ({:.0} messages/s), {failures} failed",
+        (telemetry + 2 * requests) as f64 / elapsed
+    );
+
+    for (client, _) in &cabinets {
+        client.close("demo over").await;
+    }
+    serial_session.close("demo over").await;
+    server.shutdown().await;
+    if sessions.len() != CABINETS || failures > 0 || telemetry == 0 || serial_lat.is_empty() {
+        eprintln!("fleet-demo: something went wrong (see above)");
+        std::process::exit(1);
+    }
+    Ok(())
+}
