@@ -1548,55 +1548,69 @@ impl Gen<'_> {
 
     fn dispatch(&self) -> TokenStream {
         let p = quote!(::isml_runtime::__private);
+        // The table covers the whole compiled set (message ids are unique across
+        // it); it is emitted in every package that owns a top-level message.
         let mut top: Vec<(TypeId, &TypeDef, u32)> = self
             .schema
             .types_iter()
-            .filter(|(_, t)| t.package == self.package)
             .filter_map(|(id, t)| t.message_id().map(|m| (id, t, m)))
             .collect();
-        top.sort_by_key(|(_, _, m)| *m);
-        if top.is_empty() {
+        if !top.iter().any(|(_, t, _)| t.package == self.package) {
             return quote!();
         }
+        top.sort_by_key(|(_, _, m)| *m);
+        // Variant names: the type's Rust name, prefixed by its package where two
+        // packages of the set use the same name.
+        let mut namer = Namer::camel(&[]);
+        let variant_names: Vec<proc_macro2::Ident> = top
+            .iter()
+            .map(|(id, t, m)| {
+                let base = self.names.types[id].0.clone();
+                let clash = top
+                    .iter()
+                    .any(|(other, _, _)| other != id && self.names.types[other].0 == base);
+                let candidate = if clash {
+                    naming::type_name(&format!("{}_{}", t.package.replace('.', "_"), base))
+                } else {
+                    base
+                };
+                format_ident!("{}", namer.name(candidate, m))
+            })
+            .collect();
         let d = format_ident!("{}", self.names.dispatch[self.package]);
-        let variants = top.iter().map(|(id, t, m)| {
-            let n = self.type_ident(*id);
+        let variants = top.iter().zip(&variant_names).map(|((id, t, m), v)| {
+            let path = self.type_path(*id);
             let doc = format!(" `{}` (type id {m}).", t.full_name());
-            quote!(#[doc = #doc] #n(#n),)
+            quote!(#[doc = #doc] #v(#path),)
         });
-        let decode_arms = top.iter().map(|(id, _, m)| {
-            let n = self.type_ident(*id);
-            quote!(#m => <#n as #p::Message>::decode(payload).map(#d::#n),)
+        let decode_arms = top.iter().zip(&variant_names).map(|((id, _, m), v)| {
+            let path = self.type_path(*id);
+            quote!(#m => <#path as #p::Message>::decode(payload).map(#d::#v),)
         });
-        let id_arms = top.iter().map(|(id, _, m)| {
-            let n = self.type_ident(*id);
-            quote!(#d::#n(_) => #m,)
-        });
-        let len_arms = top.iter().map(|(id, _, _)| {
-            let n = self.type_ident(*id);
-            quote!(#d::#n(m) => #p::Message::encoded_len(m),)
-        });
-        let enc_arms = top.iter().map(|(id, _, _)| {
-            let n = self.type_ident(*id);
-            quote!(#d::#n(m) => #p::Message::encode(m, buf),)
-        });
+        let id_arms = top
+            .iter()
+            .zip(&variant_names)
+            .map(|((_, _, m), v)| quote!(#d::#v(_) => #m,));
+        let len_arms = variant_names
+            .iter()
+            .map(|v| quote!(#d::#v(m) => #p::Message::encoded_len(m),));
+        let enc_arms = variant_names
+            .iter()
+            .map(|v| quote!(#d::#v(m) => #p::Message::encode(m, buf),));
         let table = top.iter().map(|(id, t, m)| {
-            let n = self.type_ident(*id);
+            let path = self.type_path(*id);
             let full = t.full_name();
-            quote!((#m, #full, #n::FINGERPRINT))
+            quote!((#m, #full, #path::FINGERPRINT))
         });
-        let from_impls = top.iter().map(|(id, _, _)| {
-            let n = self.type_ident(*id);
+        let from_impls = top.iter().zip(&variant_names).map(|((id, _, _), v)| {
+            let path = self.type_path(*id);
             quote! {
-                impl ::core::convert::From<#n> for #d {
-                    fn from(m: #n) -> Self { #d::#n(m) }
+                impl ::core::convert::From<#path> for #d {
+                    fn from(m: #path) -> Self { #d::#v(m) }
                 }
             }
         });
-        let doc = format!(
-            " Every message of package `{}` that has a type id: the dispatch table for incoming frames.",
-            self.package
-        );
+        let doc = " Every message with a type id in the set compiled together: the dispatch table for incoming frames.".to_string();
         quote! {
             #[doc = #doc]
             #[derive(Debug, Clone, PartialEq)]

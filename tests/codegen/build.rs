@@ -2,11 +2,12 @@
 //! compiled set (message ids are unique within a set).
 
 fn main() {
-    let sets: [&[&str]; 4] = [
+    let sets: [&[&str]; 5] = [
         &["../../schemas/charging.isml"],
         &["schemas/alltypes.isml"],
         &["schemas/evo_v1.isml"],
         &["schemas/evo_v2.isml"],
+        &["schemas/multi_a.isml"],
     ];
     for files in sets {
         isml_schema::Builder::new()

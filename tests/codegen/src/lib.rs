@@ -31,6 +31,18 @@ pub mod evo {
     }
 }
 
+/// A set of two packages compiled together (`schemas/multi_a.isml`, `multi_b.isml`).
+pub mod multi {
+    /// `multi.a`.
+    pub mod a {
+        isml_runtime::include_schema!("multi.a");
+    }
+    /// `multi.b`.
+    pub mod b {
+        isml_runtime::include_schema!("multi.b");
+    }
+}
+
 /// The schema compiler's valid fixtures (`isml-schema/tests/fixtures/valid`).
 pub mod fixtures {
     /// `comments_and_docs.isml`.

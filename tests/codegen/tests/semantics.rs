@@ -343,3 +343,24 @@ fn short_fixed_size_content_is_a_content_length_error() {
         "{err}"
     );
 }
+
+#[test]
+fn one_dispatch_table_covers_the_compiled_set() {
+    use isml_codegen_tests::multi::{a, b};
+    // Both packages of the set carry the same table: every id of the set.
+    let ids: Vec<u32> = a::AnyMessage::TYPES.iter().map(|t| t.0).collect();
+    assert_eq!(ids, [1, 2, 3]);
+    assert_eq!(a::AnyMessage::TYPES, b::AnyMessage::TYPES);
+    // Types with the same name in two packages get package-qualified variants.
+    let other = b::Status { code: 7 };
+    let payload = Bytes::from(other.encode_to_vec().unwrap());
+    let any = a::AnyMessage::decode(3, payload).unwrap();
+    assert_eq!(any, a::AnyMessage::MultiBStatus(other.clone()));
+    assert_eq!(any.type_id(), 3);
+    assert_eq!(a::AnyMessage::from(other), any);
+    let mine = a::Ping {
+        inner: b::Status { code: 1 },
+    };
+    let any = b::AnyMessage::decode(2, Bytes::from(mine.encode_to_vec().unwrap())).unwrap();
+    assert_eq!(any, b::AnyMessage::Ping(mine));
+}
