@@ -141,6 +141,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .report(serial_session.clone(), TELEMETRY_PERIOD),
     );
 
+    // A client's handshake completes before the server has registered its side
+    // of the session: wait until the server sees every cabinet (bounded).
+    let registered = Instant::now();
+    while server.session_count() < CABINETS && registered.elapsed() < Duration::from_secs(10) {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+
     // The server commands every cabinet for the run's duration.
     let started = Instant::now();
     let until = started + Duration::from_secs(seconds);
@@ -216,8 +223,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         n_serial
     );
     println!(
-        "| frames in / out (server)    | {:>6} / {:<6} | {:>6} / {:<6} |",
-        tcp[0], tcp[2], ser[0], ser[2]
+        "| frames in / out (server)    | {:>14} | {:>14} |",
+        format!("{} / {}", tcp[0], tcp[2]),
+        format!("{} / {}", ser[0], ser[2])
     );
     println!(
         "| wire bytes per frame in     | {:>14.1} | {:>14.1} |",
