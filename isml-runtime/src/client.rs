@@ -292,11 +292,12 @@ impl ClientBuilder {
             config: Arc::new(self.config.clone()),
         };
         let hook = self.on_connect.clone();
-        let (session, _task) = session::start(est, rx, tx, info, self.dispatcher.clone(), |s| {
+        let (session, run) = session::start(est, rx, tx, info, self.dispatcher.clone(), |s| {
             if let Some(h) = &hook {
                 h(s);
             }
         });
+        tokio::spawn(run);
         Ok(session)
     }
 

@@ -487,12 +487,11 @@ async fn connection(inner: Arc<Inner>, incoming: Incoming, _permit: OwnedSemapho
         }
     };
     let principal = h.principal;
-    let (session, task) =
-        session::start(h.est, h.rx, h.tx, h.info, inner.dispatcher.clone(), |s| {
-            if let Some(p) = principal {
-                s.set(&PRINCIPAL, p);
-            }
-        });
+    let (session, run) = session::start(h.est, h.rx, h.tx, h.info, inner.dispatcher.clone(), |s| {
+        if let Some(p) = principal {
+            s.set(&PRINCIPAL, p);
+        }
+    });
     let id = session.id();
     write(&inner.registry.by_id).insert(id, session.clone());
     write(&inner.registry.by_device).insert(session.device_id().to_owned(), id);
@@ -500,19 +499,16 @@ async fn connection(inner: Arc<Inner>, incoming: Incoming, _permit: OwnedSemapho
     if let Some(hook) = &inner.on_open {
         hook(&session);
     }
-    if inner.shutdown.is_cancelled() {
-        // Shutdown began between the registry snapshot and our insertion.
-        session
-            .close_with(codes::UNAVAILABLE, "server shutting down")
-            .await;
-    }
-    let reason = task.await.unwrap_or_else(|e| {
-        CloseReason::new(
-            session::ClosedBy::Error,
-            codes::UNSPECIFIED,
-            format!("session task failed: {e}"),
-        )
-    });
+    // The session runs in this task: one task per connection.
+    let late_shutdown = async {
+        if inner.shutdown.is_cancelled() {
+            // Shutdown began between the registry snapshot and our insertion.
+            session
+                .close_with(codes::UNAVAILABLE, "server shutting down")
+                .await;
+        }
+    };
+    let (reason, ()) = tokio::join!(run, late_shutdown);
     write(&inner.registry.by_id).remove(&id);
     {
         let mut by_device = write(&inner.registry.by_device);

@@ -1,9 +1,9 @@
 //! Sessions: one established connection after the handshake.
 //!
-//! A [`Session`] is a cheap, cloneable handle. Behind it run two tasks: a
-//! reader (routes replies, runs handlers, answers pings, watches keep-alive)
-//! and a writer (drains the bounded outbound queue, coalescing every frame
-//! queued so far into one flush).
+//! A [`Session`] is a cheap, cloneable handle. Behind it runs one task per
+//! connection, looping over received frames, the outbound queue, keep-alive
+//! and shutdown: it routes replies, runs handlers, answers pings, and writes
+//! every frame queued so far (and every reply produced meanwhile) in one flush.
 //!
 //! Outbound queue overflow policy: [`Session::send`] and [`Session::request`]
 //! wait for room (backpressure on the caller, bounded by the request deadline
@@ -12,21 +12,25 @@
 //! when the queue is full (the queue then holds traffic that proves liveness).
 
 use std::any::{Any, TypeId};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
+use std::future::{Future, poll_fn};
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
+use std::task::{Poll, ready};
 use std::time::{Duration, SystemTime};
 
 use bytes::{Bytes, BytesMut};
-use futures_util::{SinkExt, StreamExt};
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use futures_util::future::BoxFuture;
+use futures_util::task::AtomicWaker;
+use futures_util::{FutureExt, SinkExt, StreamExt};
+use tokio::sync::{Semaphore, TryAcquireError, oneshot};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::TopLevel;
-use crate::dispatch::{Context, Dispatcher};
+use crate::dispatch::{Context, Dispatcher, HandlerError};
 use crate::transport::{FrameSink, FrameStream, TransportError, TransportInfo};
 use crate::wire::{
     ControlOp, DecodeError, EncodeError, ErrorBody, Frame, FrameHeader, FrameKind, Limits,
@@ -322,7 +326,8 @@ pub(crate) struct Shared {
     started: Instant,
     props: Mutex<Props>,
     counters: Counters,
-    out: mpsc::Sender<Frame>,
+    out: Outbox,
+    writer: Mutex<Writer>,
     pending: Mutex<HashMap<u64, oneshot::Sender<Frame>>>,
     next_correlation: AtomicU64,
     refused: Vec<(u32, &'static str)>,
@@ -336,6 +341,85 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // Every critical section is a single map operation: a panic cannot leave
     // the map half-updated, so a poisoned lock is still consistent.
     m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The bounded outbound queue: senders push frames under a short lock and wake
+/// the connection task, which takes everything queued at once. It allocates
+/// nothing until the first frame is sent, and its room is a semaphore, so
+/// that waiting senders are woken in order and all at once when it closes.
+struct Outbox {
+    frames: Mutex<VecDeque<Frame>>,
+    room: Semaphore,
+    task: AtomicWaker,
+    capacity: usize,
+}
+
+enum TryPush {
+    Full,
+    Closed,
+}
+
+impl Outbox {
+    fn new(capacity: usize) -> Self {
+        Outbox {
+            frames: Mutex::new(VecDeque::new()),
+            room: Semaphore::new(capacity),
+            task: AtomicWaker::new(),
+            capacity,
+        }
+    }
+
+    /// Queues a frame without taking room: for the few frames the runtime
+    /// itself must get out (the close frame of a failing session).
+    fn push(&self, frame: Frame) {
+        lock(&self.frames).push_back(frame);
+        self.task.wake();
+    }
+
+    /// Waits for room, then queues; `Err` when the session has ended.
+    async fn send(&self, frame: Frame) -> Result<(), ()> {
+        self.room.acquire().await.map_err(|_| ())?.forget();
+        self.push(frame);
+        Ok(())
+    }
+
+    fn try_send(&self, frame: Frame) -> Result<(), TryPush> {
+        match self.room.try_acquire() {
+            Ok(permit) => permit.forget(),
+            Err(TryAcquireError::NoPermits) => return Err(TryPush::Full),
+            Err(TryAcquireError::Closed) => return Err(TryPush::Closed),
+        }
+        self.push(frame);
+        Ok(())
+    }
+
+    /// Moves every queued frame to `into` (waiting until there is one), and
+    /// gives their room back: from now on they count against the task's own
+    /// write queue, which stops reading when it is full.
+    fn poll_take(&self, cx: &mut std::task::Context<'_>, into: &mut VecDeque<Frame>) -> Poll<()> {
+        self.task.register(cx.waker());
+        self.take(into)
+    }
+
+    fn take(&self, into: &mut VecDeque<Frame>) -> Poll<()> {
+        let mut q = lock(&self.frames);
+        if q.is_empty() {
+            return Poll::Pending;
+        }
+        let n = q.len();
+        if into.is_empty() {
+            std::mem::swap(&mut *q, into);
+        } else {
+            into.append(&mut q);
+        }
+        drop(q);
+        // Frames pushed without room (close on error) may give back more than
+        // was taken; never grow beyond the capacity.
+        let free = self.room.available_permits();
+        self.room
+            .add_permits(n.min(self.capacity.saturating_sub(free)));
+        Poll::Ready(())
+    }
 }
 
 /// A handle to an established session; clone it freely.
@@ -519,7 +603,7 @@ impl Session {
             .out
             .send(frame)
             .await
-            .map_err(|_| self.closed_error())
+            .map_err(|()| self.closed_error())
     }
 
     pub(crate) fn try_enqueue(&self, frame: Frame) -> Result<(), SendError> {
@@ -527,12 +611,52 @@ impl Session {
             return Err(self.closed_error());
         }
         self.shared.out.try_send(frame).map_err(|e| match e {
-            mpsc::error::TrySendError::Full(_) => SendError::QueueFull {
+            TryPush::Full => SendError::QueueFull {
                 session: self.shared.id,
-                capacity: self.shared.config.outbound_queue,
+                capacity: self.shared.out.capacity,
             },
-            mpsc::error::TrySendError::Closed(_) => self.closed_error(),
+            TryPush::Closed => self.closed_error(),
         })
+    }
+
+    /// Writes a frame straight to the transport, from the caller's task, when
+    /// nothing else is queued or being written (so that order is kept); gives
+    /// the frame back otherwise. Saves a request sent on an idle connection
+    /// the trip through the connection task.
+    fn write_direct(&self, frame: Frame) -> Result<(), Frame> {
+        let shared = &self.shared;
+        let Ok(mut w) = shared.writer.try_lock() else {
+            return Err(frame);
+        };
+        if w.broken
+            || w.close_sent
+            || w.unflushed
+            || !w.queue.is_empty()
+            || !lock(&shared.out.frames).is_empty()
+        {
+            return Err(frame);
+        }
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        if !matches!(w.tx.as_mut().poll_ready(&mut cx), Poll::Ready(Ok(()))) {
+            return Err(frame);
+        }
+        if let Err(e) = w.tx.as_mut().start_send(frame) {
+            w.broken = true;
+            drop(w);
+            shared.finish(transport_reason(&e));
+            return Ok(());
+        }
+        shared.counters.frames_out.fetch_add(1, Ordering::Relaxed);
+        w.unflushed = true;
+        if let Poll::Ready(Ok(())) = w.tx.as_mut().poll_flush(&mut cx) {
+            w.unflushed = false;
+        } else {
+            // The socket is full (or failed): the connection task finishes
+            // the flush with its own waker.
+            drop(w);
+            shared.out.task.wake();
+        }
+        Ok(())
     }
 
     /// Sends a request and waits for the reply, within the configured
@@ -554,7 +678,11 @@ impl Session {
         let correlation = shared.next_correlation.fetch_add(1, Ordering::Relaxed);
         let frame = self.encode(FrameHeader::request(Q::TYPE_ID, correlation), msg)?;
         let (tx, rx) = oneshot::channel();
-        lock(&shared.pending).insert(correlation, tx);
+        let alone = {
+            let mut pending = lock(&shared.pending);
+            pending.insert(correlation, tx);
+            pending.len() == 1
+        };
         // Removes the entry however this future ends (reply, timeout, drop), so
         // that a late reply finds nothing and is dropped, never misrouted:
         // correlation ids are never reused on a session.
@@ -570,7 +698,16 @@ impl Session {
             return Err(disconnected(shared));
         }
         let exchange = async {
-            self.enqueue(frame).await?;
+            // Alone on the connection, the request is written right away; with
+            // others in flight it joins the queue, to leave in one write with them.
+            let frame = if alone && !self.is_closed() {
+                self.write_direct(frame).err()
+            } else {
+                Some(frame)
+            };
+            if let Some(frame) = frame {
+                self.enqueue(frame).await?;
+            }
             rx.await.map_err(|_| disconnected(shared))
         };
         let reply = match tokio::time::timeout_at(deadline, exchange).await {
@@ -667,8 +804,9 @@ impl Shared {
     /// when it did not end the session itself, and wakes everything waiting.
     fn finish(&self, reason: CloseReason) {
         if self.reason.set(reason.clone()).is_ok() && reason.by == ClosedBy::Error {
-            let _ = self.out.try_send(close_frame(&reason));
+            self.out.push(close_frame(&reason));
         }
+        self.out.room.close();
         self.closed.cancel();
         // Dropping the senders wakes every waiting request with "disconnected".
         let pending: Vec<_> = lock(&self.pending).drain().collect();
@@ -684,8 +822,10 @@ pub(crate) struct Established {
     pub(crate) config: Arc<SessionConfig>,
 }
 
-/// Starts the reader and writer tasks of a session. The returned handle
-/// resolves when both have ended.
+/// Builds a session and the future that runs its connection: one task per
+/// connection, which the client spawns and the server runs in the task that
+/// accepted the connection. The future resolves, with the reason, once the
+/// connection has ended and what was queued has been written.
 pub(crate) fn start(
     est: Established,
     rx: FrameStream,
@@ -693,8 +833,7 @@ pub(crate) fn start(
     info: TransportInfo,
     dispatcher: Arc<Dispatcher>,
     setup: impl FnOnce(&Session),
-) -> (Session, tokio::task::JoinHandle<CloseReason>) {
-    let (out, out_rx) = mpsc::channel(est.config.outbound_queue.max(1));
+) -> (Session, impl Future<Output = CloseReason> + Send + 'static) {
     let started = Instant::now();
     let shared = Arc::new(Shared {
         id: est.id,
@@ -704,7 +843,14 @@ pub(crate) fn start(
         started,
         props: Mutex::new(HashMap::new()),
         counters: Counters::default(),
-        out,
+        out: Outbox::new(est.config.outbound_queue.max(1)),
+        writer: Mutex::new(Writer {
+            tx,
+            queue: VecDeque::new(),
+            unflushed: false,
+            close_sent: false,
+            broken: false,
+        }),
         pending: Mutex::new(HashMap::new()),
         next_correlation: AtomicU64::new(1),
         refused: est.refused,
@@ -713,18 +859,10 @@ pub(crate) fn start(
         reason: OnceLock::new(),
         config: est.config,
     });
-    let session = Session {
-        shared: shared.clone(),
-    };
+    let session = Session { shared };
     setup(&session);
-    let writer = tokio::spawn(write_loop(shared.clone(), out_rx, tx));
-    let reader_session = session.clone();
-    let handle = tokio::spawn(async move {
-        let reason = read_loop(reader_session, rx, dispatcher).await;
-        let _ = writer.await;
-        reason
-    });
-    (session, handle)
+    let run = run(session.clone(), rx, dispatcher);
+    (session, run)
 }
 
 fn transport_reason(e: &TransportError) -> CloseReason {
@@ -735,46 +873,258 @@ fn transport_reason(e: &TransportError) -> CloseReason {
     CloseReason::new(ClosedBy::Error, code, e.to_string())
 }
 
-async fn read_loop(
-    session: Session,
-    mut rx: FrameStream,
-    dispatcher: Arc<Dispatcher>,
-) -> CloseReason {
+/// The sending side of the connection task: frames taken from the outbox, or
+/// produced by the task itself (replies, pongs), fed to the transport and
+/// flushed together.
+struct Writer {
+    tx: FrameSink,
+    queue: VecDeque<Frame>,
+    /// Frames were fed and not flushed yet.
+    unflushed: bool,
+    /// A close frame was fed: nothing after it is.
+    close_sent: bool,
+    /// The transport failed: nothing more can be written.
+    broken: bool,
+}
+
+/// Rounds of take-feed-flush before the task yields to its other work.
+const PUMP_ROUNDS: usize = 8;
+/// Received frames handled in a row before the task looks at its other work.
+const READ_BURST: usize = 64;
+/// Capacity of the write queue kept between bursts.
+const KEEP_QUEUE: usize = 64;
+
+impl Writer {
+    /// What is left in the session once its connection task has taken the transport.
+    fn ended() -> Writer {
+        let sink = futures_util::sink::drain().sink_map_err(|never| match never {});
+        Writer {
+            tx: Box::pin(sink),
+            queue: VecDeque::new(),
+            unflushed: false,
+            close_sent: false,
+            broken: true,
+        }
+    }
+
+    fn push(&mut self, frame: Frame) {
+        if !self.close_sent {
+            self.queue.push_back(frame);
+        }
+    }
+
+    /// Feeds every queued frame (up to a close frame) and flushes.
+    fn poll_flush_all(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+        shared: &Shared,
+    ) -> Poll<Result<(), TransportError>> {
+        let mut fed = 0;
+        let r = self.poll_flush_counted(cx, &mut fed);
+        if fed > 0 {
+            shared.counters.frames_out.fetch_add(fed, Ordering::Relaxed);
+        }
+        r
+    }
+
+    fn poll_flush_counted(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+        fed: &mut u64,
+    ) -> Poll<Result<(), TransportError>> {
+        while !self.close_sent && !self.queue.is_empty() {
+            ready!(self.tx.as_mut().poll_ready(cx))?;
+            let Some(frame) = self.queue.pop_front() else {
+                break;
+            };
+            let close = frame.header.kind == FrameKind::Control(ControlOp::Close);
+            self.tx.as_mut().start_send(frame)?;
+            self.unflushed = true;
+            *fed += 1;
+            if close {
+                self.close_sent = true;
+                self.queue.clear();
+            }
+        }
+        if self.unflushed {
+            ready!(self.tx.as_mut().poll_flush(cx))?;
+            self.unflushed = false;
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    /// Moves frames from the outbox to the transport for as long as there are
+    /// any. `Ready(Ok)` only once a close frame has been written.
+    fn poll_pump(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+        shared: &Shared,
+    ) -> Poll<Result<(), TransportError>> {
+        for _ in 0..PUMP_ROUNDS {
+            if self.queue.is_empty() && !self.close_sent {
+                let _ = shared.out.poll_take(cx, &mut self.queue);
+            }
+            if self.queue.is_empty() && !self.unflushed {
+                if self.close_sent {
+                    return Poll::Ready(Ok(()));
+                }
+                if self.queue.capacity() > KEEP_QUEUE {
+                    self.queue = VecDeque::new();
+                }
+                return Poll::Pending;
+            }
+            ready!(self.poll_flush_all(cx, shared))?;
+            if self.close_sent {
+                return Poll::Ready(Ok(()));
+            }
+        }
+        // Senders keep the outbox full: let the task read and others run.
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+
+    /// The session's end when the pump stopped (close frame out, or failure).
+    fn stopped(&mut self, r: Result<(), TransportError>, shared: &Shared) -> CloseReason {
+        match r {
+            Ok(()) => shared.reason(),
+            Err(e) => {
+                self.broken = true;
+                let reason = transport_reason(&e);
+                tracing::warn!(session = shared.id, peer = %shared.info.peer, %reason, "session ends");
+                reason
+            }
+        }
+    }
+}
+
+/// What handling a received frame left to do.
+enum Handled {
+    Done,
+    End(CloseReason),
+    /// A one-way handler that did not finish at once: the task waits for it
+    /// (handlers of one session run in arrival order) while still writing.
+    OneWay(BoxFuture<'static, Result<(), HandlerError>>),
+    /// A request handler that did not finish at once: it gets its own task.
+    Request(u64, BoxFuture<'static, Result<(u32, Bytes), HandlerError>>),
+}
+
+/// Runs a session's connection: one loop over shutdown, the outbound queue,
+/// received frames and the keep-alive timer.
+async fn run(session: Session, mut rx: FrameStream, dispatcher: Arc<Dispatcher>) -> CloseReason {
     let shared = session.shared.clone();
+    let capacity = shared.out.capacity;
+    let writer = || lock(&shared.writer);
+    let mut inflight: Option<Arc<Semaphore>> = None;
     let interval = shared.config.keepalive;
     let mut last_rx = Instant::now();
     let mut pinged = false;
     let sleep = tokio::time::sleep(interval.unwrap_or(Duration::from_secs(3600)));
     tokio::pin!(sleep);
-    let inflight = Arc::new(Semaphore::new(shared.config.max_inflight.max(1)));
-    let reason = loop {
+    let closed = shared.closed.cancelled();
+    tokio::pin!(closed);
+
+    // Waits for `fut` while keeping the outbound side going; ends the
+    // session's loop when the session ends meanwhile.
+    macro_rules! drive {
+        ($conn:lifetime, $fut:expr) => {{
+            let fut = $fut;
+            tokio::pin!(fut);
+            loop {
+                tokio::select! {
+                    biased;
+                    () = &mut closed => break $conn shared.reason(),
+                    r = poll_fn(|cx| writer().poll_pump(cx, &shared)), if !writer().broken => {
+                        break $conn writer().stopped(r, &shared);
+                    }
+                    out = &mut fut => break out,
+                }
+            }
+        }};
+    }
+
+    let reason = 'conn: loop {
         tokio::select! {
             biased;
-            _ = shared.closed.cancelled() => break shared.reason(),
-            item = rx.next() => {
-                let frame = match item {
-                    Some(Ok(frame)) => frame,
-                    Some(Err(e)) => {
-                        let reason = transport_reason(&e);
-                        tracing::warn!(session = shared.id, peer = %shared.info.peer, %reason, "session ends");
-                        break reason;
+            () = &mut closed => break shared.reason(),
+            r = poll_fn(|cx| writer().poll_pump(cx, &shared)), if !writer().broken => {
+                break writer().stopped(r, &shared);
+            }
+            item = rx.next(), if writer().queue.len() < capacity => {
+                let mut item = item;
+                let mut burst = 0;
+                loop {
+                    let frame = match item {
+                        Some(Ok(frame)) => frame,
+                        Some(Err(e)) => {
+                            let reason = transport_reason(&e);
+                            tracing::warn!(session = shared.id, peer = %shared.info.peer, %reason, "session ends");
+                            break 'conn reason;
+                        }
+                        None => break 'conn CloseReason::new(
+                            ClosedBy::Peer,
+                            codes::UNAVAILABLE,
+                            "connection ended without a close frame",
+                        ),
+                    };
+                    shared.counters.frames_in.fetch_add(1, Ordering::Relaxed);
+                    let handled = handle_frame(&session, frame, &dispatcher, &mut writer());
+                    match handled {
+                        Handled::Done => {}
+                        Handled::End(reason) => break 'conn reason,
+                        Handled::OneWay(fut) => {
+                            if let Err(e) = drive!('conn, fut) {
+                                shared.error();
+                                tracing::debug!(session = shared.id, error = %e, "one-way handler failed");
+                            }
+                        }
+                        Handled::Request(correlation, fut) => {
+                            let limit = inflight.get_or_insert_with(|| {
+                                Arc::new(Semaphore::new(shared.config.max_inflight.max(1)))
+                            });
+                            let permit = match limit.clone().try_acquire_owned() {
+                                Ok(p) => p,
+                                // Beyond max_inflight, stop reading until a handler ends.
+                                Err(_) => match drive!('conn, limit.clone().acquire_owned()) {
+                                    Ok(p) => p,
+                                    Err(_) => break 'conn shared.reason(),
+                                },
+                            };
+                            let session = session.clone();
+                            tokio::spawn(async move {
+                                let frame = reply_frame(&session.shared, correlation, fut.await);
+                                let _ = session.enqueue(frame).await;
+                                drop(permit);
+                            });
+                        }
                     }
-                    None => break CloseReason::new(
-                        ClosedBy::Peer,
-                        codes::UNAVAILABLE,
-                        "connection ended without a close frame",
-                    ),
-                };
+                    // The first reply of a burst leaves at once, before looking
+                    // for more frames (a request alone on the connection should
+                    // not wait for a read that finds nothing); the rest of a
+                    // burst's replies leave together.
+                    if burst == 0 && !writer().queue.is_empty() {
+                        let flushed = poll_fn(|cx| Poll::Ready(writer().poll_flush_all(cx, &shared))).await;
+                        if let Poll::Ready(Err(e)) = flushed {
+                            break 'conn writer().stopped(Err(e), &shared);
+                        }
+                        if writer().close_sent {
+                            break 'conn shared.reason();
+                        }
+                    }
+                    burst += 1;
+                    if burst == READ_BURST || writer().queue.len() >= capacity {
+                        break;
+                    }
+                    match rx.next().now_or_never() {
+                        Some(next) => item = next,
+                        None => break,
+                    }
+                }
                 last_rx = Instant::now();
                 pinged = false;
-                shared.counters.frames_in.fetch_add(1, Ordering::Relaxed);
                 shared.counters.last_activity_ms.store(
                     (last_rx - shared.started).as_millis() as u64,
                     Ordering::Relaxed,
                 );
-                if let Some(reason) = handle_frame(&session, frame, &dispatcher, &inflight).await {
-                    break reason;
-                }
             }
             () = &mut sleep, if interval.is_some() => {
                 let iv = interval.unwrap_or_default();
@@ -790,24 +1140,56 @@ async fn read_loop(
                 }
                 if idle >= iv && !pinged {
                     pinged = true;
-                    let _ = shared.out.try_send(Frame::new(FrameHeader::control(ControlOp::Ping), Bytes::new()));
+                    let mut w = writer();
+                    if w.queue.len() < capacity {
+                        w.push(Frame::new(FrameHeader::control(ControlOp::Ping), Bytes::new()));
+                    }
                 }
                 let next = if idle >= iv { last_rx + iv * 3 / 2 } else { last_rx + iv };
                 sleep.as_mut().reset(next);
             }
         }
     };
-    shared.finish(reason.clone());
+    shared.finish(reason);
+    // Take the transport out of the session, so that its end can be awaited.
+    let mut w = std::mem::replace(&mut *writer(), Writer::ended());
+    if !w.broken {
+        // Write what is already queued (the close frame among it), bounded in
+        // time so that a peer that stopped reading cannot hold the task.
+        let _ = tokio::time::timeout(shared.config.close_timeout, async {
+            let _ = shared.out.take(&mut w.queue);
+            if poll_fn(|cx| w.poll_flush_all(cx, &shared)).await.is_ok() {
+                let _ = w.tx.close().await;
+            }
+        })
+        .await;
+    }
     shared.reason()
 }
 
-/// Handles one received frame; `Some` ends the session.
-async fn handle_frame(
+fn reply_frame(
+    shared: &Shared,
+    correlation: u64,
+    result: Result<(u32, Bytes), HandlerError>,
+) -> Frame {
+    match result {
+        Ok((type_id, payload)) => Frame::new(FrameHeader::response(type_id, correlation), payload),
+        Err(e) => {
+            shared.error();
+            error_frame(correlation, e.code, &e.message)
+        }
+    }
+}
+
+/// Handles one received frame. Handlers run right here, in the connection's
+/// task: most finish on their first poll, and a request's reply then goes
+/// straight to the write queue, without another task or queue in between.
+fn handle_frame(
     session: &Session,
     frame: Frame,
-    dispatcher: &Arc<Dispatcher>,
-    inflight: &Arc<Semaphore>,
-) -> Option<CloseReason> {
+    dispatcher: &Dispatcher,
+    w: &mut Writer,
+) -> Handled {
     let shared = &session.shared;
     let h = frame.header;
     let refused = |id: u32| shared.refused.iter().find(|(r, _)| *r == id).map(|e| e.1);
@@ -820,16 +1202,18 @@ async fn handle_frame(
                     message = name,
                     "dropped one-way message with mismatched fingerprint"
                 );
-                return None;
+                return Handled::Done;
             }
             let ctx = Context::new(session.clone(), None);
             match dispatcher.one_way(ctx, h.type_id, frame.payload) {
-                Some(fut) => {
-                    if let Err(e) = fut.await {
+                Some(mut fut) => match (&mut fut).now_or_never() {
+                    Some(Ok(())) => {}
+                    Some(Err(e)) => {
                         shared.error();
                         tracing::debug!(session = shared.id, type_id = h.type_id, error = %e, "one-way handler failed");
                     }
-                }
+                    None => return Handled::OneWay(fut),
+                },
                 None => {
                     shared.counters.unknown.fetch_add(1, Ordering::Relaxed);
                 }
@@ -843,37 +1227,20 @@ async fn handle_frame(
                     "message {name} (type id {}) refused: its definition differs on the two sides (fingerprint mismatch)",
                     h.type_id
                 );
-                let _ = session
-                    .enqueue(error_frame(correlation, codes::FINGERPRINT_MISMATCH, &msg))
-                    .await;
-                return None;
+                w.push(error_frame(correlation, codes::FINGERPRINT_MISMATCH, &msg));
+                return Handled::Done;
             }
             let ctx = Context::new(session.clone(), Some(correlation));
-            let Some(fut) = dispatcher.request(ctx, h.type_id, frame.payload) else {
+            let Some(mut fut) = dispatcher.request(ctx, h.type_id, frame.payload) else {
                 shared.counters.unknown.fetch_add(1, Ordering::Relaxed);
                 let msg = format!("unknown message type id {} for a request", h.type_id);
-                let _ = session
-                    .enqueue(error_frame(correlation, codes::UNKNOWN_TYPE, &msg))
-                    .await;
-                return None;
+                w.push(error_frame(correlation, codes::UNKNOWN_TYPE, &msg));
+                return Handled::Done;
             };
-            let Ok(permit) = inflight.clone().acquire_owned().await else {
-                return None;
-            };
-            let session = session.clone();
-            tokio::spawn(async move {
-                let frame = match fut.await {
-                    Ok((type_id, payload)) => {
-                        Frame::new(FrameHeader::response(type_id, correlation), payload)
-                    }
-                    Err(e) => {
-                        session.shared.error();
-                        error_frame(correlation, e.code, &e.message)
-                    }
-                };
-                let _ = session.enqueue(frame).await;
-                drop(permit);
-            });
+            match (&mut fut).now_or_never() {
+                Some(result) => w.push(reply_frame(shared, correlation, result)),
+                None => return Handled::Request(correlation, fut),
+            }
         }
         FrameKind::Response | FrameKind::Error => {
             let waiter = lock(&shared.pending).remove(&h.correlation);
@@ -894,7 +1261,7 @@ async fn handle_frame(
             }
         }
         FrameKind::Control(ControlOp::Ping) => {
-            let _ = shared.out.try_send(Frame::new(
+            w.push(Frame::new(
                 FrameHeader::control(ControlOp::Pong),
                 frame.payload,
             ));
@@ -909,10 +1276,10 @@ async fn handle_frame(
                     format!("close frame with a malformed reason: {e}"),
                 ),
             };
-            return Some(reason);
+            return Handled::End(reason);
         }
         FrameKind::Control(_) => {
-            return Some(CloseReason::new(
+            return Handled::End(CloseReason::new(
                 ClosedBy::Error,
                 codes::MALFORMED,
                 format!("unexpected {} frame after the handshake", h.kind.name()),
@@ -922,80 +1289,5 @@ async fn handle_frame(
             shared.counters.unknown.fetch_add(1, Ordering::Relaxed);
         }
     }
-    None
-}
-
-async fn write_loop(shared: Arc<Shared>, mut rx: mpsc::Receiver<Frame>, mut tx: FrameSink) {
-    let mut batch: Vec<Frame> = Vec::with_capacity(256);
-    let mut done = 0usize;
-    loop {
-        tokio::select! {
-            biased;
-            _ = shared.closed.cancelled() => break,
-            n = rx.recv_many(&mut batch, 256) => {
-                if n == 0 {
-                    break;
-                }
-                let result = tokio::select! {
-                    r = write_batch(&shared, &mut tx, &mut batch, &mut done) => r,
-                    _ = shared.closed.cancelled() => break,
-                };
-                match result {
-                    Ok(false) => {}
-                    Ok(true) => {
-                        let _ = tokio::time::timeout(shared.config.close_timeout, tx.close()).await;
-                        shared.closed.cancel();
-                        return;
-                    }
-                    Err(e) => {
-                        shared.finish(transport_reason(&e));
-                        return;
-                    }
-                }
-            }
-        }
-    }
-    // Closing: write what is already queued (the close frame among it), bounded
-    // in time so that a peer that stopped reading cannot hold the task.
-    let _ = tokio::time::timeout(shared.config.close_timeout, async {
-        while let Ok(f) = rx.try_recv() {
-            batch.push(f);
-        }
-        if write_batch(&shared, &mut tx, &mut batch, &mut done)
-            .await
-            .is_ok()
-        {
-            let _ = tx.close().await;
-        }
-    })
-    .await;
-}
-
-/// Feeds the batch from `done` on, then flushes; `Ok(true)` when a close frame
-/// was written (nothing after it is).
-async fn write_batch(
-    shared: &Shared,
-    tx: &mut FrameSink,
-    batch: &mut Vec<Frame>,
-    done: &mut usize,
-) -> Result<bool, TransportError> {
-    let mut close = false;
-    let start = *done;
-    while *done < batch.len() {
-        let f = batch[*done].clone();
-        close = f.header.kind == FrameKind::Control(ControlOp::Close);
-        tx.feed(f).await?;
-        *done += 1;
-        if close {
-            break;
-        }
-    }
-    tx.flush().await?;
-    shared
-        .counters
-        .frames_out
-        .fetch_add((*done - start) as u64, Ordering::Relaxed);
-    batch.clear();
-    *done = 0;
-    Ok(close)
+    Handled::Done
 }
