@@ -907,6 +907,16 @@ impl Writer {
         }
     }
 
+    /// Whether the task may read more frames. Frames from the outbox enter the
+    /// queue only when it is empty, so at most `capacity` of them are in it:
+    /// beyond twice that, the task's own replies and pongs fill it, and
+    /// reading stops until they are written (the peer is not reading them).
+    /// A peer flooding us with one-way messages while we flood it keeps being
+    /// read, so that the two cannot block each other.
+    fn may_read(&self, capacity: usize) -> bool {
+        self.queue.len() < 2 * capacity
+    }
+
     fn push(&mut self, frame: Frame) {
         if !self.close_sent {
             self.queue.push_back(frame);
@@ -1049,7 +1059,7 @@ async fn run(session: Session, mut rx: FrameStream, dispatcher: Arc<Dispatcher>)
             r = poll_fn(|cx| writer().poll_pump(cx, &shared)), if !writer().broken => {
                 break writer().stopped(r, &shared);
             }
-            item = rx.next(), if writer().queue.len() < capacity => {
+            item = rx.next(), if writer().may_read(capacity) => {
                 let mut item = item;
                 let mut burst = 0;
                 loop {
@@ -1111,7 +1121,7 @@ async fn run(session: Session, mut rx: FrameStream, dispatcher: Arc<Dispatcher>)
                         }
                     }
                     burst += 1;
-                    if burst == READ_BURST || writer().queue.len() >= capacity {
+                    if burst == READ_BURST || !writer().may_read(capacity) {
                         break;
                     }
                     match rx.next().now_or_never() {

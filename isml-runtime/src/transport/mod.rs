@@ -23,7 +23,6 @@ use std::task::{Context, Poll};
 
 use futures_util::{Sink, Stream};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio_util::codec::FramedRead;
 
 use crate::codec::{FrameError, StreamCodec};
 use crate::wire::{DecodeError, Frame};
@@ -39,6 +38,7 @@ pub mod tls;
 mod ws;
 
 mod listener;
+mod reader;
 mod writer;
 pub use listener::{Incoming, ListenOptions, Listener};
 
@@ -425,7 +425,7 @@ impl Transport {
     where
         R: AsyncRead + Send + Unpin + 'static,
         W: AsyncWrite + Send + Unpin + 'static,
-        D: tokio_util::codec::Decoder<Item = Frame, Error = FrameError> + Send + 'static,
+        D: tokio_util::codec::Decoder<Item = Frame, Error = FrameError> + Send + Unpin + 'static,
         E: for<'a> tokio_util::codec::Encoder<&'a Frame, Error = FrameError>
             + Send
             + Unpin
@@ -433,9 +433,9 @@ impl Transport {
     {
         let read_peer = peer.clone();
         let write_peer = peer.clone();
-        // Small to start with: an idle session should cost little memory; the
-        // buffer grows with the traffic.
-        let rx = FramedRead::with_capacity(r, decoder, 1024);
+        // Both halves hold buffers only while bytes are moving: an idle
+        // session costs little memory.
+        let rx = reader::FrameReader::new(r, decoder);
         let tx = writer::FrameWriter::new(w, encoder);
         let rx = futures_util::StreamExt::map(rx, move |r| {
             r.map_err(|e| TransportError::from_frame(&read_peer, e))
