@@ -273,7 +273,8 @@ async fn raw_requests(concurrency: usize, per_task: usize) -> (Duration, Duratio
         }
     });
     // One connection per concurrent requester: the floor has no multiplexing.
-    let t0 = Instant::now();
+    // Each requester warms up first; the rate counts from the first timed
+    // request to the last, like the isml side's.
     let tasks: Vec<_> = (0..concurrency)
         .map(|_| {
             let req_frame = req_frame.clone();
@@ -283,7 +284,11 @@ async fn raw_requests(concurrency: usize, per_task: usize) -> (Duration, Duratio
                 let mut buf = BytesMut::with_capacity(4096);
                 let mut dec = StreamDecoder::new(1 << 20);
                 let mut lat = Vec::with_capacity(per_task);
+                let mut start = Instant::now();
                 for i in 0..per_task + 200 {
+                    if i == 200 {
+                        start = Instant::now();
+                    }
                     let t = Instant::now();
                     s.write_all(&req_frame).await.unwrap();
                     loop {
@@ -296,15 +301,20 @@ async fn raw_requests(concurrency: usize, per_task: usize) -> (Duration, Duratio
                         lat.push(t.elapsed());
                     }
                 }
-                lat
+                (start, Instant::now(), lat)
             })
         })
         .collect();
     let mut lat = Vec::new();
+    let (mut first, mut last) = (None::<Instant>, None::<Instant>);
     for t in tasks {
-        lat.extend(t.await.unwrap());
+        let (start, end, l) = t.await.unwrap();
+        first = Some(first.map_or(start, |f| f.min(start)));
+        last = Some(last.map_or(end, |e| e.max(end)));
+        lat.extend(l);
     }
-    let rate = lat.len() as f64 / t0.elapsed().as_secs_f64();
+    let span = last.unwrap() - first.unwrap();
+    let rate = lat.len() as f64 / span.as_secs_f64();
     lat.sort();
     (pct(&lat, 0.5), pct(&lat, 0.99), rate)
 }
@@ -376,7 +386,14 @@ async fn main() {
 
     println!("| benchmark (loopback TCP) | isml | raw tokio TCP (floor) | isml / floor |");
     println!("|---|---|---|---|");
-    for (size, conns) in [(16, 1), (16, 8), (256, 1), (256, 8)] {
+    // --requests: only the request/response rows (for profiling them).
+    let only_requests = std::env::args().any(|a| a == "--requests");
+    let one_way: &[(usize, usize)] = if only_requests {
+        &[]
+    } else {
+        &[(16, 1), (16, 8), (256, 1), (256, 8)]
+    };
+    for &(size, conns) in one_way {
         let total = if size == 16 { 4_000_000 } else { 1_000_000 } / scale;
         let isml = isml_one_way(&url, &counter, conns, total, size).await;
         let raw = raw_one_way(conns, total, size).await;
@@ -387,11 +404,12 @@ async fn main() {
             isml / raw
         );
     }
-    for conc in [1usize, 64] {
+    let concurrency: &[usize] = if only_requests { &[1] } else { &[1, 64] };
+    for &conc in concurrency {
         // Alternate the two sides round by round and take medians, so that a
         // burst of load from other processes does not land on one side only.
         let rounds = 5;
-        let per = if conc == 1 { 4_000 } else { 200 } / scale as usize;
+        let per = if conc == 1 { 4_000 } else { 1_000 } / scale as usize;
         let mut isml = Vec::new();
         let mut raw = Vec::new();
         let mut ratios = Vec::new();
@@ -426,6 +444,9 @@ async fn main() {
         );
     }
     server.shutdown().await;
+    if only_requests {
+        return;
+    }
     let n = if quick { 1_000 } else { 10_000 };
     let pair = idle_memory(n).await;
     println!(

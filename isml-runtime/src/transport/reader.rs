@@ -50,9 +50,14 @@ impl<R: AsyncRead + Unpin, D: Decoder> FrameReader<R, D> {
             let mut rb = ReadBuf::new(&mut first);
             ready!(Pin::new(&mut self.io).poll_read(cx, &mut rb))?;
             let got = rb.filled();
-            if !got.is_empty() {
+            if got.len() == FIRST_READ {
+                // More is coming: read on in a large buffer.
                 self.buf.reserve(READ_SIZE);
                 self.buf.extend_from_slice(got);
+            } else if !got.is_empty() {
+                // A short read drained the socket: a buffer of just this size
+                // (usually whole frames; a partial one grows it on the next read).
+                self.buf = BytesMut::from(got);
             }
             return Poll::Ready(Ok(got.len()));
         }
