@@ -1,8 +1,10 @@
 //! Typed async handlers, registered per message type.
 //!
-//! One-way messages are handled in the order they arrive, one after the
-//! other, by the session's reader (a slow handler slows that session down:
-//! backpressure, not a queue). Requests are handled concurrently, up to
+//! Every handler is first polled in the session's connection task; most
+//! finish there and then. One-way messages are handled in the order they
+//! arrive, one after the other (a slow handler slows that session down:
+//! backpressure, not a queue). A request handler that does not finish at once
+//! continues in a task of its own, concurrently with others, up to
 //! [`SessionConfig::max_inflight`](crate::session::SessionConfig::max_inflight)
 //! per session; a handler error becomes an error response with its code.
 //!

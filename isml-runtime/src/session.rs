@@ -8,8 +8,12 @@
 //! Outbound queue overflow policy: [`Session::send`] and [`Session::request`]
 //! wait for room (backpressure on the caller, bounded by the request deadline
 //! for requests); [`Session::try_send`] and server broadcasts never wait and
-//! fail with [`SendError::QueueFull`]; keep-alive pings and pongs are dropped
-//! when the queue is full (the queue then holds traffic that proves liveness).
+//! fail with [`SendError::QueueFull`]. Frames the connection task makes itself
+//! (replies of handlers that finish at once, pongs, error responses) go to its
+//! own write queue; when that holds more than the outbound queue's capacity of
+//! them, the task stops reading until they are written, so memory stays
+//! bounded when the peer stops reading. Its keep-alive pings are dropped when
+//! the write queue is full (it then holds traffic that proves liveness).
 
 use std::any::{Any, TypeId};
 use std::collections::{HashMap, VecDeque};
