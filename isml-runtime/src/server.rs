@@ -462,6 +462,9 @@ async fn refuse(incoming: Incoming, message: String) {
 
 struct Handshaken {
     est: Established,
+    /// Written as the session's first frame once it is registered, so that a
+    /// client whose `connect` returned finds its session on the server.
+    welcome: Frame,
     rx: FrameStream,
     tx: FrameSink,
     info: TransportInfo,
@@ -492,6 +495,13 @@ async fn connection(inner: Arc<Inner>, incoming: Incoming, _permit: OwnedSemapho
             s.set(&PRINCIPAL, p);
         }
     });
+    // The welcome is queued first (the queue is empty), then the session is
+    // registered, and only then does its loop run and write the welcome: when
+    // the client's `connect` returns, the server already lists the session.
+    if let Err(e) = session.try_enqueue(h.welcome) {
+        tracing::info!(%peer, error = %e, "welcome not queued");
+        return;
+    }
     let id = session.id();
     write(&inner.registry.by_id).insert(id, session.clone());
     write(&inner.registry.by_device).insert(session.device_id().to_owned(), id);
@@ -605,13 +615,9 @@ async fn handshake(
         keepalive_ms: inner.config.keepalive.map_or(0, |d| d.as_millis() as u64),
         types: inner.types.iter().map(|&(id, _, fp)| (id, fp)).collect(),
     };
-    let frame = Frame::new(FrameHeader::control(ControlOp::Welcome), welcome.encode());
-    match tokio::time::timeout_at(deadline, tx.send(frame)).await {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => return Err(e.to_string()),
-        Err(_) => return Err("welcome not written in time".into()),
-    }
+    let welcome = Frame::new(FrameHeader::control(ControlOp::Welcome), welcome.encode());
     Ok(Handshaken {
+        welcome,
         est: Established {
             id,
             device_id,

@@ -647,3 +647,24 @@ async fn typed_table_handler_receives_any_message() {
     let _ = Bytes::new();
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connected_client_is_already_listed_by_the_server() {
+    let (server, _) = server("rt-registered").await;
+    // Repeat: the race this guards against (welcome written before the server
+    // registered the session) showed up only sometimes.
+    for i in 0..50 {
+        let device = format!("cab-{i}");
+        let c = client("rt-registered")
+            .device_id(device.clone())
+            .connect()
+            .await
+            .unwrap();
+        let listed = server
+            .session_by_device(&device)
+            .expect("the server lists a session as soon as the client's connect returns");
+        assert_eq!(listed.device_id(), device);
+        c.close("done").await;
+    }
+    server.shutdown().await;
+}

@@ -141,13 +141,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .report(serial_session.clone(), TELEMETRY_PERIOD),
     );
 
-    // A client's handshake completes before the server has registered its side
-    // of the session: wait until the server sees every cabinet (bounded).
-    let registered = Instant::now();
-    while server.session_count() < CABINETS && registered.elapsed() < Duration::from_secs(10) {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-
     // The server commands every cabinet for the run's duration.
     let started = Instant::now();
     let until = started + Duration::from_secs(seconds);

@@ -4,8 +4,6 @@
 //!
 //! `cargo run -p isml-examples --bin quickstart`
 
-use std::time::Duration;
-
 use isml_examples::charging::v1::{AnyMessage, ChargeStarted, MeterReading, StartCharging};
 use isml_runtime::{Client, Dispatcher, Server};
 
@@ -49,12 +47,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .await?;
 
     // The server commands the cabinet by device id and awaits the typed reply.
-    let session = loop {
-        if let Some(s) = server.session_by_device("cab-017") {
-            break s;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    };
+    let session = server
+        .session_by_device("cab-017")
+        .ok_or("the server lists every connected client")?;
     let started: ChargeStarted = session
         .request(&StartCharging {
             slot: 2,
