@@ -4,6 +4,9 @@
 //! connection, looping over received frames, the outbound queue, keep-alive
 //! and shutdown: it routes replies, runs handlers, answers pings, and writes
 //! every frame queued so far (and every reply produced meanwhile) in one flush.
+//! A request alone on an idle connection is written, and its reply read, from
+//! the caller's task; any other frame it reads goes to the connection task, in
+//! order.
 //!
 //! Outbound queue overflow policy: [`Session::send`] and [`Session::request`]
 //! wait for room (backpressure on the caller, bounded by the request deadline
@@ -22,7 +25,7 @@ use std::future::{Future, poll_fn};
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::task::{Poll, ready};
+use std::task::{Poll, Waker, ready};
 use std::time::{Duration, SystemTime};
 
 use bytes::{Bytes, BytesMut};
@@ -332,6 +335,7 @@ pub(crate) struct Shared {
     counters: Counters,
     out: Outbox,
     writer: Mutex<Writer>,
+    reader: Mutex<ReadSide>,
     pending: Mutex<HashMap<u64, oneshot::Sender<Frame>>>,
     next_correlation: AtomicU64,
     refused: Vec<(u32, &'static str)>,
@@ -704,15 +708,38 @@ impl Session {
         let exchange = async {
             // Alone on the connection, the request is written right away; with
             // others in flight it joins the queue, to leave in one write with them.
+            let mut direct = false;
             let frame = if alone && !self.is_closed() {
-                self.write_direct(frame).err()
+                match self.write_direct(frame) {
+                    Ok(()) => {
+                        direct = true;
+                        None
+                    }
+                    Err(frame) => Some(frame),
+                }
             } else {
                 Some(frame)
             };
             if let Some(frame) = frame {
                 self.enqueue(frame).await?;
             }
-            rx.await.map_err(|_| disconnected(shared))
+            // Written directly, the request also reads its reply itself while
+            // the connection stays idle (see `Lend`); otherwise, or once
+            // anything else arrives, the connection task hands it over.
+            let mut rx = rx;
+            let mut lend = Lend {
+                shared,
+                correlation,
+                active: false,
+                done: !direct,
+            };
+            poll_fn(|cx| {
+                if let Poll::Ready(r) = rx.poll_unpin(cx) {
+                    return Poll::Ready(r.map_err(|_| disconnected(shared)));
+                }
+                lend.poll_reply(cx).map(Ok)
+            })
+            .await
         };
         let reply = match tokio::time::timeout_at(deadline, exchange).await {
             Ok(r) => r?,
@@ -779,6 +806,139 @@ impl Session {
         let _ =
             tokio::time::timeout(shared.config.close_timeout * 2, shared.closed.cancelled()).await;
         shared.closed.cancel();
+    }
+}
+
+/// What the connection task reads: an end of the transport, `None` when it ended.
+type Item = Option<Result<Frame, TransportError>>;
+
+/// The receiving half of the transport. The connection task reads it, except
+/// while a request alone on an idle connection reads its own reply from its
+/// caller's task ([`Lend`]): that saves the reply a hand-off (a wake-up of
+/// the caller, often on another thread). Whatever else such a request reads
+/// it hands to the connection task through `handoff`, which the task reads
+/// before the transport, so frames are handled in the order they arrived.
+struct ReadSide {
+    rx: Option<FrameStream>,
+    handoff: VecDeque<Item>,
+    /// A request is reading the transport.
+    lent: bool,
+    /// The connection task is handling what it read (not waiting for more).
+    busy: bool,
+    /// The connection task's waker, to give the transport back to it.
+    task: Option<Waker>,
+}
+
+impl ReadSide {
+    /// The connection task's read: handed-over items first, then the
+    /// transport unless a request is reading it. `register` is false for the
+    /// probes of a burst (their waker is a no-op).
+    fn poll_task(&mut self, cx: &mut std::task::Context<'_>, register: bool) -> Poll<Item> {
+        if let Some(item) = self.handoff.pop_front() {
+            self.busy = true;
+            return Poll::Ready(item);
+        }
+        if register {
+            match &mut self.task {
+                Some(w) if w.will_wake(cx.waker()) => {}
+                t => *t = Some(cx.waker().clone()),
+            }
+        }
+        let polled = match self.rx.as_mut() {
+            _ if self.lent => Poll::Pending,
+            Some(rx) => rx.poll_next_unpin(cx),
+            None => Poll::Ready(None),
+        };
+        self.busy = polled.is_ready();
+        polled
+    }
+}
+
+/// A request reading its own reply from the transport, in its caller's task.
+/// It starts only when the connection task is idle (waiting for frames,
+/// nothing handed over); it stops at the first frame that is not its reply,
+/// which it hands to the connection task. Dropped while reading (timeout,
+/// cancellation), it gives the transport back.
+struct Lend<'a> {
+    shared: &'a Shared,
+    correlation: u64,
+    /// This request is reading the transport.
+    active: bool,
+    /// It no longer tries: the reply comes through the connection task.
+    done: bool,
+}
+
+impl Lend<'_> {
+    fn poll_reply(&mut self, cx: &mut std::task::Context<'_>) -> Poll<Frame> {
+        if self.done {
+            return Poll::Pending;
+        }
+        let shared = self.shared;
+        let mut r = lock(&shared.reader);
+        if !self.active {
+            if r.lent || r.busy || !r.handoff.is_empty() || r.rx.is_none() {
+                self.done = true;
+                return Poll::Pending;
+            }
+            r.lent = true;
+            self.active = true;
+        }
+        let Some(rx) = r.rx.as_mut() else {
+            self.give_back(&mut r);
+            return Poll::Pending;
+        };
+        let item = ready!(rx.poll_next_unpin(cx));
+        match item {
+            Some(Ok(frame))
+                if matches!(frame.header.kind, FrameKind::Response | FrameKind::Error)
+                    && frame.header.correlation == self.correlation =>
+            {
+                let c = &shared.counters;
+                c.frames_in.fetch_add(1, Ordering::Relaxed);
+                c.last_activity_ms.store(
+                    shared.started.elapsed().as_millis() as u64,
+                    Ordering::Relaxed,
+                );
+                self.give_back(&mut r);
+                Poll::Ready(frame)
+            }
+            other => {
+                r.handoff.push_back(other);
+                self.give_back(&mut r);
+                Poll::Pending
+            }
+        }
+    }
+
+    /// Gives the transport back to the connection task: polls it once with
+    /// the task's waker, so that the task is woken by the next frame (or at
+    /// once, when there is one or something was handed over).
+    fn give_back(&mut self, r: &mut ReadSide) {
+        self.active = false;
+        self.done = true;
+        r.lent = false;
+        let Some(task) = r.task.clone() else {
+            return;
+        };
+        if r.handoff.is_empty() {
+            let Some(rx) = r.rx.as_mut() else {
+                return;
+            };
+            match rx.poll_next_unpin(&mut std::task::Context::from_waker(&task)) {
+                Poll::Pending => return,
+                Poll::Ready(item) => r.handoff.push_back(item),
+            }
+        }
+        task.wake();
+    }
+}
+
+impl Drop for Lend<'_> {
+    fn drop(&mut self) {
+        if self.active {
+            let mut r = lock(&self.shared.reader);
+            self.give_back(&mut r);
+        }
     }
 }
 
@@ -855,6 +1015,13 @@ pub(crate) fn start(
             close_sent: false,
             broken: false,
         }),
+        reader: Mutex::new(ReadSide {
+            rx: Some(rx),
+            handoff: VecDeque::new(),
+            lent: false,
+            busy: false,
+            task: None,
+        }),
         pending: Mutex::new(HashMap::new()),
         next_correlation: AtomicU64::new(1),
         refused: est.refused,
@@ -865,7 +1032,7 @@ pub(crate) fn start(
     });
     let session = Session { shared };
     setup(&session);
-    let run = run(session.clone(), rx, dispatcher);
+    let run = run(session.clone(), dispatcher);
     (session, run)
 }
 
@@ -1024,10 +1191,11 @@ enum Handled {
 
 /// Runs a session's connection: one loop over shutdown, the outbound queue,
 /// received frames and the keep-alive timer.
-async fn run(session: Session, mut rx: FrameStream, dispatcher: Arc<Dispatcher>) -> CloseReason {
+async fn run(session: Session, dispatcher: Arc<Dispatcher>) -> CloseReason {
     let shared = session.shared.clone();
     let capacity = shared.out.capacity;
     let writer = || lock(&shared.writer);
+    let reader = || lock(&shared.reader);
     let mut inflight: Option<Arc<Semaphore>> = None;
     let interval = shared.config.keepalive;
     let mut last_rx = Instant::now();
@@ -1063,7 +1231,7 @@ async fn run(session: Session, mut rx: FrameStream, dispatcher: Arc<Dispatcher>)
             r = poll_fn(|cx| writer().poll_pump(cx, &shared)), if !writer().broken => {
                 break writer().stopped(r, &shared);
             }
-            item = rx.next(), if writer().may_read(capacity) => {
+            item = poll_fn(|cx| reader().poll_task(cx, true)), if writer().may_read(capacity) => {
                 let mut item = item;
                 let mut burst = 0;
                 loop {
@@ -1128,9 +1296,10 @@ async fn run(session: Session, mut rx: FrameStream, dispatcher: Arc<Dispatcher>)
                     if burst == READ_BURST || !writer().may_read(capacity) {
                         break;
                     }
-                    match rx.next().now_or_never() {
-                        Some(next) => item = next,
-                        None => break,
+                    let mut probe = std::task::Context::from_waker(Waker::noop());
+                    match reader().poll_task(&mut probe, false) {
+                        Poll::Ready(next) => item = next,
+                        Poll::Pending => break,
                     }
                 }
                 last_rx = Instant::now();
@@ -1142,6 +1311,14 @@ async fn run(session: Session, mut rx: FrameStream, dispatcher: Arc<Dispatcher>)
             }
             () = &mut sleep, if interval.is_some() => {
                 let iv = interval.unwrap_or_default();
+                // A request reading its own reply (see `Lend`) records what it
+                // received there: it is a sign of life too.
+                let seen = shared.started
+                    + Duration::from_millis(shared.counters.last_activity_ms.load(Ordering::Relaxed));
+                if seen > last_rx {
+                    last_rx = seen;
+                    pinged = false;
+                }
                 let idle = last_rx.elapsed();
                 if idle >= iv * 3 / 2 {
                     let reason = CloseReason::new(
@@ -1165,6 +1342,13 @@ async fn run(session: Session, mut rx: FrameStream, dispatcher: Arc<Dispatcher>)
         }
     };
     shared.finish(reason);
+    // The receiving half ends with the task (a request reading it gives up).
+    {
+        let mut r = reader();
+        r.rx = None;
+        r.handoff.clear();
+        r.task = None;
+    }
     // Take the transport out of the session, so that its end can be awaited.
     let mut w = std::mem::replace(&mut *writer(), Writer::ended());
     if !w.broken {
@@ -1304,4 +1488,235 @@ fn handle_frame(
         }
     }
     Handled::Done
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::descriptor::{MessageDescriptor, MessageKind};
+    use crate::transport::Transport;
+    use crate::wire::Reader;
+    use std::sync::atomic::AtomicUsize;
+
+    macro_rules! empty_message {
+        ($t:ident, $id:expr) => {
+            #[derive(Debug, Clone, Default, PartialEq)]
+            struct $t;
+            impl crate::Message for $t {
+                const NAME: &'static str = concat!("test.", stringify!($t));
+                fn encoded_len(&self) -> usize {
+                    0
+                }
+                fn validate(&self) -> Result<(), EncodeError> {
+                    Ok(())
+                }
+                fn encode_raw<B: bytes::BufMut + ?Sized>(&self, _: &mut B) {}
+                fn decode_reader(_: &mut Reader<'_>) -> Result<Self, DecodeError> {
+                    Ok($t)
+                }
+            }
+            impl TopLevel for $t {
+                const TYPE_ID: u32 = $id;
+                fn fingerprint() -> u64 {
+                    0
+                }
+                fn descriptor() -> &'static MessageDescriptor {
+                    static D: MessageDescriptor = MessageDescriptor {
+                        name: stringify!($t),
+                        package: "test",
+                        full_name: concat!("test.", stringify!($t)),
+                        kind: MessageKind::Message,
+                        id: Some($id),
+                        fields: &[],
+                        docs: "",
+                        fingerprint: 0,
+                    };
+                    &D
+                }
+            }
+        };
+    }
+    empty_message!(Note, 1);
+    empty_message!(Ask, 2);
+    empty_message!(Answer, 3);
+    empty_message!(Slow, 4);
+
+    /// A session over an in-memory pipe whose other end is driven by hand:
+    /// it answers `Ask` with three `Note`s and a ping before the `Answer`,
+    /// pings with pongs, and never answers `Slow`. Returns the session, the
+    /// count of `Note`s dispatched, the pongs the peer received, and a
+    /// sender of extra frames for the peer to write.
+    fn session_with_peer(
+        keepalive: Option<Duration>,
+    ) -> (
+        Session,
+        Arc<AtomicUsize>,
+        Arc<AtomicUsize>,
+        tokio::sync::mpsc::UnboundedSender<Frame>,
+    ) {
+        let (a, b) = tokio::io::duplex(64 * 1024);
+        let (rx, tx, info) = Transport::from_io(a, "mem", "peer".into(), None).split();
+        let (mut prx, mut ptx, _) = Transport::from_io(b, "mem", "local".into(), None).split();
+        let notes = Arc::new(AtomicUsize::new(0));
+        let n = notes.clone();
+        let dispatcher = Dispatcher::new().on::<Note, _, _>(move |_ctx, _note| {
+            let n = n.clone();
+            async move {
+                n.fetch_add(1, Ordering::SeqCst);
+                Ok(())
+            }
+        });
+        let config = SessionConfig {
+            keepalive,
+            ..SessionConfig::default()
+        };
+        let est = Established {
+            id: 1,
+            device_id: "dev".into(),
+            refused: Vec::new(),
+            config: Arc::new(config),
+        };
+        let (session, run) = start(est, rx, tx, info, Arc::new(dispatcher), |_| {});
+        tokio::spawn(run);
+        let pongs = Arc::new(AtomicUsize::new(0));
+        let p = pongs.clone();
+        let (extra, mut extra_rx) = tokio::sync::mpsc::unbounded_channel::<Frame>();
+        tokio::spawn(async move {
+            loop {
+                let frame = tokio::select! {
+                    f = prx.next() => match f {
+                        Some(Ok(f)) => f,
+                        _ => break,
+                    },
+                    Some(f) = extra_rx.recv() => {
+                        if ptx.send(f).await.is_err() {
+                            break;
+                        }
+                        continue;
+                    }
+                };
+                let h = frame.header;
+                let mut out = Vec::new();
+                match h.kind {
+                    FrameKind::Request if h.type_id == Ask::TYPE_ID => {
+                        out.push(Frame::new(
+                            FrameHeader::one_way(Note::TYPE_ID),
+                            Bytes::new(),
+                        ));
+                        out.push(Frame::new(
+                            FrameHeader::control(ControlOp::Ping),
+                            Bytes::new(),
+                        ));
+                        out.push(Frame::new(
+                            FrameHeader::one_way(Note::TYPE_ID),
+                            Bytes::new(),
+                        ));
+                        out.push(Frame::new(
+                            FrameHeader::one_way(Note::TYPE_ID),
+                            Bytes::new(),
+                        ));
+                        out.push(Frame::new(
+                            FrameHeader::response(Answer::TYPE_ID, h.correlation),
+                            Bytes::new(),
+                        ));
+                    }
+                    FrameKind::Request if h.type_id == Answer::TYPE_ID => {
+                        out.push(Frame::new(
+                            FrameHeader::response(Answer::TYPE_ID, h.correlation),
+                            Bytes::new(),
+                        ));
+                    }
+                    FrameKind::Control(ControlOp::Ping) => {
+                        out.push(Frame::new(
+                            FrameHeader::control(ControlOp::Pong),
+                            Bytes::new(),
+                        ));
+                    }
+                    FrameKind::Control(ControlOp::Pong) => {
+                        p.fetch_add(1, Ordering::SeqCst);
+                    }
+                    _ => {}
+                }
+                for f in out {
+                    if ptx.send(f).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+        (session, notes, pongs, extra)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn frames_before_a_lone_requests_reply_are_dispatched_before_it_in_order() {
+        let (session, notes, pongs, _extra) = session_with_peer(None);
+        for round in 1..=50 {
+            // Alone on an idle connection: the request reads from the
+            // transport itself; the notes and the ping that precede its reply
+            // are handled by the connection task before the reply returns.
+            let _: Answer = session.request(&Ask).await.expect("reply");
+            assert_eq!(notes.load(Ordering::SeqCst), 3 * round);
+            assert_eq!(session.stats().frames_in, 5 * round as u64);
+        }
+        // Every ping was answered.
+        for _ in 0..200 {
+            if pongs.load(Ordering::SeqCst) == 50 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(pongs.load(Ordering::SeqCst), 50);
+        assert_eq!(session.stats().pending_requests, 0);
+        assert!(!session.is_closed());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_lone_request_that_times_out_gives_the_transport_back() {
+        let (session, notes, _pongs, extra) = session_with_peer(None);
+        let r = session
+            .request_with_timeout::<Answer, _>(&Slow, Duration::from_millis(50))
+            .await;
+        assert!(matches!(r, Err(RequestError::Timeout { .. })), "{r:?}");
+        // The connection task reads again: a one-way message from the peer is
+        // dispatched with no request outstanding.
+        extra
+            .send(Frame::new(
+                FrameHeader::one_way(Note::TYPE_ID),
+                Bytes::new(),
+            ))
+            .unwrap();
+        for _ in 0..400 {
+            if notes.load(Ordering::SeqCst) == 1 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(notes.load(Ordering::SeqCst), 1);
+        // A late reply to the timed-out request is dropped and counted.
+        extra
+            .send(Frame::new(
+                FrameHeader::response(Answer::TYPE_ID, 1),
+                Bytes::new(),
+            ))
+            .unwrap();
+        let _: Answer = session.request(&Answer).await.expect("reply");
+        for _ in 0..400 {
+            if session.stats().late_replies == 1 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(session.stats().late_replies, 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn replies_read_by_lone_requests_keep_the_session_alive() {
+        let (session, _notes, _pongs, _extra) = session_with_peer(Some(Duration::from_millis(100)));
+        let t0 = Instant::now();
+        while t0.elapsed() < Duration::from_millis(500) {
+            let _: Answer = session.request(&Answer).await.expect("reply");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(!session.is_closed(), "{:?}", session.close_reason());
+    }
 }
