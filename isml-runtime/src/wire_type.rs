@@ -328,8 +328,10 @@ impl Wire for i8 {
 }
 scalar_view!(i8);
 
-macro_rules! unsigned {
-    ($t:ty, $read:ident) => {
+/// Integers wider than a byte: the same varint in field and element form,
+/// written with `$put` (plain or zigzag) after widening with `$wide`.
+macro_rules! varint_int {
+    ($t:ty, $wide:ty, $read:ident, $len:path, $put:path) => {
         impl Wire for $t {
             const CLASS: Class = Class::Varint;
             #[inline]
@@ -338,11 +340,11 @@ macro_rules! unsigned {
             }
             #[inline]
             fn elem_len(&self) -> usize {
-                varint::len(u64::from(*self))
+                $len(<$wide>::from(*self))
             }
             #[inline]
             fn encode_elem<B: BufMut + ?Sized>(&self, buf: &mut B) {
-                varint::put(buf, u64::from(*self));
+                $put(buf, <$wide>::from(*self));
             }
             #[inline]
             fn decode_elem(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
@@ -350,11 +352,11 @@ macro_rules! unsigned {
             }
             #[inline]
             fn field_len(&self) -> usize {
-                varint::len(u64::from(*self))
+                self.elem_len()
             }
             #[inline]
             fn encode_field<B: BufMut + ?Sized>(&self, buf: &mut B) {
-                varint::put(buf, u64::from(*self));
+                self.encode_elem(buf);
             }
             #[inline]
             fn decode_field(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
@@ -364,49 +366,12 @@ macro_rules! unsigned {
         scalar_view!($t);
     };
 }
-unsigned!(u16, u16);
-unsigned!(u32, u32);
-unsigned!(u64, u64);
-
-macro_rules! signed {
-    ($t:ty, $read:ident) => {
-        impl Wire for $t {
-            const CLASS: Class = Class::Varint;
-            #[inline]
-            fn is_default(&self) -> bool {
-                *self == 0
-            }
-            #[inline]
-            fn elem_len(&self) -> usize {
-                write::svarint_len(i64::from(*self))
-            }
-            #[inline]
-            fn encode_elem<B: BufMut + ?Sized>(&self, buf: &mut B) {
-                write::svarint(buf, i64::from(*self));
-            }
-            #[inline]
-            fn decode_elem(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-                r.$read()
-            }
-            #[inline]
-            fn field_len(&self) -> usize {
-                write::svarint_len(i64::from(*self))
-            }
-            #[inline]
-            fn encode_field<B: BufMut + ?Sized>(&self, buf: &mut B) {
-                write::svarint(buf, i64::from(*self));
-            }
-            #[inline]
-            fn decode_field(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-                r.$read()
-            }
-        }
-        scalar_view!($t);
-    };
-}
-signed!(i16, i16);
-signed!(i32, i32);
-signed!(i64, i64);
+varint_int!(u16, u64, u16, varint::len, varint::put);
+varint_int!(u32, u64, u32, varint::len, varint::put);
+varint_int!(u64, u64, u64, varint::len, varint::put);
+varint_int!(i16, i64, i16, write::svarint_len, write::svarint);
+varint_int!(i32, i64, i32, write::svarint_len, write::svarint);
+varint_int!(i64, i64, i64, write::svarint_len, write::svarint);
 
 impl Wire for f32 {
     const ANY_BITS: bool = true;
