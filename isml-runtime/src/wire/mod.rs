@@ -20,6 +20,7 @@
 
 mod class;
 mod error;
+mod fragment;
 mod frame;
 mod header;
 mod reader;
@@ -29,6 +30,7 @@ pub mod write;
 
 pub use class::{Class, MAX_PRESENCE_LEN, MAX_TAG, Presence, PresenceWriter};
 pub use error::{DecodeError, EncodeError};
+pub use fragment::{Assembled, FragmentError, Fragmenter, Reassembler};
 pub use frame::{Frame, StreamDecoder, put_stream_frame, put_stream_head, stream_frame_len};
 pub use header::{ControlOp, ErrorBody, FrameHeader, FrameKind};
 pub use reader::Reader;
