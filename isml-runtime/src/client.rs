@@ -6,16 +6,18 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
+use futures_util::SinkExt;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::TopLevel;
 use crate::dispatch::Dispatcher;
 use crate::handshake::{Credentials, Hello, PROTOCOL_VERSION, Welcome, mismatched};
-use crate::session::{self, Established, RequestError, SendError, Session, SessionConfig, codes};
+use crate::session::{
+    self, ClosedBy, Established, RequestError, SendError, Session, SessionConfig, codes,
+};
 use crate::transport::{self, ConnectOptions, Endpoint, TransportError};
-use crate::wire::{ControlOp, ErrorBody, Frame, FrameHeader, FrameKind};
+use crate::wire::{ControlOp, ErrorBody, Frame, FrameHeader, FrameKind, Reassembler};
 
 /// Why a connection could not be established.
 #[non_exhaustive]
@@ -50,6 +52,15 @@ pub enum ConnectError {
         url: String,
         /// What was wrong.
         message: String,
+    },
+    /// The device id to claim is not valid (see
+    /// [`validate_device_id`](crate::handshake::validate_device_id)).
+    #[error("cannot claim device id {id:?}: {source}")]
+    InvalidDeviceId {
+        /// The id.
+        id: String,
+        /// What is wrong with it.
+        source: crate::handshake::InvalidDeviceId,
     },
     /// The client was closed.
     #[error("client closed")]
@@ -234,6 +245,14 @@ impl ClientBuilder {
     }
 
     async fn handshake(&self, t: transport::Transport) -> Result<Session, ConnectError> {
+        if !self.device_id.is_empty()
+            && let Err(source) = crate::handshake::validate_device_id(&self.device_id)
+        {
+            return Err(ConnectError::InvalidDeviceId {
+                id: self.device_id.clone(),
+                source,
+            });
+        }
         let (mut rx, mut tx, info) = t.split();
         let hello = Hello {
             version: PROTOCOL_VERSION,
@@ -251,9 +270,14 @@ impl ClientBuilder {
             url: self.url.clone(),
             message,
         };
-        let frame = match rx.next().await {
-            Some(f) => f?,
-            None => return Err(protocol("connection ended before welcome".into())),
+        let mut joiner = Reassembler::new(self.config.max_message.max(1));
+        let frame = match crate::handshake::read_whole(&mut rx, &mut joiner).await {
+            Ok(Some(f)) => f,
+            Ok(None) => return Err(protocol("connection ended before welcome".into())),
+            Err(crate::handshake::ReadError::Transport(e)) => return Err(e.into()),
+            Err(crate::handshake::ReadError::Fragment(e)) => {
+                return Err(protocol(format!("welcome: {e}")));
+            }
         };
         let welcome = match frame.header.kind {
             FrameKind::Control(ControlOp::Welcome) => Welcome::decode(&frame.payload)
@@ -339,6 +363,13 @@ async fn supervise(
             r = session.closed() => r,
         };
         inner.current.send_replace(None);
+        if reason.by == ClosedBy::Peer && reason.code == codes::DEVICE_ID_IN_USE {
+            // Another connection with our device id took over: reconnecting
+            // would take it back, and the two would push each other out.
+            tracing::error!(url = %inner.url, %reason, "session replaced by another connection of this device id; not reconnecting");
+            inner.stop.cancel();
+            return;
+        }
         tracing::info!(url = %inner.url, %reason, "session ended; reconnecting");
         let mut attempt = 0u32;
         session = loop {

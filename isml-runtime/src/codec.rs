@@ -16,13 +16,40 @@
 //! # });
 //! ```
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use bytes::BytesMut;
 use tokio_util::codec::{Decoder, Encoder};
 
 use crate::wire::{
     Addressing, DEFAULT_MAX_SERIAL_FRAME, DecodeError, EncodeError, Frame, FrameHeader, Limits,
-    SerialDecoder, SerialFrame, StreamDecoder, put_serial_frame, put_stream_frame,
+    SerialDecoder, SerialFrame, StreamDecoder, put_serial_frame, put_stream_frame, varint,
 };
+
+/// A receive limit shared between a decoder and its owner, who may change it
+/// while the connection runs: a server accepts only small frames until the
+/// handshake is done. A change applies from the next frame whose length
+/// prefix has not been read.
+#[derive(Debug, Clone)]
+pub struct FrameLimit(Arc<AtomicUsize>);
+
+impl FrameLimit {
+    /// A limit of `max_frame` bytes.
+    pub fn new(max_frame: usize) -> Self {
+        FrameLimit(Arc::new(AtomicUsize::new(max_frame.max(1))))
+    }
+
+    /// The current limit.
+    pub fn get(&self) -> usize {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    /// Changes the limit.
+    pub fn set(&self, max_frame: usize) {
+        self.0.store(max_frame.max(1), Ordering::Relaxed);
+    }
+}
 
 /// Errors of the framing codecs.
 #[non_exhaustive]
@@ -44,6 +71,7 @@ pub enum FrameError {
 pub struct StreamCodec {
     decoder: StreamDecoder,
     max_frame: usize,
+    receive_limit: Option<FrameLimit>,
 }
 
 impl Default for StreamCodec {
@@ -62,12 +90,19 @@ impl StreamCodec {
     pub fn builder() -> StreamCodecBuilder {
         StreamCodecBuilder {
             max_frame: Limits::DEFAULT.max_frame,
+            receive_limit: None,
         }
     }
 
-    /// The largest frame this codec sends or accepts.
+    /// The largest frame this codec sends (and accepts, unless a shared
+    /// receive limit says otherwise).
     pub fn max_frame_len(&self) -> usize {
         self.max_frame
+    }
+
+    /// The shared receive limit, when the codec was built with one.
+    pub fn receive_limit(&self) -> Option<&FrameLimit> {
+        self.receive_limit.as_ref()
     }
 }
 
@@ -75,6 +110,7 @@ impl StreamCodec {
 #[derive(Debug, Clone)]
 pub struct StreamCodecBuilder {
     max_frame: usize,
+    receive_limit: Option<FrameLimit>,
 }
 
 impl StreamCodecBuilder {
@@ -84,11 +120,24 @@ impl StreamCodecBuilder {
         self
     }
 
+    /// Accepts frames up to a limit that can change while the codec runs
+    /// (it replaces the maximum for received frames; sent frames keep
+    /// [`StreamCodecBuilder::max_frame_len`]).
+    pub fn receive_limit(mut self, limit: FrameLimit) -> Self {
+        self.receive_limit = Some(limit);
+        self
+    }
+
     /// Builds the codec.
     pub fn build(self) -> StreamCodec {
+        let max_in = self
+            .receive_limit
+            .as_ref()
+            .map_or(self.max_frame, FrameLimit::get);
         StreamCodec {
-            decoder: StreamDecoder::new(self.max_frame),
+            decoder: StreamDecoder::new(max_in),
             max_frame: self.max_frame,
+            receive_limit: self.receive_limit,
         }
     }
 }
@@ -98,7 +147,39 @@ impl Decoder for StreamCodec {
     type Error = FrameError;
 
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Frame>, FrameError> {
+        if let Some(limit) = &self.receive_limit {
+            let max = limit.get();
+            if max != self.decoder.max_frame() {
+                self.decoder.set_max_frame(max);
+            }
+        }
         Ok(self.decoder.decode(src)?)
+    }
+
+    /// The stream ended: what is left must be whole frames. A frame cut off
+    /// by the end is a protocol error (the peer sent part of a frame), not an
+    /// i/o error.
+    fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<Frame>, FrameError> {
+        match self.decode(src)? {
+            Some(frame) => Ok(Some(frame)),
+            None if src.is_empty() && self.decoder.pending_len().is_none() => Ok(None),
+            None => Err(FrameError::Decode(truncated(src, self.decoder.pending_len()))),
+        }
+    }
+}
+
+/// The error for a stream that ended inside a frame: how many bytes were
+/// there and how many more the length prefix announced.
+fn truncated(src: &BytesMut, body: Option<usize>) -> DecodeError {
+    let needed = match (body, varint::get(src, 0)) {
+        (Some(len), _) => len.saturating_sub(src.len()),
+        (None, Ok((len, n))) => (len as usize).saturating_add(1 + n).saturating_sub(src.len()),
+        (None, Err(_)) => 1,
+    }
+    .max(1);
+    DecodeError::UnexpectedEnd {
+        at: src.len(),
+        needed,
     }
 }
 

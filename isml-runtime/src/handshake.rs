@@ -18,6 +18,126 @@ use crate::wire::{DecodeError, Reader, varint, write};
 /// The runtime protocol version carried in `hello` and `welcome`.
 pub const PROTOCOL_VERSION: u64 = 1;
 
+/// Why [`read_whole`] stopped.
+#[derive(Debug)]
+pub(crate) enum ReadError {
+    Transport(crate::transport::TransportError),
+    Fragment(crate::wire::FragmentError),
+}
+
+/// Reads the next whole message of a handshake, joining fragments (wire
+/// format §2.6) within the reassembler's limit. `Ok(None)`: the connection
+/// ended (inside a message or not).
+pub(crate) async fn read_whole(
+    rx: &mut crate::transport::FrameStream,
+    joiner: &mut crate::wire::Reassembler,
+) -> Result<Option<crate::wire::Frame>, ReadError> {
+    use futures_util::StreamExt;
+    loop {
+        let Some(frame) = rx.next().await else {
+            return Ok(None);
+        };
+        let frame = frame.map_err(ReadError::Transport)?;
+        match joiner.push(frame).map_err(ReadError::Fragment)? {
+            crate::wire::Assembled::Complete(f) => return Ok(Some(f)),
+            crate::wire::Assembled::Pending => {}
+        }
+    }
+}
+
+/// Longest device id, in bytes of UTF-8.
+pub const MAX_DEVICE_ID_LEN: usize = 128;
+
+/// Why a device id is refused ([`validate_device_id`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum InvalidDeviceId {
+    /// Empty (only a claim may be empty: the server then assigns one).
+    #[error("device id is empty")]
+    Empty,
+    /// Longer than [`MAX_DEVICE_ID_LEN`] bytes.
+    #[error("device id is {len} bytes long; the limit is {MAX_DEVICE_ID_LEN}")]
+    TooLong {
+        /// Its length in bytes.
+        len: usize,
+    },
+    /// It contains a character that is not printable.
+    #[error("device id contains the non-printable character {ch:?} at byte {at}")]
+    NotPrintable {
+        /// The character.
+        ch: char,
+        /// Its byte offset.
+        at: usize,
+    },
+    /// It begins or ends with white space.
+    #[error("device id begins or ends with white space")]
+    Padded,
+}
+
+/// Checks a device id: 1 to [`MAX_DEVICE_ID_LEN`] bytes of printable UTF-8,
+/// with no control characters, no invisible formatting characters (zero
+/// width spaces, bidirectional overrides, byte order marks) and no white
+/// space at either end. Device ids reach logs, dashboards and terminals:
+/// these rules keep them from rewriting what is shown around them.
+///
+/// ```
+/// use isml_runtime::handshake::validate_device_id;
+/// assert!(validate_device_id("cabinet-0042").is_ok());
+/// assert!(validate_device_id("bad\nid").is_err());
+/// ```
+pub fn validate_device_id(id: &str) -> Result<(), InvalidDeviceId> {
+    if id.is_empty() {
+        return Err(InvalidDeviceId::Empty);
+    }
+    if id.len() > MAX_DEVICE_ID_LEN {
+        return Err(InvalidDeviceId::TooLong { len: id.len() });
+    }
+    if let Some((at, ch)) = id.char_indices().find(|&(_, c)| !printable(c)) {
+        return Err(InvalidDeviceId::NotPrintable { ch, at });
+    }
+    if id.trim() != id {
+        return Err(InvalidDeviceId::Padded);
+    }
+    Ok(())
+}
+
+/// Not a control character, and not one of the invisible characters that
+/// change how the text around them is shown.
+fn printable(c: char) -> bool {
+    !c.is_control()
+        && !matches!(
+            c,
+            '\u{00AD}'
+                | '\u{180E}'
+                | '\u{200B}'..='\u{200F}'
+                | '\u{2028}'..='\u{202E}'
+                | '\u{2060}'..='\u{206F}'
+                | '\u{FEFF}'
+                | '\u{FFF9}'..='\u{FFFB}'
+        )
+}
+
+/// A peer-supplied string made safe to log: special characters escaped (as
+/// Rust's `escape_debug` does) and cut to at most 200 characters.
+pub(crate) struct Untrusted<'a>(pub(crate) &'a str);
+
+impl fmt::Display for Untrusted<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const MAX: usize = 200;
+        for (i, c) in self.0.chars().enumerate() {
+            if i == MAX {
+                return f.write_str("…");
+            }
+            if printable(c) && c != '\\' {
+                fmt::Write::write_char(f, c)?;
+            } else {
+                write!(f, "{}", c.escape_unicode())?;
+            }
+        }
+        Ok(())
+    }
+}
+
 /// What a client proves its identity with.
 #[non_exhaustive]
 #[derive(Clone, PartialEq, Eq, Default)]
@@ -99,7 +219,16 @@ fn get_types(r: &mut Reader<'_>) -> Result<Vec<(u32, u64)>, DecodeError> {
     // Each entry takes at least 9 bytes: never allocate past what is there.
     let mut out = Vec::with_capacity((n as usize).min(r.remaining() / 9));
     for _ in 0..n {
+        let at = r.position();
         let id = r.u32()?;
+        if id == 0 {
+            // Type ids start at 1 (wire format §2.1).
+            return Err(DecodeError::IntegerOutOfRange {
+                at,
+                value: 0,
+                ty: "type id (1 ..= 2^32-1)",
+            });
+        }
         let raw = r.raw(8)?;
         let mut a = [0u8; 8];
         a.copy_from_slice(raw);
@@ -366,6 +495,45 @@ mod tests {
         varint::put(&mut b, 2);
         b.put_slice(b"whatever comes next");
         assert_eq!(Hello::decode(&b).unwrap().version, 2);
+    }
+
+    #[test]
+    fn type_id_zero_is_refused() {
+        let h = Hello {
+            version: 1,
+            device_id: String::new(),
+            agent: String::new(),
+            credentials: Credentials::None,
+            types: vec![(1, 1), (0, 2)],
+        };
+        let err = Hello::decode(&h.encode()).unwrap_err();
+        assert!(err.to_string().contains("type id"), "{err}");
+    }
+
+    #[test]
+    fn device_ids_are_printable_and_short() {
+        assert!(validate_device_id("cab-1").is_ok());
+        assert!(validate_device_id("Zähler 7 · Halle B").is_ok());
+        assert!(validate_device_id(&"x".repeat(128)).is_ok());
+        assert_eq!(
+            validate_device_id(&"x".repeat(129)),
+            Err(InvalidDeviceId::TooLong { len: 129 })
+        );
+        assert_eq!(validate_device_id(""), Err(InvalidDeviceId::Empty));
+        for (bad, at) in [("a\0b", 1), ("ab\n", 2), ("\u{1b}[2J", 0), ("a\u{202e}b", 1), ("x\u{feff}", 1)] {
+            assert!(
+                matches!(validate_device_id(bad), Err(InvalidDeviceId::NotPrintable { at: a, .. }) if a == at),
+                "{bad:?}"
+            );
+        }
+        assert_eq!(validate_device_id(" cab"), Err(InvalidDeviceId::Padded));
+    }
+
+    #[test]
+    fn untrusted_strings_are_escaped_and_cut() {
+        assert_eq!(Untrusted("ok id").to_string(), "ok id");
+        assert_eq!(Untrusted("a\nb\u{1b}").to_string(), "a\\u{a}b\\u{1b}");
+        assert_eq!(Untrusted(&"y".repeat(500)).to_string().chars().count(), 201);
     }
 
     #[test]

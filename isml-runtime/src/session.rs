@@ -40,7 +40,8 @@ use crate::TopLevel;
 use crate::dispatch::{Context, Dispatcher, HandlerError};
 use crate::transport::{FrameSink, FrameStream, TransportError, TransportInfo};
 use crate::wire::{
-    ControlOp, DecodeError, EncodeError, ErrorBody, Frame, FrameHeader, FrameKind, Limits,
+    Assembled, ControlOp, DecodeError, EncodeError, ErrorBody, FragmentError, Frame, Fragmenter,
+    FrameHeader, FrameKind, Limits, Reassembler,
 };
 
 /// Error codes of wire format §2.4.
@@ -69,6 +70,9 @@ pub mod codes {
     pub const FINGERPRINT_MISMATCH: u64 = 10;
     /// Version mismatch.
     pub const VERSION_MISMATCH: u64 = 11;
+    /// The device id is in use: the session was replaced by a newer one of
+    /// the same device, or a newer one was refused (the server's policy).
+    pub const DEVICE_ID_IN_USE: u64 = 12;
 }
 
 /// Settings shared by every session of a server or client.
@@ -88,7 +92,30 @@ pub struct SessionConfig {
     pub close_timeout: Duration,
     /// Largest frame sent or accepted.
     pub max_frame: usize,
+    /// Bytes (encoded frame lengths) the outbound queue holds. A frame larger
+    /// than the whole budget is accepted when the queue is empty.
+    pub outbound_bytes: usize,
+    /// Bytes of frames the connection task has queued to write (replies,
+    /// pongs, error responses, and what it took from the outbound queue)
+    /// beyond the outbound budget, after which it stops reading until the
+    /// peer has read them.
+    pub reply_bytes: usize,
+    /// Bytes of request payloads whose handlers run at once; beyond it the
+    /// session stops reading, as beyond `max_inflight`.
+    pub inflight_bytes: usize,
+    /// Largest message received, joined from fragments (wire format §2.6);
+    /// a larger one closes the session with code 8.
+    pub max_message: usize,
+    /// Messages whose payload is larger are sent in fragments of this many
+    /// bytes, between which smaller frames may leave (`None`: never fragment;
+    /// then no message may exceed `max_frame`).
+    pub fragment_size: Option<usize>,
 }
+
+/// Ping payloads up to this size are echoed in the pong; a longer one is
+/// answered with an empty pong, so that a ping never makes us hold or send
+/// more than it costs the peer.
+pub const MAX_PING_ECHO: usize = 64;
 
 impl Default for SessionConfig {
     fn default() -> Self {
@@ -99,6 +126,11 @@ impl Default for SessionConfig {
             max_inflight: 256,
             close_timeout: Duration::from_secs(2),
             max_frame: Limits::DEFAULT.max_frame,
+            outbound_bytes: 1024 * 1024,
+            reply_bytes: 1024 * 1024,
+            inflight_bytes: 4 * 1024 * 1024,
+            max_message: Limits::DEFAULT.max_frame,
+            fragment_size: Some(64 * 1024),
         }
     }
 }
@@ -353,13 +385,16 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 /// The bounded outbound queue: senders push frames under a short lock and wake
 /// the connection task, which takes everything queued at once. It allocates
-/// nothing until the first frame is sent, and its room is a semaphore, so
-/// that waiting senders are woken in order and all at once when it closes.
+/// nothing until the first frame is sent. Its room is two semaphores, one of
+/// frames and one of bytes (encoded frame lengths), so that waiting senders
+/// are woken in order and all at once when it closes.
 struct Outbox {
     frames: Mutex<VecDeque<Frame>>,
     room: Semaphore,
+    bytes: Semaphore,
     task: AtomicWaker,
     capacity: usize,
+    byte_capacity: usize,
 }
 
 enum TryPush {
@@ -368,13 +403,24 @@ enum TryPush {
 }
 
 impl Outbox {
-    fn new(capacity: usize) -> Self {
+    fn new(capacity: usize, byte_capacity: usize) -> Self {
+        // A semaphore counts at most u32::MAX permits at once per acquire.
+        let byte_capacity = byte_capacity.clamp(1, u32::MAX as usize);
         Outbox {
             frames: Mutex::new(VecDeque::new()),
             room: Semaphore::new(capacity),
+            bytes: Semaphore::new(byte_capacity),
             task: AtomicWaker::new(),
             capacity,
+            byte_capacity,
         }
+    }
+
+    /// What a frame costs of the byte budget: its encoded length, but never
+    /// more than the whole budget, so that one large frame passes when the
+    /// queue is empty.
+    fn cost(&self, frame: &Frame) -> u32 {
+        frame.len().min(self.byte_capacity) as u32
     }
 
     /// Queues a frame without taking room: for the few frames the runtime
@@ -386,47 +432,76 @@ impl Outbox {
 
     /// Waits for room, then queues; `Err` when the session has ended.
     async fn send(&self, frame: Frame) -> Result<(), ()> {
-        self.room.acquire().await.map_err(|_| ())?.forget();
+        let room = self.room.acquire().await.map_err(|_| ())?;
+        let bytes = self
+            .bytes
+            .acquire_many(self.cost(&frame))
+            .await
+            .map_err(|_| ())?;
+        room.forget();
+        bytes.forget();
         self.push(frame);
         Ok(())
     }
 
     fn try_send(&self, frame: Frame) -> Result<(), TryPush> {
-        match self.room.try_acquire() {
-            Ok(permit) => permit.forget(),
+        let room = match self.room.try_acquire() {
+            Ok(permit) => permit,
             Err(TryAcquireError::NoPermits) => return Err(TryPush::Full),
             Err(TryAcquireError::Closed) => return Err(TryPush::Closed),
-        }
+        };
+        let bytes = match self.bytes.try_acquire_many(self.cost(&frame)) {
+            Ok(permit) => permit,
+            Err(TryAcquireError::NoPermits) => return Err(TryPush::Full),
+            Err(TryAcquireError::Closed) => return Err(TryPush::Closed),
+        };
+        room.forget();
+        bytes.forget();
         self.push(frame);
         Ok(())
     }
 
+    fn close(&self) {
+        self.room.close();
+        self.bytes.close();
+    }
+
     /// Moves every queued frame to `into` (waiting until there is one), and
     /// gives their room back: from now on they count against the task's own
-    /// write queue, which stops reading when it is full.
-    fn poll_take(&self, cx: &mut std::task::Context<'_>, into: &mut VecDeque<Frame>) -> Poll<()> {
+    /// write queue, which stops reading when it is full. Gives the bytes moved.
+    fn poll_take(
+        &self,
+        cx: &mut std::task::Context<'_>,
+        into: &mut VecDeque<Frame>,
+    ) -> Poll<usize> {
         self.task.register(cx.waker());
         self.take(into)
     }
 
-    fn take(&self, into: &mut VecDeque<Frame>) -> Poll<()> {
+    fn take(&self, into: &mut VecDeque<Frame>) -> Poll<usize> {
         let mut q = lock(&self.frames);
         if q.is_empty() {
             return Poll::Pending;
         }
         let n = q.len();
+        let (bytes, cost) = q.iter().fold((0usize, 0usize), |(b, c), f| {
+            (b + f.len(), c + self.cost(f) as usize)
+        });
         if into.is_empty() {
             std::mem::swap(&mut *q, into);
         } else {
             into.append(&mut q);
         }
         drop(q);
-        // Frames pushed without room (close on error) may give back more than
-        // was taken; never grow beyond the capacity.
+        // Frames pushed without room (close on error, the welcome) may give
+        // back more than was taken; never grow beyond the capacity.
         let free = self.room.available_permits();
         self.room
             .add_permits(n.min(self.capacity.saturating_sub(free)));
-        Poll::Ready(())
+        let free = self.bytes.available_permits();
+        self.bytes
+            .add_permits(cost.min(self.byte_capacity.saturating_sub(free)));
+        Poll::Ready(bytes)
     }
 }
 
@@ -574,11 +649,17 @@ impl Session {
             source,
         };
         let len = msg.encoded_len();
-        let frame_len = header.encoded_len() + len;
-        if frame_len > self.shared.config.max_frame {
+        let config = &self.shared.config;
+        // Fragmented, a message may be as large as the peer joins (we assume
+        // the same limit as ours); otherwise it must fit one frame.
+        let (len_checked, max) = match config.fragment_size {
+            Some(_) => (len, config.max_message),
+            None => (header.encoded_len() + len, config.max_frame),
+        };
+        if len_checked > max {
             return Err(err(EncodeError::FrameTooLarge {
-                len: frame_len,
-                max: self.shared.config.max_frame,
+                len: len_checked,
+                max,
             }));
         }
         let mut buf = BytesMut::with_capacity(len);
@@ -639,7 +720,8 @@ impl Session {
         if w.broken
             || w.close_sent
             || w.unflushed
-            || !w.queue.is_empty()
+            || !w.is_idle()
+            || w.fragment_size.is_some_and(|n| frame.payload.len() > n)
             || !lock(&shared.out.frames).is_empty()
         {
             return Err(frame);
@@ -827,30 +909,96 @@ struct ReadSide {
     busy: bool,
     /// The connection task's waker, to give the transport back to it.
     task: Option<Waker>,
+    /// Joins fragmented messages (wire format §2.6).
+    joiner: Reassembler,
+}
+
+/// What the connection task reads: a whole message (fragments joined), the
+/// reason the connection ends, or `None` when the peer ended it.
+type Read = Option<Result<Frame, CloseReason>>;
+
+fn fragment_reason(e: &FragmentError) -> CloseReason {
+    let code = match e {
+        FragmentError::TooLarge { .. } => codes::RESOURCE_EXHAUSTED,
+        _ => codes::MALFORMED,
+    };
+    CloseReason::new(ClosedBy::Error, code, e.to_string())
 }
 
 impl ReadSide {
     /// The connection task's read: handed-over items first, then the
     /// transport unless a request is reading it. `register` is false for the
-    /// probes of a burst (their waker is a no-op).
-    fn poll_task(&mut self, cx: &mut std::task::Context<'_>, register: bool) -> Poll<Item> {
-        if let Some(item) = self.handoff.pop_front() {
-            self.busy = true;
-            return Poll::Ready(item);
-        }
+    /// probes of a burst (their waker is a no-op). Fragments are joined here
+    /// and count as frames received and as signs of life.
+    fn poll_task(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+        register: bool,
+        shared: &Shared,
+    ) -> Poll<Read> {
         if register {
             match &mut self.task {
                 Some(w) if w.will_wake(cx.waker()) => {}
                 t => *t = Some(cx.waker().clone()),
             }
         }
-        let polled = match self.rx.as_mut() {
-            _ if self.lent => Poll::Pending,
-            Some(rx) => rx.poll_next_unpin(cx),
-            None => Poll::Ready(None),
-        };
-        self.busy = polled.is_ready();
-        polled
+        loop {
+            let item = match self.handoff.pop_front() {
+                Some(item) => item,
+                None => {
+                    let polled = match self.rx.as_mut() {
+                        _ if self.lent => Poll::Pending,
+                        Some(rx) => rx.poll_next_unpin(cx),
+                        None => Poll::Ready(None),
+                    };
+                    match polled {
+                        Poll::Ready(item) => item,
+                        Poll::Pending => {
+                            self.busy = false;
+                            return Poll::Pending;
+                        }
+                    }
+                }
+            };
+            self.busy = true;
+            let frame = match item {
+                Some(Ok(frame)) => frame,
+                Some(Err(e)) => return Poll::Ready(Some(Err(transport_reason(&e)))),
+                None => {
+                    if let Some(h) = self.joiner.in_progress() {
+                        let reason = CloseReason::new(
+                            ClosedBy::Error,
+                            codes::MALFORMED,
+                            format!(
+                                "connection ended inside a fragmented {} (type {}, correlation {}) after {} bytes",
+                                h.kind.name(),
+                                h.type_id,
+                                h.correlation,
+                                self.joiner.buffered()
+                            ),
+                        );
+                        self.joiner.clear();
+                        return Poll::Ready(Some(Err(reason)));
+                    }
+                    return Poll::Ready(None);
+                }
+            };
+            if !frame.header.more && self.joiner.in_progress().is_none() {
+                return Poll::Ready(Some(Ok(frame)));
+            }
+            match self.joiner.push(frame) {
+                Ok(Assembled::Complete(frame)) => return Poll::Ready(Some(Ok(frame))),
+                Ok(Assembled::Pending) => {
+                    let c = &shared.counters;
+                    c.frames_in.fetch_add(1, Ordering::Relaxed);
+                    c.last_activity_ms.store(
+                        shared.started.elapsed().as_millis() as u64,
+                        Ordering::Relaxed,
+                    );
+                }
+                Err(e) => return Poll::Ready(Some(Err(fragment_reason(&e)))),
+            }
+        }
     }
 }
 
@@ -891,7 +1039,9 @@ impl Lend<'_> {
         match item {
             Some(Ok(frame))
                 if matches!(frame.header.kind, FrameKind::Response | FrameKind::Error)
-                    && frame.header.correlation == self.correlation =>
+                    && frame.header.correlation == self.correlation
+                    && !frame.header.more
+                    && r.joiner.in_progress().is_none() =>
             {
                 let c = &shared.counters;
                 c.frames_in.fetch_add(1, Ordering::Relaxed);
@@ -970,7 +1120,7 @@ impl Shared {
         if self.reason.set(reason.clone()).is_ok() && reason.by == ClosedBy::Error {
             self.out.push(close_frame(&reason));
         }
-        self.out.room.close();
+        self.out.close();
         self.closed.cancel();
         // Dropping the senders wakes every waiting request with "disconnected".
         let pending: Vec<_> = lock(&self.pending).drain().collect();
@@ -1007,20 +1157,15 @@ pub(crate) fn start(
         started,
         props: Mutex::new(HashMap::new()),
         counters: Counters::default(),
-        out: Outbox::new(est.config.outbound_queue.max(1)),
-        writer: Mutex::new(Writer {
-            tx,
-            queue: VecDeque::new(),
-            unflushed: false,
-            close_sent: false,
-            broken: false,
-        }),
+        out: Outbox::new(est.config.outbound_queue.max(1), est.config.outbound_bytes),
+        writer: Mutex::new(Writer::new(tx, &est.config)),
         reader: Mutex::new(ReadSide {
             rx: Some(rx),
             handoff: VecDeque::new(),
             lent: false,
             busy: false,
             task: None,
+            joiner: Reassembler::new(est.config.max_message.max(1)),
         }),
         pending: Mutex::new(HashMap::new()),
         next_correlation: AtomicU64::new(1),
@@ -1046,16 +1191,28 @@ fn transport_reason(e: &TransportError) -> CloseReason {
 
 /// The sending side of the connection task: frames taken from the outbox, or
 /// produced by the task itself (replies, pongs), fed to the transport and
-/// flushed together.
+/// flushed together. A message larger than the fragment size leaves in
+/// fragments, taking turns with the frames queued behind it (wire format
+/// §2.6), so that it does not hold them back for long on a slow link.
 struct Writer {
     tx: FrameSink,
     queue: VecDeque<Frame>,
+    /// Encoded bytes of the frames in `queue` and of the message being
+    /// fragmented.
+    queued_bytes: usize,
     /// Frames were fed and not flushed yet.
     unflushed: bool,
     /// A close frame was fed: nothing after it is.
     close_sent: bool,
     /// The transport failed: nothing more can be written.
     broken: bool,
+    /// Messages with a larger payload are fragmented.
+    fragment_size: Option<usize>,
+    /// The message being sent in fragments.
+    fragmenting: Option<Fragmenting>,
+    /// The next turn is the queue's (a frame queued behind the fragmented
+    /// message may go before its next fragment).
+    queue_turn: bool,
 }
 
 /// Rounds of take-feed-flush before the task yields to its other work.
@@ -1065,32 +1222,115 @@ const READ_BURST: usize = 64;
 /// Capacity of the write queue kept between bursts.
 const KEEP_QUEUE: usize = 64;
 
+fn fragment_key(h: &FrameHeader) -> (FrameKind, u32, u64) {
+    (h.kind, h.type_id, h.correlation)
+}
+
+/// A message leaving in fragments: the fragments to come, their payload
+/// bytes, and the message's key.
+struct Fragmenting {
+    fragments: Fragmenter,
+    left: usize,
+    key: (FrameKind, u32, u64),
+}
+
 impl Writer {
-    /// What is left in the session once its connection task has taken the transport.
-    fn ended() -> Writer {
-        let sink = futures_util::sink::drain().sink_map_err(|never| match never {});
+    fn new(tx: FrameSink, config: &SessionConfig) -> Writer {
         Writer {
-            tx: Box::pin(sink),
+            tx,
             queue: VecDeque::new(),
+            queued_bytes: 0,
             unflushed: false,
             close_sent: false,
-            broken: true,
+            broken: false,
+            // A fragment and its header must fit in a frame.
+            fragment_size: config
+                .fragment_size
+                .map(|n| n.clamp(1, config.max_frame.saturating_sub(32).max(1))),
+            fragmenting: None,
+            queue_turn: false,
         }
     }
 
+    /// What is left in the session once its connection task has taken the transport.
+    fn ended() -> Writer {
+        let sink = futures_util::sink::drain().sink_map_err(|never| match never {});
+        let mut w = Writer::new(Box::pin(sink), &SessionConfig::default());
+        w.broken = true;
+        w
+    }
+
     /// Whether the task may read more frames. Frames from the outbox enter the
-    /// queue only when it is empty, so at most `capacity` of them are in it:
-    /// beyond twice that, the task's own replies and pongs fill it, and
-    /// reading stops until they are written (the peer is not reading them).
-    /// A peer flooding us with one-way messages while we flood it keeps being
-    /// read, so that the two cannot block each other.
-    fn may_read(&self, capacity: usize) -> bool {
-        self.queue.len() < 2 * capacity
+    /// queue only when it is empty, so at most `capacity` of them (and
+    /// `outbound_bytes`) are in it: beyond twice that many frames, or beyond
+    /// `outbound_bytes + reply_bytes`, the task's own replies and pongs fill
+    /// it, and reading stops until they are written (the peer is not reading
+    /// them). A peer flooding us with one-way messages while we flood it
+    /// keeps being read, so that the two cannot block each other.
+    fn may_read(&self, capacity: usize, byte_budget: usize) -> bool {
+        self.queue.len() < 2 * capacity && self.queued_bytes < byte_budget
+    }
+
+    /// Whether nothing waits to be fed to the transport.
+    fn is_idle(&self) -> bool {
+        self.queue.is_empty() && self.fragmenting.is_none()
     }
 
     fn push(&mut self, frame: Frame) {
         if !self.close_sent {
+            self.queued_bytes += frame.len();
             self.queue.push_back(frame);
+        }
+    }
+
+    /// Takes the next frame to feed: the queue's head, or the next fragment
+    /// of the message being fragmented, taking turns. A queued frame goes
+    /// before a fragment only when it would not be fragmented itself and
+    /// its key differs from the fragmented message's.
+    fn next_frame(&mut self) -> Option<Frame> {
+        if let Some(f) = &mut self.fragmenting {
+            if std::mem::take(&mut self.queue_turn) {
+                let size = self.fragment_size.unwrap_or(usize::MAX);
+                if let Some(head) = self.queue.front()
+                    && head.payload.len() <= size
+                    && fragment_key(&head.header) != f.key
+                {
+                    let frame = self.queue.pop_front()?;
+                    self.queued_bytes -= frame.len();
+                    return Some(frame);
+                }
+            }
+            let frame = f.fragments.next()?;
+            f.left -= frame.payload.len();
+            self.queued_bytes -= frame.payload.len();
+            if f.fragments.remaining() == 0 {
+                self.fragmenting = None;
+            }
+            self.queue_turn = true;
+            return Some(frame);
+        }
+        let frame = self.queue.pop_front()?;
+        self.queued_bytes -= frame.len();
+        match self.fragment_size {
+            Some(size)
+                if frame.payload.len() > size
+                    && frame.header.kind != FrameKind::Control(ControlOp::Close) =>
+            {
+                let key = fragment_key(&frame.header);
+                let total = frame.payload.len();
+                let mut fragments = Fragmenter::new(frame.header, frame.payload, size);
+                let first = fragments.next()?;
+                let left = total - first.payload.len();
+                self.queued_bytes += left;
+                self.fragmenting = Some(Fragmenting {
+                    fragments,
+                    left,
+                    key,
+                });
+                self.queue_turn = true;
+                Some(first)
+            }
+            _ => Some(frame),
         }
     }
 
@@ -1113,9 +1353,9 @@ impl Writer {
         cx: &mut std::task::Context<'_>,
         fed: &mut u64,
     ) -> Poll<Result<(), TransportError>> {
-        while !self.close_sent && !self.queue.is_empty() {
+        while !self.close_sent && !self.is_idle() {
             ready!(self.tx.as_mut().poll_ready(cx))?;
-            let Some(frame) = self.queue.pop_front() else {
+            let Some(frame) = self.next_frame() else {
                 break;
             };
             let close = frame.header.kind == FrameKind::Control(ControlOp::Close);
@@ -1125,6 +1365,8 @@ impl Writer {
             if close {
                 self.close_sent = true;
                 self.queue.clear();
+                self.fragmenting = None;
+                self.queued_bytes = 0;
             }
         }
         if self.unflushed {
@@ -1142,10 +1384,12 @@ impl Writer {
         shared: &Shared,
     ) -> Poll<Result<(), TransportError>> {
         for _ in 0..PUMP_ROUNDS {
-            if self.queue.is_empty() && !self.close_sent {
-                let _ = shared.out.poll_take(cx, &mut self.queue);
+            if self.queue.is_empty() && !self.close_sent
+                && let Poll::Ready(bytes) = shared.out.poll_take(cx, &mut self.queue)
+            {
+                self.queued_bytes += bytes;
             }
-            if self.queue.is_empty() && !self.unflushed {
+            if self.is_idle() && !self.unflushed {
                 if self.close_sent {
                     return Poll::Ready(Ok(()));
                 }
@@ -1186,7 +1430,12 @@ enum Handled {
     /// (handlers of one session run in arrival order) while still writing.
     OneWay(BoxFuture<'static, Result<(), HandlerError>>),
     /// A request handler that did not finish at once: it gets its own task.
-    Request(u64, BoxFuture<'static, Result<(u32, Bytes), HandlerError>>),
+    /// The payload's length counts against the in-flight byte budget.
+    Request(
+        u64,
+        usize,
+        BoxFuture<'static, Result<(u32, Bytes), HandlerError>>,
+    ),
 }
 
 /// Runs a session's connection: one loop over shutdown, the outbound queue,
@@ -1194,9 +1443,13 @@ enum Handled {
 async fn run(session: Session, dispatcher: Arc<Dispatcher>) -> CloseReason {
     let shared = session.shared.clone();
     let capacity = shared.out.capacity;
+    let write_budget = shared
+        .config
+        .outbound_bytes
+        .saturating_add(shared.config.reply_bytes);
     let writer = || lock(&shared.writer);
     let reader = || lock(&shared.reader);
-    let mut inflight: Option<Arc<Semaphore>> = None;
+    let mut inflight: Option<(Arc<Semaphore>, Arc<Semaphore>)> = None;
     let interval = shared.config.keepalive;
     let mut last_rx = Instant::now();
     let mut pinged = false;
@@ -1231,14 +1484,13 @@ async fn run(session: Session, dispatcher: Arc<Dispatcher>) -> CloseReason {
             r = poll_fn(|cx| writer().poll_pump(cx, &shared)), if !writer().broken => {
                 break writer().stopped(r, &shared);
             }
-            item = poll_fn(|cx| reader().poll_task(cx, true)), if writer().may_read(capacity) => {
+            item = poll_fn(|cx| reader().poll_task(cx, true, &shared)), if writer().may_read(capacity, write_budget) => {
                 let mut item = item;
                 let mut burst = 0;
                 loop {
                     let frame = match item {
                         Some(Ok(frame)) => frame,
-                        Some(Err(e)) => {
-                            let reason = transport_reason(&e);
+                        Some(Err(reason)) => {
                             tracing::warn!(session = shared.id, peer = %shared.info.peer, %reason, "session ends");
                             break 'conn reason;
                         }
@@ -1259,23 +1511,41 @@ async fn run(session: Session, dispatcher: Arc<Dispatcher>) -> CloseReason {
                                 tracing::debug!(session = shared.id, error = %e, "one-way handler failed");
                             }
                         }
-                        Handled::Request(correlation, fut) => {
-                            let limit = inflight.get_or_insert_with(|| {
-                                Arc::new(Semaphore::new(shared.config.max_inflight.max(1)))
+                        Handled::Request(correlation, len, fut) => {
+                            let (limit, bytes) = inflight.get_or_insert_with(|| {
+                                let c = &shared.config;
+                                (
+                                    Arc::new(Semaphore::new(c.max_inflight.max(1))),
+                                    Arc::new(Semaphore::new(
+                                        c.inflight_bytes.clamp(1, u32::MAX as usize),
+                                    )),
+                                )
                             });
-                            let permit = match limit.clone().try_acquire_owned() {
-                                Ok(p) => p,
-                                // Beyond max_inflight, stop reading until a handler ends.
-                                Err(_) => match drive!('conn, limit.clone().acquire_owned()) {
-                                    Ok(p) => p,
-                                    Err(_) => break 'conn shared.reason(),
-                                },
+                            let cost = len.clamp(1, bytes_budget(&shared.config)) as u32;
+                            let permits = match (
+                                limit.clone().try_acquire_owned(),
+                                bytes.clone().try_acquire_many_owned(cost),
+                            ) {
+                                (Ok(p), Ok(b)) => (p, b),
+                                // Beyond max_inflight or the byte budget, stop
+                                // reading until handlers end.
+                                _ => {
+                                    let both = async {
+                                        let p = limit.clone().acquire_owned().await?;
+                                        let b = bytes.clone().acquire_many_owned(cost).await?;
+                                        Ok::<_, tokio::sync::AcquireError>((p, b))
+                                    };
+                                    match drive!('conn, both) {
+                                        Ok(p) => p,
+                                        Err(_) => break 'conn shared.reason(),
+                                    }
+                                }
                             };
                             let session = session.clone();
                             tokio::spawn(async move {
                                 let frame = reply_frame(&session.shared, correlation, fut.await);
                                 let _ = session.enqueue(frame).await;
-                                drop(permit);
+                                drop(permits);
                             });
                         }
                     }
@@ -1283,7 +1553,7 @@ async fn run(session: Session, dispatcher: Arc<Dispatcher>) -> CloseReason {
                     // for more frames (a request alone on the connection should
                     // not wait for a read that finds nothing); the rest of a
                     // burst's replies leave together.
-                    if burst == 0 && !writer().queue.is_empty() {
+                    if burst == 0 && !writer().is_idle() {
                         let flushed = poll_fn(|cx| Poll::Ready(writer().poll_flush_all(cx, &shared))).await;
                         if let Poll::Ready(Err(e)) = flushed {
                             break 'conn writer().stopped(Err(e), &shared);
@@ -1293,11 +1563,11 @@ async fn run(session: Session, dispatcher: Arc<Dispatcher>) -> CloseReason {
                         }
                     }
                     burst += 1;
-                    if burst == READ_BURST || !writer().may_read(capacity) {
+                    if burst == READ_BURST || !writer().may_read(capacity, write_budget) {
                         break;
                     }
                     let mut probe = std::task::Context::from_waker(Waker::noop());
-                    match reader().poll_task(&mut probe, false) {
+                    match reader().poll_task(&mut probe, false, &shared) {
                         Poll::Ready(next) => item = next,
                         Poll::Pending => break,
                     }
@@ -1355,7 +1625,9 @@ async fn run(session: Session, dispatcher: Arc<Dispatcher>) -> CloseReason {
         // Write what is already queued (the close frame among it), bounded in
         // time so that a peer that stopped reading cannot hold the task.
         let _ = tokio::time::timeout(shared.config.close_timeout, async {
-            let _ = shared.out.take(&mut w.queue);
+            if let Poll::Ready(bytes) = shared.out.take(&mut w.queue) {
+                w.queued_bytes += bytes;
+            }
             if poll_fn(|cx| w.poll_flush_all(cx, &shared)).await.is_ok() {
                 let _ = w.tx.close().await;
             }
@@ -1363,6 +1635,11 @@ async fn run(session: Session, dispatcher: Arc<Dispatcher>) -> CloseReason {
         .await;
     }
     shared.reason()
+}
+
+/// The in-flight byte budget as semaphore permits.
+fn bytes_budget(config: &SessionConfig) -> usize {
+    config.inflight_bytes.clamp(1, u32::MAX as usize)
 }
 
 fn reply_frame(
@@ -1429,6 +1706,7 @@ fn handle_frame(
                 return Handled::Done;
             }
             let ctx = Context::new(session.clone(), Some(correlation));
+            let len = frame.payload.len();
             let Some(mut fut) = dispatcher.request(ctx, h.type_id, frame.payload) else {
                 shared.counters.unknown.fetch_add(1, Ordering::Relaxed);
                 let msg = format!("unknown message type id {} for a request", h.type_id);
@@ -1437,7 +1715,7 @@ fn handle_frame(
             };
             match (&mut fut).now_or_never() {
                 Some(result) => w.push(reply_frame(shared, correlation, result)),
-                None => return Handled::Request(correlation, fut),
+                None => return Handled::Request(correlation, len, fut),
             }
         }
         FrameKind::Response | FrameKind::Error => {
@@ -1459,10 +1737,14 @@ fn handle_frame(
             }
         }
         FrameKind::Control(ControlOp::Ping) => {
-            w.push(Frame::new(
-                FrameHeader::control(ControlOp::Pong),
-                frame.payload,
-            ));
+            // Never echo much, and never keep a slice of the receive buffer
+            // (it would pin the whole buffer while the pong waits).
+            let echo = if frame.payload.len() <= MAX_PING_ECHO {
+                Bytes::copy_from_slice(&frame.payload)
+            } else {
+                Bytes::new()
+            };
+            w.push(Frame::new(FrameHeader::control(ControlOp::Pong), echo));
         }
         FrameKind::Control(ControlOp::Pong) | FrameKind::Ack | FrameKind::Cancel => {}
         FrameKind::Control(ControlOp::Close) => {

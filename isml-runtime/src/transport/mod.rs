@@ -24,7 +24,7 @@ use std::task::{Context, Poll};
 use futures_util::{Sink, Stream};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use crate::codec::{FrameError, StreamCodec};
+use crate::codec::{FrameError, FrameLimit, StreamCodec};
 use crate::wire::{DecodeError, Frame};
 
 pub(crate) mod mem;
@@ -371,6 +371,22 @@ pub struct TransportInfo {
     pub counters: Arc<WireCounters>,
     /// The DER certificate chain a TLS client presented (mutual TLS), leaf first.
     pub peer_certificates: Option<Arc<Vec<Vec<u8>>>>,
+    /// The largest frame the transport accepts, adjustable while it runs
+    /// (`None` when the transport's limit is fixed, as on serial lines).
+    pub receive_limit: Option<FrameLimit>,
+}
+
+impl TransportInfo {
+    /// Information about a peer, with fresh counters.
+    pub fn new(scheme: &'static str, peer: impl Into<String>) -> Self {
+        TransportInfo {
+            scheme,
+            peer: peer.into(),
+            counters: Arc::default(),
+            peer_certificates: None,
+            receive_limit: None,
+        }
+    }
 }
 
 impl fmt::Debug for Transport {
@@ -406,11 +422,15 @@ impl Transport {
             counters: counters.clone(),
         };
         let (r, w) = tokio::io::split(io);
-        let codec = match max_frame {
-            Some(m) => StreamCodec::builder().max_frame_len(m).build(),
-            None => StreamCodec::new(),
-        };
-        Self::from_codec_halves(r, w, codec.clone(), codec, scheme, peer, counters)
+        let max_frame = max_frame.unwrap_or(crate::wire::Limits::DEFAULT.max_frame);
+        let limit = FrameLimit::new(max_frame);
+        let codec = StreamCodec::builder()
+            .max_frame_len(max_frame)
+            .receive_limit(limit.clone())
+            .build();
+        let mut t = Self::from_codec_halves(r, w, codec.clone(), codec, scheme, peer, counters);
+        t.info.receive_limit = Some(limit);
+        t
     }
 
     pub(crate) fn from_codec_halves<R, W, D, E>(
@@ -451,6 +471,7 @@ impl Transport {
                 peer,
                 counters,
                 peer_certificates: None,
+                receive_limit: None,
             },
         }
     }

@@ -13,14 +13,26 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tokio_tungstenite::tungstenite::http::StatusCode;
 
 use super::{Counted, Transport, TransportError, TransportInfo, WireCounters};
+use crate::codec::FrameLimit;
 use crate::wire::{Frame, Limits, StreamDecoder, put_stream_frame};
 
 /// Buffered bytes above which a message is sent before accepting more frames.
 const MESSAGE_TARGET: usize = 64 * 1024;
+
+/// WebSocket limits: a message carries what one flush produced (up to
+/// [`MESSAGE_TARGET`] plus one frame), so nothing larger is ever needed; the
+/// WebSocket layer would otherwise buffer messages of up to 64 MiB.
+fn ws_config(max_frame: Option<usize>) -> WebSocketConfig {
+    let max = max_frame.unwrap_or(Limits::DEFAULT.max_frame) + MESSAGE_TARGET + 16;
+    WebSocketConfig::default()
+        .max_message_size(Some(max))
+        .max_frame_size(Some(max))
+}
 
 fn ws_error(peer: &str, e: impl std::fmt::Display) -> TransportError {
     TransportError::Protocol {
@@ -41,7 +53,8 @@ pub(crate) async fn connect(
         io: stream,
         counters: counters.clone(),
     };
-    let (ws, _) = tokio_tungstenite::client_async(format!("ws://{addr}{path}"), io)
+    let config = ws_config(max_frame);
+    let (ws, _) = tokio_tungstenite::client_async_with_config(format!("ws://{addr}{path}"), io, Some(config))
         .await
         .map_err(|e| ws_error(addr, e))?;
     Ok(transport(ws, addr.to_owned(), counters, max_frame))
@@ -70,7 +83,8 @@ pub(crate) async fn accept(
             Err(err)
         }
     };
-    let ws = tokio_tungstenite::accept_hdr_async(io, check)
+    let config = ws_config(max_frame);
+    let ws = tokio_tungstenite::accept_hdr_async_with_config(io, check, Some(config))
         .await
         .map_err(|e| ws_error(&peer, e))?;
     Ok(transport(ws, peer, counters, max_frame))
@@ -86,10 +100,12 @@ where
     S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
     let max_frame = max_frame.unwrap_or(Limits::DEFAULT.max_frame);
+    let limit = FrameLimit::new(max_frame);
     let (sink, stream) = ws.split();
     let rx = WsFrames {
         ws: stream,
         decoder: StreamDecoder::new(max_frame),
+        limit: limit.clone(),
         buf: BytesMut::new(),
         peer: peer.clone(),
         done: false,
@@ -108,6 +124,7 @@ where
             peer,
             counters,
             peer_certificates: None,
+            receive_limit: Some(limit),
         },
     )
 }
@@ -115,6 +132,7 @@ where
 struct WsFrames<S> {
     ws: SplitStream<WebSocketStream<S>>,
     decoder: StreamDecoder,
+    limit: FrameLimit,
     buf: BytesMut,
     peer: String,
     done: bool,
@@ -128,6 +146,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Stream for WsFrames<S> {
         loop {
             if this.done {
                 return Poll::Ready(None);
+            }
+            let max = this.limit.get();
+            if max != this.decoder.max_frame() {
+                this.decoder.set_max_frame(max);
             }
             match this.decoder.decode(&mut this.buf) {
                 Ok(Some(frame)) => return Poll::Ready(Some(Ok(frame))),

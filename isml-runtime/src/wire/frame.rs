@@ -74,6 +74,21 @@ impl StreamDecoder {
         self.max_frame
     }
 
+    /// Changes the maximum for frames whose length prefix has not been read
+    /// yet (a server accepts only small frames until the handshake is done).
+    pub fn set_max_frame(&mut self, max_frame: usize) {
+        self.max_frame = max_frame;
+    }
+
+    /// The length of the frame being received, once its length prefix has
+    /// been read and until its last byte has come; `None` between frames.
+    pub fn pending_len(&self) -> Option<usize> {
+        match self.state {
+            StreamState::Body(len) => Some(len),
+            StreamState::Head => None,
+        }
+    }
+
     /// Takes the next complete frame out of `src`, or `Ok(None)` if more bytes are needed.
     pub fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Frame>, DecodeError> {
         let len = match self.state {

@@ -1,11 +1,17 @@
-//! The server: listeners on several transports at once, a connection limit,
-//! the handshake, a registry of sessions, hooks and graceful shutdown.
+//! The server: listeners on several transports at once, admission of
+//! unauthenticated connections, the handshake, a session limit, a registry of
+//! sessions, hooks and graceful shutdown.
 //!
-//! Shape (as in mini-redis): one accept loop per listener, a semaphore for
-//! the connection limit (a connection beyond it is refused at once with a
-//! `close` frame, code 8), one task per connection, and a cancellation token
-//! broadcasting shutdown. Hooks run in the connection's task, never under a
-//! lock of the server.
+//! Shape (as in mini-redis): one accept loop per listener, one task per
+//! connection, and a cancellation token broadcasting shutdown. Hooks run in
+//! the connection's task, never under a lock of the server.
+//!
+//! Before it authenticates, a connection is *pending*: it may only send a
+//! small hello (`max_handshake_frame`), and pending connections are bounded
+//! on their own (see the `admission` rules in `docs/runtime.md`: caps in
+//! all and per source address, the oldest shed first, a per-address rate).
+//! Only an authenticated connection takes one of the `max_connections`
+//! places; beyond it, it is refused with a `close` frame, code 8.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -14,17 +20,22 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use bytes::BytesMut;
-use futures_util::{SinkExt, StreamExt};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use futures_util::SinkExt;
+use tokio::sync::Semaphore;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+mod admission;
+
+pub use admission::Rate;
+use admission::{Admission, AdmissionConfig, Refusal, Source, Ticket};
+
 use crate::TopLevel;
 use crate::dispatch::Dispatcher;
 use crate::handshake::{
-    AllowAll, AuthRequest, Authenticator, Hello, PROTOCOL_VERSION, SharedAuthenticator, Welcome,
-    mismatched,
+    AllowAll, AuthRequest, Authenticator, Hello, PROTOCOL_VERSION, ReadError, SharedAuthenticator,
+    Untrusted, Welcome, mismatched, read_whole, validate_device_id,
 };
 use crate::session::{
     self, CloseReason, Established, PRINCIPAL, SendError, Session, SessionConfig, codes,
@@ -33,7 +44,26 @@ use crate::transport::{
     Endpoint, FrameSink, FrameStream, Incoming, ListenOptions, Listener, TransportError,
     TransportInfo,
 };
-use crate::wire::{ControlOp, ErrorBody, Frame, FrameHeader, FrameKind};
+use crate::wire::{ControlOp, ErrorBody, Frame, FrameHeader, FrameKind, Reassembler};
+
+/// What the server does when a device id that has a live session connects
+/// again.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DuplicateIds {
+    /// The newer session wins: the older one is closed with code 12
+    /// (`DEVICE_ID_IN_USE`). A device that rebooted or lost its link gets
+    /// back in at once, without waiting for the old session's keep-alive to
+    /// expire (MQTT's choice).
+    #[default]
+    ReplaceOlder,
+    /// The newer connection is refused with code 12 while the older session
+    /// lives.
+    RefuseNewer,
+}
+
+/// The largest hello a server accepts by default, in bytes.
+pub const DEFAULT_MAX_HANDSHAKE_FRAME: usize = 8 * 1024;
 
 /// Why a server could not start.
 #[non_exhaustive]
@@ -68,6 +98,9 @@ pub struct ServerBuilder {
     on_open: Option<OpenHook>,
     on_close: Option<CloseHook>,
     options: ListenOptions,
+    admission: AdmissionConfig,
+    max_handshake_frame: usize,
+    duplicates: DuplicateIds,
 }
 
 impl fmt::Debug for ServerBuilder {
@@ -131,10 +164,59 @@ impl ServerBuilder {
         self
     }
 
-    /// Connections open at once (handshaking or established); beyond it new
-    /// connections are refused with a `close` frame (code 8).
+    /// Sessions (authenticated connections) at once, 10,000 by default;
+    /// beyond it an authenticated newcomer is refused with a `close` frame
+    /// (code 8). Connections still in their handshake do not count: see
+    /// [`ServerBuilder::max_unauthenticated`].
     pub fn max_connections(mut self, n: usize) -> Self {
         self.max_connections = n;
+        self
+    }
+
+    /// Connections that have not completed their handshake, in all (2,048 by
+    /// default). When a newcomer finds them all taken, the oldest is shed:
+    /// closed with code 8, never an authenticated session.
+    pub fn max_unauthenticated(mut self, n: usize) -> Self {
+        self.admission.max_pending = n.max(1);
+        self
+    }
+
+    /// Connections that have not completed their handshake from one source
+    /// address (an IPv4 address or an IPv6 /64), 64 by default; beyond it the
+    /// oldest of that address is shed.
+    pub fn max_unauthenticated_per_address(mut self, n: usize) -> Self {
+        self.admission.max_pending_per_address = n.max(1);
+        self
+    }
+
+    /// Connections (pending and established) from one source address;
+    /// beyond it a newcomer is refused with code 8. Unlimited by default,
+    /// because whole fleets may share one address behind carrier NAT.
+    pub fn max_connections_per_address(mut self, n: Option<usize>) -> Self {
+        self.admission.max_connections_per_address = n;
+        self
+    }
+
+    /// New connections per second from one source address (a token bucket:
+    /// `burst` at once, then `per_second`); beyond it a newcomer is closed at
+    /// once, without a handshake. 50 per second with bursts of 100 by
+    /// default; `None` turns the limit off.
+    pub fn handshake_rate(mut self, rate: Option<Rate>) -> Self {
+        self.admission.handshake_rate = rate;
+        self
+    }
+
+    /// The largest frame (and the largest hello, joined from fragments)
+    /// accepted before a connection has authenticated; 8 KiB by default. The
+    /// hello lists every message type's fingerprint (about 10 bytes each).
+    pub fn max_handshake_frame(mut self, bytes: usize) -> Self {
+        self.max_handshake_frame = bytes.max(16);
+        self
+    }
+
+    /// What to do when a device id with a live session connects again.
+    pub fn duplicate_ids(mut self, policy: DuplicateIds) -> Self {
+        self.duplicates = policy;
         self
     }
 
@@ -207,6 +289,10 @@ impl ServerBuilder {
             types: self.types,
             on_open: self.on_open,
             on_close: self.on_close,
+            admission: Admission::new(self.admission),
+            refusals: Arc::new(Semaphore::new(64)),
+            max_handshake_frame: self.max_handshake_frame,
+            duplicates: self.duplicates,
         });
         for l in listeners {
             let inner2 = inner.clone();
@@ -227,9 +313,16 @@ struct Counters {
     accepted: AtomicU64,
     refused: AtomicU64,
     handshake_failures: AtomicU64,
+    replaced: AtomicU64,
 }
 
 struct Inner {
+    admission: Arc<Admission>,
+    /// Refusals being written at once (each costs a task and a write); beyond
+    /// it refused connections are closed without a reason.
+    refusals: Arc<Semaphore>,
+    max_handshake_frame: usize,
+    duplicates: DuplicateIds,
     urls: Vec<String>,
     registry: Registry,
     shutdown: CancellationToken,
@@ -254,12 +347,22 @@ struct Inner {
 pub struct ServerStats {
     /// Connections accepted under the limit.
     pub accepted: u64,
-    /// Connections refused by the connection limit.
+    /// Authenticated connections refused by the session limit.
     pub refused: u64,
     /// Connections closed before completing the handshake.
     pub handshake_failures: u64,
     /// Sessions established right now.
     pub sessions: usize,
+    /// Connections in their handshake right now.
+    pub unauthenticated: usize,
+    /// Unauthenticated connections shed to make room for newer ones.
+    pub shed: u64,
+    /// Connections refused because their address opened too many too fast.
+    pub rate_limited: u64,
+    /// Connections refused because their address has too many open.
+    pub refused_per_address: u64,
+    /// Sessions closed because their device id connected again.
+    pub replaced: u64,
 }
 
 /// What a broadcast reached.
@@ -312,6 +415,9 @@ impl Server {
             on_open: None,
             on_close: None,
             options: ListenOptions::default(),
+            admission: AdmissionConfig::default(),
+            max_handshake_frame: DEFAULT_MAX_HANDSHAKE_FRAME,
+            duplicates: DuplicateIds::default(),
         }
     }
 
@@ -351,11 +457,17 @@ impl Server {
     /// Counters.
     pub fn stats(&self) -> ServerStats {
         let c = &self.inner.stats;
+        let a = self.inner.admission.stats();
         ServerStats {
             accepted: c.accepted.load(Ordering::Relaxed),
             refused: c.refused.load(Ordering::Relaxed),
             handshake_failures: c.handshake_failures.load(Ordering::Relaxed),
             sessions: self.session_count(),
+            unauthenticated: a.pending,
+            shed: a.shed,
+            rate_limited: a.refused_rate,
+            refused_per_address: a.refused_address,
+            replaced: c.replaced.load(Ordering::Relaxed),
         }
     }
 
@@ -427,17 +539,26 @@ async fn accept_loop(inner: Arc<Inner>, mut listener: Listener) {
                 continue;
             }
         };
-        match inner.limit.clone().try_acquire_owned() {
-            Ok(permit) => {
+        match inner.admission.admit(Source::of_peer(incoming.peer())) {
+            Ok(ticket) => {
                 inner.stats.accepted.fetch_add(1, Ordering::Relaxed);
                 let inner2 = inner.clone();
-                inner.tracker.spawn(connection(inner2, incoming, permit));
+                inner.tracker.spawn(connection(inner2, incoming, ticket));
             }
-            Err(_) => {
-                inner.stats.refused.fetch_add(1, Ordering::Relaxed);
-                tracing::info!(peer = incoming.peer(), "connection refused: limit reached");
-                let message = format!("connection limit of {} reached", inner.max_connections);
-                inner.tracker.spawn(refuse(incoming, message));
+            Err(Refusal::Rate) => {
+                // Closed at once: a flood must not cost a task or a write.
+                tracing::debug!(peer = incoming.peer(), "connection refused: address over its handshake rate");
+                drop(incoming);
+            }
+            Err(Refusal::PerAddress(max)) => {
+                tracing::info!(peer = incoming.peer(), "connection refused: {max} connections from this address");
+                let message = format!("{max} connections from this address are open");
+                if let Ok(permit) = inner.refusals.clone().try_acquire_owned() {
+                    inner.tracker.spawn(async move {
+                        refuse(incoming, message).await;
+                        drop(permit);
+                    });
+                }
             }
         }
     }
@@ -471,24 +592,71 @@ struct Handshaken {
     principal: Option<String>,
 }
 
-async fn connection(inner: Arc<Inner>, incoming: Incoming, _permit: OwnedSemaphorePermit) {
+async fn connection(inner: Arc<Inner>, incoming: Incoming, mut ticket: Ticket) {
     let peer = incoming.peer().to_owned();
     let deadline = Instant::now() + inner.handshake_timeout;
     let result = tokio::select! {
         _ = inner.shutdown.cancelled() => return,
-        r = handshake(&inner, incoming, deadline) => r,
+        r = handshake(&inner, incoming, deadline, &ticket) => r,
     };
-    let h = match result {
+    let mut h = match result {
         Ok(h) => h,
         Err(reason) => {
             inner
                 .stats
                 .handshake_failures
                 .fetch_add(1, Ordering::Relaxed);
-            tracing::info!(%peer, %reason, "handshake failed");
+            tracing::info!(%peer, reason = %Untrusted(&reason), "handshake failed");
             return;
         }
     };
+    // Authenticated: no longer pending, and now it takes a session's place.
+    ticket.established();
+    let Ok(_permit) = inner.limit.clone().try_acquire_owned() else {
+        inner.stats.refused.fetch_add(1, Ordering::Relaxed);
+        let message = format!("session limit of {} reached", inner.max_connections);
+        tracing::info!(%peer, "session refused: {message}");
+        refuse_with(&mut h.tx, codes::RESOURCE_EXHAUSTED, &message).await;
+        return;
+    };
+    let id = h.est.id;
+    let device = h.est.device_id.clone();
+    // One session per device id; the policy decides which one stays. The
+    // device map is updated first (under its lock, so that two connections
+    // of one id cannot both win), the session map once the session exists.
+    let older = {
+        let mut by_device = write(&inner.registry.by_device);
+        let older = by_device
+            .get(&device)
+            .and_then(|old| read(&inner.registry.by_id).get(old).cloned())
+            .filter(|s| !s.is_closed());
+        let refuse = older.is_some() && inner.duplicates == DuplicateIds::RefuseNewer;
+        if !refuse {
+            by_device.insert(device.clone(), id);
+        }
+        older.map(|s| (s, refuse))
+    };
+    let older = match older {
+        Some((_, true)) => {
+            let message = format!("device id {device} is already connected");
+            tracing::info!(%peer, device = %Untrusted(&device), "session refused: device id in use");
+            refuse_with(&mut h.tx, codes::DEVICE_ID_IN_USE, &message).await;
+            return;
+        }
+        Some((s, false)) => Some(s),
+        None => None,
+    };
+    if let Some(old) = older {
+        inner.stats.replaced.fetch_add(1, Ordering::Relaxed);
+        tracing::info!(device = %Untrusted(&device), old = old.id(), new = id, %peer, "device connected again: older session replaced");
+        let message = format!("replaced by a newer session of device {device} (session {id})");
+        tokio::spawn(async move {
+            old.close_with(codes::DEVICE_ID_IN_USE, message).await;
+        });
+    }
+    if let Some(limit) = &h.info.receive_limit {
+        limit.set(inner.config.max_frame);
+    }
     let principal = h.principal;
     let (session, run) = session::start(h.est, h.rx, h.tx, h.info, inner.dispatcher.clone(), |s| {
         if let Some(p) = principal {
@@ -500,12 +668,11 @@ async fn connection(inner: Arc<Inner>, incoming: Incoming, _permit: OwnedSemapho
     // the client's `connect` returns, the server already lists the session.
     if let Err(e) = session.try_enqueue(h.welcome) {
         tracing::info!(%peer, error = %e, "welcome not queued");
+        forget_device(&inner, &device, id);
         return;
     }
-    let id = session.id();
     write(&inner.registry.by_id).insert(id, session.clone());
-    write(&inner.registry.by_device).insert(session.device_id().to_owned(), id);
-    tracing::debug!(session = id, device = session.device_id(), %peer, "session open");
+    tracing::debug!(session = id, device = %Untrusted(&device), %peer, "session open");
     if let Some(hook) = &inner.on_open {
         hook(&session);
     }
@@ -520,15 +687,26 @@ async fn connection(inner: Arc<Inner>, incoming: Incoming, _permit: OwnedSemapho
     };
     let (reason, ()) = tokio::join!(run, late_shutdown);
     write(&inner.registry.by_id).remove(&id);
-    {
-        let mut by_device = write(&inner.registry.by_device);
-        if by_device.get(session.device_id()) == Some(&id) {
-            by_device.remove(session.device_id());
-        }
-    }
-    tracing::info!(session = id, device = session.device_id(), %peer, %reason, "session closed");
+    forget_device(&inner, &device, id);
+    tracing::info!(
+        session = id,
+        device = %Untrusted(&device),
+        %peer,
+        by = ?reason.by,
+        code = reason.code,
+        reason = %Untrusted(&reason.message),
+        "session closed"
+    );
     if let Some(hook) = &inner.on_close {
         hook(&session, &reason);
+    }
+}
+
+/// Removes a device's entry if it still names this session.
+fn forget_device(inner: &Inner, device: &str, id: u64) {
+    let mut by_device = write(&inner.registry.by_device);
+    if by_device.get(device) == Some(&id) {
+        by_device.remove(device);
     }
 }
 
@@ -545,21 +723,47 @@ async fn handshake(
     inner: &Inner,
     incoming: Incoming,
     deadline: Instant,
+    ticket: &Ticket,
 ) -> Result<Handshaken, String> {
-    let transport = match tokio::time::timeout_at(deadline, incoming.upgrade()).await {
-        Ok(Ok(t)) => t,
-        Ok(Err(e)) => return Err(e.to_string()),
-        Err(_) => return Err("transport handshake not completed in time".into()),
+    let transport = tokio::select! {
+        () = ticket.shed() => return Err("shed during the transport handshake".into()),
+        r = tokio::time::timeout_at(deadline, incoming.upgrade()) => match r {
+            Ok(Ok(t)) => t,
+            Ok(Err(e)) => return Err(e.to_string()),
+            Err(_) => return Err("transport handshake not completed in time".into()),
+        },
     };
     let (mut rx, mut tx, info) = transport.split();
-    let first = match tokio::time::timeout_at(deadline, rx.next()).await {
-        Ok(Some(Ok(f))) => f,
-        Ok(Some(Err(e))) => return Err(e.to_string()),
-        Ok(None) => return Err("connection ended before hello".into()),
-        Err(_) => {
-            let msg = format!("no hello within {:?}", inner.handshake_timeout);
-            return Err(refuse_with(&mut tx, codes::DEADLINE_EXCEEDED, &msg).await);
+    // Until it has authenticated, a peer may send small frames only.
+    if let Some(limit) = &info.receive_limit {
+        limit.set(inner.max_handshake_frame);
+    }
+    let mut joiner = Reassembler::new(inner.max_handshake_frame);
+    let first = tokio::select! {
+        () = ticket.shed() => {
+            let msg = "too many connections are waiting for their handshake; this one waited longest";
+            return Err(refuse_with(&mut tx, codes::RESOURCE_EXHAUSTED, msg).await);
         }
+        r = tokio::time::timeout_at(deadline, read_whole(&mut rx, &mut joiner)) => match r {
+            Ok(Ok(Some(f))) => f,
+            Ok(Err(ReadError::Transport(e))) => {
+                let msg = format!("before hello: {e}");
+                let code = match e {
+                    TransportError::Malformed { .. } => codes::MALFORMED,
+                    _ => return Err(msg),
+                };
+                return Err(refuse_with(&mut tx, code, &msg).await);
+            }
+            Ok(Err(ReadError::Fragment(e))) => {
+                let msg = format!("hello: {e}");
+                return Err(refuse_with(&mut tx, codes::MALFORMED, &msg).await);
+            }
+            Ok(Ok(None)) => return Err("connection ended before hello".into()),
+            Err(_) => {
+                let msg = format!("no hello within {:?}", inner.handshake_timeout);
+                return Err(refuse_with(&mut tx, codes::DEADLINE_EXCEEDED, &msg).await);
+            }
+        },
     };
     if first.header.kind != FrameKind::Control(ControlOp::Hello) {
         let msg = format!("expected a hello frame, got {}", first.header.kind.name());
@@ -578,6 +782,12 @@ async fn handshake(
             hello.version
         );
         return Err(refuse_with(&mut tx, codes::VERSION_MISMATCH, &msg).await);
+    }
+    if !hello.device_id.is_empty()
+        && let Err(e) = validate_device_id(&hello.device_id)
+    {
+        let msg = format!("invalid device id: {e}");
+        return Err(refuse_with(&mut tx, codes::MALFORMED, &msg).await);
     }
     let request = AuthRequest {
         credentials: &hello.credentials,
@@ -604,9 +814,13 @@ async fn handshake(
         .device_id
         .or_else(|| (!hello.device_id.is_empty()).then(|| hello.device_id.clone()))
         .unwrap_or_else(|| format!("device-{id}"));
+    if let Err(e) = validate_device_id(&device_id) {
+        let msg = format!("the authenticator assigned an invalid device id: {e}");
+        return Err(refuse_with(&mut tx, codes::UNAUTHENTICATED, &msg).await);
+    }
     let refused = mismatched(&inner.types, &hello.types);
     for (type_id, name) in &refused {
-        tracing::warn!(session = id, device = %device_id, %name, type_id, "message refused: fingerprint mismatch");
+        tracing::warn!(session = id, device = %Untrusted(&device_id), %name, type_id, "message refused: fingerprint mismatch");
     }
     let welcome = Welcome {
         version: PROTOCOL_VERSION,
