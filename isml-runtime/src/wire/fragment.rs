@@ -106,7 +106,8 @@ pub struct Reassembler {
 }
 
 impl Reassembler {
-    /// A reassembler that refuses joined messages longer than `max_message` bytes.
+    /// A reassembler that refuses messages (whole or joined) whose payload is
+    /// longer than `max_message` bytes.
     pub fn new(max_message: usize) -> Self {
         Reassembler {
             max_message,
@@ -136,7 +137,8 @@ impl Reassembler {
     }
 
     /// Takes one received frame. Complete frames with a different key from the
-    /// message in progress pass through untouched (and without a copy).
+    /// message in progress pass through untouched (and without a copy), once
+    /// their size is checked.
     pub fn push(&mut self, frame: Frame) -> Result<Assembled, FragmentError> {
         let Frame { header, payload } = frame;
         match &mut self.open {
@@ -164,7 +166,15 @@ impl Reassembler {
                 open: *open,
                 got: header,
             }),
-            Some(_) => Ok(Assembled::Complete(Frame { header, payload })),
+            Some(_) => {
+                if payload.len() > self.max_message {
+                    return Err(FragmentError::TooLarge {
+                        len: payload.len(),
+                        max: self.max_message,
+                    });
+                }
+                Ok(Assembled::Complete(Frame { header, payload }))
+            }
             None if header.more => {
                 if payload.len() > self.max_message {
                     return Err(FragmentError::TooLarge {
