@@ -1,4 +1,4 @@
-//! Fragmentation (wire format §2.3): splitting a large message into frames
+//! Fragmentation (wire format §2.6): splitting a large message into frames
 //! with the MORE flag, and joining them again on receipt, within a byte limit.
 //!
 //! The rules this module enforces, stated in full in `docs/wire-format.md`:
@@ -97,7 +97,7 @@ pub enum Assembled {
     Pending,
 }
 
-/// Joins fragmented messages (wire format §2.3) for one direction of one
+/// Joins fragmented messages (wire format §2.6) for one direction of one
 /// connection, holding at most `max_message` bytes.
 #[derive(Debug)]
 pub struct Reassembler {
