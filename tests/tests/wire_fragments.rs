@@ -9,9 +9,10 @@
 //! the message still in progress at the end of the stream, which is
 //! *truncated*) must be the vector's.
 //!
-//! The vectors with an `ambiguity` field depend on a reading of §2.6 the
-//! document leaves open; they are checked by a test of their own so that a
-//! disagreement there is told apart from one on the rules the document states.
+//! A vector with an `ambiguity` field depends on a reading of §2.6 the
+//! document leaves open; its failure message quotes the reading taken, so
+//! that a disagreement there is told apart from one on the rules the document
+//! states. No vector has one since §2.6 was clarified.
 
 use bytes::BytesMut;
 use isml_runtime::wire::{
@@ -111,7 +112,7 @@ fn expected_outcome(v: &Value, frames: &[Frame]) -> Result<Outcome, String> {
             .collect::<Result<Vec<usize>, String>>()?;
         let (&first, &at) = parts.first().zip(parts.last()).ok_or("empty `fragments`")?;
         let frame = frame_of(m)?;
-        // The vector is self-consistent (§2.6 rule 3): the message is its
+        // The vector is self-consistent (§2.6 rule 4): the message is its
         // fragments joined, under the first one's header with MORE cleared.
         let mut joined = Vec::new();
         for &i in &parts {
@@ -280,17 +281,13 @@ fn check_vector(v: &Value) -> Check {
     Err(diff.join("; "))
 }
 
-/// Runs the vectors with (`contested`) or without an `ambiguity` field; fails
-/// with every failing vector, expected against got.
-fn run(contested: bool) -> usize {
+/// Runs every vector; fails with every failing vector, expected against got.
+fn run() -> usize {
     let file = load(FILE).unwrap_or_else(|e| panic!("{e}"));
     let mut ran = 0;
     let mut failures = Vec::new();
     for (i, v) in file.vectors.iter().enumerate() {
         let ambiguity = v.get("ambiguity").and_then(Value::as_str);
-        if ambiguity.is_some() != contested {
-            continue;
-        }
         ran += 1;
         if let Err(e) = check_vector(v) {
             let mut line = format!("  #{i} {}: {e}", v["description"].as_str().unwrap_or("?"));
@@ -303,15 +300,10 @@ fn run(contested: bool) -> usize {
     println!("{}: {ran} vectors", file.path.display());
     assert!(
         failures.is_empty(),
-        "{FILE}: the Reassembler disagrees with {} of {ran} vectors{} \
+        "{FILE}: the Reassembler disagrees with {} of {ran} vectors \
          (the vectors come from the document, not from the Rust code; which side changes is \
          for the wire-format owner to decide):\n{}",
         failures.len(),
-        if contested {
-            " that depend on a reading of §2.6 the document leaves open"
-        } else {
-            ""
-        },
         failures.join("\n")
     );
     ran
@@ -319,18 +311,12 @@ fn run(contested: bool) -> usize {
 
 #[test]
 fn fragment_vectors() {
-    assert!(run(false) > 0);
-}
-
-/// The vectors whose outcome rests on a reading of §2.6 that the document
-/// does not state (listed in `tests/vectors/README.md`).
-#[test]
-fn fragment_vectors_contested_readings() {
-    assert!(run(true) > 0);
+    assert!(run() > 0);
 }
 
 /// The file covers what §2.6 is about: every error, and a message of at least
-/// two fragments of every frame kind (the 3-bit kind of §2.1).
+/// two fragments of every frame kind and every link opcode (part of the key,
+/// rule 1).
 #[test]
 fn fragment_file_covers_the_rules() {
     let file = load(FILE).unwrap();
@@ -364,7 +350,10 @@ fn fragment_file_covers_the_rules() {
         "stream-end",
         "cancel",
         "ack",
+        "hello",
+        "welcome",
         "ping",
+        "pong",
         "close",
     ] {
         assert!(

@@ -351,7 +351,9 @@ MAX_MESSAGE = 1 << 20  # §2.6 rule 6: 1 MiB by default in the reference runtime
 class FragmentError(Exception):
     """A §2.6 violation.  `frame` is the index of the frame at which it is
     found (for *truncated*, the number of frames: the end of the stream);
-    `open` is the index of the first fragment of the message being joined."""
+    `open` is the index of the first frame of the message concerned: the
+    message being joined, or for *too large* the refused message itself (the
+    frame's own index when it is a whole message, rule 6)."""
 
     def __init__(self, name: str, frame: int, open_: int, length: int | None = None):
         assert name in FRAGMENT_ERRORS, name
@@ -368,20 +370,22 @@ class FragmentError(Exception):
         return e
 
 
-def frame_key(h: dict) -> tuple[int, int, int]:
+def frame_key(h: dict) -> tuple[tuple[int, int], int, int]:
     """§2.6 rule 1: the key is (kind, type id, correlation id), "the fields a
-    kind does not carry count as 0".  `kind` is the 3-bit frame kind of §2.1
-    (bits 4-6, the `kind` column of §2.2), so every link frame has the key
-    (7, 0, 0) whatever its opcode.  This is the literal reading; the document
-    does not say whether the link opcode is part of the key (see README)."""
+    kind does not carry count as 0"; for link frames (kind 7) the opcode is
+    part of the kind, so an ack, a ping and a pong have different keys.  The
+    kind is written here as (3-bit kind of §2.1, link opcode or 0)."""
     name = h["kind"]
-    k = 7 if name in LINK_OPCODES else KINDS[name]
-    return (k, h.get("type_id") or 0, h.get("correlation") or 0)
+    kind = (7, LINK_OPCODES[name]) if name in LINK_OPCODES else (KINDS[name], 0)
+    return (kind, h.get("type_id") or 0, h.get("correlation") or 0)
 
 
 class Reassembler:
     """§2.6 for one direction of one connection: at most one fragmented
-    message in progress; complete frames with another key pass through."""
+    message in progress; complete frames with another key are whole messages,
+    delivered when they arrive.  Sequence numbers are not looked at (rule 5).
+    Every message, whole or joined, is bounded by `max_message` payload bytes
+    (rule 6)."""
 
     def __init__(self, max_message: int = MAX_MESSAGE):
         self.max_message = max_message
@@ -394,8 +398,9 @@ class Reassembler:
         if self.open is not None:
             first, fh = self.open
             if frame_key(h) == frame_key(fh):
-                # Rule 1: same key, a fragment of the message in progress (the
-                # last one when MORE is clear).  Rule 6: bounded before buffering.
+                # Rule 2: same key, a fragment of the message in progress (the
+                # last one when MORE is clear).  Rule 6: bounded before
+                # buffering, the last fragment included.
                 n = len(self.buf) + len(payload)
                 if n > self.max_message:
                     raise FragmentError("too_large", index, first, n)
@@ -403,22 +408,31 @@ class Reassembler:
                 self.parts.append(index)
                 if h["more"]:
                     return None
-                # Rule 3 and 4: the first fragment's header (and SEQ), MORE cleared.
+                # Rules 4 and 5: the first fragment's header (and its SEQ, or
+                # none), MORE cleared; delivered when the last fragment arrives.
                 msg = {"header": dict(fh, more=False), "payload": bytes(self.buf).hex(),
                        "fragments": self.parts}
                 self.open, self.parts, self.buf = None, [], bytearray()
                 return msg
             if h["more"]:
-                # Rule 2: a second fragmented message while one is in progress.
+                # Rule 3: a second fragmented message while one is in progress,
+                # whatever its size (checked before the size).
                 raise FragmentError("interleaved", index, first)
-            # Rule 2: a complete frame with another key passes through.
-            return {"header": h, "payload": payload.hex(), "fragments": [index]}
+            # Rule 3: a complete frame with another key is a whole message,
+            # delivered now; the message in progress stays open.
+            return self._whole(index, h, payload)
         if h["more"]:
-            # Rule 1: the first fragment.  Rule 6 applies to it as well.
+            # Rule 2: the first fragment.  Rule 6 applies to it as well.
             if len(payload) > self.max_message:
                 raise FragmentError("too_large", index, index, len(payload))
             self.open, self.parts, self.buf = (index, h), [index], bytearray(payload)
             return None
+        return self._whole(index, h, payload)
+
+    def _whole(self, index: int, h: dict, payload: bytes) -> dict:
+        """A frame that is a message by itself.  Rule 6 bounds it too."""
+        if len(payload) > self.max_message:
+            raise FragmentError("too_large", index, index, len(payload))
         return {"header": h, "payload": payload.hex(), "fragments": [index]}
 
     def finish(self, n_frames: int) -> None:
@@ -1858,18 +1872,11 @@ def gen_fingerprints():
 
 FRAG_VECTORS = []
 
-# Vectors whose outcome depends on a reading of §2.6 that the document leaves
-# open.  The most literal reading is used; the README lists these questions.
-LINK_KEY = ("§2.6 rule 1 says the key is (kind, type id, correlation id) and does not say whether "
-            "the link opcode counts: read literally, `kind` is the 3-bit kind of §2.1, so all link "
-            "frames (ack, hello, welcome, ping, pong, close) share the key (7, 0, 0)")
-WHOLE_LIMIT = ("§2.6 rule 6 bounds the *joined* payload by the maximum message size and does not say "
-               "whether a frame that is not a fragment is bounded too: read literally, it is not (only "
-               "the per-frame limit of §7 applies)")
-MIXED_SEQ = ("§2.6 rule 4 says every fragment carries its own sequence number when the connection uses "
-             "them and the joined message carries the first fragment's, but not what a receiver does "
-             "when only some fragments carry one: read literally, SEQ is not part of the key and is not "
-             "checked, and the joined message carries the first fragment's (none)")
+# A vector whose outcome depends on a reading of §2.6 that the document leaves
+# open carries an `ambiguity` string saying which reading was taken (fvec's
+# `ambiguity` argument).  Since the clarification of §2.6 (link-frame keys
+# include the opcode, every message is bounded, interleaving is checked before
+# size, reassembly ignores SEQ) no vector needs one.
 
 
 def fr(kind: str, payload=b"", t: int | None = None, c: int | None = None,
@@ -1956,8 +1963,12 @@ def gen_fragments():
          split("ack", uvarint(300), [1, 1]), 1)
     fvec("hello (link opcode 1), three fragments",
          split("hello", pat(11, 0x61), [4, 4, 3]), 1)
+    fvec("welcome (link opcode 2), two fragments",
+         split("welcome", pat(6, 0x71), [3, 3]), 1)
     fvec("ping (link opcode 3) de ad be ef, two fragments: delivered as one ping",
          split("ping", H("deadbeef"), [2, 2]), 1)
+    fvec("pong (link opcode 4) de ad be ef, two fragments: delivered as one pong",
+         split("pong", H("deadbeef"), [1, 3]), 1)
     close_body = encode_error_body(9, "bye")
     fvec("close (link opcode 5) with an error body, three fragments",
          split("close", close_body, [1, 2, len(close_body) - 3]), 1)
@@ -1967,8 +1978,12 @@ def gen_fragments():
          split("one-way", pat(9), [3, 3, 3], t=3, seqs=[5, 6, 7]), 1)
     fvec("request with type id 2^32-1, correlation id 2^64-1, SEQ 2^64-2 and 2^64-1: the joined message carries 2^64-2",
          split("request", pat(4), [2, 2], t=U32_MAX, c=U64_MAX, seqs=[U64_MAX - 1, U64_MAX]), 1)
-    fvec("SEQ on the second and third fragments only: the joined message has no sequence number",
-         split("one-way", pat(6), [2, 2, 2], t=3, seqs=[None, 8, 9]), 1, ambiguity=MIXED_SEQ)
+    fvec("SEQ on the second and third fragments only: reassembly does not look at SEQ, the joined message has the first fragment's (none)",
+         split("one-way", pat(6), [2, 2, 2], t=3, seqs=[None, 8, 9]), 1)
+    fvec("SEQ on the first fragment only (4): the joined message carries 4",
+         split("one-way", pat(6), [2, 2, 2], t=3, seqs=[4, None, None]), 1)
+    fvec("SEQ not increasing (9, 2, 9): reassembly does not look at SEQ, the joined message carries 9",
+         split("one-way", pat(6), [2, 2, 2], t=3, seqs=[9, 2, 9]), 1)
     fvec("fragments with SEQ 10 and 13, complete frames with SEQ 11 and 12 between them",
          [fr("one-way", pat(4), 3, seq=10, more=True),
           fr("response", "00", 4, 7, seq=11),
@@ -1997,6 +2012,13 @@ def gen_fragments():
           fr("stream-end", c=1), fr("stream-item", pat(2, 3), 5, 1)], 3)
     fvec("a one-way between the fragments of a ping (link message in progress)",
          [fr("ping", "01", more=True), fr("one-way", "02", 1), fr("ping", "03")], 2)
+    fvec("a complete pong between the fragments of a ping: the opcode is part of the key, the pong is delivered when it arrives",
+         [fr("ping", "0102", more=True), fr("pong", "0304"), fr("ping", "05")], 2)
+    fvec("ack, hello, welcome, pong and close (complete) between the fragments of a ping: five other keys",
+         [fr("ping", "01", more=True), fr("ack", uvarint(7)), fr("hello", "aa"), fr("welcome", "bb"),
+          fr("pong", "01"), fr("close", encode_error_body(0, "")), fr("ping", "02")], 6)
+    fvec("a complete ping between the fragments of a pong passes through",
+         [fr("pong", "01", more=True), fr("ping", "02"), fr("pong", "03")], 2)
     fvec("maximum 16: a complete frame of 16 bytes between fragments of 8 + 8 is not counted in the joined size",
          [fr("one-way", pat(8), 3, more=True), fr("one-way", pat(16), 4), fr("one-way", pat(8, 9), 3)], 2,
          max_message=16)
@@ -2019,6 +2041,13 @@ def gen_fragments():
          [fr("request", pat(2), 20, 1, more=True), fr("response", pat(2), 20, 1, more=True)], 0, ("interleaved", 1))
     fvec("interleaved: a ping with MORE while a one-way is in progress",
          [fr("one-way", pat(2), 3, more=True), fr("ping", "01", more=True)], 0, ("interleaved", 1))
+    fvec("interleaved: an ack with MORE while a close is in progress (the opcode is part of the key)",
+         [fr("close", "09", more=True), fr("ack", "03", more=True), fr("close", "00")], 0, ("interleaved", 1))
+    fvec("interleaved: a pong with MORE while a ping is in progress",
+         [fr("ping", "0102", more=True), fr("pong", "0102", more=True)], 0, ("interleaved", 1))
+    fvec("maximum 16: a frame with MORE, another key and 17 bytes while a message is in progress is interleaved, not too large",
+         [fr("one-way", pat(8), 3, more=True), fr("one-way", pat(17), 4, more=True)], 0, ("interleaved", 1),
+         max_message=16)
     fvec("interleaved after whole and joined messages; the frames after the error are not read",
          [fr("one-way", "01", 3), fr("one-way", "02", 5, more=True), fr("one-way", "03", 5),
           fr("request", pat(2), 20, 1, more=True), fr("ping", "04"), fr("one-way", "05", 1),
@@ -2035,8 +2064,16 @@ def gen_fragments():
          split("one-way", pat(17), [6, 5, 6], t=3), 0, ("too_large", 2), max_message=16)
     fvec("maximum 16: 10 + 7 bytes, refused at the second fragment (MORE set)",
          split("one-way", pat(20), [10, 7, 3], t=3), 0, ("too_large", 1), max_message=16)
-    fvec("maximum 16: a whole (unfragmented) frame of 17 bytes is not a joined message and is delivered",
-         [fr("one-way", pat(17), 3)], 1, max_message=16, ambiguity=WHOLE_LIMIT)
+    fvec("maximum 16: a whole (unfragmented) frame of 17 bytes is too large",
+         [fr("one-way", pat(17), 3)], 0, ("too_large", 0), max_message=16)
+    fvec("maximum 16: whole frames of exactly 16 payload bytes are accepted, the header is not counted",
+         [fr("one-way", pat(16), 3),
+          fr("request", pat(16, 0x20), U32_MAX, U64_MAX, seq=U64_MAX)], 2, max_message=16)
+    fvec("maximum 16: a whole frame of 17 bytes with another key between fragments is too large (after a whole frame of 16 was delivered)",
+         [fr("one-way", pat(8), 3, more=True), fr("one-way", pat(16), 4), fr("ping", pat(17)),
+          fr("one-way", pat(8, 9), 3)], 1, ("too_large", 2), max_message=16)
+    fvec("maximum 16: a whole ping of 17 bytes is too large (link frames are bounded too)",
+         [fr("ping", pat(17))], 0, ("too_large", 0), max_message=16)
 
     # --- truncated --------------------------------------------------------------------
     fvec("truncated: the stream ends after a first fragment",
@@ -2046,17 +2083,13 @@ def gen_fragments():
           fr("response", "00", 4, 7)], 2, ("truncated", 4))
     fvec("truncated: a joined message, then the stream ends inside the next one",
          split("one-way", pat(4), [2, 2], t=3) + [fr("one-way", pat(2), 3, more=True)], 1, ("truncated", 3))
-
-    # --- the key of link frames (see LINK_KEY) ---------------------------------------------
-    fvec("a ping in progress, then a complete pong: same key (7, 0, 0), so the pong ends the ping",
-         [fr("ping", "0102", more=True), fr("pong", "0304")], 1, ambiguity=LINK_KEY)
-    fvec("a close in progress, then an ack with MORE: same key (7, 0, 0), a further fragment, not interleaved",
-         [fr("close", "09", more=True), fr("ack", "03", more=True), fr("close", "00")], 1, ambiguity=LINK_KEY)
+    fvec("truncated: a ping in progress and a complete pong (another key) do not end it",
+         [fr("ping", "0102", more=True), fr("pong", "0304")], 1, ("truncated", 2))
 
 
 def check_fragment_vector(v: dict) -> None:
     """The stream bytes are the frames (§3), and the frames reassemble to the
-    messages and error given; every message is its fragments joined (rule 3)."""
+    messages and error given; every message is its fragments joined (rule 4)."""
     data = bytes.fromhex(v["hex"])
     assert decode_stream(data) == v["frames"], v["description"]
     frames = v["frames"]
