@@ -10,6 +10,11 @@ and compared with its value, and every invalid vector is decoded and must fail
 with the named error; any mismatch aborts with an AssertionError.
 
     python3 tests/vectors/reference/isml_wire.py > tests/vectors/wire-v1.json
+
+With `--fragments` it prints the fragment-reassembly vectors (§2.6,
+tests/vectors/fragments-v1.json) instead, after the same kind of self-check:
+
+    python3 tests/vectors/reference/isml_wire.py --fragments > tests/vectors/fragments-v1.json
 """
 
 from __future__ import annotations
@@ -314,6 +319,142 @@ def decode_stream_frame(buf: bytes, max_frame: int = MAX_STREAM_FRAME) -> dict:
     if r.remaining():
         raise WireError("content_length", r.pos, "bytes after the frame")
     return {"header": h, "payload": payload.hex()}
+
+
+def decode_stream(buf: bytes, max_frame: int = MAX_STREAM_FRAME) -> list[dict]:
+    """§3 applied to a whole byte stream: every frame, in order.  The stream
+    must end on a frame boundary."""
+    r = Reader(buf)
+    frames = []
+    while r.remaining():
+        at = r.pos
+        L = r.uvarint()
+        if L + 1 > max_frame:
+            raise WireError("frame_too_large", at, f"{L + 1} > {max_frame}")
+        if L + 1 > r.remaining():
+            raise WireError("unexpected_end", r.pos, "frame incomplete")
+        fr = Reader(buf, r.pos, r.pos + L + 1)
+        h = decode_header(fr)
+        frames.append({"header": h, "payload": buf[fr.pos:fr.end].hex()})
+        r.pos = fr.end
+    return frames
+
+
+# ---------------------------------------------------------------------------
+# §2.6 Fragments: reassembly on receipt
+# ---------------------------------------------------------------------------
+
+FRAGMENT_ERRORS = {"interleaved", "too_large", "truncated"}
+MAX_MESSAGE = 1 << 20  # §2.6 rule 6: 1 MiB by default in the reference runtime
+
+
+class FragmentError(Exception):
+    """A §2.6 violation.  `frame` is the index of the frame at which it is
+    found (for *truncated*, the number of frames: the end of the stream);
+    `open` is the index of the first frame of the message concerned: the
+    message being joined, or for *too large* the refused message itself (the
+    frame's own index when it is a whole message, rule 6)."""
+
+    def __init__(self, name: str, frame: int, open_: int, length: int | None = None):
+        assert name in FRAGMENT_ERRORS, name
+        self.name = name
+        self.frame = frame
+        self.open = open_
+        self.length = length
+        super().__init__(f"{name} at frame {frame} (message opened at frame {open_})")
+
+    def to_json(self) -> dict:
+        e = {"kind": self.name, "frame": self.frame, "open": self.open}
+        if self.length is not None:
+            e["len"] = self.length
+        return e
+
+
+def frame_key(h: dict) -> tuple[tuple[int, int], int, int]:
+    """§2.6 rule 1: the key is (kind, type id, correlation id), "the fields a
+    kind does not carry count as 0"; for link frames (kind 7) the opcode is
+    part of the kind, so an ack, a ping and a pong have different keys.  The
+    kind is written here as (3-bit kind of §2.1, link opcode or 0)."""
+    name = h["kind"]
+    kind = (7, LINK_OPCODES[name]) if name in LINK_OPCODES else (KINDS[name], 0)
+    return (kind, h.get("type_id") or 0, h.get("correlation") or 0)
+
+
+class Reassembler:
+    """§2.6 for one direction of one connection: at most one fragmented
+    message in progress; complete frames with another key are whole messages,
+    delivered when they arrive.  Sequence numbers are not looked at (rule 5).
+    Every message, whole or joined, is bounded by `max_message` payload bytes
+    (rule 6)."""
+
+    def __init__(self, max_message: int = MAX_MESSAGE):
+        self.max_message = max_message
+        self.open: tuple[int, dict] | None = None  # (index, header) of the first fragment
+        self.parts: list[int] = []
+        self.buf = bytearray()
+
+    def push(self, index: int, h: dict, payload: bytes) -> dict | None:
+        """Takes frame number `index`; returns the message it completes, if any."""
+        if self.open is not None:
+            first, fh = self.open
+            if frame_key(h) == frame_key(fh):
+                # Rule 2: same key, a fragment of the message in progress (the
+                # last one when MORE is clear).  Rule 6: bounded before
+                # buffering, the last fragment included.
+                n = len(self.buf) + len(payload)
+                if n > self.max_message:
+                    raise FragmentError("too_large", index, first, n)
+                self.buf += payload
+                self.parts.append(index)
+                if h["more"]:
+                    return None
+                # Rules 4 and 5: the first fragment's header (and its SEQ, or
+                # none), MORE cleared; delivered when the last fragment arrives.
+                msg = {"header": dict(fh, more=False), "payload": bytes(self.buf).hex(),
+                       "fragments": self.parts}
+                self.open, self.parts, self.buf = None, [], bytearray()
+                return msg
+            if h["more"]:
+                # Rule 3: a second fragmented message while one is in progress,
+                # whatever its size (checked before the size).
+                raise FragmentError("interleaved", index, first)
+            # Rule 3: a complete frame with another key is a whole message,
+            # delivered now; the message in progress stays open.
+            return self._whole(index, h, payload)
+        if h["more"]:
+            # Rule 2: the first fragment.  Rule 6 applies to it as well.
+            if len(payload) > self.max_message:
+                raise FragmentError("too_large", index, index, len(payload))
+            self.open, self.parts, self.buf = (index, h), [index], bytearray(payload)
+            return None
+        return self._whole(index, h, payload)
+
+    def _whole(self, index: int, h: dict, payload: bytes) -> dict:
+        """A frame that is a message by itself.  Rule 6 bounds it too."""
+        if len(payload) > self.max_message:
+            raise FragmentError("too_large", index, index, len(payload))
+        return {"header": h, "payload": payload.hex(), "fragments": [index]}
+
+    def finish(self, n_frames: int) -> None:
+        """Rule 7: the stream ended after `n_frames` frames."""
+        if self.open is not None:
+            raise FragmentError("truncated", n_frames, self.open[0])
+
+
+def reassemble(frames: list[dict], max_message: int) -> tuple[list[dict], dict | None]:
+    """Feeds frames in order; stops at the first error (the connection is
+    closed, §2.6).  Returns the messages delivered and the error, if any."""
+    r = Reassembler(max_message)
+    out = []
+    try:
+        for i, f in enumerate(frames):
+            m = r.push(i, f["header"], bytes.fromhex(f["payload"]))
+            if m is not None:
+                out.append(m)
+        r.finish(len(frames))
+    except FragmentError as e:
+        return out, e.to_json()
+    return out, None
 
 
 # ---------------------------------------------------------------------------
@@ -1726,6 +1867,261 @@ def gen_fingerprints():
 
 
 # ---------------------------------------------------------------------------
+# Fragment vectors (tests/vectors/fragments-v1.json, run with --fragments)
+# ---------------------------------------------------------------------------
+
+FRAG_VECTORS = []
+
+# A vector whose outcome depends on a reading of §2.6 that the document leaves
+# open carries an `ambiguity` string saying which reading was taken (fvec's
+# `ambiguity` argument).  Since the clarification of §2.6 (link-frame keys
+# include the opcode, every message is bounded, interleaving is checked before
+# size, reassembly ignores SEQ) no vector needs one.
+
+
+def fr(kind: str, payload=b"", t: int | None = None, c: int | None = None,
+       seq: int | None = None, more: bool = False) -> dict:
+    """One frame of a fragment vector: header JSON and payload hex."""
+    if isinstance(payload, str):
+        payload = H(payload)
+    return {"header": header(kind, t, c, seq, more), "payload": payload.hex()}
+
+
+def pat(n: int, start: int = 1) -> bytes:
+    return bytes((start + i) % 256 for i in range(n))
+
+
+def split(kind: str, payload: bytes, sizes: list[int], t: int | None = None,
+          c: int | None = None, seqs: list | None = None) -> list[dict]:
+    """`payload` cut into pieces of `sizes`; every piece but the last has MORE."""
+    assert sum(sizes) == len(payload), (sizes, len(payload))
+    out, pos = [], 0
+    for i, n in enumerate(sizes):
+        seq = seqs[i] if seqs else None
+        out.append(fr(kind, payload[pos:pos + n], t, c, seq, more=i < len(sizes) - 1))
+        pos += n
+    return out
+
+
+def fvec(description: str, frames: list[dict], messages: int, error: tuple | None = None,
+         max_message: int = MAX_MESSAGE, ambiguity: str | None = None) -> None:
+    """Adds a vector; `messages` (how many are delivered) and `error` ((kind,
+    frame index) or None) state what the description intends, and are checked
+    against the reassembler before the vector is written."""
+    hex_ = b"".join(encode_stream_frame(f["header"], bytes.fromhex(f["payload"])) for f in frames).hex()
+    msgs, err = reassemble(frames, max_message)
+    assert len(msgs) == messages, (description, msgs)
+    assert (err["kind"], err["frame"]) == error if error else err is None, (description, err)
+    v = {"description": description, "max_message": max_message, "frames": frames, "hex": hex_,
+         "messages": msgs}
+    if err is not None:
+        v["error"] = err
+    if ambiguity is not None:
+        v["ambiguity"] = ambiguity
+    FRAG_VECTORS.append(v)
+
+
+def gen_fragments():
+    # --- joining: two and many fragments --------------------------------------------
+    fvec("spec §2.6 example: request type 20, correlation 1, payload 01 02 03 as two fragments",
+         [fr("request", "0102", 20, 1, more=True), fr("request", "03", 20, 1)], 1)
+    fvec("one-way type 3, two fragments of 6 and 4 bytes",
+         split("one-way", pat(10), [6, 4], t=3), 1)
+    fvec("one-way type 300 (varint type id), five fragments of 4 bytes",
+         split("one-way", pat(20, 0x40), [4] * 5, t=300), 1)
+    fvec("50 fragments of 0 to 4 bytes (one-way type 7)",
+         split("one-way", pat(100, 0x80), [i % 5 for i in range(50)], t=7), 1)
+    fvec("a fragment of 200 bytes (2-byte length prefix) then one of 3 bytes (request type 16, correlation 128)",
+         split("request", pat(203, 0x10), [200, 3], t=16, c=128), 1)
+
+    # --- empty fragments --------------------------------------------------------------
+    fvec("empty first fragment",
+         split("one-way", pat(5), [0, 5], t=2), 1)
+    fvec("empty last fragment (MORE clear, no payload)",
+         split("one-way", pat(5), [5, 0], t=2), 1)
+    fvec("empty fragments in the middle",
+         split("one-way", pat(6), [2, 0, 0, 4, 0, 0], t=2), 1)
+    fvec("every fragment empty: the joined message has an empty payload",
+         split("response", b"", [0, 0, 0], t=9, c=3), 1)
+
+    # --- every kind -------------------------------------------------------------------
+    fvec("response type 4, correlation 7, three fragments",
+         split("response", pat(12, 0xa0), [5, 5, 2], t=4, c=7), 1)
+    err_body = encode_error_body(1003, "the handler ran out of buffer space")
+    fvec("error response, correlation 300: error body cut inside its code varint and inside its string",
+         split("error", err_body, [1, 10, len(err_body) - 11], c=300), 1)
+    fvec("stream item type 5, correlation 1, two fragments",
+         split("stream-item", pat(7, 0x30), [4, 3], t=5, c=1), 1)
+    end_body = encode_error_body(9, "shutting down")
+    fvec("stream end with an error body, correlation 1, two fragments",
+         split("stream-end", end_body, [3, len(end_body) - 3], c=1), 1)
+    fvec("stream end without a body, correlation 2, as two empty fragments",
+         split("stream-end", b"", [0, 0], c=2), 1)
+    fvec("cancel, correlation 9, as two empty fragments",
+         split("cancel", b"", [0, 0], c=9), 1)
+    fvec("ack (link opcode 0) n = 300: uvarint ac 02 cut in two",
+         split("ack", uvarint(300), [1, 1]), 1)
+    fvec("hello (link opcode 1), three fragments",
+         split("hello", pat(11, 0x61), [4, 4, 3]), 1)
+    fvec("welcome (link opcode 2), two fragments",
+         split("welcome", pat(6, 0x71), [3, 3]), 1)
+    fvec("ping (link opcode 3) de ad be ef, two fragments: delivered as one ping",
+         split("ping", H("deadbeef"), [2, 2]), 1)
+    fvec("pong (link opcode 4) de ad be ef, two fragments: delivered as one pong",
+         split("pong", H("deadbeef"), [1, 3]), 1)
+    close_body = encode_error_body(9, "bye")
+    fvec("close (link opcode 5) with an error body, three fragments",
+         split("close", close_body, [1, 2, len(close_body) - 3]), 1)
+
+    # --- SEQ --------------------------------------------------------------------------
+    fvec("SEQ on every fragment (5, 6, 7): the joined message carries 5",
+         split("one-way", pat(9), [3, 3, 3], t=3, seqs=[5, 6, 7]), 1)
+    fvec("request with type id 2^32-1, correlation id 2^64-1, SEQ 2^64-2 and 2^64-1: the joined message carries 2^64-2",
+         split("request", pat(4), [2, 2], t=U32_MAX, c=U64_MAX, seqs=[U64_MAX - 1, U64_MAX]), 1)
+    fvec("SEQ on the second and third fragments only: reassembly does not look at SEQ, the joined message has the first fragment's (none)",
+         split("one-way", pat(6), [2, 2, 2], t=3, seqs=[None, 8, 9]), 1)
+    fvec("SEQ on the first fragment only (4): the joined message carries 4",
+         split("one-way", pat(6), [2, 2, 2], t=3, seqs=[4, None, None]), 1)
+    fvec("SEQ not increasing (9, 2, 9): reassembly does not look at SEQ, the joined message carries 9",
+         split("one-way", pat(6), [2, 2, 2], t=3, seqs=[9, 2, 9]), 1)
+    fvec("fragments with SEQ 10 and 13, complete frames with SEQ 11 and 12 between them",
+         [fr("one-way", pat(4), 3, seq=10, more=True),
+          fr("response", "00", 4, 7, seq=11),
+          fr("ping", "01", seq=12),
+          fr("one-way", pat(4, 5), 3, seq=13)], 3)
+
+    # --- complete frames with other keys between fragments --------------------------------
+    fvec("a one-way of another type id between two fragments",
+         [fr("one-way", pat(3), 3, more=True), fr("one-way", "aa", 4), fr("one-way", pat(3, 4), 3)], 2)
+    fvec("a ping and a response between the fragments of a request",
+         [fr("request", pat(4), 20, 1, more=True),
+          fr("ping", "0102"),
+          fr("request", pat(4, 5), 20, 1, more=True),
+          fr("response", "01022a", 4, 7),
+          fr("request", pat(2, 9), 20, 1)], 3)
+    fvec("ack, pong and cancel between the fragments of a one-way",
+         [fr("one-way", pat(2), 6, more=True), fr("ack", uvarint(4)), fr("pong", "0102"),
+          fr("cancel", c=5), fr("one-way", pat(2, 3), 6)], 4)
+    fvec("a response with the type id and correlation id of the request in progress passes through (the kind differs)",
+         [fr("request", pat(3), 20, 1, more=True), fr("response", "ff", 20, 1), fr("request", pat(3, 4), 20, 1)], 2)
+    fvec("stream items of another type id, and of another correlation id, pass through",
+         [fr("stream-item", pat(2), 5, 1, more=True), fr("stream-item", "aa", 6, 1),
+          fr("stream-item", "bb", 5, 2), fr("stream-item", pat(2, 3), 5, 1)], 3)
+    fvec("an error response and a stream end with the correlation id of the stream item in progress pass through",
+         [fr("stream-item", pat(2), 5, 1, more=True), fr("error", encode_error_body(2, "x"), c=1),
+          fr("stream-end", c=1), fr("stream-item", pat(2, 3), 5, 1)], 3)
+    fvec("a one-way between the fragments of a ping (link message in progress)",
+         [fr("ping", "01", more=True), fr("one-way", "02", 1), fr("ping", "03")], 2)
+    fvec("a complete pong between the fragments of a ping: the opcode is part of the key, the pong is delivered when it arrives",
+         [fr("ping", "0102", more=True), fr("pong", "0304"), fr("ping", "05")], 2)
+    fvec("ack, hello, welcome, pong and close (complete) between the fragments of a ping: five other keys",
+         [fr("ping", "01", more=True), fr("ack", uvarint(7)), fr("hello", "aa"), fr("welcome", "bb"),
+          fr("pong", "01"), fr("close", encode_error_body(0, "")), fr("ping", "02")], 6)
+    fvec("a complete ping between the fragments of a pong passes through",
+         [fr("pong", "01", more=True), fr("ping", "02"), fr("pong", "03")], 2)
+    fvec("maximum 16: a complete frame of 16 bytes between fragments of 8 + 8 is not counted in the joined size",
+         [fr("one-way", pat(8), 3, more=True), fr("one-way", pat(16), 4), fr("one-way", pat(8, 9), 3)], 2,
+         max_message=16)
+
+    # --- same-key final frame; sequences of messages ---------------------------------------
+    fvec("a complete frame with the key of the message in progress is its last fragment; the next one is a whole message",
+         [fr("request", pat(2), 20, 1, more=True), fr("one-way", "05", 5), fr("request", "0304", 20, 1),
+          fr("request", "0506", 20, 1)], 3)
+    fvec("two fragmented messages one after the other, with the same key",
+         split("request", pat(4), [2, 2], t=20, c=1) + split("request", pat(5, 9), [1, 4], t=20, c=1), 2)
+    fvec("a fragmented one-way followed by a fragmented ping",
+         split("one-way", pat(4), [2, 2], t=3) + split("ping", pat(3, 7), [1, 1, 1]), 2)
+
+    # --- interleaved fragments ----------------------------------------------------------
+    fvec("interleaved: a one-way of another type id with MORE while one is in progress",
+         [fr("one-way", pat(2), 3, more=True), fr("one-way", pat(2), 4, more=True)], 0, ("interleaved", 1))
+    fvec("interleaved: a request with another correlation id with MORE",
+         [fr("request", pat(2), 20, 1, more=True), fr("request", pat(2), 20, 2, more=True)], 0, ("interleaved", 1))
+    fvec("interleaved: a response with the request's type id and correlation id, with MORE",
+         [fr("request", pat(2), 20, 1, more=True), fr("response", pat(2), 20, 1, more=True)], 0, ("interleaved", 1))
+    fvec("interleaved: a ping with MORE while a one-way is in progress",
+         [fr("one-way", pat(2), 3, more=True), fr("ping", "01", more=True)], 0, ("interleaved", 1))
+    fvec("interleaved: an ack with MORE while a close is in progress (the opcode is part of the key)",
+         [fr("close", "09", more=True), fr("ack", "03", more=True), fr("close", "00")], 0, ("interleaved", 1))
+    fvec("interleaved: a pong with MORE while a ping is in progress",
+         [fr("ping", "0102", more=True), fr("pong", "0102", more=True)], 0, ("interleaved", 1))
+    fvec("maximum 16: a frame with MORE, another key and 17 bytes while a message is in progress is interleaved, not too large",
+         [fr("one-way", pat(8), 3, more=True), fr("one-way", pat(17), 4, more=True)], 0, ("interleaved", 1),
+         max_message=16)
+    fvec("interleaved after whole and joined messages; the frames after the error are not read",
+         [fr("one-way", "01", 3), fr("one-way", "02", 5, more=True), fr("one-way", "03", 5),
+          fr("request", pat(2), 20, 1, more=True), fr("ping", "04"), fr("one-way", "05", 1),
+          fr("one-way", "06", 2, more=True), fr("request", pat(2, 3), 20, 1)], 4, ("interleaved", 6))
+
+    # --- maximum message size ---------------------------------------------------------
+    fvec("maximum 16: a first fragment of exactly 16 bytes, then an empty last fragment",
+         split("one-way", pat(16), [16, 0], t=3), 1, max_message=16)
+    fvec("maximum 16: a first fragment of 17 bytes is refused before it is buffered",
+         split("one-way", pat(17), [17, 0], t=3), 0, ("too_large", 0), max_message=16)
+    fvec("maximum 16: 6 + 5 + 5 bytes joined to exactly 16",
+         split("one-way", pat(16), [6, 5, 5], t=3), 1, max_message=16)
+    fvec("maximum 16: 6 + 5 + 6 bytes, refused at the last fragment",
+         split("one-way", pat(17), [6, 5, 6], t=3), 0, ("too_large", 2), max_message=16)
+    fvec("maximum 16: 10 + 7 bytes, refused at the second fragment (MORE set)",
+         split("one-way", pat(20), [10, 7, 3], t=3), 0, ("too_large", 1), max_message=16)
+    fvec("maximum 16: a whole (unfragmented) frame of 17 bytes is too large",
+         [fr("one-way", pat(17), 3)], 0, ("too_large", 0), max_message=16)
+    fvec("maximum 16: whole frames of exactly 16 payload bytes are accepted, the header is not counted",
+         [fr("one-way", pat(16), 3),
+          fr("request", pat(16, 0x20), U32_MAX, U64_MAX, seq=U64_MAX)], 2, max_message=16)
+    fvec("maximum 16: a whole frame of 17 bytes with another key between fragments is too large (after a whole frame of 16 was delivered)",
+         [fr("one-way", pat(8), 3, more=True), fr("one-way", pat(16), 4), fr("ping", pat(17)),
+          fr("one-way", pat(8, 9), 3)], 1, ("too_large", 2), max_message=16)
+    fvec("maximum 16: a whole ping of 17 bytes is too large (link frames are bounded too)",
+         [fr("ping", pat(17))], 0, ("too_large", 0), max_message=16)
+
+    # --- truncated --------------------------------------------------------------------
+    fvec("truncated: the stream ends after a first fragment",
+         [fr("request", pat(3), 20, 1, more=True)], 0, ("truncated", 1))
+    fvec("truncated: complete frames between the fragments are delivered, the partial message is not",
+         [fr("one-way", pat(2), 3, more=True), fr("ping", "01"), fr("one-way", pat(2), 3, more=True),
+          fr("response", "00", 4, 7)], 2, ("truncated", 4))
+    fvec("truncated: a joined message, then the stream ends inside the next one",
+         split("one-way", pat(4), [2, 2], t=3) + [fr("one-way", pat(2), 3, more=True)], 1, ("truncated", 3))
+    fvec("truncated: a ping in progress and a complete pong (another key) do not end it",
+         [fr("ping", "0102", more=True), fr("pong", "0304")], 1, ("truncated", 2))
+
+
+def check_fragment_vector(v: dict) -> None:
+    """The stream bytes are the frames (§3), and the frames reassemble to the
+    messages and error given; every message is its fragments joined (rule 4)."""
+    data = bytes.fromhex(v["hex"])
+    assert decode_stream(data) == v["frames"], v["description"]
+    frames = v["frames"]
+    msgs, err = reassemble(frames, v["max_message"])
+    assert msgs == v["messages"] and err == v.get("error"), v["description"]
+    for m in msgs:
+        parts = [frames[i] for i in m["fragments"]]
+        assert m["header"] == dict(parts[0]["header"], more=False)
+        assert m["payload"] == "".join(p["payload"] for p in parts)
+        assert all(frame_key(p["header"]) == frame_key(parts[0]["header"]) for p in parts)
+        assert [p["header"]["more"] for p in parts] == [True] * (len(parts) - 1) + [False]
+    if err is not None:
+        assert err["kind"] in FRAGMENT_ERRORS
+        assert err["open"] <= err["frame"] <= len(frames)
+
+
+def main_fragments():
+    assert encode_stream_frame(header("request", 20, 1, more=True), H("0102")) == H("05 90 02 14 01 01 02")
+    assert encode_stream_frame(header("request", 20, 1), H("03")) == H("03 10 14 01 03")
+    gen_fragments()
+    for v in FRAG_VECTORS:
+        try:
+            check_fragment_vector(v)
+        except Exception:
+            print(f"self-check failed: {json.dumps(v)[:400]}", file=sys.stderr)
+            raise
+    assert {v["error"]["kind"] for v in FRAG_VECTORS if "error" in v} == FRAGMENT_ERRORS
+    out = {"version": 1, "vectors": FRAG_VECTORS}
+    sys.stdout.write(json.dumps(out, indent=1, ensure_ascii=False, allow_nan=False) + "\n")
+
+
+# ---------------------------------------------------------------------------
 # Self-check
 # ---------------------------------------------------------------------------
 
@@ -1863,4 +2259,10 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    args = sys.argv[1:]
+    if args == ["--fragments"]:
+        main_fragments()
+    elif not args:
+        main()
+    else:
+        sys.exit(f"usage: {sys.argv[0]} [--fragments]")
