@@ -187,6 +187,8 @@ impl ClientBuilder {
         self
     }
 
+    crate::session::budget_setters!();
+
     /// Time allowed for the transport and isml handshakes.
     pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
         self.handshake_timeout = timeout;

@@ -163,7 +163,10 @@ impl Decoder for StreamCodec {
         match self.decode(src)? {
             Some(frame) => Ok(Some(frame)),
             None if src.is_empty() && self.decoder.pending_len().is_none() => Ok(None),
-            None => Err(FrameError::Decode(truncated(src, self.decoder.pending_len()))),
+            None => Err(FrameError::Decode(truncated(
+                src,
+                self.decoder.pending_len(),
+            ))),
         }
     }
 }
@@ -173,7 +176,9 @@ impl Decoder for StreamCodec {
 fn truncated(src: &BytesMut, body: Option<usize>) -> DecodeError {
     let needed = match (body, varint::get(src, 0)) {
         (Some(len), _) => len.saturating_sub(src.len()),
-        (None, Ok((len, n))) => (len as usize).saturating_add(1 + n).saturating_sub(src.len()),
+        (None, Ok((len, n))) => (len as usize)
+            .saturating_add(1 + n)
+            .saturating_sub(src.len()),
         (None, Err(_)) => 1,
     }
     .max(1);

@@ -520,7 +520,13 @@ mod tests {
             Err(InvalidDeviceId::TooLong { len: 129 })
         );
         assert_eq!(validate_device_id(""), Err(InvalidDeviceId::Empty));
-        for (bad, at) in [("a\0b", 1), ("ab\n", 2), ("\u{1b}[2J", 0), ("a\u{202e}b", 1), ("x\u{feff}", 1)] {
+        for (bad, at) in [
+            ("a\0b", 1),
+            ("ab\n", 2),
+            ("\u{1b}[2J", 0),
+            ("a\u{202e}b", 1),
+            ("x\u{feff}", 1),
+        ] {
             assert!(
                 matches!(validate_device_id(bad), Err(InvalidDeviceId::NotPrintable { at: a, .. }) if a == at),
                 "{bad:?}"

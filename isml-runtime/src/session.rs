@@ -40,7 +40,7 @@ use crate::TopLevel;
 use crate::dispatch::{Context, Dispatcher, HandlerError};
 use crate::transport::{FrameSink, FrameStream, TransportError, TransportInfo};
 use crate::wire::{
-    Assembled, ControlOp, DecodeError, EncodeError, ErrorBody, FragmentError, Frame, Fragmenter,
+    Assembled, ControlOp, DecodeError, EncodeError, ErrorBody, FragmentError, Fragmenter, Frame,
     FrameHeader, FrameKind, Limits, Reassembler,
 };
 
@@ -134,6 +134,56 @@ impl Default for SessionConfig {
         }
     }
 }
+
+/// The setters of the session budgets, shared by the server's and the
+/// client's builders (both hold a `config: SessionConfig`).
+macro_rules! budget_setters {
+    () => {
+        /// Bytes the outbound queue of each session holds (1 MiB by default).
+        pub fn outbound_bytes(mut self, bytes: usize) -> Self {
+            self.config.outbound_bytes = bytes.max(1);
+            self
+        }
+
+        /// Bytes of replies, pongs and error responses a session queues for a
+        /// peer that is not reading, beyond the outbound queue, before it stops
+        /// reading from it (1 MiB by default).
+        pub fn reply_bytes(mut self, bytes: usize) -> Self {
+            self.config.reply_bytes = bytes.max(1);
+            self
+        }
+
+        /// Incoming requests handled at once per session (256 by default);
+        /// beyond it the session stops reading.
+        pub fn max_inflight(mut self, requests: usize) -> Self {
+            self.config.max_inflight = requests.max(1);
+            self
+        }
+
+        /// Bytes of request payloads handled at once per session (4 MiB by
+        /// default); beyond it the session stops reading.
+        pub fn inflight_bytes(mut self, bytes: usize) -> Self {
+            self.config.inflight_bytes = bytes.max(1);
+            self
+        }
+
+        /// Largest message received, whole or joined from fragments (1 MiB by
+        /// default); a larger one closes the session with code 8.
+        pub fn max_message(mut self, bytes: usize) -> Self {
+            self.config.max_message = bytes.max(1);
+            self
+        }
+
+        /// Messages whose payload is larger are sent in fragments of this size
+        /// (64 KiB by default; `None`: never, and no message may exceed the
+        /// frame limit).
+        pub fn fragment_size(mut self, bytes: Option<usize>) -> Self {
+            self.config.fragment_size = bytes.map(|n| n.max(1));
+            self
+        }
+    };
+}
+pub(crate) use budget_setters;
 
 /// Who ended a session.
 #[non_exhaustive]
@@ -1384,7 +1434,8 @@ impl Writer {
         shared: &Shared,
     ) -> Poll<Result<(), TransportError>> {
         for _ in 0..PUMP_ROUNDS {
-            if self.queue.is_empty() && !self.close_sent
+            if self.queue.is_empty()
+                && !self.close_sent
                 && let Poll::Ready(bytes) = shared.out.poll_take(cx, &mut self.queue)
             {
                 self.queued_bytes += bytes;
@@ -1484,7 +1535,17 @@ async fn run(session: Session, dispatcher: Arc<Dispatcher>) -> CloseReason {
             r = poll_fn(|cx| writer().poll_pump(cx, &shared)), if !writer().broken => {
                 break writer().stopped(r, &shared);
             }
-            item = poll_fn(|cx| reader().poll_task(cx, true, &shared)), if writer().may_read(capacity, write_budget) => {
+            // Not reading while the write queue is over its budget. The
+            // condition is checked on every poll (not once, as a branch
+            // precondition would be): when the pump above has written enough
+            // in the same poll, reading resumes at once.
+            item = poll_fn(|cx| {
+                if writer().may_read(capacity, write_budget) {
+                    reader().poll_task(cx, true, &shared)
+                } else {
+                    Poll::Pending
+                }
+            }) => {
                 let mut item = item;
                 let mut burst = 0;
                 loop {

@@ -157,6 +157,8 @@ impl ServerBuilder {
         self
     }
 
+    crate::session::budget_setters!();
+
     /// Largest frame accepted or sent.
     pub fn max_frame(mut self, bytes: usize) -> Self {
         self.config.max_frame = bytes.max(1);
@@ -547,11 +549,17 @@ async fn accept_loop(inner: Arc<Inner>, mut listener: Listener) {
             }
             Err(Refusal::Rate) => {
                 // Closed at once: a flood must not cost a task or a write.
-                tracing::debug!(peer = incoming.peer(), "connection refused: address over its handshake rate");
+                tracing::debug!(
+                    peer = incoming.peer(),
+                    "connection refused: address over its handshake rate"
+                );
                 drop(incoming);
             }
             Err(Refusal::PerAddress(max)) => {
-                tracing::info!(peer = incoming.peer(), "connection refused: {max} connections from this address");
+                tracing::info!(
+                    peer = incoming.peer(),
+                    "connection refused: {max} connections from this address"
+                );
                 let message = format!("{max} connections from this address are open");
                 if let Ok(permit) = inner.refusals.clone().try_acquire_owned() {
                     inner.tracker.spawn(async move {

@@ -13,9 +13,9 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tokio_tungstenite::tungstenite::http::StatusCode;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use super::{Counted, Transport, TransportError, TransportInfo, WireCounters};
 use crate::codec::FrameLimit;
@@ -54,9 +54,10 @@ pub(crate) async fn connect(
         counters: counters.clone(),
     };
     let config = ws_config(max_frame);
-    let (ws, _) = tokio_tungstenite::client_async_with_config(format!("ws://{addr}{path}"), io, Some(config))
-        .await
-        .map_err(|e| ws_error(addr, e))?;
+    let (ws, _) =
+        tokio_tungstenite::client_async_with_config(format!("ws://{addr}{path}"), io, Some(config))
+            .await
+            .map_err(|e| ws_error(addr, e))?;
     Ok(transport(ws, addr.to_owned(), counters, max_frame))
 }
 
