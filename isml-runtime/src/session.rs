@@ -1990,6 +1990,105 @@ mod tests {
         (session, notes, pongs, extra)
     }
 
+    fn sized(h: FrameHeader, n: usize) -> Frame {
+        Frame::new(h, Bytes::from(vec![0u8; n]))
+    }
+
+    #[test]
+    fn the_outbox_counts_bytes_exactly() {
+        let out = Outbox::new(4, 100);
+        // Frames of 30 bytes: a one-byte header and 29 of payload.
+        let f = || sized(FrameHeader::one_way(1), 29);
+        assert_eq!(f().len(), 30);
+        for _ in 0..3 {
+            assert!(out.try_send(f()).is_ok());
+        }
+        // 90 bytes taken; a fourth would make 120 of 100.
+        assert!(matches!(out.try_send(f()), Err(TryPush::Full)));
+        // A frame of exactly the 10 bytes left fits.
+        assert!(out.try_send(sized(FrameHeader::one_way(1), 9)).is_ok());
+        assert!(matches!(
+            out.try_send(sized(FrameHeader::one_way(1), 0)),
+            Err(TryPush::Full)
+        ));
+        let mut q = VecDeque::new();
+        assert_eq!(out.take(&mut q), Poll::Ready(100));
+        assert_eq!(q.len(), 4);
+        assert_eq!(out.bytes.available_permits(), 100);
+        assert_eq!(out.room.available_permits(), 4);
+        // One frame larger than the whole budget passes when the queue is
+        // empty, and then nothing else does.
+        assert!(out.try_send(sized(FrameHeader::one_way(1), 5000)).is_ok());
+        assert!(matches!(
+            out.try_send(sized(FrameHeader::one_way(1), 0)),
+            Err(TryPush::Full)
+        ));
+        q.clear();
+        assert_eq!(out.take(&mut q), Poll::Ready(5001));
+        assert_eq!(out.bytes.available_permits(), 100);
+        // Frames pushed without room never raise the budget above its size.
+        out.push(sized(FrameHeader::control(ControlOp::Close), 10));
+        assert_eq!(out.take(&mut q), Poll::Ready(11));
+        assert_eq!(out.bytes.available_permits(), 100);
+        assert_eq!(out.room.available_permits(), 4);
+        out.close();
+        assert!(matches!(out.try_send(f()), Err(TryPush::Closed)));
+    }
+
+    fn writer(fragment_size: Option<usize>) -> Writer {
+        let sink = futures_util::sink::drain().sink_map_err(|never| match never {});
+        let config = SessionConfig {
+            fragment_size,
+            ..SessionConfig::default()
+        };
+        Writer::new(Box::pin(sink), &config)
+    }
+
+    #[test]
+    fn the_write_queue_stops_reading_at_its_byte_budget() {
+        let mut w = writer(None);
+        w.push(sized(FrameHeader::one_way(1), 98));
+        assert_eq!(w.queued_bytes, 99);
+        assert!(w.may_read(10, 100));
+        w.push(sized(FrameHeader::one_way(1), 0));
+        assert_eq!(w.queued_bytes, 100);
+        assert!(!w.may_read(10, 100));
+        assert!(w.may_read(10, 101));
+        // The frame count stays a limit beside the bytes.
+        assert!(!w.may_read(1, 1000));
+        w.next_frame();
+        assert_eq!(w.queued_bytes, 1);
+        assert!(w.may_read(10, 100));
+    }
+
+    #[test]
+    fn fragments_take_turns_with_frames_of_other_keys() {
+        let mut w = writer(Some(4));
+        let big = FrameHeader::one_way(1);
+        w.push(sized(big, 10));
+        w.push(sized(FrameHeader::one_way(2), 2));
+        w.push(sized(FrameHeader::one_way(1), 2)); // same key: waits
+        w.push(sized(FrameHeader::one_way(3), 2));
+        assert_eq!(w.queued_bytes, 11 + 3 * 3);
+        let mut order = Vec::new();
+        while let Some(f) = w.next_frame() {
+            order.push((f.header.type_id, f.header.more, f.payload.len()));
+        }
+        assert_eq!(
+            order,
+            vec![
+                (1, true, 4),
+                (2, false, 2),
+                (1, true, 4),
+                (1, false, 2),
+                (1, false, 2),
+                (3, false, 2),
+            ]
+        );
+        assert_eq!(w.queued_bytes, 0);
+        assert!(w.is_idle());
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn frames_before_a_lone_requests_reply_are_dispatched_before_it_in_order() {
         let (session, notes, pongs, _extra) = session_with_peer(None);

@@ -48,11 +48,11 @@ impl Default for AdmissionConfig {
     fn default() -> Self {
         AdmissionConfig {
             max_pending: 2048,
-            max_pending_per_address: 64,
+            max_pending_per_address: 16,
             max_connections_per_address: None,
             handshake_rate: Some(Rate {
-                per_second: 50,
-                burst: 100,
+                per_second: 20,
+                burst: 40,
             }),
         }
     }

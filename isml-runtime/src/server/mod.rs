@@ -184,7 +184,7 @@ impl ServerBuilder {
     }
 
     /// Connections that have not completed their handshake from one source
-    /// address (an IPv4 address or an IPv6 /64), 64 by default; beyond it the
+    /// address (an IPv4 address or an IPv6 /64), 16 by default; beyond it the
     /// oldest of that address is shed.
     pub fn max_unauthenticated_per_address(mut self, n: usize) -> Self {
         self.admission.max_pending_per_address = n.max(1);
@@ -201,7 +201,7 @@ impl ServerBuilder {
 
     /// New connections per second from one source address (a token bucket:
     /// `burst` at once, then `per_second`); beyond it a newcomer is closed at
-    /// once, without a handshake. 50 per second with bursts of 100 by
+    /// once, without a handshake. 20 per second with bursts of 40 by
     /// default; `None` turns the limit off.
     pub fn handshake_rate(mut self, rate: Option<Rate>) -> Self {
         self.admission.handshake_rate = rate;

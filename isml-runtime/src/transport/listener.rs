@@ -218,11 +218,33 @@ impl Listener {
     }
 }
 
+/// Connections the kernel completes and queues before the accept loop takes
+/// them. A long queue lets a burst of connections (a fleet coming back, or
+/// a flood the admission rules are shedding) wait instead of having their
+/// handshake packets dropped, which would cost a device a 1 s retransmission.
+#[cfg(feature = "tcp")]
+const BACKLOG: u32 = 4096;
+
 #[cfg(feature = "tcp")]
 async fn bind_tcp(addr: &str) -> Result<tokio::net::TcpListener, TransportError> {
-    tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|e| TransportError::io(format!("binding {addr}"), e))
+    let err = |e| TransportError::io(format!("binding {addr}"), e);
+    let mut last = None;
+    for a in tokio::net::lookup_host(addr).await.map_err(err)? {
+        let socket = match a {
+            std::net::SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4(),
+            std::net::SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6(),
+        }
+        .map_err(err)?;
+        #[cfg(unix)]
+        socket.set_reuseaddr(true).map_err(err)?;
+        match socket.bind(a).and_then(|()| socket.listen(BACKLOG)) {
+            Ok(l) => return Ok(l),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(err(last.unwrap_or_else(|| {
+        std::io::Error::new(std::io::ErrorKind::InvalidInput, "no address to bind")
+    })))
 }
 
 #[cfg(feature = "tcp")]

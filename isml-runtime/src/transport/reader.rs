@@ -62,7 +62,10 @@ impl<R: AsyncRead + Unpin, D: Decoder> FrameReader<R, D> {
             return Poll::Ready(Ok(got.len()));
         }
         let len = self.buf.len();
-        if self.buf.capacity() - len < FIRST_READ {
+        // Grow only when full: the decoder has already reserved what the
+        // frame being received needs, so a peer that sends most of a frame
+        // and stops holds one frame's worth, not twice that.
+        if self.buf.capacity() == len {
             self.buf.reserve(READ_SIZE.max(len));
         }
         // Safe code cannot read into uninitialised capacity: zero the room

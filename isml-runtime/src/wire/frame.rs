@@ -107,7 +107,14 @@ impl StreamDecoder {
                 }
                 let len = l as usize + 1;
                 src.advance(n);
-                src.reserve(len.saturating_sub(src.len()));
+                if src.capacity() < len {
+                    // Room for exactly this frame: `reserve` would double
+                    // the buffer, so a peer that sends most of a frame and
+                    // stops would hold twice what it sent.
+                    let mut exact = BytesMut::with_capacity(len);
+                    exact.extend_from_slice(src);
+                    *src = exact;
+                }
                 self.state = StreamState::Body(len);
                 len
             }
