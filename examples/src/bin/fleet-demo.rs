@@ -108,6 +108,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .types(AnyMessage::TYPES)
         .dispatcher(dispatcher)
         .keepalive(Some(Duration::from_secs(5)))
+        // The whole simulated fleet connects from 127.0.0.1 at once; in the
+        // field each cabinet has an address of its own.
+        .handshake_rate(None)
+        .max_unauthenticated_per_address(1024)
         .start()
         .await?;
     let tcp_url = server.urls()[0].clone();

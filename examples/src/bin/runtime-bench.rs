@@ -77,6 +77,9 @@ async fn isml_server(counter: Arc<Counter>) -> Server {
         .dispatcher(d)
         .keepalive(None)
         .outbound_queue(4096)
+        // Every benchmark client comes from 127.0.0.1.
+        .handshake_rate(None)
+        .max_unauthenticated_per_address(1024)
         .start()
         .await
         .unwrap()
