@@ -11,6 +11,8 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt::Write as _;
 
+use isml_wire::canonical::{self, Definition, Member, Scalar, Shape, TypeModel};
+
 /// A type as written in a schema, for reflection.
 #[non_exhaustive]
 #[derive(Debug, Clone, Copy)]
@@ -200,42 +202,43 @@ impl TypeRef {
         }
     }
 
-    /// The schema spelling of a scalar, `None` for composite and named types.
-    pub fn scalar_name(&self) -> Option<&'static str> {
+    /// The scalar this reference is, `None` for composite and named types.
+    pub fn scalar(&self) -> Option<Scalar> {
         Some(match self {
-            TypeRef::Bool => "bool",
-            TypeRef::U8 => "u8",
-            TypeRef::U16 => "u16",
-            TypeRef::U32 => "u32",
-            TypeRef::U64 => "u64",
-            TypeRef::I8 => "i8",
-            TypeRef::I16 => "i16",
-            TypeRef::I32 => "i32",
-            TypeRef::I64 => "i64",
-            TypeRef::F32 => "f32",
-            TypeRef::F64 => "f64",
-            TypeRef::String => "string",
-            TypeRef::Bytes => "bytes",
+            TypeRef::Bool => Scalar::Bool,
+            TypeRef::U8 => Scalar::U8,
+            TypeRef::U16 => Scalar::U16,
+            TypeRef::U32 => Scalar::U32,
+            TypeRef::U64 => Scalar::U64,
+            TypeRef::I8 => Scalar::I8,
+            TypeRef::I16 => Scalar::I16,
+            TypeRef::I32 => Scalar::I32,
+            TypeRef::I64 => Scalar::I64,
+            TypeRef::F32 => Scalar::F32,
+            TypeRef::F64 => Scalar::F64,
+            TypeRef::String => Scalar::String,
+            TypeRef::Bytes => Scalar::Bytes,
             _ => return None,
         })
+    }
+
+    /// The schema spelling of a scalar, `None` for composite and named types.
+    pub fn scalar_name(&self) -> Option<&'static str> {
+        self.scalar().map(Scalar::name)
     }
 }
 
 /// The canonical form of a message or union (wire format §8), computed from
-/// descriptors. Equal to what the schema compiler computes for the same
-/// definition.
+/// descriptors by [`isml_wire::canonical`], the implementation the schema
+/// compiler uses too.
 pub fn canonical_form(descriptor: &'static MessageDescriptor) -> String {
-    let mut out = String::new();
-    Canon::default().message(&mut out, descriptor);
-    out
+    canonical::form(&Descriptors, Named::Message(descriptor))
 }
 
 /// The canonical form of any type reference (scalars and containers
 /// included); for a message or union it equals [`canonical_form`].
 pub fn type_canonical_form(ty: &TypeRef) -> String {
-    let mut out = String::new();
-    Canon::default().ty(&mut out, ty);
-    out
+    canonical::type_form(&Descriptors, ty)
 }
 
 /// The fingerprint of a message or union (wire format §8): FNV-1a 64 of its
@@ -266,97 +269,80 @@ pub fn type_canonical_form(ty: &TypeRef) -> String {
 /// assert_eq!(fingerprint(&A), 0x28ae_8ddf_2bb7_a58e);
 /// ```
 pub fn fingerprint(descriptor: &'static MessageDescriptor) -> u64 {
-    fnv1a64(canonical_form(descriptor).as_bytes())
+    canonical::fingerprint(&Descriptors, Named::Message(descriptor))
 }
 
 /// FNV-1a 64-bit hash (offset basis `0xcbf29ce484222325`, prime `0x100000001b3`).
 pub fn fnv1a64(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
-    })
+    canonical::fnv1a64(bytes)
 }
 
-/// The expansion stack of §8: descriptors are compared by identity (each
-/// type's descriptor is one `static`), never by name, so two distinct types
-/// that happen to share a name are not confused.
-#[derive(Default)]
-struct Canon {
-    stack: Vec<*const MessageDescriptor>,
-}
+/// The static descriptors as a [`TypeModel`]: named types are compared by
+/// identity (each type's descriptor is one `static`), never by name, so two
+/// distinct types that happen to share a name are not confused.
+struct Descriptors;
 
-impl Canon {
-    fn ty(&mut self, out: &mut String, ty: &TypeRef) {
+impl TypeModel for Descriptors {
+    type Type = TypeRef;
+    type Def = Named;
+
+    fn shape<'a>(&'a self, ty: &'a TypeRef) -> Shape<'a, TypeRef, Named> {
         match ty {
-            TypeRef::Optional(t) => {
-                out.push_str("optional<");
-                self.ty(out, t);
-                out.push('>');
-            }
-            TypeRef::List(t) => {
-                out.push_str("list<");
-                self.ty(out, t);
-                out.push('>');
-            }
-            TypeRef::Map(k, v) => {
-                out.push_str("map<");
-                self.ty(out, k);
-                out.push(',');
-                self.ty(out, v);
-                out.push('>');
-            }
-            TypeRef::Array(t, n) => {
-                out.push_str("array<");
-                self.ty(out, t);
-                let _ = write!(out, ",{n}>");
-            }
-            TypeRef::Message(f) => self.message(out, f()),
-            TypeRef::Enum(f) => {
-                let mut values: Vec<u32> = f().values.iter().map(|(_, v)| *v).collect();
-                values.sort_unstable();
-                out.push_str("enum{");
-                for (i, v) in values.iter().enumerate() {
-                    if i > 0 {
-                        out.push(',');
-                    }
-                    let _ = write!(out, "{v}");
-                }
-                out.push('}');
-            }
-            scalar => out.push_str(scalar.scalar_name().unwrap_or("?")),
+            TypeRef::Optional(t) => Shape::Optional(t),
+            TypeRef::List(t) => Shape::List(t),
+            TypeRef::Map(k, v) => Shape::Map(k, v),
+            TypeRef::Array(t, n) => Shape::Array(t, *n),
+            TypeRef::Message(f) => Shape::Named(Named::Message(f())),
+            TypeRef::Enum(f) => Shape::Named(Named::Enum(f())),
+            // Every other variant is a scalar.
+            scalar => Shape::Scalar(scalar.scalar().unwrap_or(Scalar::Bool)),
         }
     }
 
-    fn message(&mut self, out: &mut String, d: &'static MessageDescriptor) {
-        let ptr: *const MessageDescriptor = d;
-        if let Some(depth) = self.stack.iter().position(|p| core::ptr::eq(*p, ptr)) {
-            let _ = write!(out, "@{depth}");
-            return;
+    fn definition(&self, def: Named) -> Option<Definition> {
+        Some(match def {
+            Named::Enum(_) => Definition::Enum,
+            Named::Message(d) => match d.kind {
+                MessageKind::Message => Definition::Message { id: d.id },
+                MessageKind::Union => Definition::Union { id: d.id },
+            },
+        })
+    }
+
+    fn member_count(&self, def: Named) -> usize {
+        match def {
+            Named::Message(d) => d.fields.len(),
+            Named::Enum(_) => 0,
         }
-        if let Some(id) = d.id {
-            let _ = write!(out, "#{id}");
+    }
+
+    fn member(&self, def: Named, index: usize) -> Member<'_, TypeRef> {
+        let (d, f) = match def {
+            Named::Message(d) => (d, &d.fields[index]),
+            // `member_count` is 0 for enums: the canonical form never asks.
+            Named::Enum(_) => unreachable!("an enum has no members"),
+        };
+        let message = d.kind == MessageKind::Message;
+        Member {
+            tag: f.tag,
+            ty: &f.ty,
+            max_len: f.max_len.filter(|_| message),
+            range: f.range.filter(|_| message),
         }
-        out.push_str(match d.kind {
-            MessageKind::Message => "message{",
-            MessageKind::Union => "union{",
-        });
-        self.stack.push(ptr);
-        let mut fields: Vec<&FieldDescriptor> = d.fields.iter().collect();
-        fields.sort_by_key(|f| f.tag);
-        for f in fields {
-            let _ = write!(out, "{}:", f.tag);
-            self.ty(out, &f.ty);
-            if d.kind == MessageKind::Message {
-                if let Some(n) = f.max_len {
-                    let _ = write!(out, "[max_len={n}]");
-                }
-                if let Some((lo, hi)) = f.range {
-                    let _ = write!(out, "[range={lo}..={hi}]");
-                }
-            }
-            out.push(';');
+    }
+
+    fn enum_value_count(&self, def: Named) -> usize {
+        match def {
+            Named::Enum(e) => e.values.len(),
+            Named::Message(_) => 0,
         }
-        self.stack.pop();
-        out.push('}');
+    }
+
+    fn enum_value(&self, def: Named, index: usize) -> u32 {
+        match def {
+            Named::Enum(e) => e.values[index].1,
+            Named::Message(_) => 0,
+        }
     }
 }
 
@@ -401,10 +387,18 @@ pub enum ExportError {
     },
 }
 
-/// One named type reached by [`export_schema`].
+/// A named type: reached by [`export_schema`], or a definition of the
+/// canonical form. Equal when it is the same `static` descriptor.
+#[derive(Clone, Copy)]
 enum Named {
     Message(&'static MessageDescriptor),
     Enum(&'static EnumDescriptor),
+}
+
+impl PartialEq for Named {
+    fn eq(&self, other: &Self) -> bool {
+        self.ptr() == other.ptr()
+    }
 }
 
 impl Named {

@@ -1,6 +1,7 @@
 //! The isml runtime.
 //!
-//! - [`wire`]: the wire format v1 codec core (no I/O, no tokio).
+//! - [`wire`]: the wire format v1 codec core, the `isml-wire` crate re-exported
+//!   (no I/O, no tokio, `no_std`).
 //! - [`Message`], [`View`], [`Enum`], [`TopLevel`]: what generated types implement.
 //! - [`descriptor`]: reflection data generated for every schema type.
 //! - [`codec`]: tokio-util `Decoder`/`Encoder` framing for streams and serial lines
@@ -153,8 +154,13 @@ pub mod session;
 #[cfg(feature = "runtime")]
 pub mod transport;
 pub mod view;
-pub mod wire;
 pub mod wire_type;
+
+/// The wire format v1: the `isml-wire` crate (varints, presence fields,
+/// [`Reader`](wire::Reader), frame headers, stream and serial framing,
+/// fragmentation, canonical forms), re-exported so that generated code and
+/// applications name one path.
+pub use isml_wire as wire;
 
 #[doc(hidden)]
 #[path = "private.rs"]

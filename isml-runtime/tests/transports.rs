@@ -266,15 +266,15 @@ async fn raw_session(url: &str) -> tokio::net::TcpStream {
     .unwrap();
     sock.write_all(&buf).await.unwrap();
     // Read the welcome frame: length prefix, then that many + 1 bytes.
-    let (mut len, mut shift) = (0usize, 0);
-    loop {
-        let b = sock.read_u8().await.unwrap();
-        len |= usize::from(b & 0x7f) << shift;
-        shift += 7;
-        if b & 0x80 == 0 {
-            break;
+    let mut prefix = Vec::new();
+    let len = loop {
+        prefix.push(sock.read_u8().await.unwrap());
+        match isml_runtime::wire::varint::get(&prefix, 0) {
+            Ok((len, _)) => break len as usize,
+            Err(isml_runtime::wire::DecodeError::UnexpectedEnd { .. }) => {}
+            Err(e) => panic!("bad length prefix: {e}"),
         }
-    }
+    };
     let mut frame = vec![0; len + 1];
     sock.read_exact(&mut frame).await.unwrap();
     assert_eq!(frame[0], 0x72, "welcome lead byte");

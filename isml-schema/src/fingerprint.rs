@@ -24,162 +24,104 @@
 
 use std::fmt::{self, Write};
 
+use isml_wire::canonical::{self, Definition, Member, Shape, TypeModel};
+
 use crate::ir::{Schema, Type, TypeDefKind, TypeId};
 
-/// FNV-1a 64-bit offset basis.
-pub const FNV_OFFSET_BASIS: u64 = 0xcbf2_9ce4_8422_2325;
-/// FNV-1a 64-bit prime.
-pub const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
-
-/// FNV-1a 64-bit hash of `bytes`.
-pub fn fnv1a64(bytes: &[u8]) -> u64 {
-    let mut h = Fnv(FNV_OFFSET_BASIS);
-    h.update(bytes);
-    h.0
-}
-
-/// Streaming FNV-1a, so large canonical forms need not be materialised.
-struct Fnv(u64);
-
-impl Fnv {
-    fn update(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 ^= u64::from(*b);
-            self.0 = self.0.wrapping_mul(FNV_PRIME);
-        }
-    }
-}
-
-impl Write for Fnv {
-    fn write_str(&mut self, s: &str) -> fmt::Result {
-        self.update(s.as_bytes());
-        Ok(())
-    }
-}
+pub use isml_wire::canonical::{FNV_OFFSET_BASIS, FNV_PRIME, fnv1a64};
 
 /// The fingerprint of type `id` in `schema`.
 pub fn fingerprint(schema: &Schema, id: TypeId) -> u64 {
-    let mut h = Fnv(FNV_OFFSET_BASIS);
-    // Writing into the hasher cannot fail.
-    let _ = Canon::new(schema).named(&mut h, id);
-    h.0
+    canonical::fingerprint(schema, id)
 }
 
 /// The canonical form of type `id` in `schema`.
 pub fn canonical_form(schema: &Schema, id: TypeId) -> String {
-    let mut s = String::new();
-    let _ = Canon::new(schema).named(&mut s, id);
-    s
+    canonical::form(schema, id)
 }
 
-struct Canon<'a> {
-    schema: &'a Schema,
-    stack: Vec<TypeId>,
-}
+/// The IR as a model of the one canonical-form implementation
+/// ([`isml_wire::canonical`]), which the runtime's descriptors feed too.
+impl TypeModel for Schema {
+    type Type = Type;
+    type Def = TypeId;
 
-impl<'a> Canon<'a> {
-    fn new(schema: &'a Schema) -> Self {
-        Canon {
-            schema,
-            stack: Vec::new(),
-        }
-    }
-
-    fn ty(&mut self, out: &mut impl Write, ty: &Type) -> fmt::Result {
+    fn shape<'a>(&'a self, ty: &'a Type) -> Shape<'a, Type, TypeId> {
         match ty {
-            Type::Optional(t) => {
-                out.write_str("optional<")?;
-                self.ty(out, t)?;
-                out.write_str(">")
-            }
-            Type::List(t) => {
-                out.write_str("list<")?;
-                self.ty(out, t)?;
-                out.write_str(">")
-            }
-            Type::Map(k, v) => {
-                out.write_str("map<")?;
-                self.ty(out, k)?;
-                out.write_str(",")?;
-                self.ty(out, v)?;
-                out.write_str(">")
-            }
-            Type::Array(t, n) => {
-                out.write_str("array<")?;
-                self.ty(out, t)?;
-                write!(out, ",{n}>")
-            }
-            Type::Named(id) => self.named(out, *id),
-            scalar => out.write_str(scalar.scalar_name().unwrap_or("?")),
+            Type::Optional(t) => Shape::Optional(t),
+            Type::List(t) => Shape::List(t),
+            Type::Map(k, v) => Shape::Map(k, v),
+            Type::Array(t, n) => Shape::Array(t, *n),
+            Type::Named(id) => Shape::Named(*id),
+            // Every other variant is a scalar.
+            scalar => Shape::Scalar(scalar.as_scalar().unwrap_or(canonical::Scalar::Bool)),
         }
     }
 
-    fn named(&mut self, out: &mut impl Write, id: TypeId) -> fmt::Result {
-        let Some(def) = self.schema.get(id) else {
-            // Only reachable for an unvalidated hand-built IR.
-            return write!(out, "?{}", id.0);
-        };
-        if let Some(depth) = self.stack.iter().position(|t| *t == id) {
-            return write!(out, "@{depth}");
+    fn definition(&self, id: TypeId) -> Option<Definition> {
+        Some(match &self.get(id)?.kind {
+            TypeDefKind::Enum(_) => Definition::Enum,
+            TypeDefKind::Message(m) => Definition::Message { id: m.id },
+            TypeDefKind::Union(u) => Definition::Union { id: u.id },
+        })
+    }
+
+    fn member_count(&self, id: TypeId) -> usize {
+        match self.get(id).map(|d| &d.kind) {
+            Some(TypeDefKind::Message(m)) => m.fields.len(),
+            Some(TypeDefKind::Union(u)) => u.variants.len(),
+            _ => 0,
         }
-        match &def.kind {
-            TypeDefKind::Enum(e) => {
-                let mut values: Vec<u32> = e.variants.iter().map(|v| v.value).collect();
-                values.sort_unstable();
-                out.write_str("enum{")?;
-                for (i, v) in values.iter().enumerate() {
-                    if i > 0 {
-                        out.write_str(",")?;
-                    }
-                    write!(out, "{v}")?;
+    }
+
+    fn member(&self, id: TypeId, index: usize) -> Member<'_, Type> {
+        match self.get(id).map(|d| &d.kind) {
+            Some(TypeDefKind::Message(m)) => {
+                let f = &m.fields[index];
+                Member {
+                    tag: f.tag,
+                    ty: &f.ty,
+                    max_len: f.max_len,
+                    range: f.range,
                 }
-                out.write_str("}")
             }
-            TypeDefKind::Message(m) => {
-                if let Some(mid) = m.id {
-                    write!(out, "#{mid}")?;
+            Some(TypeDefKind::Union(u)) => {
+                let v = &u.variants[index];
+                Member {
+                    tag: v.tag,
+                    ty: &v.ty,
+                    max_len: None,
+                    range: None,
                 }
-                out.write_str("message{")?;
-                self.stack.push(id);
-                let mut fields: Vec<_> = m.fields.iter().collect();
-                fields.sort_by_key(|f| f.tag);
-                for f in fields {
-                    write!(out, "{}:", f.tag)?;
-                    self.ty(out, &f.ty)?;
-                    if let Some(n) = f.max_len {
-                        write!(out, "[max_len={n}]")?;
-                    }
-                    if let Some((lo, hi)) = f.range {
-                        write!(out, "[range={lo}..={hi}]")?;
-                    }
-                    out.write_str(";")?;
-                }
-                self.stack.pop();
-                out.write_str("}")
             }
-            TypeDefKind::Union(u) => {
-                if let Some(uid) = u.id {
-                    write!(out, "#{uid}")?;
-                }
-                out.write_str("union{")?;
-                self.stack.push(id);
-                let mut variants: Vec<_> = u.variants.iter().collect();
-                variants.sort_by_key(|v| v.tag);
-                for v in variants {
-                    write!(out, "{}:", v.tag)?;
-                    self.ty(out, &v.ty)?;
-                    out.write_str(";")?;
-                }
-                self.stack.pop();
-                out.write_str("}")
-            }
+            // `member_count` is 0 for anything else: the canonical form never asks.
+            _ => unreachable!("only messages and unions have members"),
         }
+    }
+
+    fn enum_value_count(&self, id: TypeId) -> usize {
+        match self.get(id).map(|d| &d.kind) {
+            Some(TypeDefKind::Enum(e)) => e.variants.len(),
+            _ => 0,
+        }
+    }
+
+    fn enum_value(&self, id: TypeId, index: usize) -> u32 {
+        match self.get(id).map(|d| &d.kind) {
+            Some(TypeDefKind::Enum(e)) => e.variants[index].value,
+            _ => 0,
+        }
+    }
+
+    fn write_undefined(&self, id: TypeId, out: &mut dyn Write) -> fmt::Result {
+        // Only reachable for an unvalidated hand-built IR.
+        write!(out, "?{}", id.0)
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+
     use crate::ir::*;
 
     fn schema(types: Vec<TypeDef>) -> Schema {
@@ -187,27 +129,6 @@ mod tests {
             types,
             ..Schema::default()
         }
-    }
-
-    #[test]
-    fn fnv_reference_values() {
-        // Published FNV-1a 64 test vectors.
-        assert_eq!(fnv1a64(b""), 0xcbf2_9ce4_8422_2325);
-        assert_eq!(fnv1a64(b"a"), 0xaf63_dc4c_8601_ec8c);
-        assert_eq!(fnv1a64(b"foobar"), 0x8594_4171_f739_67e8);
-    }
-
-    #[test]
-    fn fnv_of_short_canonical_forms() {
-        // Values computed independently of this crate (by hand-rolled FNV-1a
-        // in another language) from the byte strings below.
-        assert_eq!(fnv1a64(b"u"), 0xaf63_e84c_8602_00f0);
-        assert_eq!(fnv1a64(b"u8"), 0x08c4_8207_b567_53d8);
-        assert_eq!(fnv1a64(b"enum{0,1,3}"), 0x7483_7b1b_98a3_dba4);
-        assert_eq!(
-            fnv1a64(b"#5message{1:u8;2:list<@0>;}"),
-            0x28ae_8ddf_2bb7_a58e
-        );
     }
 
     #[test]

@@ -17,6 +17,9 @@ use std::ops::RangeInclusive;
 
 use crate::source::{SourceFile, Span};
 
+/// The scalar types, as the wire crate declares them for canonical forms.
+pub use isml_wire::canonical::Scalar;
+
 /// A whole compiled schema: everything loaded together.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Schema {
@@ -205,45 +208,55 @@ pub enum Type {
     Named(TypeId),
 }
 
+impl From<Scalar> for Type {
+    fn from(s: Scalar) -> Type {
+        match s {
+            Scalar::Bool => Type::Bool,
+            Scalar::U8 => Type::U8,
+            Scalar::U16 => Type::U16,
+            Scalar::U32 => Type::U32,
+            Scalar::U64 => Type::U64,
+            Scalar::I8 => Type::I8,
+            Scalar::I16 => Type::I16,
+            Scalar::I32 => Type::I32,
+            Scalar::I64 => Type::I64,
+            Scalar::F32 => Type::F32,
+            Scalar::F64 => Type::F64,
+            Scalar::String => Type::String,
+            Scalar::Bytes => Type::Bytes,
+        }
+    }
+}
+
 impl Type {
     /// The scalar type called `name` in schemas (`"u8"`, `"string"`...).
     pub fn scalar(name: &str) -> Option<Type> {
-        Some(match name {
-            "bool" => Type::Bool,
-            "u8" => Type::U8,
-            "u16" => Type::U16,
-            "u32" => Type::U32,
-            "u64" => Type::U64,
-            "i8" => Type::I8,
-            "i16" => Type::I16,
-            "i32" => Type::I32,
-            "i64" => Type::I64,
-            "f32" => Type::F32,
-            "f64" => Type::F64,
-            "string" => Type::String,
-            "bytes" => Type::Bytes,
+        Scalar::from_name(name).map(Type::from)
+    }
+
+    /// The scalar this type is, `None` for composite and named types.
+    pub fn as_scalar(&self) -> Option<Scalar> {
+        Some(match self {
+            Type::Bool => Scalar::Bool,
+            Type::U8 => Scalar::U8,
+            Type::U16 => Scalar::U16,
+            Type::U32 => Scalar::U32,
+            Type::U64 => Scalar::U64,
+            Type::I8 => Scalar::I8,
+            Type::I16 => Scalar::I16,
+            Type::I32 => Scalar::I32,
+            Type::I64 => Scalar::I64,
+            Type::F32 => Scalar::F32,
+            Type::F64 => Scalar::F64,
+            Type::String => Scalar::String,
+            Type::Bytes => Scalar::Bytes,
             _ => return None,
         })
     }
 
     /// The schema spelling of a scalar, `None` for composite and named types.
     pub fn scalar_name(&self) -> Option<&'static str> {
-        Some(match self {
-            Type::Bool => "bool",
-            Type::U8 => "u8",
-            Type::U16 => "u16",
-            Type::U32 => "u32",
-            Type::U64 => "u64",
-            Type::I8 => "i8",
-            Type::I16 => "i16",
-            Type::I32 => "i32",
-            Type::I64 => "i64",
-            Type::F32 => "f32",
-            Type::F64 => "f64",
-            Type::String => "string",
-            Type::Bytes => "bytes",
-            _ => return None,
-        })
+        self.as_scalar().map(Scalar::name)
     }
 
     /// The inclusive value range of an integer type.

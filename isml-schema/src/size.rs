@@ -48,7 +48,7 @@ pub fn payload_size(schema: &Schema, id: TypeId) -> Size {
 
 /// Bytes of `uvarint(v)`.
 pub fn uvarint_len(v: u64) -> u64 {
-    (64 - u64::from((v | 1).leading_zeros())).div_ceil(7)
+    isml_wire::varint::len(v) as u64
 }
 
 /// Bytes of a presence field whose highest present tag is `tag` with `class`.
@@ -76,8 +76,7 @@ fn delimited(n: u64) -> u64 {
 }
 
 fn zigzag(v: i128) -> u64 {
-    let v = v as i64;
-    ((v << 1) ^ (v >> 63)) as u64
+    isml_wire::varint::zigzag(v as i64)
 }
 
 struct Calc<'a> {

@@ -1,12 +1,12 @@
 //! Integration tests for isml, and the support code they share.
 //!
-//! - [`dynamic`]: a type-driven codec for JSON values, built from the
-//!   `isml_runtime::wire` primitives, that checks the `value` test vectors.
+//! - [`values`]: the `value` test vectors' types compiled by the schema
+//!   compiler, their values encoded and decoded by `isml_schema::dynamic`.
 //! - [`corpus`]: frames of every header form, for the framing tests.
 //! - [`vectors`]: loading the wire-format test-vector files and mapping their
 //!   JSON to the runtime's types.
 #![warn(missing_docs)]
 
 pub mod corpus;
-pub mod dynamic;
+pub mod values;
 pub mod vectors;

@@ -6,7 +6,8 @@ use isml_runtime::wire::{
     Class, DecodeError, ErrorBody, FrameHeader, Limits, Reader, StreamDecoder, cobs_decode, varint,
     write,
 };
-use isml_tests::dynamic::Schema;
+use isml_schema::dynamic::DecodeErrorKind;
+use isml_tests::values::VectorType;
 use serde_json::json;
 
 fn uvarint(v: u64) -> Vec<u8> {
@@ -431,35 +432,31 @@ fn list_chain(levels: usize) -> Vec<u8> {
 
 #[test]
 fn nesting_bombs_give_depth_exceeded_not_a_stack_overflow() {
-    let schema = Schema::from_json(&json!({
+    let types = json!({
         "Node": {"message": {"id": null, "fields": [{"name": "next", "tag": 1, "type": "optional<Node>"}]}},
         "L": {"message": {"id": null, "fields": [{"name": "items", "tag": 1, "type": "list<L>"}]}},
-        "U": {"union": {"id": null, "variants": [{"name": "u", "tag": 1, "type": "U"}, {"name": "end", "tag": 2, "type": "u8"}]}}
-    }))
-    .unwrap();
-    let node = schema.parse_type("Node").unwrap();
-    let err = schema.decode(&node, &node_chain(10_000)).unwrap_err();
-    assert!(
-        matches!(err.root(), DecodeError::DepthExceeded { max: 32, .. }),
-        "{err:?}"
-    );
+        "U": {"union": {"id": null, "variants": [{"name": "u", "tag": 1, "type": "list<U>"}, {"name": "end", "tag": 2, "type": "u8"}]}}
+    });
+    let depth_exceeded = |r: Result<_, isml_schema::dynamic::DecodeError>| match r {
+        Err(e) => e.kind() == DecodeErrorKind::DepthExceeded,
+        Ok(_) => false,
+    };
+    let node = VectorType::new(&types, "Node").unwrap();
+    let err = node.decode(&node_chain(10_000)).unwrap_err();
+    assert_eq!(err.kind(), DecodeErrorKind::DepthExceeded, "{err}");
+    assert!(err.reason().contains("32 levels"), "{err}");
     // The limit is the spec's: level 32 decodes, level 33 does not.
-    assert!(schema.decode(&node, &node_chain(32)).is_ok());
-    assert!(matches!(
-        schema.decode(&node, &node_chain(33)).unwrap_err().root(),
-        DecodeError::DepthExceeded { .. }
-    ));
+    assert!(node.decode(&node_chain(32)).is_ok());
+    assert!(depth_exceeded(node.decode(&node_chain(33))));
 
-    let l = schema.parse_type("L").unwrap();
-    let err = schema.decode(&l, &list_chain(10_000)).unwrap_err();
-    assert!(
-        matches!(err.root(), DecodeError::DepthExceeded { .. }),
-        "{err:?}"
-    );
-    assert!(schema.decode(&l, &list_chain(16)).is_ok());
+    let l = VectorType::new(&types, "L").unwrap();
+    assert!(depth_exceeded(l.decode(&list_chain(10_000))));
+    assert!(l.decode(&list_chain(16)).is_ok());
 
-    // A union holding itself: key 07 (tag 1, class 3), then the nested union.
-    let u = schema.parse_type("U").unwrap();
+    // A union holding itself (through a list, as the schema language requires
+    // of recursion): key 07 (tag 1, class 3), the list's length, then the one
+    // element, the nested union.
+    let u = VectorType::new(&types, "U").unwrap();
     let mut bytes = vec![0x08, 0x05]; // innermost: variant `end` = 5
     for _ in 0..10_000 {
         let mut outer = vec![0x07];
@@ -467,20 +464,15 @@ fn nesting_bombs_give_depth_exceeded_not_a_stack_overflow() {
         outer.append(&mut bytes);
         bytes = outer;
     }
-    let err = schema.decode(&u, &bytes).unwrap_err();
-    assert!(
-        matches!(err.root(), DecodeError::DepthExceeded { .. }),
-        "{err:?}"
-    );
+    assert!(depth_exceeded(u.decode(&bytes)));
 
     // Nested list types: the type is finite, the bytes nest as deep as it does.
     let deep = "list<".repeat(40) + "u8" + &">".repeat(40);
-    let ty = schema.parse_type(&deep).unwrap();
-    let err = schema.decode(&ty, &nested_delimited(40)).unwrap_err();
-    assert!(matches!(err, DecodeError::DepthExceeded { .. }), "{err:?}");
-    // And a type string nested 10,000 deep is refused by the parser, not by the stack.
+    let ty = VectorType::new(&types, &deep).unwrap();
+    assert!(depth_exceeded(ty.decode(&nested_delimited(40))));
+    // And a type string nested 10,000 deep is refused by the compiler, not by the stack.
     let bomb = "list<".repeat(10_000) + "u8" + &">".repeat(10_000);
-    assert!(schema.parse_type(&bomb).is_err());
+    assert!(VectorType::new(&types, &bomb).is_err());
 }
 
 // ------------------------------------------------------------------ headers
@@ -647,34 +639,19 @@ fn class_mismatch() {
         })
     );
     // Through a message decode: `u8` field tag 1 sent as a length-delimited value.
-    let schema = Schema::from_json(&json!({
-        "Slot": {"message": {"id": null, "fields": [{"name": "index", "tag": 1, "type": "u8"}]}}
-    }))
+    let slot = VectorType::new(
+        &json!({
+            "Slot": {"message": {"id": null, "fields": [{"name": "index", "tag": 1, "type": "u8"}]}}
+        }),
+        "Slot",
+    )
     .unwrap();
-    let err = schema
-        .decode(
-            &schema.parse_type("Slot").unwrap(),
-            // Presence: tag 1 class 3; then a length-delimited value.
-            &[0x03, 0x01, 0x05],
-        )
-        .unwrap_err();
-    assert!(matches!(
-        err,
-        DecodeError::InField {
-            message: "Slot",
-            field: "index",
-            ..
-        }
-    ));
-    assert_eq!(
-        err.root(),
-        &DecodeError::ClassMismatch {
-            at: 1,
-            tag: 1,
-            expected: 1,
-            found: 3
-        }
-    );
+    // Presence: tag 1 class 3; then a length-delimited value.
+    let err = slot.decode(&[0x03, 0x01, 0x05]).unwrap_err();
+    assert_eq!(err.kind(), DecodeErrorKind::ClassMismatch);
+    assert_eq!(err.path(), "vectors.Slot.index");
+    assert_eq!(err.offset(), 1);
+    assert_eq!(err.reason(), "tag 1 has wire class 3, expected 1");
 }
 
 #[test]

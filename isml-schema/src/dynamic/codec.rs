@@ -1,17 +1,66 @@
 //! Encoding and decoding of dynamic values, rule for rule what the runtime's
-//! `Wire` implementations do for generated code (wire format §5).
+//! `Wire` implementations do for generated code (wire format §5), built on
+//! the primitives of `isml-wire` (the codec generated code uses too).
 
 use std::collections::BTreeMap;
 
-use super::wire::{Class, Reader, put_delimited, put_presence, put_svarint, put_uvarint};
 use super::{
     DecodeError, DecodeErrorKind, Descriptor, DynamicMessage, DynamicUnion, EncodeError, MapKey,
     UnionValue, Value, check_type,
 };
 use crate::ir::{FieldDef, Schema, Type, TypeDefKind, TypeId};
+use isml_wire::{Class, Limits, PresenceWriter, Reader, varint, write};
 
 /// The default nesting limit of decoders (wire format §7).
-pub const DEFAULT_MAX_DEPTH: u32 = 32;
+pub const DEFAULT_MAX_DEPTH: u32 = Limits::DEFAULT.max_depth;
+
+fn put_uvarint(out: &mut Vec<u8>, v: u64) {
+    varint::put(out, v);
+}
+
+fn put_svarint(out: &mut Vec<u8>, v: i64) {
+    write::svarint(out, v);
+}
+
+/// `uvarint(len)` then the bytes.
+fn put_delimited(out: &mut Vec<u8>, content: &[u8]) {
+    write::len_prefixed(out, content);
+}
+
+/// Writes the presence field of a body whose present tags have `classes`
+/// (`(tag, class)` in ascending tag order).
+fn put_presence(out: &mut Vec<u8>, classes: &[(u32, Class)]) {
+    // 255 tags of 2 bits.
+    let mut p = PresenceWriter::<64>::new();
+    for &(tag, class) in classes {
+        p.set(tag, class);
+    }
+    p.encode(out);
+}
+
+/// A reader over `buf` that allows `max_depth` levels of nesting.
+fn reader(buf: &[u8], max_depth: u32) -> Reader<'_> {
+    Reader::with_limits(
+        buf,
+        &Limits {
+            max_frame: usize::MAX,
+            max_depth,
+        },
+    )
+}
+
+/// Fails unless `r` is consumed; `what` names the value in the error.
+fn finish(r: &Reader<'_>, what: &str) -> Result<(), DecodeError> {
+    if r.is_empty() {
+        Ok(())
+    } else {
+        Err(DecodeError::new(
+            r.position(),
+            DecodeErrorKind::ContentLength,
+            format!("{} byte(s) left over after {what}", r.remaining()),
+        ))
+    }
+}
 
 /// The class of the field form of `ty` (§5.1).
 pub(crate) fn class_of(schema: &Schema, ty: &Type) -> Class {
@@ -364,13 +413,13 @@ pub(crate) fn decode_top<'s>(
     payload: &[u8],
     max_depth: u32,
 ) -> Result<Value<'s>, DecodeError> {
-    let mut r = Reader::new(payload, max_depth);
+    let mut r = reader(payload, max_depth);
     let full = desc.full_name();
     let v = match &desc.def().kind {
         TypeDefKind::Message(_) => decode_body(desc, &mut r).map(Value::Message),
         TypeDefKind::Union(_) => {
             let u = decode_union(desc, &mut r);
-            u.and_then(|u| r.finish(&full).map(|()| Value::Union(u)))
+            u.and_then(|u| finish(&r, &full).map(|()| Value::Union(u)))
         }
         TypeDefKind::Enum(_) => Err(DecodeError::new(
             0,
@@ -387,9 +436,9 @@ pub(crate) fn decode_elem_top<'s>(
     ty: &Type,
     max_depth: u32,
 ) -> Result<Value<'s>, DecodeError> {
-    let mut r = Reader::new(bytes, max_depth);
+    let mut r = reader(bytes, max_depth);
     let v = decode_elem(schema, &mut r, ty)?;
-    r.finish("the value")?;
+    finish(&r, "the value")?;
     Ok(v)
 }
 
@@ -423,7 +472,7 @@ fn decode_body<'s>(
             .map_err(|e| e.within(format!(".{}", f.name)))?;
         m.fields[i] = v;
     }
-    r.finish(&desc.full_name())?;
+    finish(r, &desc.full_name())?;
     Ok(m)
 }
 
@@ -485,8 +534,8 @@ fn decode_field<'s>(
 ) -> Result<Value<'s>, DecodeError> {
     Ok(match ty {
         Type::Bool => Value::Bool(r.bool_varint()?),
-        Type::U8 => Value::U8(r.uvarint_max(u8::MAX.into(), "u8")? as u8),
-        Type::I8 => Value::I8(r.svarint(i8::MIN.into(), i8::MAX.into(), "i8")? as i8),
+        Type::U8 => Value::U8(r.u8_varint()?),
+        Type::I8 => Value::I8(r.i8_varint()?),
         Type::F64 => {
             let mut c = r.delimited()?;
             if c.remaining() < 8 {
@@ -497,7 +546,7 @@ fn decode_field<'s>(
                 ));
             }
             let v = c.f64()?;
-            c.finish("f64")?;
+            finish(&c, "f64")?;
             Value::F64(v)
         }
         Type::Optional(t) => Value::Optional(Some(Box::new(decode_field(schema, r, t)?))),
@@ -517,14 +566,14 @@ fn decode_field<'s>(
                     e
                 }
             })?;
-            c.finish("array")?;
+            finish(&c, "array")?;
             v
         }
         Type::Named(id) if matches!(named_kind(schema, *id), TypeDefKind::Union(_)) => {
             let desc = Descriptor { schema, id: *id };
             let mut c = r.delimited()?;
             let u = decode_union(desc, &mut c)?;
-            c.finish(&desc.full_name())?;
+            finish(&c, &desc.full_name())?;
             Value::Union(u)
         }
         _ => decode_elem(schema, r, ty)?,
@@ -537,22 +586,24 @@ fn decode_elem<'s>(
     ty: &Type,
 ) -> Result<Value<'s>, DecodeError> {
     Ok(match ty {
-        Type::Bool => Value::Bool(r.bool_byte()?),
-        Type::U8 => Value::U8(r.byte()?),
-        Type::I8 => Value::I8(r.byte()? as i8),
-        Type::U16 => Value::U16(r.uvarint_max(u16::MAX.into(), "u16")? as u16),
-        Type::U32 => Value::U32(r.uvarint_max(u32::MAX.into(), "u32")? as u32),
-        Type::U64 => Value::U64(r.uvarint()?),
-        Type::I16 => Value::I16(r.svarint(i16::MIN.into(), i16::MAX.into(), "i16")? as i16),
-        Type::I32 => Value::I32(r.svarint(i32::MIN.into(), i32::MAX.into(), "i32")? as i32),
-        Type::I64 => Value::I64(r.svarint(i64::MIN, i64::MAX, "i64")?),
+        Type::Bool => Value::Bool(r.bool()?),
+        Type::U8 => Value::U8(r.u8()?),
+        Type::I8 => Value::I8(r.i8()?),
+        Type::U16 => Value::U16(r.u16()?),
+        Type::U32 => Value::U32(r.u32()?),
+        Type::U64 => Value::U64(r.u64()?),
+        Type::I16 => Value::I16(r.i16()?),
+        Type::I32 => Value::I32(r.i32()?),
+        Type::I64 => Value::I64(r.i64()?),
         Type::F32 => Value::F32(r.f32()?),
         Type::F64 => Value::F64(r.f64()?),
         Type::String => Value::String(r.str()?.to_string()),
         Type::Bytes => Value::Bytes(r.byte_slice()?.to_vec()),
         Type::Optional(t) => {
-            if r.bool_byte()? {
-                Value::Optional(Some(Box::new(r.descend(|r| decode_elem(schema, r, t))?)))
+            if r.bool()? {
+                Value::Optional(Some(Box::new(
+                    r.descend_with(|r| decode_elem(schema, r, t))?,
+                )))
             } else {
                 Value::Optional(None)
             }
@@ -579,12 +630,12 @@ fn decode_elem<'s>(
             }
             Value::List(items)
         }
-        Type::Array(t, n) => r.descend(|c| {
+        Type::Array(t, n) => r.descend_with(|c| {
             let mut items = Vec::with_capacity((*n as usize).min(c.remaining()));
             for i in 0..*n {
                 items.push(decode_elem(schema, c, t).map_err(|e| e.within(format!("[{i}]")))?);
             }
-            Ok(Value::Array(items))
+            Ok::<_, DecodeError>(Value::Array(items))
         })?,
         Type::Map(kt, vt) => {
             let mut c = r.delimited()?;
@@ -611,12 +662,12 @@ fn decode_elem<'s>(
         Type::Named(id) => {
             let desc = Descriptor { schema, id: *id };
             match named_kind(schema, *id) {
-                TypeDefKind::Enum(_) => Value::Enum(r.uvarint_max(u32::MAX.into(), "u32")? as u32),
+                TypeDefKind::Enum(_) => Value::Enum(r.u32()?),
                 TypeDefKind::Message(_) => {
                     let mut c = r.delimited()?;
                     Value::Message(decode_body(desc, &mut c)?)
                 }
-                TypeDefKind::Union(_) => Value::Union(r.descend(|c| decode_union(desc, c))?),
+                TypeDefKind::Union(_) => Value::Union(r.descend_with(|c| decode_union(desc, c))?),
             }
         }
     })

@@ -33,7 +33,6 @@
 
 mod codec;
 mod json;
-pub(crate) mod wire;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -1011,6 +1010,97 @@ impl fmt::Display for DecodeError {
 }
 
 impl std::error::Error for DecodeError {}
+
+impl From<isml_wire::DecodeError> for DecodeError {
+    /// The same failure, as the wire reader reported it: its offset, its
+    /// kind, and a reason without the offset.
+    fn from(e: isml_wire::DecodeError) -> Self {
+        use isml_wire::DecodeError as W;
+        let (at, kind, reason) = match e {
+            W::UnexpectedEnd { at, needed } => (
+                at,
+                DecodeErrorKind::UnexpectedEnd,
+                format!("unexpected end of input: {needed} more byte(s) needed"),
+            ),
+            W::VarintOverflow { at } => (
+                at,
+                DecodeErrorKind::VarintOverflow,
+                "varint overflows 64 bits".into(),
+            ),
+            W::NonCanonicalVarint { at } => (
+                at,
+                DecodeErrorKind::NonCanonicalVarint,
+                "non-canonical varint: written longer than needed".into(),
+            ),
+            W::LengthOutOfBounds { at, len, remaining } => (
+                at,
+                DecodeErrorKind::LengthOutOfBounds,
+                format!("length {len} exceeds the {remaining} byte(s) remaining"),
+            ),
+            W::IntegerOutOfRange { at, value, ty } => (
+                at,
+                DecodeErrorKind::IntegerOutOfRange,
+                format!("integer {value} does not fit in {ty}"),
+            ),
+            W::InvalidUtf8 { at } => (
+                at,
+                DecodeErrorKind::InvalidUtf8,
+                "invalid UTF-8 in string".into(),
+            ),
+            W::InvalidBool { at, value } => (
+                at,
+                DecodeErrorKind::InvalidBool,
+                format!("invalid bool {value}: expected 0 or 1"),
+            ),
+            W::DepthExceeded { at, max } => (
+                at,
+                DecodeErrorKind::DepthExceeded,
+                format!("nesting deeper than {max} levels"),
+            ),
+            W::BadPresence { at, reason } => (
+                at,
+                DecodeErrorKind::BadPresence,
+                format!("bad presence field: {reason}"),
+            ),
+            W::ClassMismatch {
+                at,
+                tag,
+                expected,
+                found,
+            } => (
+                at,
+                DecodeErrorKind::ClassMismatch,
+                format!("tag {tag} has wire class {found}, expected {expected}"),
+            ),
+            W::UnionClassAbsent { at } => (
+                at,
+                DecodeErrorKind::UnionClassAbsent,
+                "union key has class 0".into(),
+            ),
+            W::MapKeyOrder { at } => (
+                at,
+                DecodeErrorKind::MapKeyOrder,
+                "map key is not greater than the previous key".into(),
+            ),
+            W::ContentLength { at, what, found } => (
+                at,
+                DecodeErrorKind::ContentLength,
+                format!("{found} byte(s) left over after {what}"),
+            ),
+            W::RaggedList { at, len, width } => (
+                at,
+                DecodeErrorKind::RaggedList,
+                format!("list of {len} bytes is not a whole number of {width}-byte elements"),
+            ),
+            W::InField { source, .. } => return DecodeError::from(*source),
+            e @ W::MaxLen { .. } => (0, DecodeErrorKind::MaxLen, e.to_string()),
+            e @ W::Range { .. } => (0, DecodeErrorKind::Range, e.to_string()),
+            // Frame-level failures: the dynamic codec reads payloads only.
+            other => (0, DecodeErrorKind::NotAMessage, other.to_string()),
+        };
+        DecodeError::new(at, kind, reason)
+    }
+}
 
 /// A value that cannot be encoded (an attribute violated, a value not of its field's type).
 #[derive(Debug, Clone, PartialEq, Eq)]

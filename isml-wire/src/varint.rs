@@ -93,6 +93,8 @@ pub const fn unzigzag(z: u64) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[allow(unused_imports)]
+    use std::{boxed::Box, format, string::String, vec, vec::Vec};
 
     #[test]
     fn len_matches_encoding() {

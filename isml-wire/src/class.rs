@@ -111,14 +111,22 @@ impl<const BYTES: usize> PresenceWriter<BYTES> {
     }
 }
 
+/// Classes of tags 33-255 of a long presence field: boxed when a heap is
+/// available, so that the common one-word [`Presence`] stays small.
+#[cfg(feature = "alloc")]
+type Spill = alloc::boxed::Box<[u64; 7]>;
+#[cfg(not(feature = "alloc"))]
+type Spill = [u64; 7];
+
 /// A decoded presence field, iterated in ascending tag order.
 ///
 /// Messages with up to 32 tags (the usual case) keep their classes in one
-/// word; longer presence fields spill into a boxed array.
+/// word; longer presence fields spill into a second array (boxed with the
+/// `alloc` feature).
 #[derive(Debug, Clone)]
 pub struct Presence {
     first: u64,
-    rest: Option<alloc::boxed::Box<[u64; 7]>>,
+    rest: Option<Spill>,
     word: usize,
     highest: u32,
 }
@@ -198,7 +206,7 @@ impl Presence {
         Ok((
             Presence {
                 first: words[0],
-                rest: Some(alloc::boxed::Box::new(rest)),
+                rest: Some(Spill::from(rest)),
                 word: 0,
                 highest,
             },

@@ -15,7 +15,7 @@
 //!
 //! ```
 //! use bytes::Bytes;
-//! use isml_runtime::wire::{Assembled, Fragmenter, FrameHeader, Reassembler};
+//! use isml_wire::{Assembled, Fragmenter, FrameHeader, Reassembler};
 //!
 //! let payload = Bytes::from(vec![7u8; 10]);
 //! let frames: Vec<_> = Fragmenter::new(FrameHeader::request(20, 1), payload.clone(), 4).collect();
@@ -262,7 +262,9 @@ impl ExactSizeIterator for Fragmenter {}
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::ControlOp;
+    use crate::ControlOp;
+    #[allow(unused_imports)]
+    use std::{boxed::Box, format, string::String, vec, vec::Vec};
 
     fn frame(h: FrameHeader, p: &[u8]) -> Frame {
         Frame::new(h, Bytes::copy_from_slice(p))

@@ -1,15 +1,16 @@
 //! Errors of the wire codec.
 
-use alloc::boxed::Box;
-use alloc::string::String;
+use core::fmt;
+
+#[cfg(feature = "alloc")]
+use alloc::{boxed::Box, string::String};
 
 /// Why bytes could not be decoded. Offsets (`at`) are byte positions in the
 /// buffer handed to the decoder (the frame payload, or the frame for headers).
 #[non_exhaustive]
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum DecodeError {
     /// The input ended inside a value.
-    #[error("unexpected end of input at byte {at}: {needed} more byte(s) needed")]
     UnexpectedEnd {
         /// Offset of the end.
         at: usize,
@@ -17,19 +18,16 @@ pub enum DecodeError {
         needed: usize,
     },
     /// A varint longer than ten bytes or above 2^64-1.
-    #[error("varint at byte {at} overflows 64 bits")]
     VarintOverflow {
         /// Offset of the varint.
         at: usize,
     },
     /// A varint written with more bytes than needed.
-    #[error("non-canonical varint at byte {at}: written longer than needed")]
     NonCanonicalVarint {
         /// Offset of the varint.
         at: usize,
     },
     /// A declared length that exceeds the bytes that remain.
-    #[error("length {len} at byte {at} exceeds the {remaining} byte(s) remaining")]
     LengthOutOfBounds {
         /// Offset of the length varint.
         at: usize,
@@ -39,7 +37,6 @@ pub enum DecodeError {
         remaining: usize,
     },
     /// An integer that does not fit its declared type.
-    #[error("integer {value} at byte {at} does not fit in {ty}")]
     IntegerOutOfRange {
         /// Offset of the integer.
         at: usize,
@@ -49,13 +46,11 @@ pub enum DecodeError {
         ty: &'static str,
     },
     /// A string that is not UTF-8.
-    #[error("invalid UTF-8 in string at byte {at}")]
     InvalidUtf8 {
         /// Offset of the first string byte.
         at: usize,
     },
     /// A bool other than 0 or 1.
-    #[error("invalid bool {value} at byte {at}: expected 0 or 1")]
     InvalidBool {
         /// Offset of the value.
         at: usize,
@@ -63,7 +58,6 @@ pub enum DecodeError {
         value: u64,
     },
     /// Nesting deeper than the configured limit.
-    #[error("nesting deeper than {max} levels at byte {at}")]
     DepthExceeded {
         /// Offset where the limit was crossed.
         at: usize,
@@ -71,7 +65,6 @@ pub enum DecodeError {
         max: u32,
     },
     /// A frame longer than the configured maximum.
-    #[error("frame of {len} bytes exceeds the maximum of {max} bytes")]
     FrameTooLarge {
         /// The announced or accumulated frame length.
         len: u64,
@@ -79,7 +72,6 @@ pub enum DecodeError {
         max: usize,
     },
     /// Extension-byte flags that v1 does not define.
-    #[error("reserved header flags {flags:#04x} set at byte {at}")]
     ReservedFlags {
         /// Offset of the extension byte.
         at: usize,
@@ -87,7 +79,6 @@ pub enum DecodeError {
         flags: u8,
     },
     /// A link frame with an opcode v1 does not define.
-    #[error("unknown link opcode {opcode} at byte {at}")]
     UnknownLinkOpcode {
         /// Offset of the lead byte.
         at: usize,
@@ -95,7 +86,6 @@ pub enum DecodeError {
         opcode: u8,
     },
     /// A header written in a form other than the canonical one.
-    #[error("non-canonical frame header at byte {at}: {reason}")]
     NonCanonicalHeader {
         /// Offset of the offending byte.
         at: usize,
@@ -103,7 +93,6 @@ pub enum DecodeError {
         reason: &'static str,
     },
     /// A type id of 0 or above 2^32-1.
-    #[error("invalid message type id {value} at byte {at}")]
     InvalidTypeId {
         /// Offset of the type id.
         at: usize,
@@ -111,7 +100,6 @@ pub enum DecodeError {
         value: u64,
     },
     /// A presence bitmap that breaks the rules of §5.2.
-    #[error("bad presence bitmap at byte {at}: {reason}")]
     BadPresence {
         /// Offset of the bitmap.
         at: usize,
@@ -119,7 +107,6 @@ pub enum DecodeError {
         reason: &'static str,
     },
     /// A known field or variant written with a class that does not match its type.
-    #[error("tag {tag} at byte {at} has wire class {found}, expected {expected}")]
     ClassMismatch {
         /// Offset of the value.
         at: usize,
@@ -131,13 +118,11 @@ pub enum DecodeError {
         found: u8,
     },
     /// A union key with class 0.
-    #[error("union key at byte {at} has class 0")]
     UnionClassAbsent {
         /// Offset of the key.
         at: usize,
     },
     /// A union variant this reader does not know.
-    #[error("unknown union variant tag {tag} at byte {at}")]
     UnknownVariant {
         /// Offset of the key.
         at: usize,
@@ -145,13 +130,11 @@ pub enum DecodeError {
         tag: u64,
     },
     /// Map keys that are duplicated or not in ascending order.
-    #[error("map key at byte {at} is not greater than the previous key")]
     MapKeyOrder {
         /// Offset of the key.
         at: usize,
     },
     /// Content of a fixed-size value that is too short or too long.
-    #[error("content at byte {at} has {found} byte(s) left over or missing for {what}")]
     ContentLength {
         /// Offset of the content.
         at: usize,
@@ -161,7 +144,6 @@ pub enum DecodeError {
         found: usize,
     },
     /// A length-delimited list of fixed-width elements whose length is not a multiple of the width.
-    #[error("list at byte {at} of {len} bytes is not a whole number of {width}-byte elements")]
     RaggedList {
         /// Offset of the content.
         at: usize,
@@ -171,7 +153,6 @@ pub enum DecodeError {
         width: usize,
     },
     /// A value longer than its `max_len`.
-    #[error("length {len} exceeds max_len {max}")]
     MaxLen {
         /// The length found (bytes, elements or entries).
         len: usize,
@@ -179,7 +160,7 @@ pub enum DecodeError {
         max: u64,
     },
     /// A number outside its `range`.
-    #[error("value {value} is outside range {min}..={max}")]
+    #[cfg(feature = "alloc")]
     Range {
         /// The value, formatted.
         value: String,
@@ -189,25 +170,22 @@ pub enum DecodeError {
         max: i128,
     },
     /// A serial frame that failed its CRC or COBS decoding.
-    #[error("corrupt serial frame: {reason}")]
     CorruptFrame {
         /// What failed.
         reason: &'static str,
     },
     /// A frame whose message type is not in the receiver's dispatch table.
-    #[error("unknown message type id {type_id}")]
     UnknownMessageType {
         /// The type id from the header.
         type_id: u32,
     },
     /// A frame kind that does not carry the expected payload.
-    #[error("frame kind {kind} does not carry a message")]
     NotAMessage {
         /// The kind.
         kind: &'static str,
     },
     /// An error inside a field of a message (or variant of a union).
-    #[error("in `{message}.{field}`: {source}")]
+    #[cfg(feature = "alloc")]
     InField {
         /// The message or union type name.
         message: &'static str,
@@ -219,19 +197,30 @@ pub enum DecodeError {
 }
 
 impl DecodeError {
-    /// Wraps this error with the message and field it occurred in.
+    /// Wraps this error with the message and field it occurred in. Without
+    /// the `alloc` feature there is nowhere to keep the wrapper, and the
+    /// error is returned unchanged.
     #[cold]
     pub fn in_field(self, message: &'static str, field: &'static str) -> Self {
-        DecodeError::InField {
-            message,
-            field,
-            source: Box::new(self),
+        #[cfg(feature = "alloc")]
+        {
+            DecodeError::InField {
+                message,
+                field,
+                source: Box::new(self),
+            }
+        }
+        #[cfg(not(feature = "alloc"))]
+        {
+            let _ = (message, field);
+            self
         }
     }
 
     /// The innermost error, below any [`DecodeError::InField`] wrappers.
     pub fn root(&self) -> &DecodeError {
         match self {
+            #[cfg(feature = "alloc")]
             DecodeError::InField { source, .. } => source.root(),
             other => other,
         }
@@ -240,10 +229,9 @@ impl DecodeError {
 
 /// Why a value could not be encoded.
 #[non_exhaustive]
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum EncodeError {
     /// A value longer than its field's `max_len`.
-    #[error("`{message}.{field}`: length {len} exceeds max_len {max}")]
     MaxLen {
         /// The message or union type name.
         message: &'static str,
@@ -255,7 +243,7 @@ pub enum EncodeError {
         max: u64,
     },
     /// A number outside its field's `range`.
-    #[error("`{message}.{field}`: value {value} is outside range {min}..={max}")]
+    #[cfg(feature = "alloc")]
     Range {
         /// The message or union type name.
         message: &'static str,
@@ -269,13 +257,11 @@ pub enum EncodeError {
         max: i128,
     },
     /// A header whose fields do not fit its kind (type id 0 where one is required).
-    #[error("invalid frame header: {reason}")]
     InvalidHeader {
         /// What was wrong.
         reason: &'static str,
     },
     /// A frame longer than the configured maximum.
-    #[error("frame of {len} bytes exceeds the maximum of {max} bytes")]
     FrameTooLarge {
         /// The frame length.
         len: usize,
@@ -283,7 +269,6 @@ pub enum EncodeError {
         max: usize,
     },
     /// A value that cannot be represented: an unknown union variant or enum with no bytes.
-    #[error("`{message}`: {reason}")]
     Unrepresentable {
         /// The type name.
         message: &'static str,
@@ -291,3 +276,137 @@ pub enum EncodeError {
         reason: &'static str,
     },
 }
+
+impl fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DecodeError::UnexpectedEnd { at, needed } => write!(
+                f,
+                "unexpected end of input at byte {at}: {needed} more byte(s) needed"
+            ),
+            DecodeError::VarintOverflow { at } => {
+                write!(f, "varint at byte {at} overflows 64 bits")
+            }
+            DecodeError::NonCanonicalVarint { at } => write!(
+                f,
+                "non-canonical varint at byte {at}: written longer than needed"
+            ),
+            DecodeError::LengthOutOfBounds { at, len, remaining } => write!(
+                f,
+                "length {len} at byte {at} exceeds the {remaining} byte(s) remaining"
+            ),
+            DecodeError::IntegerOutOfRange { at, value, ty } => {
+                write!(f, "integer {value} at byte {at} does not fit in {ty}")
+            }
+            DecodeError::InvalidUtf8 { at } => write!(f, "invalid UTF-8 in string at byte {at}"),
+            DecodeError::InvalidBool { at, value } => {
+                write!(f, "invalid bool {value} at byte {at}: expected 0 or 1")
+            }
+            DecodeError::DepthExceeded { at, max } => {
+                write!(f, "nesting deeper than {max} levels at byte {at}")
+            }
+            DecodeError::FrameTooLarge { len, max } => {
+                write!(f, "frame of {len} bytes exceeds the maximum of {max} bytes")
+            }
+            DecodeError::ReservedFlags { at, flags } => {
+                write!(f, "reserved header flags {flags:#04x} set at byte {at}")
+            }
+            DecodeError::UnknownLinkOpcode { at, opcode } => {
+                write!(f, "unknown link opcode {opcode} at byte {at}")
+            }
+            DecodeError::NonCanonicalHeader { at, reason } => {
+                write!(f, "non-canonical frame header at byte {at}: {reason}")
+            }
+            DecodeError::InvalidTypeId { at, value } => {
+                write!(f, "invalid message type id {value} at byte {at}")
+            }
+            DecodeError::BadPresence { at, reason } => {
+                write!(f, "bad presence bitmap at byte {at}: {reason}")
+            }
+            DecodeError::ClassMismatch {
+                at,
+                tag,
+                expected,
+                found,
+            } => write!(
+                f,
+                "tag {tag} at byte {at} has wire class {found}, expected {expected}"
+            ),
+            DecodeError::UnionClassAbsent { at } => write!(f, "union key at byte {at} has class 0"),
+            DecodeError::UnknownVariant { at, tag } => {
+                write!(f, "unknown union variant tag {tag} at byte {at}")
+            }
+            DecodeError::MapKeyOrder { at } => write!(
+                f,
+                "map key at byte {at} is not greater than the previous key"
+            ),
+            DecodeError::ContentLength { at, what, found } => write!(
+                f,
+                "content at byte {at} has {found} byte(s) left over or missing for {what}"
+            ),
+            DecodeError::RaggedList { at, len, width } => write!(
+                f,
+                "list at byte {at} of {len} bytes is not a whole number of {width}-byte elements"
+            ),
+            DecodeError::MaxLen { len, max } => write!(f, "length {len} exceeds max_len {max}"),
+            #[cfg(feature = "alloc")]
+            DecodeError::Range { value, min, max } => {
+                write!(f, "value {value} is outside range {min}..={max}")
+            }
+            DecodeError::CorruptFrame { reason } => write!(f, "corrupt serial frame: {reason}"),
+            DecodeError::UnknownMessageType { type_id } => {
+                write!(f, "unknown message type id {type_id}")
+            }
+            DecodeError::NotAMessage { kind } => {
+                write!(f, "frame kind {kind} does not carry a message")
+            }
+            #[cfg(feature = "alloc")]
+            DecodeError::InField {
+                message,
+                field,
+                source,
+            } => write!(f, "in `{message}.{field}`: {source}"),
+        }
+    }
+}
+
+impl fmt::Display for EncodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            EncodeError::MaxLen {
+                message,
+                field,
+                len,
+                max,
+            } => write!(f, "`{message}.{field}`: length {len} exceeds max_len {max}"),
+            #[cfg(feature = "alloc")]
+            EncodeError::Range {
+                message,
+                field,
+                value,
+                min,
+                max,
+            } => write!(
+                f,
+                "`{message}.{field}`: value {value} is outside range {min}..={max}"
+            ),
+            EncodeError::InvalidHeader { reason } => write!(f, "invalid frame header: {reason}"),
+            EncodeError::FrameTooLarge { len, max } => {
+                write!(f, "frame of {len} bytes exceeds the maximum of {max} bytes")
+            }
+            EncodeError::Unrepresentable { message, reason } => write!(f, "`{message}`: {reason}"),
+        }
+    }
+}
+
+impl core::error::Error for DecodeError {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match self {
+            #[cfg(feature = "alloc")]
+            DecodeError::InField { source, .. } => Some(&**source),
+            _ => None,
+        }
+    }
+}
+
+impl core::error::Error for EncodeError {}

@@ -1,10 +1,15 @@
-//! Stream framing (wire format §3), without any I/O: the tokio-facing codec in
-//! [`crate::codec`] drives this.
+//! Stream framing (wire format §3), without any I/O: the runtime's tokio-facing
+//! codec drives this.
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::BufMut;
+#[cfg(feature = "alloc")]
+use bytes::{Buf, Bytes, BytesMut};
 
-use super::{DecodeError, EncodeError, FrameHeader, varint};
+#[cfg(feature = "alloc")]
+use super::DecodeError;
+use super::{EncodeError, FrameHeader, varint};
 
+#[cfg(feature = "alloc")]
 /// A received frame: its header and its payload, which shares the receive buffer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Frame {
@@ -14,6 +19,7 @@ pub struct Frame {
     pub payload: Bytes,
 }
 
+#[cfg(feature = "alloc")]
 impl Frame {
     /// A frame from a header and a payload.
     pub fn new(header: FrameHeader, payload: impl Into<Bytes>) -> Self {
@@ -43,6 +49,7 @@ impl Frame {
     }
 }
 
+#[cfg(feature = "alloc")]
 /// Incremental decoder of length-prefixed frames from a byte stream.
 ///
 /// State machine: reading the length prefix, then waiting for the frame body.
@@ -54,12 +61,14 @@ pub struct StreamDecoder {
     state: StreamState,
 }
 
+#[cfg(feature = "alloc")]
 #[derive(Debug, Clone, Copy)]
 enum StreamState {
     Head,
     Body(usize),
 }
 
+#[cfg(feature = "alloc")]
 impl StreamDecoder {
     /// A decoder that accepts frames of up to `max_frame` bytes (header and payload).
     pub fn new(max_frame: usize) -> Self {

@@ -1,5 +1,6 @@
 //! A bounds-checked cursor over received bytes (wire format §1, §5).
 
+#[cfg(feature = "alloc")]
 use bytes::Bytes;
 
 use super::class::{Class, Presence};
@@ -17,6 +18,7 @@ pub struct Reader<'a> {
     end: usize,
     depth_left: u32,
     max_depth: u32,
+    #[cfg(feature = "alloc")]
     source: Option<&'a Bytes>,
 }
 
@@ -36,6 +38,7 @@ impl<'a> Reader<'a> {
             end: buf.len(),
             depth_left: limits.max_depth,
             max_depth: limits.max_depth,
+            #[cfg(feature = "alloc")]
             source: None,
         }
     }
@@ -52,6 +55,7 @@ impl<'a> Reader<'a> {
         &self.buf[self.pos..self.end]
     }
 
+    #[cfg(feature = "alloc")]
     /// A reader over `bytes` whose [`Reader::bytes`] results share `bytes`'
     /// storage instead of copying (zero-copy decode).
     #[inline]
@@ -267,6 +271,7 @@ impl<'a> Reader<'a> {
         self.take(n)
     }
 
+    #[cfg(feature = "alloc")]
     /// Reads a length-prefixed byte string as [`Bytes`]: shared with the input
     /// when the reader was made by [`Reader::from_bytes`], copied otherwise.
     #[inline(always)]
@@ -318,6 +323,7 @@ impl<'a> Reader<'a> {
             end: self.pos + n,
             depth_left: self.depth_left - 1,
             max_depth: self.max_depth,
+            #[cfg(feature = "alloc")]
             source: self.source,
         };
         self.pos += n;
@@ -331,11 +337,22 @@ impl<'a> Reader<'a> {
         &mut self,
         f: impl FnOnce(&mut Reader<'a>) -> Result<T, DecodeError>,
     ) -> Result<T, DecodeError> {
+        self.descend_with(f)
+    }
+
+    /// Like [`Reader::descend`] for a caller with an error type of its own
+    /// (one a [`DecodeError`] converts into).
+    #[inline]
+    pub fn descend_with<T, E: From<DecodeError>>(
+        &mut self,
+        f: impl FnOnce(&mut Reader<'a>) -> Result<T, E>,
+    ) -> Result<T, E> {
         if self.depth_left == 0 {
             return Err(DecodeError::DepthExceeded {
                 at: self.pos,
                 max: self.max_depth,
-            });
+            }
+            .into());
         }
         self.depth_left -= 1;
         let out = f(self);
@@ -353,6 +370,7 @@ impl<'a> Reader<'a> {
             end: self.pos,
             depth_left: self.depth_left.saturating_sub(1),
             max_depth: self.max_depth,
+            #[cfg(feature = "alloc")]
             source: self.source,
         }
     }
@@ -414,6 +432,7 @@ impl<'a> Reader<'a> {
         Ok(&self.buf[start..self.pos])
     }
 
+    #[cfg(feature = "alloc")]
     /// Like [`Reader::class_raw`], as [`Bytes`] shared with the input when possible.
     #[inline]
     pub fn class_raw_bytes(&mut self, class: Class) -> Result<Bytes, DecodeError> {
