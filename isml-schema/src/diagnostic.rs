@@ -42,6 +42,9 @@ pub enum ErrorKind {
     ReservedTag,
     /// A type name does not resolve.
     UnknownType,
+    /// A relative type name matches types in more than one package (see
+    /// `docs/schema-language.md`, name resolution).
+    AmbiguousType,
     /// An attribute name is not known at all.
     UnknownAttribute,
     /// A known attribute is used where it does not apply.
@@ -275,7 +278,13 @@ fn render_into(out: &mut String, d: &Diagnostic, files: &[SourceFile]) -> fmt::R
     for (gi, (file, group)) in groups.iter_mut().enumerate() {
         let anchor = group[0].span.start;
         let (line, col) = file.line_col(anchor);
-        let arrow = if gi == 0 { "-->" } else { ":::" };
+        let arrow = if gi == 0 {
+            "-->"
+        } else {
+            // Like rustc: a gutter line separates the groups of two files.
+            writeln!(out, "{pad} |")?;
+            ":::"
+        };
         writeln!(out, "{pad}{arrow} {}:{line}:{col}", file.name)?;
         writeln!(out, "{pad} |")?;
         group.sort_by_key(|l| (l.span.start, !l.primary));

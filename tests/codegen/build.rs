@@ -2,8 +2,9 @@
 //! compiled set (message ids are unique within a set).
 
 fn main() {
-    let sets: [&[&str]; 5] = [
+    let sets: [&[&str]; 6] = [
         &["../../schemas/charging.isml"],
+        &["../../schemas/site.isml"],
         &["schemas/alltypes.isml"],
         &["schemas/evo_v1.isml"],
         &["schemas/evo_v2.isml"],
@@ -31,4 +32,11 @@ fn main() {
             .compile()
             .unwrap_or_else(|e| panic!("{e}"));
     }
+    // The name resolution fixtures share `lib/acme_geo.isml`: one set.
+    isml_schema::Builder::new()
+        .include(format!("{fixtures}/lib"))
+        .file(format!("{fixtures}/relative_names.isml"))
+        .file(format!("{fixtures}/leading_dot.isml"))
+        .compile()
+        .unwrap_or_else(|e| panic!("{e}"));
 }
