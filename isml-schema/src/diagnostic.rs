@@ -173,8 +173,12 @@ impl fmt::Display for Diagnostic {
 /// All the errors of a failed compilation, with the files they point into.
 ///
 /// This is the error type of [`load`](crate::load()) and friends. Its
-/// [`Display`](fmt::Display) output is [`render`](Diagnostics::render).
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+/// [`Display`](fmt::Display) output is [`render`](Diagnostics::render); its
+/// `Debug` output is the same rendering under a count of the errors, so that
+/// `.unwrap()` and a `main` returning `Result` show the diagnostics, not the
+/// source files they quote. The individual [`Diagnostic`]s are available
+/// through [`iter`](Diagnostics::iter).
+#[derive(Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{}", self.render())]
 pub struct Diagnostics {
     files: Vec<SourceFile>,
@@ -228,6 +232,14 @@ impl Diagnostics {
             }
         }
         out
+    }
+}
+
+impl fmt::Debug for Diagnostics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.list.len();
+        let s = if n == 1 { "" } else { "s" };
+        write!(f, "{n} error{s} in the schemas:\n\n{}", self.render())
     }
 }
 
