@@ -622,6 +622,82 @@ fn compat_fixture_pairs() {
 }
 
 #[test]
+fn compat_allow_bounds_turns_bound_changes_into_warnings() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/compat");
+    let bound_pairs = [
+        "breaking_tighten_max_len",
+        "breaking_loosen_max_len",
+        "breaking_tighten_range",
+        "breaking_loosen_range",
+        "breaking_shift_range",
+    ];
+    for name in bound_pairs {
+        let case = dir.join(name);
+        // Breaking by default...
+        let o = run(&["compat", "old.isml", "new.isml"], b"", Some(&case));
+        assert_eq!(code(&o), 1, "{name}: {}", stdout(&o));
+        assert!(!stdout(&o).contains("warning:"), "{name}: {}", stdout(&o));
+        // ...warnings with the flag: the same changes, and exit 0.
+        let o = run(
+            &["compat", "--allow-bounds", "old.isml", "new.isml"],
+            b"",
+            Some(&case),
+        );
+        no_panic(&o);
+        assert_eq!(code(&o), 0, "{name}: {}{}", stdout(&o), stderr(&o));
+        let out = stdout(&o);
+        let changes: Vec<&str> = out.lines().filter(|l| !l.starts_with(' ')).collect();
+        let (summary, changes) = changes.split_last().expect("a summary line");
+        assert!(!changes.is_empty(), "{name}");
+        for line in changes {
+            assert!(
+                line.starts_with("warning: field `meter.v1.Reading."),
+                "{name}: {line}"
+            );
+        }
+        assert!(summary.ends_with(": compatible"), "{name}: {summary}");
+        if name == "breaking_shift_range" {
+            insta::assert_snapshot!(
+                "compat_allow_bounds_shift_range",
+                format!("{out}exit: {}\n", code(&o))
+            );
+        }
+    }
+
+    // The flag does not excuse anything else: a type change still breaks.
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(
+        tmp.path().join("old.isml"),
+        "package p; message M [id = 1] { a: u8 = 1 [range = 0..=9]; b: u8 = 2; }",
+    )
+    .unwrap();
+    std::fs::write(
+        tmp.path().join("new.isml"),
+        "package p; message M [id = 1] { a: u8 = 1 [range = 0..=5]; b: u16 = 2; }",
+    )
+    .unwrap();
+    let o = run(
+        &["compat", "--allow-bounds", "old.isml", "new.isml"],
+        b"",
+        Some(tmp.path()),
+    );
+    assert_eq!(code(&o), 1, "{}", stdout(&o));
+    let out = stdout(&o);
+    assert!(
+        out.starts_with("breaking: field `p.M.b` (tag 2) changed type"),
+        "{out}"
+    );
+    assert!(
+        out.contains("\nwarning: field `p.M.a` (tag 1): `range` tightened from 0..=9 to 0..=5"),
+        "{out}"
+    );
+    assert!(
+        out.ends_with("1 breaking change, 1 warning, 0 safe changes: NOT compatible\n"),
+        "{out}"
+    );
+}
+
+#[test]
 fn compat_of_identical_versions_is_clean() {
     let o = run(&["compat", &charging(), &charging()], b"", None);
     assert_eq!(code(&o), 0);
