@@ -583,6 +583,40 @@ fn fmt_formats_in_place_and_checks() {
     );
 }
 
+#[test]
+fn check_and_fmt_accept_relative_and_fully_qualified_names() {
+    // The two-package example names `fleet.geo` and `common` types relatively.
+    let schemas = root().join("schemas");
+    let o = run(&["check", "site.isml"], b"", Some(&schemas));
+    assert_eq!((code(&o), stderr(&o)), (0, String::new()));
+    let o = run(
+        &["fmt", "--check", "site.isml", "geo.isml"],
+        b"",
+        Some(&schemas),
+    );
+    assert_eq!((code(&o), stdout(&o)), (0, String::new()));
+    // `fmt` keeps a leading dot, wherever a type is written.
+    let messy = "package a.b;\nmessage M{x:.a.c.T=1;y:list< .a.c.T >=2;}\nservice S{rpc go(.a.b.M)->stream .a.b.M=1;}\n";
+    let o = run(&["fmt", "-"], messy.as_bytes(), None);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(
+        stdout(&o),
+        "package a.b;\n\nmessage M {\n    x: .a.c.T       = 1;\n    y: list<.a.c.T> = 2;\n}\n\nservice S {\n    rpc go(.a.b.M) -> stream .a.b.M = 1;\n}\n"
+    );
+    // A space after the dot is not a name.
+    let o = run(
+        &["fmt", "-"],
+        b"package p; message M { x: . u8 = 1; }",
+        None,
+    );
+    assert_eq!(code(&o), 1);
+    assert!(
+        stderr(&o).starts_with("error: expected a name, found whitespace\n --> <stdin>:1:28\n"),
+        "{}",
+        stderr(&o)
+    );
+}
+
 // ---------------------------------------------------------------------------
 // compat
 // ---------------------------------------------------------------------------
