@@ -59,7 +59,7 @@ pub(crate) enum Command {
     Decode(DecodeArgs),
     /// List every breaking change between two versions of a schema.
     #[command(
-        after_help = "Example:\n  isml compat -I old old/charging.isml schemas/charging.isml"
+        after_help = "Examples:\n  isml compat -I old old/charging.isml schemas/charging.isml\n  isml compat --allow-bounds old/charging.isml schemas/charging.isml   # bound changes only warn"
     )]
     Compat(CompatArgs),
     /// Table of messages: ids, fingerprints and encoded sizes.
@@ -196,6 +196,11 @@ pub(crate) struct CompatArgs {
     /// The new version.
     #[arg(value_name = "NEW")]
     pub(crate) new: PathBuf,
+    /// Report changes of `max_len` and `range` as warnings, not breaking
+    /// changes: tightening a bound breaks old writers and loosening one
+    /// breaks old readers, which a staged rollout may accept.
+    #[arg(long)]
+    pub(crate) allow_bounds: bool,
 }
 
 #[derive(Debug, Args)]

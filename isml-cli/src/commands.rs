@@ -218,7 +218,8 @@ fn generate(a: &GenArgs) -> Outcome {
 fn compat(a: &CompatArgs) -> Outcome {
     let old = load(&a.includes, std::slice::from_ref(&a.old))?;
     let new = load(&a.includes, std::slice::from_ref(&a.new))?;
-    let report = isml_schema::compat::compare(&old, &new);
+    let options = isml_schema::compat::Options::default().allow_bounds(a.allow_bounds);
+    let report = isml_schema::compat::compare_with(&old, &new, &options);
     print!("{}", report.render());
     Ok(if report.is_compatible() { 0 } else { 1 })
 }

@@ -583,6 +583,40 @@ fn fmt_formats_in_place_and_checks() {
     );
 }
 
+#[test]
+fn check_and_fmt_accept_relative_and_fully_qualified_names() {
+    // The two-package example names `fleet.geo` and `common` types relatively.
+    let schemas = root().join("schemas");
+    let o = run(&["check", "site.isml"], b"", Some(&schemas));
+    assert_eq!((code(&o), stderr(&o)), (0, String::new()));
+    let o = run(
+        &["fmt", "--check", "site.isml", "geo.isml"],
+        b"",
+        Some(&schemas),
+    );
+    assert_eq!((code(&o), stdout(&o)), (0, String::new()));
+    // `fmt` keeps a leading dot, wherever a type is written.
+    let messy = "package a.b;\nmessage M{x:.a.c.T=1;y:list< .a.c.T >=2;}\nservice S{rpc go(.a.b.M)->stream .a.b.M=1;}\n";
+    let o = run(&["fmt", "-"], messy.as_bytes(), None);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(
+        stdout(&o),
+        "package a.b;\n\nmessage M {\n    x: .a.c.T       = 1;\n    y: list<.a.c.T> = 2;\n}\n\nservice S {\n    rpc go(.a.b.M) -> stream .a.b.M = 1;\n}\n"
+    );
+    // A space after the dot is not a name.
+    let o = run(
+        &["fmt", "-"],
+        b"package p; message M { x: . u8 = 1; }",
+        None,
+    );
+    assert_eq!(code(&o), 1);
+    assert!(
+        stderr(&o).starts_with("error: expected a name, found whitespace\n --> <stdin>:1:28\n"),
+        "{}",
+        stderr(&o)
+    );
+}
+
 // ---------------------------------------------------------------------------
 // compat
 // ---------------------------------------------------------------------------
@@ -619,6 +653,82 @@ fn compat_fixture_pairs() {
             format!("{}exit: {}\n", stdout(&o), code(&o))
         );
     }
+}
+
+#[test]
+fn compat_allow_bounds_turns_bound_changes_into_warnings() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/compat");
+    let bound_pairs = [
+        "breaking_tighten_max_len",
+        "breaking_loosen_max_len",
+        "breaking_tighten_range",
+        "breaking_loosen_range",
+        "breaking_shift_range",
+    ];
+    for name in bound_pairs {
+        let case = dir.join(name);
+        // Breaking by default...
+        let o = run(&["compat", "old.isml", "new.isml"], b"", Some(&case));
+        assert_eq!(code(&o), 1, "{name}: {}", stdout(&o));
+        assert!(!stdout(&o).contains("warning:"), "{name}: {}", stdout(&o));
+        // ...warnings with the flag: the same changes, and exit 0.
+        let o = run(
+            &["compat", "--allow-bounds", "old.isml", "new.isml"],
+            b"",
+            Some(&case),
+        );
+        no_panic(&o);
+        assert_eq!(code(&o), 0, "{name}: {}{}", stdout(&o), stderr(&o));
+        let out = stdout(&o);
+        let changes: Vec<&str> = out.lines().filter(|l| !l.starts_with(' ')).collect();
+        let (summary, changes) = changes.split_last().expect("a summary line");
+        assert!(!changes.is_empty(), "{name}");
+        for line in changes {
+            assert!(
+                line.starts_with("warning: field `meter.v1.Reading."),
+                "{name}: {line}"
+            );
+        }
+        assert!(summary.ends_with(": compatible"), "{name}: {summary}");
+        if name == "breaking_shift_range" {
+            insta::assert_snapshot!(
+                "compat_allow_bounds_shift_range",
+                format!("{out}exit: {}\n", code(&o))
+            );
+        }
+    }
+
+    // The flag does not excuse anything else: a type change still breaks.
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(
+        tmp.path().join("old.isml"),
+        "package p; message M [id = 1] { a: u8 = 1 [range = 0..=9]; b: u8 = 2; }",
+    )
+    .unwrap();
+    std::fs::write(
+        tmp.path().join("new.isml"),
+        "package p; message M [id = 1] { a: u8 = 1 [range = 0..=5]; b: u16 = 2; }",
+    )
+    .unwrap();
+    let o = run(
+        &["compat", "--allow-bounds", "old.isml", "new.isml"],
+        b"",
+        Some(tmp.path()),
+    );
+    assert_eq!(code(&o), 1, "{}", stdout(&o));
+    let out = stdout(&o);
+    assert!(
+        out.starts_with("breaking: field `p.M.b` (tag 2) changed type"),
+        "{out}"
+    );
+    assert!(
+        out.contains("\nwarning: field `p.M.a` (tag 1): `range` tightened from 0..=9 to 0..=5"),
+        "{out}"
+    );
+    assert!(
+        out.ends_with("1 breaking change, 1 warning, 0 safe changes: NOT compatible\n"),
+        "{out}"
+    );
 }
 
 #[test]

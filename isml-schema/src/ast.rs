@@ -185,7 +185,13 @@ pub(crate) enum TypeExprKind {
     Map(Box<TypeExpr>, Box<TypeExpr>),
     Array(Box<TypeExpr>, IntLit),
     /// A scalar or declared type, possibly package-qualified.
-    Named(String),
+    Named {
+        /// The dotted name, without the leading `.` of a fully qualified name.
+        path: String,
+        /// Whether the name was written with a leading `.` (`.acme.geo.Point`):
+        /// fully qualified, not looked up relative to the file's package.
+        absolute: bool,
+    },
 }
 
 /// One `[...]` entry, uninterpreted.

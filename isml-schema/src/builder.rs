@@ -1,13 +1,20 @@
 //! The build-script API: compile `.isml` files into one Rust file per package.
 //!
 //! ```no_run
-//! // in build.rs, inside `fn main()`:
-//! isml_schema::Builder::new()
-//!     .include("schemas")
-//!     .file("schemas/charging.isml")
-//!     .compile()
-//!     .unwrap_or_else(|e| panic!("{e}"));
+//! // build.rs
+//! fn main() -> Result<(), isml_schema::BuildError> {
+//!     isml_schema::Builder::new()
+//!         .include("schemas")
+//!         .file("schemas/charging.isml")
+//!         .compile()?;
+//!     Ok(())
+//! }
 //! ```
+//!
+//! A failed build prints the schema errors as rustc prints its own, with
+//! file, line, column and carets: [`BuildError`]'s `Debug` is that rendering,
+//! so it reads the same whether `main` returns the error or the build script
+//! calls `.unwrap()` on it.
 //!
 //! Then, in the crate, nest the generated code in modules that mirror the
 //! package path, so that references between packages resolve:
@@ -29,8 +36,12 @@ use std::path::{Path, PathBuf};
 use crate::{Diagnostics, LoadOptions, Schema};
 
 /// Why a build failed.
+///
+/// `Display` and `Debug` both print what went wrong for a person to read:
+/// schema errors rendered like rustc's (see [`Diagnostics::render`]), not
+/// the structures behind them. `Debug` matters because that is what a
+/// `main` returning `Result` and `.unwrap()` print.
 #[non_exhaustive]
-#[derive(Debug)]
 pub enum BuildError {
     /// The schemas have errors; `Display` renders them like rustc does.
     Schema(Diagnostics),
@@ -55,6 +66,15 @@ impl fmt::Display for BuildError {
             BuildError::NoOutDir => f.write_str(
                 "no output directory: call `Builder::out_dir` or run from a build script (OUT_DIR)",
             ),
+        }
+    }
+}
+
+impl fmt::Debug for BuildError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BuildError::Schema(d) => fmt::Debug::fmt(d, f),
+            other => fmt::Display::fmt(other, f),
         }
     }
 }
@@ -191,7 +211,8 @@ impl Builder {
 /// One-line build-script helper: compiles `files` with `includes` into `OUT_DIR`.
 ///
 /// ```no_run
-/// isml_schema::compile_files(&["schemas/charging.isml"], &["schemas"]).unwrap_or_else(|e| panic!("{e}"));
+/// // build.rs: a schema error fails the build with rustc-style diagnostics.
+/// isml_schema::compile_files(&["schemas/charging.isml"], &["schemas"]).unwrap();
 /// ```
 pub fn compile_files<P: AsRef<Path>, Q: AsRef<Path>>(
     files: &[P],

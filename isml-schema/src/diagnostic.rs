@@ -42,6 +42,9 @@ pub enum ErrorKind {
     ReservedTag,
     /// A type name does not resolve.
     UnknownType,
+    /// A relative type name matches types in more than one package (see
+    /// `docs/schema-language.md`, name resolution).
+    AmbiguousType,
     /// An attribute name is not known at all.
     UnknownAttribute,
     /// A known attribute is used where it does not apply.
@@ -170,8 +173,12 @@ impl fmt::Display for Diagnostic {
 /// All the errors of a failed compilation, with the files they point into.
 ///
 /// This is the error type of [`load`](crate::load()) and friends. Its
-/// [`Display`](fmt::Display) output is [`render`](Diagnostics::render).
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+/// [`Display`](fmt::Display) output is [`render`](Diagnostics::render); its
+/// `Debug` output is the same rendering under a count of the errors, so that
+/// `.unwrap()` and a `main` returning `Result` show the diagnostics, not the
+/// source files they quote. The individual [`Diagnostic`]s are available
+/// through [`iter`](Diagnostics::iter).
+#[derive(Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{}", self.render())]
 pub struct Diagnostics {
     files: Vec<SourceFile>,
@@ -228,6 +235,14 @@ impl Diagnostics {
     }
 }
 
+impl fmt::Debug for Diagnostics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.list.len();
+        let s = if n == 1 { "" } else { "s" };
+        write!(f, "{n} error{s} in the schemas:\n\n{}", self.render())
+    }
+}
+
 impl<'a> IntoIterator for &'a Diagnostics {
     type Item = &'a Diagnostic;
     type IntoIter = std::slice::Iter<'a, Diagnostic>;
@@ -275,7 +290,13 @@ fn render_into(out: &mut String, d: &Diagnostic, files: &[SourceFile]) -> fmt::R
     for (gi, (file, group)) in groups.iter_mut().enumerate() {
         let anchor = group[0].span.start;
         let (line, col) = file.line_col(anchor);
-        let arrow = if gi == 0 { "-->" } else { ":::" };
+        let arrow = if gi == 0 {
+            "-->"
+        } else {
+            // Like rustc: a gutter line separates the groups of two files.
+            writeln!(out, "{pad} |")?;
+            ":::"
+        };
         writeln!(out, "{pad}{arrow} {}:{line}:{col}", file.name)?;
         writeln!(out, "{pad} |")?;
         group.sort_by_key(|l| (l.span.start, !l.primary));

@@ -105,6 +105,7 @@ fn lex(text: &str) -> Result<Vec<Tok<'_>>, usize> {
     let mut i = 0;
     let mut newlines = 0;
     let ident_char = |c: u8| c.is_ascii_alphanumeric() || c == b'_';
+    let ident_start = |c: Option<&u8>| c.is_some_and(|c| c.is_ascii_alphabetic() || *c == b'_');
     while i < b.len() {
         let c = b[i];
         if c == b'\n' {
@@ -141,14 +142,15 @@ fn lex(text: &str) -> Result<Vec<Tok<'_>>, usize> {
             }
             i += 1;
             Kind::Str
-        } else if c.is_ascii_alphabetic() || c == b'_' {
+        } else if c.is_ascii_alphabetic() || c == b'_' || (c == b'.' && ident_start(b.get(i + 1))) {
+            // A name, dotted, with a leading `.` when fully qualified.
+            if c == b'.' {
+                i += 1;
+            }
             while i < b.len() && ident_char(b[i]) {
                 i += 1;
             }
-            while i + 1 < b.len()
-                && b[i] == b'.'
-                && (b[i + 1].is_ascii_alphabetic() || b[i + 1] == b'_')
-            {
+            while i + 1 < b.len() && b[i] == b'.' && ident_start(b.get(i + 1)) {
                 i += 1;
                 while i < b.len() && ident_char(b[i]) {
                     i += 1;
@@ -541,6 +543,19 @@ mod tests {
             out,
             "package p;\n\nmessage M {\n    x: u8 // why\n        = 1;\n}\n"
         );
+    }
+
+    #[test]
+    fn fully_qualified_names_keep_their_leading_dot() {
+        let out = fmt(
+            "package a.b;message M{x:.a.c.T=1;y:list<.a.c.T>=2;z:map<u8,.a.c.T>=3[max_len=2];}service S{rpc go(.a.b.M)->stream .a.b.M=1;}channel c:.a.b.M=1;",
+        );
+        assert_eq!(
+            out,
+            "package a.b;\n\nmessage M {\n    x: .a.c.T          = 1;\n    y: list<.a.c.T>    = 2;\n    z: map<u8, .a.c.T> = 3 [max_len = 2];\n}\n\nservice S {\n    rpc go(.a.b.M) -> stream .a.b.M = 1;\n}\n\nchannel c: .a.b.M = 1;\n"
+        );
+        // `..=` in a range is not the start of a name.
+        assert!(fmt("package p; message M { x: u8 = 1 [range = 0..=9]; }").contains("0..=9"));
     }
 
     #[test]

@@ -371,7 +371,10 @@ impl Lower<'_> {
             );
             // Compilation stops after this stage, so the placeholder is never resolved.
             return Some(TypeExpr {
-                kind: TypeExprKind::Named(String::new()),
+                kind: TypeExprKind::Named {
+                    path: String::new(),
+                    absolute: false,
+                },
                 span,
             });
         }
@@ -421,9 +424,14 @@ impl Lower<'_> {
     }
 
     fn lower_named_type(&mut self, pair: Pair<'_, Rule>) -> Option<TypeExprKind> {
+        // The only token before the path is the optional leading `.`.
+        let absolute = pair.as_str().starts_with('.');
         let mut c = Children::of(pair);
         let path = self.lower_path(c.req(Rule::path)?);
-        Some(TypeExprKind::Named(path.name))
+        Some(TypeExprKind::Named {
+            path: path.name,
+            absolute,
+        })
     }
 
     fn lower_opt_attributes(&mut self, c: &mut Children<'_>) -> Option<Vec<Attribute>> {

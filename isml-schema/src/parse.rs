@@ -206,6 +206,7 @@ fn found_at(text: &str, pos: usize) -> String {
     match text.get(pos..pos + len) {
         None | Some("") => "end of file".to_string(),
         Some("\n" | "\r") => "end of line".to_string(),
+        Some(tok) if tok.trim().is_empty() => "whitespace".to_string(),
         Some(tok) => format!("`{tok}`"),
     }
 }

@@ -82,3 +82,25 @@ fn service_and_channels() {
 fn charging_schema_dump() {
     insta::assert_snapshot!(load_charging().dump());
 }
+
+#[test]
+fn site_schema_names_other_packages_relatively() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../schemas");
+    let schema = load(&LoadOptions::new([dir.join("site.isml")]))
+        .unwrap_or_else(|err| panic!("{}", err.render()));
+    let packages: Vec<&str> = schema.packages_iter().map(|p| p.name).collect();
+    assert_eq!(packages, ["common", "fleet.geo", "fleet.site"]);
+    // The text says `geo.Position`, `geo.Area` and `common.Address`.
+    let site = schema.lookup("fleet.site.SiteInfo").expect("SiteInfo");
+    let TypeDefKind::Message(m) = &schema.types[site.index()].kind else {
+        panic!("SiteInfo is a message");
+    };
+    let field_type = |name: &str| {
+        let f = m.fields.iter().find(|f| f.name == name).expect(name);
+        f.ty.display(&schema).to_string()
+    };
+    assert_eq!(field_type("location"), "fleet.geo.Position");
+    assert_eq!(field_type("boundary"), "optional<fleet.geo.Area>");
+    assert_eq!(field_type("address"), "common.Address");
+    assert_eq!(field_type("access"), "fleet.site.Access");
+}

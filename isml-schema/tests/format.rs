@@ -76,7 +76,10 @@ fn valid_fixtures_keep_their_meaning() {
 #[test]
 fn project_schemas_keep_their_meaning() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../schemas");
-    check_tree(&dir, &["charging.isml", "common.isml"]);
+    check_tree(
+        &dir,
+        &["charging.isml", "common.isml", "site.isml", "geo.isml"],
+    );
 }
 
 #[test]

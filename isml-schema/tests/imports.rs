@@ -186,3 +186,95 @@ fn in_memory_sources_resolve_relative_names() {
     let err = load_sources(&[("main.isml", "package m; import \"gone.isml\";")]).unwrap_err();
     assert_eq!(err.kinds(), vec![ErrorKind::ImportNotFound]);
 }
+
+/// The type a field of `message` resolved to, by full name.
+fn field_type(schema: &isml_schema::Schema, message: &str, field: &str) -> String {
+    let id = schema.lookup(message).expect(message);
+    let isml_schema::TypeDefKind::Message(m) = &schema.types[id.index()].kind else {
+        panic!("{message} is not a message");
+    };
+    let f = m.fields.iter().find(|f| f.name == field).expect(field);
+    f.ty.display(schema).to_string()
+}
+
+#[test]
+fn importing_another_package_makes_a_name_ambiguous_instead_of_rebinding_it() {
+    let outer = ("geo.isml", "package acme.geo; message Point {}");
+    let inner = ("site_geo.isml", "package acme.site.geo; message Point {}");
+    let schema = load_sources(&[
+        (
+            "site.isml",
+            "package acme.site; import \"geo.isml\"; message S { at: geo.Point = 1; }",
+        ),
+        outer,
+    ])
+    .expect("compiles");
+    assert_eq!(field_type(&schema, "acme.site.S", "at"), "acme.geo.Point");
+
+    // The same file, now also importing a closer `geo.Point`: protobuf would
+    // quietly switch to `acme.site.geo.Point`; isml asks which one is meant.
+    let text = "package acme.site;\nimport \"geo.isml\";\nimport \"site_geo.isml\";\nmessage S { at: geo.Point = 1; }";
+    let err = load_sources(&[("site.isml", text), outer, inner]).unwrap_err();
+    assert_eq!(err.kinds(), vec![ErrorKind::AmbiguousType]);
+    let rendered = err.render();
+    assert!(rendered.contains("--> site.isml:4:17"), "{rendered}");
+    assert!(rendered.contains("::: geo.isml:1:27"), "{rendered}");
+    assert!(rendered.contains("::: site_geo.isml:1:32"), "{rendered}");
+
+    // A leading dot settles it either way.
+    let text = text.replace("at: geo.Point", "at: .acme.site.geo.Point");
+    let schema = load_sources(&[("site.isml", &text), outer, inner]).expect("compiles");
+    assert_eq!(
+        field_type(&schema, "acme.site.S", "at"),
+        "acme.site.geo.Point"
+    );
+}
+
+#[test]
+fn a_packages_own_types_shadow_enclosing_ones_across_its_files() {
+    let schema = load_sources(&[
+        (
+            "a.isml",
+            "package acme.site; import \"kind.isml\"; import \"acme.isml\"; message M { k: Kind = 1; outer: acme.Kind = 2; }",
+        ),
+        ("kind.isml", "package acme.site; enum Kind { x = 0; }"),
+        ("acme.isml", "package acme; enum Kind { y = 0; }"),
+    ])
+    .expect("compiles");
+    assert_eq!(field_type(&schema, "acme.site.M", "k"), "acme.site.Kind");
+    assert_eq!(field_type(&schema, "acme.site.M", "outer"), "acme.Kind");
+}
+
+#[test]
+fn one_full_name_declared_twice_is_a_duplicate_not_an_ambiguity() {
+    let err = load_sources(&[
+        (
+            "main.isml",
+            "package app; import \"one.isml\"; import \"two.isml\"; message M { p: geo.P = 1; }",
+        ),
+        ("one.isml", "package geo; message P {}"),
+        ("two.isml", "package geo; message P {}"),
+    ])
+    .unwrap_err();
+    assert_eq!(err.kinds(), vec![ErrorKind::DuplicateName]);
+}
+
+#[test]
+fn only_imported_files_take_part_in_resolution() {
+    // `acme.site.geo.Point` is loaded (through `other.isml`) but not imported
+    // by `site.isml`, so it neither wins nor makes `geo.Point` ambiguous.
+    let schema = load_sources(&[
+        (
+            "site.isml",
+            "package acme.site; import \"geo.isml\"; import \"other.isml\"; message S { at: geo.Point = 1; }",
+        ),
+        ("geo.isml", "package acme.geo; message Point {}"),
+        (
+            "other.isml",
+            "package other; import \"site_geo.isml\"; message O { p: acme.site.geo.Point = 1; }",
+        ),
+        ("site_geo.isml", "package acme.site.geo; message Point {}"),
+    ])
+    .expect("compiles");
+    assert_eq!(field_type(&schema, "acme.site.S", "at"), "acme.geo.Point");
+}

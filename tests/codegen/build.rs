@@ -1,9 +1,11 @@
 //! Compiles the project's schemas and the test fixtures; each `Builder` is one
-//! compiled set (message ids are unique within a set).
+//! compiled set (message ids are unique within a set). A schema error fails
+//! the build with rustc-style diagnostics (`BuildError`'s `Debug`).
 
-fn main() {
-    let sets: [&[&str]; 5] = [
+fn main() -> Result<(), isml_schema::BuildError> {
+    let sets: [&[&str]; 6] = [
         &["../../schemas/charging.isml"],
+        &["../../schemas/site.isml"],
         &["schemas/alltypes.isml"],
         &["schemas/evo_v1.isml"],
         &["schemas/evo_v2.isml"],
@@ -13,8 +15,7 @@ fn main() {
         isml_schema::Builder::new()
             .include("../../schemas")
             .files(files)
-            .compile()
-            .unwrap_or_else(|e| panic!("{e}"));
+            .compile()?;
     }
     // The schema compiler's own valid fixtures must compile as Rust too.
     let fixtures = "../../isml-schema/tests/fixtures/valid";
@@ -28,7 +29,13 @@ fn main() {
         isml_schema::Builder::new()
             .include(format!("{fixtures}/lib"))
             .file(format!("{fixtures}/{f}.isml"))
-            .compile()
-            .unwrap_or_else(|e| panic!("{e}"));
+            .compile()?;
     }
+    // The name resolution fixtures share `lib/acme_geo.isml`: one set.
+    isml_schema::Builder::new()
+        .include(format!("{fixtures}/lib"))
+        .file(format!("{fixtures}/relative_names.isml"))
+        .file(format!("{fixtures}/leading_dot.isml"))
+        .compile()?;
+    Ok(())
 }

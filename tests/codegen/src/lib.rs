@@ -14,6 +14,19 @@ pub mod common {
     isml_runtime::include_schema!("common");
 }
 
+/// `schemas/site.isml` and `schemas/geo.isml`: two packages naming each
+/// other's types relatively.
+pub mod fleet {
+    /// `fleet.geo`.
+    pub mod geo {
+        isml_runtime::include_schema!("fleet.geo");
+    }
+    /// `fleet.site`.
+    pub mod site {
+        isml_runtime::include_schema!("fleet.site");
+    }
+}
+
 /// `schemas/alltypes.isml`: every type and naming hazard.
 pub mod alltypes {
     isml_runtime::include_schema!("alltypes");
@@ -70,4 +83,26 @@ pub mod fixtures {
 /// `isml-schema/tests/fixtures/valid/lib/shapes.isml`.
 pub mod geometry {
     isml_runtime::include_schema!("geometry");
+}
+
+/// The name resolution fixtures (`relative_names.isml`, `leading_dot.isml`
+/// and their `lib/acme*.isml` imports).
+pub mod acme {
+    isml_runtime::include_schema!("acme");
+    /// `acme.geo`.
+    pub mod geo {
+        isml_runtime::include_schema!("acme.geo");
+    }
+    /// `acme.site`.
+    pub mod site {
+        isml_runtime::include_schema!("acme.site");
+    }
+    /// `acme.depot`, with its own `geo` package inside.
+    pub mod depot {
+        isml_runtime::include_schema!("acme.depot");
+        /// `acme.depot.geo`.
+        pub mod geo {
+            isml_runtime::include_schema!("acme.depot.geo");
+        }
+    }
 }

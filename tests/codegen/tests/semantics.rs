@@ -364,3 +364,45 @@ fn one_dispatch_table_covers_the_compiled_set() {
     let any = b::AnyMessage::decode(2, Bytes::from(mine.encode_to_vec().unwrap())).unwrap();
     assert_eq!(any, b::AnyMessage::Ping(mine));
 }
+
+#[test]
+fn relative_names_reach_the_types_of_other_packages() {
+    use isml_codegen_tests::{common, fleet};
+    // `geo.Position` and `common.Address` in `fleet.site` are these types.
+    let site = fleet::site::SiteInfo {
+        site_id: "depot-3".into(),
+        location: fleet::geo::Position {
+            lat_e7: 525_200_000,
+            lon_e7: 134_050_000,
+            altitude_dm: Some(340),
+        },
+        address: common::Address {
+            city: "Berlin".into(),
+            ..Default::default()
+        },
+        cabinets: vec![fleet::site::Placement {
+            station_id: "cab-17".into(),
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let body = Bytes::from(site.encode_to_vec().unwrap());
+    assert_eq!(fleet::site::SiteInfo::decode(body).unwrap(), site);
+    // The range on `fleet.geo.Position` applies where `fleet.site` uses it.
+    let mut far = site.clone();
+    far.location.lat_e7 = 900_000_001;
+    assert!(far.encode_to_vec().is_err());
+
+    // Leading-dot names pick between `acme.geo.Point` and `acme.depot.geo.Point`.
+    use isml_codegen_tests::acme;
+    let bay = acme::depot::Bay {
+        on_map: acme::geo::Point {
+            lat_e7: 1,
+            lon_e7: 2,
+        },
+        on_floor: acme::depot::geo::Point { x_cm: 3, y_cm: 4 },
+        ..Default::default()
+    };
+    let body = Bytes::from(bay.encode_to_vec().unwrap());
+    assert_eq!(acme::depot::Bay::decode(body).unwrap(), bay);
+}

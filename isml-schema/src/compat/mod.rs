@@ -4,8 +4,14 @@
 //! Types are matched between the versions by message id first, then by fully
 //! qualified name, then through the fields, variants and methods of matched
 //! types (so that a renamed nested type is still compared with its old self).
-//! Every difference is a [`Change`], breaking or safe, with its location in
+//! Every difference is a [`Change`] with a [`Severity`] and its location in
 //! both versions.
+//!
+//! A change of a field's `max_len` or `range` breaks one side or the other:
+//! tightening a bound breaks old writers, loosening it breaks old readers.
+//! Both are breaking by default; [`Options::allow_bounds`] reports them as
+//! warnings instead, for deployments that roll out readers and writers in a
+//! known order.
 //!
 //! ```
 //! let old = isml_schema::load_str("old.isml", "package p; message M [id = 1] { a: u8 = 1; }")?;
@@ -16,6 +22,8 @@
 //! assert_eq!(breaking, ["field `p.M.a` (tag 1) changed type from `u8` to `u16`"]);
 //! # Ok::<(), isml_schema::Diagnostics>(())
 //! ```
+
+mod bounds;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -40,11 +48,52 @@ impl fmt::Display for Location {
     }
 }
 
+/// How much a [`Change`] matters to peers running the other version.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Severity {
+    /// Peers of the two versions can no longer understand each other.
+    Breaking,
+    /// Breaking in general, but accepted by the [`Options`] in use (a
+    /// `max_len` or `range` change under [`Options::allow_bounds`]).
+    Warning,
+    /// Peers of either version understand each other.
+    Safe,
+}
+
+impl Severity {
+    /// `breaking`, `warning` or `safe`, as printed before each change.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Breaking => "breaking",
+            Severity::Warning => "warning",
+            Severity::Safe => "safe",
+        }
+    }
+}
+
+/// What [`compare_with`] accepts.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Options {
+    /// Report changes of `max_len` and `range` as [`Severity::Warning`]
+    /// instead of [`Severity::Breaking`].
+    pub allow_bounds: bool,
+}
+
+impl Options {
+    /// Sets [`allow_bounds`](Options::allow_bounds).
+    pub fn allow_bounds(mut self, allow: bool) -> Options {
+        self.allow_bounds = allow;
+        self
+    }
+}
+
 /// One difference between the versions.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Change {
-    /// Whether peers of the two versions can no longer understand each other.
-    pub breaking: bool,
+    /// Whether peers of the two versions still understand each other.
+    pub severity: Severity,
     /// What changed, naming the element.
     pub message: String,
     /// Where, in the old version (or its closest enclosing element).
@@ -53,10 +102,16 @@ pub struct Change {
     pub new: Option<Location>,
 }
 
+impl Change {
+    /// Whether this change is [`Severity::Breaking`].
+    pub fn is_breaking(&self) -> bool {
+        self.severity == Severity::Breaking
+    }
+}
+
 impl fmt::Display for Change {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let what = if self.breaking { "breaking" } else { "safe" };
-        write!(f, "{what}: {}", self.message)?;
+        write!(f, "{}: {}", self.severity.as_str(), self.message)?;
         if let Some(l) = &self.old {
             write!(f, "\n  --> {l} (old)")?;
         }
@@ -70,55 +125,83 @@ impl fmt::Display for Change {
 /// All differences between two versions.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Report {
-    /// Breaking and safe changes, breaking ones first, each group in the
-    /// order of the old schema's types.
+    /// Every change: breaking ones first, then warnings, then safe ones,
+    /// each group in the order of the old schema's types.
     pub changes: Vec<Change>,
 }
 
 impl Report {
-    /// Whether no change is breaking.
+    /// Whether no change is breaking (warnings are allowed).
     pub fn is_compatible(&self) -> bool {
-        !self.changes.iter().any(|c| c.breaking)
+        !self.changes.iter().any(Change::is_breaking)
+    }
+
+    fn of(&self, severity: Severity) -> impl Iterator<Item = &Change> {
+        self.changes.iter().filter(move |c| c.severity == severity)
     }
 
     /// The breaking changes.
     pub fn breaking(&self) -> impl Iterator<Item = &Change> {
-        self.changes.iter().filter(|c| c.breaking)
+        self.of(Severity::Breaking)
+    }
+
+    /// The changes reported as warnings.
+    pub fn warnings(&self) -> impl Iterator<Item = &Change> {
+        self.of(Severity::Warning)
     }
 
     /// The safe changes.
     pub fn safe(&self) -> impl Iterator<Item = &Change> {
-        self.changes.iter().filter(|c| !c.breaking)
+        self.of(Severity::Safe)
     }
 
-    /// Every change, then a summary line.
+    /// Every change, then a summary line (which counts warnings only when
+    /// there are some).
     pub fn render(&self) -> String {
         let mut out = String::new();
         for c in &self.changes {
             out.push_str(&c.to_string());
             out.push('\n');
         }
-        let b = self.breaking().count();
-        let s = self.safe().count();
-        out.push_str(&format!(
-            "{b} breaking change{}, {s} safe change{}: {}\n",
-            if b == 1 { "" } else { "s" },
-            if s == 1 { "" } else { "s" },
-            if b == 0 {
-                "compatible"
-            } else {
-                "NOT compatible"
-            }
-        ));
+        let plural = |n: usize, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
+        let mut counts = vec![plural(self.breaking().count(), "breaking change")];
+        let w = self.warnings().count();
+        if w > 0 {
+            counts.push(plural(w, "warning"));
+        }
+        counts.push(plural(self.safe().count(), "safe change"));
+        let verdict = if self.is_compatible() {
+            "compatible"
+        } else {
+            "NOT compatible"
+        };
+        out.push_str(&format!("{}: {verdict}\n", counts.join(", ")));
         out
     }
 }
 
-/// Compares two versions of a schema.
+/// Compares two versions of a schema; every bound change is breaking.
 pub fn compare(old: &Schema, new: &Schema) -> Report {
+    compare_with(old, new, &Options::default())
+}
+
+/// Compares two versions of a schema under `options`.
+///
+/// ```
+/// use isml_schema::compat::{Options, Severity, compare_with};
+/// let old = isml_schema::load_str("old.isml", "package p; message M { s: string = 1 [max_len = 64]; }")?;
+/// let new = isml_schema::load_str("new.isml", "package p; message M { s: string = 1 [max_len = 32]; }")?;
+/// assert!(!compare_with(&old, &new, &Options::default()).is_compatible());
+/// let report = compare_with(&old, &new, &Options::default().allow_bounds(true));
+/// assert!(report.is_compatible());
+/// assert_eq!(report.changes[0].severity, Severity::Warning);
+/// # Ok::<(), isml_schema::Diagnostics>(())
+/// ```
+pub fn compare_with(old: &Schema, new: &Schema, options: &Options) -> Report {
     let mut c = Compare {
         old,
         new,
+        options: *options,
         pairs: BTreeMap::new(),
         reused: Vec::new(),
         changes: Vec::new(),
@@ -128,14 +211,15 @@ pub fn compare(old: &Schema, new: &Schema) -> Report {
     c.compare_services();
     c.compare_channels();
     let mut changes = c.changes;
-    // Stable: breaking first, otherwise in discovery order.
-    changes.sort_by_key(|ch| !ch.breaking);
+    // Stable: breaking first, then warnings, otherwise in discovery order.
+    changes.sort_by_key(|ch| ch.severity);
     Report { changes }
 }
 
 struct Compare<'a> {
     old: &'a Schema,
     new: &'a Schema,
+    options: Options,
     /// old type -> new type.
     pairs: BTreeMap<TypeId, TypeId>,
     /// Old types whose id another new type took: (old, new user of the id).
@@ -160,8 +244,23 @@ fn def(schema: &Schema, id: TypeId) -> &TypeDef {
 
 impl<'a> Compare<'a> {
     fn push(&mut self, breaking: bool, message: String, old: Option<Span>, new: Option<Span>) {
+        let severity = if breaking {
+            Severity::Breaking
+        } else {
+            Severity::Safe
+        };
+        self.push_as(severity, message, old, new);
+    }
+
+    fn push_as(
+        &mut self,
+        severity: Severity,
+        message: String,
+        old: Option<Span>,
+        new: Option<Span>,
+    ) {
         self.changes.push(Change {
-            breaking,
+            severity,
             message,
             old: location(self.old, old),
             new: location(self.new, new),
@@ -539,6 +638,27 @@ impl<'a> Compare<'a> {
                         self.push(
                             false,
                             format!("field `{oname}.{}` was marked deprecated", f.name),
+                            f.span,
+                            g.span,
+                        );
+                    }
+                    let severity = if self.options.allow_bounds {
+                        Severity::Warning
+                    } else {
+                        Severity::Breaking
+                    };
+                    for change in [bounds::max_len(f, g), bounds::range(f, g)]
+                        .into_iter()
+                        .flatten()
+                    {
+                        self.push_as(
+                            severity,
+                            format!(
+                                "field `{oname}.{}` (tag {}): {}",
+                                f.name,
+                                f.tag,
+                                change.describe()
+                            ),
                             f.span,
                             g.span,
                         );

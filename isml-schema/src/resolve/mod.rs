@@ -1,21 +1,26 @@
 //! Stage 3: resolve names and attributes, turning ASTs into the IR.
 //!
 //! Types get their [`TypeId`]s here (sorted by package, then name), type
-//! expressions are resolved against the file's own package and the files it
-//! imports, attributes are interpreted per place, and literals are narrowed
+//! names are looked up from the file's package outward among the types of the
+//! file and the files it imports ([`names`]), attributes are interpreted per
+//! place ([`attrs`]), and literals are narrowed
 //! to the IR's integer types. Everything that can be represented is passed
 //! on so that [`check`](crate::check) can report its own errors in the same
 //! run; an item that cannot be represented (an unknown type, a tag that does
 //! not fit in `u32`) is reported here and left out of the IR.
 
-use std::collections::{BTreeMap, HashMap};
+mod attrs;
+mod names;
 
-use crate::ast::{self, AttrValueKind, Attribute, Decl, IntLit, TypeExpr, TypeExprKind};
+use std::collections::BTreeMap;
+
+use crate::ast::{self, Decl, IntLit, TypeExpr, TypeExprKind};
 use crate::check::{self, AttrKey, SpanKey, SpanTable, out_of_range};
 use crate::diagnostic::{Diagnostic, ErrorKind};
 use crate::ir::*;
 use crate::source::{FileId, SourceFile, Span};
-use crate::suggest::{closest, scalar_names};
+use attrs::Place;
+use names::TypeIndex;
 
 /// One parsed file and the files its imports resolved to.
 #[derive(Debug)]
@@ -38,9 +43,7 @@ pub(crate) fn resolve(
         parsed,
         diags,
         spans: SpanTable::default(),
-        by_name: HashMap::new(),
-        type_files: Vec::new(),
-        type_keys: Vec::new(),
+        types: TypeIndex::default(),
     };
     let schema = r.run();
     (schema, r.spans)
@@ -68,96 +71,8 @@ struct Resolver<'a> {
     parsed: &'a [ParsedFile],
     diags: &'a mut Vec<Diagnostic>,
     spans: SpanTable,
-    /// (package, name) -> first type declared with that name.
-    by_name: HashMap<(String, String), TypeId>,
-    /// The index in `parsed` of the file declaring each type.
-    type_files: Vec<usize>,
-    /// (package, name) of each type, by id.
-    type_keys: Vec<(String, String)>,
-}
-
-/// Where attributes are written.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Place {
-    Message,
-    Union,
-    Enum,
-    EnumVariant,
-    Field,
-    UnionVariant,
-    Service,
-    Rpc,
-    Channel,
-}
-
-impl Place {
-    fn describe(self) -> &'static str {
-        match self {
-            Place::Message => "a message",
-            Place::Union => "a union",
-            Place::Enum => "an enum",
-            Place::EnumVariant => "an enum variant",
-            Place::Field => "a field",
-            Place::UnionVariant => "a union variant",
-            Place::Service => "a service",
-            Place::Rpc => "an rpc",
-            Place::Channel => "a channel",
-        }
-    }
-
-    fn allowed(self) -> &'static [&'static str] {
-        match self {
-            Place::Message | Place::Union => &["id"],
-            Place::Field => &["deprecated", "unit", "max_len", "range"],
-            Place::Channel => &["retain", "keyed"],
-            _ => &[],
-        }
-    }
-}
-
-/// Every attribute the language knows.
-const KNOWN_ATTRIBUTES: &[&str] = &[
-    "id",
-    "deprecated",
-    "unit",
-    "max_len",
-    "range",
-    "retain",
-    "keyed",
-];
-
-/// Where a known attribute belongs, for "not allowed here" help lines.
-fn attribute_home(name: &str) -> &'static str {
-    match name {
-        "id" => "messages and unions",
-        "retain" | "keyed" => "channels",
-        _ => "fields",
-    }
-}
-
-/// An example of the attribute written correctly.
-fn attribute_example(name: &str) -> &'static str {
-    match name {
-        "id" => "id = 16",
-        "unit" => "unit = \"V\"",
-        "max_len" => "max_len = 32",
-        "range" => "range = 0..=100",
-        "deprecated" => "deprecated",
-        "retain" => "retain",
-        _ => "keyed",
-    }
-}
-
-/// Attributes of one item after interpretation.
-#[derive(Default)]
-struct Attrs {
-    id: Option<(u32, Span)>,
-    deprecated: bool,
-    unit: Option<String>,
-    max_len: Option<(u64, Span)>,
-    range: Option<((i128, i128), Span)>,
-    retain: bool,
-    keyed: bool,
+    /// Every declared type, by id and by full name.
+    types: TypeIndex,
 }
 
 fn type_id(i: usize) -> TypeId {
@@ -221,11 +136,10 @@ impl Resolver<'_> {
             (self.package_of(*fa), a.name().name.as_str())
                 .cmp(&(self.package_of(*fb), b.name().name.as_str()))
         });
-        for (i, (fi, d)) in decls.iter().enumerate() {
-            let key = (self.package_of(*fi).to_string(), d.name().name.clone());
-            self.by_name.entry(key.clone()).or_insert(type_id(i));
-            self.type_files.push(*fi);
-            self.type_keys.push(key);
+        for (fi, d) in &decls {
+            let package = self.package_of(*fi).to_string();
+            let name = d.name();
+            self.types.push(&package, &name.name, *fi, name.span);
         }
 
         let mut types = Vec::with_capacity(decls.len());
@@ -605,77 +519,10 @@ impl Resolver<'_> {
                 let len = self.narrow(*len, "array length", &check::ARRAY_LEN_RANGE);
                 Type::Array(Box::new(inner?), len?)
             }
-            TypeExprKind::Named(path) => self.resolve_name(fi, path, expr.span)?,
+            TypeExprKind::Named { path, absolute } => {
+                self.resolve_name(fi, path, *absolute, expr.span)?
+            }
         })
-    }
-
-    fn visible(&self, from: usize, target: usize) -> bool {
-        from == target || self.parsed[from].imports.contains(&self.parsed[target].id)
-    }
-
-    fn resolve_name(&mut self, fi: usize, path: &str, span: Span) -> Option<Type> {
-        if let Some(scalar) = Type::scalar(path) {
-            return Some(scalar);
-        }
-        let own = self.package_of(fi).to_string();
-        let (package, name) = match path.rsplit_once('.') {
-            Some((p, n)) => (p.to_string(), n),
-            None => (own.clone(), path),
-        };
-        if let Some(&id) = self.by_name.get(&(package, name.to_string())) {
-            let def_file = self.type_files[id.index()];
-            if self.visible(fi, def_file) {
-                return Some(Type::Named(id));
-            }
-            let file_name = self
-                .files
-                .get(self.parsed[def_file].id.0 as usize)
-                .map(|f| {
-                    f.name
-                        .rsplit(['/', '\\'])
-                        .next()
-                        .unwrap_or(&f.name)
-                        .to_string()
-                })
-                .unwrap_or_default();
-            self.diags.push(
-                Diagnostic::new(
-                    ErrorKind::UnknownType,
-                    format!("type `{path}` is declared in `{file_name}`, which this file does not import"),
-                )
-                .primary(Some(span), "not imported")
-                .help(format!("add `import \"{file_name}\";` after the package declaration")),
-            );
-            return None;
-        }
-
-        // Not found: suggest a close visible name.
-        let mut candidates: Vec<String> = scalar_names().iter().map(|s| s.to_string()).collect();
-        for (&tf, (pkg, decl_name)) in self.type_files.iter().zip(&self.type_keys) {
-            if self.visible(fi, tf) {
-                candidates.push(if *pkg == own {
-                    decl_name.clone()
-                } else {
-                    qualify(pkg, decl_name)
-                });
-            }
-        }
-        candidates.sort();
-        candidates.dedup();
-        // An exact match of the last segment in another package is the best hint.
-        let same_name = candidates
-            .iter()
-            .find(|c| c.rsplit('.').next() == Some(name) && c.as_str() != path)
-            .cloned();
-        let suggestion = same_name
-            .or_else(|| closest(path, candidates.iter().map(String::as_str)).map(str::to_string));
-        let mut d = Diagnostic::new(ErrorKind::UnknownType, format!("unknown type `{path}`"))
-            .primary(Some(span), "not found in this package or its imports");
-        if let Some(s) = suggestion {
-            d = d.help(format!("did you mean `{s}`?"));
-        }
-        self.diags.push(d);
-        None
     }
 
     /// Schema spelling of a resolved type, naming types by their full name.
@@ -685,153 +532,8 @@ impl Resolver<'_> {
             Type::List(t) => format!("list<{}>", self.display(t)),
             Type::Map(k, v) => format!("map<{}, {}>", self.display(k), self.display(v)),
             Type::Array(t, n) => format!("array<{}, {n}>", self.display(t)),
-            Type::Named(id) => self
-                .type_keys
-                .get(id.index())
-                .map_or_else(|| format!("#{}", id.0), |(p, n)| qualify(p, n)),
+            Type::Named(id) => self.types.full_name(*id),
             s => s.scalar_name().unwrap_or("?").to_string(),
         }
     }
-
-    // -- attributes ---------------------------------------------------------
-
-    fn attrs(&mut self, attrs: &[Attribute], place: Place) -> Attrs {
-        let mut out = Attrs::default();
-        let mut seen: HashMap<&str, Span> = HashMap::new();
-        for a in attrs {
-            let name = a.name.name.as_str();
-            if !KNOWN_ATTRIBUTES.contains(&name) {
-                let allowed = place.allowed();
-                let suggestion = closest(name, allowed.iter().copied())
-                    .or_else(|| closest(name, KNOWN_ATTRIBUTES.iter().copied()));
-                let mut d = Diagnostic::new(
-                    ErrorKind::UnknownAttribute,
-                    format!("unknown attribute `{name}`"),
-                )
-                .primary(Some(a.name.span), "unknown attribute");
-                d = match suggestion {
-                    Some(s) => d.help(format!("did you mean `{s}`?")),
-                    None => d.help(allowed_help(place)),
-                };
-                self.diags.push(d);
-                continue;
-            }
-            if !place.allowed().contains(&name) {
-                self.diags.push(
-                    Diagnostic::new(
-                        ErrorKind::MisplacedAttribute,
-                        format!("attribute `{name}` is not allowed on {}", place.describe()),
-                    )
-                    .primary(Some(a.name.span), "not allowed here")
-                    .note(format!("`{name}` applies to {}", attribute_home(name)))
-                    .help(allowed_help(place)),
-                );
-                continue;
-            }
-            if let Some(prev) = seen.get(name) {
-                self.diags.push(
-                    Diagnostic::new(
-                        ErrorKind::DuplicateAttribute,
-                        format!("attribute `{name}` is given more than once"),
-                    )
-                    .primary(Some(a.name.span), "given again here")
-                    .secondary(Some(*prev), "first given here"),
-                );
-                continue;
-            }
-            seen.insert(name, a.name.span);
-            self.attr_value(a, &mut out);
-        }
-        out
-    }
-
-    /// Interprets the value of a known attribute allowed at this place.
-    fn attr_value(&mut self, a: &Attribute, out: &mut Attrs) {
-        let name = a.name.name.as_str();
-        let example = attribute_example(name);
-        let is_flag = matches!(name, "deprecated" | "retain" | "keyed");
-        if is_flag {
-            if let Some(v) = &a.value {
-                self.diags.push(
-                    Diagnostic::new(
-                        ErrorKind::InvalidAttributeValue,
-                        format!("`{name}` takes no value"),
-                    )
-                    .primary(Some(v.span), "unexpected value")
-                    .help(format!("write `[{example}]`")),
-                );
-                return;
-            }
-            match name {
-                "deprecated" => out.deprecated = true,
-                "retain" => out.retain = true,
-                _ => out.keyed = true,
-            }
-            return;
-        }
-        let (expected, ok) = match (name, a.value.as_ref().map(|v| &v.kind)) {
-            ("id", Some(AttrValueKind::Int(_))) => ("an integer", true),
-            ("id", _) => ("an integer", false),
-            ("max_len", Some(AttrValueKind::Int(_))) => ("an integer", true),
-            ("max_len", _) => ("an integer", false),
-            ("unit", Some(AttrValueKind::Str(_))) => ("a string", true),
-            ("unit", _) => ("a string", false),
-            ("range", Some(AttrValueKind::Range(..))) => ("a range", true),
-            _ => ("a range", false),
-        };
-        let Some(value) = a.value.as_ref().filter(|_| ok) else {
-            let d = match &a.value {
-                None => Diagnostic::new(
-                    ErrorKind::InvalidAttributeValue,
-                    format!("`{name}` needs a value"),
-                )
-                .primary(Some(a.span), format!("expected {expected}")),
-                Some(v) => Diagnostic::new(
-                    ErrorKind::InvalidAttributeValue,
-                    format!("`{name}` expects {expected}, found {}", v.kind.describe()),
-                )
-                .primary(Some(v.span), format!("expected {expected}")),
-            };
-            self.diags.push(d.help(format!("write `{example}`")));
-            return;
-        };
-        match &value.kind {
-            AttrValueKind::Int(Some(n)) if name == "id" => match u32::try_from(*n) {
-                Ok(id) => out.id = Some((id, value.span)),
-                Err(_) => self.diags.push(out_of_range(
-                    "message id",
-                    *n,
-                    &check::MESSAGE_ID_RANGE,
-                    Some(value.span),
-                )),
-            },
-            AttrValueKind::Int(Some(n)) => match u64::try_from(*n) {
-                Ok(len) => out.max_len = Some((len, a.span)),
-                Err(_) => self.diags.push(out_of_range(
-                    "max_len",
-                    *n,
-                    &(0..=i128::from(u64::MAX)),
-                    Some(value.span),
-                )),
-            },
-            AttrValueKind::Str(s) => out.unit = Some(s.clone()),
-            AttrValueKind::Range(Some(lo), Some(hi)) => out.range = Some(((*lo, *hi), a.span)),
-            // Literals too large were reported while lowering.
-            _ => {}
-        }
-    }
-}
-
-/// "a field accepts `deprecated`, `unit`, ..." for help lines.
-fn allowed_help(place: Place) -> String {
-    let allowed = place.allowed();
-    if allowed.is_empty() {
-        return format!("{} takes no attributes", place.describe());
-    }
-    let list: Vec<String> = allowed.iter().map(|a| format!("`{a}`")).collect();
-    let joined = match list.split_last() {
-        Some((last, init)) if !init.is_empty() => format!("{} and {last}", init.join(", ")),
-        _ => list.join(""),
-    };
-    format!("{} accepts {joined}", place.describe())
 }
