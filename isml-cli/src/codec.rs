@@ -1,7 +1,7 @@
 //! `isml encode` and `isml decode`: JSON to bytes and back, through the
 //! dynamic codec of `isml_schema::dynamic`.
 
-use std::io::{Read as _, Write as _};
+use std::io::Read as _;
 
 use bytes::BytesMut;
 use isml_runtime::wire::{
@@ -11,6 +11,7 @@ use isml_schema::Schema;
 use isml_schema::dynamic::{self, Descriptor, DynamicError, MessageFactory};
 
 use crate::cli::{DecodeArgs, EncodeArgs, EncodeKind};
+use crate::output::outln;
 use crate::{Failure, Outcome};
 
 fn read_stdin() -> Result<Vec<u8>, Failure> {
@@ -19,13 +20,6 @@ fn read_stdin() -> Result<Vec<u8>, Failure> {
         .read_to_end(&mut buf)
         .map_err(|e| Failure::usage(format!("cannot read standard input: {e}")))?;
     Ok(buf)
-}
-
-fn write_stdout(bytes: &[u8]) -> Result<(), Failure> {
-    let mut out = std::io::stdout().lock();
-    out.write_all(bytes)
-        .and_then(|()| out.flush())
-        .map_err(|e| Failure::usage(format!("cannot write standard output: {e}")))
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -112,9 +106,9 @@ pub(crate) fn encode(a: &EncodeArgs) -> Outcome {
         payload
     };
     if a.hex {
-        write_stdout(format!("{}\n", hex(&bytes)).as_bytes())?;
+        crate::output::write_bytes(format!("{}\n", hex(&bytes)).as_bytes())?;
     } else {
-        write_stdout(&bytes)?;
+        crate::output::write_bytes(&bytes)?;
     }
     Ok(0)
 }
@@ -130,7 +124,7 @@ pub(crate) fn decode(a: &DecodeArgs) -> Outcome {
     if let Some(desc) = named {
         let value = dynamic::decode(desc, &bytes)
             .map_err(|e| Failure::invalid(format!("cannot decode `{}`: {e}", desc.full_name())))?;
-        println!("{}", value.to_json_string(a.pretty));
+        outln!("{}", value.to_json_string(a.pretty))?;
         return Ok(0);
     }
     decode_frames(&schema, &bytes, a.pretty)
@@ -268,7 +262,7 @@ fn decode_frames(schema: &Schema, bytes: &[u8], pretty: bool) -> Outcome {
                 }
             }
         }
-        println!("{}", obj.render(pretty));
+        outln!("{}", obj.render(pretty))?;
     }
     if n == 0 {
         return Err(Failure::invalid("no frame in the input"));

@@ -18,10 +18,22 @@ fn charging() -> String {
 
 /// Runs `isml args` with `stdin`, in `dir` when given.
 fn run(args: &[&str], stdin: &[u8], dir: Option<&Path>) -> Output {
+    run_with_stdout(args, stdin, dir, Stdio::piped())
+}
+
+/// Like [`run`], with standard output a pipe whose reading end is already
+/// closed, as after `| head -c0`: every write to it fails with a broken pipe.
+fn run_stdout_closed(args: &[&str], stdin: &[u8], dir: Option<&Path>) -> Output {
+    let (reader, writer) = std::io::pipe().expect("a pipe");
+    drop(reader);
+    run_with_stdout(args, stdin, dir, Stdio::from(writer))
+}
+
+fn run_with_stdout(args: &[&str], stdin: &[u8], dir: Option<&Path>, stdout: Stdio) -> Output {
     let mut cmd = bin();
     cmd.args(args)
         .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
+        .stdout(stdout)
         .stderr(Stdio::piped());
     if let Some(d) = dir {
         cmd.current_dir(d);
@@ -629,4 +641,102 @@ fn compat_of_identical_versions_is_clean() {
         stdout(&o),
         "0 breaking changes, 0 safe changes: compatible\n"
     );
+}
+
+// ---------------------------------------------------------------------------
+// a closed standard output
+// ---------------------------------------------------------------------------
+
+#[test]
+fn a_closed_stdout_is_not_an_error_for_any_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fmt");
+    std::fs::copy(
+        fixtures.join("comments.isml"),
+        dir.path().join("comments.isml"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("bad.isml"),
+        "package p;\nmessage M { x: u9 = 1; }\n",
+    )
+    .unwrap();
+    let unformatted = std::fs::read(fixtures.join("comments.isml")).unwrap();
+    let report = encode(&["--message", "StatusReport", "--hex"], REPORT);
+    let frame = encode(&["--message", "StatusReport", "--frame", "--hex"], REPORT);
+    let charging = charging();
+    let schemas = root().join("schemas").display().to_string();
+    let out_dir = dir.path().join("out").display().to_string();
+    let breaking = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/compat/breaking_change_field_type")
+        .display()
+        .to_string();
+    let old = format!("{breaking}/old.isml");
+    let new = format!("{breaking}/new.isml");
+    // (arguments, standard input, the exit code the command has anyway)
+    let cases: Vec<(Vec<&str>, &[u8], i32)> = vec![
+        (vec!["check", "--format", "json", &charging], b"", 0),
+        (vec!["check", "--format", "json", "bad.isml"], b"", 1),
+        (vec!["fmt", "-"], &unformatted, 0),
+        (vec!["fmt", "--check", "comments.isml"], b"", 1),
+        (
+            vec!["gen", "-I", &schemas, &charging, "--out", &out_dir],
+            b"",
+            0,
+        ),
+        (
+            vec!["encode", "--schema", &charging, "--message", "StatusReport"],
+            REPORT.as_bytes(),
+            0,
+        ),
+        (
+            vec![
+                "encode",
+                "--schema",
+                &charging,
+                "--message",
+                "StatusReport",
+                "--frame",
+                "--hex",
+            ],
+            REPORT.as_bytes(),
+            0,
+        ),
+        (
+            vec![
+                "decode",
+                "--schema",
+                &charging,
+                "--message",
+                "StatusReport",
+                "--hex",
+                "--pretty",
+            ],
+            &report.stdout,
+            0,
+        ),
+        (
+            vec!["decode", "--schema", &charging, "--frame", "--hex"],
+            &frame.stdout,
+            0,
+        ),
+        (vec!["compat", &charging, &charging], b"", 0),
+        (vec!["compat", &old, &new], b"", 1),
+        (vec!["describe", "--mtu", "64", &charging], b"", 0),
+        (vec!["completions", "bash"], b"", 0),
+        (vec!["--help"], b"", 0),
+        (vec!["decode", "--help"], b"", 0),
+        (vec!["--version"], b"", 0),
+    ];
+    for (args, stdin, want) in cases {
+        // The command really writes something when stdout is open...
+        let open = run(&args, stdin, Some(dir.path()));
+        assert_eq!(code(&open), want, "{args:?}: {}", stderr(&open));
+        assert!(!open.stdout.is_empty(), "{args:?} prints nothing");
+        // ...and with it closed, it exits the same way, quietly.
+        let closed = run_stdout_closed(&args, stdin, Some(dir.path()));
+        no_panic(&closed);
+        assert_eq!(code(&closed), want, "{args:?}: {}", stderr(&closed));
+        assert_eq!(stderr(&closed), stderr(&open), "{args:?}");
+    }
 }
