@@ -14,6 +14,7 @@ mod cli;
 mod codec;
 mod commands;
 mod describe;
+mod frames;
 mod output;
 
 use std::io::Write as _;

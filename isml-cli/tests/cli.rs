@@ -369,9 +369,12 @@ fn frames_of_every_kind_decode() {
     // FirmwareReport has type id 32: written as a varint after the lead byte.
     add(&["--message", "FirmwareReport", "--frame", "--hex"], "{}");
     // Hand-made: error (code 3 "boom"), stream end (empty, then failed), cancel,
-    // ack 42, hello, welcome, ping, pong, close, and a one-way fragment (MORE).
+    // ack 42, hello, welcome, ping, pong, close, and ack 300 in two fragments
+    // (`ac` with MORE, then `02`).
     hex.push_str("07 30 07 03 04 626f6f6d\n01 50 03\n05 50 03 05 02 6e6f\n01 60 09\n01 70 2a\n");
-    hex.push_str("02 71 0102\n00 72\n01 73 ab\n01 74 ab\n05 75 09 03 627965\n03 85 02 0102\n");
+    hex.push_str(
+        "02 71 0102\n00 72\n01 73 ab\n01 74 ab\n05 75 09 03 627965\n02 f0 02 ac\n01 70 02\n",
+    );
     let o = decode(&["--frame", "--hex"], hex.as_bytes());
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     insta::assert_snapshot!("frames_of_every_kind", stdout(&o));
@@ -391,6 +394,172 @@ fn frames_of_every_kind_decode() {
     let pretty = decode(&["--frame", "--hex", "--pretty"], &request.stdout);
     assert_eq!(code(&pretty), 0, "{}", stderr(&pretty));
     insta::assert_snapshot!("frame_pretty", stdout(&pretty));
+}
+
+/// One stream frame as hex: the length prefix, then `header` and `payload`.
+fn frame_hex(header: &[u8], payload: &[u8]) -> String {
+    let len = header.len() + payload.len() - 1;
+    assert!(len < 128, "one length byte");
+    let mut out = format!("{len:02x}");
+    for b in header.iter().chain(payload) {
+        out.push_str(&format!("{b:02x}"));
+    }
+    out.push('\n');
+    out
+}
+
+fn unhex(text: &str) -> Vec<u8> {
+    let t = text.trim();
+    (0..t.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&t[i..i + 2], 16).unwrap())
+        .collect()
+}
+
+#[test]
+fn fragmented_messages_are_joined_before_decoding() {
+    let request_json = r#"{"slot": 2, "target_soc_percent": 90, "max_current_ma": 16000}"#;
+    let whole = encode(
+        &[
+            "--message",
+            "StartCharging",
+            "--frame",
+            "--kind",
+            "request",
+            "--correlation",
+            "7",
+            "--seq",
+            "5",
+            "--hex",
+        ],
+        request_json,
+    );
+    let whole_json = stdout(&decode(&["--frame", "--hex"], &whole.stdout));
+    let payload = unhex(&stdout(&encode(
+        &["--message", "StartCharging", "--hex"],
+        request_json,
+    )));
+    assert!(payload.len() >= 3);
+    let report = unhex(&stdout(&encode(
+        &["--message", "StatusReport", "--hex"],
+        REPORT,
+    )));
+    let (p1, rest) = payload.split_at(1);
+    let (p2, p3) = rest.split_at(1);
+    let mut input = String::new();
+    // request type 5, correlation 7: SEQ + MORE (seq 5), MORE (seq 6), last (seq 7)
+    input += &frame_hex(&[0x95, 0x03, 0x07, 0x05], p1);
+    // complete frames of other messages may come between the fragments
+    input += &frame_hex(&[0x73], b"");
+    input += &frame_hex(&[0x01], &report);
+    input += &frame_hex(&[0x95, 0x03, 0x07, 0x06], p2);
+    input += &frame_hex(&[0x95, 0x01, 0x07, 0x07], p3);
+    // an error response (correlation 8): code 3, "boom", split inside the string
+    input += &frame_hex(&[0xb0, 0x02, 0x08], &[0x03, 0x04, b'b', b'o']);
+    input += &frame_hex(&[0x30, 0x08], b"om");
+    // a failed stream end (correlation 3), with an empty middle fragment
+    input += &frame_hex(&[0xd0, 0x02, 0x03], &[0x05]);
+    input += &frame_hex(&[0xd0, 0x02, 0x03], b"");
+    input += &frame_hex(&[0x50, 0x03], &[0x02, b'n', b'o']);
+    // a one-way status report in three fragments
+    let (r1, rest) = report.split_at(report.len() / 3);
+    let (r2, r3) = rest.split_at(rest.len() / 2);
+    input += &frame_hex(&[0x81, 0x02], r1);
+    input += &frame_hex(&[0x81, 0x02], r2);
+    input += &frame_hex(&[0x01], r3);
+    // close: code 9, "bye"
+    input += &frame_hex(&[0xf5, 0x02], &[0x09, 0x03]);
+    input += &frame_hex(&[0x75], b"bye");
+    let o = decode(&["--frame", "--hex"], input.as_bytes());
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let out = stdout(&o);
+    let lines: Vec<&str> = out.lines().collect();
+    let report_line = stdout(&decode(
+        &["--frame", "--hex"],
+        frame_hex(&[0x01], &report).as_bytes(),
+    ));
+    // The joined request reads like the unfragmented one (same header with the
+    // first fragment's seq, same value), plus the number of fragments.
+    let joined_request = whole_json
+        .trim()
+        .replacen(r#""seq":5,"#, r#""seq":5,"fragments":3,"#, 1);
+    assert_ne!(joined_request, whole_json.trim());
+    let joined_report =
+        report_line
+            .trim()
+            .replacen(r#""type_id":1,"#, r#""type_id":1,"fragments":3,"#, 1);
+    assert_eq!(
+        lines,
+        [
+            r#"{"kind":"ping"}"#,
+            report_line.trim(),
+            &joined_request,
+            r#"{"kind":"error","correlation":8,"fragments":2,"code":3,"message":"boom"}"#,
+            r#"{"kind":"stream-end","correlation":3,"fragments":3,"code":5,"message":"no"}"#,
+            &joined_report,
+            r#"{"kind":"close","fragments":2,"code":9,"message":"bye"}"#,
+        ]
+    );
+}
+
+#[test]
+fn fragments_that_do_not_join_are_rejected() {
+    let first = frame_hex(&[0x95, 0x02, 0x07], &[0x05]);
+    let ping = frame_hex(&[0x73], b"");
+    // The input ends inside a fragmented message: what came before is printed.
+    let o = decode(&["--frame", "--hex"], (ping.clone() + &first).as_bytes());
+    assert_eq!(code(&o), 1);
+    assert_eq!(stdout(&o), "{\"kind\":\"ping\"}\n");
+    assert_eq!(
+        stderr(&o),
+        "error: the input ends inside a fragmented request (type 5, correlation 7): frame 2 at byte 2 began it, 1 fragment(s) with 1 byte(s) of payload arrived, and no last fragment (MORE clear) followed\n"
+    );
+    // A fragmented error frame that never ends is not taken for a whole one.
+    let o = decode(
+        &["--frame", "--hex"],
+        frame_hex(&[0xb0, 0x02, 0x08], &[0x03, 0x00]).as_bytes(),
+    );
+    assert_eq!(code(&o), 1);
+    assert!(o.stdout.is_empty());
+    assert!(
+        stderr(&o).contains("ends inside a fragmented error (correlation 8)"),
+        "{}",
+        stderr(&o)
+    );
+    // A second fragmented message while one is in progress.
+    let o = decode(
+        &["--frame", "--hex"],
+        (first.clone() + &frame_hex(&[0x95, 0x02, 0x08], &[0x05])).as_bytes(),
+    );
+    assert_eq!(code(&o), 1);
+    assert_eq!(
+        stderr(&o),
+        "error: frame 2 at byte 5: a fragment (MORE set) of request (type 5, correlation 8) arrived while the fragmented request (type 5, correlation 7) begun by frame 1 at byte 0 was incomplete; only one fragmented message may be in progress at a time (wire format §2.6)\n"
+    );
+    // Joined bytes that do not decode: the error names the frames and uses
+    // offsets within the joined payload `05 ff` (presence, then a varint that
+    // does not end).
+    let o = decode(
+        &["--frame", "--hex"],
+        (first.clone() + &frame_hex(&[0x15, 0x07], &[0xff])).as_bytes(),
+    );
+    assert_eq!(code(&o), 1);
+    assert_eq!(
+        stderr(&o),
+        "error: frames 1 to 2 (one message in 2 fragments, the first at byte 0): cannot decode `charging.v1.StartCharging` (offsets within the joined payload): at byte 2 in `charging.v1.StartCharging.slot`: unexpected end of input inside a varint\n"
+    );
+    no_panic(&o);
+    // An unknown type id is reported once the message is complete.
+    let o = decode(
+        &["--frame", "--hex"],
+        (frame_hex(&[0x8d, 0x02], &[0x00]) + &frame_hex(&[0x0d], b"")).as_bytes(),
+    );
+    assert_eq!(code(&o), 1);
+    assert!(
+        stderr(&o).contains("frames 1 to 2 (one message in 2 fragments, the first at byte 0): unknown message type id 13"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]
