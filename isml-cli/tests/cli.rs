@@ -207,6 +207,45 @@ fn json_accepts_the_spec_forms() {
 }
 
 #[test]
+fn unknown_union_variants_are_checked_before_encoding() {
+    // What decode prints for a variant the schema does not define (tag 9) is
+    // accepted back, and the frame decodes again.
+    let o = encode(
+        &["--message", "Command", "--frame", "--hex"],
+        r#"{"9": {"class": 1, "bytes": "rAI="}}"#,
+    );
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(stdout(&o), "030b25ac02\n");
+    let d = decode(&["--frame", "--hex"], &o.stdout);
+    assert_eq!(code(&d), 0, "{}", stderr(&d));
+    assert_eq!(
+        stdout(&d),
+        "{\"kind\":\"one-way\",\"type_id\":11,\"message\":\"charging.v1.Command\",\"value\":{\"9\":{\"class\":1,\"bytes\":\"rAI=\"}}}\n"
+    );
+    // Bytes that are not one value of their class would make a frame that
+    // decoders reject: refused, naming the variant.
+    for (json, want) in [
+        (
+            r#"{"4": {"class": 1, "bytes": "gAA="}}"#,
+            "error: invalid input: `charging.v1.Command.4`: tag 4 is variant `door` of `charging.v1.Command`: write it by name, as {\"door\": ...}\n",
+        ),
+        (
+            r#"{"9": {"class": 1, "bytes": "gAA="}}"#,
+            "error: invalid input: `charging.v1.Command.9`: unknown variant 9: bytes `80 00` are not exactly one canonical varint (class 1): at byte 0: non-canonical varint: written longer than needed\n",
+        ),
+        (
+            r#"{"9": {"class": 3, "bytes": "BQ=="}}"#,
+            "error: invalid input: `charging.v1.Command.9`: unknown variant 9: bytes `05` are not exactly one length-delimited value, uvarint(n) then n bytes (class 3): at byte 0: length 5 exceeds the 0 byte(s) remaining\n",
+        ),
+    ] {
+        let o = encode(&["--message", "Command", "--frame", "--hex"], json);
+        assert_eq!(code(&o), 1, "{json}");
+        assert_eq!(stderr(&o), want, "{json}");
+        assert!(o.stdout.is_empty(), "{json}");
+    }
+}
+
+#[test]
 fn message_names_are_resolved_or_listed() {
     let o = encode(&["--message", "Nope"], "{}");
     assert_eq!(code(&o), 2);
