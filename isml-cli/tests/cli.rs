@@ -602,6 +602,24 @@ fn fragments_that_do_not_join_are_rejected() {
 }
 
 #[test]
+fn cancel_and_handshake_payloads_are_shown_not_refused() {
+    // A cancel's payload is reserved: receivers ignore it, the tool shows it.
+    // A welcome carries the handshake acceptance of docs/runtime.md: version 1,
+    // session 3, device "d1", keep-alive 0, no types.
+    let o = decode(
+        &["--frame", "--hex"],
+        b"02 60 09 ab\n01 60 0a\n07 72 01 03 02 6431 00 00",
+    );
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(
+        stdout(&o),
+        "{\"kind\":\"cancel\",\"correlation\":9,\"payload\":\"ab\"}\n\
+         {\"kind\":\"cancel\",\"correlation\":10}\n\
+         {\"kind\":\"welcome\",\"payload\":\"01030264310000\"}\n"
+    );
+}
+
+#[test]
 fn bad_frames_are_rejected() {
     let cases: [(&[u8], &str); 5] = [
         (b"05 01 00", "frame 1 at byte 0 is truncated"),
