@@ -161,6 +161,10 @@ fn integers_take_integer_literals_and_minus_zero() {
         (r#"{"u": 0.0}"#, "expected an integer for `u64`, found 0.0"),
         (r#"{"i": 2.5}"#, "expected an integer for `i32`, found 2.5"),
         (r#"{"u": 1e30}"#, "is out of range for `u64`"),
+        (
+            r#"{"u": 18446744073709551616}"#,
+            "is out of range for `u64` (0..=18446744073709551615)",
+        ),
         (r#"{"i": -3e9}"#, "is out of range for `i32`"),
     ] {
         let err = encode(&s, "Ints", json).unwrap_err();

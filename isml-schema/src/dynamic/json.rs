@@ -316,7 +316,9 @@ fn integer(j: &Json, ty: &Type, schema: &Schema, strings: bool) -> Result<i128, 
                     // the float -0.0 (so `-0.0` cannot be told from it and is
                     // taken too): integers have no negative zero, it is 0.
                     0
-                } else if f.fract() == 0.0 && f.is_finite() && (f < lo as f64 || f > hi as f64) {
+                } else if f.fract() == 0.0 && f.is_finite() && !(lo..=hi).contains(&(f as i128)) {
+                    // Also an integer literal beyond 64 bits, which the parser
+                    // can only give as a float.
                     return Err(JsonError::new(format!(
                         "number {n} is out of range for `{}` ({lo}..={hi})",
                         ty.display(schema)
