@@ -588,6 +588,25 @@ fn fragments_that_do_not_join_are_rejected() {
         "error: frames 1 to 2 (one message in 2 fragments, the first at byte 0): cannot decode `charging.v1.StartCharging` (offsets within the joined payload): at byte 2 in `charging.v1.StartCharging.slot`: unexpected end of input inside a varint\n"
     );
     no_panic(&o);
+    // Two fragments of 600 000 bytes: the joined message would pass 1 MiB.
+    let mut big = Vec::new();
+    for header in [[0x81u8, 0x02], [0x81, 0x02]] {
+        let len = (header.len() + 600_000 - 1) as u64;
+        let mut v = len;
+        while v >= 0x80 {
+            big.push(v as u8 | 0x80);
+            v >>= 7;
+        }
+        big.push(v as u8);
+        big.extend_from_slice(&header);
+        big.extend(std::iter::repeat_n(0u8, 600_000));
+    }
+    let o = decode(&["--frame"], &big);
+    assert_eq!(code(&o), 1);
+    assert_eq!(
+        stderr(&o),
+        "error: frame 2 at byte 600005: the fragmented one-way (type 1) begun by frame 1 at byte 0 grows to 1200000 bytes, more than the maximum message size of 1048576 bytes\n"
+    );
     // An unknown type id is reported once the message is complete.
     let o = decode(
         &["--frame", "--hex"],
