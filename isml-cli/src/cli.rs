@@ -175,7 +175,8 @@ pub(crate) struct DecodeArgs {
     /// Decode one payload of this message or union.
     #[arg(long, value_name = "NAME")]
     pub(crate) message: Option<String>,
-    /// Decode stream frames (length-prefixed); the header picks the type.
+    /// Decode stream frames (length-prefixed); the header picks the type, and
+    /// fragmented messages (MORE flag) are joined before they are decoded.
     #[arg(long)]
     pub(crate) frame: bool,
     /// The input is hex text (whitespace allowed) instead of raw bytes.

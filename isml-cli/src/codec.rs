@@ -1,16 +1,14 @@
 //! `isml encode` and `isml decode`: JSON to bytes and back, through the
-//! dynamic codec of `isml_schema::dynamic`.
+//! dynamic codec of `isml_schema::dynamic`. Frames are read in [`crate::frames`].
 
-use std::io::{Read as _, Write as _};
+use std::io::Read as _;
 
-use bytes::BytesMut;
-use isml_runtime::wire::{
-    ControlOp, ErrorBody, FrameHeader, FrameKind, Limits, Reader, StreamDecoder, put_stream_frame,
-};
+use isml_runtime::wire::{FrameHeader, Limits, put_stream_frame};
 use isml_schema::Schema;
 use isml_schema::dynamic::{self, Descriptor, DynamicError, MessageFactory};
 
 use crate::cli::{DecodeArgs, EncodeArgs, EncodeKind};
+use crate::output::outln;
 use crate::{Failure, Outcome};
 
 fn read_stdin() -> Result<Vec<u8>, Failure> {
@@ -21,14 +19,7 @@ fn read_stdin() -> Result<Vec<u8>, Failure> {
     Ok(buf)
 }
 
-fn write_stdout(bytes: &[u8]) -> Result<(), Failure> {
-    let mut out = std::io::stdout().lock();
-    out.write_all(bytes)
-        .and_then(|()| out.flush())
-        .map_err(|e| Failure::usage(format!("cannot write standard output: {e}")))
-}
-
-fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
@@ -112,9 +103,9 @@ pub(crate) fn encode(a: &EncodeArgs) -> Outcome {
         payload
     };
     if a.hex {
-        write_stdout(format!("{}\n", hex(&bytes)).as_bytes())?;
+        crate::output::write_bytes(format!("{}\n", hex(&bytes)).as_bytes())?;
     } else {
-        write_stdout(&bytes)?;
+        crate::output::write_bytes(&bytes)?;
     }
     Ok(0)
 }
@@ -130,148 +121,8 @@ pub(crate) fn decode(a: &DecodeArgs) -> Outcome {
     if let Some(desc) = named {
         let value = dynamic::decode(desc, &bytes)
             .map_err(|e| Failure::invalid(format!("cannot decode `{}`: {e}", desc.full_name())))?;
-        println!("{}", value.to_json_string(a.pretty));
+        outln!("{}", value.to_json_string(a.pretty))?;
         return Ok(0);
     }
-    decode_frames(&schema, &bytes, a.pretty)
-}
-
-/// A JSON object written key by key, in order (serde_json's map would sort keys).
-struct Obj {
-    entries: Vec<(String, String)>,
-}
-
-impl Obj {
-    fn raw(&mut self, key: &str, json: String) {
-        self.entries.push((key.to_string(), json));
-    }
-
-    fn str(&mut self, key: &str, s: &str) {
-        let v = serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into());
-        self.raw(key, v);
-    }
-
-    fn render(&self, pretty: bool) -> String {
-        let key = |k: &str| serde_json::to_string(k).unwrap_or_default();
-        if !pretty {
-            let body: Vec<String> = self
-                .entries
-                .iter()
-                .map(|(k, v)| format!("{}:{v}", key(k)))
-                .collect();
-            return format!("{{{}}}", body.join(","));
-        }
-        let body: Vec<String> = self
-            .entries
-            .iter()
-            .map(|(k, v)| format!("  {}: {}", key(k), v.replace('\n', "\n  ")))
-            .collect();
-        format!("{{\n{}\n}}", body.join(",\n"))
-    }
-}
-
-fn decode_frames(schema: &Schema, bytes: &[u8], pretty: bool) -> Outcome {
-    let factory = MessageFactory::new(schema);
-    let total = bytes.len();
-    let mut buf = BytesMut::from(bytes);
-    let mut decoder = StreamDecoder::new(Limits::DEFAULT.max_frame);
-    let mut n = 0;
-    while !buf.is_empty() {
-        let start = total - buf.len();
-        n += 1;
-        let frame = match decoder.decode(&mut buf) {
-            Ok(Some(f)) => f,
-            Ok(None) => {
-                return Err(Failure::invalid(format!(
-                    "frame {n} at byte {start} is truncated: {} byte(s) left, fewer than its length prefix announces",
-                    total - start
-                )));
-            }
-            Err(e) => {
-                return Err(Failure::invalid(format!(
-                    "frame {n} at byte {start}: {e} (offsets within the frame, after its length prefix)"
-                )));
-            }
-        };
-        let payload_at = total - buf.len() - frame.payload.len();
-        let h = frame.header;
-        let mut obj = Obj {
-            entries: Vec::new(),
-        };
-        obj.str("kind", h.kind.name());
-        if h.kind.has_type_id() {
-            obj.raw("type_id", h.type_id.to_string());
-        }
-        if h.kind.has_correlation() {
-            obj.raw("correlation", h.correlation.to_string());
-        }
-        if let Some(seq) = h.seq {
-            obj.raw("seq", seq.to_string());
-        }
-        if h.more {
-            obj.raw("more", "true".into());
-        }
-        let payload = &frame.payload[..];
-        let context = |what: String| Failure::invalid(format!("frame {n} at byte {start}: {what}"));
-        let error_body = |obj: &mut Obj| -> Result<(), Failure> {
-            let body = ErrorBody::decode(payload).map_err(|e| {
-                context(format!(
-                    "bad error body (payload at byte {payload_at}): {e}"
-                ))
-            })?;
-            obj.raw("code", body.code.to_string());
-            obj.str("message", body.message);
-            Ok(())
-        };
-        match h.kind {
-            k if k.has_type_id() => {
-                let Some(desc) = factory.by_type_id(h.type_id) else {
-                    let known: Vec<String> = schema
-                        .types
-                        .iter()
-                        .filter_map(|t| t.message_id().map(|i| format!("{i} {}", t.full_name())))
-                        .collect();
-                    return Err(context(format!(
-                        "unknown message type id {} (the schema has: {})",
-                        h.type_id,
-                        known.join(", ")
-                    )));
-                };
-                obj.str("message", &desc.full_name());
-                if h.more {
-                    // A fragment: the message continues in the next frame.
-                    obj.str("fragment", &hex(payload));
-                } else {
-                    let value = dynamic::decode(desc, payload).map_err(|e| {
-                        context(format!(
-                            "cannot decode `{}`: {}",
-                            desc.full_name(),
-                            e.shifted(payload_at)
-                        ))
-                    })?;
-                    obj.raw("value", value.to_json_string(pretty));
-                }
-            }
-            FrameKind::Error | FrameKind::Control(ControlOp::Close) => error_body(&mut obj)?,
-            FrameKind::StreamEnd if !payload.is_empty() => error_body(&mut obj)?,
-            FrameKind::Ack => {
-                let mut r = Reader::new(payload);
-                let acked = r
-                    .uvarint()
-                    .and_then(|v| r.finish("ack").map(|()| v))
-                    .map_err(|e| context(format!("bad ack payload (at byte {payload_at}): {e}")))?;
-                obj.raw("ack", acked.to_string());
-            }
-            _ => {
-                if !payload.is_empty() {
-                    obj.str("payload", &hex(payload));
-                }
-            }
-        }
-        println!("{}", obj.render(pretty));
-    }
-    if n == 0 {
-        return Err(Failure::invalid("no frame in the input"));
-    }
-    Ok(0)
+    crate::frames::decode_frames(&schema, &bytes, a.pretty)
 }

@@ -8,6 +8,7 @@ use isml_schema::{BuildError, Builder, Diagnostics, LoadOptions, Schema};
 use serde_json::json;
 
 use crate::cli::{CheckArgs, CheckFormat, Cli, Command, CompatArgs, FmtArgs, GenArgs, Includes};
+use crate::output::{out, outln};
 use crate::{Failure, Outcome};
 
 /// Runs one command.
@@ -21,8 +22,10 @@ pub(crate) fn run(cli: Cli) -> Outcome {
         Command::Compat(a) => compat(&a),
         Command::Describe(a) => crate::describe::describe(&a),
         Command::Completions { shell } => {
-            let mut out = std::io::stdout().lock();
-            clap_complete::generate(shell, &mut Cli::command(), "isml", &mut out);
+            // Generated into memory: clap_complete panics on a write error.
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "isml", &mut script);
+            crate::output::write_bytes(&script)?;
             Ok(0)
         }
     }
@@ -75,7 +78,7 @@ fn check(a: &CheckArgs) -> Outcome {
                 Err(d) => diagnostics_json(d),
             };
             let text = serde_json::to_string_pretty(&list).unwrap_or_else(|_| "[]".into());
-            println!("{text}");
+            outln!("{text}")?;
             Ok(if result.is_ok() { 0 } else { 1 })
         }
     }
@@ -136,11 +139,11 @@ fn fmt(a: &FmtArgs) -> Outcome {
                 .map_err(|d| Failure::diagnostics(&d))?;
             if a.check {
                 if out != text {
-                    println!("would reformat: <stdin>");
+                    outln!("would reformat: <stdin>")?;
                     code = 1;
                 }
             } else {
-                print!("{out}");
+                out!("{out}")?;
             }
             continue;
         }
@@ -165,7 +168,7 @@ fn fmt(a: &FmtArgs) -> Outcome {
             continue;
         }
         if a.check {
-            println!("would reformat: {}", path.display());
+            outln!("would reformat: {}", path.display())?;
             code = 1;
         } else if let Err(e) = std::fs::write(path, out) {
             errors.push(Failure::usage(format!(
@@ -210,7 +213,7 @@ fn generate(a: &GenArgs) -> Outcome {
             other => Failure::usage(other.to_string()),
         })?;
     for path in written {
-        println!("{}", path.display());
+        outln!("{}", path.display())?;
     }
     Ok(0)
 }
@@ -220,6 +223,6 @@ fn compat(a: &CompatArgs) -> Outcome {
     let new = load(&a.includes, std::slice::from_ref(&a.new))?;
     let options = isml_schema::compat::Options::default().allow_bounds(a.allow_bounds);
     let report = isml_schema::compat::compare_with(&old, &new, &options);
-    print!("{}", report.render());
+    out!("{}", report.render())?;
     Ok(if report.is_compatible() { 0 } else { 1 })
 }

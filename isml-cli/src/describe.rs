@@ -6,6 +6,7 @@ use isml_schema::size::payload_size;
 
 use crate::Outcome;
 use crate::cli::DescribeArgs;
+use crate::output::outln;
 
 pub(crate) fn describe(a: &DescribeArgs) -> Outcome {
     let schema = crate::commands::load(&a.includes, std::slice::from_ref(&a.file))?;
@@ -81,18 +82,18 @@ pub(crate) fn describe(a: &DescribeArgs) -> Outcome {
         }
         s.trim_end().to_string()
     };
-    println!("{}", line(header));
+    outln!("{}", line(header))?;
     for r in &rows {
-        println!("{}", line(r.each_ref().map(String::as_str)));
+        outln!("{}", line(r.each_ref().map(String::as_str)))?;
     }
-    println!();
-    println!(
+    outln!()?;
+    outln!(
         "MIN and MAX: encoded payload bytes; unbounded: a string, bytes, list or map without max_len, or recursion."
-    );
+    )?;
     if let Some(mtu) = a.mtu {
-        println!(
+        outln!(
             "! = the largest one-way stream frame (payload plus 2 or more bytes of framing) exceeds the MTU of {mtu} bytes: {flagged} message(s)."
-        );
+        )?;
     }
     Ok(0)
 }

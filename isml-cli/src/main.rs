@@ -4,12 +4,18 @@
 //!
 //! Exit codes: 0 success; 1 a check failed (`check`, `compat`, `fmt --check`)
 //! or the input data is invalid (JSON, bytes, schema errors); 2 usage errors
-//! (bad arguments, unknown message names) and I/O errors (missing files).
+//! (bad arguments, unknown message names) and I/O errors (missing files). A
+//! closed standard output is not an error (see [`output`]).
+
+// Every byte for stdout goes through `output`, which handles a closed pipe.
+#![deny(clippy::print_stdout)]
 
 mod cli;
 mod codec;
 mod commands;
 mod describe;
+mod frames;
+mod output;
 
 use std::io::Write as _;
 use std::process::ExitCode;
@@ -63,7 +69,9 @@ pub(crate) type Outcome = Result<u8, Failure>;
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     let outcome = commands::run(cli);
-    let _ = std::io::stdout().flush();
+    // Flushed before any error is printed, so that stdout and stderr stay in order.
+    let flushed = output::flush();
+    let outcome = outcome.and_then(|code| flushed.map(|()| code));
     match outcome {
         Ok(code) => ExitCode::from(code),
         Err(f) => {

@@ -18,10 +18,22 @@ fn charging() -> String {
 
 /// Runs `isml args` with `stdin`, in `dir` when given.
 fn run(args: &[&str], stdin: &[u8], dir: Option<&Path>) -> Output {
+    run_with_stdout(args, stdin, dir, Stdio::piped())
+}
+
+/// Like [`run`], with standard output a pipe whose reading end is already
+/// closed, as after `| head -c0`: every write to it fails with a broken pipe.
+fn run_stdout_closed(args: &[&str], stdin: &[u8], dir: Option<&Path>) -> Output {
+    let (reader, writer) = std::io::pipe().expect("a pipe");
+    drop(reader);
+    run_with_stdout(args, stdin, dir, Stdio::from(writer))
+}
+
+fn run_with_stdout(args: &[&str], stdin: &[u8], dir: Option<&Path>, stdout: Stdio) -> Output {
     let mut cmd = bin();
     cmd.args(args)
         .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
+        .stdout(stdout)
         .stderr(Stdio::piped());
     if let Some(d) = dir {
         cmd.current_dir(d);
@@ -195,6 +207,45 @@ fn json_accepts_the_spec_forms() {
 }
 
 #[test]
+fn unknown_union_variants_are_checked_before_encoding() {
+    // What decode prints for a variant the schema does not define (tag 9) is
+    // accepted back, and the frame decodes again.
+    let o = encode(
+        &["--message", "Command", "--frame", "--hex"],
+        r#"{"9": {"class": 1, "bytes": "rAI="}}"#,
+    );
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(stdout(&o), "030b25ac02\n");
+    let d = decode(&["--frame", "--hex"], &o.stdout);
+    assert_eq!(code(&d), 0, "{}", stderr(&d));
+    assert_eq!(
+        stdout(&d),
+        "{\"kind\":\"one-way\",\"type_id\":11,\"message\":\"charging.v1.Command\",\"value\":{\"9\":{\"class\":1,\"bytes\":\"rAI=\"}}}\n"
+    );
+    // Bytes that are not one value of their class would make a frame that
+    // decoders reject: refused, naming the variant.
+    for (json, want) in [
+        (
+            r#"{"4": {"class": 1, "bytes": "gAA="}}"#,
+            "error: invalid input: `charging.v1.Command.4`: tag 4 is variant `door` of `charging.v1.Command`: write it by name, as {\"door\": ...}\n",
+        ),
+        (
+            r#"{"9": {"class": 1, "bytes": "gAA="}}"#,
+            "error: invalid input: `charging.v1.Command.9`: unknown variant 9: bytes `80 00` are not exactly one canonical varint (class 1): at byte 0: non-canonical varint: written longer than needed\n",
+        ),
+        (
+            r#"{"9": {"class": 3, "bytes": "BQ=="}}"#,
+            "error: invalid input: `charging.v1.Command.9`: unknown variant 9: bytes `05` are not exactly one length-delimited value, uvarint(n) then n bytes (class 3): at byte 0: length 5 exceeds the 0 byte(s) remaining\n",
+        ),
+    ] {
+        let o = encode(&["--message", "Command", "--frame", "--hex"], json);
+        assert_eq!(code(&o), 1, "{json}");
+        assert_eq!(stderr(&o), want, "{json}");
+        assert!(o.stdout.is_empty(), "{json}");
+    }
+}
+
+#[test]
 fn message_names_are_resolved_or_listed() {
     let o = encode(&["--message", "Nope"], "{}");
     assert_eq!(code(&o), 2);
@@ -357,9 +408,12 @@ fn frames_of_every_kind_decode() {
     // FirmwareReport has type id 32: written as a varint after the lead byte.
     add(&["--message", "FirmwareReport", "--frame", "--hex"], "{}");
     // Hand-made: error (code 3 "boom"), stream end (empty, then failed), cancel,
-    // ack 42, hello, welcome, ping, pong, close, and a one-way fragment (MORE).
+    // ack 42, hello, welcome, ping, pong, close, and ack 300 in two fragments
+    // (`ac` with MORE, then `02`).
     hex.push_str("07 30 07 03 04 626f6f6d\n01 50 03\n05 50 03 05 02 6e6f\n01 60 09\n01 70 2a\n");
-    hex.push_str("02 71 0102\n00 72\n01 73 ab\n01 74 ab\n05 75 09 03 627965\n03 85 02 0102\n");
+    hex.push_str(
+        "02 71 0102\n00 72\n01 73 ab\n01 74 ab\n05 75 09 03 627965\n02 f0 02 ac\n01 70 02\n",
+    );
     let o = decode(&["--frame", "--hex"], hex.as_bytes());
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     insta::assert_snapshot!("frames_of_every_kind", stdout(&o));
@@ -379,6 +433,209 @@ fn frames_of_every_kind_decode() {
     let pretty = decode(&["--frame", "--hex", "--pretty"], &request.stdout);
     assert_eq!(code(&pretty), 0, "{}", stderr(&pretty));
     insta::assert_snapshot!("frame_pretty", stdout(&pretty));
+}
+
+/// One stream frame as hex: the length prefix, then `header` and `payload`.
+fn frame_hex(header: &[u8], payload: &[u8]) -> String {
+    let len = header.len() + payload.len() - 1;
+    assert!(len < 128, "one length byte");
+    let mut out = format!("{len:02x}");
+    for b in header.iter().chain(payload) {
+        out.push_str(&format!("{b:02x}"));
+    }
+    out.push('\n');
+    out
+}
+
+fn unhex(text: &str) -> Vec<u8> {
+    let t = text.trim();
+    (0..t.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&t[i..i + 2], 16).unwrap())
+        .collect()
+}
+
+#[test]
+fn fragmented_messages_are_joined_before_decoding() {
+    let request_json = r#"{"slot": 2, "target_soc_percent": 90, "max_current_ma": 16000}"#;
+    let whole = encode(
+        &[
+            "--message",
+            "StartCharging",
+            "--frame",
+            "--kind",
+            "request",
+            "--correlation",
+            "7",
+            "--seq",
+            "5",
+            "--hex",
+        ],
+        request_json,
+    );
+    let whole_json = stdout(&decode(&["--frame", "--hex"], &whole.stdout));
+    let payload = unhex(&stdout(&encode(
+        &["--message", "StartCharging", "--hex"],
+        request_json,
+    )));
+    assert!(payload.len() >= 3);
+    let report = unhex(&stdout(&encode(
+        &["--message", "StatusReport", "--hex"],
+        REPORT,
+    )));
+    let (p1, rest) = payload.split_at(1);
+    let (p2, p3) = rest.split_at(1);
+    let mut input = String::new();
+    // request type 5, correlation 7: SEQ + MORE (seq 5), MORE (seq 6), last (seq 7)
+    input += &frame_hex(&[0x95, 0x03, 0x07, 0x05], p1);
+    // complete frames of other messages may come between the fragments
+    input += &frame_hex(&[0x73], b"");
+    input += &frame_hex(&[0x01], &report);
+    input += &frame_hex(&[0x95, 0x03, 0x07, 0x06], p2);
+    input += &frame_hex(&[0x95, 0x01, 0x07, 0x07], p3);
+    // an error response (correlation 8): code 3, "boom", split inside the string
+    input += &frame_hex(&[0xb0, 0x02, 0x08], &[0x03, 0x04, b'b', b'o']);
+    input += &frame_hex(&[0x30, 0x08], b"om");
+    // a failed stream end (correlation 3), with an empty middle fragment
+    input += &frame_hex(&[0xd0, 0x02, 0x03], &[0x05]);
+    input += &frame_hex(&[0xd0, 0x02, 0x03], b"");
+    input += &frame_hex(&[0x50, 0x03], &[0x02, b'n', b'o']);
+    // a one-way status report in three fragments
+    let (r1, rest) = report.split_at(report.len() / 3);
+    let (r2, r3) = rest.split_at(rest.len() / 2);
+    input += &frame_hex(&[0x81, 0x02], r1);
+    input += &frame_hex(&[0x81, 0x02], r2);
+    input += &frame_hex(&[0x01], r3);
+    // close: code 9, "bye"
+    input += &frame_hex(&[0xf5, 0x02], &[0x09, 0x03]);
+    input += &frame_hex(&[0x75], b"bye");
+    let o = decode(&["--frame", "--hex"], input.as_bytes());
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let out = stdout(&o);
+    let lines: Vec<&str> = out.lines().collect();
+    let report_line = stdout(&decode(
+        &["--frame", "--hex"],
+        frame_hex(&[0x01], &report).as_bytes(),
+    ));
+    // The joined request reads like the unfragmented one (same header with the
+    // first fragment's seq, same value), plus the number of fragments.
+    let joined_request = whole_json
+        .trim()
+        .replacen(r#""seq":5,"#, r#""seq":5,"fragments":3,"#, 1);
+    assert_ne!(joined_request, whole_json.trim());
+    let joined_report =
+        report_line
+            .trim()
+            .replacen(r#""type_id":1,"#, r#""type_id":1,"fragments":3,"#, 1);
+    assert_eq!(
+        lines,
+        [
+            r#"{"kind":"ping"}"#,
+            report_line.trim(),
+            &joined_request,
+            r#"{"kind":"error","correlation":8,"fragments":2,"code":3,"message":"boom"}"#,
+            r#"{"kind":"stream-end","correlation":3,"fragments":3,"code":5,"message":"no"}"#,
+            &joined_report,
+            r#"{"kind":"close","fragments":2,"code":9,"message":"bye"}"#,
+        ]
+    );
+}
+
+#[test]
+fn fragments_that_do_not_join_are_rejected() {
+    let first = frame_hex(&[0x95, 0x02, 0x07], &[0x05]);
+    let ping = frame_hex(&[0x73], b"");
+    // The input ends inside a fragmented message: what came before is printed.
+    let o = decode(&["--frame", "--hex"], (ping.clone() + &first).as_bytes());
+    assert_eq!(code(&o), 1);
+    assert_eq!(stdout(&o), "{\"kind\":\"ping\"}\n");
+    assert_eq!(
+        stderr(&o),
+        "error: the input ends inside a fragmented request (type 5, correlation 7): frame 2 at byte 2 began it, 1 fragment(s) with 1 byte(s) of payload arrived, and no last fragment (MORE clear) followed\n"
+    );
+    // A fragmented error frame that never ends is not taken for a whole one.
+    let o = decode(
+        &["--frame", "--hex"],
+        frame_hex(&[0xb0, 0x02, 0x08], &[0x03, 0x00]).as_bytes(),
+    );
+    assert_eq!(code(&o), 1);
+    assert!(o.stdout.is_empty());
+    assert!(
+        stderr(&o).contains("ends inside a fragmented error (correlation 8)"),
+        "{}",
+        stderr(&o)
+    );
+    // A second fragmented message while one is in progress.
+    let o = decode(
+        &["--frame", "--hex"],
+        (first.clone() + &frame_hex(&[0x95, 0x02, 0x08], &[0x05])).as_bytes(),
+    );
+    assert_eq!(code(&o), 1);
+    assert_eq!(
+        stderr(&o),
+        "error: frame 2 at byte 5: a fragment (MORE set) of request (type 5, correlation 8) arrived while the fragmented request (type 5, correlation 7) begun by frame 1 at byte 0 was incomplete; only one fragmented message may be in progress at a time (wire format §2.6)\n"
+    );
+    // Joined bytes that do not decode: the error names the frames and uses
+    // offsets within the joined payload `05 ff` (presence, then a varint that
+    // does not end).
+    let o = decode(
+        &["--frame", "--hex"],
+        (first.clone() + &frame_hex(&[0x15, 0x07], &[0xff])).as_bytes(),
+    );
+    assert_eq!(code(&o), 1);
+    assert_eq!(
+        stderr(&o),
+        "error: frames 1 to 2 (one message in 2 fragments, the first at byte 0): cannot decode `charging.v1.StartCharging` (offsets within the joined payload): at byte 2 in `charging.v1.StartCharging.slot`: unexpected end of input inside a varint\n"
+    );
+    no_panic(&o);
+    // Two fragments of 600 000 bytes: the joined message would pass 1 MiB.
+    let mut big = Vec::new();
+    for header in [[0x81u8, 0x02], [0x81, 0x02]] {
+        let len = (header.len() + 600_000 - 1) as u64;
+        let mut v = len;
+        while v >= 0x80 {
+            big.push(v as u8 | 0x80);
+            v >>= 7;
+        }
+        big.push(v as u8);
+        big.extend_from_slice(&header);
+        big.extend(std::iter::repeat_n(0u8, 600_000));
+    }
+    let o = decode(&["--frame"], &big);
+    assert_eq!(code(&o), 1);
+    assert_eq!(
+        stderr(&o),
+        "error: frame 2 at byte 600005: the fragmented one-way (type 1) begun by frame 1 at byte 0 grows to 1200000 bytes, more than the maximum message size of 1048576 bytes\n"
+    );
+    // An unknown type id is reported once the message is complete.
+    let o = decode(
+        &["--frame", "--hex"],
+        (frame_hex(&[0x8d, 0x02], &[0x00]) + &frame_hex(&[0x0d], b"")).as_bytes(),
+    );
+    assert_eq!(code(&o), 1);
+    assert!(
+        stderr(&o).contains("frames 1 to 2 (one message in 2 fragments, the first at byte 0): unknown message type id 13"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn cancel_and_handshake_payloads_are_shown_not_refused() {
+    // A cancel's payload is reserved: receivers ignore it, the tool shows it.
+    // A welcome carries the handshake acceptance of docs/runtime.md: version 1,
+    // session 3, device "d1", keep-alive 0, no types.
+    let o = decode(
+        &["--frame", "--hex"],
+        b"02 60 09 ab\n01 60 0a\n07 72 01 03 02 6431 00 00",
+    );
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(
+        stdout(&o),
+        "{\"kind\":\"cancel\",\"correlation\":9,\"payload\":\"ab\"}\n\
+         {\"kind\":\"cancel\",\"correlation\":10}\n\
+         {\"kind\":\"welcome\",\"payload\":\"01030264310000\"}\n"
+    );
 }
 
 #[test]
@@ -739,4 +996,102 @@ fn compat_of_identical_versions_is_clean() {
         stdout(&o),
         "0 breaking changes, 0 safe changes: compatible\n"
     );
+}
+
+// ---------------------------------------------------------------------------
+// a closed standard output
+// ---------------------------------------------------------------------------
+
+#[test]
+fn a_closed_stdout_is_not_an_error_for_any_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fmt");
+    std::fs::copy(
+        fixtures.join("comments.isml"),
+        dir.path().join("comments.isml"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("bad.isml"),
+        "package p;\nmessage M { x: u9 = 1; }\n",
+    )
+    .unwrap();
+    let unformatted = std::fs::read(fixtures.join("comments.isml")).unwrap();
+    let report = encode(&["--message", "StatusReport", "--hex"], REPORT);
+    let frame = encode(&["--message", "StatusReport", "--frame", "--hex"], REPORT);
+    let charging = charging();
+    let schemas = root().join("schemas").display().to_string();
+    let out_dir = dir.path().join("out").display().to_string();
+    let breaking = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/compat/breaking_change_field_type")
+        .display()
+        .to_string();
+    let old = format!("{breaking}/old.isml");
+    let new = format!("{breaking}/new.isml");
+    // (arguments, standard input, the exit code the command has anyway)
+    let cases: Vec<(Vec<&str>, &[u8], i32)> = vec![
+        (vec!["check", "--format", "json", &charging], b"", 0),
+        (vec!["check", "--format", "json", "bad.isml"], b"", 1),
+        (vec!["fmt", "-"], &unformatted, 0),
+        (vec!["fmt", "--check", "comments.isml"], b"", 1),
+        (
+            vec!["gen", "-I", &schemas, &charging, "--out", &out_dir],
+            b"",
+            0,
+        ),
+        (
+            vec!["encode", "--schema", &charging, "--message", "StatusReport"],
+            REPORT.as_bytes(),
+            0,
+        ),
+        (
+            vec![
+                "encode",
+                "--schema",
+                &charging,
+                "--message",
+                "StatusReport",
+                "--frame",
+                "--hex",
+            ],
+            REPORT.as_bytes(),
+            0,
+        ),
+        (
+            vec![
+                "decode",
+                "--schema",
+                &charging,
+                "--message",
+                "StatusReport",
+                "--hex",
+                "--pretty",
+            ],
+            &report.stdout,
+            0,
+        ),
+        (
+            vec!["decode", "--schema", &charging, "--frame", "--hex"],
+            &frame.stdout,
+            0,
+        ),
+        (vec!["compat", &charging, &charging], b"", 0),
+        (vec!["compat", &old, &new], b"", 1),
+        (vec!["describe", "--mtu", "64", &charging], b"", 0),
+        (vec!["completions", "bash"], b"", 0),
+        (vec!["--help"], b"", 0),
+        (vec!["decode", "--help"], b"", 0),
+        (vec!["--version"], b"", 0),
+    ];
+    for (args, stdin, want) in cases {
+        // The command really writes something when stdout is open...
+        let open = run(&args, stdin, Some(dir.path()));
+        assert_eq!(code(&open), want, "{args:?}: {}", stderr(&open));
+        assert!(!open.stdout.is_empty(), "{args:?} prints nothing");
+        // ...and with it closed, it exits the same way, quietly.
+        let closed = run_stdout_closed(&args, stdin, Some(dir.path()));
+        no_panic(&closed);
+        assert_eq!(code(&closed), want, "{args:?}: {}", stderr(&closed));
+        assert_eq!(stderr(&closed), stderr(&open), "{args:?}");
+    }
 }

@@ -251,11 +251,59 @@ fn encode_union(u: &DynamicUnion<'_>, out: &mut Vec<u8>) -> Result<(), EncodeErr
                 .map_err(|e| e.within(format!(".{}", var.name)))
         }
         UnionValue::Unknown { tag, class, bytes } => {
-            put_uvarint(out, (*tag << 2) | u64::from(*class & 3));
+            if *tag > MAX_UNION_TAG {
+                return Err(EncodeError::new(format!(
+                    "unknown variant tag {tag} is above the largest union tag {MAX_UNION_TAG}"
+                )));
+            }
+            if let Err(problem) = check_unknown_value(*class, bytes) {
+                return Err(EncodeError::new(format!(
+                    "unknown variant tag {tag}: {problem}"
+                )));
+            }
+            put_uvarint(out, (*tag << 2) | u64::from(*class));
             out.extend_from_slice(bytes);
             Ok(())
         }
     }
+}
+
+/// The largest tag a union key (`uvarint(tag * 4 + class)`, §5.5) can carry.
+pub(crate) const MAX_UNION_TAG: u64 = u64::MAX >> 2;
+
+/// Checks that `bytes` is exactly one well-formed value of wire class `class`
+/// (§5.1), as the value of a union variant the schema does not define must be:
+/// a canonical varint, 4 bytes, or `uvarint(n)` and n bytes. Without this check
+/// an encoder would write frames that decoders reject.
+pub(crate) fn check_unknown_value(class: u8, bytes: &[u8]) -> Result<(), String> {
+    let (class, expected) = match class {
+        1 => (Class::Varint, "exactly one canonical varint"),
+        2 => (Class::Fixed32, "exactly 4 bytes"),
+        3 => (
+            Class::Delimited,
+            "exactly one length-delimited value, uvarint(n) then n bytes",
+        ),
+        other => {
+            return Err(format!(
+                "class {other} is not 1 (varint), 2 (fixed32) or 3 (length-delimited)"
+            ));
+        }
+    };
+    let mut r = Reader::new(bytes, 0);
+    r.skip(class)
+        .and_then(|()| r.finish("the value"))
+        .map_err(|e| {
+            let shown: Vec<String> = bytes.iter().map(|b| format!("{b:02x}")).collect();
+            let shown = if shown.is_empty() {
+                "(empty)".to_string()
+            } else {
+                format!("`{}`", shown.join(" "))
+            };
+            format!(
+                "bytes {shown} are not {expected} (class {}): {e}",
+                class as u8
+            )
+        })
 }
 
 fn named_kind(schema: &Schema, id: TypeId) -> &TypeDefKind {

@@ -7,9 +7,9 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use serde_json::Value as Json;
 
-use super::codec::key_value;
+use super::codec::{MAX_UNION_TAG, check_unknown_value, key_value};
 use super::{Descriptor, DynamicMessage, DynamicUnion, JsonError, MapKey, UnionValue, Value};
-use crate::ir::{Schema, Type, TypeDefKind};
+use crate::ir::{Schema, Type, TypeDefKind, UnionDef};
 
 // ---------------------------------------------------------------------------
 // Output
@@ -311,16 +311,26 @@ fn integer(j: &Json, ty: &Type, schema: &Schema, strings: bool) -> Result<i128, 
                 i.into()
             } else {
                 let f = n.as_f64().unwrap_or(f64::NAN);
-                if f.fract() == 0.0 && f.is_finite() {
+                if f == 0.0 && f.is_sign_negative() {
+                    // JSON `-0`, an integer literal that the parser reports as
+                    // the float -0.0 (so `-0.0` cannot be told from it and is
+                    // taken too): integers have no negative zero, it is 0.
+                    0
+                } else if f.fract() == 0.0 && f.is_finite() && !(lo..=hi).contains(&(f as i128)) {
+                    // Also an integer literal beyond 64 bits, which the parser
+                    // can only give as a float.
                     return Err(JsonError::new(format!(
                         "number {n} is out of range for `{}` ({lo}..={hi})",
                         ty.display(schema)
                     )));
+                } else {
+                    // A fraction or an exponent: the number may already have been
+                    // rounded on the way to a float, so it is not taken as an integer.
+                    return Err(JsonError::new(format!(
+                        "expected an integer for `{}`, found {n} (integers are written without a fraction or exponent)",
+                        ty.display(schema)
+                    )));
                 }
-                return Err(JsonError::new(format!(
-                    "expected an integer for `{}`, found {n}",
-                    ty.display(schema)
-                )));
             }
         }
         Json::String(s) if strings => s.trim().parse::<i128>().map_err(|_| {
@@ -339,6 +349,13 @@ fn integer(j: &Json, ty: &Type, schema: &Schema, strings: bool) -> Result<i128, 
     }
     Ok(v)
 }
+
+/// The bits JSON `"NaN"` stands for: the quiet NaN with sign and payload 0,
+/// as the wire format's test vectors have it (§1.3). Other NaNs are written
+/// `"NaN"` too, so their sign and payload do not survive JSON.
+const NAN_F32_BITS: u32 = 0x7fc0_0000;
+/// See [`NAN_F32_BITS`].
+const NAN_F64_BITS: u64 = 0x7ff8_0000_0000_0000;
 
 fn float(j: &Json, ty: &Type, schema: &Schema) -> Result<f64, JsonError> {
     match j {
@@ -375,13 +392,16 @@ pub(crate) fn from_json<'s>(
         Type::I64 => Value::I64(integer(j, ty, schema, true)? as i64),
         Type::F32 => {
             let f = float(j, ty, schema)?;
-            if f.is_finite() {
+            if f.is_nan() {
+                Value::F32(f32::from_bits(NAN_F32_BITS))
+            } else if f.is_finite() {
                 // Re-parse the shortest decimal form as f32 directly: converting
                 // through f64 could round twice.
                 let x: f32 = format!("{f:?}").parse().unwrap_or(f as f32);
                 if x.is_infinite() {
                     return Err(JsonError::new(format!(
-                        "number {f} is out of range for `f32`"
+                        "number {f:?} is out of range for `f32`, whose finite values stop at ±{:?}",
+                        f32::MAX
                     )));
                 }
                 Value::F32(x)
@@ -389,7 +409,14 @@ pub(crate) fn from_json<'s>(
                 Value::F32(f as f32)
             }
         }
-        Type::F64 => Value::F64(float(j, ty, schema)?),
+        Type::F64 => {
+            let f = float(j, ty, schema)?;
+            Value::F64(if f.is_nan() {
+                f64::from_bits(NAN_F64_BITS)
+            } else {
+                f
+            })
+        }
         Type::String => match j {
             Json::String(s) => Value::String(s.clone()),
             other => return Err(wrong(schema, ty, other)),
@@ -576,30 +603,95 @@ fn union_from_json<'s>(
             },
         });
     }
-    // Unknown variants are written as `{"<tag>": {"class": c, "bytes": "<base64>"}}`.
-    if let (Ok(tag), Json::Object(raw)) = (k.parse::<u64>(), x) {
-        let class = raw
-            .get("class")
-            .and_then(Json::as_u64)
-            .filter(|c| (1..=3).contains(c));
-        let bytes = raw
-            .get("bytes")
-            .and_then(Json::as_str)
-            .and_then(|b| BASE64.decode(b).ok());
-        if let (Some(class), Some(bytes)) = (class, bytes) {
-            return Ok(DynamicUnion {
-                desc,
-                variant: UnionValue::Unknown {
-                    tag,
-                    class: class as u8,
-                    bytes,
-                },
-            });
-        }
+    if k.is_empty() || !k.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(JsonError::new(format!(
+            "unknown variant `{k}` of union `{}`; expected one of: {} (or the tag, in decimal, of a variant the schema does not define)",
+            desc.full_name(),
+            names()
+        )));
     }
-    Err(JsonError::new(format!(
-        "unknown variant `{k}` of union `{}`; expected one of: {}",
-        desc.full_name(),
-        names()
-    )))
+    unknown_variant_from_json(desc, def, k, x).map_err(|e| e.within(format!(".{k}")))
+}
+
+/// A variant the schema does not define, written
+/// `{"<tag>": {"class": <1, 2 or 3>, "bytes": "<base64>"}}` (what decoding
+/// such a variant gives). `bytes` is the value in its class encoding, and must
+/// be exactly one value of that class.
+fn unknown_variant_from_json<'s>(
+    desc: Descriptor<'s>,
+    def: &UnionDef,
+    key: &str,
+    value: &Json,
+) -> Result<DynamicUnion<'s>, JsonError> {
+    let tag = match key.parse::<u64>() {
+        Ok(tag) if tag <= MAX_UNION_TAG && tag.to_string() == key => tag,
+        Ok(tag) if tag <= MAX_UNION_TAG => {
+            return Err(JsonError::new(format!(
+                "write the tag of an unknown variant in decimal without leading zeros: `{tag}`, not `{key}`"
+            )));
+        }
+        _ => {
+            return Err(JsonError::new(format!(
+                "tag {key} is above the largest union tag, {MAX_UNION_TAG} (a union key is uvarint(tag * 4 + class))"
+            )));
+        }
+    };
+    if let Some(var) = def.variants.iter().find(|v| u64::from(v.tag) == tag) {
+        return Err(JsonError::new(format!(
+            "tag {tag} is variant `{}` of `{}`: write it by name, as {{\"{}\": ...}}",
+            var.name,
+            desc.full_name(),
+            var.name
+        )));
+    }
+    let shape = "an unknown variant is written {\"<tag>\": {\"class\": <1, 2 or 3>, \"bytes\": \"<base64>\"}}";
+    let Json::Object(raw) = value else {
+        return Err(JsonError::new(format!(
+            "{shape}; found {} instead of the object",
+            json_kind(value)
+        )));
+    };
+    if let Some(extra) = raw.keys().find(|k| *k != "class" && *k != "bytes") {
+        return Err(JsonError::new(format!(
+            "{shape}; `{extra}` is not one of its keys"
+        )));
+    }
+    let class = match raw.get("class") {
+        Some(Json::Number(n)) => n.as_u64().filter(|c| (1..=3).contains(c)).ok_or_else(|| {
+            JsonError::new(format!(
+                "`class` is {n}; it is 1 (varint), 2 (fixed32) or 3 (length-delimited)"
+            ))
+        })?,
+        Some(other) => {
+            return Err(JsonError::new(format!(
+                "`class` is {}; it is the number 1 (varint), 2 (fixed32) or 3 (length-delimited)",
+                json_kind(other)
+            )));
+        }
+        None => return Err(JsonError::new(format!("{shape}; `class` is missing"))),
+    };
+    let bytes = match raw.get("bytes") {
+        Some(Json::String(b)) => BASE64.decode(b).map_err(|e| {
+            JsonError::new(format!(
+                "invalid base64 in `bytes` (standard alphabet, padded): {e}"
+            ))
+        })?,
+        Some(other) => {
+            return Err(JsonError::new(format!(
+                "`bytes` is {}; it is base64 text",
+                json_kind(other)
+            )));
+        }
+        None => return Err(JsonError::new(format!("{shape}; `bytes` is missing"))),
+    };
+    check_unknown_value(class as u8, &bytes)
+        .map_err(|problem| JsonError::new(format!("unknown variant {tag}: {problem}")))?;
+    Ok(DynamicUnion {
+        desc,
+        variant: UnionValue::Unknown {
+            tag,
+            class: class as u8,
+            bytes,
+        },
+    })
 }

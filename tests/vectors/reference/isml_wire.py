@@ -948,6 +948,9 @@ class Schema:
     # -----------------------------------------------------------------------
     @staticmethod
     def enter(depth: int, r: Reader) -> int:
+        """One level deeper (§7): the top-level payload is level 0; the content of
+        a length-delimited value other than string and bytes, the elements of an
+        array, a union element and a present optional element each add one."""
         depth += 1
         if depth > MAX_DEPTH:
             raise WireError("depth_exceeded", r.pos, f"depth {depth} > {MAX_DEPTH}")
@@ -985,7 +988,6 @@ class Schema:
             sub = r.sub()
             return self.decode_content(t, sub, depth)
         if tag == "optional":
-            depth = self.enter(depth, r)
             at = r.pos
             b = r.byte()
             if b == 0:
@@ -993,7 +995,7 @@ class Schema:
             if b != 1:
                 # Guess: the presence byte of an optional element is a bool.
                 raise WireError("invalid_bool", at, f"optional marker {b:02x}")
-            return self.decode_element(t[1], r, depth)
+            return self.decode_element(t[1], r, self.enter(depth, r))
         if tag in ("list", "map"):
             sub = r.sub()
             return self.decode_content(t, sub, depth)
@@ -1012,15 +1014,14 @@ class Schema:
                 raise WireError("integer_out_of_range", at, f"enum value {val}")
             return self.enum_json(name, val)
         if k == "union":
-            return self.decode_union(name, r, depth)
-        sub = r.sub()
-        v = self.decode_body(name, sub, depth)
-        sub.finish(f"message {name}")
-        return v
+            return self.decode_union(name, r, self.enter(depth, r))
+        return self.decode_content(t, r.sub(), depth)
 
     def decode_content(self, t, r: Reader, depth: int):
         """Decodes the whole of r as the content of t (§5.4)."""
         tag = t[0]
+        if not (tag == "scalar" and t[1] in ("string", "bytes")):
+            depth = self.enter(depth, r)
         if tag == "scalar":
             n = t[1]
             if n == "f64":
@@ -1037,7 +1038,6 @@ class Schema:
                 return base64.b64encode(raw).decode("ascii")
             raise AssertionError(t)
         if tag == "list":
-            depth = self.enter(depth, r)
             et = t[1]
             if et[0] == "scalar" and et[1] in FIXED_WIDTH:
                 w = FIXED_WIDTH[et[1]]
@@ -1049,7 +1049,6 @@ class Schema:
                 out.append(self.decode_element(et, r, depth))
             return out
         if tag == "map":
-            depth = self.enter(depth, r)
             out = {}
             prev = None
             while r.remaining():
@@ -1130,7 +1129,6 @@ class Schema:
         return value
 
     def decode_body(self, name, r: Reader, depth: int) -> dict:
-        depth = self.enter(depth, r)
         presence = self.read_presence(r)
         n = (presence.bit_length() + 1) // 2
         by_tag = {f["tag"]: f for f in self.fields(name)}
@@ -1166,7 +1164,6 @@ class Schema:
         return {f["name"]: out[f["name"]] for f in self.fields(name) if f["name"] in out}
 
     def decode_union(self, name, r: Reader, depth: int):
-        depth = self.enter(depth, r)
         at = r.pos
         key = r.uvarint()
         tag, cls = key >> 2, key & 3
@@ -1197,6 +1194,8 @@ class Schema:
         r = Reader(data)
         if t[0] == "named" and self.kind(t[1]) == "message":
             v = self.decode_body(t[1], r, 0)
+        elif t[0] == "named" and self.kind(t[1]) == "union":
+            v = self.decode_union(t[1], r, 0)
         else:
             v = self.decode_element(t, r, 0)
         r.finish("payload")
@@ -2234,8 +2233,74 @@ def spec_examples():
     assert fingerprint(S, "A")[0] == "#5message{1:u8;2:list<@0>;}"
 
 
+def depth_examples():
+    """§7 at its boundary: the smallest depth limit that decodes each payload.
+    The same cases as tests/codegen/tests/depth_rule.rs, where generated Rust
+    code and the dynamic codec answer them."""
+    global MAX_DEPTH
+    sc = Schema({
+        "Scalars": MSG(None, F("u32", 4, "u32"), F("f32", 10, "f32"), F("f64", 11, "f64"),
+                       F("s", 12, "string"), F("raw", 13, "bytes")),
+        "Choice": UNION(3, ("ratio", 3, "f32"), ("precise", 4, "f64"), ("pair", 6, "array<u8, 2>"),
+                        ("inner", 7, "Scalars")),
+        "Node": MSG(4, F("left", 2, "optional<Node>"), F("children", 4, "list<Node>")),
+        "Expr": UNION(5, ("lit", 1, "i64"), ("neg", 2, "Neg")),
+        "Neg": MSG(None, F("inner", 1, "optional<Expr>")),
+        "Hw": MSG(None, F("mac", 1, "array<u8, 6>")),
+        "Lists": MSG(None, F("many", 21, "list<Scalars>"), F("choices", 24, "list<Choice>")),
+        "OptF64": MSG(None, F("v", 1, "optional<f64>")),
+        "ListF64": MSG(None, F("v", 1, "list<f64>")),
+        "ListOptF64": MSG(None, F("v", 1, "list<optional<f64>>")),
+        "ListArray": MSG(None, F("v", 1, "list<array<u8, 2>>")),
+        "U": UNION(None, ("n", 1, "u8"), ("x", 2, "f64")),
+        "MapUnion": MSG(None, F("v", 1, "map<u8, U>")),
+        "OptU": MSG(None, F("v", 1, "optional<U>")),
+        "Chain": MSG(None, F("next", 1, "optional<Chain>"), F("v", 2, "u8")),
+    })
+    cases = [
+        ("Scalars", {"u32": 7, "f32": 1.5, "s": "text", "raw": "AQI="}, 0),
+        ("Scalars", {"f64": 1.5}, 1),
+        ("Choice", {"ratio": 1.5}, 0),
+        ("Choice", {"precise": 1.5}, 1),
+        ("Choice", {"pair": [1, 2]}, 2),
+        ("Choice", {"inner": {"f64": 1.5}}, 2),
+        ("Node", {"left": {}}, 1),
+        ("Node", {"children": [{}]}, 2),
+        ("Expr", {"neg": {"inner": {"lit": 1}}}, 2),
+        ("Hw", {}, 2),
+        ("Lists", {"choices": [{"precise": 1.5}]}, 3),
+        ("Lists", {"many": [{"f64": 1.5}]}, 3),
+        ("OptF64", {"v": 1.5}, 1),
+        ("ListF64", {"v": [1.5]}, 1),
+        ("ListOptF64", {"v": [1.5]}, 2),
+        ("ListOptF64", {"v": [None]}, 1),
+        ("ListArray", {"v": [[1, 2], [3, 4]]}, 2),
+        ("MapUnion", {"v": {"5": {"n": 9}}}, 2),
+        ("MapUnion", {"v": {"5": {"x": 1.5}}}, 3),
+        ("OptU", {"v": {"n": 9}}, 1),
+    ]
+    chain = {}
+    for _ in range(32):
+        chain = {"next": chain}
+    saved = MAX_DEPTH
+    try:
+        for name, value, levels in cases:
+            data = sc.encode_value(name, value)
+            MAX_DEPTH = levels
+            sc.decode_value(name, data)
+            if levels:
+                MAX_DEPTH = levels - 1
+                expect_error("depth_exceeded", lambda: sc.decode_value(name, data))
+    finally:
+        MAX_DEPTH = saved
+    # With the default limit of 32, a message nested 32 deep decodes, 33 does not.
+    sc.decode_value("Chain", sc.encode_value("Chain", chain))
+    expect_error("depth_exceeded", lambda: sc.decode_value("Chain", sc.encode_value("Chain", {"next": chain})))
+
+
 def main():
     spec_examples()
+    depth_examples()
     gen_varints()
     gen_floats()
     gen_headers()
