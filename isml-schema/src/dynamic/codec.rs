@@ -289,7 +289,7 @@ pub(crate) fn check_unknown_value(class: u8, bytes: &[u8]) -> Result<(), String>
             ));
         }
     };
-    let mut r = Reader::new(bytes, 0);
+    let mut r = Reader::new(bytes);
     r.skip(class)
         .and_then(|()| r.finish("the value"))
         .map_err(|e| {
