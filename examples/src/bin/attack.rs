@@ -420,29 +420,25 @@ async fn fragmented_request(target: &Target) -> Row {
     t.flush().await.expect("flushed");
     let mut responses = 0;
     let mut errors = 0;
-    loop {
-        match tokio::time::timeout(Duration::from_secs(5), t.next()).await {
-            Ok(Some(Ok(f))) => match f.header.kind {
-                // The example server serves no requests itself (its
-                // cabinets do): the one answer is an error response that
-                // names the joined request's type.
-                FrameKind::Response | FrameKind::Error if f.header.correlation == 42 => {
-                    responses += 1;
-                    if f.header.kind == FrameKind::Error {
-                        let body = isml_runtime::wire::ErrorBody::decode(&f.payload)
-                            .expect("an error body");
-                        let expected =
-                            format!("unknown message type id {}", StartCharging::TYPE_ID);
-                        if !body.message.contains(&expected) {
-                            errors += 1;
-                        }
+    while let Ok(Some(Ok(f))) = tokio::time::timeout(Duration::from_secs(5), t.next()).await {
+        match f.header.kind {
+            // The example server serves no requests itself (its cabinets
+            // do): the one answer is an error response that names the
+            // joined request's type.
+            FrameKind::Response | FrameKind::Error if f.header.correlation == 42 => {
+                responses += 1;
+                if f.header.kind == FrameKind::Error {
+                    let body =
+                        isml_runtime::wire::ErrorBody::decode(&f.payload).expect("an error body");
+                    let expected = format!("unknown message type id {}", StartCharging::TYPE_ID);
+                    if !body.message.contains(&expected) {
+                        errors += 1;
                     }
                 }
-                FrameKind::Error => errors += 1,
-                FrameKind::Control(ControlOp::Pong) => break,
-                _ => {}
-            },
-            _ => break,
+            }
+            FrameKind::Error => errors += 1,
+            FrameKind::Control(ControlOp::Pong) => break,
+            _ => {}
         }
     }
     Row {
