@@ -231,7 +231,7 @@ fn unknown_union_variants_are_checked_before_encoding() {
         ),
         (
             r#"{"9": {"class": 1, "bytes": "gAA="}}"#,
-            "error: invalid input: `charging.v1.Command.9`: unknown variant 9: bytes `80 00` are not exactly one canonical varint (class 1): at byte 0: non-canonical varint: written longer than needed\n",
+            "error: invalid input: `charging.v1.Command.9`: unknown variant 9: bytes `80 00` are not exactly one canonical varint (class 1): non-canonical varint at byte 0: written longer than needed\n",
         ),
         (
             r#"{"9": {"class": 3, "bytes": "BQ=="}}"#,
@@ -585,7 +585,7 @@ fn fragments_that_do_not_join_are_rejected() {
     assert_eq!(code(&o), 1);
     assert_eq!(
         stderr(&o),
-        "error: frames 1 to 2 (one message in 2 fragments, the first at byte 0): cannot decode `charging.v1.StartCharging` (offsets within the joined payload): at byte 2 in `charging.v1.StartCharging.slot`: unexpected end of input inside a varint\n"
+        "error: frames 1 to 2 (one message in 2 fragments, the first at byte 0): cannot decode `charging.v1.StartCharging` (offsets within the joined payload): at byte 2 in `charging.v1.StartCharging.slot`: unexpected end of input: 1 more byte(s) needed\n"
     );
     no_panic(&o);
     // Two fragments of 600 000 bytes: the joined message would pass 1 MiB.
