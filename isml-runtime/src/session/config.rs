@@ -1,0 +1,146 @@
+//! Session settings, error codes and the budget setters.
+
+use std::time::Duration;
+
+use crate::wire::Limits;
+
+/// Error codes of wire format §2.4.
+pub mod codes {
+    /// Unspecified.
+    pub const UNSPECIFIED: u64 = 0;
+    /// Unknown message type.
+    pub const UNKNOWN_TYPE: u64 = 1;
+    /// Malformed payload or frame.
+    pub const MALFORMED: u64 = 2;
+    /// Handler failed.
+    pub const HANDLER_FAILED: u64 = 3;
+    /// Deadline exceeded (also: keep-alive expired).
+    pub const DEADLINE_EXCEEDED: u64 = 4;
+    /// Cancelled.
+    pub const CANCELLED: u64 = 5;
+    /// Unauthenticated.
+    pub const UNAUTHENTICATED: u64 = 6;
+    /// Permission denied.
+    pub const PERMISSION_DENIED: u64 = 7;
+    /// Resource exhausted (queue full, connection limit).
+    pub const RESOURCE_EXHAUSTED: u64 = 8;
+    /// Unavailable (shutting down).
+    pub const UNAVAILABLE: u64 = 9;
+    /// Fingerprint mismatch.
+    pub const FINGERPRINT_MISMATCH: u64 = 10;
+    /// Version mismatch.
+    pub const VERSION_MISMATCH: u64 = 11;
+    /// The device id is in use: the session was replaced by a newer one of
+    /// the same device, or a newer one was refused (the server's policy).
+    pub const DEVICE_ID_IN_USE: u64 = 12;
+}
+
+/// Settings shared by every session of a server or client.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct SessionConfig {
+    /// Send a ping after this long without receiving anything; declare the
+    /// peer dead after 1.5 times this long. `None` disables keep-alive.
+    pub keepalive: Option<Duration>,
+    /// Default deadline of [`Session::request`].
+    pub request_timeout: Duration,
+    /// Frames the outbound queue holds.
+    pub outbound_queue: usize,
+    /// Incoming requests handled at once; beyond it the session stops reading.
+    pub max_inflight: usize,
+    /// How long a closing session may take to write what is queued.
+    pub close_timeout: Duration,
+    /// Largest frame sent or accepted.
+    pub max_frame: usize,
+    /// Bytes (encoded frame lengths) the outbound queue holds. A frame larger
+    /// than the whole budget is accepted when the queue is empty.
+    pub outbound_bytes: usize,
+    /// Bytes of frames the connection task has queued to write (replies,
+    /// pongs, error responses, and what it took from the outbound queue)
+    /// beyond the outbound budget, after which it stops reading until the
+    /// peer has read them.
+    pub reply_bytes: usize,
+    /// Bytes of request payloads whose handlers run at once; beyond it the
+    /// session stops reading, as beyond `max_inflight`.
+    pub inflight_bytes: usize,
+    /// Largest message received, joined from fragments (wire format §2.6);
+    /// a larger one closes the session with code 8.
+    pub max_message: usize,
+    /// Messages whose payload is larger are sent in fragments of this many
+    /// bytes, between which smaller frames may leave (`None`: never fragment;
+    /// then no message may exceed `max_frame`).
+    pub fragment_size: Option<usize>,
+}
+
+/// Ping payloads up to this size are echoed in the pong; a longer one is
+/// answered with an empty pong, so that a ping never makes us hold or send
+/// more than it costs the peer.
+pub const MAX_PING_ECHO: usize = 64;
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        SessionConfig {
+            keepalive: Some(Duration::from_secs(30)),
+            request_timeout: Duration::from_secs(10),
+            outbound_queue: 1024,
+            max_inflight: 256,
+            close_timeout: Duration::from_secs(2),
+            max_frame: Limits::DEFAULT.max_frame,
+            outbound_bytes: 1024 * 1024,
+            reply_bytes: 1024 * 1024,
+            inflight_bytes: 4 * 1024 * 1024,
+            max_message: Limits::DEFAULT.max_frame,
+            fragment_size: Some(64 * 1024),
+        }
+    }
+}
+
+/// The setters of the session budgets, shared by the server's and the
+/// client's builders (both hold a `config: SessionConfig`).
+macro_rules! budget_setters {
+    () => {
+        /// Bytes the outbound queue of each session holds (1 MiB by default).
+        pub fn outbound_bytes(mut self, bytes: usize) -> Self {
+            self.config.outbound_bytes = bytes.max(1);
+            self
+        }
+
+        /// Bytes of replies, pongs and error responses a session queues for a
+        /// peer that is not reading, beyond the outbound queue, before it stops
+        /// reading from it (1 MiB by default).
+        pub fn reply_bytes(mut self, bytes: usize) -> Self {
+            self.config.reply_bytes = bytes.max(1);
+            self
+        }
+
+        /// Incoming requests handled at once per session (256 by default);
+        /// beyond it the session stops reading.
+        pub fn max_inflight(mut self, requests: usize) -> Self {
+            self.config.max_inflight = requests.max(1);
+            self
+        }
+
+        /// Bytes of request payloads handled at once per session (4 MiB by
+        /// default); beyond it the session stops reading.
+        pub fn inflight_bytes(mut self, bytes: usize) -> Self {
+            self.config.inflight_bytes = bytes.max(1);
+            self
+        }
+
+        /// Largest message received, whole or joined from fragments (1 MiB by
+        /// default); a larger one closes the session with code 8.
+        pub fn max_message(mut self, bytes: usize) -> Self {
+            self.config.max_message = bytes.max(1);
+            self
+        }
+
+        /// Messages whose payload is larger are sent in fragments of this size
+        /// (64 KiB by default; `None`: never, and no message may exceed the
+        /// frame limit).
+        pub fn fragment_size(mut self, bytes: Option<usize>) -> Self {
+            self.config.fragment_size = bytes.map(|n| n.max(1));
+            self
+        }
+    };
+}
+pub(crate) use budget_setters;

@@ -1,0 +1,541 @@
+//! The connection task: one loop over shutdown, the outbound queue,
+//! received frames and the keep-alive timer.
+
+use std::future::{Future, poll_fn};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::task::{Poll, Waker};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::future::BoxFuture;
+use futures_util::{FutureExt, SinkExt};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
+
+use super::handle::error_frame;
+use super::lend::{Read, ReadSide};
+use super::writer::{READ_BURST, Writer};
+use super::{CloseReason, ClosedBy, MAX_PING_ECHO, Session, SessionConfig, Shared, codes, lock};
+use crate::dispatch::{Context, Dispatcher, HandlerError};
+use crate::transport::TransportError;
+use crate::wire::{ControlOp, ErrorBody, Frame, FrameHeader, FrameKind};
+
+pub(super) fn transport_reason(e: &TransportError) -> CloseReason {
+    let code = match e {
+        TransportError::Malformed { .. } => codes::MALFORMED,
+        _ => codes::UNAVAILABLE,
+    };
+    CloseReason::new(ClosedBy::Error, code, e.to_string())
+}
+
+/// What handling a received frame left to do.
+pub(super) enum Handled {
+    Done,
+    End(CloseReason),
+    /// A one-way handler that did not finish at once: the task waits for it
+    /// (handlers of one session run in arrival order) while still writing.
+    OneWay(BoxFuture<'static, Result<(), HandlerError>>),
+    /// A request handler that did not finish at once: it gets its own task.
+    /// The payload's length counts against the in-flight byte budget.
+    Request(
+        u64,
+        usize,
+        BoxFuture<'static, Result<(u32, Bytes), HandlerError>>,
+    ),
+}
+
+/// Runs a session's connection: one loop over shutdown, the outbound queue,
+/// received frames and the keep-alive timer; then the end of the session.
+pub(super) async fn run(session: Session, dispatcher: Arc<Dispatcher>) -> CloseReason {
+    let shared = session.shared.clone();
+    let config = &shared.config;
+    let mut conn = Connection {
+        capacity: shared.out.capacity,
+        write_budget: config.outbound_bytes.saturating_add(config.reply_bytes),
+        inflight: None,
+        keepalive: KeepAlive::new(config.keepalive),
+        session,
+        shared,
+        dispatcher,
+    };
+    let reason = conn.serve().await;
+    conn.shutdown(reason).await
+}
+
+/// The connection task's state.
+struct Connection {
+    session: Session,
+    shared: Arc<Shared>,
+    dispatcher: Arc<Dispatcher>,
+    /// Frames the outbound queue holds.
+    capacity: usize,
+    /// Bytes the write queue may hold before the task stops reading.
+    write_budget: usize,
+    /// Made when the first request needs it: an idle session holds none.
+    inflight: Option<Inflight>,
+    keepalive: KeepAlive,
+}
+
+/// What woke the connection task.
+enum Event {
+    Closed,
+    Stopped(Result<(), TransportError>),
+    Read(Read),
+    Tick,
+}
+
+impl Connection {
+    fn writer(&self) -> std::sync::MutexGuard<'_, Writer> {
+        lock(&self.shared.writer)
+    }
+
+    fn reader(&self) -> std::sync::MutexGuard<'_, ReadSide> {
+        lock(&self.shared.reader)
+    }
+
+    /// Serves the connection until the session ends; returns why.
+    async fn serve(&mut self) -> CloseReason {
+        let shared = self.shared.clone();
+        let closed = shared.closed.cancelled();
+        tokio::pin!(closed);
+        let sleep = tokio::time::sleep(self.keepalive.first());
+        tokio::pin!(sleep);
+        loop {
+            let event = tokio::select! {
+                biased;
+                () = &mut closed => Event::Closed,
+                r = self.pump(), if !self.writer().broken => Event::Stopped(r),
+                read = self.read() => Event::Read(read),
+                () = &mut sleep, if self.keepalive.is_on() => Event::Tick,
+            };
+            let end = match event {
+                Event::Closed => Some(shared.reason()),
+                Event::Stopped(r) => Some(self.writer().stopped(r, &shared)),
+                Event::Read(read) => self.on_frames(read).await,
+                Event::Tick => {
+                    let capacity = self.capacity;
+                    let mut w = lock(&shared.writer);
+                    self.keepalive
+                        .tick(&shared, &mut w, capacity, sleep.as_mut())
+                }
+            };
+            if let Some(reason) = end {
+                return reason;
+            }
+        }
+    }
+
+    /// Moves queued frames to the transport; resolves only when the session
+    /// can write no more (close frame written, or failure).
+    async fn pump(&self) -> Result<(), TransportError> {
+        poll_fn(|cx| self.writer().poll_pump(cx, &self.shared)).await
+    }
+
+    /// The next received message. Not reading while the write queue is over
+    /// its budget: the condition is checked on every poll, so that reading
+    /// resumes as soon as the pump, polled before it, has written enough.
+    async fn read(&self) -> Read {
+        poll_fn(|cx| {
+            if self.writer().may_read(self.capacity, self.write_budget) {
+                self.reader().poll_task(cx, true, &self.shared)
+            } else {
+                Poll::Pending
+            }
+        })
+        .await
+    }
+
+    /// Waits for `fut` while keeping the outbound side going; `Err` with
+    /// the reason when the session ends meanwhile.
+    async fn drive<T>(&self, fut: impl Future<Output = T>) -> Result<T, CloseReason> {
+        tokio::pin!(fut);
+        let shared = &self.shared;
+        tokio::select! {
+            biased;
+            () = shared.closed.cancelled() => Err(shared.reason()),
+            r = self.pump(), if !self.writer().broken => Err(self.writer().stopped(r, shared)),
+            out = &mut fut => Ok(out),
+        }
+    }
+
+    /// Handles what was read and whatever else is ready at once (a burst),
+    /// writing the first reply before looking for more. `Some` when the
+    /// session ends.
+    async fn on_frames(&mut self, first: Read) -> Option<CloseReason> {
+        let shared = self.shared.clone();
+        let mut read = first;
+        for burst in 0..READ_BURST {
+            let frame = match read {
+                Some(Ok(frame)) => frame,
+                Some(Err(reason)) => {
+                    tracing::warn!(session = shared.id, peer = %shared.info.peer, %reason, "session ends");
+                    return Some(reason);
+                }
+                None => {
+                    return Some(CloseReason::new(
+                        ClosedBy::Peer,
+                        codes::UNAVAILABLE,
+                        "connection ended without a close frame",
+                    ));
+                }
+            };
+            shared.counters.frames_in.fetch_add(1, Ordering::Relaxed);
+            let handled = handle_frame(&self.session, frame, &self.dispatcher, &mut self.writer());
+            match handled {
+                Handled::Done => {}
+                Handled::End(reason) => return Some(reason),
+                Handled::OneWay(fut) => match self.drive(fut).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => {
+                        shared.error();
+                        tracing::debug!(session = shared.id, error = %e, "one-way handler failed");
+                    }
+                    Err(reason) => return Some(reason),
+                },
+                Handled::Request(correlation, len, fut) => {
+                    let inflight = self
+                        .inflight
+                        .get_or_insert_with(|| Inflight::new(&shared.config));
+                    let admitted = inflight.try_admit(len).ok_or_else(|| inflight.admit(len));
+                    let permits = match admitted {
+                        Ok(p) => p,
+                        // Beyond max_inflight or the byte budget, stop
+                        // reading until handlers end.
+                        Err(wait) => match self.drive(wait).await {
+                            Ok(Some(p)) => p,
+                            Ok(None) => return Some(shared.reason()),
+                            Err(reason) => return Some(reason),
+                        },
+                    };
+                    let session = self.session.clone();
+                    tokio::spawn(async move {
+                        let frame = reply_frame(&session.shared, correlation, fut.await);
+                        let _ = session.enqueue(frame).await;
+                        drop(permits);
+                    });
+                }
+            }
+            // The first reply of a burst leaves at once, before looking for
+            // more frames (a request alone on the connection should not wait
+            // for a read that finds nothing); the rest of a burst's replies
+            // leave together.
+            if burst == 0 && !self.writer().is_idle() {
+                let flushed =
+                    poll_fn(|cx| Poll::Ready(self.writer().poll_flush_all(cx, &shared))).await;
+                if let Poll::Ready(Err(e)) = flushed {
+                    return Some(self.writer().stopped(Err(e), &shared));
+                }
+                if self.writer().close_sent {
+                    return Some(shared.reason());
+                }
+            }
+            // Whatever the probe below returns is handled, so it runs only
+            // when there is another turn for it.
+            if burst + 1 == READ_BURST || !self.writer().may_read(self.capacity, self.write_budget)
+            {
+                break;
+            }
+            let mut probe = std::task::Context::from_waker(Waker::noop());
+            match self.reader().poll_task(&mut probe, false, &shared) {
+                Poll::Ready(next) => read = next,
+                Poll::Pending => break,
+            }
+        }
+        self.keepalive.received(&shared);
+        None
+    }
+
+    /// Ends the session: records why, lets go of the receiving half, and
+    /// writes what is already queued (the close frame among it), bounded in
+    /// time so that a peer that stopped reading cannot hold the task.
+    async fn shutdown(self, reason: CloseReason) -> CloseReason {
+        let shared = self.shared;
+        shared.finish(reason);
+        // The receiving half ends with the task (a request reading it gives up).
+        {
+            let mut r = lock(&shared.reader);
+            r.rx = None;
+            r.handoff.clear();
+            r.task = None;
+        }
+        // Take the transport out of the session, so that its end can be awaited.
+        let mut w = std::mem::replace(&mut *lock(&shared.writer), Writer::ended());
+        if !w.broken {
+            let _ = tokio::time::timeout(shared.config.close_timeout, async {
+                if let Poll::Ready(bytes) = shared.out.take(&mut w.queue) {
+                    w.queued_bytes += bytes;
+                }
+                if poll_fn(|cx| w.poll_flush_all(cx, &shared)).await.is_ok() {
+                    let _ = w.tx.close().await;
+                }
+            })
+            .await;
+        }
+        shared.reason()
+    }
+}
+
+/// Incoming requests whose handlers run at once: at most `max_inflight`,
+/// with at most `inflight_bytes` of payload.
+struct Inflight {
+    count: Arc<Semaphore>,
+    bytes: Arc<Semaphore>,
+    byte_budget: usize,
+}
+
+/// The places a running request handler holds.
+type Permits = (OwnedSemaphorePermit, OwnedSemaphorePermit);
+
+impl Inflight {
+    fn new(config: &SessionConfig) -> Self {
+        let byte_budget = bytes_budget(config);
+        Inflight {
+            count: Arc::new(Semaphore::new(config.max_inflight.max(1))),
+            bytes: Arc::new(Semaphore::new(byte_budget)),
+            byte_budget,
+        }
+    }
+
+    fn cost(&self, len: usize) -> u32 {
+        len.clamp(1, self.byte_budget) as u32
+    }
+
+    /// Places for a request of `len` payload bytes, if there are some now.
+    fn try_admit(&self, len: usize) -> Option<Permits> {
+        let count = self.count.clone().try_acquire_owned().ok()?;
+        let bytes = self
+            .bytes
+            .clone()
+            .try_acquire_many_owned(self.cost(len))
+            .ok()?;
+        Some((count, bytes))
+    }
+
+    /// Waits for places; `None` if the semaphores closed.
+    fn admit(&self, len: usize) -> impl Future<Output = Option<Permits>> + use<> {
+        let (count, bytes, cost) = (self.count.clone(), self.bytes.clone(), self.cost(len));
+        async move {
+            let c = count.acquire_owned().await.ok()?;
+            let b = bytes.acquire_many_owned(cost).await.ok()?;
+            Some((c, b))
+        }
+    }
+}
+
+/// Keep-alive: a ping after `interval` without receiving anything, the end
+/// of the session after 1.5 × `interval`.
+struct KeepAlive {
+    interval: Option<Duration>,
+    last_rx: Instant,
+    pinged: bool,
+}
+
+impl KeepAlive {
+    fn new(interval: Option<Duration>) -> Self {
+        KeepAlive {
+            interval,
+            last_rx: Instant::now(),
+            pinged: false,
+        }
+    }
+
+    fn is_on(&self) -> bool {
+        self.interval.is_some()
+    }
+
+    /// When the timer first fires.
+    fn first(&self) -> Duration {
+        self.interval.unwrap_or(Duration::from_secs(3600))
+    }
+
+    /// Frames arrived.
+    fn received(&mut self, shared: &Shared) {
+        self.last_rx = Instant::now();
+        self.pinged = false;
+        shared.counters.last_activity_ms.store(
+            (self.last_rx - shared.started).as_millis() as u64,
+            Ordering::Relaxed,
+        );
+    }
+
+    /// The timer fired: ping, or end the session, and set the next time.
+    fn tick(
+        &mut self,
+        shared: &Shared,
+        w: &mut Writer,
+        capacity: usize,
+        sleep: std::pin::Pin<&mut tokio::time::Sleep>,
+    ) -> Option<CloseReason> {
+        let iv = self.interval?;
+        // A request reading its own reply (see `Lend`), and fragments being
+        // joined, record what they received: it is a sign of life too.
+        let seen = shared.started
+            + Duration::from_millis(shared.counters.last_activity_ms.load(Ordering::Relaxed));
+        if seen > self.last_rx {
+            self.last_rx = seen;
+            self.pinged = false;
+        }
+        let idle = self.last_rx.elapsed();
+        if idle >= iv * 3 / 2 {
+            let reason = CloseReason::new(
+                ClosedBy::Error,
+                codes::DEADLINE_EXCEEDED,
+                format!("keep-alive expired: nothing received for {idle:?} (interval {iv:?})"),
+            );
+            tracing::warn!(session = shared.id, peer = %shared.info.peer, %reason, "session ends");
+            return Some(reason);
+        }
+        if idle >= iv && !self.pinged {
+            self.pinged = true;
+            if w.queue.len() < capacity {
+                w.push(Frame::new(
+                    FrameHeader::control(ControlOp::Ping),
+                    Bytes::new(),
+                ));
+            }
+        }
+        let next = if idle >= iv {
+            self.last_rx + iv * 3 / 2
+        } else {
+            self.last_rx + iv
+        };
+        sleep.reset(next);
+        None
+    }
+}
+
+/// The in-flight byte budget as semaphore permits.
+pub(super) fn bytes_budget(config: &SessionConfig) -> usize {
+    config.inflight_bytes.clamp(1, u32::MAX as usize)
+}
+
+pub(super) fn reply_frame(
+    shared: &Shared,
+    correlation: u64,
+    result: Result<(u32, Bytes), HandlerError>,
+) -> Frame {
+    match result {
+        Ok((type_id, payload)) => Frame::new(FrameHeader::response(type_id, correlation), payload),
+        Err(e) => {
+            shared.error();
+            error_frame(correlation, e.code, &e.message)
+        }
+    }
+}
+
+/// Handles one received frame. Handlers run right here, in the connection's
+/// task: most finish on their first poll, and a request's reply then goes
+/// straight to the write queue, without another task or queue in between.
+pub(super) fn handle_frame(
+    session: &Session,
+    frame: Frame,
+    dispatcher: &Dispatcher,
+    w: &mut Writer,
+) -> Handled {
+    let shared = &session.shared;
+    let h = frame.header;
+    let refused = |id: u32| shared.refused.iter().find(|(r, _)| *r == id).map(|e| e.1);
+    match h.kind {
+        FrameKind::OneWay => {
+            if let Some(name) = refused(h.type_id) {
+                shared.error();
+                tracing::debug!(
+                    session = shared.id,
+                    message = name,
+                    "dropped one-way message with mismatched fingerprint"
+                );
+                return Handled::Done;
+            }
+            let ctx = Context::new(session.clone(), None);
+            match dispatcher.one_way(ctx, h.type_id, frame.payload) {
+                Some(mut fut) => match (&mut fut).now_or_never() {
+                    Some(Ok(())) => {}
+                    Some(Err(e)) => {
+                        shared.error();
+                        tracing::debug!(session = shared.id, type_id = h.type_id, error = %e, "one-way handler failed");
+                    }
+                    None => return Handled::OneWay(fut),
+                },
+                None => {
+                    shared.counters.unknown.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+        FrameKind::Request => {
+            let correlation = h.correlation;
+            if let Some(name) = refused(h.type_id) {
+                shared.error();
+                let msg = format!(
+                    "message {name} (type id {}) refused: its definition differs on the two sides (fingerprint mismatch)",
+                    h.type_id
+                );
+                w.push(error_frame(correlation, codes::FINGERPRINT_MISMATCH, &msg));
+                return Handled::Done;
+            }
+            let ctx = Context::new(session.clone(), Some(correlation));
+            let len = frame.payload.len();
+            let Some(mut fut) = dispatcher.request(ctx, h.type_id, frame.payload) else {
+                shared.counters.unknown.fetch_add(1, Ordering::Relaxed);
+                let msg = format!("unknown message type id {} for a request", h.type_id);
+                w.push(error_frame(correlation, codes::UNKNOWN_TYPE, &msg));
+                return Handled::Done;
+            };
+            match (&mut fut).now_or_never() {
+                Some(result) => w.push(reply_frame(shared, correlation, result)),
+                None => return Handled::Request(correlation, len, fut),
+            }
+        }
+        FrameKind::Response | FrameKind::Error => {
+            let waiter = lock(&shared.pending).remove(&h.correlation);
+            match waiter {
+                Some(tx) => {
+                    if tx.send(frame).is_err() {
+                        shared.counters.late.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                None => {
+                    shared.counters.late.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(
+                        session = shared.id,
+                        correlation = h.correlation,
+                        "dropped late or unexpected reply"
+                    );
+                }
+            }
+        }
+        FrameKind::Control(ControlOp::Ping) => {
+            // Never echo much, and never keep a slice of the receive buffer
+            // (it would pin the whole buffer while the pong waits).
+            let echo = if frame.payload.len() <= MAX_PING_ECHO {
+                Bytes::copy_from_slice(&frame.payload)
+            } else {
+                Bytes::new()
+            };
+            w.push(Frame::new(FrameHeader::control(ControlOp::Pong), echo));
+        }
+        FrameKind::Control(ControlOp::Pong) | FrameKind::Ack | FrameKind::Cancel => {}
+        FrameKind::Control(ControlOp::Close) => {
+            let reason = match ErrorBody::decode(&frame.payload) {
+                Ok(b) => CloseReason::new(ClosedBy::Peer, b.code, b.message),
+                Err(e) => CloseReason::new(
+                    ClosedBy::Peer,
+                    codes::UNSPECIFIED,
+                    format!("close frame with a malformed reason: {e}"),
+                ),
+            };
+            return Handled::End(reason);
+        }
+        FrameKind::Control(_) => {
+            return Handled::End(CloseReason::new(
+                ClosedBy::Error,
+                codes::MALFORMED,
+                format!("unexpected {} frame after the handshake", h.kind.name()),
+            ));
+        }
+        _ => {
+            shared.counters.unknown.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    Handled::Done
+}

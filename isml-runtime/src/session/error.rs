@@ -1,0 +1,158 @@
+//! Why sessions end and why sends and requests fail.
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::wire::{DecodeError, EncodeError};
+
+/// Who ended a session.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClosedBy {
+    /// This side, with [`Session::close`] (or a server shutdown).
+    Local,
+    /// The peer, with a `close` frame or by ending the connection.
+    Peer,
+    /// The runtime: transport failure, malformed frame, keep-alive expiry.
+    Error,
+}
+
+/// Why a session ended: who, and an error body (wire format §2.4).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CloseReason {
+    /// Who closed it.
+    pub by: ClosedBy,
+    /// The code ([`codes`]).
+    pub code: u64,
+    /// A human-readable explanation.
+    pub message: String,
+}
+
+impl CloseReason {
+    /// A reason.
+    pub fn new(by: ClosedBy, code: u64, message: impl Into<String>) -> Self {
+        CloseReason {
+            by,
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for CloseReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let who = match self.by {
+            ClosedBy::Local => "closed locally",
+            ClosedBy::Peer => "closed by peer",
+            ClosedBy::Error => "closed on error",
+        };
+        write!(f, "{who} (code {}): {}", self.code, self.message)
+    }
+}
+
+/// Why a message could not be sent.
+#[non_exhaustive]
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum SendError {
+    /// The session has ended.
+    #[error("session {session} is closed: {reason}")]
+    Closed {
+        /// The session id.
+        session: u64,
+        /// Why it ended.
+        reason: CloseReason,
+    },
+    /// The outbound queue is full ([`Session::try_send`], broadcasts).
+    #[error("outbound queue of session {session} is full ({capacity} frames)")]
+    QueueFull {
+        /// The session id.
+        session: u64,
+        /// The queue's capacity.
+        capacity: usize,
+    },
+    /// The peer's definition of this message differs from ours (handshake fingerprints).
+    #[error(
+        "message {name} (type id {type_id}) is refused on session {session}: its definition differs on the peer (fingerprint mismatch)"
+    )]
+    FingerprintMismatch {
+        /// The session id.
+        session: u64,
+        /// The message's type id.
+        type_id: u32,
+        /// The message's name.
+        name: &'static str,
+    },
+    /// The message failed validation or does not fit a frame.
+    #[error("cannot encode {message}: {source}")]
+    Encode {
+        /// The message's name.
+        message: &'static str,
+        /// Why.
+        source: EncodeError,
+    },
+}
+
+/// Why a request failed.
+#[non_exhaustive]
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum RequestError {
+    /// The request could not be sent.
+    #[error(transparent)]
+    Send(#[from] SendError),
+    /// No reply before the deadline; a reply arriving later is dropped.
+    #[error("request {request} timed out after {after:?}")]
+    Timeout {
+        /// The request's name.
+        request: &'static str,
+        /// The deadline.
+        after: Duration,
+    },
+    /// The peer answered with an error response.
+    #[error("request {request} failed on the peer (code {code}): {message}")]
+    Remote {
+        /// The request's name.
+        request: &'static str,
+        /// The error code (§2.4).
+        code: u64,
+        /// The peer's message.
+        message: String,
+    },
+    /// The session ended before the reply came.
+    #[error("request {request} lost: session {reason}")]
+    Disconnected {
+        /// The request's name.
+        request: &'static str,
+        /// Why the session ended.
+        reason: CloseReason,
+    },
+    /// The reply could not be decoded.
+    #[error("reply {reply} to {request} is malformed: {source}")]
+    Decode {
+        /// The request's name.
+        request: &'static str,
+        /// The expected reply's name.
+        reply: &'static str,
+        /// Why.
+        source: DecodeError,
+    },
+    /// The reply is of another type than expected.
+    #[error("request {request} expected a {expected} reply, got type id {type_id}")]
+    UnexpectedReply {
+        /// The request's name.
+        request: &'static str,
+        /// The expected reply's name.
+        expected: &'static str,
+        /// The type id received.
+        type_id: u32,
+    },
+}
+
+impl RequestError {
+    /// The error code a peer sent ([`RequestError::Remote`]), if any.
+    pub fn remote_code(&self) -> Option<u64> {
+        match self {
+            RequestError::Remote { code, .. } => Some(*code),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,481 @@
+//! The session handle: identity, properties, statistics, send, request, close.
+
+use std::any::TypeId;
+use std::fmt;
+use std::future::poll_fn;
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::task::Poll;
+use std::time::{Duration, SystemTime};
+
+use bytes::{Bytes, BytesMut};
+use futures_util::FutureExt;
+use tokio::sync::oneshot;
+use tokio::time::Instant;
+
+use super::conn::transport_reason;
+use super::lend::Lend;
+use super::outbox::TryPush;
+use super::{CloseReason, ClosedBy, RequestError, SendError, Shared, codes, lock};
+use crate::TopLevel;
+use crate::wire::{ControlOp, EncodeError, ErrorBody, Frame, FrameHeader, FrameKind};
+
+/// A typed key for a session property: `const ROLE: Key<Role> = Key::new("role");`.
+///
+/// Two keys are the same when they have the same name and value type.
+pub struct Key<T> {
+    pub(super) name: &'static str,
+    pub(super) _type: PhantomData<fn() -> T>,
+}
+
+impl<T> Key<T> {
+    /// A key with a name (for debugging; the value type is part of the key).
+    pub const fn new(name: &'static str) -> Self {
+        Key {
+            name,
+            _type: PhantomData,
+        }
+    }
+
+    /// The key's name.
+    pub const fn name(&self) -> &'static str {
+        self.name
+    }
+}
+
+impl<T> fmt::Debug for Key<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Key({:?}: {})", self.name, std::any::type_name::<T>())
+    }
+}
+
+/// The principal an [`Authenticator`](crate::handshake::Authenticator) returned.
+pub const PRINCIPAL: Key<String> = Key::new("isml.principal");
+
+/// A snapshot of a session's statistics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SessionStats {
+    /// When the session was established.
+    pub created: SystemTime,
+    /// When the last frame arrived.
+    pub last_activity: SystemTime,
+    /// Frames received.
+    pub frames_in: u64,
+    /// Frames written.
+    pub frames_out: u64,
+    /// Bytes received on the wire (framing and transport overhead included).
+    pub bytes_in: u64,
+    /// Bytes sent on the wire.
+    pub bytes_out: u64,
+    /// Requests sent and not answered yet.
+    pub pending_requests: usize,
+    /// Errors: failed handlers, undecodable messages, refused types, dropped frames.
+    pub errors: u64,
+    /// One-way messages of a type without a handler.
+    pub unknown_messages: u64,
+    /// Replies that arrived after their request timed out (dropped).
+    pub late_replies: u64,
+}
+
+/// A handle to an established session; clone it freely.
+#[derive(Clone)]
+pub struct Session {
+    pub(super) shared: Arc<Shared>,
+}
+
+impl fmt::Debug for Session {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Session")
+            .field("id", &self.shared.id)
+            .field("device_id", &self.shared.device_id)
+            .field("peer", &self.shared.info.peer)
+            .field("scheme", &self.shared.info.scheme)
+            .finish()
+    }
+}
+
+impl PartialEq for Session {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.shared, &other.shared)
+    }
+}
+impl Eq for Session {}
+
+pub(super) fn close_frame(reason: &CloseReason) -> Frame {
+    let body = ErrorBody {
+        code: reason.code,
+        message: &reason.message,
+    };
+    let mut buf = BytesMut::with_capacity(body.encoded_len());
+    body.encode(&mut buf);
+    Frame::new(FrameHeader::control(ControlOp::Close), buf.freeze())
+}
+
+pub(super) fn error_frame(correlation: u64, code: u64, message: &str) -> Frame {
+    let body = ErrorBody { code, message };
+    let mut buf = BytesMut::with_capacity(body.encoded_len());
+    body.encode(&mut buf);
+    Frame::new(FrameHeader::error(correlation), buf.freeze())
+}
+
+impl Session {
+    /// The session id the server assigned.
+    pub fn id(&self) -> u64 {
+        self.shared.id
+    }
+
+    /// The device id the server assigned.
+    pub fn device_id(&self) -> &str {
+        &self.shared.device_id
+    }
+
+    /// The peer's address.
+    pub fn peer(&self) -> &str {
+        &self.shared.info.peer
+    }
+
+    /// The transport's URL scheme.
+    pub fn scheme(&self) -> &'static str {
+        self.shared.info.scheme
+    }
+
+    /// Message types refused on this session because their definitions differ
+    /// on the two sides: `(type id, name)`.
+    pub fn refused_types(&self) -> &[(u32, &'static str)] {
+        &self.shared.refused
+    }
+
+    /// A property.
+    pub fn get<T: Send + Sync + 'static>(&self, key: &Key<T>) -> Option<Arc<T>> {
+        let v = lock(&self.shared.props)
+            .get(&(TypeId::of::<T>(), key.name))
+            .cloned()?;
+        v.downcast::<T>().ok()
+    }
+
+    /// Sets a property, returning the previous value.
+    pub fn set<T: Send + Sync + 'static>(&self, key: &Key<T>, value: T) -> Option<Arc<T>> {
+        let old = lock(&self.shared.props).insert((TypeId::of::<T>(), key.name), Arc::new(value));
+        old.and_then(|v| v.downcast::<T>().ok())
+    }
+
+    /// Removes a property, returning it.
+    pub fn remove<T: Send + Sync + 'static>(&self, key: &Key<T>) -> Option<Arc<T>> {
+        let old = lock(&self.shared.props).remove(&(TypeId::of::<T>(), key.name));
+        old.and_then(|v| v.downcast::<T>().ok())
+    }
+
+    /// A snapshot of the statistics.
+    pub fn stats(&self) -> SessionStats {
+        let s = &self.shared;
+        let c = &s.counters;
+        SessionStats {
+            created: s.created,
+            last_activity: s.created
+                + Duration::from_millis(c.last_activity_ms.load(Ordering::Relaxed)),
+            frames_in: c.frames_in.load(Ordering::Relaxed),
+            frames_out: c.frames_out.load(Ordering::Relaxed),
+            bytes_in: s.info.counters.bytes_in(),
+            bytes_out: s.info.counters.bytes_out(),
+            pending_requests: lock(&s.pending).len(),
+            errors: c.errors.load(Ordering::Relaxed) + s.info.counters.corrupt_frames(),
+            unknown_messages: c.unknown.load(Ordering::Relaxed),
+            late_replies: c.late.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Whether the session has ended (or is closing).
+    pub fn is_closed(&self) -> bool {
+        self.shared.closed.is_cancelled() || self.shared.closing.load(Ordering::Relaxed)
+    }
+
+    /// Why the session ended, once it has.
+    pub fn close_reason(&self) -> Option<CloseReason> {
+        self.shared.reason.get().cloned()
+    }
+
+    /// Waits until the session has ended, and tells why.
+    pub async fn closed(&self) -> CloseReason {
+        self.shared.closed.cancelled().await;
+        self.shared.reason()
+    }
+
+    pub(super) fn closed_error(&self) -> SendError {
+        SendError::Closed {
+            session: self.shared.id,
+            reason: self.shared.reason(),
+        }
+    }
+
+    pub(super) fn encode<M: TopLevel>(
+        &self,
+        header: FrameHeader,
+        msg: &M,
+    ) -> Result<Frame, SendError> {
+        if let Some(&(type_id, name)) = self.shared.refused.iter().find(|(id, _)| *id == M::TYPE_ID)
+        {
+            return Err(SendError::FingerprintMismatch {
+                session: self.shared.id,
+                type_id,
+                name,
+            });
+        }
+        let err = |source| SendError::Encode {
+            message: M::NAME,
+            source,
+        };
+        let len = msg.encoded_len();
+        let config = &self.shared.config;
+        // Fragmented, a message may be as large as the peer joins (we assume
+        // the same limit as ours); otherwise it must fit one frame.
+        let (len_checked, max) = match config.fragment_size {
+            Some(_) => (len, config.max_message),
+            None => (header.encoded_len() + len, config.max_frame),
+        };
+        if len_checked > max {
+            return Err(err(EncodeError::FrameTooLarge {
+                len: len_checked,
+                max,
+            }));
+        }
+        let mut buf = BytesMut::with_capacity(len);
+        msg.encode(&mut buf).map_err(err)?;
+        Ok(Frame::new(header, buf.freeze()))
+    }
+
+    /// Sends a one-way message, waiting for room in the outbound queue.
+    pub async fn send<M: TopLevel>(&self, msg: &M) -> Result<(), SendError> {
+        let frame = self.encode(FrameHeader::one_way(M::TYPE_ID), msg)?;
+        self.enqueue(frame).await
+    }
+
+    /// Sends a one-way message if the outbound queue has room, without waiting.
+    pub fn try_send<M: TopLevel>(&self, msg: &M) -> Result<(), SendError> {
+        let frame = self.encode(FrameHeader::one_way(M::TYPE_ID), msg)?;
+        self.try_enqueue(frame)
+    }
+
+    /// Queues an already encoded frame, waiting for room.
+    pub async fn send_frame(&self, frame: Frame) -> Result<(), SendError> {
+        self.enqueue(frame).await
+    }
+
+    pub(super) async fn enqueue(&self, frame: Frame) -> Result<(), SendError> {
+        if self.is_closed() {
+            return Err(self.closed_error());
+        }
+        self.shared
+            .out
+            .send(frame)
+            .await
+            .map_err(|()| self.closed_error())
+    }
+
+    pub(crate) fn try_enqueue(&self, frame: Frame) -> Result<(), SendError> {
+        if self.is_closed() {
+            return Err(self.closed_error());
+        }
+        self.shared.out.try_send(frame).map_err(|e| match e {
+            TryPush::Full => SendError::QueueFull {
+                session: self.shared.id,
+                capacity: self.shared.out.capacity,
+            },
+            TryPush::Closed => self.closed_error(),
+        })
+    }
+
+    /// Writes a frame straight to the transport, from the caller's task, when
+    /// nothing else is queued or being written (so that order is kept); gives
+    /// the frame back otherwise. Saves a request sent on an idle connection
+    /// the trip through the connection task.
+    pub(super) fn write_direct(&self, frame: Frame) -> Result<(), Frame> {
+        let shared = &self.shared;
+        let Ok(mut w) = shared.writer.try_lock() else {
+            return Err(frame);
+        };
+        if w.broken
+            || w.close_sent
+            || w.unflushed
+            || !w.is_idle()
+            || w.fragment_size.is_some_and(|n| frame.payload.len() > n)
+            || !lock(&shared.out.frames).is_empty()
+        {
+            return Err(frame);
+        }
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        if !matches!(w.tx.as_mut().poll_ready(&mut cx), Poll::Ready(Ok(()))) {
+            return Err(frame);
+        }
+        if let Err(e) = w.tx.as_mut().start_send(frame) {
+            w.broken = true;
+            drop(w);
+            shared.finish(transport_reason(&e));
+            return Ok(());
+        }
+        shared.counters.frames_out.fetch_add(1, Ordering::Relaxed);
+        w.unflushed = true;
+        if let Poll::Ready(Ok(())) = w.tx.as_mut().poll_flush(&mut cx) {
+            w.unflushed = false;
+        } else {
+            // The socket is full (or failed): the connection task finishes
+            // the flush with its own waker.
+            drop(w);
+            shared.out.task.wake();
+        }
+        Ok(())
+    }
+
+    /// Sends a request and waits for the reply, within the configured
+    /// [`SessionConfig::request_timeout`].
+    pub async fn request<R: TopLevel>(&self, msg: &impl TopLevel) -> Result<R, RequestError> {
+        self.request_with_timeout(msg, self.shared.config.request_timeout)
+            .await
+    }
+
+    /// Sends a request and waits for the reply, at most `timeout` (counting the
+    /// wait for room in the outbound queue).
+    pub async fn request_with_timeout<R: TopLevel, Q: TopLevel>(
+        &self,
+        msg: &Q,
+        timeout: Duration,
+    ) -> Result<R, RequestError> {
+        let deadline = Instant::now() + timeout;
+        let shared = &self.shared;
+        let correlation = shared.next_correlation.fetch_add(1, Ordering::Relaxed);
+        let frame = self.encode(FrameHeader::request(Q::TYPE_ID, correlation), msg)?;
+        let (tx, rx) = oneshot::channel();
+        let alone = {
+            let mut pending = lock(&shared.pending);
+            pending.insert(correlation, tx);
+            pending.len() == 1
+        };
+        // Removes the entry however this future ends (reply, timeout, drop), so
+        // that a late reply finds nothing and is dropped, never misrouted:
+        // correlation ids are never reused on a session.
+        let _guard = PendingGuard {
+            shared,
+            correlation,
+        };
+        let disconnected = |s: &Shared| RequestError::Disconnected {
+            request: Q::NAME,
+            reason: s.reason(),
+        };
+        if shared.closed.is_cancelled() {
+            return Err(disconnected(shared));
+        }
+        let exchange = async {
+            // Alone on the connection, the request is written right away; with
+            // others in flight it joins the queue, to leave in one write with them.
+            let mut direct = false;
+            let frame = if alone && !self.is_closed() {
+                match self.write_direct(frame) {
+                    Ok(()) => {
+                        direct = true;
+                        None
+                    }
+                    Err(frame) => Some(frame),
+                }
+            } else {
+                Some(frame)
+            };
+            if let Some(frame) = frame {
+                self.enqueue(frame).await?;
+            }
+            // Written directly, the request also reads its reply itself while
+            // the connection stays idle (see `Lend`); otherwise, or once
+            // anything else arrives, the connection task hands it over.
+            let mut rx = rx;
+            let mut lend = Lend {
+                shared,
+                correlation,
+                active: false,
+                done: !direct,
+            };
+            poll_fn(|cx| {
+                if let Poll::Ready(r) = rx.poll_unpin(cx) {
+                    return Poll::Ready(r.map_err(|_| disconnected(shared)));
+                }
+                lend.poll_reply(cx).map(Ok)
+            })
+            .await
+        };
+        let reply = match tokio::time::timeout_at(deadline, exchange).await {
+            Ok(r) => r?,
+            Err(_) => {
+                let _ = shared
+                    .out
+                    .try_send(Frame::new(FrameHeader::cancel(correlation), Bytes::new()));
+                return Err(RequestError::Timeout {
+                    request: Q::NAME,
+                    after: timeout,
+                });
+            }
+        };
+        match reply.header.kind {
+            FrameKind::Response if reply.header.type_id == R::TYPE_ID => R::decode(reply.payload)
+                .map_err(|source| RequestError::Decode {
+                    request: Q::NAME,
+                    reply: R::NAME,
+                    source,
+                }),
+            FrameKind::Response => Err(RequestError::UnexpectedReply {
+                request: Q::NAME,
+                expected: R::NAME,
+                type_id: reply.header.type_id,
+            }),
+            _ => match ErrorBody::decode(&reply.payload) {
+                Ok(body) => Err(RequestError::Remote {
+                    request: Q::NAME,
+                    code: body.code,
+                    message: body.message.to_owned(),
+                }),
+                Err(source) => Err(RequestError::Decode {
+                    request: Q::NAME,
+                    reply: "error body",
+                    source,
+                }),
+            },
+        }
+    }
+
+    /// Closes the session gracefully: frames already queued are written, then
+    /// a `close` frame with `reason` (code 0), then the connection ends.
+    pub async fn close(&self, reason: impl Into<String>) {
+        self.close_with(codes::UNSPECIFIED, reason).await;
+    }
+
+    /// [`Session::close`] with an error code (wire format §2.4).
+    pub async fn close_with(&self, code: u64, reason: impl Into<String>) {
+        let shared = &self.shared;
+        if shared.closing.swap(true, Ordering::AcqRel) || shared.closed.is_cancelled() {
+            shared.closed.cancelled().await;
+            return;
+        }
+        let reason = CloseReason::new(ClosedBy::Local, code, reason);
+        let frame = close_frame(&reason);
+        let _ = shared.reason.set(reason);
+        // The writer ends the session once the close frame is out; if the
+        // queue stays full (peer not reading), give up after the close timeout.
+        let queued =
+            tokio::time::timeout(shared.config.close_timeout, shared.out.send(frame)).await;
+        if !matches!(queued, Ok(Ok(()))) {
+            shared.closed.cancel();
+        }
+        let _ =
+            tokio::time::timeout(shared.config.close_timeout * 2, shared.closed.cancelled()).await;
+        shared.closed.cancel();
+    }
+}
+
+pub(super) struct PendingGuard<'a> {
+    pub(super) shared: &'a Shared,
+    pub(super) correlation: u64,
+}
+
+impl Drop for PendingGuard<'_> {
+    fn drop(&mut self) {
+        lock(&self.shared.pending).remove(&self.correlation);
+    }
+}

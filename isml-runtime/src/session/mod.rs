@@ -1,0 +1,167 @@
+//! Sessions: one established connection after the handshake.
+//!
+//! A [`Session`] is a cheap, cloneable handle. Behind it runs one task per
+//! connection, looping over received frames, the outbound queue, keep-alive
+//! and shutdown: it routes replies, runs handlers, answers pings, and writes
+//! every frame queued so far (and every reply produced meanwhile) in one flush.
+//! A request alone on an idle connection is written, and its reply read, from
+//! the caller's task; any other frame it reads goes to the connection task, in
+//! order.
+//!
+//! Outbound queue overflow policy: [`Session::send`] and [`Session::request`]
+//! wait for room (backpressure on the caller, bounded by the request deadline
+//! for requests); [`Session::try_send`] and server broadcasts never wait and
+//! fail with [`SendError::QueueFull`]. Frames the connection task makes itself
+//! (replies of handlers that finish at once, pongs, error responses) go to its
+//! own write queue; when that holds more than the outbound queue's capacity of
+//! them, the task stops reading until they are written, so memory stays
+//! bounded when the peer stops reading. Its keep-alive pings are dropped when
+//! the write queue is full (it then holds traffic that proves liveness).
+
+use std::any::{Any, TypeId};
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::SystemTime;
+
+use tokio::sync::oneshot;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::dispatch::Dispatcher;
+use crate::transport::{FrameSink, FrameStream, TransportInfo};
+use crate::wire::{Frame, Reassembler};
+
+mod config;
+mod conn;
+mod error;
+mod handle;
+mod lend;
+mod outbox;
+mod writer;
+
+pub(crate) use config::budget_setters;
+pub use config::*;
+use conn::*;
+pub use error::*;
+pub use handle::*;
+use lend::*;
+use outbox::*;
+use writer::*;
+
+#[derive(Default)]
+struct Counters {
+    frames_in: AtomicU64,
+    frames_out: AtomicU64,
+    errors: AtomicU64,
+    unknown: AtomicU64,
+    late: AtomicU64,
+    last_activity_ms: AtomicU64,
+}
+
+type Props = HashMap<(TypeId, &'static str), Arc<dyn Any + Send + Sync>>;
+
+pub(crate) struct Shared {
+    id: u64,
+    device_id: String,
+    info: TransportInfo,
+    created: SystemTime,
+    started: Instant,
+    props: Mutex<Props>,
+    counters: Counters,
+    out: Outbox,
+    writer: Mutex<Writer>,
+    reader: Mutex<ReadSide>,
+    pending: Mutex<HashMap<u64, oneshot::Sender<Frame>>>,
+    next_correlation: AtomicU64,
+    refused: Vec<(u32, &'static str)>,
+    closed: CancellationToken,
+    closing: AtomicBool,
+    reason: OnceLock<CloseReason>,
+    config: Arc<SessionConfig>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // Every critical section is a single map operation: a panic cannot leave
+    // the map half-updated, so a poisoned lock is still consistent.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Shared {
+    fn reason(&self) -> CloseReason {
+        self.reason.get().cloned().unwrap_or_else(|| {
+            CloseReason::new(ClosedBy::Local, codes::UNSPECIFIED, "session closed")
+        })
+    }
+
+    fn error(&self) {
+        self.counters.errors.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Records why the session ends (the first reason wins), tells the peer
+    /// when it did not end the session itself, and wakes everything waiting.
+    fn finish(&self, reason: CloseReason) {
+        if self.reason.set(reason.clone()).is_ok() && reason.by == ClosedBy::Error {
+            self.out.push(close_frame(&reason));
+        }
+        self.out.close();
+        self.closed.cancel();
+        // Dropping the senders wakes every waiting request with "disconnected".
+        let pending: Vec<_> = lock(&self.pending).drain().collect();
+        drop(pending);
+    }
+}
+
+/// What the handshake established, to start a session from.
+pub(crate) struct Established {
+    pub(crate) id: u64,
+    pub(crate) device_id: String,
+    pub(crate) refused: Vec<(u32, &'static str)>,
+    pub(crate) config: Arc<SessionConfig>,
+}
+
+/// Builds a session and the future that runs its connection: one task per
+/// connection, which the client spawns and the server runs in the task that
+/// accepted the connection. The future resolves, with the reason, once the
+/// connection has ended and what was queued has been written.
+pub(crate) fn start(
+    est: Established,
+    rx: FrameStream,
+    tx: FrameSink,
+    info: TransportInfo,
+    dispatcher: Arc<Dispatcher>,
+    setup: impl FnOnce(&Session),
+) -> (Session, impl Future<Output = CloseReason> + Send + 'static) {
+    let started = Instant::now();
+    let shared = Arc::new(Shared {
+        id: est.id,
+        device_id: est.device_id,
+        info,
+        created: SystemTime::now(),
+        started,
+        props: Mutex::new(HashMap::new()),
+        counters: Counters::default(),
+        out: Outbox::new(est.config.outbound_queue.max(1), est.config.outbound_bytes),
+        writer: Mutex::new(Writer::new(tx, &est.config)),
+        reader: Mutex::new(ReadSide {
+            rx: Some(rx),
+            handoff: VecDeque::new(),
+            lent: false,
+            busy: false,
+            task: None,
+            joiner: Reassembler::new(est.config.max_message.max(1)),
+        }),
+        pending: Mutex::new(HashMap::new()),
+        next_correlation: AtomicU64::new(1),
+        refused: est.refused,
+        closed: CancellationToken::new(),
+        closing: AtomicBool::new(false),
+        reason: OnceLock::new(),
+        config: est.config,
+    });
+    let session = Session { shared };
+    setup(&session);
+    let run = run(session.clone(), dispatcher);
+    (session, run)
+}

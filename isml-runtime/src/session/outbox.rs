@@ -1,0 +1,185 @@
+//! The bounded outbound queue, in frames and in bytes.
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+use std::task::Poll;
+
+use futures_util::task::AtomicWaker;
+use tokio::sync::{Semaphore, TryAcquireError};
+
+use super::lock;
+use crate::wire::Frame;
+
+/// The bounded outbound queue: senders push frames under a short lock and wake
+/// the connection task, which takes everything queued at once. It allocates
+/// nothing until the first frame is sent. Its room is two semaphores, one of
+/// frames and one of bytes (encoded frame lengths), so that waiting senders
+/// are woken in order and all at once when it closes.
+pub(super) struct Outbox {
+    pub(super) frames: Mutex<VecDeque<Frame>>,
+    pub(super) room: Semaphore,
+    pub(super) bytes: Semaphore,
+    pub(super) task: AtomicWaker,
+    pub(super) capacity: usize,
+    pub(super) byte_capacity: usize,
+}
+
+pub(super) enum TryPush {
+    Full,
+    Closed,
+}
+
+impl Outbox {
+    pub(super) fn new(capacity: usize, byte_capacity: usize) -> Self {
+        // A semaphore counts at most u32::MAX permits at once per acquire.
+        let byte_capacity = byte_capacity.clamp(1, u32::MAX as usize);
+        Outbox {
+            frames: Mutex::new(VecDeque::new()),
+            room: Semaphore::new(capacity),
+            bytes: Semaphore::new(byte_capacity),
+            task: AtomicWaker::new(),
+            capacity,
+            byte_capacity,
+        }
+    }
+
+    /// What a frame costs of the byte budget: its encoded length, but never
+    /// more than the whole budget, so that one large frame passes when the
+    /// queue is empty.
+    pub(super) fn cost(&self, frame: &Frame) -> u32 {
+        frame.len().min(self.byte_capacity) as u32
+    }
+
+    /// Queues a frame without taking room: for the few frames the runtime
+    /// itself must get out (the close frame of a failing session).
+    pub(super) fn push(&self, frame: Frame) {
+        lock(&self.frames).push_back(frame);
+        self.task.wake();
+    }
+
+    /// Waits for room, then queues; `Err` when the session has ended.
+    pub(super) async fn send(&self, frame: Frame) -> Result<(), ()> {
+        let room = self.room.acquire().await.map_err(|_| ())?;
+        let bytes = self
+            .bytes
+            .acquire_many(self.cost(&frame))
+            .await
+            .map_err(|_| ())?;
+        room.forget();
+        bytes.forget();
+        self.push(frame);
+        Ok(())
+    }
+
+    pub(super) fn try_send(&self, frame: Frame) -> Result<(), TryPush> {
+        let room = match self.room.try_acquire() {
+            Ok(permit) => permit,
+            Err(TryAcquireError::NoPermits) => return Err(TryPush::Full),
+            Err(TryAcquireError::Closed) => return Err(TryPush::Closed),
+        };
+        let bytes = match self.bytes.try_acquire_many(self.cost(&frame)) {
+            Ok(permit) => permit,
+            Err(TryAcquireError::NoPermits) => return Err(TryPush::Full),
+            Err(TryAcquireError::Closed) => return Err(TryPush::Closed),
+        };
+        room.forget();
+        bytes.forget();
+        self.push(frame);
+        Ok(())
+    }
+
+    pub(super) fn close(&self) {
+        self.room.close();
+        self.bytes.close();
+    }
+
+    /// Moves every queued frame to `into` (waiting until there is one), and
+    /// gives their room back: from now on they count against the task's own
+    /// write queue, which stops reading when it is full. Gives the bytes moved.
+    pub(super) fn poll_take(
+        &self,
+        cx: &mut std::task::Context<'_>,
+        into: &mut VecDeque<Frame>,
+    ) -> Poll<usize> {
+        self.task.register(cx.waker());
+        self.take(into)
+    }
+
+    pub(super) fn take(&self, into: &mut VecDeque<Frame>) -> Poll<usize> {
+        let mut q = lock(&self.frames);
+        if q.is_empty() {
+            return Poll::Pending;
+        }
+        let n = q.len();
+        let (bytes, cost) = q.iter().fold((0usize, 0usize), |(b, c), f| {
+            (b + f.len(), c + self.cost(f) as usize)
+        });
+        if into.is_empty() {
+            std::mem::swap(&mut *q, into);
+        } else {
+            into.append(&mut q);
+        }
+        drop(q);
+        // Frames pushed without room (close on error, the welcome) may give
+        // back more than was taken; never grow beyond the capacity.
+        let free = self.room.available_permits();
+        self.room
+            .add_permits(n.min(self.capacity.saturating_sub(free)));
+        let free = self.bytes.available_permits();
+        self.bytes
+            .add_permits(cost.min(self.byte_capacity.saturating_sub(free)));
+        Poll::Ready(bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::{ControlOp, FrameHeader};
+    use bytes::Bytes;
+
+    fn sized(h: FrameHeader, n: usize) -> Frame {
+        Frame::new(h, Bytes::from(vec![0u8; n]))
+    }
+
+    #[test]
+    fn the_outbox_counts_bytes_exactly() {
+        let out = Outbox::new(4, 100);
+        // Frames of 30 bytes: a one-byte header and 29 of payload.
+        let f = || sized(FrameHeader::one_way(1), 29);
+        assert_eq!(f().len(), 30);
+        for _ in 0..3 {
+            assert!(out.try_send(f()).is_ok());
+        }
+        // 90 bytes taken; a fourth would make 120 of 100.
+        assert!(matches!(out.try_send(f()), Err(TryPush::Full)));
+        // A frame of exactly the 10 bytes left fits.
+        assert!(out.try_send(sized(FrameHeader::one_way(1), 9)).is_ok());
+        assert!(matches!(
+            out.try_send(sized(FrameHeader::one_way(1), 0)),
+            Err(TryPush::Full)
+        ));
+        let mut q = VecDeque::new();
+        assert_eq!(out.take(&mut q), Poll::Ready(100));
+        assert_eq!(q.len(), 4);
+        assert_eq!(out.bytes.available_permits(), 100);
+        assert_eq!(out.room.available_permits(), 4);
+        // One frame larger than the whole budget passes when the queue is
+        // empty, and then nothing else does.
+        assert!(out.try_send(sized(FrameHeader::one_way(1), 5000)).is_ok());
+        assert!(matches!(
+            out.try_send(sized(FrameHeader::one_way(1), 0)),
+            Err(TryPush::Full)
+        ));
+        q.clear();
+        assert_eq!(out.take(&mut q), Poll::Ready(5001));
+        assert_eq!(out.bytes.available_permits(), 100);
+        // Frames pushed without room never raise the budget above its size.
+        out.push(sized(FrameHeader::control(ControlOp::Close), 10));
+        assert_eq!(out.take(&mut q), Poll::Ready(11));
+        assert_eq!(out.bytes.available_permits(), 100);
+        assert_eq!(out.room.available_permits(), 4);
+        out.close();
+        assert!(matches!(out.try_send(f()), Err(TryPush::Closed)));
+    }
+}
