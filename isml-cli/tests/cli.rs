@@ -235,7 +235,7 @@ fn unknown_union_variants_are_checked_before_encoding() {
         ),
         (
             r#"{"9": {"class": 3, "bytes": "BQ=="}}"#,
-            "error: invalid input: `charging.v1.Command.9`: unknown variant 9: bytes `05` are not exactly one length-delimited value, uvarint(n) then n bytes (class 3): at byte 0: length 5 exceeds the 0 byte(s) remaining\n",
+            "error: invalid input: `charging.v1.Command.9`: unknown variant 9: bytes `05` are not exactly one length-delimited value, uvarint(n) then n bytes (class 3): length 5 at byte 0 exceeds the 0 byte(s) remaining\n",
         ),
     ] {
         let o = encode(&["--message", "Command", "--frame", "--hex"], json);
