@@ -36,7 +36,8 @@ use bytes::{Bytes, BytesMut};
 use futures_util::future::BoxFuture;
 
 use crate::TopLevel;
-use crate::session::{Key, Session, codes};
+pub use crate::session::HandlerError;
+use crate::session::{Inbound, Key, Outcome, Session};
 use crate::wire::DecodeError;
 
 /// What a handler gets besides the message: the session it arrived on.
@@ -72,42 +73,6 @@ impl Context {
     /// The request's correlation id (`None` for one-way messages).
     pub fn correlation(&self) -> Option<u64> {
         self.correlation
-    }
-}
-
-/// A handler's failure; for requests it becomes the error response.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{message} (code {code})")]
-pub struct HandlerError {
-    /// The error code (wire format §2.4; applications use 1000 and above).
-    pub code: u64,
-    /// A human-readable message for the peer.
-    pub message: String,
-}
-
-impl HandlerError {
-    /// An error with a code and a message.
-    pub fn new(code: u64, message: impl Into<String>) -> Self {
-        HandlerError {
-            code,
-            message: message.into(),
-        }
-    }
-
-    /// Code 3, handler failed.
-    pub fn failed(message: impl Into<String>) -> Self {
-        Self::new(codes::HANDLER_FAILED, message)
-    }
-
-    /// Code 7, permission denied.
-    pub fn denied(message: impl Into<String>) -> Self {
-        Self::new(codes::PERMISSION_DENIED, message)
-    }
-}
-
-impl From<DecodeError> for HandlerError {
-    fn from(e: DecodeError) -> Self {
-        Self::new(codes::MALFORMED, format!("malformed payload: {e}"))
     }
 }
 
@@ -236,22 +201,24 @@ impl Dispatcher {
     pub fn name(&self, type_id: u32) -> Option<&'static str> {
         self.names.get(&type_id).copied()
     }
+}
 
-    pub(crate) fn one_way(
-        &self,
-        ctx: Context,
-        type_id: u32,
-        payload: Bytes,
-    ) -> Option<BoxFuture<'static, Result<(), HandlerError>>> {
-        self.one_way.get(&type_id).map(|f| f(ctx, type_id, payload))
+/// The session asks; the dispatcher finds the handler and runs it with a
+/// [`Context`]. The session writes what the handler returns.
+impl Inbound for Dispatcher {
+    fn one_way(&self, session: &Session, type_id: u32, payload: Bytes) -> Option<Outcome<()>> {
+        let f = self.one_way.get(&type_id)?;
+        Some(f(Context::new(session.clone(), None), type_id, payload))
     }
 
-    pub(crate) fn request(
+    fn request(
         &self,
-        ctx: Context,
+        session: &Session,
+        correlation: u64,
         type_id: u32,
         payload: Bytes,
-    ) -> Option<BoxFuture<'static, Result<(u32, Bytes), HandlerError>>> {
-        self.request.get(&type_id).map(|f| f(ctx, payload))
+    ) -> Option<Outcome<(u32, Bytes)>> {
+        let f = self.request.get(&type_id)?;
+        Some(f(Context::new(session.clone(), Some(correlation)), payload))
     }
 }

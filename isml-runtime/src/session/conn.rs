@@ -16,8 +16,10 @@ use tokio::time::Instant;
 use super::handle::error_frame;
 use super::lend::{Read, ReadSide};
 use super::writer::{READ_BURST, Writer};
-use super::{CloseReason, ClosedBy, MAX_PING_ECHO, Session, SessionConfig, Shared, codes, lock};
-use crate::dispatch::{Context, Dispatcher, HandlerError};
+use super::{
+    CloseReason, ClosedBy, HandlerError, Inbound, MAX_PING_ECHO, Session, SessionConfig, Shared,
+    codes, lock,
+};
 use crate::transport::TransportError;
 use crate::wire::{ControlOp, ErrorBody, Frame, FrameHeader, FrameKind};
 
@@ -47,7 +49,7 @@ pub(super) enum Handled {
 
 /// Runs a session's connection: one loop over shutdown, the outbound queue,
 /// received frames and the keep-alive timer; then the end of the session.
-pub(super) async fn run(session: Session, dispatcher: Arc<Dispatcher>) -> CloseReason {
+pub(super) async fn run(session: Session, inbound: Arc<dyn Inbound>) -> CloseReason {
     let shared = session.shared.clone();
     let config = &shared.config;
     let mut conn = Connection {
@@ -57,7 +59,7 @@ pub(super) async fn run(session: Session, dispatcher: Arc<Dispatcher>) -> CloseR
         keepalive: KeepAlive::new(config.keepalive),
         session,
         shared,
-        dispatcher,
+        inbound,
     };
     let reason = conn.serve().await;
     conn.shutdown(reason).await
@@ -67,7 +69,7 @@ pub(super) async fn run(session: Session, dispatcher: Arc<Dispatcher>) -> CloseR
 struct Connection {
     session: Session,
     shared: Arc<Shared>,
-    dispatcher: Arc<Dispatcher>,
+    inbound: Arc<dyn Inbound>,
     /// Frames the outbound queue holds.
     capacity: usize,
     /// Bytes the write queue may hold before the task stops reading.
@@ -181,7 +183,7 @@ impl Connection {
                 }
             };
             shared.counters.frames_in.fetch_add(1, Ordering::Relaxed);
-            let handled = handle_frame(&self.session, frame, &self.dispatcher, &mut self.writer());
+            let handled = handle_frame(&self.session, frame, &*self.inbound, &mut self.writer());
             match handled {
                 Handled::Done => {}
                 Handled::End(reason) => return Some(reason),
@@ -430,7 +432,7 @@ pub(super) fn reply_frame(
 pub(super) fn handle_frame(
     session: &Session,
     frame: Frame,
-    dispatcher: &Dispatcher,
+    inbound: &dyn Inbound,
     w: &mut Writer,
 ) -> Handled {
     let shared = &session.shared;
@@ -447,8 +449,7 @@ pub(super) fn handle_frame(
                 );
                 return Handled::Done;
             }
-            let ctx = Context::new(session.clone(), None);
-            match dispatcher.one_way(ctx, h.type_id, frame.payload) {
+            match inbound.one_way(session, h.type_id, frame.payload) {
                 Some(mut fut) => match (&mut fut).now_or_never() {
                     Some(Ok(())) => {}
                     Some(Err(e)) => {
@@ -473,9 +474,9 @@ pub(super) fn handle_frame(
                 w.push(error_frame(correlation, codes::FINGERPRINT_MISMATCH, &msg));
                 return Handled::Done;
             }
-            let ctx = Context::new(session.clone(), Some(correlation));
             let len = frame.payload.len();
-            let Some(mut fut) = dispatcher.request(ctx, h.type_id, frame.payload) else {
+            let Some(mut fut) = inbound.request(session, correlation, h.type_id, frame.payload)
+            else {
                 shared.counters.unknown.fetch_add(1, Ordering::Relaxed);
                 let msg = format!("unknown message type id {} for a request", h.type_id);
                 w.push(error_frame(correlation, codes::UNKNOWN_TYPE, &msg));

@@ -3,6 +3,7 @@
 use std::fmt;
 use std::time::Duration;
 
+use super::codes;
 use crate::wire::{DecodeError, EncodeError};
 
 /// Who ended a session.
@@ -154,5 +155,41 @@ impl RequestError {
             RequestError::Remote { code, .. } => Some(*code),
             _ => None,
         }
+    }
+}
+
+/// A handler's failure; for requests it becomes the error response.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message} (code {code})")]
+pub struct HandlerError {
+    /// The error code (wire format §2.4; applications use 1000 and above).
+    pub code: u64,
+    /// A human-readable message for the peer.
+    pub message: String,
+}
+
+impl HandlerError {
+    /// An error with a code and a message.
+    pub fn new(code: u64, message: impl Into<String>) -> Self {
+        HandlerError {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// Code 3, handler failed.
+    pub fn failed(message: impl Into<String>) -> Self {
+        Self::new(codes::HANDLER_FAILED, message)
+    }
+
+    /// Code 7, permission denied.
+    pub fn denied(message: impl Into<String>) -> Self {
+        Self::new(codes::PERMISSION_DENIED, message)
+    }
+}
+
+impl From<DecodeError> for HandlerError {
+    fn from(e: DecodeError) -> Self {
+        Self::new(codes::MALFORMED, format!("malformed payload: {e}"))
     }
 }

@@ -25,13 +25,35 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::SystemTime;
 
+use bytes::Bytes;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::dispatch::Dispatcher;
 use crate::transport::{FrameSink, FrameStream, TransportInfo};
 use crate::wire::{Frame, Reassembler};
+
+/// What a session does with the messages it receives. The session only
+/// asks; the dispatcher (or any other implementation) finds and runs the
+/// handler, and the session writes the outcome: a reply, an error response,
+/// or nothing for a one-way message.
+pub(crate) trait Inbound: Send + Sync + 'static {
+    /// Runs the handler of a one-way message; `None` when there is none.
+    fn one_way(&self, session: &Session, type_id: u32, payload: Bytes) -> Option<Outcome<()>>;
+
+    /// Runs the handler of a request; `None` when there is none. The outcome
+    /// is the reply's type id and payload.
+    fn request(
+        &self,
+        session: &Session,
+        correlation: u64,
+        type_id: u32,
+        payload: Bytes,
+    ) -> Option<Outcome<(u32, Bytes)>>;
+}
+
+/// What a handler's future gives: a value, or the error response.
+pub(crate) type Outcome<T> = futures_util::future::BoxFuture<'static, Result<T, HandlerError>>;
 
 mod config;
 mod conn;
@@ -130,7 +152,7 @@ pub(crate) fn start(
     rx: FrameStream,
     tx: FrameSink,
     info: TransportInfo,
-    dispatcher: Arc<Dispatcher>,
+    inbound: Arc<dyn Inbound>,
     setup: impl FnOnce(&Session),
 ) -> (Session, impl Future<Output = CloseReason> + Send + 'static) {
     let started = Instant::now();
@@ -162,6 +184,6 @@ pub(crate) fn start(
     });
     let session = Session { shared };
     setup(&session);
-    let run = run(session.clone(), dispatcher);
+    let run = run(session.clone(), inbound);
     (session, run)
 }
