@@ -223,39 +223,39 @@ fn unknown_union_variants_round_trip_and_are_checked() {
         // bytes that are not one value of the class
         (
             r#"{"9":{"class":1,"bytes":"gAA="}}"#,
-            "`t.U.9`: unknown variant 9: bytes `80 00` are not exactly one canonical varint (class 1): at byte 0: non-canonical varint: written longer than needed",
+            "`t.U.9`: unknown variant 9: bytes `80 00` are not exactly one canonical varint (class 1): non-canonical varint at byte 0: written longer than needed",
         ),
         (
             r#"{"9":{"class":1,"bytes":"gA=="}}"#,
-            "`t.U.9`: unknown variant 9: bytes `80` are not exactly one canonical varint (class 1): at byte 1: unexpected end of input inside a varint",
+            "`t.U.9`: unknown variant 9: bytes `80` are not exactly one canonical varint (class 1): unexpected end of input at byte 1: 1 more byte(s) needed",
         ),
         (
             r#"{"9":{"class":1,"bytes":"AQI="}}"#,
-            "`t.U.9`: unknown variant 9: bytes `01 02` are not exactly one canonical varint (class 1): at byte 1: 1 byte(s) left over after the value",
+            "`t.U.9`: unknown variant 9: bytes `01 02` are not exactly one canonical varint (class 1): content at byte 1 has 1 byte(s) left over or missing for the value",
         ),
         (
             r#"{"9":{"class":1,"bytes":"/////////////w=="}}"#,
-            "bytes `ff ff ff ff ff ff ff ff ff ff` are not exactly one canonical varint (class 1): at byte 0: varint overflows 64 bits",
+            "`t.U.9`: unknown variant 9: bytes `ff ff ff ff ff ff ff ff ff ff` are not exactly one canonical varint (class 1): varint at byte 0 overflows 64 bits",
         ),
         (
             r#"{"9":{"class":2,"bytes":"AQID"}}"#,
-            "`t.U.9`: unknown variant 9: bytes `01 02 03` are not exactly 4 bytes (class 2): at byte 0: unexpected end of input: 1 more byte(s) needed",
+            "`t.U.9`: unknown variant 9: bytes `01 02 03` are not exactly 4 bytes (class 2): unexpected end of input at byte 0: 1 more byte(s) needed",
         ),
         (
             r#"{"9":{"class":2,"bytes":"AQIDBAU="}}"#,
-            "bytes `01 02 03 04 05` are not exactly 4 bytes (class 2): at byte 4: 1 byte(s) left over",
+            "`t.U.9`: unknown variant 9: bytes `01 02 03 04 05` are not exactly 4 bytes (class 2): content at byte 4 has 1 byte(s) left over or missing for the value",
         ),
         (
             r#"{"9":{"class":3,"bytes":"BWhp"}}"#,
-            "`t.U.9`: unknown variant 9: bytes `05 68 69` are not exactly one length-delimited value, uvarint(n) then n bytes (class 3): at byte 0: length 5 exceeds the 2 byte(s) remaining",
+            "`t.U.9`: unknown variant 9: bytes `05 68 69` are not exactly one length-delimited value, uvarint(n) then n bytes (class 3): length 5 at byte 0 exceeds the 2 byte(s) remaining",
         ),
         (
             r#"{"9":{"class":3,"bytes":"AmhpAA=="}}"#,
-            "`t.U.9`: unknown variant 9: bytes `02 68 69 00` are not exactly one length-delimited value, uvarint(n) then n bytes (class 3): at byte 3: 1 byte(s) left over after the value",
+            "`t.U.9`: unknown variant 9: bytes `02 68 69 00` are not exactly one length-delimited value, uvarint(n) then n bytes (class 3): content at byte 3 has 1 byte(s) left over or missing for the value",
         ),
         (
             r#"{"9":{"class":3,"bytes":""}}"#,
-            "`t.U.9`: unknown variant 9: bytes (empty) are not exactly one length-delimited value, uvarint(n) then n bytes (class 3): at byte 0: unexpected end of input inside a varint",
+            "`t.U.9`: unknown variant 9: bytes (empty) are not exactly one length-delimited value, uvarint(n) then n bytes (class 3): unexpected end of input at byte 0: 1 more byte(s) needed",
         ),
         // the shape of the object
         (
