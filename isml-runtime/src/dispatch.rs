@@ -9,6 +9,7 @@
 //! per session; a handler error becomes an error response with its code.
 //!
 //! ```
+//! # #[cfg(feature = "derive")] {
 //! use isml_runtime::dispatch::{Dispatcher, HandlerError};
 //! # #[derive(isml_runtime::Message, Clone, Debug, Default, PartialEq)]
 //! # #[isml(id = 5)]
@@ -25,6 +26,7 @@
 //!         Ok(Ping { n: ping.n + 1 })
 //!     });
 //! assert!(dispatcher.handles(5));
+//! # }
 //! ```
 
 use std::collections::HashMap;

@@ -23,6 +23,7 @@
 //! `.isml` files.
 //!
 //! ```
+//! # #[cfg(feature = "derive")] {
 //! use isml_runtime::descriptor::TypeRef;
 //! use isml_runtime::wire::Class;
 //! use isml_runtime::{Message, TopLevel, View, Viewable};
@@ -88,6 +89,7 @@
 //! assert!(schema.contains("    temperature_c: f32 = 3 [unit = \"degC\", range = -40..=85];"));
 //! assert!(schema.contains("    start: u8 = 1;"));
 //! # let _ = <StatusReport as TopLevel>::fingerprint();
+//! # }
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
@@ -133,6 +135,23 @@
 //! from the descriptors on first use ([`descriptor::fingerprint`]). Generic
 //! types are not supported. The expansion names the runtime as
 //! `::isml_runtime`, so the crate must not be renamed in `Cargo.toml`.
+// Without a feature its modules do not exist, so the links above would not
+// resolve: in such builds they lead to the documentation of every feature.
+#![cfg_attr(
+    not(feature = "codec"),
+    doc = "",
+    doc = "[`codec`]: https://docs.rs/isml-runtime/latest/isml_runtime/codec/"
+)]
+#![cfg_attr(
+    not(feature = "runtime"),
+    doc = "",
+    doc = "[`transport`]: https://docs.rs/isml-runtime/latest/isml_runtime/transport/",
+    doc = "[`handshake`]: https://docs.rs/isml-runtime/latest/isml_runtime/handshake/",
+    doc = "[`session`]: https://docs.rs/isml-runtime/latest/isml_runtime/session/",
+    doc = "[`dispatch`]: https://docs.rs/isml-runtime/latest/isml_runtime/dispatch/",
+    doc = "[`server`]: https://docs.rs/isml-runtime/latest/isml_runtime/server/",
+    doc = "[`client`]: https://docs.rs/isml-runtime/latest/isml_runtime/client/"
+)]
 #![warn(missing_docs)]
 
 extern crate alloc;

@@ -5,15 +5,18 @@
 //! Their deadlines only catch a hang; a correct run ends far sooner.
 #![cfg(feature = "runtime")]
 
+mod common;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use isml_examples::charging::v1::{AnyMessage, ChargeStarted, Reboot, StartCharging};
 use isml_runtime::client::Client;
 use isml_runtime::dispatch::Dispatcher;
 use isml_runtime::server::Server;
 use isml_runtime::session::Session;
+
+use common::{AnyMessage, ChargeStarted, Reboot, StartCharging};
 
 /// Far beyond what any of these tests needs; reached only on a deadlock.
 const HANG: Duration = Duration::from_secs(60);
@@ -47,14 +50,14 @@ async fn peers_flooding_each_other_do_not_block_each_other() {
     let at_client = Arc::new(AtomicU64::new(0));
     let server = Server::builder()
         .listen("mem://conn-flood")
-        .types(AnyMessage::TYPES)
+        .types(AnyMessage::types())
         .dispatcher(counting(at_server.clone()))
         .outbound_queue(8)
         .start()
         .await
         .unwrap();
     let client = Client::builder("mem://conn-flood")
-        .types(AnyMessage::TYPES)
+        .types(AnyMessage::types())
         .device_id("flood")
         .dispatcher(counting(at_client.clone()))
         .outbound_queue(8)
@@ -86,7 +89,7 @@ async fn one_way_handler_may_send_more_than_its_queue_on_its_own_session() {
     let echoed = Arc::new(AtomicU64::new(0));
     let server = Server::builder()
         .listen("mem://conn-echo")
-        .types(AnyMessage::TYPES)
+        .types(AnyMessage::types())
         .outbound_queue(4)
         .dispatcher(Dispatcher::new().on::<Reboot, _, _>(|ctx, m| async move {
             for i in 0..100 {
@@ -103,7 +106,7 @@ async fn one_way_handler_may_send_more_than_its_queue_on_its_own_session() {
         .await
         .unwrap();
     let client = Client::builder("mem://conn-echo")
-        .types(AnyMessage::TYPES)
+        .types(AnyMessage::types())
         .dispatcher(counting(echoed.clone()))
         .connect_session()
         .await
@@ -131,7 +134,7 @@ async fn a_request_never_overtakes_messages_sent_before_it() {
     let read = seen.clone();
     let server = Server::builder()
         .listen("mem://conn-order")
-        .types(AnyMessage::TYPES)
+        .types(AnyMessage::types())
         .dispatcher(
             Dispatcher::new()
                 .on::<Reboot, _, _>(move |_ctx, _m| {
@@ -151,7 +154,7 @@ async fn a_request_never_overtakes_messages_sent_before_it() {
         .await
         .unwrap();
     let client = Client::builder("mem://conn-order")
-        .types(AnyMessage::TYPES)
+        .types(AnyMessage::types())
         .connect_session()
         .await
         .unwrap();

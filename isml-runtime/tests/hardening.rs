@@ -2,6 +2,7 @@
 //! security review found, in miniature, over real TCP sockets. Memory figures
 //! (RSS) are measured by the `attack` example, which `.ci/run` runs; these
 //! tests check the mechanisms with exact outcomes.
+#![cfg(feature = "tcp")]
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -22,7 +23,7 @@ use tokio::sync::mpsc;
 const PATIENCE: Duration = Duration::from_secs(10);
 
 /// A one-way message carrying bytes.
-#[derive(Debug, Clone, PartialEq, Default, isml_runtime::Message)]
+#[derive(Debug, Clone, PartialEq, Default, isml_derive::Message)]
 #[isml(id = 1, package = "hardening.v1")]
 struct Blob {
     #[isml(tag = 1)]
@@ -30,7 +31,7 @@ struct Blob {
 }
 
 /// A request whose reply repeats `len` bytes.
-#[derive(Debug, Clone, PartialEq, Default, isml_runtime::Message)]
+#[derive(Debug, Clone, PartialEq, Default, isml_derive::Message)]
 #[isml(id = 2, package = "hardening.v1")]
 struct Ask {
     #[isml(tag = 1)]
@@ -40,7 +41,7 @@ struct Ask {
 }
 
 /// Another one-way message.
-#[derive(Debug, Clone, PartialEq, Default, isml_runtime::Message)]
+#[derive(Debug, Clone, PartialEq, Default, isml_derive::Message)]
 #[isml(id = 4, package = "hardening.v1")]
 struct Note {
     #[isml(tag = 1)]
@@ -48,7 +49,7 @@ struct Note {
 }
 
 /// The reply to [`Ask`].
-#[derive(Debug, Clone, PartialEq, Default, isml_runtime::Message)]
+#[derive(Debug, Clone, PartialEq, Default, isml_derive::Message)]
 #[isml(id = 3, package = "hardening.v1")]
 struct Answer {
     #[isml(tag = 1)]

@@ -1,17 +1,16 @@
 //! Sessions, handshake, dispatch, server and client over the in-memory
-//! transport, with the generated `charging.v1` types. Timeouts and keep-alive
-//! run on paused tokio time: deterministic on a loaded machine.
+//! transport, with `charging.v1` types declared in `common`. Timeouts and
+//! keep-alive run on paused tokio time: deterministic on a loaded machine.
 #![cfg(feature = "runtime")]
 
-use std::sync::Arc;
+mod common;
+
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
-use isml_examples::charging::v1::{
-    AnyMessage, ChargeStarted, Fault, GetFirmware, Reboot, StartCharging,
-};
 use isml_runtime::client::{Backoff, Client, ConnectError};
 use isml_runtime::dispatch::{Dispatcher, HandlerError};
 use isml_runtime::handshake::{Credentials, Hello, TokenAuthenticator};
@@ -21,6 +20,8 @@ use isml_runtime::transport::{self, ConnectOptions, Endpoint};
 use isml_runtime::wire::{ControlOp, ErrorBody, Frame, FrameHeader, FrameKind};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
+
+use common::{AnyMessage, ChargeStarted, Fault, GetFirmware, Reboot, StartCharging, entry};
 
 fn start(slot: u8, max_current_ma: u32) -> StartCharging {
     StartCharging {
@@ -60,7 +61,7 @@ async fn server(name: &str) -> (Server, Arc<AtomicU64>) {
     let reboots = Arc::new(AtomicU64::new(0));
     let server = Server::builder()
         .listen(format!("mem://{name}"))
-        .types(AnyMessage::TYPES)
+        .types(AnyMessage::types())
         .dispatcher(dispatcher(reboots.clone()))
         .start()
         .await
@@ -69,7 +70,7 @@ async fn server(name: &str) -> (Server, Arc<AtomicU64>) {
 }
 
 fn client(name: &str) -> isml_runtime::client::ClientBuilder {
-    Client::builder(format!("mem://{name}")).types(AnyMessage::TYPES)
+    Client::builder(format!("mem://{name}")).types(AnyMessage::types())
 }
 
 #[tokio::test]
@@ -216,20 +217,19 @@ async fn silent_client_is_closed_after_the_handshake_deadline() {
     server.shutdown().await;
 }
 
-static BAD_START: &[(u32, &str, u64)] = &[
-    (5, "charging.v1.StartCharging", 0x0123_4567_89ab_cdef),
-    (
-        33,
-        "charging.v1.Reboot",
-        isml_examples::charging::v1::Reboot::FINGERPRINT,
-    ),
-];
+/// A client's table whose StartCharging fingerprint is not the server's.
+static BAD_START: LazyLock<[(u32, &str, u64); 2]> = LazyLock::new(|| {
+    [
+        (5, "charging.v1.StartCharging", 0x0123_4567_89ab_cdef),
+        entry::<Reboot>(),
+    ]
+});
 
 #[tokio::test]
 async fn fingerprint_mismatch_refuses_only_that_message() {
     let (server, reboots) = server("rt-fp").await;
     let s = Client::builder("mem://rt-fp")
-        .types(BAD_START)
+        .types(&*BAD_START)
         .connect_session()
         .await
         .unwrap();
@@ -255,7 +255,7 @@ async fn fingerprint_mismatch_refuses_only_that_message() {
 async fn server_refuses_mismatched_requests_with_code_10() {
     let (server, _) = server("rt-fp2").await;
     let s = Client::builder("mem://rt-fp2")
-        .types(BAD_START)
+        .types(&*BAD_START)
         .connect_session()
         .await
         .unwrap();
@@ -623,7 +623,7 @@ fn backoff_grows_to_the_max_with_bounded_jitter() {
 async fn typed_table_handler_receives_any_message() {
     let (tx, mut got) = mpsc::unbounded_channel();
     let d = Dispatcher::new().on_table(
-        AnyMessage::TYPES,
+        AnyMessage::types(),
         AnyMessage::decode,
         move |_ctx, m: AnyMessage| {
             let tx = tx.clone();
@@ -646,6 +646,39 @@ async fn typed_table_handler_receives_any_message() {
     assert_eq!(got.recv().await, Some(4));
     let _ = Bytes::new();
     server.shutdown().await;
+}
+
+#[test]
+fn the_test_table_lists_each_message_once_by_id() {
+    // The ids and names the tests above write into raw frames and expect in errors.
+    let table: Vec<(u32, &str)> = AnyMessage::types()
+        .iter()
+        .map(|&(id, name, _)| (id, name))
+        .collect();
+    assert_eq!(
+        table,
+        [
+            (1, "charging.v1.StatusReport"),
+            (4, "charging.v1.Fault"),
+            (5, "charging.v1.StartCharging"),
+            (7, "charging.v1.ChargeStarted"),
+            (33, "charging.v1.Reboot"),
+            (35, "charging.v1.GetFirmware"),
+        ]
+    );
+    let mut fingerprints: Vec<u64> = AnyMessage::types().iter().map(|e| e.2).collect();
+    fingerprints.sort_unstable();
+    fingerprints.dedup();
+    assert_eq!(fingerprints.len(), 6, "distinct fingerprints");
+    let reboot = isml_runtime::Message::encode_to_vec(&Reboot { delay_s: 5 }).unwrap();
+    assert_eq!(
+        AnyMessage::decode(33, reboot.clone().into()).unwrap(),
+        AnyMessage::Reboot(Reboot { delay_s: 5 })
+    );
+    assert!(matches!(
+        AnyMessage::decode(2, reboot.into()),
+        Err(isml_runtime::wire::DecodeError::UnknownMessageType { type_id: 2 })
+    ));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,30 +1,25 @@
 //! Every transport end to end over loopback (TCP, TLS with client
 //! certificates, WebSocket) and a real pseudo-terminal pair (serial), plus
 //! hostile peers on raw sockets: malformed and oversized frames, a peer that
-//! stops reading.
-#![cfg(all(
-    feature = "tcp",
-    feature = "tls",
-    feature = "websocket",
-    feature = "serial"
-))]
+//! stops reading. Each test needs `tcp` and its own transport's feature.
+#![cfg(feature = "tcp")]
+
+mod common;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use isml_examples::charging::v1::{AnyMessage, ChargeStarted, Reboot, StartCharging, StatusReport};
-use isml_runtime::client::{Client, ConnectError};
+use isml_runtime::client::Client;
 use isml_runtime::dispatch::Dispatcher;
-use isml_runtime::handshake::{AuthError, Identity, auth_fn};
 use isml_runtime::server::Server;
 use isml_runtime::session::{CloseReason, ClosedBy, PRINCIPAL, SendError, codes};
-use isml_runtime::transport::serial::PtyPair;
-use isml_runtime::transport::tls::{client_config, rustls, server_config};
 use isml_runtime::wire::{ControlOp, ErrorBody, Frame, FrameHeader, FrameKind};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
+
+use common::{AnyMessage, ChargeStarted, Reboot, StartCharging, StatusReport};
 
 /// Generous bound for real-time waits on a loaded 2-core machine.
 const PATIENCE: Duration = Duration::from_secs(30);
@@ -57,6 +52,7 @@ fn start(slot: u8) -> StartCharging {
     }
 }
 
+#[cfg(any(feature = "websocket", feature = "tls"))]
 async fn exercise(url: &str, builder: isml_runtime::client::ClientBuilder) {
     let s = tokio::time::timeout(PATIENCE, builder.connect_session())
         .await
@@ -74,13 +70,16 @@ async fn exercise(url: &str, builder: isml_runtime::client::ClientBuilder) {
     s.close("done").await;
 }
 
+#[cfg(feature = "websocket")]
 #[tokio::test]
 async fn tcp_and_websocket_end_to_end_on_one_server() {
+    use isml_runtime::client::ConnectError;
+
     let reboots = Arc::new(AtomicU64::new(0));
     let server = Server::builder()
         .listen("tcp://127.0.0.1:0")
         .listen("ws://127.0.0.1:0/isml")
-        .types(AnyMessage::TYPES)
+        .types(AnyMessage::types())
         .dispatcher(dispatcher(reboots.clone()))
         .start()
         .await
@@ -89,7 +88,7 @@ async fn tcp_and_websocket_end_to_end_on_one_server() {
     assert!(urls[0].starts_with("tcp://127.0.0.1:") && !urls[0].ends_with(":0"));
     assert!(urls[1].ends_with("/isml"));
     for url in &urls {
-        exercise(url, Client::builder(url).types(AnyMessage::TYPES)).await;
+        exercise(url, Client::builder(url).types(AnyMessage::types())).await;
     }
     assert_eq!(reboots.load(Ordering::SeqCst), 40);
     // A WebSocket client on the wrong path is turned away by the HTTP upgrade.
@@ -99,117 +98,127 @@ async fn tcp_and_websocket_end_to_end_on_one_server() {
     server.shutdown().await;
 }
 
-struct Pki {
-    ca: rustls::pki_types::CertificateDer<'static>,
-    server: (rustls::pki_types::CertificateDer<'static>, Vec<u8>),
-    client: (rustls::pki_types::CertificateDer<'static>, Vec<u8>),
-}
+#[cfg(feature = "tls")]
+mod tls {
+    use super::*;
+    use isml_runtime::handshake::{AuthError, Identity, auth_fn};
+    use isml_runtime::transport::tls::{client_config, rustls, server_config};
 
-fn pki() -> Pki {
-    use rcgen::{
-        BasicConstraints, CertificateParams, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    };
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca = ca_params.self_signed(&ca_key).unwrap();
-    let issuer = Issuer::new(ca_params, ca_key);
-    let leaf = |names: Vec<String>, usage| {
-        let key = KeyPair::generate().unwrap();
-        let mut p = CertificateParams::new(names).unwrap();
-        p.extended_key_usages = vec![usage];
-        let cert = p.signed_by(&key, &issuer).unwrap();
-        (cert.der().clone(), key.serialize_der())
-    };
-    Pki {
-        ca: ca.der().clone(),
-        server: leaf(
-            vec!["localhost".into()],
-            ExtendedKeyUsagePurpose::ServerAuth,
-        ),
-        client: leaf(
-            vec!["cabinet-17.example".into()],
-            ExtendedKeyUsagePurpose::ClientAuth,
-        ),
+    struct Pki {
+        ca: rustls::pki_types::CertificateDer<'static>,
+        server: (rustls::pki_types::CertificateDer<'static>, Vec<u8>),
+        client: (rustls::pki_types::CertificateDer<'static>, Vec<u8>),
+    }
+
+    fn pki() -> Pki {
+        use rcgen::{
+            BasicConstraints, CertificateParams, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+        };
+        let ca_key = KeyPair::generate().unwrap();
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca = ca_params.self_signed(&ca_key).unwrap();
+        let issuer = Issuer::new(ca_params, ca_key);
+        let leaf = |names: Vec<String>, usage| {
+            let key = KeyPair::generate().unwrap();
+            let mut p = CertificateParams::new(names).unwrap();
+            p.extended_key_usages = vec![usage];
+            let cert = p.signed_by(&key, &issuer).unwrap();
+            (cert.der().clone(), key.serialize_der())
+        };
+        Pki {
+            ca: ca.der().clone(),
+            server: leaf(
+                vec!["localhost".into()],
+                ExtendedKeyUsagePurpose::ServerAuth,
+            ),
+            client: leaf(
+                vec!["cabinet-17.example".into()],
+                ExtendedKeyUsagePurpose::ClientAuth,
+            ),
+        }
+    }
+
+    fn key(der: &[u8]) -> rustls::pki_types::PrivateKeyDer<'static> {
+        rustls::pki_types::PrivateKeyDer::Pkcs8(der.to_vec().into())
+    }
+
+    #[tokio::test]
+    async fn mutual_tls_passes_the_client_identity_to_authentication() {
+        let pki = pki();
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(pki.ca.clone()).unwrap();
+        let srv_cfg = server_config(
+            vec![pki.server.0.clone()],
+            key(&pki.server.1),
+            Some(roots.clone()),
+        )
+        .unwrap();
+        let expected = pki.client.0.to_vec();
+        let auth = auth_fn(move |req| match req.peer_certificates {
+            Some(chain) if chain.first() == Some(&expected) => Ok(Identity {
+                device_id: Some("cabinet-17".into()),
+                principal: Some("cabinet-17.example".into()),
+            }),
+            _ => Err(AuthError("client certificate required".into())),
+        });
+        let server = Server::builder()
+            .listen("tls://127.0.0.1:0")
+            .tls(srv_cfg)
+            .authenticator(auth)
+            .types(AnyMessage::types())
+            .dispatcher(dispatcher(Arc::new(AtomicU64::new(0))))
+            .start()
+            .await
+            .unwrap();
+        let url = server.urls()[0].replace("127.0.0.1", "localhost");
+        let with_cert = client_config(
+            roots.clone(),
+            Some((vec![pki.client.0.clone()], key(&pki.client.1))),
+        )
+        .unwrap();
+        let s = Client::builder(&url)
+            .tls(with_cert.clone())
+            .types(AnyMessage::types())
+            .connect_session()
+            .await
+            .unwrap();
+        assert_eq!(s.device_id(), "cabinet-17", "assigned from the certificate");
+        let r: ChargeStarted = s.request(&start(4)).await.unwrap();
+        assert_eq!(r.eta_s, Some("cabinet-17.example".len() as u32));
+        exercise(
+            &url,
+            Client::builder(&url)
+                .tls(with_cert)
+                .types(AnyMessage::types()),
+        )
+        .await;
+
+        // Without a client certificate the TLS server refuses the connection.
+        let without = client_config(roots, None).unwrap();
+        let r = tokio::time::timeout(
+            PATIENCE,
+            Client::builder(&url).tls(without).connect_session(),
+        )
+        .await
+        .unwrap();
+        assert!(r.is_err());
+        s.close("bye").await;
+        server.shutdown().await;
     }
 }
 
-fn key(der: &[u8]) -> rustls::pki_types::PrivateKeyDer<'static> {
-    rustls::pki_types::PrivateKeyDer::Pkcs8(der.to_vec().into())
-}
-
-#[tokio::test]
-async fn mutual_tls_passes_the_client_identity_to_authentication() {
-    let pki = pki();
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(pki.ca.clone()).unwrap();
-    let srv_cfg = server_config(
-        vec![pki.server.0.clone()],
-        key(&pki.server.1),
-        Some(roots.clone()),
-    )
-    .unwrap();
-    let expected = pki.client.0.to_vec();
-    let auth = auth_fn(move |req| match req.peer_certificates {
-        Some(chain) if chain.first() == Some(&expected) => Ok(Identity {
-            device_id: Some("cabinet-17".into()),
-            principal: Some("cabinet-17.example".into()),
-        }),
-        _ => Err(AuthError("client certificate required".into())),
-    });
-    let server = Server::builder()
-        .listen("tls://127.0.0.1:0")
-        .tls(srv_cfg)
-        .authenticator(auth)
-        .types(AnyMessage::TYPES)
-        .dispatcher(dispatcher(Arc::new(AtomicU64::new(0))))
-        .start()
-        .await
-        .unwrap();
-    let url = server.urls()[0].replace("127.0.0.1", "localhost");
-    let with_cert = client_config(
-        roots.clone(),
-        Some((vec![pki.client.0.clone()], key(&pki.client.1))),
-    )
-    .unwrap();
-    let s = Client::builder(&url)
-        .tls(with_cert.clone())
-        .types(AnyMessage::TYPES)
-        .connect_session()
-        .await
-        .unwrap();
-    assert_eq!(s.device_id(), "cabinet-17", "assigned from the certificate");
-    let r: ChargeStarted = s.request(&start(4)).await.unwrap();
-    assert_eq!(r.eta_s, Some("cabinet-17.example".len() as u32));
-    exercise(
-        &url,
-        Client::builder(&url)
-            .tls(with_cert)
-            .types(AnyMessage::TYPES),
-    )
-    .await;
-
-    // Without a client certificate the TLS server refuses the connection.
-    let without = client_config(roots, None).unwrap();
-    let r = tokio::time::timeout(
-        PATIENCE,
-        Client::builder(&url).tls(without).connect_session(),
-    )
-    .await
-    .unwrap();
-    assert!(r.is_err());
-    s.close("bye").await;
-    server.shutdown().await;
-}
-
+#[cfg(feature = "serial")]
 #[tokio::test]
 async fn serial_over_a_real_pty_pair() {
+    use isml_runtime::transport::serial::PtyPair;
+
     let pty = PtyPair::open().unwrap();
     let url = pty.url(115_200);
     let reboots = Arc::new(AtomicU64::new(0));
     let server = Server::builder()
         .listen(&url)
-        .types(AnyMessage::TYPES)
+        .types(AnyMessage::types())
         .dispatcher(dispatcher(reboots.clone()))
         .start()
         .await
@@ -219,7 +228,7 @@ async fn serial_over_a_real_pty_pair() {
     let s = tokio::time::timeout(
         PATIENCE,
         Client::builder(&url)
-            .types(AnyMessage::TYPES)
+            .types(AnyMessage::types())
             .connect_over(device),
     )
     .await
@@ -304,7 +313,7 @@ async fn malformed_and_oversized_frames_close_only_that_session() {
     let server = Server::builder()
         .listen("tcp://127.0.0.1:0")
         .max_frame(4096)
-        .types(AnyMessage::TYPES)
+        .types(AnyMessage::types())
         .dispatcher(dispatcher(Arc::new(AtomicU64::new(0))))
         .on_close(move |s, r| {
             if s.device_id() == "raw" {
@@ -316,7 +325,7 @@ async fn malformed_and_oversized_frames_close_only_that_session() {
         .unwrap();
     let url = server.urls()[0].clone();
     let good = Client::builder(&url)
-        .types(AnyMessage::TYPES)
+        .types(AnyMessage::types())
         .connect_session()
         .await
         .unwrap();

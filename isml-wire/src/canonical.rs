@@ -55,6 +55,7 @@
 //!     }
 //! }
 //!
+//! # #[cfg(feature = "alloc")]
 //! assert_eq!(canonical::type_form(&Model, &Ty::A), "#5message{1:u8;2:list<@0>;}");
 //! assert_eq!(canonical::type_fingerprint(&Model, &Ty::A), 0x28ae_8ddf_2bb7_a58e);
 //! ```
@@ -510,7 +511,9 @@ mod tests {
         assert_eq!(Scalar::from_name("u128"), None);
     }
 
-    /// A model built from vectors, for tests: definitions are indices.
+    #[cfg(feature = "alloc")]
+    /// A model built from vectors, for tests: definitions are indices. It and
+    /// the tests that use it need `alloc` (the canonical forms as strings).
     #[derive(Debug)]
     enum T {
         S(Scalar),
@@ -521,17 +524,21 @@ mod tests {
         Named(usize),
     }
 
+    #[cfg(feature = "alloc")]
     /// A field: tag, type, `max_len`, `range`.
     type Field = (u32, T, Option<u64>, Option<(i128, i128)>);
 
+    #[cfg(feature = "alloc")]
     enum D {
         Enum(Vec<u32>),
         Message(Option<u32>, Vec<Field>),
         Union(Option<u32>, Vec<(u32, T)>),
     }
 
+    #[cfg(feature = "alloc")]
     struct Model(Vec<D>);
 
+    #[cfg(feature = "alloc")]
     impl TypeModel for Model {
         type Type = T;
         type Def = usize;
@@ -590,10 +597,12 @@ mod tests {
         }
     }
 
+    #[cfg(feature = "alloc")]
     fn named(d: usize) -> T {
         T::Named(d)
     }
 
+    #[cfg(feature = "alloc")]
     #[test]
     fn nested_types_attributes_and_depths() {
         // 0: B { inner: optional<C> = 1 }
@@ -653,6 +662,7 @@ mod tests {
         assert_eq!(form(9), "?");
     }
 
+    #[cfg(feature = "alloc")]
     #[test]
     fn duplicate_keys_keep_their_order() {
         // Not valid schemas, but the form must be what a stable sort gives.

@@ -14,6 +14,7 @@
 //! the schema compiler generates uses it through that path.
 //!
 //! ```
+//! # #[cfg(feature = "alloc")] {
 //! use bytes::BytesMut;
 //! use isml_wire::{FrameHeader, StreamDecoder, put_stream_frame};
 //!
@@ -24,6 +25,7 @@
 //! let frame = StreamDecoder::new(1024).decode(&mut buf).unwrap().unwrap();
 //! assert_eq!(frame.header, FrameHeader::one_way(3));
 //! assert_eq!(&frame.payload[..], &[1, 2, 3]);
+//! # }
 //! ```
 #![no_std]
 #![warn(missing_docs)]
