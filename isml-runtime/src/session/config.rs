@@ -42,7 +42,7 @@ pub struct SessionConfig {
     /// Send a ping after this long without receiving anything; declare the
     /// peer dead after 1.5 times this long. `None` disables keep-alive.
     pub keepalive: Option<Duration>,
-    /// Default deadline of [`Session::request`].
+    /// Default deadline of [`Session::request`](super::Session::request).
     pub request_timeout: Duration,
     /// Frames the outbound queue holds.
     pub outbound_queue: usize,

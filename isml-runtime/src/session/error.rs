@@ -10,7 +10,7 @@ use crate::wire::{DecodeError, EncodeError};
 #[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ClosedBy {
-    /// This side, with [`Session::close`] (or a server shutdown).
+    /// This side, with [`Session::close`](super::Session::close) (or a server shutdown).
     Local,
     /// The peer, with a `close` frame or by ending the connection.
     Peer,
@@ -63,7 +63,7 @@ pub enum SendError {
         /// Why it ended.
         reason: CloseReason,
     },
-    /// The outbound queue is full ([`Session::try_send`], broadcasts).
+    /// The outbound queue is full ([`Session::try_send`](super::Session::try_send), broadcasts).
     #[error("outbound queue of session {session} is full ({capacity} frames)")]
     QueueFull {
         /// The session id.

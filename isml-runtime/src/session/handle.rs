@@ -328,7 +328,7 @@ impl Session {
     }
 
     /// Sends a request and waits for the reply, within the configured
-    /// [`SessionConfig::request_timeout`].
+    /// [`SessionConfig::request_timeout`](super::SessionConfig::request_timeout).
     pub async fn request<R: TopLevel>(&self, msg: &impl TopLevel) -> Result<R, RequestError> {
         self.request_with_timeout(msg, self.shared.config.request_timeout)
             .await
