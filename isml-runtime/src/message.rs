@@ -17,6 +17,7 @@ use crate::wire::{DecodeError, EncodeError, Limits, Reader};
 /// # fn demo<M: Message>(m: &M) -> Result<(), Box<dyn std::error::Error>> {
 /// let bytes = m.encode_to_vec()?;
 /// assert_eq!(bytes.len(), m.encoded_len());
+/// assert_eq!(m.encode_to_bytes()?, bytes);
 /// let back = M::decode_slice(&bytes)?;
 /// assert!(back == *m);
 /// # Ok(()) }
@@ -28,8 +29,18 @@ pub trait Message: Sized + Default + Clone + PartialEq + core::fmt::Debug {
     /// The exact number of bytes [`Message::encode`] writes.
     fn encoded_len(&self) -> usize;
 
-    /// Checks `max_len` and `range` attributes (and unencodable values) without writing.
+    /// Checks `max_len` and `range` attributes, unencodable values and the
+    /// nesting limit (wire format §7: the default [`Limits`]) without writing.
     fn validate(&self) -> Result<(), EncodeError>;
+
+    /// [`Message::validate`] for a body with `depth_left` levels of nesting
+    /// left (a nested message). Generated code implements both; the default
+    /// ignores the depth, for hand-written implementations.
+    #[doc(hidden)]
+    fn validate_nested(&self, depth_left: u32) -> Result<(), EncodeError> {
+        let _ = depth_left;
+        self.validate()
+    }
 
     /// Writes the encoding without validating: callers validate first.
     #[doc(hidden)]
@@ -54,6 +65,12 @@ pub trait Message: Sized + Default + Clone + PartialEq + core::fmt::Debug {
         let mut v = Vec::with_capacity(self.encoded_len());
         self.encode_raw(&mut v);
         Ok(v)
+    }
+
+    /// Validates and encodes into a new [`Bytes`] (for frames and queues
+    /// that hold payloads as `Bytes`).
+    fn encode_to_bytes(&self) -> Result<Bytes, EncodeError> {
+        self.encode_to_vec().map(Bytes::from)
     }
 
     /// Decodes from a byte slice (copies `bytes` fields).

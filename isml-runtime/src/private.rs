@@ -23,7 +23,10 @@ pub use crate::descriptor::{
 pub use crate::message::{Enum, Message, TopLevel, View, Viewable};
 pub use crate::view::{LazyView, ListView, MapView};
 pub use crate::wire::{Class, DecodeError, EncodeError, PresenceWriter, Reader, varint, write};
-pub use crate::wire_type::{MaxLen, RangeValue, Wire, WireView};
+pub use crate::wire_type::{MaxLen, RangeValue, Wire, WireView, deeper};
+
+/// The nesting limit encoders enforce: the default decoding limit (§7).
+pub const MAX_DEPTH: u32 = crate::wire::Limits::DEFAULT.max_depth;
 
 /// Checks a `max_len` attribute on encode.
 #[inline]
@@ -139,8 +142,21 @@ macro_rules! __wire_message {
             ) -> $crate::__private::Result<Self, $crate::__private::DecodeError> {
                 <$t as $crate::__private::Wire>::decode_elem(r)
             }
-            fn validate(&self) -> $crate::__private::Result<(), $crate::__private::EncodeError> {
-                $crate::__private::Message::validate(self)
+            #[inline]
+            fn validate_field(
+                &self,
+                depth_left: u32,
+            ) -> $crate::__private::Result<(), $crate::__private::EncodeError> {
+                $crate::__private::Wire::validate_elem(self, depth_left)
+            }
+            fn validate_elem(
+                &self,
+                depth_left: u32,
+            ) -> $crate::__private::Result<(), $crate::__private::EncodeError> {
+                $crate::__private::Message::validate_nested(
+                    self,
+                    $crate::__private::deeper(depth_left)?,
+                )
             }
         }
         impl $crate::__private::Viewable for $t {
@@ -215,8 +231,21 @@ macro_rules! __wire_union {
                 let mut c = r.delimited()?;
                 <$t as $crate::__private::Message>::decode_reader(&mut c)
             }
-            fn validate(&self) -> $crate::__private::Result<(), $crate::__private::EncodeError> {
-                $crate::__private::Message::validate(self)
+            #[inline]
+            fn validate_field(
+                &self,
+                depth_left: u32,
+            ) -> $crate::__private::Result<(), $crate::__private::EncodeError> {
+                $crate::__private::Wire::validate_elem(self, depth_left)
+            }
+            fn validate_elem(
+                &self,
+                depth_left: u32,
+            ) -> $crate::__private::Result<(), $crate::__private::EncodeError> {
+                $crate::__private::Message::validate_nested(
+                    self,
+                    $crate::__private::deeper(depth_left)?,
+                )
             }
         }
         impl $crate::__private::Viewable for $t {

@@ -41,8 +41,17 @@ pub trait Wire: Sized {
     fn encode_field<B: BufMut + ?Sized>(&self, buf: &mut B);
     /// Reads the field form (the class was already checked).
     fn decode_field(r: &mut Reader<'_>) -> Result<Self, DecodeError>;
-    /// Checks attributes of nested messages.
-    fn validate(&self) -> Result<(), EncodeError> {
+    /// Checks attributes of nested messages and the nesting limit (§7) of
+    /// the field form, with `depth_left` levels left where it starts: the
+    /// same levels a decoder counts (every length-delimited nested value,
+    /// and optionals, arrays and unions in element form).
+    fn validate_field(&self, depth_left: u32) -> Result<(), EncodeError> {
+        let _ = depth_left;
+        Ok(())
+    }
+    /// Like [`Wire::validate_field`] for the element form.
+    fn validate_elem(&self, depth_left: u32) -> Result<(), EncodeError> {
+        let _ = depth_left;
         Ok(())
     }
 
@@ -66,6 +75,14 @@ pub trait Wire: Sized {
         }
         Ok(out)
     }
+}
+
+/// One nesting level below `depth_left`, or the error a decoder would give.
+#[inline]
+pub fn deeper(depth_left: u32) -> Result<u32, EncodeError> {
+    depth_left.checked_sub(1).ok_or(EncodeError::DepthExceeded {
+        max: crate::wire::Limits::DEFAULT.max_depth,
+    })
 }
 
 /// Zero-copy reading of a [`Wire`] type: strings and bytes borrow from the
@@ -445,6 +462,10 @@ impl Wire for f64 {
         c.finish("f64")?;
         Ok(v)
     }
+    #[inline]
+    fn validate_field(&self, depth_left: u32) -> Result<(), EncodeError> {
+        deeper(depth_left).map(drop)
+    }
 }
 scalar_view!(f64);
 
@@ -592,8 +613,14 @@ impl<T: Wire> Wire for Vec<T> {
     fn decode_field(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Self::decode_elem(r)
     }
-    fn validate(&self) -> Result<(), EncodeError> {
-        self.iter().try_for_each(Wire::validate)
+    #[inline]
+    fn validate_field(&self, depth_left: u32) -> Result<(), EncodeError> {
+        self.validate_elem(depth_left)
+    }
+    #[inline]
+    fn validate_elem(&self, depth_left: u32) -> Result<(), EncodeError> {
+        let d = deeper(depth_left)?;
+        self.iter().try_for_each(|v| v.validate_elem(d))
     }
 }
 
@@ -651,8 +678,17 @@ impl<T: Wire> Wire for Option<T> {
     fn decode_field(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         T::decode_field(r).map(Some)
     }
-    fn validate(&self) -> Result<(), EncodeError> {
-        self.as_ref().map_or(Ok(()), Wire::validate)
+    #[inline]
+    fn validate_field(&self, depth_left: u32) -> Result<(), EncodeError> {
+        self.as_ref()
+            .map_or(Ok(()), |v| v.validate_field(depth_left))
+    }
+    #[inline]
+    fn validate_elem(&self, depth_left: u32) -> Result<(), EncodeError> {
+        match self {
+            Some(v) => v.validate_elem(deeper(depth_left)?),
+            None => Ok(()),
+        }
     }
 }
 
@@ -704,8 +740,13 @@ impl<T: Wire> Wire for Box<T> {
     fn decode_field(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         T::decode_field(r).map(Box::new)
     }
-    fn validate(&self) -> Result<(), EncodeError> {
-        (**self).validate()
+    #[inline]
+    fn validate_field(&self, depth_left: u32) -> Result<(), EncodeError> {
+        (**self).validate_field(depth_left)
+    }
+    #[inline]
+    fn validate_elem(&self, depth_left: u32) -> Result<(), EncodeError> {
+        (**self).validate_elem(depth_left)
     }
 }
 
@@ -767,8 +808,14 @@ impl<K: Wire + Ord, V: Wire> Wire for BTreeMap<K, V> {
     fn decode_field(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Self::decode_elem(r)
     }
-    fn validate(&self) -> Result<(), EncodeError> {
-        self.values().try_for_each(Wire::validate)
+    #[inline]
+    fn validate_field(&self, depth_left: u32) -> Result<(), EncodeError> {
+        self.validate_elem(depth_left)
+    }
+    #[inline]
+    fn validate_elem(&self, depth_left: u32) -> Result<(), EncodeError> {
+        let d = deeper(depth_left)?;
+        self.values().try_for_each(|v| v.validate_elem(d))
     }
 }
 
@@ -826,8 +873,14 @@ where
     fn decode_field(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Self::decode_elem(r)
     }
-    fn validate(&self) -> Result<(), EncodeError> {
-        self.values().try_for_each(Wire::validate)
+    #[inline]
+    fn validate_field(&self, depth_left: u32) -> Result<(), EncodeError> {
+        self.validate_elem(depth_left)
+    }
+    #[inline]
+    fn validate_elem(&self, depth_left: u32) -> Result<(), EncodeError> {
+        let d = deeper(depth_left)?;
+        self.values().try_for_each(|v| v.validate_elem(d))
     }
 }
 
@@ -891,8 +944,15 @@ impl<T: Wire + Default, const N: usize> Wire for [T; N] {
         c.finish("array")?;
         Ok(v)
     }
-    fn validate(&self) -> Result<(), EncodeError> {
-        self.iter().try_for_each(Wire::validate)
+    #[inline]
+    fn validate_field(&self, depth_left: u32) -> Result<(), EncodeError> {
+        // The length-delimited content, then the element form's own level.
+        self.validate_elem(deeper(depth_left)?)
+    }
+    #[inline]
+    fn validate_elem(&self, depth_left: u32) -> Result<(), EncodeError> {
+        let d = deeper(depth_left)?;
+        self.iter().try_for_each(|v| v.validate_elem(d))
     }
 }
 

@@ -429,6 +429,21 @@ impl Gen<'_> {
         }
     }
 
+    /// Whether a field or variant of type `ty` needs a validation call: it
+    /// holds messages or unions, or its encoding nests one level that a
+    /// decoder counts against the limit (wire format §7).
+    fn needs_validation(&self, ty: &Type) -> bool {
+        let inner: &Type = match ty {
+            Type::Optional(t) => t,
+            t => t,
+        };
+        self.contains_message(ty)
+            || matches!(
+                inner,
+                Type::F64 | Type::List(_) | Type::Map(..) | Type::Array(..)
+            )
+    }
+
     /// `#[automatically_derived]` for the impls a derive macro emits.
     fn auto(&self) -> TokenStream {
         if self.derive.is_some() {
@@ -887,8 +902,13 @@ impl Gen<'_> {
                     #p::check_range_decode(&__v, #a, #b).map_err(|e| e.in_field(#full_lit, #fname))?;
                 });
             }
-            if self.contains_message(&f.ty) {
-                validate_stmts.push(quote! { #p::Wire::validate(&self.#fid)?; });
+            if self.needs_validation(&f.ty) {
+                // An omitted field nests nothing.
+                validate_stmts.push(quote! {
+                    if !#p::Wire::is_default(&self.#fid) {
+                        #p::Wire::validate_field(&self.#fid, __depth)?;
+                    }
+                });
             }
             let shift = 2 * (tag - 1);
             if tag <= 32 {
@@ -1022,6 +1042,11 @@ impl Gen<'_> {
                 }
 
                 fn validate(&self) -> #p::Result<(), #p::EncodeError> {
+                    #p::Message::validate_nested(self, #p::MAX_DEPTH)
+                }
+
+                #[allow(unused_variables)]
+                fn validate_nested(&self, __depth: u32) -> #p::Result<(), #p::EncodeError> {
                     #(#validate_stmts)*
                     #p::Ok(())
                 }
@@ -1310,8 +1335,8 @@ impl Gen<'_> {
                     #p::Wire::encode_field(v, __buf);
                 }
             });
-            if self.contains_message(&var.ty) {
-                val_arms.push(quote! { #n::#vi(v) => #p::Wire::validate(v), });
+            if self.needs_validation(&var.ty) {
+                val_arms.push(quote! { #n::#vi(v) => #p::Wire::validate_field(v, __depth), });
             }
             let tag64 = Literal::u64_suffixed(u64::from(tag));
             dec_arms.push(quote! {
@@ -1459,6 +1484,11 @@ impl Gen<'_> {
                 }
 
                 fn validate(&self) -> #p::Result<(), #p::EncodeError> {
+                    #p::Message::validate_nested(self, #p::MAX_DEPTH)
+                }
+
+                #[allow(unused_variables)]
+                fn validate_nested(&self, __depth: u32) -> #p::Result<(), #p::EncodeError> {
                     #[allow(unreachable_patterns)]
                     match self {
                         #(#val_arms)*

@@ -268,6 +268,12 @@ pub enum EncodeError {
         /// The configured maximum.
         max: usize,
     },
+    /// A value nested deeper than decoders accept (wire format §7): every
+    /// receiver would reject its encoding, so it is refused before writing.
+    DepthExceeded {
+        /// The nesting limit.
+        max: u32,
+    },
     /// A value that cannot be represented: an unknown union variant or enum with no bytes.
     Unrepresentable {
         /// The type name.
@@ -394,6 +400,10 @@ impl fmt::Display for EncodeError {
             EncodeError::FrameTooLarge { len, max } => {
                 write!(f, "frame of {len} bytes exceeds the maximum of {max} bytes")
             }
+            EncodeError::DepthExceeded { max } => write!(
+                f,
+                "value nests deeper than {max} levels, which decoders reject (wire format §7)"
+            ),
             EncodeError::Unrepresentable { message, reason } => write!(f, "`{message}`: {reason}"),
         }
     }

@@ -1202,7 +1202,7 @@ pub fn encode_element(
     ty: &Type,
 ) -> Result<Vec<u8>, EncodeError> {
     let mut out = Vec::new();
-    codec::encode_elem(schema, value, ty, &mut out)?;
+    codec::encode_elem(schema, value, ty, &mut out, DEFAULT_MAX_DEPTH)?;
     Ok(out)
 }
 
