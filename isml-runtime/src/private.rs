@@ -79,6 +79,11 @@ pub fn check_max_len_decode<T: MaxLen + ?Sized>(v: &T, max: u64) -> Result<(), D
     Ok(())
 }
 
+#[cold]
+fn range_error(value: String, min: i128, max: i128) -> DecodeError {
+    DecodeError::Range(Box::new(crate::wire::OutOfRange { value, min, max }))
+}
+
 /// Checks a `range` attribute on decode.
 #[inline]
 pub fn check_range_decode<T: RangeValue + ?Sized>(
@@ -87,11 +92,7 @@ pub fn check_range_decode<T: RangeValue + ?Sized>(
     max: i128,
 ) -> Result<(), DecodeError> {
     if !v.in_range(min, max) {
-        return Err(DecodeError::Range {
-            value: v.describe(),
-            min,
-            max,
-        });
+        return Err(range_error(v.describe(), min, max));
     }
     Ok(())
 }
@@ -280,33 +281,33 @@ macro_rules! __wire_enum {
     ($t:ident) => {
         impl $crate::__private::Wire for $t {
             const CLASS: $crate::__private::Class = $crate::__private::Class::Varint;
-            #[inline]
+            #[inline(always)]
             fn is_default(&self) -> bool {
                 $crate::__private::Enum::to_u32(*self) == 0
             }
-            #[inline]
+            #[inline(always)]
             fn elem_len(&self) -> usize {
                 $crate::__private::varint::len($crate::__private::Enum::to_u32(*self) as u64)
             }
-            #[inline]
+            #[inline(always)]
             fn encode_elem<B: $crate::__private::BufMut + ?Sized>(&self, buf: &mut B) {
                 $crate::__private::varint::put(buf, $crate::__private::Enum::to_u32(*self) as u64);
             }
-            #[inline]
+            #[inline(always)]
             fn decode_elem(
                 r: &mut $crate::__private::Reader<'_>,
             ) -> $crate::__private::Result<Self, $crate::__private::DecodeError> {
                 r.u32().map(<$t as $crate::__private::Enum>::from_u32)
             }
-            #[inline]
+            #[inline(always)]
             fn field_len(&self) -> usize {
                 $crate::__private::Wire::elem_len(self)
             }
-            #[inline]
+            #[inline(always)]
             fn encode_field<B: $crate::__private::BufMut + ?Sized>(&self, buf: &mut B) {
                 $crate::__private::Wire::encode_elem(self, buf)
             }
-            #[inline]
+            #[inline(always)]
             fn decode_field(
                 r: &mut $crate::__private::Reader<'_>,
             ) -> $crate::__private::Result<Self, $crate::__private::DecodeError> {
@@ -315,13 +316,13 @@ macro_rules! __wire_enum {
         }
         impl<'a> $crate::__private::WireView<'a> for $t {
             type View = $t;
-            #[inline]
+            #[inline(always)]
             fn view_elem(
                 r: &mut $crate::__private::Reader<'a>,
             ) -> $crate::__private::Result<$t, $crate::__private::DecodeError> {
                 <$t as $crate::__private::Wire>::decode_elem(r)
             }
-            #[inline]
+            #[inline(always)]
             fn view_field(
                 r: &mut $crate::__private::Reader<'a>,
             ) -> $crate::__private::Result<$t, $crate::__private::DecodeError> {

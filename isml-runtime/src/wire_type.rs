@@ -219,15 +219,15 @@ macro_rules! scalar_view {
     ($t:ty) => {
         impl<'a> WireView<'a> for $t {
             type View = $t;
-            #[inline]
+            #[inline(always)]
             fn view_elem(r: &mut Reader<'a>) -> Result<$t, DecodeError> {
                 <$t as Wire>::decode_elem(r)
             }
-            #[inline]
+            #[inline(always)]
             fn view_field(r: &mut Reader<'a>) -> Result<$t, DecodeError> {
                 <$t as Wire>::decode_field(r)
             }
-            #[inline]
+            #[inline(always)]
             fn from_view(v: &$t) -> $t {
                 *v
             }
@@ -238,31 +238,31 @@ macro_rules! scalar_view {
 impl Wire for bool {
     const CLASS: Class = Class::Varint;
     const ELEM_WIDTH: Option<usize> = Some(1);
-    #[inline]
+    #[inline(always)]
     fn is_default(&self) -> bool {
         !*self
     }
-    #[inline]
+    #[inline(always)]
     fn elem_len(&self) -> usize {
         1
     }
-    #[inline]
+    #[inline(always)]
     fn encode_elem<B: BufMut + ?Sized>(&self, buf: &mut B) {
         buf.put_u8(u8::from(*self));
     }
-    #[inline]
+    #[inline(always)]
     fn decode_elem(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         r.bool()
     }
-    #[inline]
+    #[inline(always)]
     fn field_len(&self) -> usize {
         1
     }
-    #[inline]
+    #[inline(always)]
     fn encode_field<B: BufMut + ?Sized>(&self, buf: &mut B) {
         buf.put_u8(u8::from(*self));
     }
-    #[inline]
+    #[inline(always)]
     fn decode_field(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         r.bool_varint()
     }
@@ -273,31 +273,31 @@ impl Wire for u8 {
     const ANY_BITS: bool = true;
     const CLASS: Class = Class::Varint;
     const ELEM_WIDTH: Option<usize> = Some(1);
-    #[inline]
+    #[inline(always)]
     fn is_default(&self) -> bool {
         *self == 0
     }
-    #[inline]
+    #[inline(always)]
     fn elem_len(&self) -> usize {
         1
     }
-    #[inline]
+    #[inline(always)]
     fn encode_elem<B: BufMut + ?Sized>(&self, buf: &mut B) {
         buf.put_u8(*self);
     }
-    #[inline]
+    #[inline(always)]
     fn decode_elem(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         r.u8()
     }
-    #[inline]
+    #[inline(always)]
     fn field_len(&self) -> usize {
         varint::len(u64::from(*self))
     }
-    #[inline]
+    #[inline(always)]
     fn encode_field<B: BufMut + ?Sized>(&self, buf: &mut B) {
         varint::put(buf, u64::from(*self));
     }
-    #[inline]
+    #[inline(always)]
     fn decode_field(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         r.u8_varint()
     }
@@ -314,31 +314,31 @@ impl Wire for i8 {
     const ANY_BITS: bool = true;
     const CLASS: Class = Class::Varint;
     const ELEM_WIDTH: Option<usize> = Some(1);
-    #[inline]
+    #[inline(always)]
     fn is_default(&self) -> bool {
         *self == 0
     }
-    #[inline]
+    #[inline(always)]
     fn elem_len(&self) -> usize {
         1
     }
-    #[inline]
+    #[inline(always)]
     fn encode_elem<B: BufMut + ?Sized>(&self, buf: &mut B) {
         buf.put_i8(*self);
     }
-    #[inline]
+    #[inline(always)]
     fn decode_elem(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         r.i8()
     }
-    #[inline]
+    #[inline(always)]
     fn field_len(&self) -> usize {
         write::svarint_len(i64::from(*self))
     }
-    #[inline]
+    #[inline(always)]
     fn encode_field<B: BufMut + ?Sized>(&self, buf: &mut B) {
         write::svarint(buf, i64::from(*self));
     }
-    #[inline]
+    #[inline(always)]
     fn decode_field(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         r.i8_varint()
     }
@@ -351,31 +351,31 @@ macro_rules! varint_int {
     ($t:ty, $wide:ty, $read:ident, $len:path, $put:path) => {
         impl Wire for $t {
             const CLASS: Class = Class::Varint;
-            #[inline]
+            #[inline(always)]
             fn is_default(&self) -> bool {
                 *self == 0
             }
-            #[inline]
+            #[inline(always)]
             fn elem_len(&self) -> usize {
                 $len(<$wide>::from(*self))
             }
-            #[inline]
+            #[inline(always)]
             fn encode_elem<B: BufMut + ?Sized>(&self, buf: &mut B) {
                 $put(buf, <$wide>::from(*self));
             }
-            #[inline]
+            #[inline(always)]
             fn decode_elem(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
                 r.$read()
             }
-            #[inline]
+            #[inline(always)]
             fn field_len(&self) -> usize {
                 self.elem_len()
             }
-            #[inline]
+            #[inline(always)]
             fn encode_field<B: BufMut + ?Sized>(&self, buf: &mut B) {
                 self.encode_elem(buf);
             }
-            #[inline]
+            #[inline(always)]
             fn decode_field(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
                 r.$read()
             }
@@ -394,31 +394,31 @@ impl Wire for f32 {
     const ANY_BITS: bool = true;
     const CLASS: Class = Class::Fixed32;
     const ELEM_WIDTH: Option<usize> = Some(4);
-    #[inline]
+    #[inline(always)]
     fn is_default(&self) -> bool {
         self.to_bits() == 0
     }
-    #[inline]
+    #[inline(always)]
     fn elem_len(&self) -> usize {
         4
     }
-    #[inline]
+    #[inline(always)]
     fn encode_elem<B: BufMut + ?Sized>(&self, buf: &mut B) {
         buf.put_f32_le(*self);
     }
-    #[inline]
+    #[inline(always)]
     fn decode_elem(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         r.f32()
     }
-    #[inline]
+    #[inline(always)]
     fn field_len(&self) -> usize {
         4
     }
-    #[inline]
+    #[inline(always)]
     fn encode_field<B: BufMut + ?Sized>(&self, buf: &mut B) {
         buf.put_f32_le(*self);
     }
-    #[inline]
+    #[inline(always)]
     fn decode_field(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         r.f32()
     }
@@ -429,32 +429,32 @@ impl Wire for f64 {
     const ANY_BITS: bool = true;
     const CLASS: Class = Class::Delimited;
     const ELEM_WIDTH: Option<usize> = Some(8);
-    #[inline]
+    #[inline(always)]
     fn is_default(&self) -> bool {
         self.to_bits() == 0
     }
-    #[inline]
+    #[inline(always)]
     fn elem_len(&self) -> usize {
         8
     }
-    #[inline]
+    #[inline(always)]
     fn encode_elem<B: BufMut + ?Sized>(&self, buf: &mut B) {
         buf.put_f64_le(*self);
     }
-    #[inline]
+    #[inline(always)]
     fn decode_elem(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         r.f64()
     }
-    #[inline]
+    #[inline(always)]
     fn field_len(&self) -> usize {
         9
     }
-    #[inline]
+    #[inline(always)]
     fn encode_field<B: BufMut + ?Sized>(&self, buf: &mut B) {
         buf.put_u8(8);
         buf.put_f64_le(*self);
     }
-    #[inline]
+    #[inline(always)]
     fn decode_field(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let mut c = r.delimited()?;
         let at = c.position();
@@ -462,7 +462,7 @@ impl Wire for f64 {
         c.finish("f64")?;
         Ok(v)
     }
-    #[inline]
+    #[inline(always)]
     fn validate_field(&self, depth_left: u32) -> Result<(), EncodeError> {
         deeper(depth_left).map(drop)
     }
