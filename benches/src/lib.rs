@@ -580,6 +580,24 @@ impl Workload {
         n
     }
 
+    /// Reads every field of every message through lazy views (each field
+    /// decoded when its accessor is called).
+    pub fn isml_lazy(&self) -> u64 {
+        let mut acc = 0u64;
+        for b in &self.isml_bytes {
+            acc = acc.wrapping_add(
+                match self.kind {
+                    Kind::Telemetry => lazy_telemetry(b),
+                    Kind::LogRecord => lazy_log(b),
+                    Kind::Station => lazy_station(b),
+                    Kind::Config => lazy_config(b),
+                }
+                .expect("valid"),
+            );
+        }
+        black_box(acc)
+    }
+
     /// Reads every field of every message through zero-copy views.
     pub fn isml_view(&self) -> u64 {
         let mut acc = 0u64;
@@ -643,4 +661,61 @@ impl Workload {
         }
         black_box(acc)
     }
+}
+
+fn lazy_telemetry(b: &[u8]) -> Result<u64, isml_runtime::wire::DecodeError> {
+    let v = bench::TelemetryLazy::new(b)?;
+    Ok(u64::from(v.slot()?)
+        + u64::from(v.voltage_mv()?)
+        + v.current_ma()? as u64
+        + v.temperature_c()? as u64
+        + u64::from(v.charging()?)
+        + v.energy_wh()?
+        + u64::from(v.soc_percent()?)
+        + u64::from(v.state()?.to_u32())
+        + u64::from(v.power_w()?)
+        + u64::from(v.seq()?)
+        + u64::from(v.fan_on()?))
+}
+
+fn lazy_log(b: &[u8]) -> Result<u64, isml_runtime::wire::DecodeError> {
+    let v = bench::LogRecordLazy::new(b)?;
+    Ok(u64::from(v.ts_s()?)
+        + u64::from(v.ts_ns()?)
+        + u64::from(v.level()?)
+        + u64::from(v.line()?)
+        + (v.host()?.len() + v.app()?.len() + v.module()?.len() + v.text()?.len()) as u64
+        + u64::from(v.pid()?)
+        + v.seq()?)
+}
+
+fn lazy_station(b: &[u8]) -> Result<u64, isml_runtime::wire::DecodeError> {
+    let v = bench::StationLazy::new(b)?;
+    let mut a = v.station_id()?.len() as u64;
+    for s in v.slots()? {
+        let s = s?;
+        a += u64::from(s.index()?) + u64::from(s.state()?) + u64::from(s.soc_percent()?);
+        for c in s.cells_mv()? {
+            a += u64::from(c);
+        }
+        a += u64::from(s.temperature_c()?.to_bits());
+    }
+    a += (v.firmware()?.len() as u64) + v.uptime_s()?;
+    for f in v.faults()? {
+        a += u64::from(f);
+    }
+    Ok(a)
+}
+
+fn lazy_config(b: &[u8]) -> Result<u64, isml_runtime::wire::DecodeError> {
+    let v = bench::ConfigLazy::new(b)?;
+    let mut a = v.device()?.len() as u64;
+    for (k, val) in v.settings()?.iter() {
+        a += k.len() as u64 + u64::from(val);
+    }
+    a += u64::from(v.limit_ma()?.unwrap_or(0));
+    a += v.label()?.map_or(0, str::len) as u64;
+    a += v.offset()?.unwrap_or(0) as u64;
+    a += u64::from(v.enabled()?.unwrap_or(false));
+    Ok(a)
 }

@@ -20,6 +20,10 @@ pub use std::sync::OnceLock;
 pub use crate::descriptor::{
     EnumDescriptor, FieldDescriptor, MessageDescriptor, MessageKind, Reflect, TypeRef, fingerprint,
 };
+pub use crate::lazy::{
+    LazyBody, LazyList, LazyMessage, LazyViewable, list_field as lazy_list_field,
+    message_field as lazy_message_field,
+};
 pub use crate::message::{Enum, Message, TopLevel, View, Viewable};
 pub use crate::view::{LazyView, ListView, MapView};
 pub use crate::wire::{Class, DecodeError, EncodeError, PresenceWriter, Reader, varint, write};

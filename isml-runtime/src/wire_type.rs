@@ -162,6 +162,15 @@ impl<'a, K: WireView<'a>, V: WireView<'a>> MaxLen for MapView<'a, K, V> {
         self.len()
     }
 }
+impl<'a, M: crate::lazy::LazyMessage<'a>> MaxLen for crate::lazy::LazyList<'a, M> {
+    /// Counts the elements (their lengths only): a list with a `max_len` is
+    /// walked once more to check it. A malformed element ends the count; the
+    /// iterator reports it.
+    fn max_len_value(&self) -> usize {
+        self.clone().count()
+    }
+}
+
 impl<T: MaxLen> MaxLen for Option<T> {
     fn max_len_value(&self) -> usize {
         self.as_ref().map_or(0, T::max_len_value)

@@ -1,7 +1,7 @@
 //! Runs one isml operation on one workload in a loop, for profilers
 //! (`perf record`, callgrind):
 //!
-//! `cargo run --release -p isml-benches --bin profile -- [encode_to_vec|encode|decode|view] [telemetry|log|station|config] [iterations]`
+//! `cargo run --release -p isml-benches --bin profile -- [encode_to_vec|encode|decode|view|lazy] [telemetry|log|station|config] [iterations]`
 use isml_benches::{Kind, Workload};
 
 fn main() {
@@ -24,6 +24,7 @@ fn main() {
             "encode" => w.isml_encode(&mut buf) as u64,
             "decode" => w.isml_decode() as u64,
             "view" => w.isml_view(),
+            "lazy" => w.isml_lazy(),
             other => panic!("unknown operation {other}"),
         });
     }

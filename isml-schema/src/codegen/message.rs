@@ -411,10 +411,16 @@ impl Gen<'_> {
 
             #reflect
         };
+        let (lazy_declared, lazy_impls) = self.lazy_view(id, def, members);
         if self.derive.is_none() {
-            // Schema output keeps its historical order: impls, view, wire.
-            return quote!(#impls #declared #view_impls);
+            // Schema output keeps its historical order: impls, view, wire,
+            // then the lazy view.
+            return quote!(#impls #declared #view_impls #lazy_declared #lazy_impls);
         }
-        self.wrap(declared, descriptor_fn, quote!(#impls #view_impls))
+        self.wrap(
+            quote!(#declared #lazy_declared),
+            descriptor_fn,
+            quote!(#impls #view_impls #lazy_impls),
+        )
     }
 }

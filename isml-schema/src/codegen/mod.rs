@@ -14,11 +14,13 @@
 //! - `descriptor`: what messages and unions share (descriptors, inherent
 //!   fingerprint items, `TopLevel`, `Reflect`);
 //! - `message`, `union`, `enumeration`: one emitter per construct;
+//! - `lazy`: the lazy view of a message;
 //! - `dispatch`: the `AnyMessage` table of a compiled set.
 
 mod descriptor;
 mod dispatch;
 mod enumeration;
+mod lazy;
 mod message;
 mod types;
 mod union;
@@ -41,6 +43,8 @@ pub const GENERATED_HEADER: &str =
 struct Names {
     /// TypeId -> (type name, view name).
     types: BTreeMap<TypeId, (String, String)>,
+    /// TypeId -> lazy view name, for messages.
+    lazy: BTreeMap<TypeId, String>,
     /// package -> dispatch enum name.
     dispatch: BTreeMap<String, String>,
 }
@@ -48,6 +52,7 @@ struct Names {
 impl Names {
     fn new(schema: &Schema) -> Names {
         let mut types = BTreeMap::new();
+        let mut lazy = BTreeMap::new();
         let mut dispatch = BTreeMap::new();
         for pkg in schema.packages_iter() {
             let mut namer = Namer::camel(&[]);
@@ -55,13 +60,23 @@ impl Names {
             for (id, def) in &pkg.types {
                 chosen.push((*id, namer.name(naming::type_name(&def.name), id.0)));
             }
-            for (id, name) in chosen {
+            for (id, name) in &chosen {
                 let view = namer.name(format!("{name}View"), "X");
-                types.insert(id, (name, view));
+                types.insert(*id, (name.clone(), view));
+            }
+            // After every view name, so that adding lazy views renamed nothing.
+            for (id, name) in chosen {
+                if matches!(schema.types[id.index()].kind, TypeDefKind::Message(_)) {
+                    lazy.insert(id, namer.name(format!("{name}Lazy"), "X"));
+                }
             }
             dispatch.insert(pkg.name.to_string(), namer.name("AnyMessage".into(), "X"));
         }
-        Names { types, dispatch }
+        Names {
+            types,
+            lazy,
+            dispatch,
+        }
     }
 }
 
@@ -146,6 +161,9 @@ pub struct DeriveOptions {
     pub ident: proc_macro2::Ident,
     /// The name of the view type to declare (`StatusReportView`).
     pub view_ident: proc_macro2::Ident,
+    /// The name of the lazy view type to declare for a message
+    /// (`StatusReportLazy`).
+    pub lazy_ident: proc_macro2::Ident,
     /// The visibility of the view type (the derived type's own).
     pub vis: TokenStream,
     /// One per field (message), variant (union) or variant (enum, `ty`
@@ -175,6 +193,7 @@ pub fn derive_impls(schema: &Schema, id: TypeId, options: &DeriveOptions) -> Tok
     };
     let names = Names {
         types: BTreeMap::new(),
+        lazy: BTreeMap::new(),
         dispatch: BTreeMap::new(),
     };
     let g = Gen {

@@ -16,6 +16,10 @@ impl Gen<'_> {
         format_ident!("{}", self.names.types[&id].1)
     }
 
+    pub(super) fn lazy_ident(&self, id: TypeId) -> proc_macro2::Ident {
+        format_ident!("{}", self.names.lazy[&id])
+    }
+
     /// `super::super::common::` from this package to `target`'s package.
     pub(super) fn prefix(&self, target: &str) -> TokenStream {
         if target == self.package {
