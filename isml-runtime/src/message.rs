@@ -42,6 +42,15 @@ pub trait Message: Sized + Default + Clone + PartialEq + core::fmt::Debug {
         self.validate()
     }
 
+    /// Validates a body with `depth_left` levels of nesting left and returns
+    /// its length, in one walk (generated code fuses the two; the default
+    /// runs [`Message::validate_nested`] then [`Message::encoded_len`]).
+    #[doc(hidden)]
+    fn checked_len_nested(&self, depth_left: u32) -> Result<usize, EncodeError> {
+        self.validate_nested(depth_left)?;
+        Ok(self.encoded_len())
+    }
+
     /// Writes the encoding without validating: callers validate first.
     #[doc(hidden)]
     fn encode_raw<B: BufMut + ?Sized>(&self, buf: &mut B);
@@ -59,10 +68,11 @@ pub trait Message: Sized + Default + Clone + PartialEq + core::fmt::Debug {
         Ok(())
     }
 
-    /// Validates and encodes into a new vector of exactly the right capacity.
+    /// Validates and encodes into a new vector of exactly the right capacity:
+    /// one pass validates and measures, one writes.
     fn encode_to_vec(&self) -> Result<Vec<u8>, EncodeError> {
-        self.validate()?;
-        let mut v = Vec::with_capacity(self.encoded_len());
+        let len = self.checked_len_nested(Limits::DEFAULT.max_depth)?;
+        let mut v = Vec::with_capacity(len);
         self.encode_raw(&mut v);
         Ok(v)
     }

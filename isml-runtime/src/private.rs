@@ -163,6 +163,24 @@ macro_rules! __wire_message {
                     $crate::__private::deeper(depth_left)?,
                 )
             }
+            #[inline]
+            fn checked_field_len(
+                &self,
+                depth_left: u32,
+            ) -> $crate::__private::Result<usize, $crate::__private::EncodeError> {
+                $crate::__private::Wire::checked_elem_len(self, depth_left)
+            }
+            #[inline]
+            fn checked_elem_len(
+                &self,
+                depth_left: u32,
+            ) -> $crate::__private::Result<usize, $crate::__private::EncodeError> {
+                let n = $crate::__private::Message::checked_len_nested(
+                    self,
+                    $crate::__private::deeper(depth_left)?,
+                )?;
+                $crate::__private::Ok($crate::__private::write::delimited_len(n))
+            }
         }
         impl $crate::__private::Viewable for $t {
             type View<'a> = $view<'a>;
@@ -248,6 +266,27 @@ macro_rules! __wire_union {
                 depth_left: u32,
             ) -> $crate::__private::Result<(), $crate::__private::EncodeError> {
                 $crate::__private::Message::validate_nested(
+                    self,
+                    $crate::__private::deeper(depth_left)?,
+                )
+            }
+            #[inline]
+            fn checked_field_len(
+                &self,
+                depth_left: u32,
+            ) -> $crate::__private::Result<usize, $crate::__private::EncodeError> {
+                let n = $crate::__private::Message::checked_len_nested(
+                    self,
+                    $crate::__private::deeper(depth_left)?,
+                )?;
+                $crate::__private::Ok($crate::__private::write::delimited_len(n))
+            }
+            #[inline]
+            fn checked_elem_len(
+                &self,
+                depth_left: u32,
+            ) -> $crate::__private::Result<usize, $crate::__private::EncodeError> {
+                $crate::__private::Message::checked_len_nested(
                     self,
                     $crate::__private::deeper(depth_left)?,
                 )

@@ -54,6 +54,19 @@ pub trait Wire: Sized {
         let _ = depth_left;
         Ok(())
     }
+    /// [`Wire::validate_field`] and [`Wire::field_len`] in one walk: the
+    /// length pass of `encode_to_vec` validates as it goes.
+    #[inline(always)]
+    fn checked_field_len(&self, depth_left: u32) -> Result<usize, EncodeError> {
+        self.validate_field(depth_left)?;
+        Ok(self.field_len())
+    }
+    /// [`Wire::validate_elem`] and [`Wire::elem_len`] in one walk.
+    #[inline(always)]
+    fn checked_elem_len(&self, depth_left: u32) -> Result<usize, EncodeError> {
+        self.validate_elem(depth_left)?;
+        Ok(self.elem_len())
+    }
 
     /// Writes the elements of a list (overridden by `u8` to copy the slice).
     #[doc(hidden)]
@@ -631,6 +644,26 @@ impl<T: Wire> Wire for Vec<T> {
         let d = deeper(depth_left)?;
         self.iter().try_for_each(|v| v.validate_elem(d))
     }
+    #[inline]
+    fn checked_field_len(&self, depth_left: u32) -> Result<usize, EncodeError> {
+        self.checked_elem_len(depth_left)
+    }
+    #[inline]
+    fn checked_elem_len(&self, depth_left: u32) -> Result<usize, EncodeError> {
+        let d = deeper(depth_left)?;
+        let n = match T::ELEM_WIDTH {
+            // Fixed-width elements are scalars: nothing to validate.
+            Some(w) => self.len() * w,
+            None => {
+                let mut n = 0;
+                for v in self {
+                    n += v.checked_elem_len(d)?;
+                }
+                n
+            }
+        };
+        Ok(write::delimited_len(n))
+    }
 }
 
 impl<'a, T: WireView<'a>> WireView<'a> for Vec<T> {
@@ -699,6 +732,20 @@ impl<T: Wire> Wire for Option<T> {
             None => Ok(()),
         }
     }
+    #[inline]
+    fn checked_field_len(&self, depth_left: u32) -> Result<usize, EncodeError> {
+        match self {
+            Some(v) => v.checked_field_len(depth_left),
+            None => Ok(0),
+        }
+    }
+    #[inline]
+    fn checked_elem_len(&self, depth_left: u32) -> Result<usize, EncodeError> {
+        match self {
+            Some(v) => Ok(1 + v.checked_elem_len(deeper(depth_left)?)?),
+            None => Ok(1),
+        }
+    }
 }
 
 impl<'a, T: WireView<'a>> WireView<'a> for Option<T> {
@@ -756,6 +803,14 @@ impl<T: Wire> Wire for Box<T> {
     #[inline]
     fn validate_elem(&self, depth_left: u32) -> Result<(), EncodeError> {
         (**self).validate_elem(depth_left)
+    }
+    #[inline]
+    fn checked_field_len(&self, depth_left: u32) -> Result<usize, EncodeError> {
+        (**self).checked_field_len(depth_left)
+    }
+    #[inline]
+    fn checked_elem_len(&self, depth_left: u32) -> Result<usize, EncodeError> {
+        (**self).checked_elem_len(depth_left)
     }
 }
 
@@ -825,6 +880,18 @@ impl<K: Wire + Ord, V: Wire> Wire for BTreeMap<K, V> {
     fn validate_elem(&self, depth_left: u32) -> Result<(), EncodeError> {
         let d = deeper(depth_left)?;
         self.values().try_for_each(|v| v.validate_elem(d))
+    }
+    #[inline]
+    fn checked_field_len(&self, depth_left: u32) -> Result<usize, EncodeError> {
+        self.checked_elem_len(depth_left)
+    }
+    fn checked_elem_len(&self, depth_left: u32) -> Result<usize, EncodeError> {
+        let d = deeper(depth_left)?;
+        let mut n = 0;
+        for (k, v) in self {
+            n += k.elem_len() + v.checked_elem_len(d)?;
+        }
+        Ok(write::delimited_len(n))
     }
 }
 

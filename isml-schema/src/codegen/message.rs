@@ -162,6 +162,7 @@ impl Gen<'_> {
         let mut presence_stmts = Vec::new();
         let mut encode_stmts = Vec::new();
         let mut validate_stmts = Vec::new();
+        let mut checked_len_stmts = Vec::new();
         let mut decode_arms = Vec::new();
         // Straight-line decoding for the usual case: every tag within 32 (the
         // presence fits one word) and no field this version does not know.
@@ -206,8 +207,9 @@ impl Gen<'_> {
                 }
             });
             let mut dec_checks = Vec::new();
+            let mut enc_checks = Vec::new();
             if let Some(ml) = f.max_len {
-                validate_stmts.push(quote! {
+                enc_checks.push(quote! {
                     #p::check_max_len_encode(&self.#fid, #ml, #full_lit, #fname)?;
                 });
                 dec_checks.push(quote! {
@@ -216,13 +218,23 @@ impl Gen<'_> {
             }
             if let Some((a, b)) = f.range {
                 let (a, b) = (Literal::i128_suffixed(a), Literal::i128_suffixed(b));
-                validate_stmts.push(quote! {
+                enc_checks.push(quote! {
                     #p::check_range_encode(&self.#fid, #a, #b, #full_lit, #fname)?;
                 });
                 dec_checks.push(quote! {
                     #p::check_range_decode(&__v, #a, #b).map_err(|e| e.in_field(#full_lit, #fname))?;
                 });
             }
+            validate_stmts.extend(enc_checks.iter().cloned());
+            // Attributes are checked whether the field is written or not, as
+            // `validate` does.
+            checked_len_stmts.push(quote! {
+                #(#enc_checks)*
+                if !#p::Wire::is_default(&self.#fid) {
+                    __p.set(#tag, <#ty as #p::Wire>::CLASS);
+                    __n += #p::Wire::checked_field_len(&self.#fid, __depth)?;
+                }
+            });
             if self.needs_validation(&f.ty) {
                 // An omitted field nests nothing.
                 validate_stmts.push(quote! {
@@ -345,6 +357,15 @@ impl Gen<'_> {
                 fn validate_nested(&self, __depth: u32) -> #p::Result<(), #p::EncodeError> {
                     #(#validate_stmts)*
                     #p::Ok(())
+                }
+
+                #[inline]
+                #[allow(unused_variables)]
+                fn checked_len_nested(&self, __depth: u32) -> #p::Result<usize, #p::EncodeError> {
+                    let mut __p = #p::PresenceWriter::<#bitmap_bytes>::new();
+                    let mut __n = 0usize;
+                    #(#checked_len_stmts)*
+                    #p::Ok(__p.encoded_len() + __n)
                 }
 
                 #[inline]

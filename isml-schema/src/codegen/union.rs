@@ -51,6 +51,7 @@ impl Gen<'_> {
         let mut len_arms = Vec::new();
         let mut enc_arms = Vec::new();
         let mut val_arms = Vec::new();
+        let mut checked_arms = Vec::new();
         let mut dec_arms = Vec::new();
         let mut view_arms = Vec::new();
         let mut owned_arms = Vec::new();
@@ -69,6 +70,11 @@ impl Gen<'_> {
             decl.push(quote! { #d #vi(#ty), });
             let d2 = docs(&var.docs);
             vdecl.push(quote! { #d2 #vi(#vty), });
+            checked_arms.push(quote! {
+                #n::#vi(v) => #p::Ok(
+                    #p::write::union_key_len(#tag) + #p::Wire::checked_field_len(v, __depth)?
+                ),
+            });
             len_arms.push(quote! {
                 #n::#vi(v) => #p::write::union_key_len(#tag) + #p::Wire::field_len(v),
             });
@@ -213,6 +219,15 @@ impl Gen<'_> {
                     match self {
                         #(#val_arms)*
                         _ => #p::Ok(()),
+                    }
+                }
+
+                #[inline]
+                #[allow(unused_variables)]
+                fn checked_len_nested(&self, __depth: u32) -> #p::Result<usize, #p::EncodeError> {
+                    match self {
+                        #(#checked_arms)*
+                        #n::#unk { tag, bytes, .. } => #p::Ok(#p::varint::len(*tag << 2) + bytes.len()),
                     }
                 }
 
