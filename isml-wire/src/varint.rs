@@ -16,8 +16,20 @@ pub const fn len(value: u64) -> usize {
 }
 
 /// Writes `uvarint(value)`.
+#[inline(always)]
+pub fn put<B: BufMut + ?Sized>(buf: &mut B, value: u64) {
+    if value < 0x80 {
+        buf.put_u8(value as u8);
+    } else if value < 0x4000 {
+        // Two bytes in one write: one capacity check instead of two.
+        buf.put_u16_le((value as u16 & 0x7f) | 0x80 | ((value as u16 >> 7) << 8));
+    } else {
+        put_long(buf, value);
+    }
+}
+
 #[inline]
-pub fn put<B: BufMut + ?Sized>(buf: &mut B, mut value: u64) {
+fn put_long<B: BufMut + ?Sized>(buf: &mut B, mut value: u64) {
     while value >= 0x80 {
         buf.put_u8((value as u8) | 0x80);
         value >>= 7;
