@@ -5,6 +5,7 @@ use bytes::{BufMut, Bytes};
 
 use crate::descriptor::MessageDescriptor;
 use crate::wire::{DecodeError, EncodeError, Limits, Reader};
+use crate::wire_type::Lens;
 
 /// A message or union type: encodes to and decodes from the wire format.
 ///
@@ -25,6 +26,13 @@ use crate::wire::{DecodeError, EncodeError, Limits, Reader};
 pub trait Message: Sized + Default + Clone + PartialEq + core::fmt::Debug {
     /// The fully qualified schema name, e.g. `charging.v1.StatusReport`.
     const NAME: &'static str;
+
+    /// Whether the encoding holds nested length-delimited values whose
+    /// lengths take a walk to compute (lists of varints, maps, messages):
+    /// [`Message::encode`] then measures first, so that each length is
+    /// computed once. Generated code sets it.
+    #[doc(hidden)]
+    const NESTED_LENGTHS: bool = false;
 
     /// The exact number of bytes [`Message::encode`] writes.
     fn encoded_len(&self) -> usize;
@@ -51,6 +59,21 @@ pub trait Message: Sized + Default + Clone + PartialEq + core::fmt::Debug {
         Ok(self.encoded_len())
     }
 
+    /// [`Message::checked_len_nested`], recording the lengths of nested
+    /// length-delimited values for [`Message::write_body`].
+    #[doc(hidden)]
+    fn measure_body(&self, depth_left: u32, lens: &mut Lens) -> Result<usize, EncodeError> {
+        let _ = lens;
+        self.checked_len_nested(depth_left)
+    }
+
+    /// [`Message::encode_raw`], taking nested lengths from `lens`.
+    #[doc(hidden)]
+    fn write_body<B: BufMut + ?Sized>(&self, buf: &mut B, lens: &mut Lens) {
+        let _ = lens;
+        self.encode_raw(buf);
+    }
+
     /// Writes the encoding without validating: callers validate first.
     #[doc(hidden)]
     fn encode_raw<B: BufMut + ?Sized>(&self, buf: &mut B);
@@ -63,17 +86,25 @@ pub trait Message: Sized + Default + Clone + PartialEq + core::fmt::Debug {
     /// validation fails; never allocates when `buf` has room for
     /// [`Message::encoded_len`] bytes.
     fn encode<B: BufMut + ?Sized>(&self, buf: &mut B) -> Result<(), EncodeError> {
-        self.validate()?;
-        self.encode_raw(buf);
+        if Self::NESTED_LENGTHS {
+            let mut lens = Lens::new();
+            self.measure_body(Limits::DEFAULT.max_depth, &mut lens)?;
+            self.write_body(buf, &mut lens);
+        } else {
+            self.validate()?;
+            self.encode_raw(buf);
+        }
         Ok(())
     }
 
     /// Validates and encodes into a new vector of exactly the right capacity:
-    /// one pass validates and measures, one writes.
+    /// one pass validates and measures (recording the lengths of nested
+    /// values), one writes.
     fn encode_to_vec(&self) -> Result<Vec<u8>, EncodeError> {
-        let len = self.checked_len_nested(Limits::DEFAULT.max_depth)?;
+        let mut lens = Lens::new();
+        let len = self.measure_body(Limits::DEFAULT.max_depth, &mut lens)?;
         let mut v = Vec::with_capacity(len);
-        self.encode_raw(&mut v);
+        self.write_body(&mut v, &mut lens);
         Ok(v)
     }
 

@@ -27,7 +27,7 @@ pub use crate::lazy::{
 pub use crate::message::{Enum, Message, TopLevel, View, Viewable};
 pub use crate::view::{LazyView, ListView, MapView};
 pub use crate::wire::{Class, DecodeError, EncodeError, PresenceWriter, Reader, varint, write};
-pub use crate::wire_type::{MaxLen, RangeValue, Wire, WireView, deeper};
+pub use crate::wire_type::{Lens, MaxLen, RangeValue, Wire, WireView, deeper};
 
 /// The nesting limit encoders enforce: the default decoding limit (§7).
 pub const MAX_DEPTH: u32 = crate::wire::Limits::DEFAULT.max_depth;
@@ -181,6 +181,46 @@ macro_rules! __wire_message {
                 )?;
                 $crate::__private::Ok($crate::__private::write::delimited_len(n))
             }
+            #[inline]
+            fn measure_field(
+                &self,
+                depth_left: u32,
+                lens: &mut $crate::__private::Lens,
+            ) -> $crate::__private::Result<usize, $crate::__private::EncodeError> {
+                $crate::__private::Wire::measure_elem(self, depth_left, lens)
+            }
+            #[inline]
+            fn measure_elem(
+                &self,
+                depth_left: u32,
+                lens: &mut $crate::__private::Lens,
+            ) -> $crate::__private::Result<usize, $crate::__private::EncodeError> {
+                let d = $crate::__private::deeper(depth_left)?;
+                let slot = lens.reserve();
+                let n = $crate::__private::Message::measure_body(self, d, lens)?;
+                lens.set(slot, n);
+                $crate::__private::Ok($crate::__private::write::delimited_len(n))
+            }
+            #[inline]
+            fn write_field<B: $crate::__private::BufMut + ?Sized>(
+                &self,
+                buf: &mut B,
+                lens: &mut $crate::__private::Lens,
+            ) {
+                $crate::__private::Wire::write_elem(self, buf, lens)
+            }
+            #[inline]
+            fn write_elem<B: $crate::__private::BufMut + ?Sized>(
+                &self,
+                buf: &mut B,
+                lens: &mut $crate::__private::Lens,
+            ) {
+                let n = lens
+                    .take()
+                    .unwrap_or_else(|| $crate::__private::Message::encoded_len(self));
+                $crate::__private::varint::put(buf, n as u64);
+                $crate::__private::Message::write_body(self, buf, lens);
+            }
         }
         impl $crate::__private::Viewable for $t {
             type View<'a> = $view<'a>;
@@ -290,6 +330,50 @@ macro_rules! __wire_union {
                     self,
                     $crate::__private::deeper(depth_left)?,
                 )
+            }
+            #[inline]
+            fn measure_field(
+                &self,
+                depth_left: u32,
+                lens: &mut $crate::__private::Lens,
+            ) -> $crate::__private::Result<usize, $crate::__private::EncodeError> {
+                let d = $crate::__private::deeper(depth_left)?;
+                let slot = lens.reserve();
+                let n = $crate::__private::Message::measure_body(self, d, lens)?;
+                lens.set(slot, n);
+                $crate::__private::Ok($crate::__private::write::delimited_len(n))
+            }
+            #[inline]
+            fn measure_elem(
+                &self,
+                depth_left: u32,
+                lens: &mut $crate::__private::Lens,
+            ) -> $crate::__private::Result<usize, $crate::__private::EncodeError> {
+                $crate::__private::Message::measure_body(
+                    self,
+                    $crate::__private::deeper(depth_left)?,
+                    lens,
+                )
+            }
+            #[inline]
+            fn write_field<B: $crate::__private::BufMut + ?Sized>(
+                &self,
+                buf: &mut B,
+                lens: &mut $crate::__private::Lens,
+            ) {
+                let n = lens
+                    .take()
+                    .unwrap_or_else(|| $crate::__private::Message::encoded_len(self));
+                $crate::__private::varint::put(buf, n as u64);
+                $crate::__private::Message::write_body(self, buf, lens);
+            }
+            #[inline]
+            fn write_elem<B: $crate::__private::BufMut + ?Sized>(
+                &self,
+                buf: &mut B,
+                lens: &mut $crate::__private::Lens,
+            ) {
+                $crate::__private::Message::write_body(self, buf, lens);
             }
         }
         impl $crate::__private::Viewable for $t {

@@ -67,6 +67,36 @@ pub trait Wire: Sized {
         self.validate_elem(depth_left)?;
         Ok(self.elem_len())
     }
+    /// [`Wire::checked_field_len`], recording the lengths of nested
+    /// length-delimited values in `lens` for [`Wire::write_field`].
+    #[doc(hidden)]
+    #[inline(always)]
+    fn measure_field(&self, depth_left: u32, lens: &mut Lens) -> Result<usize, EncodeError> {
+        let _ = lens;
+        self.checked_field_len(depth_left)
+    }
+    /// [`Wire::checked_elem_len`], recording nested lengths.
+    #[doc(hidden)]
+    #[inline(always)]
+    fn measure_elem(&self, depth_left: u32, lens: &mut Lens) -> Result<usize, EncodeError> {
+        let _ = lens;
+        self.checked_elem_len(depth_left)
+    }
+    /// [`Wire::encode_field`], taking nested lengths from `lens` instead of
+    /// measuring them again.
+    #[doc(hidden)]
+    #[inline(always)]
+    fn write_field<B: BufMut + ?Sized>(&self, buf: &mut B, lens: &mut Lens) {
+        let _ = lens;
+        self.encode_field(buf);
+    }
+    /// [`Wire::encode_elem`], taking nested lengths from `lens`.
+    #[doc(hidden)]
+    #[inline(always)]
+    fn write_elem<B: BufMut + ?Sized>(&self, buf: &mut B, lens: &mut Lens) {
+        let _ = lens;
+        self.encode_elem(buf);
+    }
 
     /// Writes the elements of a list (overridden by `u8` to copy the slice).
     #[doc(hidden)]
@@ -87,6 +117,74 @@ pub trait Wire: Sized {
             out.push(Self::decode_elem(r)?);
         }
         Ok(out)
+    }
+}
+
+/// The lengths of nested values measured by the length pass of
+/// `encode_to_vec`, in the order the write pass needs them (each
+/// length-delimited value's length comes before those of the values inside
+/// it), so that nothing is measured twice. The first lengths live inline;
+/// deeper or longer structures spill to the heap.
+#[doc(hidden)]
+#[derive(Debug, Default)]
+pub struct Lens {
+    inline: [usize; LENS_INLINE],
+    len: usize,
+    spill: Vec<usize>,
+    read: usize,
+}
+
+const LENS_INLINE: usize = 24;
+
+impl Lens {
+    /// No lengths: a write pass given it measures as it goes.
+    #[inline]
+    pub fn new() -> Self {
+        Lens {
+            inline: [0; LENS_INLINE],
+            len: 0,
+            spill: Vec::new(),
+            read: 0,
+        }
+    }
+
+    /// Takes the next slot, to be [`Lens::set`] once the value is measured.
+    #[inline]
+    pub fn reserve(&mut self) -> usize {
+        let i = self.len;
+        self.len += 1;
+        if i >= LENS_INLINE {
+            self.spill.push(0);
+        }
+        i
+    }
+
+    /// Records the length of slot `i`.
+    #[inline]
+    pub fn set(&mut self, i: usize, n: usize) {
+        match self.inline.get_mut(i) {
+            Some(slot) => *slot = n,
+            None => {
+                if let Some(slot) = self.spill.get_mut(i - LENS_INLINE) {
+                    *slot = n;
+                }
+            }
+        }
+    }
+
+    /// The next recorded length, or `None` when none was recorded (the
+    /// writer then measures).
+    #[inline]
+    pub fn take(&mut self) -> Option<usize> {
+        if self.read >= self.len {
+            return None;
+        }
+        let i = self.read;
+        self.read += 1;
+        match self.inline.get(i) {
+            Some(n) => Some(*n),
+            None => self.spill.get(i - LENS_INLINE).copied(),
+        }
     }
 }
 
@@ -645,6 +743,39 @@ impl<T: Wire> Wire for Vec<T> {
         self.iter().try_for_each(|v| v.validate_elem(d))
     }
     #[inline]
+    fn measure_field(&self, depth_left: u32, lens: &mut Lens) -> Result<usize, EncodeError> {
+        self.measure_elem(depth_left, lens)
+    }
+    #[inline]
+    fn measure_elem(&self, depth_left: u32, lens: &mut Lens) -> Result<usize, EncodeError> {
+        if T::ELEM_WIDTH.is_some() {
+            return self.checked_elem_len(depth_left);
+        }
+        let d = deeper(depth_left)?;
+        let slot = lens.reserve();
+        let mut n = 0;
+        for v in self {
+            n += v.measure_elem(d, lens)?;
+        }
+        lens.set(slot, n);
+        Ok(write::delimited_len(n))
+    }
+    #[inline]
+    fn write_field<B: BufMut + ?Sized>(&self, buf: &mut B, lens: &mut Lens) {
+        self.write_elem(buf, lens);
+    }
+    #[inline]
+    fn write_elem<B: BufMut + ?Sized>(&self, buf: &mut B, lens: &mut Lens) {
+        if T::ELEM_WIDTH.is_some() {
+            return self.encode_elem(buf);
+        }
+        let n = lens.take().unwrap_or_else(|| list_content_len(self));
+        varint::put(buf, n as u64);
+        for v in self {
+            v.write_elem(buf, lens);
+        }
+    }
+    #[inline]
     fn checked_field_len(&self, depth_left: u32) -> Result<usize, EncodeError> {
         self.checked_elem_len(depth_left)
     }
@@ -746,6 +877,36 @@ impl<T: Wire> Wire for Option<T> {
             None => Ok(1),
         }
     }
+    #[inline]
+    fn measure_field(&self, depth_left: u32, lens: &mut Lens) -> Result<usize, EncodeError> {
+        match self {
+            Some(v) => v.measure_field(depth_left, lens),
+            None => Ok(0),
+        }
+    }
+    #[inline]
+    fn measure_elem(&self, depth_left: u32, lens: &mut Lens) -> Result<usize, EncodeError> {
+        match self {
+            Some(v) => Ok(1 + v.measure_elem(deeper(depth_left)?, lens)?),
+            None => Ok(1),
+        }
+    }
+    #[inline]
+    fn write_field<B: BufMut + ?Sized>(&self, buf: &mut B, lens: &mut Lens) {
+        if let Some(v) = self {
+            v.write_field(buf, lens);
+        }
+    }
+    #[inline]
+    fn write_elem<B: BufMut + ?Sized>(&self, buf: &mut B, lens: &mut Lens) {
+        match self {
+            None => buf.put_u8(0),
+            Some(v) => {
+                buf.put_u8(1);
+                v.write_elem(buf, lens);
+            }
+        }
+    }
 }
 
 impl<'a, T: WireView<'a>> WireView<'a> for Option<T> {
@@ -811,6 +972,22 @@ impl<T: Wire> Wire for Box<T> {
     #[inline]
     fn checked_elem_len(&self, depth_left: u32) -> Result<usize, EncodeError> {
         (**self).checked_elem_len(depth_left)
+    }
+    #[inline]
+    fn measure_field(&self, depth_left: u32, lens: &mut Lens) -> Result<usize, EncodeError> {
+        (**self).measure_field(depth_left, lens)
+    }
+    #[inline]
+    fn measure_elem(&self, depth_left: u32, lens: &mut Lens) -> Result<usize, EncodeError> {
+        (**self).measure_elem(depth_left, lens)
+    }
+    #[inline]
+    fn write_field<B: BufMut + ?Sized>(&self, buf: &mut B, lens: &mut Lens) {
+        (**self).write_field(buf, lens);
+    }
+    #[inline]
+    fn write_elem<B: BufMut + ?Sized>(&self, buf: &mut B, lens: &mut Lens) {
+        (**self).write_elem(buf, lens);
     }
 }
 
@@ -892,6 +1069,32 @@ impl<K: Wire + Ord, V: Wire> Wire for BTreeMap<K, V> {
             n += k.elem_len() + v.checked_elem_len(d)?;
         }
         Ok(write::delimited_len(n))
+    }
+    #[inline]
+    fn measure_field(&self, depth_left: u32, lens: &mut Lens) -> Result<usize, EncodeError> {
+        self.measure_elem(depth_left, lens)
+    }
+    fn measure_elem(&self, depth_left: u32, lens: &mut Lens) -> Result<usize, EncodeError> {
+        let d = deeper(depth_left)?;
+        let slot = lens.reserve();
+        let mut n = 0;
+        for (k, v) in self {
+            n += k.elem_len() + v.measure_elem(d, lens)?;
+        }
+        lens.set(slot, n);
+        Ok(write::delimited_len(n))
+    }
+    #[inline]
+    fn write_field<B: BufMut + ?Sized>(&self, buf: &mut B, lens: &mut Lens) {
+        self.write_elem(buf, lens);
+    }
+    fn write_elem<B: BufMut + ?Sized>(&self, buf: &mut B, lens: &mut Lens) {
+        let n = lens.take().unwrap_or_else(|| map_content_len(self.iter()));
+        varint::put(buf, n as u64);
+        for (k, v) in self {
+            k.encode_elem(buf);
+            v.write_elem(buf, lens);
+        }
     }
 }
 
@@ -1050,5 +1253,26 @@ impl<'a, T: WireView<'a> + Default, const N: usize> WireView<'a> for [T; N] {
             *slot = T::from_view(&e);
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod lens_tests {
+    use super::*;
+
+    #[test]
+    fn lens_keeps_lengths_in_reservation_order_past_the_inline_slots() {
+        let mut lens = Lens::new();
+        assert_eq!(lens.take(), None, "nothing recorded: the writer measures");
+        let slots: Vec<usize> = (0..LENS_INLINE + 10).map(|_| lens.reserve()).collect();
+        // Set in reverse, as a length pass does (a parent's length is known
+        // after its children's).
+        for &i in slots.iter().rev() {
+            lens.set(i, i * 7);
+        }
+        for &i in &slots {
+            assert_eq!(lens.take(), Some(i * 7));
+        }
+        assert_eq!(lens.take(), None);
     }
 }

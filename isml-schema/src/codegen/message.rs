@@ -147,6 +147,7 @@ impl Gen<'_> {
         let vis = self.vis();
         let full = def.full_name();
         let full_lit = lit_str(&full);
+        let nested_lengths = members.iter().any(|m| self.nested_lengths(&m.field.ty));
         let bitmap_bytes = Literal::usize_unsuffixed(
             members
                 .iter()
@@ -163,6 +164,8 @@ impl Gen<'_> {
         let mut encode_stmts = Vec::new();
         let mut validate_stmts = Vec::new();
         let mut checked_len_stmts = Vec::new();
+        let mut measure_stmts = Vec::new();
+        let mut write_stmts = Vec::new();
         let mut decode_arms = Vec::new();
         // Straight-line decoding for the usual case: every tag within 32 (the
         // presence fits one word) and no field this version does not know.
@@ -233,6 +236,18 @@ impl Gen<'_> {
                 if !#p::Wire::is_default(&self.#fid) {
                     __p.set(#tag, <#ty as #p::Wire>::CLASS);
                     __n += #p::Wire::checked_field_len(&self.#fid, __depth)?;
+                }
+            });
+            measure_stmts.push(quote! {
+                #(#enc_checks)*
+                if !#p::Wire::is_default(&self.#fid) {
+                    __p.set(#tag, <#ty as #p::Wire>::CLASS);
+                    __n += #p::Wire::measure_field(&self.#fid, __depth, __lens)?;
+                }
+            });
+            write_stmts.push(quote! {
+                if !#p::Wire::is_default(&self.#fid) {
+                    #p::Wire::write_field(&self.#fid, __buf, __lens);
                 }
             });
             if self.needs_validation(&f.ty) {
@@ -340,6 +355,7 @@ impl Gen<'_> {
             #auto
             impl #p::Message for #n {
                 const NAME: &'static str = #full_lit;
+                const NESTED_LENGTHS: bool = #nested_lengths;
 
                 #[inline]
                 fn encoded_len(&self) -> usize {
@@ -366,6 +382,28 @@ impl Gen<'_> {
                     let mut __n = 0usize;
                     #(#checked_len_stmts)*
                     #p::Ok(__p.encoded_len() + __n)
+                }
+
+                #[inline]
+                #[allow(unused_variables)]
+                fn measure_body(
+                    &self,
+                    __depth: u32,
+                    __lens: &mut #p::Lens,
+                ) -> #p::Result<usize, #p::EncodeError> {
+                    let mut __p = #p::PresenceWriter::<#bitmap_bytes>::new();
+                    let mut __n = 0usize;
+                    #(#measure_stmts)*
+                    #p::Ok(__p.encoded_len() + __n)
+                }
+
+                #[inline]
+                #[allow(unused_variables)]
+                fn write_body<B: #p::BufMut + ?Sized>(&self, __buf: &mut B, __lens: &mut #p::Lens) {
+                    let mut __p = #p::PresenceWriter::<#bitmap_bytes>::new();
+                    #(#presence_stmts)*
+                    __p.encode(__buf);
+                    #(#write_stmts)*
                 }
 
                 #[inline]

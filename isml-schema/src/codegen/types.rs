@@ -16,6 +16,48 @@ impl Gen<'_> {
         format_ident!("{}", self.names.types[&id].1)
     }
 
+    /// Whether a value of `ty` is length-delimited with a length that takes
+    /// a walk to compute: a list of varints or of delimited values, a map, a
+    /// message or union.
+    fn walked_length(&self, ty: &Type) -> bool {
+        match ty {
+            Type::Optional(t) => self.walked_length(t),
+            Type::List(t) => !matches!(
+                **t,
+                Type::Bool | Type::U8 | Type::I8 | Type::F32 | Type::F64
+            ),
+            Type::Map(..) => true,
+            Type::Named(id) => match self.derive {
+                Some(_) => true,
+                None => !matches!(self.def(*id).kind, TypeDefKind::Enum(_)),
+            },
+            _ => false,
+        }
+    }
+
+    /// Whether encoding a field of type `ty` without a length pass would
+    /// compute some nested length more than once: a walked length inside
+    /// another (a list or map of messages or of lists, a message holding
+    /// such values). Then `encode` measures first and records the lengths.
+    pub(super) fn nested_lengths(&self, ty: &Type) -> bool {
+        match ty {
+            Type::Optional(t) => self.nested_lengths(t),
+            Type::List(t) | Type::Array(t, _) => self.walked_length(t),
+            Type::Map(_, v) => self.walked_length(v),
+            Type::Named(id) => match (self.derive, &self.def(*id).kind) {
+                (Some(_), _) => true,
+                (None, TypeDefKind::Message(m)) => {
+                    m.fields.iter().any(|f| self.walked_length(&f.ty))
+                }
+                (None, TypeDefKind::Union(u)) => {
+                    u.variants.iter().any(|v| self.walked_length(&v.ty))
+                }
+                (None, TypeDefKind::Enum(_)) => false,
+            },
+            _ => false,
+        }
+    }
+
     pub(super) fn lazy_ident(&self, id: TypeId) -> proc_macro2::Ident {
         format_ident!("{}", self.names.lazy[&id])
     }

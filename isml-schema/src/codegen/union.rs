@@ -52,6 +52,8 @@ impl Gen<'_> {
         let mut enc_arms = Vec::new();
         let mut val_arms = Vec::new();
         let mut checked_arms = Vec::new();
+        let mut measure_arms = Vec::new();
+        let mut write_arms = Vec::new();
         let mut dec_arms = Vec::new();
         let mut view_arms = Vec::new();
         let mut owned_arms = Vec::new();
@@ -84,6 +86,17 @@ impl Gen<'_> {
                     #p::Wire::encode_field(v, __buf);
                 }
             });
+            measure_arms.push(quote! {
+                #n::#vi(v) => #p::Ok(
+                    #p::write::union_key_len(#tag) + #p::Wire::measure_field(v, __depth, __lens)?
+                ),
+            });
+            write_arms.push(quote! {
+                #n::#vi(v) => {
+                    #p::write::union_key(__buf, #tag, <#ty as #p::Wire>::CLASS);
+                    #p::Wire::write_field(v, __buf, __lens);
+                }
+            });
             if self.needs_validation(&var.ty) {
                 val_arms.push(quote! { #n::#vi(v) => #p::Wire::validate_field(v, __depth), });
             }
@@ -98,6 +111,7 @@ impl Gen<'_> {
                 #v::#vi(x) => #n::#vi(<#ty as #p::WireView<'a>>::from_view(x)),
             });
         }
+        let nested_lengths = members.iter().any(|m| self.nested_lengths(&m.field.ty));
         let fields: Vec<&FieldDef> = as_fields.iter().collect();
         let TypeItems {
             inherent: inherent_items,
@@ -200,6 +214,7 @@ impl Gen<'_> {
             #auto
             impl #p::Message for #n {
                 const NAME: &'static str = #full_lit;
+                const NESTED_LENGTHS: bool = #nested_lengths;
 
                 #[inline]
                 fn encoded_len(&self) -> usize {
@@ -228,6 +243,30 @@ impl Gen<'_> {
                     match self {
                         #(#checked_arms)*
                         #n::#unk { tag, bytes, .. } => #p::Ok(#p::varint::len(*tag << 2) + bytes.len()),
+                    }
+                }
+
+                #[inline]
+                #[allow(unused_variables)]
+                fn measure_body(
+                    &self,
+                    __depth: u32,
+                    __lens: &mut #p::Lens,
+                ) -> #p::Result<usize, #p::EncodeError> {
+                    match self {
+                        #(#measure_arms)*
+                        #n::#unk { tag, bytes, .. } => #p::Ok(#p::varint::len(*tag << 2) + bytes.len()),
+                    }
+                }
+
+                #[allow(unused_variables)]
+                fn write_body<B: #p::BufMut + ?Sized>(&self, __buf: &mut B, __lens: &mut #p::Lens) {
+                    match self {
+                        #(#write_arms)*
+                        #n::#unk { tag, class, bytes } => {
+                            #p::varint::put(__buf, (*tag << 2) | *class as u64);
+                            __buf.put_slice(bytes);
+                        }
                     }
                 }
 
