@@ -132,7 +132,9 @@ impl<'a> LazyBody<'a> {
             return Ok(0);
         }
         let (from, mut pos) = match self.cursor.get() {
-            (t, pos) if t <= tag => (t, pos),
+            // Reading in tag order: the last read ended at this field.
+            (t, pos) if t == tag => return Ok(((pos as u64) << 2) | class),
+            (t, pos) if t < tag => (t, pos),
             _ => (1, self.values.position()),
         };
         // Skip the values of the present tags in `from..tag`.
