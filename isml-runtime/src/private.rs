@@ -27,7 +27,7 @@ pub use crate::lazy::{
 pub use crate::message::{Enum, Message, TopLevel, View, Viewable};
 pub use crate::view::{LazyView, ListView, MapView};
 pub use crate::wire::{Class, DecodeError, EncodeError, PresenceWriter, Reader, varint, write};
-pub use crate::wire_type::{Lens, MaxLen, RangeValue, Wire, WireView, deeper};
+pub use crate::wire_type::{ElemForm, Lens, MaxLen, RangeValue, Wire, WireView, deeper};
 
 /// The nesting limit encoders enforce: the default decoding limit (§7).
 pub const MAX_DEPTH: u32 = crate::wire::Limits::DEFAULT.max_depth;
@@ -108,6 +108,7 @@ macro_rules! __wire_message {
     ($t:ident, $view:ident) => {
         impl $crate::__private::Wire for $t {
             const CLASS: $crate::__private::Class = $crate::__private::Class::Delimited;
+            const ELEM_FORM: $crate::__private::ElemForm = $crate::__private::ElemForm::Delimited;
             #[inline]
             fn is_default(&self) -> bool {
                 false
@@ -408,6 +409,7 @@ macro_rules! __wire_enum {
     ($t:ident) => {
         impl $crate::__private::Wire for $t {
             const CLASS: $crate::__private::Class = $crate::__private::Class::Varint;
+            const ELEM_FORM: $crate::__private::ElemForm = $crate::__private::ElemForm::Varint;
             #[inline(always)]
             fn is_default(&self) -> bool {
                 $crate::__private::Enum::to_u32(*self) == 0

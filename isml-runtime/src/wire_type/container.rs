@@ -13,6 +13,7 @@ fn list_content_len<T: Wire>(items: &[T]) -> usize {
 
 impl<T: Wire> Wire for Vec<T> {
     const CLASS: Class = Class::Delimited;
+    const ELEM_FORM: ElemForm = ElemForm::Delimited;
     #[inline]
     fn is_default(&self) -> bool {
         self.is_empty()
@@ -248,6 +249,7 @@ impl<'a, T: WireView<'a>> WireView<'a> for Option<T> {
 
 impl<T: Wire> Wire for Box<T> {
     const CLASS: Class = T::CLASS;
+    const ELEM_FORM: ElemForm = T::ELEM_FORM;
     const ELEM_WIDTH: Option<usize> = T::ELEM_WIDTH;
     #[inline]
     fn is_default(&self) -> bool {
@@ -332,6 +334,7 @@ fn map_content_len<'k, K: Wire + 'k, V: Wire + 'k>(
 
 impl<K: Wire + Ord, V: Wire> Wire for BTreeMap<K, V> {
     const CLASS: Class = Class::Delimited;
+    const ELEM_FORM: ElemForm = ElemForm::Delimited;
     #[inline]
     fn is_default(&self) -> bool {
         self.is_empty()

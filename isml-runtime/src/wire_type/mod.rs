@@ -38,6 +38,10 @@ pub trait Wire: Sized {
     const CLASS: Class;
     /// Width of the element form when it is fixed (u8, i8, bool, f32, f64).
     const ELEM_WIDTH: Option<usize> = None;
+    /// How the element form is delimited, for sizing a list before
+    /// decoding it.
+    #[doc(hidden)]
+    const ELEM_FORM: ElemForm = ElemForm::Other;
     /// Whether every bit pattern of a fixed-width element is valid (not `bool`),
     /// so a list of them needs no validation pass.
     const ANY_BITS: bool = false;
@@ -121,18 +125,49 @@ pub trait Wire: Sized {
         }
     }
 
-    /// Reads list content until the region is consumed.
+    /// Reads list content until the region is consumed, into a vector
+    /// sized from the content first (no reallocation while it fills).
     #[doc(hidden)]
     fn decode_list(r: &mut Reader<'_>) -> Result<Vec<Self>, DecodeError> {
-        let mut out = match Self::ELEM_WIDTH {
-            Some(w) => Vec::with_capacity(r.remaining() / w),
-            None => Vec::new(),
+        let capacity = match (Self::ELEM_WIDTH, Self::ELEM_FORM) {
+            (Some(w), _) => r.remaining() / w,
+            // Every varint ends with the one byte below 0x80.
+            (None, ElemForm::Varint) => r.rest().iter().filter(|b| **b < 0x80).count(),
+            (None, ElemForm::Delimited) => count_delimited(*r),
+            (None, ElemForm::Other) => 0,
         };
+        let mut out = Vec::with_capacity(capacity);
         while !r.is_empty() {
             out.push(Self::decode_elem(r)?);
         }
         Ok(out)
     }
+}
+
+/// How a type's element form ends, for counting the elements of a list
+/// before decoding it.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ElemForm {
+    /// One varint.
+    Varint,
+    /// A length and that many bytes.
+    Delimited,
+    /// Anything else: not counted ahead.
+    Other,
+}
+
+/// The number of length-delimited elements in `r`'s region, by their
+/// lengths alone (a malformed length ends the count; decoding reports it).
+fn count_delimited(mut r: Reader<'_>) -> usize {
+    let mut n = 0;
+    while !r.is_empty() {
+        match r.len().and_then(|len| r.raw(len)) {
+            Ok(_) => n += 1,
+            Err(_) => break,
+        }
+    }
+    n
 }
 
 /// The lengths of nested values measured by the length pass of

@@ -139,6 +139,7 @@ macro_rules! varint_int {
     ($t:ty, $wide:ty, $read:ident, $len:path, $put:path) => {
         impl Wire for $t {
             const CLASS: Class = Class::Varint;
+            const ELEM_FORM: ElemForm = ElemForm::Varint;
             #[inline(always)]
             fn is_default(&self) -> bool {
                 *self == 0

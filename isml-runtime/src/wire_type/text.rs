@@ -4,6 +4,7 @@ use super::*;
 
 impl Wire for String {
     const CLASS: Class = Class::Delimited;
+    const ELEM_FORM: ElemForm = ElemForm::Delimited;
     #[inline]
     fn is_default(&self) -> bool {
         self.is_empty()
@@ -51,6 +52,7 @@ impl<'a> WireView<'a> for String {
 
 impl Wire for Bytes {
     const CLASS: Class = Class::Delimited;
+    const ELEM_FORM: ElemForm = ElemForm::Delimited;
     #[inline]
     fn is_default(&self) -> bool {
         self.is_empty()

@@ -431,3 +431,21 @@ fn one_dispatch_table_covers_the_compiled_set() {
     let any = b::AnyMessage::decode(2, Bytes::from(mine.encode_to_vec().unwrap())).unwrap();
     assert_eq!(any, b::AnyMessage::Ping(mine));
 }
+
+#[test]
+fn decoded_lists_are_sized_from_their_content() {
+    let m = Containers {
+        list_u32: vec![1, 300, 70_000, 5, u32::MAX],
+        list_str: vec!["a".into(), String::new(), "ccc".into()],
+        many: vec![Scalars::default(), Scalars::default()],
+        nested: vec![vec![1, 2], vec![], vec![3]],
+        ..Containers::default()
+    };
+    let back = Containers::decode_slice(&m.encode_to_vec().unwrap()).unwrap();
+    assert_eq!(back, m);
+    // Counted before decoding: no reallocation while filling, no slack.
+    assert_eq!(back.list_u32.capacity(), 5);
+    assert_eq!(back.list_str.capacity(), 3);
+    assert_eq!(back.many.capacity(), 2);
+    assert_eq!(back.nested.capacity(), 3);
+}
