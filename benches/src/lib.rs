@@ -1,4 +1,4 @@
-//! The same three messages as isml generated types and as prost types, with
+//! The same four messages as isml generated types and as prost types, with
 //! deterministic sample data, for the benchmarks in `benches/codec.rs` and the
 //! comparison table printed by `src/bin/compare.rs`.
 
@@ -7,9 +7,24 @@ pub mod bench {
     isml_runtime::include_schema!("bench");
 }
 
-/// prost types equivalent to `schemas/bench.isml` (u8 fields become uint32,
-/// signed fields sint32/sint64 so both sides use zigzag).
+/// prost types equivalent to `schemas/bench.isml` (u8 and u16 fields become
+/// uint32, signed fields sint32/sint64 so both sides use zigzag, the enum an
+/// enumeration).
 pub mod pb {
+    /// Mirrors `bench.SlotState`.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, prost::Enumeration)]
+    #[repr(i32)]
+    pub enum SlotState {
+        /// empty
+        Empty = 0,
+        /// charging
+        Charging = 1,
+        /// full
+        Full = 2,
+        /// fault
+        Fault = 3,
+    }
+
     /// Mirrors `bench.Telemetry`.
     #[derive(Clone, PartialEq, prost::Message)]
     pub struct Telemetry {
@@ -23,8 +38,8 @@ pub mod pb {
         #[prost(sint32, tag = "3")]
         pub current_ma: i32,
         /// temperature_c
-        #[prost(float, tag = "4")]
-        pub temperature_c: f32,
+        #[prost(sint32, tag = "4")]
+        pub temperature_c: i32,
         /// charging
         #[prost(bool, tag = "5")]
         pub charging: bool,
@@ -35,14 +50,40 @@ pub mod pb {
         #[prost(uint32, tag = "7")]
         pub soc_percent: u32,
         /// state
-        #[prost(uint32, tag = "8")]
-        pub state: u32,
+        #[prost(enumeration = "SlotState", tag = "8")]
+        pub state: i32,
         /// power_w
         #[prost(uint32, tag = "9")]
         pub power_w: u32,
         /// seq
         #[prost(uint32, tag = "10")]
         pub seq: u32,
+        /// fan_on
+        #[prost(bool, tag = "11")]
+        pub fan_on: bool,
+    }
+
+    /// Mirrors `bench.Config`.
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Config {
+        /// device
+        #[prost(string, tag = "1")]
+        pub device: String,
+        /// settings
+        #[prost(btree_map = "string, uint32", tag = "2")]
+        pub settings: std::collections::BTreeMap<String, u32>,
+        /// limit_ma
+        #[prost(uint32, optional, tag = "3")]
+        pub limit_ma: Option<u32>,
+        /// label
+        #[prost(string, optional, tag = "4")]
+        pub label: Option<String>,
+        /// offset
+        #[prost(sint32, optional, tag = "5")]
+        pub offset: Option<i32>,
+        /// enabled
+        #[prost(bool, optional, tag = "6")]
+        pub enabled: Option<bool>,
     }
 
     /// Mirrors `bench.LogRecord`.
@@ -128,15 +169,16 @@ pub fn telemetry(count: usize) -> Vec<bench::Telemetry> {
             let i32v = i as i32;
             bench::Telemetry {
                 slot: (i % 12) as u8,
-                voltage_mv: 48_000 + (i as u32 * 37) % 900,
-                current_ma: -1_500 + (i32v * 13) % 400,
-                temperature_c: 21.5 + (i % 10) as f32 * 0.5,
+                voltage_mv: 48_000 + (i as u16 * 37) % 900,
+                current_ma: -1_500 + ((i32v * 13) % 400) as i16,
+                temperature_c: -5 + (i % 40) as i8,
                 charging: i % 3 != 0,
                 energy_wh: 10_000 + i as u64 * 7,
                 soc_percent: (i % 101) as u8,
-                state: (i % 4) as u8,
+                state: bench::SlotState::from_u32((i % 4) as u32),
                 power_w: 2_400 + (i as u32 * 11) % 300,
                 seq: i as u32,
+                fan_on: i % 5 == 0,
             }
         })
         .collect()
@@ -188,19 +230,53 @@ pub fn stations(count: usize) -> Vec<bench::Station> {
         .collect()
 }
 
+/// `count` device configurations: 0 to 5 settings, optionals present or not.
+pub fn configs(count: usize) -> Vec<bench::Config> {
+    const KEYS: [&str; 5] = ["max_current", "fan_curve", "report_s", "retries", "vmin"];
+    (0..count)
+        .map(|i| bench::Config {
+            device: format!("dev-{:05}", i),
+            settings: KEYS
+                .iter()
+                .take(i % 6)
+                .enumerate()
+                .map(|(k, key)| (key.to_string(), (i * 31 + k * 977) as u32 % 5_000))
+                .collect(),
+            limit_ma: (i % 2 == 0).then_some(16_000 + (i as u32 % 17) * 250),
+            label: (i % 3 == 0).then(|| format!("bay {}", i % 40)),
+            offset: (i % 4 != 0).then_some((i as i32 % 21) - 10),
+            enabled: (i % 5 != 0).then_some(i % 2 == 0),
+        })
+        .collect()
+}
+
 impl From<&bench::Telemetry> for pb::Telemetry {
     fn from(t: &bench::Telemetry) -> Self {
         pb::Telemetry {
             slot: t.slot.into(),
-            voltage_mv: t.voltage_mv,
-            current_ma: t.current_ma,
-            temperature_c: t.temperature_c,
+            voltage_mv: t.voltage_mv.into(),
+            current_ma: t.current_ma.into(),
+            temperature_c: t.temperature_c.into(),
             charging: t.charging,
             energy_wh: t.energy_wh,
             soc_percent: t.soc_percent.into(),
-            state: t.state.into(),
+            state: t.state.to_u32() as i32,
             power_w: t.power_w,
             seq: t.seq,
+            fan_on: t.fan_on,
+        }
+    }
+}
+
+impl From<&bench::Config> for pb::Config {
+    fn from(c: &bench::Config) -> Self {
+        pb::Config {
+            device: c.device.clone(),
+            settings: c.settings.iter().map(|(k, v)| (k.clone(), *v)).collect(),
+            limit_ma: c.limit_ma,
+            label: c.label.clone(),
+            offset: c.offset,
+            enabled: c.enabled,
         }
     }
 }
@@ -246,10 +322,10 @@ impl From<&bench::Station> for pb::Station {
 
 use std::hint::black_box;
 
-use isml_runtime::{Message as _, Viewable};
+use isml_runtime::{Enum as _, Message as _, Viewable};
 use prost::Message as _;
 
-/// Which of the three messages a [`Workload`] holds.
+/// Which of the four messages a [`Workload`] holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     /// `bench.Telemetry`.
@@ -258,18 +334,26 @@ pub enum Kind {
     LogRecord,
     /// `bench.Station`.
     Station,
+    /// `bench.Config`.
+    Config,
 }
 
 impl Kind {
     /// All kinds, in table order.
-    pub const ALL: [Kind; 3] = [Kind::Telemetry, Kind::LogRecord, Kind::Station];
+    pub const ALL: [Kind; 4] = [
+        Kind::Telemetry,
+        Kind::LogRecord,
+        Kind::Station,
+        Kind::Config,
+    ];
 
     /// The name in tables.
     pub fn name(self) -> &'static str {
         match self {
-            Kind::Telemetry => "telemetry (small scalars)",
+            Kind::Telemetry => "telemetry (enum, narrow ints)",
             Kind::LogRecord => "log record (4 strings)",
             Kind::Station => "station (nested lists)",
+            Kind::Config => "config (map, optionals)",
         }
     }
 }
@@ -281,9 +365,11 @@ pub struct Workload {
     telemetry: Vec<bench::Telemetry>,
     logs: Vec<bench::LogRecord>,
     stations: Vec<bench::Station>,
+    configs: Vec<bench::Config>,
     pb_telemetry: Vec<pb::Telemetry>,
     pb_logs: Vec<pb::LogRecord>,
     pb_stations: Vec<pb::Station>,
+    pb_configs: Vec<pb::Config>,
     /// isml encodings, one per message.
     pub isml_bytes: Vec<Vec<u8>>,
     /// protobuf encodings, one per message.
@@ -298,9 +384,11 @@ impl Workload {
             telemetry: Vec::new(),
             logs: Vec::new(),
             stations: Vec::new(),
+            configs: Vec::new(),
             pb_telemetry: Vec::new(),
             pb_logs: Vec::new(),
             pb_stations: Vec::new(),
+            pb_configs: Vec::new(),
             isml_bytes: Vec::new(),
             pb_bytes: Vec::new(),
         };
@@ -334,6 +422,16 @@ impl Workload {
                     .map(|m| m.encode_to_vec().expect("valid"))
                     .collect();
                 w.pb_bytes = w.pb_stations.iter().map(|m| m.encode_to_vec()).collect();
+            }
+            Kind::Config => {
+                w.configs = configs(count);
+                w.pb_configs = w.configs.iter().map(Into::into).collect();
+                w.isml_bytes = w
+                    .configs
+                    .iter()
+                    .map(|m| m.encode_to_vec().expect("valid"))
+                    .collect();
+                w.pb_bytes = w.pb_configs.iter().map(|m| m.encode_to_vec()).collect();
             }
         }
         w
@@ -373,6 +471,46 @@ impl Workload {
             Kind::Telemetry => run!(&self.telemetry),
             Kind::LogRecord => run!(&self.logs),
             Kind::Station => run!(&self.stations),
+            Kind::Config => run!(&self.configs),
+        }
+        total
+    }
+
+    /// Encodes every message with isml into a new vector each (`encode_to_vec`,
+    /// what applications call).
+    pub fn isml_encode_to_vec(&self) -> usize {
+        let mut total = 0;
+        macro_rules! run {
+            ($v:expr) => {
+                for m in $v {
+                    total += black_box(m.encode_to_vec().expect("valid")).len();
+                }
+            };
+        }
+        match self.kind {
+            Kind::Telemetry => run!(&self.telemetry),
+            Kind::LogRecord => run!(&self.logs),
+            Kind::Station => run!(&self.stations),
+            Kind::Config => run!(&self.configs),
+        }
+        total
+    }
+
+    /// Encodes every message with prost into a new vector each (`encode_to_vec`).
+    pub fn pb_encode_to_vec(&self) -> usize {
+        let mut total = 0;
+        macro_rules! run {
+            ($v:expr) => {
+                for m in $v {
+                    total += black_box(m.encode_to_vec()).len();
+                }
+            };
+        }
+        match self.kind {
+            Kind::Telemetry => run!(&self.pb_telemetry),
+            Kind::LogRecord => run!(&self.pb_logs),
+            Kind::Station => run!(&self.pb_stations),
+            Kind::Config => run!(&self.pb_configs),
         }
         total
     }
@@ -393,11 +531,12 @@ impl Workload {
             Kind::Telemetry => run!(&self.pb_telemetry),
             Kind::LogRecord => run!(&self.pb_logs),
             Kind::Station => run!(&self.pb_stations),
+            Kind::Config => run!(&self.pb_configs),
         }
         total
     }
 
-    /// Decodes every isml encoding into owned messages.
+    /// Decodes every isml encoding into owned messages (`decode_slice`).
     pub fn isml_decode(&self) -> usize {
         let mut n = 0;
         for b in &self.isml_bytes {
@@ -410,6 +549,9 @@ impl Workload {
                     .len(),
                 Kind::Station => black_box(bench::Station::decode_slice(b).expect("valid"))
                     .slots
+                    .len(),
+                Kind::Config => black_box(bench::Config::decode_slice(b).expect("valid"))
+                    .settings
                     .len(),
             };
         }
@@ -430,9 +572,30 @@ impl Workload {
                 Kind::Station => black_box(pb::Station::decode(&b[..]).expect("valid"))
                     .slots
                     .len(),
+                Kind::Config => black_box(pb::Config::decode(&b[..]).expect("valid"))
+                    .settings
+                    .len(),
             };
         }
         n
+    }
+
+    /// Reads every field of every message through lazy views (each field
+    /// decoded when its accessor is called).
+    pub fn isml_lazy(&self) -> u64 {
+        let mut acc = 0u64;
+        for b in &self.isml_bytes {
+            acc = acc.wrapping_add(
+                match self.kind {
+                    Kind::Telemetry => lazy_telemetry(b),
+                    Kind::LogRecord => lazy_log(b),
+                    Kind::Station => lazy_station(b),
+                    Kind::Config => lazy_config(b),
+                }
+                .expect("valid"),
+            );
+        }
+        black_box(acc)
     }
 
     /// Reads every field of every message through zero-copy views.
@@ -445,13 +608,14 @@ impl Workload {
                     u64::from(v.slot())
                         + u64::from(v.voltage_mv())
                         + v.current_ma() as u64
-                        + u64::from(v.temperature_c().to_bits())
+                        + v.temperature_c() as u64
                         + u64::from(v.charging())
                         + v.energy_wh()
                         + u64::from(v.soc_percent())
-                        + u64::from(v.state())
+                        + u64::from(v.state().to_u32())
                         + u64::from(v.power_w())
                         + u64::from(v.seq())
+                        + u64::from(v.fan_on())
                 }
                 Kind::LogRecord => {
                     let v = bench::LogRecord::view(b).expect("valid");
@@ -481,8 +645,77 @@ impl Workload {
                     }
                     a
                 }
+                Kind::Config => {
+                    let v = bench::Config::view(b).expect("valid");
+                    let mut a = v.device().len() as u64;
+                    for (k, val) in v.settings().iter() {
+                        a += k.len() as u64 + u64::from(val);
+                    }
+                    a += u64::from(v.limit_ma().unwrap_or(0));
+                    a += v.label().map_or(0, str::len) as u64;
+                    a += v.offset().unwrap_or(0) as u64;
+                    a += u64::from(v.enabled().unwrap_or(false));
+                    a
+                }
             });
         }
         black_box(acc)
     }
+}
+
+fn lazy_telemetry(b: &[u8]) -> Result<u64, isml_runtime::wire::DecodeError> {
+    let v = bench::TelemetryLazy::new(b)?;
+    Ok(u64::from(v.slot()?)
+        + u64::from(v.voltage_mv()?)
+        + v.current_ma()? as u64
+        + v.temperature_c()? as u64
+        + u64::from(v.charging()?)
+        + v.energy_wh()?
+        + u64::from(v.soc_percent()?)
+        + u64::from(v.state()?.to_u32())
+        + u64::from(v.power_w()?)
+        + u64::from(v.seq()?)
+        + u64::from(v.fan_on()?))
+}
+
+fn lazy_log(b: &[u8]) -> Result<u64, isml_runtime::wire::DecodeError> {
+    let v = bench::LogRecordLazy::new(b)?;
+    Ok(u64::from(v.ts_s()?)
+        + u64::from(v.ts_ns()?)
+        + u64::from(v.level()?)
+        + u64::from(v.line()?)
+        + (v.host()?.len() + v.app()?.len() + v.module()?.len() + v.text()?.len()) as u64
+        + u64::from(v.pid()?)
+        + v.seq()?)
+}
+
+fn lazy_station(b: &[u8]) -> Result<u64, isml_runtime::wire::DecodeError> {
+    let v = bench::StationLazy::new(b)?;
+    let mut a = v.station_id()?.len() as u64;
+    for s in v.slots()? {
+        let s = s?;
+        a += u64::from(s.index()?) + u64::from(s.state()?) + u64::from(s.soc_percent()?);
+        for c in s.cells_mv()? {
+            a += u64::from(c);
+        }
+        a += u64::from(s.temperature_c()?.to_bits());
+    }
+    a += (v.firmware()?.len() as u64) + v.uptime_s()?;
+    for f in v.faults()? {
+        a += u64::from(f);
+    }
+    Ok(a)
+}
+
+fn lazy_config(b: &[u8]) -> Result<u64, isml_runtime::wire::DecodeError> {
+    let v = bench::ConfigLazy::new(b)?;
+    let mut a = v.device()?.len() as u64;
+    for (k, val) in v.settings()?.iter() {
+        a += k.len() as u64 + u64::from(val);
+    }
+    a += u64::from(v.limit_ma()?.unwrap_or(0));
+    a += v.label()?.map_or(0, str::len) as u64;
+    a += v.offset()?.unwrap_or(0) as u64;
+    a += u64::from(v.enabled()?.unwrap_or(false));
+    Ok(a)
 }

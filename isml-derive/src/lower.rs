@@ -342,6 +342,7 @@ pub(crate) fn lower(cx: &mut Ctxt, input: &DeriveInput, kind: Kind) -> Lowered {
         schema,
         options: DeriveOptions {
             view_ident: format_ident!("{}View", ident.unraw()),
+            lazy_ident: format_ident!("{}Lazy", ident.unraw()),
             ident: ident.clone(),
             vis,
             members: derive_members,

@@ -3,6 +3,8 @@
 //! - [`wire`]: the wire format v1 codec core, the `isml-wire` crate re-exported
 //!   (no I/O, no tokio, `no_std`).
 //! - [`Message`], [`View`], [`Enum`], [`TopLevel`]: what generated types implement.
+//! - [`lazy`]: lazy views, made in O(1) and decoded field by field; the
+//!   validated [`View`] is the other way to read without copying.
 //! - [`descriptor`]: reflection data generated for every schema type.
 //! - [`codec`]: tokio-util `Decoder`/`Encoder` framing for streams and serial lines
 //!   (feature `codec`).
@@ -79,6 +81,10 @@
 //! let view: StatusReportView<'_> = StatusReport::view(&bytes)?;
 //! assert_eq!(view.station_id(), "cab-7");
 //! assert_eq!(view.to_owned_message(), report);
+//! // And a lazy view: made in O(1), each accessor decodes its field.
+//! let lazy = StatusReportLazy::new(&bytes)?;
+//! assert_eq!(lazy.station_id()?, "cab-7");
+//! assert!(matches!(lazy.command()?, Some(CommandView::Start(3))));
 //! // Attributes are enforced.
 //! let hot = StatusReport { temperature_c: 90.0, ..report.clone() };
 //! assert!(hot.encode_to_vec().is_err());
@@ -119,7 +125,8 @@
 //!   struct (derive them, or write `Default` by hand for arrays longer than
 //!   32); decoding starts each field from its type's default, not from the
 //!   struct's `Default`. It implements [`Message`], [`Viewable`],
-//!   [`Reflect`], [`TopLevel`] (with an `id`) and declares `NameView<'a>`.
+//!   [`Reflect`], [`TopLevel`] (with an `id`), [`LazyViewable`] and declares
+//!   `NameView<'a>` and `NameLazy<'a>` (see [`lazy`]).
 //! - `Enum` needs a fieldless enum with explicit values (`Empty = 0`, which
 //!   Rust accepts next to the catch-all with a `#[repr(u32)]`) and an
 //!   `#[isml(unknown)] Unknown(u32)` variant, placed last or given an unused
@@ -165,6 +172,7 @@ pub mod descriptor;
 pub mod dispatch;
 #[cfg(feature = "runtime")]
 pub mod handshake;
+pub mod lazy;
 mod message;
 #[cfg(feature = "runtime")]
 pub mod server;
@@ -186,6 +194,7 @@ pub use isml_wire as wire;
 pub mod __private;
 
 pub use descriptor::{ExportError, Reflect, export_schema};
+pub use lazy::{LazyMessage, LazyViewable};
 pub use message::{Enum, Message, TopLevel, View, Viewable};
 #[cfg(feature = "runtime")]
 pub use {

@@ -5,6 +5,7 @@ use bytes::{BufMut, Bytes};
 
 use crate::descriptor::MessageDescriptor;
 use crate::wire::{DecodeError, EncodeError, Limits, Reader};
+use crate::wire_type::Lens;
 
 /// A message or union type: encodes to and decodes from the wire format.
 ///
@@ -17,6 +18,7 @@ use crate::wire::{DecodeError, EncodeError, Limits, Reader};
 /// # fn demo<M: Message>(m: &M) -> Result<(), Box<dyn std::error::Error>> {
 /// let bytes = m.encode_to_vec()?;
 /// assert_eq!(bytes.len(), m.encoded_len());
+/// assert_eq!(m.encode_to_bytes()?, bytes);
 /// let back = M::decode_slice(&bytes)?;
 /// assert!(back == *m);
 /// # Ok(()) }
@@ -25,11 +27,52 @@ pub trait Message: Sized + Default + Clone + PartialEq + core::fmt::Debug {
     /// The fully qualified schema name, e.g. `charging.v1.StatusReport`.
     const NAME: &'static str;
 
+    /// Whether the encoding holds nested length-delimited values whose
+    /// lengths take a walk to compute (lists of varints, maps, messages):
+    /// [`Message::encode`] then measures first, so that each length is
+    /// computed once. Generated code sets it.
+    #[doc(hidden)]
+    const NESTED_LENGTHS: bool = false;
+
     /// The exact number of bytes [`Message::encode`] writes.
     fn encoded_len(&self) -> usize;
 
-    /// Checks `max_len` and `range` attributes (and unencodable values) without writing.
+    /// Checks `max_len` and `range` attributes, unencodable values and the
+    /// nesting limit (wire format §7: the default [`Limits`]) without writing.
     fn validate(&self) -> Result<(), EncodeError>;
+
+    /// [`Message::validate`] for a body with `depth_left` levels of nesting
+    /// left (a nested message). Generated code implements both; the default
+    /// ignores the depth, for hand-written implementations.
+    #[doc(hidden)]
+    fn validate_nested(&self, depth_left: u32) -> Result<(), EncodeError> {
+        let _ = depth_left;
+        self.validate()
+    }
+
+    /// Validates a body with `depth_left` levels of nesting left and returns
+    /// its length, in one walk (generated code fuses the two; the default
+    /// runs [`Message::validate_nested`] then [`Message::encoded_len`]).
+    #[doc(hidden)]
+    fn checked_len_nested(&self, depth_left: u32) -> Result<usize, EncodeError> {
+        self.validate_nested(depth_left)?;
+        Ok(self.encoded_len())
+    }
+
+    /// [`Message::checked_len_nested`], recording the lengths of nested
+    /// length-delimited values for [`Message::write_body`].
+    #[doc(hidden)]
+    fn measure_body(&self, depth_left: u32, lens: &mut Lens) -> Result<usize, EncodeError> {
+        let _ = lens;
+        self.checked_len_nested(depth_left)
+    }
+
+    /// [`Message::encode_raw`], taking nested lengths from `lens`.
+    #[doc(hidden)]
+    fn write_body<B: BufMut + ?Sized>(&self, buf: &mut B, lens: &mut Lens) {
+        let _ = lens;
+        self.encode_raw(buf);
+    }
 
     /// Writes the encoding without validating: callers validate first.
     #[doc(hidden)]
@@ -43,17 +86,32 @@ pub trait Message: Sized + Default + Clone + PartialEq + core::fmt::Debug {
     /// validation fails; never allocates when `buf` has room for
     /// [`Message::encoded_len`] bytes.
     fn encode<B: BufMut + ?Sized>(&self, buf: &mut B) -> Result<(), EncodeError> {
-        self.validate()?;
-        self.encode_raw(buf);
+        if Self::NESTED_LENGTHS {
+            let mut lens = Lens::new();
+            self.measure_body(Limits::DEFAULT.max_depth, &mut lens)?;
+            self.write_body(buf, &mut lens);
+        } else {
+            self.validate()?;
+            self.encode_raw(buf);
+        }
         Ok(())
     }
 
-    /// Validates and encodes into a new vector of exactly the right capacity.
+    /// Validates and encodes into a new vector of exactly the right capacity:
+    /// one pass validates and measures (recording the lengths of nested
+    /// values), one writes.
     fn encode_to_vec(&self) -> Result<Vec<u8>, EncodeError> {
-        self.validate()?;
-        let mut v = Vec::with_capacity(self.encoded_len());
-        self.encode_raw(&mut v);
+        let mut lens = Lens::new();
+        let len = self.measure_body(Limits::DEFAULT.max_depth, &mut lens)?;
+        let mut v = Vec::with_capacity(len);
+        self.write_body(&mut v, &mut lens);
         Ok(v)
+    }
+
+    /// Validates and encodes into a new [`Bytes`] (for frames and queues
+    /// that hold payloads as `Bytes`).
+    fn encode_to_bytes(&self) -> Result<Bytes, EncodeError> {
+        self.encode_to_vec().map(Bytes::from)
     }
 
     /// Decodes from a byte slice (copies `bytes` fields).

@@ -20,10 +20,17 @@ pub use std::sync::OnceLock;
 pub use crate::descriptor::{
     EnumDescriptor, FieldDescriptor, MessageDescriptor, MessageKind, Reflect, TypeRef, fingerprint,
 };
+pub use crate::lazy::{
+    LazyBody, LazyList, LazyMessage, LazyViewable, list_field as lazy_list_field,
+    message_field as lazy_message_field,
+};
 pub use crate::message::{Enum, Message, TopLevel, View, Viewable};
 pub use crate::view::{LazyView, ListView, MapView};
 pub use crate::wire::{Class, DecodeError, EncodeError, PresenceWriter, Reader, varint, write};
-pub use crate::wire_type::{MaxLen, RangeValue, Wire, WireView};
+pub use crate::wire_type::{ElemForm, Lens, MaxLen, RangeValue, Wire, WireView, deeper};
+
+/// The nesting limit encoders enforce: the default decoding limit (§7).
+pub const MAX_DEPTH: u32 = crate::wire::Limits::DEFAULT.max_depth;
 
 /// Checks a `max_len` attribute on encode.
 #[inline]
@@ -76,6 +83,11 @@ pub fn check_max_len_decode<T: MaxLen + ?Sized>(v: &T, max: u64) -> Result<(), D
     Ok(())
 }
 
+#[cold]
+fn range_error(value: String, min: i128, max: i128) -> DecodeError {
+    DecodeError::Range(Box::new(crate::wire::OutOfRange { value, min, max }))
+}
+
 /// Checks a `range` attribute on decode.
 #[inline]
 pub fn check_range_decode<T: RangeValue + ?Sized>(
@@ -84,11 +96,7 @@ pub fn check_range_decode<T: RangeValue + ?Sized>(
     max: i128,
 ) -> Result<(), DecodeError> {
     if !v.in_range(min, max) {
-        return Err(DecodeError::Range {
-            value: v.describe(),
-            min,
-            max,
-        });
+        return Err(range_error(v.describe(), min, max));
     }
     Ok(())
 }
@@ -100,6 +108,7 @@ macro_rules! __wire_message {
     ($t:ident, $view:ident) => {
         impl $crate::__private::Wire for $t {
             const CLASS: $crate::__private::Class = $crate::__private::Class::Delimited;
+            const ELEM_FORM: $crate::__private::ElemForm = $crate::__private::ElemForm::Delimited;
             #[inline]
             fn is_default(&self) -> bool {
                 false
@@ -139,8 +148,79 @@ macro_rules! __wire_message {
             ) -> $crate::__private::Result<Self, $crate::__private::DecodeError> {
                 <$t as $crate::__private::Wire>::decode_elem(r)
             }
-            fn validate(&self) -> $crate::__private::Result<(), $crate::__private::EncodeError> {
-                $crate::__private::Message::validate(self)
+            #[inline]
+            fn validate_field(
+                &self,
+                depth_left: u32,
+            ) -> $crate::__private::Result<(), $crate::__private::EncodeError> {
+                $crate::__private::Wire::validate_elem(self, depth_left)
+            }
+            fn validate_elem(
+                &self,
+                depth_left: u32,
+            ) -> $crate::__private::Result<(), $crate::__private::EncodeError> {
+                $crate::__private::Message::validate_nested(
+                    self,
+                    $crate::__private::deeper(depth_left)?,
+                )
+            }
+            #[inline]
+            fn checked_field_len(
+                &self,
+                depth_left: u32,
+            ) -> $crate::__private::Result<usize, $crate::__private::EncodeError> {
+                $crate::__private::Wire::checked_elem_len(self, depth_left)
+            }
+            #[inline]
+            fn checked_elem_len(
+                &self,
+                depth_left: u32,
+            ) -> $crate::__private::Result<usize, $crate::__private::EncodeError> {
+                let n = $crate::__private::Message::checked_len_nested(
+                    self,
+                    $crate::__private::deeper(depth_left)?,
+                )?;
+                $crate::__private::Ok($crate::__private::write::delimited_len(n))
+            }
+            #[inline]
+            fn measure_field(
+                &self,
+                depth_left: u32,
+                lens: &mut $crate::__private::Lens,
+            ) -> $crate::__private::Result<usize, $crate::__private::EncodeError> {
+                $crate::__private::Wire::measure_elem(self, depth_left, lens)
+            }
+            #[inline]
+            fn measure_elem(
+                &self,
+                depth_left: u32,
+                lens: &mut $crate::__private::Lens,
+            ) -> $crate::__private::Result<usize, $crate::__private::EncodeError> {
+                let d = $crate::__private::deeper(depth_left)?;
+                let slot = lens.reserve();
+                let n = $crate::__private::Message::measure_body(self, d, lens)?;
+                lens.set(slot, n);
+                $crate::__private::Ok($crate::__private::write::delimited_len(n))
+            }
+            #[inline]
+            fn write_field<B: $crate::__private::BufMut + ?Sized>(
+                &self,
+                buf: &mut B,
+                lens: &mut $crate::__private::Lens,
+            ) {
+                $crate::__private::Wire::write_elem(self, buf, lens)
+            }
+            #[inline]
+            fn write_elem<B: $crate::__private::BufMut + ?Sized>(
+                &self,
+                buf: &mut B,
+                lens: &mut $crate::__private::Lens,
+            ) {
+                let n = lens
+                    .take()
+                    .unwrap_or_else(|| $crate::__private::Message::encoded_len(self));
+                $crate::__private::varint::put(buf, n as u64);
+                $crate::__private::Message::write_body(self, buf, lens);
             }
         }
         impl $crate::__private::Viewable for $t {
@@ -215,8 +295,86 @@ macro_rules! __wire_union {
                 let mut c = r.delimited()?;
                 <$t as $crate::__private::Message>::decode_reader(&mut c)
             }
-            fn validate(&self) -> $crate::__private::Result<(), $crate::__private::EncodeError> {
-                $crate::__private::Message::validate(self)
+            #[inline]
+            fn validate_field(
+                &self,
+                depth_left: u32,
+            ) -> $crate::__private::Result<(), $crate::__private::EncodeError> {
+                $crate::__private::Wire::validate_elem(self, depth_left)
+            }
+            fn validate_elem(
+                &self,
+                depth_left: u32,
+            ) -> $crate::__private::Result<(), $crate::__private::EncodeError> {
+                $crate::__private::Message::validate_nested(
+                    self,
+                    $crate::__private::deeper(depth_left)?,
+                )
+            }
+            #[inline]
+            fn checked_field_len(
+                &self,
+                depth_left: u32,
+            ) -> $crate::__private::Result<usize, $crate::__private::EncodeError> {
+                let n = $crate::__private::Message::checked_len_nested(
+                    self,
+                    $crate::__private::deeper(depth_left)?,
+                )?;
+                $crate::__private::Ok($crate::__private::write::delimited_len(n))
+            }
+            #[inline]
+            fn checked_elem_len(
+                &self,
+                depth_left: u32,
+            ) -> $crate::__private::Result<usize, $crate::__private::EncodeError> {
+                $crate::__private::Message::checked_len_nested(
+                    self,
+                    $crate::__private::deeper(depth_left)?,
+                )
+            }
+            #[inline]
+            fn measure_field(
+                &self,
+                depth_left: u32,
+                lens: &mut $crate::__private::Lens,
+            ) -> $crate::__private::Result<usize, $crate::__private::EncodeError> {
+                let d = $crate::__private::deeper(depth_left)?;
+                let slot = lens.reserve();
+                let n = $crate::__private::Message::measure_body(self, d, lens)?;
+                lens.set(slot, n);
+                $crate::__private::Ok($crate::__private::write::delimited_len(n))
+            }
+            #[inline]
+            fn measure_elem(
+                &self,
+                depth_left: u32,
+                lens: &mut $crate::__private::Lens,
+            ) -> $crate::__private::Result<usize, $crate::__private::EncodeError> {
+                $crate::__private::Message::measure_body(
+                    self,
+                    $crate::__private::deeper(depth_left)?,
+                    lens,
+                )
+            }
+            #[inline]
+            fn write_field<B: $crate::__private::BufMut + ?Sized>(
+                &self,
+                buf: &mut B,
+                lens: &mut $crate::__private::Lens,
+            ) {
+                let n = lens
+                    .take()
+                    .unwrap_or_else(|| $crate::__private::Message::encoded_len(self));
+                $crate::__private::varint::put(buf, n as u64);
+                $crate::__private::Message::write_body(self, buf, lens);
+            }
+            #[inline]
+            fn write_elem<B: $crate::__private::BufMut + ?Sized>(
+                &self,
+                buf: &mut B,
+                lens: &mut $crate::__private::Lens,
+            ) {
+                $crate::__private::Message::write_body(self, buf, lens);
             }
         }
         impl $crate::__private::Viewable for $t {
@@ -251,33 +409,34 @@ macro_rules! __wire_enum {
     ($t:ident) => {
         impl $crate::__private::Wire for $t {
             const CLASS: $crate::__private::Class = $crate::__private::Class::Varint;
-            #[inline]
+            const ELEM_FORM: $crate::__private::ElemForm = $crate::__private::ElemForm::Varint;
+            #[inline(always)]
             fn is_default(&self) -> bool {
                 $crate::__private::Enum::to_u32(*self) == 0
             }
-            #[inline]
+            #[inline(always)]
             fn elem_len(&self) -> usize {
                 $crate::__private::varint::len($crate::__private::Enum::to_u32(*self) as u64)
             }
-            #[inline]
+            #[inline(always)]
             fn encode_elem<B: $crate::__private::BufMut + ?Sized>(&self, buf: &mut B) {
                 $crate::__private::varint::put(buf, $crate::__private::Enum::to_u32(*self) as u64);
             }
-            #[inline]
+            #[inline(always)]
             fn decode_elem(
                 r: &mut $crate::__private::Reader<'_>,
             ) -> $crate::__private::Result<Self, $crate::__private::DecodeError> {
                 r.u32().map(<$t as $crate::__private::Enum>::from_u32)
             }
-            #[inline]
+            #[inline(always)]
             fn field_len(&self) -> usize {
                 $crate::__private::Wire::elem_len(self)
             }
-            #[inline]
+            #[inline(always)]
             fn encode_field<B: $crate::__private::BufMut + ?Sized>(&self, buf: &mut B) {
                 $crate::__private::Wire::encode_elem(self, buf)
             }
-            #[inline]
+            #[inline(always)]
             fn decode_field(
                 r: &mut $crate::__private::Reader<'_>,
             ) -> $crate::__private::Result<Self, $crate::__private::DecodeError> {
@@ -286,13 +445,13 @@ macro_rules! __wire_enum {
         }
         impl<'a> $crate::__private::WireView<'a> for $t {
             type View = $t;
-            #[inline]
+            #[inline(always)]
             fn view_elem(
                 r: &mut $crate::__private::Reader<'a>,
             ) -> $crate::__private::Result<$t, $crate::__private::DecodeError> {
                 <$t as $crate::__private::Wire>::decode_elem(r)
             }
-            #[inline]
+            #[inline(always)]
             fn view_field(
                 r: &mut $crate::__private::Reader<'a>,
             ) -> $crate::__private::Result<$t, $crate::__private::DecodeError> {

@@ -131,6 +131,18 @@ pub struct Presence {
     highest: u32,
 }
 
+impl Default for Presence {
+    /// No field present (the presence field `00`).
+    fn default() -> Self {
+        Presence {
+            first: 0,
+            rest: None,
+            word: 0,
+            highest: 0,
+        }
+    }
+}
+
 impl Presence {
     /// Reads a presence field from the start of `src` (`at` is its offset);
     /// returns it and its length.

@@ -159,16 +159,10 @@ pub enum DecodeError {
         /// The limit.
         max: u64,
     },
-    /// A number outside its `range`.
+    /// A number outside its `range` (boxed: it is rare and large, and
+    /// keeping it inline would make every `Result` of the decoder larger).
     #[cfg(feature = "alloc")]
-    Range {
-        /// The value, formatted.
-        value: String,
-        /// Lower bound.
-        min: i128,
-        /// Upper bound.
-        max: i128,
-    },
+    Range(Box<OutOfRange>),
     /// A serial frame that failed its CRC or COBS decoding.
     CorruptFrame {
         /// What failed.
@@ -186,14 +180,31 @@ pub enum DecodeError {
     },
     /// An error inside a field of a message (or variant of a union).
     #[cfg(feature = "alloc")]
-    InField {
-        /// The message or union type name.
-        message: &'static str,
-        /// The field or variant name.
-        field: &'static str,
-        /// What went wrong.
-        source: Box<DecodeError>,
-    },
+    InField(Box<FieldError>),
+}
+
+/// The value and bounds of a [`DecodeError::Range`].
+#[cfg(feature = "alloc")]
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutOfRange {
+    /// The value, formatted.
+    pub value: String,
+    /// Lower bound.
+    pub min: i128,
+    /// Upper bound.
+    pub max: i128,
+}
+
+/// A [`DecodeError`] and the field it occurred in ([`DecodeError::InField`]).
+#[cfg(feature = "alloc")]
+#[derive(Debug, Clone, PartialEq)]
+pub struct FieldError {
+    /// The message or union type name.
+    pub message: &'static str,
+    /// The field or variant name.
+    pub field: &'static str,
+    /// What went wrong.
+    pub source: DecodeError,
 }
 
 impl DecodeError {
@@ -204,11 +215,11 @@ impl DecodeError {
     pub fn in_field(self, message: &'static str, field: &'static str) -> Self {
         #[cfg(feature = "alloc")]
         {
-            DecodeError::InField {
+            DecodeError::InField(Box::new(FieldError {
                 message,
                 field,
-                source: Box::new(self),
-            }
+                source: self,
+            }))
         }
         #[cfg(not(feature = "alloc"))]
         {
@@ -221,7 +232,7 @@ impl DecodeError {
     pub fn root(&self) -> &DecodeError {
         match self {
             #[cfg(feature = "alloc")]
-            DecodeError::InField { source, .. } => source.root(),
+            DecodeError::InField(f) => f.source.root(),
             other => other,
         }
     }
@@ -267,6 +278,12 @@ pub enum EncodeError {
         len: usize,
         /// The configured maximum.
         max: usize,
+    },
+    /// A value nested deeper than decoders accept (wire format §7): every
+    /// receiver would reject its encoding, so it is refused before writing.
+    DepthExceeded {
+        /// The nesting limit.
+        max: u32,
     },
     /// A value that cannot be represented: an unknown union variant or enum with no bytes.
     Unrepresentable {
@@ -350,9 +367,11 @@ impl fmt::Display for DecodeError {
             ),
             DecodeError::MaxLen { len, max } => write!(f, "length {len} exceeds max_len {max}"),
             #[cfg(feature = "alloc")]
-            DecodeError::Range { value, min, max } => {
-                write!(f, "value {value} is outside range {min}..={max}")
-            }
+            DecodeError::Range(r) => write!(
+                f,
+                "value {} is outside range {}..={}",
+                r.value, r.min, r.max
+            ),
             DecodeError::CorruptFrame { reason } => write!(f, "corrupt serial frame: {reason}"),
             DecodeError::UnknownMessageType { type_id } => {
                 write!(f, "unknown message type id {type_id}")
@@ -361,11 +380,7 @@ impl fmt::Display for DecodeError {
                 write!(f, "frame kind {kind} does not carry a message")
             }
             #[cfg(feature = "alloc")]
-            DecodeError::InField {
-                message,
-                field,
-                source,
-            } => write!(f, "in `{message}.{field}`: {source}"),
+            DecodeError::InField(e) => write!(f, "in `{}.{}`: {}", e.message, e.field, e.source),
         }
     }
 }
@@ -394,6 +409,10 @@ impl fmt::Display for EncodeError {
             EncodeError::FrameTooLarge { len, max } => {
                 write!(f, "frame of {len} bytes exceeds the maximum of {max} bytes")
             }
+            EncodeError::DepthExceeded { max } => write!(
+                f,
+                "value nests deeper than {max} levels, which decoders reject (wire format §7)"
+            ),
             EncodeError::Unrepresentable { message, reason } => write!(f, "`{message}`: {reason}"),
         }
     }
@@ -403,10 +422,27 @@ impl core::error::Error for DecodeError {
     fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
         match self {
             #[cfg(feature = "alloc")]
-            DecodeError::InField { source, .. } => Some(&**source),
+            DecodeError::InField(e) => Some(&e.source),
             _ => None,
         }
     }
 }
 
 impl core::error::Error for EncodeError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Decoders return `Result<T, DecodeError>` from every read: a small
+    /// error keeps the error-free path cheap. The large, rare variants
+    /// (`Range`, 56 bytes of payload, and `InField`, 40) are boxed; what
+    /// remains is an offset, at most three more words and the tag (it was 64
+    /// bytes before). `Ok(u64)` shares the layout.
+    #[test]
+    fn decode_error_stays_small() {
+        assert_eq!(core::mem::size_of::<DecodeError>(), 40);
+        assert_eq!(core::mem::size_of::<Result<u64, DecodeError>>(), 40);
+        assert_eq!(core::mem::size_of::<Result<(), DecodeError>>(), 40);
+    }
+}

@@ -53,6 +53,8 @@ pub use class::{Class, MAX_PRESENCE_LEN, MAX_TAG, Presence, PresenceWriter};
 pub use crc32c::Crc32c;
 pub use error::{DecodeError, EncodeError};
 #[cfg(feature = "alloc")]
+pub use error::{FieldError, OutOfRange};
+#[cfg(feature = "alloc")]
 pub use fragment::{Assembled, FragmentError, Fragmenter, Reassembler};
 #[cfg(feature = "alloc")]
 pub use frame::{Frame, StreamDecoder};

@@ -65,6 +65,17 @@ impl<'a> Reader<'a> {
         r
     }
 
+    /// This reader moved to the absolute offset `pos` (an earlier
+    /// [`Reader::position`] of it or of a reader it was copied from), with
+    /// the same end and nesting budget. Offsets past the end are clamped.
+    #[inline(always)]
+    pub fn at(&self, pos: usize) -> Reader<'a> {
+        Reader {
+            pos: pos.min(self.end),
+            ..*self
+        }
+    }
+
     /// The absolute offset of the next byte.
     #[inline]
     pub fn position(&self) -> usize {

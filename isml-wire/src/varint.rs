@@ -16,8 +16,20 @@ pub const fn len(value: u64) -> usize {
 }
 
 /// Writes `uvarint(value)`.
+#[inline(always)]
+pub fn put<B: BufMut + ?Sized>(buf: &mut B, value: u64) {
+    if value < 0x80 {
+        buf.put_u8(value as u8);
+    } else if value < 0x4000 {
+        // Two bytes in one write: one capacity check instead of two.
+        buf.put_u16_le((value as u16 & 0x7f) | 0x80 | ((value as u16 >> 7) << 8));
+    } else {
+        put_long(buf, value);
+    }
+}
+
 #[inline]
-pub fn put<B: BufMut + ?Sized>(buf: &mut B, mut value: u64) {
+fn put_long<B: BufMut + ?Sized>(buf: &mut B, mut value: u64) {
     while value >= 0x80 {
         buf.put_u8((value as u8) | 0x80);
         value >>= 7;
@@ -52,8 +64,32 @@ pub fn get(src: &[u8], at: usize) -> Result<(u64, usize), DecodeError> {
     }
 }
 
+/// Four bytes and more: a word at a time when eight bytes are there (a
+/// 32-bit value takes five), a byte at a time otherwise.
 #[inline]
 fn get_long(src: &[u8], at: usize) -> Result<(u64, usize), DecodeError> {
+    if let Some(word) = src.first_chunk::<8>() {
+        let w = u64::from_le_bytes(*word);
+        // The first byte without the continuation bit ends the varint.
+        let stops = !w & 0x8080_8080_8080_8080;
+        if stops != 0 {
+            let n = (stops.trailing_zeros() / 8) as usize + 1;
+            let last = word[n - 1];
+            if last == 0 {
+                return Err(DecodeError::NonCanonicalVarint { at });
+            }
+            let mut value = 0u64;
+            for (i, b) in word[..n].iter().enumerate() {
+                value |= u64::from(b & 0x7f) << (7 * i);
+            }
+            return Ok((value, n));
+        }
+    }
+    get_slow(src, at)
+}
+
+#[cold]
+fn get_slow(src: &[u8], at: usize) -> Result<(u64, usize), DecodeError> {
     let mut value: u64 = 0;
     for (i, &b) in src.iter().enumerate().take(MAX_VARINT_LEN) {
         if i == MAX_VARINT_LEN - 1 && b > 1 {
@@ -108,6 +144,34 @@ mod tests {
         }
         assert_eq!(len(u64::MAX), 10);
         assert_eq!(len(0), 1);
+    }
+
+    #[test]
+    fn reads_the_same_with_bytes_after_the_varint() {
+        // With eight or more bytes available, long varints take the
+        // word-at-a-time path: it must agree with the byte path.
+        for shift in 0..64 {
+            for v in [1u64 << shift, (1u64 << shift) - 1, (1u64 << shift) + 1] {
+                let mut out = Vec::new();
+                put(&mut out, v);
+                let n = out.len();
+                for pad in [0x00u8, 0x7f, 0x80, 0xff] {
+                    let mut padded = out.clone();
+                    padded.extend_from_slice(&[pad; 9]);
+                    assert_eq!(get(&padded, 3), Ok((v, n)), "value {v} pad {pad:#x}");
+                }
+            }
+        }
+        // Non-canonical long forms, with and without room for a word.
+        for len in 4..=10 {
+            let mut bytes = vec![0x80u8; len - 1];
+            bytes.push(0);
+            let mut padded = bytes.clone();
+            padded.extend_from_slice(&[1; 8]);
+            for b in [&bytes, &padded] {
+                assert_eq!(get(b, 2), Err(DecodeError::NonCanonicalVarint { at: 2 }));
+            }
+        }
     }
 
     #[test]

@@ -63,7 +63,7 @@ pub fn error_name(e: &DecodeError) -> &'static str {
         DecodeError::ContentLength { .. } => "content_length",
         DecodeError::RaggedList { .. } => "ragged_list",
         DecodeError::MaxLen { .. } => "max_len",
-        DecodeError::Range { .. } => "range",
+        DecodeError::Range(_) => "range",
         DecodeError::CorruptFrame { .. } => "corrupt_frame",
         DecodeError::UnknownVariant { .. } => "(unlisted) unknown_variant",
         DecodeError::UnknownMessageType { .. } => "(unlisted) unknown_message_type",

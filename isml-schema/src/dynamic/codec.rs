@@ -38,6 +38,16 @@ fn put_presence(out: &mut Vec<u8>, classes: &[(u32, Class)]) {
     p.encode(out);
 }
 
+/// One nesting level below `depth` (levels left), or the error a decoder
+/// would give for the encoding (wire format §7).
+fn deeper(depth: u32) -> Result<u32, EncodeError> {
+    depth.checked_sub(1).ok_or_else(|| {
+        EncodeError::new(format!(
+            "value nests deeper than {DEFAULT_MAX_DEPTH} levels, which decoders reject (wire format §7)"
+        ))
+    })
+}
+
 /// A reader over `buf` that allows `max_depth` levels of nesting.
 fn reader(buf: &[u8], max_depth: u32) -> Reader<'_> {
     Reader::with_limits(
@@ -129,7 +139,8 @@ pub(crate) fn encode_top(v: &Value<'_>) -> Result<Vec<u8>, EncodeError> {
         Value::Message(m) => encode_message(m),
         Value::Union(u) => {
             let mut out = Vec::new();
-            encode_union(u, &mut out).map_err(|e| e.within(u.desc.full_name()))?;
+            encode_union(u, &mut out, DEFAULT_MAX_DEPTH)
+                .map_err(|e| e.within(u.desc.full_name()))?;
             Ok(out)
         }
         other => Err(EncodeError::new(format!(
@@ -141,7 +152,7 @@ pub(crate) fn encode_top(v: &Value<'_>) -> Result<Vec<u8>, EncodeError> {
 
 pub(crate) fn encode_message(m: &DynamicMessage<'_>) -> Result<Vec<u8>, EncodeError> {
     let mut out = Vec::new();
-    encode_body(m, &mut out).map_err(|e| e.within(m.desc.full_name()))?;
+    encode_body(m, &mut out, DEFAULT_MAX_DEPTH).map_err(|e| e.within(m.desc.full_name()))?;
     Ok(out)
 }
 
@@ -202,7 +213,8 @@ fn scalar_text(v: &Value<'_>) -> String {
     }
 }
 
-fn encode_body(m: &DynamicMessage<'_>, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+/// Writes a message body with `depth` levels of nesting left (§7).
+fn encode_body(m: &DynamicMessage<'_>, out: &mut Vec<u8>, depth: u32) -> Result<(), EncodeError> {
     let schema = m.desc.schema;
     let fields = m.desc.fields();
     if fields.len() != m.fields.len() {
@@ -225,13 +237,14 @@ fn encode_body(m: &DynamicMessage<'_>, out: &mut Vec<u8>) -> Result<(), EncodeEr
     put_presence(out, &classes);
     for (f, v) in fields.iter().zip(&m.fields) {
         if !is_default(v) {
-            encode_field(schema, v, &f.ty, out).map_err(|e| e.within(format!(".{}", f.name)))?;
+            encode_field(schema, v, &f.ty, out, depth)
+                .map_err(|e| e.within(format!(".{}", f.name)))?;
         }
     }
     Ok(())
 }
 
-fn encode_union(u: &DynamicUnion<'_>, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+fn encode_union(u: &DynamicUnion<'_>, out: &mut Vec<u8>, depth: u32) -> Result<(), EncodeError> {
     let schema = u.desc.schema;
     match &u.variant {
         UnionValue::Known { tag, value } => {
@@ -247,7 +260,7 @@ fn encode_union(u: &DynamicUnion<'_>, out: &mut Vec<u8>) -> Result<(), EncodeErr
                 .ok_or_else(|| EncodeError::new(format!("no variant with tag {tag}")))?;
             let class = class_of(schema, &var.ty);
             put_uvarint(out, (u64::from(*tag) << 2) | class as u64);
-            encode_field(schema, value, &var.ty, out)
+            encode_field(schema, value, &var.ty, out, depth)
                 .map_err(|e| e.within(format!(".{}", var.name)))
         }
         UnionValue::Unknown { tag, class, bytes } => {
@@ -310,44 +323,50 @@ fn named_kind(schema: &Schema, id: TypeId) -> &TypeDefKind {
     &schema.types[id.index()].kind
 }
 
-/// The field form (§5.1): a message field or union variant.
+/// The field form (§5.1): a message field or union variant, with `depth`
+/// levels of nesting left; a level is spent where a decoder spends one.
 fn encode_field(
     schema: &Schema,
     v: &Value<'_>,
     ty: &Type,
     out: &mut Vec<u8>,
+    depth: u32,
 ) -> Result<(), EncodeError> {
     match (ty, v) {
         (Type::Bool, Value::Bool(b)) => out.push(u8::from(*b)),
         (Type::U8, Value::U8(x)) => put_uvarint(out, (*x).into()),
         (Type::I8, Value::I8(x)) => put_svarint(out, (*x).into()),
         (Type::F64, Value::F64(x)) => {
+            deeper(depth)?;
             out.push(8);
             out.extend_from_slice(&x.to_le_bytes());
         }
-        (Type::Optional(t), Value::Optional(Some(inner))) => encode_field(schema, inner, t, out)?,
+        (Type::Optional(t), Value::Optional(Some(inner))) => {
+            encode_field(schema, inner, t, out, depth)?;
+        }
         (Type::Optional(_), Value::Optional(None)) => {}
         (Type::Array(..), Value::Array(_)) => {
             let mut content = Vec::new();
-            encode_elem(schema, v, ty, &mut content)?;
+            encode_elem(schema, v, ty, &mut content, deeper(depth)?)?;
             put_delimited(out, &content);
         }
         (Type::Named(id), Value::Union(u)) if u.desc.id == *id => {
             let mut content = Vec::new();
-            encode_union(u, &mut content)?;
+            encode_union(u, &mut content, deeper(depth)?)?;
             put_delimited(out, &content);
         }
-        _ => encode_elem(schema, v, ty, out)?,
+        _ => encode_elem(schema, v, ty, out, depth)?,
     }
     Ok(())
 }
 
-/// The element form (§5.3).
+/// The element form (§5.3), with `depth` levels of nesting left.
 pub(crate) fn encode_elem(
     schema: &Schema,
     v: &Value<'_>,
     ty: &Type,
     out: &mut Vec<u8>,
+    depth: u32,
 ) -> Result<(), EncodeError> {
     match (ty, v) {
         (Type::Bool, Value::Bool(b)) => out.push(u8::from(*b)),
@@ -367,13 +386,14 @@ pub(crate) fn encode_elem(
             None => out.push(0),
             Some(inner) => {
                 out.push(1);
-                encode_elem(schema, inner, t, out)?;
+                encode_elem(schema, inner, t, out, deeper(depth)?)?;
             }
         },
         (Type::List(t), Value::List(items)) => {
+            let d = deeper(depth)?;
             let mut content = Vec::new();
             for (i, item) in items.iter().enumerate() {
-                encode_elem(schema, item, t, &mut content)
+                encode_elem(schema, item, t, &mut content, d)
                     .map_err(|e| e.within(format!("[{i}]")))?;
             }
             put_delimited(out, &content);
@@ -386,15 +406,17 @@ pub(crate) fn encode_elem(
                     ty.display(schema)
                 )));
             }
+            let d = deeper(depth)?;
             for (i, item) in items.iter().enumerate() {
-                encode_elem(schema, item, t, out).map_err(|e| e.within(format!("[{i}]")))?;
+                encode_elem(schema, item, t, out, d).map_err(|e| e.within(format!("[{i}]")))?;
             }
         }
         (Type::Map(kt, vt), Value::Map(entries)) => {
+            let d = deeper(depth)?;
             let mut content = Vec::new();
             for (k, val) in entries {
                 encode_key(schema, k, kt, &mut content)?;
-                encode_elem(schema, val, vt, &mut content)
+                encode_elem(schema, val, vt, &mut content, d)
                     .map_err(|e| e.within(format!("[{k}]")))?;
             }
             put_delimited(out, &content);
@@ -403,10 +425,12 @@ pub(crate) fn encode_elem(
             (TypeDefKind::Enum(_), Value::Enum(x)) => put_uvarint(out, (*x).into()),
             (TypeDefKind::Message(_), Value::Message(m)) if m.desc.id == *id => {
                 let mut content = Vec::new();
-                encode_body(m, &mut content)?;
+                encode_body(m, &mut content, deeper(depth)?)?;
                 put_delimited(out, &content);
             }
-            (TypeDefKind::Union(_), Value::Union(u)) if u.desc.id == *id => encode_union(u, out)?,
+            (TypeDefKind::Union(_), Value::Union(u)) if u.desc.id == *id => {
+                encode_union(u, out, deeper(depth)?)?;
+            }
             _ => return Err(mismatch(schema, v, ty)),
         },
         _ => return Err(mismatch(schema, v, ty)),
@@ -423,7 +447,8 @@ fn encode_key(
     let v = key_value(k, ty).ok_or_else(|| {
         EncodeError::new(format!("map key {k} is not a `{}`", ty.display(schema)))
     })?;
-    encode_elem(schema, &v, ty, out)
+    // Map keys are scalars: they nest nothing.
+    encode_elem(schema, &v, ty, out, DEFAULT_MAX_DEPTH)
 }
 
 /// The value of map key `k` as type `ty`, if it fits.

@@ -1092,7 +1092,7 @@ impl From<isml_wire::DecodeError> for DecodeError {
                 DecodeErrorKind::RaggedList,
                 format!("list of {len} bytes is not a whole number of {width}-byte elements"),
             ),
-            W::InField { source, .. } => return DecodeError::from(*source),
+            W::InField(f) => return DecodeError::from(f.source),
             e @ W::MaxLen { .. } => (0, DecodeErrorKind::MaxLen, e.to_string()),
             e @ W::Range { .. } => (0, DecodeErrorKind::Range, e.to_string()),
             // Frame-level failures: the dynamic codec reads payloads only.
@@ -1202,7 +1202,7 @@ pub fn encode_element(
     ty: &Type,
 ) -> Result<Vec<u8>, EncodeError> {
     let mut out = Vec::new();
-    codec::encode_elem(schema, value, ty, &mut out)?;
+    codec::encode_elem(schema, value, ty, &mut out, DEFAULT_MAX_DEPTH)?;
     Ok(out)
 }
 

@@ -579,3 +579,49 @@ fn wire_vectors_of_the_value_group_hold_for_the_dynamic_codec() {
     }
     assert_eq!(checked, 150, "every value vector was checked");
 }
+
+/// The dynamic encoder refuses nesting the decoders refuse (wire format §7),
+/// at the same level as generated code: a `Node` with 32 nodes below it
+/// encodes, one with 33 does not.
+#[test]
+fn dynamic_encoder_enforces_the_nesting_limit() {
+    use isml_codegen_tests::alltypes::Node;
+    let schema = alltypes_schema();
+    let factory = MessageFactory::new(schema);
+    let chain = |n: usize| {
+        let mut node = factory.new_message("Node").unwrap();
+        node.set("value", 1i32).unwrap();
+        for _ in 0..n {
+            let mut outer = factory.new_message("Node").unwrap();
+            outer.set("value", 1i32).unwrap();
+            outer
+                .set(
+                    "left",
+                    Value::Optional(Some(Box::new(Value::Message(node)))),
+                )
+                .unwrap();
+            node = outer;
+        }
+        node
+    };
+    let generated = |n: usize| {
+        let mut node = Node {
+            value: 1,
+            ..Node::default()
+        };
+        for _ in 0..n {
+            node = Node {
+                value: 1,
+                left: Some(Box::new(node)),
+                ..Node::default()
+            };
+        }
+        node
+    };
+    let ok = chain(32).encode().expect("32 levels encode");
+    assert_eq!(ok, generated(32).encode_to_vec().unwrap());
+    assert!(dynamic::decode(chain(32).descriptor(), &ok).is_ok());
+    let err = chain(33).encode().unwrap_err();
+    assert!(err.reason().contains("deeper than 32 levels"), "{err}");
+    assert!(generated(33).encode_to_vec().is_err());
+}

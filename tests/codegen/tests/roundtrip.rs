@@ -17,6 +17,15 @@ use proptest::prelude::*;
 fn check_round_trip<M: Viewable>(value: &M) -> Vec<u8> {
     let bytes = value.encode_to_vec().expect("valid value encodes");
     assert_eq!(bytes.len(), value.encoded_len(), "encoded_len is exact");
+    // The fused validate-and-measure pass of encode_to_vec agrees with both.
+    assert_eq!(value.checked_len_nested(32), Ok(bytes.len()));
+    assert_eq!(value.validate(), Ok(()));
+    assert_eq!(value.encode_to_bytes().unwrap(), bytes);
+    // `encode` measures nested lengths as it writes; `encode_to_vec` takes
+    // them from its length pass: the same bytes.
+    let mut written = Vec::new();
+    value.encode(&mut written).unwrap();
+    assert_eq!(written, bytes, "encode and encode_to_vec agree");
     let decoded = M::decode_slice(&bytes).expect("decodes");
     assert_eq!(&decoded, value);
     let shared = M::decode(Bytes::from(bytes.clone())).expect("decodes from Bytes");

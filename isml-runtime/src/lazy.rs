@@ -1,0 +1,326 @@
+//! Lazy views: the first of the two ways to read a message without copying.
+//!
+//! A lazy view (`NameLazy<'a>`, generated for every message) is made in
+//! O(1): it reads the presence field and keeps the rest of the buffer. Each
+//! accessor decodes its field when it is called and returns a `Result`, as
+//! Cap'n Proto's readers do: nothing is validated that is not read, and a
+//! malformed field is an error of that accessor only. Nested messages are
+//! lazy views themselves, and a list of messages is a [`LazyList`] whose
+//! iterator reads each element once, as it goes. Other field types (strings,
+//! lists of scalars, maps, unions) are read and validated when their
+//! accessor is called, into the same types the validated view returns.
+//!
+//! The second way is the validated view (`NameView<'a>`, [`View`]): it checks
+//! the whole message when it is made, so that its accessors are infallible
+//! (planus's model). Choose it when every field will be read anyway and a
+//! single error point is worth a full pass; choose a lazy view to read a few
+//! fields of a large message, or to read every field exactly once.
+//!
+//! A derived type's lazy view returns lazy views for fields of its own type
+//! (recursion); fields of other types are read through their validated view,
+//! since a derive macro cannot see whether another type is a message.
+//!
+//! Accessors read fields in any order; reading them in tag order costs one
+//! pass over the message (the view remembers where the last field it found
+//! starts), reading backwards restarts from the first value.
+//!
+//! [`View`]: crate::View
+
+use core::cell::Cell;
+use core::fmt;
+use core::marker::PhantomData;
+
+use crate::wire::{Class, DecodeError, Limits, Reader};
+
+/// The body of a message read lazily: its presence field and its values,
+/// located on demand.
+#[derive(Clone)]
+pub struct LazyBody<'a> {
+    /// Positioned at the first value; its end is the body's end.
+    values: Reader<'a>,
+    /// Where the body (its presence field) starts.
+    start: usize,
+    /// The classes of tags 1-32.
+    bits: u64,
+    /// Whether tags above 32 are present (then `bits` is not used and the
+    /// presence field is read again on each lookup).
+    long: bool,
+    /// A tag and the offset of its value (or of the next present tag's):
+    /// where the last lookup or read ended, so that reads in tag order do
+    /// not start over and skip nothing.
+    cursor: Cell<(u32, usize)>,
+}
+
+impl fmt::Debug for LazyBody<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LazyBody")
+            .field("start", &self.start)
+            .field("end", &(self.values.position() + self.values.remaining()))
+            .finish()
+    }
+}
+
+impl Default for LazyBody<'_> {
+    /// The body of a message with every field at its default.
+    fn default() -> Self {
+        LazyBody {
+            values: Reader::empty(),
+            start: 0,
+            bits: 0,
+            long: false,
+            cursor: Cell::new((1, 0)),
+        }
+    }
+}
+
+impl<'a> LazyBody<'a> {
+    /// Reads the presence field that opens the body in `r` (the whole region
+    /// of `r` is the body).
+    #[inline]
+    pub fn read(mut r: Reader<'a>) -> Result<LazyBody<'a>, DecodeError> {
+        let start = r.position();
+        let presence = r.presence()?;
+        let (bits, long) = match presence.only_known(u64::MAX) {
+            Some(bits) => (bits, false),
+            None => (0, true),
+        };
+        Ok(LazyBody {
+            values: r,
+            start,
+            bits,
+            long,
+            cursor: Cell::new((1, r.position())),
+        })
+    }
+
+    /// A lazy body over a frame payload, with the default [`Limits`].
+    #[inline]
+    pub fn new(buf: &'a [u8]) -> Result<LazyBody<'a>, DecodeError> {
+        LazyBody::read(Reader::with_limits(buf, &Limits::DEFAULT))
+    }
+
+    /// The whole body (presence field included), for a full decode.
+    #[inline]
+    pub fn reader(&self) -> Reader<'a> {
+        self.values.at(self.start)
+    }
+
+    /// Finds the value of field `tag`: its class and a reader positioned at
+    /// it, or `None` when the field is absent (its default applies).
+    #[inline]
+    pub fn locate(&self, tag: u32) -> Result<Option<(Class, Reader<'a>)>, DecodeError> {
+        Ok(match self.find(tag)? {
+            0 => None,
+            found => Some(self.value(found)),
+        })
+    }
+
+    /// Finds the value of field `tag` and returns it packed in one word (so
+    /// that the common path stays in registers): its offset times 4 plus its
+    /// class, or 0 when the field is absent. [`LazyBody::value`] unpacks it.
+    #[inline(always)]
+    pub fn find(&self, tag: u32) -> Result<u64, DecodeError> {
+        if self.long {
+            return self.find_long(tag);
+        }
+        if tag == 0 || tag > 32 {
+            return Ok(0);
+        }
+        let shift = 2 * (tag - 1);
+        let class = (self.bits >> shift) & 3;
+        if class == 0 {
+            return Ok(0);
+        }
+        let (from, mut pos) = match self.cursor.get() {
+            // Reading in tag order: the last read ended at this field.
+            (t, pos) if t == tag => return Ok(((pos as u64) << 2) | class),
+            (t, pos) if t < tag => (t, pos),
+            _ => (1, self.values.position()),
+        };
+        // Skip the values of the present tags in `from..tag`.
+        let below = (1u64 << shift) - 1;
+        let rest = self.bits & below & !((1u64 << (2 * (from - 1))) - 1);
+        if rest != 0 {
+            pos = self.skip_to(pos, rest)?;
+            self.cursor.set((tag, pos));
+        }
+        Ok(((pos as u64) << 2) | class)
+    }
+
+    /// Skips the values of the tags whose classes are in `rest`, from `pos`.
+    #[inline(never)]
+    fn skip_to(&self, pos: usize, mut rest: u64) -> Result<usize, DecodeError> {
+        let mut r = self.values.at(pos);
+        while rest != 0 {
+            let group = rest.trailing_zeros() / 2;
+            r.skip(Class::from_bits((rest >> (2 * group)) as u8))?;
+            rest &= !(3u64 << (2 * group));
+        }
+        Ok(r.position())
+    }
+
+    /// The class of a value [`LazyBody::find`] found, and a reader at it.
+    #[inline(always)]
+    pub fn value(&self, found: u64) -> (Class, Reader<'a>) {
+        (
+            Class::from_bits((found & 3) as u8),
+            self.values.at((found >> 2) as usize),
+        )
+    }
+
+    /// Records that the value of field `tag` ends at `pos` (where the reader
+    /// [`LazyBody::locate`] gave ended after reading it), so that the next
+    /// lookup of a later field starts there instead of skipping it again.
+    #[inline]
+    pub fn advance(&self, tag: u32, pos: usize) {
+        self.cursor.set((tag + 1, pos));
+    }
+
+    /// [`LazyBody::find`] for a presence field with tags above 32: reads
+    /// the presence field again and walks from the first value.
+    #[cold]
+    fn find_long(&self, tag: u32) -> Result<u64, DecodeError> {
+        let mut r = self.reader();
+        let presence = r.presence()?;
+        for (t, class) in presence {
+            if t == tag {
+                return Ok(((r.position() as u64) << 2) | class as u64);
+            }
+            if t > tag {
+                break;
+            }
+            r.skip(class)?;
+        }
+        Ok(0)
+    }
+}
+
+/// What generated lazy views implement: made from a [`LazyBody`].
+pub trait LazyMessage<'a>: Sized + Default + fmt::Debug {
+    /// The view of `body`.
+    fn from_body(body: LazyBody<'a>) -> Self;
+}
+
+/// A message type with a generated lazy view.
+pub trait LazyViewable: crate::Message {
+    /// The lazy view type, borrowing from a buffer with lifetime `'a`.
+    type Lazy<'a>: LazyMessage<'a>;
+
+    /// A lazy view over the frame-payload form: reads the presence field only.
+    fn lazy(buf: &[u8]) -> Result<Self::Lazy<'_>, DecodeError> {
+        LazyBody::new(buf).map(<Self::Lazy<'_> as LazyMessage<'_>>::from_body)
+    }
+}
+
+/// A list of messages read lazily: the iterator reads each element's length
+/// and presence field as it reaches it, and stops after the first error.
+pub struct LazyList<'a, M> {
+    content: Reader<'a>,
+    _m: PhantomData<M>,
+}
+
+impl<M> Clone for LazyList<'_, M> {
+    fn clone(&self) -> Self {
+        LazyList {
+            content: self.content,
+            _m: PhantomData,
+        }
+    }
+}
+
+impl<M> Default for LazyList<'_, M> {
+    fn default() -> Self {
+        LazyList {
+            content: Reader::empty(),
+            _m: PhantomData,
+        }
+    }
+}
+
+impl<M> fmt::Debug for LazyList<'_, M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LazyList")
+            .field("bytes", &self.content.remaining())
+            .finish()
+    }
+}
+
+impl<'a, M: LazyMessage<'a>> LazyList<'a, M> {
+    /// A list over `content`, the bytes inside the list's length.
+    pub fn new(content: Reader<'a>) -> Self {
+        LazyList {
+            content,
+            _m: PhantomData,
+        }
+    }
+
+    /// Whether the list has no elements.
+    pub fn is_empty(&self) -> bool {
+        self.content.is_empty()
+    }
+}
+
+impl<'a, M: LazyMessage<'a>> Iterator for LazyList<'a, M> {
+    type Item = Result<M, DecodeError>;
+
+    #[inline]
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.content.is_empty() {
+            return None;
+        }
+        let item = self
+            .content
+            .delimited()
+            .and_then(LazyBody::read)
+            .map(M::from_body);
+        if item.is_err() {
+            // Nothing after a malformed element can be trusted.
+            self.content = Reader::empty();
+        }
+        Some(item)
+    }
+}
+
+/// Reads a lazy nested message in the field form (class checked, errors
+/// naming the message and field).
+#[inline]
+pub fn message_field<'a, M: LazyMessage<'a>>(
+    r: &mut Reader<'a>,
+    class: Class,
+    tag: u32,
+    message: &'static str,
+    field: &'static str,
+) -> Result<M, DecodeError> {
+    expect_delimited(r, class, tag, message, field)?;
+    r.delimited()
+        .and_then(LazyBody::read)
+        .map(M::from_body)
+        .map_err(|e| e.in_field(message, field))
+}
+
+/// Reads a lazy list of messages in the field form.
+#[inline]
+pub fn list_field<'a, M: LazyMessage<'a>>(
+    r: &mut Reader<'a>,
+    class: Class,
+    tag: u32,
+    message: &'static str,
+    field: &'static str,
+) -> Result<LazyList<'a, M>, DecodeError> {
+    expect_delimited(r, class, tag, message, field)?;
+    r.delimited()
+        .map(LazyList::new)
+        .map_err(|e| e.in_field(message, field))
+}
+
+#[inline]
+fn expect_delimited(
+    r: &Reader<'_>,
+    class: Class,
+    tag: u32,
+    message: &'static str,
+    field: &'static str,
+) -> Result<(), DecodeError> {
+    r.expect_class(tag, class, Class::Delimited)
+        .map_err(|e| e.in_field(message, field))
+}

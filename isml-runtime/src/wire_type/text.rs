@@ -1,0 +1,99 @@
+//! `String` and `Bytes`: a length and the bytes; views borrow them.
+
+use super::*;
+
+impl Wire for String {
+    const CLASS: Class = Class::Delimited;
+    const ELEM_FORM: ElemForm = ElemForm::Delimited;
+    #[inline]
+    fn is_default(&self) -> bool {
+        self.is_empty()
+    }
+    #[inline]
+    fn elem_len(&self) -> usize {
+        write::delimited_len(self.len())
+    }
+    #[inline]
+    fn encode_elem<B: BufMut + ?Sized>(&self, buf: &mut B) {
+        write::len_prefixed(buf, self.as_bytes());
+    }
+    #[inline]
+    fn decode_elem(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        r.str().map(String::from)
+    }
+    #[inline]
+    fn field_len(&self) -> usize {
+        self.elem_len()
+    }
+    #[inline]
+    fn encode_field<B: BufMut + ?Sized>(&self, buf: &mut B) {
+        self.encode_elem(buf);
+    }
+    #[inline]
+    fn decode_field(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Self::decode_elem(r)
+    }
+}
+
+impl<'a> WireView<'a> for String {
+    type View = &'a str;
+    #[inline]
+    fn view_elem(r: &mut Reader<'a>) -> Result<&'a str, DecodeError> {
+        r.str()
+    }
+    #[inline]
+    fn view_field(r: &mut Reader<'a>) -> Result<&'a str, DecodeError> {
+        r.str()
+    }
+    fn from_view(v: &&'a str) -> String {
+        String::from(*v)
+    }
+}
+
+impl Wire for Bytes {
+    const CLASS: Class = Class::Delimited;
+    const ELEM_FORM: ElemForm = ElemForm::Delimited;
+    #[inline]
+    fn is_default(&self) -> bool {
+        self.is_empty()
+    }
+    #[inline]
+    fn elem_len(&self) -> usize {
+        write::delimited_len(self.len())
+    }
+    #[inline]
+    fn encode_elem<B: BufMut + ?Sized>(&self, buf: &mut B) {
+        write::len_prefixed(buf, self);
+    }
+    #[inline]
+    fn decode_elem(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        r.bytes()
+    }
+    #[inline]
+    fn field_len(&self) -> usize {
+        self.elem_len()
+    }
+    #[inline]
+    fn encode_field<B: BufMut + ?Sized>(&self, buf: &mut B) {
+        self.encode_elem(buf);
+    }
+    #[inline]
+    fn decode_field(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        r.bytes()
+    }
+}
+
+impl<'a> WireView<'a> for Bytes {
+    type View = &'a [u8];
+    #[inline]
+    fn view_elem(r: &mut Reader<'a>) -> Result<&'a [u8], DecodeError> {
+        r.byte_slice()
+    }
+    #[inline]
+    fn view_field(r: &mut Reader<'a>) -> Result<&'a [u8], DecodeError> {
+        r.byte_slice()
+    }
+    fn from_view(v: &&'a [u8]) -> Bytes {
+        Bytes::copy_from_slice(v)
+    }
+}
