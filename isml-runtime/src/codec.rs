@@ -142,6 +142,15 @@ impl StreamCodecBuilder {
     }
 }
 
+#[cfg(feature = "runtime")]
+impl crate::transport::FrameRest for StreamCodec {
+    fn frame_rest(&self, buffered: usize) -> Option<usize> {
+        self.decoder
+            .pending_len()
+            .map(|len| len.saturating_sub(buffered))
+    }
+}
+
 impl Decoder for StreamCodec {
     type Item = Frame;
     type Error = FrameError;

@@ -34,6 +34,7 @@
 //! assert_eq!(out[0].payload, payload);
 //! ```
 
+use alloc::boxed::Box;
 use core::fmt;
 
 use bytes::{Bytes, BytesMut};
@@ -102,7 +103,8 @@ pub enum Assembled {
 #[derive(Debug)]
 pub struct Reassembler {
     max_message: usize,
-    open: Option<(FrameHeader, BytesMut)>,
+    /// Boxed: a reassembler lives in every session, and is idle in almost all.
+    open: Option<Box<(FrameHeader, BytesMut)>>,
 }
 
 impl Reassembler {
@@ -122,13 +124,13 @@ impl Reassembler {
 
     /// Bytes of payload held for the message in progress.
     pub fn buffered(&self) -> usize {
-        self.open.as_ref().map_or(0, |(_, b)| b.len())
+        self.open.as_deref().map_or(0, |(_, b)| b.len())
     }
 
     /// The header of the first fragment of the message in progress, if any. A
     /// connection that ends while this is `Some` ended inside a message.
     pub fn in_progress(&self) -> Option<&FrameHeader> {
-        self.open.as_ref().map(|(h, _)| h)
+        self.open.as_deref().map(|(h, _)| h)
     }
 
     /// Drops the message in progress and its buffer.
@@ -141,7 +143,7 @@ impl Reassembler {
     /// their size is checked.
     pub fn push(&mut self, frame: Frame) -> Result<Assembled, FragmentError> {
         let Frame { header, payload } = frame;
-        match &mut self.open {
+        match self.open.as_deref_mut() {
             Some((open, buf)) if key(open) == key(&header) => {
                 let len = buf.len().saturating_add(payload.len());
                 if len > self.max_message {
@@ -156,7 +158,7 @@ impl Reassembler {
                 if header.more {
                     return Ok(Assembled::Pending);
                 }
-                let (open, buf) = self.open.take().expect("matched above");
+                let (open, buf) = *self.open.take().expect("matched above");
                 Ok(Assembled::Complete(Frame {
                     header: open.with_more(false),
                     payload: buf.freeze(),
@@ -182,7 +184,7 @@ impl Reassembler {
                         max: self.max_message,
                     });
                 }
-                self.open = Some((header, BytesMut::from(&payload[..])));
+                self.open = Some(Box::new((header, BytesMut::from(&payload[..]))));
                 Ok(Assembled::Pending)
             }
             None => {

@@ -50,6 +50,9 @@ impl Frame {
 }
 
 #[cfg(feature = "alloc")]
+/// Frames longer than this get a buffer of their own, of exactly their size.
+const EXACT_ABOVE: usize = 4096;
+
 /// Incremental decoder of length-prefixed frames from a byte stream.
 ///
 /// State machine: reading the length prefix, then waiting for the frame body.
@@ -117,12 +120,17 @@ impl StreamDecoder {
                 let len = l as usize + 1;
                 src.advance(n);
                 if src.capacity() < len {
-                    // Room for exactly this frame: `reserve` would double
-                    // the buffer, so a peer that sends most of a frame and
-                    // stops would hold twice what it sent.
-                    let mut exact = BytesMut::with_capacity(len);
-                    exact.extend_from_slice(src);
-                    *src = exact;
+                    if len > EXACT_ABOVE {
+                        // Room for exactly this frame: `reserve` would double
+                        // the buffer, so a peer that sends most of a large
+                        // frame and stops would hold twice what it sent.
+                        let mut exact = BytesMut::with_capacity(len);
+                        exact.extend_from_slice(src);
+                        *src = exact;
+                    } else {
+                        // Small frames share a read buffer.
+                        src.reserve(len - src.len());
+                    }
                 }
                 self.state = StreamState::Body(len);
                 len

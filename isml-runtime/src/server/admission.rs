@@ -191,8 +191,7 @@ impl Admission {
             admission: self.clone(),
             id,
             source,
-            shed,
-            pending: true,
+            shed: Some(shed),
         })
     }
 
@@ -235,20 +234,23 @@ pub(crate) struct Ticket {
     admission: Arc<Admission>,
     id: u64,
     source: Option<Source>,
-    shed: CancellationToken,
-    pending: bool,
+    /// Cancelled to shed the connection; let go once it is established.
+    shed: Option<CancellationToken>,
 }
 
 impl Ticket {
     /// Resolves when the connection is shed to make room for a newer one.
     pub(crate) async fn shed(&self) {
-        self.shed.cancelled().await;
+        match &self.shed {
+            Some(token) => token.cancelled().await,
+            None => std::future::pending().await,
+        }
     }
 
     /// The connection has authenticated: it is no longer pending, and can
     /// no longer be shed.
     pub(crate) fn established(&mut self) {
-        if std::mem::take(&mut self.pending) {
+        if self.shed.take().is_some() {
             let mut st = lock(&self.admission.state);
             st.pending.remove(&self.id);
             if let Some(src) = self.source {
@@ -261,7 +263,7 @@ impl Ticket {
 impl Drop for Ticket {
     fn drop(&mut self) {
         let mut st = lock(&self.admission.state);
-        if self.pending {
+        if self.shed.is_some() {
             st.pending.remove(&self.id);
             if let Some(src) = self.source {
                 st.forget_pending(src, self.id);
@@ -296,7 +298,7 @@ mod tests {
     }
 
     fn is_shed(t: &Ticket) -> bool {
-        t.shed.is_cancelled()
+        t.shed.as_ref().is_some_and(CancellationToken::is_cancelled)
     }
 
     #[test]

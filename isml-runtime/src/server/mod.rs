@@ -605,7 +605,9 @@ async fn connection(inner: Arc<Inner>, incoming: Incoming, mut ticket: Ticket) {
     let deadline = Instant::now() + inner.handshake_timeout;
     let result = tokio::select! {
         _ = inner.shutdown.cancelled() => return,
-        r = handshake(&inner, incoming, deadline, &ticket) => r,
+        // Boxed: its state is large and needed only until the session starts,
+        // while this task's own future lives as long as the connection.
+        r = Box::pin(handshake(&inner, incoming, deadline, &ticket)) => r,
     };
     let mut h = match result {
         Ok(h) => h,

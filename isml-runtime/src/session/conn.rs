@@ -62,7 +62,9 @@ pub(super) async fn run(session: Session, inbound: Arc<dyn Inbound>) -> CloseRea
         inbound,
     };
     let reason = conn.serve().await;
-    conn.shutdown(reason).await
+    // Boxed: it runs once, and its state would otherwise enlarge the task
+    // of every session for its whole life.
+    Box::pin(conn.shutdown(reason)).await
 }
 
 /// The connection task's state.
@@ -187,7 +189,9 @@ impl Connection {
             match handled {
                 Handled::Done => {}
                 Handled::End(reason) => return Some(reason),
-                Handled::OneWay(fut) => match self.drive(fut).await {
+                // Boxed: rare (a handler that did not finish at once), and the
+                // wait would otherwise make every session's task larger.
+                Handled::OneWay(fut) => match Box::pin(self.drive(fut)).await {
                     Ok(Ok(())) => {}
                     Ok(Err(e)) => {
                         shared.error();
@@ -204,7 +208,7 @@ impl Connection {
                         Ok(p) => p,
                         // Beyond max_inflight or the byte budget, stop
                         // reading until handlers end.
-                        Err(wait) => match self.drive(wait).await {
+                        Err(wait) => match Box::pin(self.drive(wait)).await {
                             Ok(Some(p)) => p,
                             Ok(None) => return Some(shared.reason()),
                             Err(reason) => return Some(reason),

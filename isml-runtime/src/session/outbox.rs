@@ -2,23 +2,29 @@
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::Poll;
 
 use futures_util::task::AtomicWaker;
-use tokio::sync::{Semaphore, TryAcquireError};
+use tokio::sync::{Notify, Semaphore, TryAcquireError};
 
 use super::lock;
 use crate::wire::Frame;
 
 /// The bounded outbound queue: senders push frames under a short lock and wake
 /// the connection task, which takes everything queued at once. It allocates
-/// nothing until the first frame is sent. Its room is two semaphores, one of
-/// frames and one of bytes (encoded frame lengths), so that waiting senders
-/// are woken in order and all at once when it closes.
+/// nothing until the first frame is sent. Its room in frames is a semaphore,
+/// so that waiting senders are woken in order and all at once when it
+/// closes; its room in bytes (encoded frame lengths) is a counter, checked
+/// after a frame's place is taken (a second semaphore cost a fifth of the
+/// one-way throughput), with a notification when bytes are freed.
 pub(super) struct Outbox {
     pub(super) frames: Mutex<VecDeque<Frame>>,
     pub(super) room: Semaphore,
-    pub(super) bytes: Semaphore,
+    /// Bytes of the frames queued now.
+    bytes: AtomicUsize,
+    /// Woken when bytes are freed (and when the queue closes).
+    freed: Notify,
     pub(super) task: AtomicWaker,
     pub(super) capacity: usize,
     pub(super) byte_capacity: usize,
@@ -31,28 +37,49 @@ pub(super) enum TryPush {
 
 impl Outbox {
     pub(super) fn new(capacity: usize, byte_capacity: usize) -> Self {
-        // A semaphore counts at most u32::MAX permits at once per acquire.
-        let byte_capacity = byte_capacity.clamp(1, u32::MAX as usize);
         Outbox {
             frames: Mutex::new(VecDeque::new()),
             room: Semaphore::new(capacity),
-            bytes: Semaphore::new(byte_capacity),
+            bytes: AtomicUsize::new(0),
+            freed: Notify::new(),
             task: AtomicWaker::new(),
             capacity,
-            byte_capacity,
+            byte_capacity: byte_capacity.max(1),
         }
     }
 
     /// What a frame costs of the byte budget: its encoded length, but never
     /// more than the whole budget, so that one large frame passes when the
     /// queue is empty.
-    pub(super) fn cost(&self, frame: &Frame) -> u32 {
-        frame.len().min(self.byte_capacity) as u32
+    pub(super) fn cost(&self, frame: &Frame) -> usize {
+        frame.len().min(self.byte_capacity)
     }
 
-    /// Queues a frame without taking room: for the few frames the runtime
-    /// itself must get out (the close frame of a failing session).
+    /// Bytes of the budget not taken.
+    #[cfg(test)]
+    pub(super) fn bytes_free(&self) -> usize {
+        self.byte_capacity
+            .saturating_sub(self.bytes.load(Ordering::Acquire))
+    }
+
+    /// Takes `cost` bytes of the budget if they are free.
+    fn try_take_bytes(&self, cost: usize) -> bool {
+        self.bytes
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
+                (used + cost <= self.byte_capacity).then_some(used + cost)
+            })
+            .is_ok()
+    }
+
+    /// Queues a frame without waiting for room: for the few frames the
+    /// runtime itself must get out (the close frame of a failing session).
+    /// Its bytes still count, so that the count stays exact.
     pub(super) fn push(&self, frame: Frame) {
+        self.bytes.fetch_add(self.cost(&frame), Ordering::AcqRel);
+        self.push_counted(frame);
+    }
+
+    fn push_counted(&self, frame: Frame) {
         lock(&self.frames).push_back(frame);
         self.task.wake();
     }
@@ -60,14 +87,21 @@ impl Outbox {
     /// Waits for room, then queues; `Err` when the session has ended.
     pub(super) async fn send(&self, frame: Frame) -> Result<(), ()> {
         let room = self.room.acquire().await.map_err(|_| ())?;
-        let bytes = self
-            .bytes
-            .acquire_many(self.cost(&frame))
-            .await
-            .map_err(|_| ())?;
+        let cost = self.cost(&frame);
+        loop {
+            // Registered before the check, so that bytes freed in between
+            // are not missed.
+            let freed = self.freed.notified();
+            if self.try_take_bytes(cost) {
+                break;
+            }
+            if self.room.is_closed() {
+                return Err(());
+            }
+            freed.await;
+        }
         room.forget();
-        bytes.forget();
-        self.push(frame);
+        self.push_counted(frame);
         Ok(())
     }
 
@@ -77,20 +111,17 @@ impl Outbox {
             Err(TryAcquireError::NoPermits) => return Err(TryPush::Full),
             Err(TryAcquireError::Closed) => return Err(TryPush::Closed),
         };
-        let bytes = match self.bytes.try_acquire_many(self.cost(&frame)) {
-            Ok(permit) => permit,
-            Err(TryAcquireError::NoPermits) => return Err(TryPush::Full),
-            Err(TryAcquireError::Closed) => return Err(TryPush::Closed),
-        };
+        if !self.try_take_bytes(self.cost(&frame)) {
+            return Err(TryPush::Full);
+        }
         room.forget();
-        bytes.forget();
-        self.push(frame);
+        self.push_counted(frame);
         Ok(())
     }
 
     pub(super) fn close(&self) {
         self.room.close();
-        self.bytes.close();
+        self.freed.notify_waiters();
     }
 
     /// Moves every queued frame to `into` (waiting until there is one), and
@@ -112,7 +143,7 @@ impl Outbox {
         }
         let n = q.len();
         let (bytes, cost) = q.iter().fold((0usize, 0usize), |(b, c), f| {
-            (b + f.len(), c + self.cost(f) as usize)
+            (b + f.len(), c + self.cost(f))
         });
         if into.is_empty() {
             std::mem::swap(&mut *q, into);
@@ -125,9 +156,8 @@ impl Outbox {
         let free = self.room.available_permits();
         self.room
             .add_permits(n.min(self.capacity.saturating_sub(free)));
-        let free = self.bytes.available_permits();
-        self.bytes
-            .add_permits(cost.min(self.byte_capacity.saturating_sub(free)));
+        self.bytes.fetch_sub(cost, Ordering::AcqRel);
+        self.freed.notify_waiters();
         Poll::Ready(bytes)
     }
 }
@@ -162,7 +192,7 @@ mod tests {
         let mut q = VecDeque::new();
         assert_eq!(out.take(&mut q), Poll::Ready(100));
         assert_eq!(q.len(), 4);
-        assert_eq!(out.bytes.available_permits(), 100);
+        assert_eq!(out.bytes_free(), 100);
         assert_eq!(out.room.available_permits(), 4);
         // One frame larger than the whole budget passes when the queue is
         // empty, and then nothing else does.
@@ -173,11 +203,11 @@ mod tests {
         ));
         q.clear();
         assert_eq!(out.take(&mut q), Poll::Ready(5001));
-        assert_eq!(out.bytes.available_permits(), 100);
+        assert_eq!(out.bytes_free(), 100);
         // Frames pushed without room never raise the budget above its size.
         out.push(sized(FrameHeader::control(ControlOp::Close), 10));
         assert_eq!(out.take(&mut q), Poll::Ready(11));
-        assert_eq!(out.bytes.available_permits(), 100);
+        assert_eq!(out.bytes_free(), 100);
         assert_eq!(out.room.available_permits(), 4);
         out.close();
         assert!(matches!(out.try_send(f()), Err(TryPush::Closed)));

@@ -31,7 +31,7 @@ pub(super) struct Writer {
     /// Messages with a larger payload are fragmented.
     pub(super) fragment_size: Option<usize>,
     /// The message being sent in fragments.
-    pub(super) fragmenting: Option<Fragmenting>,
+    pub(super) fragmenting: Option<Box<Fragmenting>>,
     /// The next turn is the queue's (a frame queued behind the fragmented
     /// message may go before its next fragment).
     pub(super) queue_turn: bool,
@@ -144,11 +144,11 @@ impl Writer {
                 let first = fragments.next()?;
                 let left = total - first.payload.len();
                 self.queued_bytes += left;
-                self.fragmenting = Some(Fragmenting {
+                self.fragmenting = Some(Box::new(Fragmenting {
                     fragments,
                     left,
                     key,
-                });
+                }));
                 self.queue_turn = true;
                 Some(first)
             }

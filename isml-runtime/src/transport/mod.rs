@@ -41,6 +41,7 @@ mod listener;
 mod reader;
 mod writer;
 pub use listener::{Incoming, ListenOptions, Listener};
+pub(crate) use reader::FrameRest;
 
 /// Why a transport could not be opened, or failed while in use.
 #[non_exhaustive]
@@ -445,7 +446,11 @@ impl Transport {
     where
         R: AsyncRead + Send + Unpin + 'static,
         W: AsyncWrite + Send + Unpin + 'static,
-        D: tokio_util::codec::Decoder<Item = Frame, Error = FrameError> + Send + Unpin + 'static,
+        D: tokio_util::codec::Decoder<Item = Frame, Error = FrameError>
+            + FrameRest
+            + Send
+            + Unpin
+            + 'static,
         E: for<'a> tokio_util::codec::Encoder<&'a Frame, Error = FrameError>
             + Send
             + Unpin

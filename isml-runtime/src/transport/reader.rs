@@ -42,7 +42,18 @@ impl<R, D> FrameReader<R, D> {
     }
 }
 
-impl<R: AsyncRead + Unpin, D: Decoder> FrameReader<R, D> {
+/// What a decoder knows of the frame it is receiving.
+pub(crate) trait FrameRest {
+    /// Bytes still missing from the frame being received, given `buffered`
+    /// bytes of it in the buffer; `None` when not known (between frames, or
+    /// a framing without a length prefix).
+    fn frame_rest(&self, buffered: usize) -> Option<usize> {
+        let _ = buffered;
+        None
+    }
+}
+
+impl<R: AsyncRead + Unpin, D: Decoder + FrameRest> FrameReader<R, D> {
     /// Reads once; `Ok(0)` at the end of the stream.
     fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<usize>> {
         if self.buf.capacity() == 0 {
@@ -62,10 +73,16 @@ impl<R: AsyncRead + Unpin, D: Decoder> FrameReader<R, D> {
             return Poll::Ready(Ok(got.len()));
         }
         let len = self.buf.len();
-        // Grow only when full: the decoder has already reserved what the
-        // frame being received needs, so a peer that sends most of a frame
-        // and stops holds one frame's worth, not twice that.
-        if self.buf.capacity() == len {
+        let room = self.buf.capacity() - len;
+        // A frame whose length is known and whose rest fits the room is read
+        // into that room: the decoder has sized the buffer for it, and growing
+        // would double it (a peer sending most of a frame and stopping would
+        // hold twice what it sent). Otherwise keep room for a large read.
+        let fits = self
+            .decoder
+            .frame_rest(len)
+            .is_some_and(|rest| rest > 0 && rest <= room);
+        if room == 0 || (room < FIRST_READ && !fits) {
             self.buf.reserve(READ_SIZE.max(len));
         }
         // Safe code cannot read into uninitialised capacity: zero the room
@@ -81,7 +98,7 @@ impl<R: AsyncRead + Unpin, D: Decoder> FrameReader<R, D> {
     }
 }
 
-impl<R: AsyncRead + Unpin, D: Decoder + Unpin> Stream for FrameReader<R, D> {
+impl<R: AsyncRead + Unpin, D: Decoder + FrameRest + Unpin> Stream for FrameReader<R, D> {
     type Item = Result<D::Item, D::Error>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {

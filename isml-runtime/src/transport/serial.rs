@@ -60,6 +60,8 @@ struct SkipCorrupt {
     peer: String,
 }
 
+impl super::FrameRest for SkipCorrupt {}
+
 impl Decoder for SkipCorrupt {
     type Item = Frame;
     type Error = FrameError;
