@@ -36,7 +36,7 @@
 //! runs the schema compiler's checks on it
 //! ([`isml_schema::Schema::validate`]), and emits the impls through the same
 //! code generator as `.isml` schemas
-//! ([`isml_schema::codegen::derive_impls`]). So a derived type and the
+//! (`isml_schema::codegen::derive_impls`, hidden from the docs). So a derived type and the
 //! schema-generated type of the equivalent schema encode identically and
 //! have the same fingerprint: there is one encoder and decoder in the project.
 //!

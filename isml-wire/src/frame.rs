@@ -49,10 +49,11 @@ impl Frame {
     }
 }
 
-#[cfg(feature = "alloc")]
 /// Frames longer than this get a buffer of their own, of exactly their size.
+#[cfg(feature = "alloc")]
 const EXACT_ABOVE: usize = 4096;
 
+#[cfg(feature = "alloc")]
 /// Incremental decoder of length-prefixed frames from a byte stream.
 ///
 /// State machine: reading the length prefix, then waiting for the frame body.

@@ -187,6 +187,8 @@ pub struct DeriveMember {
 
 /// Emits the impls of type `id` of `schema` for a derive macro (see
 /// [`DeriveOptions`]). The IR should have passed [`Schema::validate`].
+/// An interface between this crate and `isml-derive`, not for applications.
+#[doc(hidden)]
 pub fn derive_impls(schema: &Schema, id: TypeId, options: &DeriveOptions) -> TokenStream {
     let Some(def) = schema.get(id) else {
         return quote!();
