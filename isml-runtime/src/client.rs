@@ -169,25 +169,13 @@ impl ClientBuilder {
         self
     }
 
-    /// Keep-alive interval (`None`: off).
-    pub fn keepalive(mut self, interval: Option<Duration>) -> Self {
-        self.config.keepalive = interval;
-        self
-    }
-
     /// Default request deadline.
     pub fn request_timeout(mut self, timeout: Duration) -> Self {
         self.config.request_timeout = timeout;
         self
     }
 
-    /// Frames held by the outbound queue.
-    pub fn outbound_queue(mut self, frames: usize) -> Self {
-        self.config.outbound_queue = frames.max(1);
-        self
-    }
-
-    crate::session::budget_setters!();
+    crate::session::session_setters!();
 
     /// Time allowed for the transport and isml handshakes.
     pub fn handshake_timeout(mut self, timeout: Duration) -> Self {

@@ -145,19 +145,7 @@ impl ServerBuilder {
         self
     }
 
-    /// Keep-alive interval (`None`: off).
-    pub fn keepalive(mut self, interval: Option<Duration>) -> Self {
-        self.config.keepalive = interval;
-        self
-    }
-
-    /// Frames held by each session's outbound queue.
-    pub fn outbound_queue(mut self, frames: usize) -> Self {
-        self.config.outbound_queue = frames.max(1);
-        self
-    }
-
-    crate::session::budget_setters!();
+    crate::session::session_setters!();
 
     /// Largest frame accepted or sent.
     pub fn max_frame(mut self, bytes: usize) -> Self {

@@ -95,10 +95,22 @@ impl Default for SessionConfig {
     }
 }
 
-/// The setters of the session budgets, shared by the server's and the
+/// The setters of the session settings, shared by the server's and the
 /// client's builders (both hold a `config: SessionConfig`).
-macro_rules! budget_setters {
+macro_rules! session_setters {
     () => {
+        /// Keep-alive interval (`None`: off).
+        pub fn keepalive(mut self, interval: Option<std::time::Duration>) -> Self {
+            self.config.keepalive = interval;
+            self
+        }
+
+        /// Frames held by each session's outbound queue.
+        pub fn outbound_queue(mut self, frames: usize) -> Self {
+            self.config.outbound_queue = frames.max(1);
+            self
+        }
+
         /// Bytes the outbound queue of each session holds (1 MiB by default).
         pub fn outbound_bytes(mut self, bytes: usize) -> Self {
             self.config.outbound_bytes = bytes.max(1);
@@ -143,4 +155,4 @@ macro_rules! budget_setters {
         }
     };
 }
-pub(crate) use budget_setters;
+pub(crate) use session_setters;

@@ -63,7 +63,7 @@ mod lend;
 mod outbox;
 mod writer;
 
-pub(crate) use config::budget_setters;
+pub(crate) use config::session_setters;
 pub use config::*;
 use conn::*;
 pub use error::*;
