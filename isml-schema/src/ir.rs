@@ -518,12 +518,18 @@ impl MethodKind {
 
     /// Whether the caller sends a stream of requests.
     pub fn client_streaming(self) -> bool {
-        matches!(self, MethodKind::ClientStreaming | MethodKind::Bidirectional)
+        matches!(
+            self,
+            MethodKind::ClientStreaming | MethodKind::Bidirectional
+        )
     }
 
     /// Whether the server sends a stream of responses.
     pub fn server_streaming(self) -> bool {
-        matches!(self, MethodKind::ServerStreaming | MethodKind::Bidirectional)
+        matches!(
+            self,
+            MethodKind::ServerStreaming | MethodKind::Bidirectional
+        )
     }
 
     /// Whether the call has a response (one or a stream).
