@@ -601,6 +601,36 @@ impl Checker<'_> {
             }
             let req_span = self.sp(SpanKey::MethodRequest(si, mi), m.span);
             self.require_message(m.request, req_span, "an rpc request");
+            if m.response.is_none() && m.client_streaming {
+                self.diags.push(
+                    Diagnostic::new(
+                        ErrorKind::StreamWithoutResponse,
+                        format!(
+                            "rpc `{}` in service `{owner}` takes a stream of requests but has no response",
+                            m.name
+                        ),
+                    )
+                    .primary(req_span, "a stream of requests needs a response")
+                    .help(
+                        "the server answers a stream of requests: add `-> Response` for one reply \
+                         once the stream ends, or `-> stream Response` for a stream of replies; \
+                         a one-way rpc takes a single request",
+                    ),
+                );
+            }
+            if m.response.is_none() && m.server_streaming {
+                self.diags.push(
+                    Diagnostic::new(
+                        ErrorKind::StreamWithoutResponse,
+                        format!(
+                            "rpc `{}` in service `{owner}` is marked as streaming responses but has no response type",
+                            m.name
+                        ),
+                    )
+                    .primary(name_span, "no response type")
+                    .help("give the method a response type, or clear `server_streaming`"),
+                );
+            }
             if let Some(resp) = m.response {
                 let resp_span = self.sp(SpanKey::MethodResponse(si, mi), m.span);
                 self.require_message(resp, resp_span, "an rpc response");

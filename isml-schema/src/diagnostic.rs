@@ -65,6 +65,10 @@ pub enum ErrorKind {
     OutOfRange,
     /// An rpc or channel names a type that is not a message or union.
     NotAMessage,
+    /// An rpc streams its requests (`rpc m(stream Req)`) but has no response,
+    /// or (in an IR built by another front end) is marked as streaming
+    /// responses without having one.
+    StreamWithoutResponse,
     /// An IR built by another front end refers to a type id that does not exist.
     DanglingTypeId,
 }
