@@ -549,6 +549,22 @@ impl Checker<'_> {
                     .help("wrap the enum in a message"),
                 );
             }
+            Some(def) if def.message_id().is_none() => {
+                self.diags.push(
+                    Diagnostic::new(
+                        ErrorKind::MissingTypeId,
+                        format!(
+                            "{what} must have a type id, but `{}` has none",
+                            def.full_name()
+                        ),
+                    )
+                    .primary(span, "a message or union without `[id = ..]`")
+                    .help(format!(
+                        "it travels in a frame of its own, which names its type: declare it `{} [id = N]`",
+                        def.name
+                    )),
+                );
+            }
             Some(_) => {}
         }
     }

@@ -314,12 +314,10 @@ pub fn method_fingerprint(
     client_streaming: bool,
     server_streaming: bool,
 ) -> u64 {
-    // Stand-in until isml-wire carries the documented form.
-    let text = format!(
-        "method{{{request:016x};{};{};{}}}",
-        response.map_or_else(|| "-".to_owned(), |r| format!("{r:016x}")),
-        u8::from(client_streaming),
-        u8::from(server_streaming)
-    );
-    crate::descriptor::fnv1a64(text.as_bytes())
+    crate::wire::canonical::method_fingerprint(
+        request,
+        response,
+        client_streaming,
+        server_streaming,
+    )
 }
