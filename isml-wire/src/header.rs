@@ -1,5 +1,7 @@
 //! Frame headers (wire format §2).
 
+use core::num::NonZeroU64;
+
 use bytes::BufMut;
 
 use super::{DecodeError, EncodeError, varint};
@@ -497,5 +499,46 @@ impl<'a> ErrorBody<'a> {
         let message = r.str()?;
         r.finish("error body")?;
         Ok(ErrorBody { code, message })
+    }
+}
+
+/// The payload of a credit link frame (wire format §2.7): the receiver of a
+/// stream lets its sender send `items` more items of the call with
+/// `correlation`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Credit {
+    /// The correlation id of the call whose stream the credit is for; its
+    /// parity tells which of the call's two streams.
+    pub correlation: u64,
+    /// How many more items the sender may send; a credit of 0 does not exist.
+    pub items: NonZeroU64,
+}
+
+impl Credit {
+    /// Encoded length.
+    pub fn encoded_len(&self) -> usize {
+        varint::len(self.correlation) + varint::len(self.items.get())
+    }
+
+    /// Writes the payload.
+    pub fn encode<B: BufMut + ?Sized>(&self, buf: &mut B) {
+        varint::put(buf, self.correlation);
+        varint::put(buf, self.items.get());
+    }
+
+    /// Decodes a payload that fills `payload` exactly. A credit of 0 items is
+    /// [`DecodeError::IntegerOutOfRange`].
+    pub fn decode(payload: &[u8]) -> Result<Self, DecodeError> {
+        let mut r = super::Reader::new(payload);
+        let correlation = r.uvarint()?;
+        let at = r.position();
+        let items = r.uvarint()?;
+        let items = NonZeroU64::new(items).ok_or(DecodeError::IntegerOutOfRange {
+            at,
+            value: 0,
+            ty: "credit items (1 ..= 2^64-1)",
+        })?;
+        r.finish("credit")?;
+        Ok(Credit { correlation, items })
     }
 }
