@@ -38,8 +38,8 @@ use bytes::{Bytes, BytesMut};
 use futures_util::future::BoxFuture;
 
 use crate::TopLevel;
-pub use crate::session::HandlerError;
 use crate::rpc::{Service, ServiceDescriptor};
+pub use crate::session::HandlerError;
 use crate::session::{Calls, Inbound, Key, Outcome, PeerService, Session, Started};
 use crate::wire::{DecodeError, Frame};
 
@@ -257,8 +257,8 @@ impl Dispatcher {
 
 /// Calls go to the services.
 impl Calls for Dispatcher {
-    fn call(&self, session: &Session, frame: Frame) -> Started {
-        crate::rpc::server::start(session, &self.services, frame)
+    fn call(&self, session: &Session, frame: Frame, inline: bool) -> Started {
+        crate::rpc::server::start(session, &self.services, frame, inline)
     }
 }
 

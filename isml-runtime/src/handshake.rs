@@ -273,7 +273,10 @@ fn get_services(r: &mut Reader<'_>) -> Result<(u32, Vec<PeerService>), DecodeErr
                     ty: "method id (1 ..= 65535)",
                 });
             }
-            if methods.last().is_some_and(|&(prev, _)| u64::from(prev) >= id) {
+            if methods
+                .last()
+                .is_some_and(|&(prev, _)| u64::from(prev) >= id)
+            {
                 return Err(DecodeError::IntegerOutOfRange {
                     at,
                     value: id,

@@ -6,9 +6,7 @@ use bytes::Bytes;
 use tokio::time::Instant;
 
 use super::stream::{Side, send_error, status_of};
-use super::{
-    CallError, MethodDescriptor, ServiceDescriptor, Sink, Streaming, inherited_deadline,
-};
+use super::{CallError, MethodDescriptor, ServiceDescriptor, Sink, Streaming, inherited_deadline};
 use crate::TopLevel;
 use crate::client::Client;
 use crate::session::{Exchange, Pending, Session};
@@ -118,7 +116,11 @@ impl Conn {
                 let r = match deadline {
                     Some(d) => match tokio::time::timeout_at(d, wait).await {
                         Ok(r) => r,
-                        Err(_) => return Err(closed("not connected (no session before the deadline)".to_owned())),
+                        Err(_) => {
+                            return Err(closed(
+                                "not connected (no session before the deadline)".to_owned(),
+                            ));
+                        }
                     },
                     None => wait.await,
                 };

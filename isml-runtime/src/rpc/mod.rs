@@ -32,9 +32,9 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::TopLevel;
 use crate::descriptor::MessageDescriptor;
 use crate::session::Session;
-use crate::TopLevel;
 
 mod client;
 mod reflect;
@@ -44,7 +44,7 @@ mod stream;
 
 pub use client::{ClientStreaming, Conn};
 pub use reflect::{DESCRIBE, Description, describe, schema_text};
-pub use server::{Reply, Request};
+pub use server::{CANCEL_GRACE, Reply, Request};
 pub use status::{CallError, Code, Status};
 pub use stream::{Sink, Streaming};
 
@@ -86,12 +86,18 @@ pub enum MethodKind {
 impl MethodKind {
     /// Whether the caller sends a stream.
     pub const fn client_streaming(self) -> bool {
-        matches!(self, MethodKind::ClientStreaming | MethodKind::Bidirectional)
+        matches!(
+            self,
+            MethodKind::ClientStreaming | MethodKind::Bidirectional
+        )
     }
 
     /// Whether the callee answers with a stream.
     pub const fn server_streaming(self) -> bool {
-        matches!(self, MethodKind::ServerStreaming | MethodKind::Bidirectional)
+        matches!(
+            self,
+            MethodKind::ServerStreaming | MethodKind::Bidirectional
+        )
     }
 }
 

@@ -66,10 +66,18 @@ pub fn schema_text(services: &[&'static ServiceDescriptor]) -> String {
             let _ = writeln!(out, "\nservice {name} {{");
             for m in s.methods {
                 let req = short(package, m.request.name);
-                let stream_in = if m.kind.client_streaming() { "stream " } else { "" };
+                let stream_in = if m.kind.client_streaming() {
+                    "stream "
+                } else {
+                    ""
+                };
                 let _ = write!(out, "    rpc {}({stream_in}{req})", m.name);
                 if let Some(resp) = m.response {
-                    let stream_out = if m.kind.server_streaming() { "stream " } else { "" };
+                    let stream_out = if m.kind.server_streaming() {
+                        "stream "
+                    } else {
+                        ""
+                    };
                     let _ = write!(out, " -> {stream_out}{}", short(package, resp.name));
                 }
                 let _ = writeln!(out, " = {};", m.id);
@@ -125,7 +133,9 @@ pub(crate) fn answer(
     )))
 }
 
-fn decode_description(payload: &[u8]) -> Result<(String, Vec<(u32, u64)>), crate::wire::DecodeError> {
+fn decode_description(
+    payload: &[u8],
+) -> Result<(String, Vec<(u32, u64)>), crate::wire::DecodeError> {
     let mut r = Reader::new(payload);
     let schema = r.str()?.to_owned();
     let n = r.uvarint()?;
@@ -164,7 +174,10 @@ pub async fn describe(conn: impl Into<Conn>, timeout: Duration) -> Result<Descri
         },
     );
     let frame = Frame::new(header, Bytes::new());
-    let reply = match session.exchange(frame, Some(Instant::now() + timeout)).await {
+    let reply = match session
+        .exchange(frame, Some(Instant::now() + timeout))
+        .await
+    {
         Ok(f) => f,
         Err(crate::session::Exchange::Send(e)) => return Err(send_error(METHOD, e)),
         Err(crate::session::Exchange::Disconnected(reason)) => {
@@ -195,4 +208,3 @@ pub async fn describe(conn: impl Into<Conn>, timeout: Duration) -> Result<Descri
         services: session.peer_services().to_vec(),
     })
 }
-

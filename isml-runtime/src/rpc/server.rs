@@ -35,17 +35,17 @@ impl Request {
     /// The request message; a payload that cannot be decoded is the
     /// caller's error ([`Code::InvalidArgument`](super::Code::InvalidArgument)).
     pub fn message<T: TopLevel>(&self) -> Result<T, Status> {
-        T::decode(self.payload.clone()).map_err(|e| {
-            Status::invalid_argument(format!("malformed request {}: {e}", T::NAME))
-        })
+        T::decode(self.payload.clone())
+            .map_err(|e| Status::invalid_argument(format!("malformed request {}: {e}", T::NAME)))
     }
 
     /// The caller's stream of requests (client-streaming and bidirectional
     /// methods).
     pub fn stream<T: TopLevel>(&mut self, call: &Call) -> Result<Streaming<T>, Status> {
-        let inflow = self.inflow.take().ok_or_else(|| {
-            Status::internal(format!("{}: no request stream", call.method()))
-        })?;
+        let inflow = self
+            .inflow
+            .take()
+            .ok_or_else(|| Status::internal(format!("{}: no request stream", call.method())))?;
         Ok(Streaming::new(
             call.session().clone(),
             call.correlation(),
@@ -58,9 +58,10 @@ impl Request {
 
     /// The stream of answers (server-streaming and bidirectional methods).
     pub fn sink<T: TopLevel>(&mut self, call: &Call) -> Result<Sink<T>, Status> {
-        let outflow = self.outflow.take().ok_or_else(|| {
-            Status::internal(format!("{}: no response stream", call.method()))
-        })?;
+        let outflow = self
+            .outflow
+            .take()
+            .ok_or_else(|| Status::internal(format!("{}: no response stream", call.method())))?;
         Ok(Sink::new(
             call.session().clone(),
             call.correlation(),
@@ -136,8 +137,18 @@ fn outcome(
     }
 }
 
-/// Starts serving a received call frame.
-pub(crate) fn start(session: &Session, services: &[Arc<dyn Service>], frame: Frame) -> Started {
+/// How long a streaming handler may run on after its caller cancelled,
+/// to notice (its `send` fails) and clean up, before it is dropped.
+pub const CANCEL_GRACE: Duration = Duration::from_secs(1);
+
+/// Starts serving a received call frame. `inline`: whether the handler may
+/// run its first steps right here (there is room for one more handler).
+pub(crate) fn start(
+    session: &Session,
+    services: &[Arc<dyn Service>],
+    frame: Frame,
+    inline: bool,
+) -> Started {
     let h = frame.header;
     let correlation = h.correlation;
     let Some(addr) = h.call else {
@@ -207,7 +218,10 @@ pub(crate) fn start(session: &Session, services: &[Arc<dyn Service>], frame: Fra
     };
     let mut fut = with_deadline(deadline, service.call(method, call, request)).boxed();
     let streams = kind.client_streaming() || kind.server_streaming();
-    if !streams && let Some(result) = (&mut fut).now_or_never() {
+    if inline
+        && !streams
+        && let Some(result) = (&mut fut).now_or_never()
+    {
         return Started::Done(outcome(session, kind, correlation, result));
     }
     calls.serve(correlation, cancel.clone(), outflow);
@@ -233,10 +247,19 @@ async fn run(
             None => std::future::pending().await,
         }
     };
+    tokio::pin!(fut);
     let result = tokio::select! {
         biased;
         // The caller cancelled (or the session ended): nothing more is sent.
-        () = cancel.cancelled() => None,
+        () = cancel.cancelled() => {
+            if method.kind.server_streaming() {
+                // A streaming handler learns of it from its failing `send`
+                // (or `Call::cancelled`) and returns; one that does not is
+                // dropped after a grace period.
+                let _ = tokio::time::timeout(CANCEL_GRACE, &mut fut).await;
+            }
+            None
+        }
         () = expired => {
             cancel.cancel();
             Some(Err(Status::deadline_exceeded(format!(
@@ -244,7 +267,7 @@ async fn run(
                 method.full_name
             ))))
         }
-        r = fut => Some(r),
+        r = &mut fut => Some(r),
     };
     // The handler's future (and with it its streams) is gone: forget the call.
     let calls = session.calls();

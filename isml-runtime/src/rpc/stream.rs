@@ -292,13 +292,13 @@ impl<T: TopLevel> Streaming<T> {
         };
         let h = frame.header;
         Poll::Ready(match h.kind {
-            FrameKind::StreamItem if h.type_id == T::TYPE_ID => {
-                Some(T::decode(frame.payload).map_err(|source| CallError::Decode {
+            FrameKind::StreamItem if h.type_id == T::TYPE_ID => Some(
+                T::decode(frame.payload).map_err(|source| CallError::Decode {
                     method: self.method,
                     message: T::NAME,
                     source,
-                }))
-            }
+                }),
+            ),
             FrameKind::StreamItem => Some(Err(CallError::Incompatible {
                 method: self.method,
                 reason: format!(

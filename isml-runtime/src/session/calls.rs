@@ -18,7 +18,9 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use super::lock;
-use crate::wire::{ControlOp, Frame, FrameHeader, FrameKind, varint};
+use std::num::NonZeroU64;
+
+use crate::wire::{ControlOp, Credit, Frame, FrameHeader, FrameKind};
 
 /// A service the peer serves, as its handshake announced it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -370,23 +372,17 @@ impl Calls {
 
 /// A credit frame (wire format §2.7).
 pub(crate) fn credit_frame(correlation: u64, items: u64) -> Frame {
-    let mut buf = BytesMut::with_capacity(20);
-    varint::put(&mut buf, correlation);
-    varint::put(&mut buf, items);
+    let credit = Credit {
+        correlation,
+        items: NonZeroU64::new(items).unwrap_or(NonZeroU64::MIN),
+    };
+    let mut buf = BytesMut::with_capacity(credit.encoded_len());
+    credit.encode(&mut buf);
     Frame::new(FrameHeader::control(ControlOp::Credit), buf.freeze())
 }
 
 fn decode_credit(payload: &[u8]) -> Result<(u64, u64), String> {
-    let mut r = crate::wire::Reader::new(payload);
-    let parse = |r: &mut crate::wire::Reader<'_>| -> Result<(u64, u64), crate::wire::DecodeError> {
-        let c = r.uvarint()?;
-        let n = r.uvarint()?;
-        r.finish("credit")?;
-        Ok((c, n))
-    };
-    match parse(&mut r) {
-        Ok((_, 0)) => Err("credit frame granting 0 items".to_owned()),
-        Ok(v) => Ok(v),
-        Err(e) => Err(format!("malformed credit frame: {e}")),
-    }
+    Credit::decode(payload)
+        .map(|c| (c.correlation, c.items.get()))
+        .map_err(|e| format!("malformed credit frame: {e}"))
 }

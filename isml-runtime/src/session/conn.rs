@@ -13,13 +13,13 @@ use futures_util::{FutureExt, SinkExt};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
+use super::calls::Routed;
 use super::handle::error_frame;
 use super::lend::{Read, ReadSide};
 use super::writer::{READ_BURST, Writer};
-use super::calls::Routed;
 use super::{
-    CloseReason, ClosedBy, Dispatch, HandlerError, MAX_PING_ECHO, Session,
-    SessionConfig, Shared, Started, codes, lock,
+    CloseReason, ClosedBy, Dispatch, HandlerError, MAX_PING_ECHO, Session, SessionConfig, Shared,
+    Started, codes, lock,
 };
 use crate::transport::TransportError;
 use crate::wire::{ControlOp, ErrorBody, Frame, FrameHeader, FrameKind};
@@ -189,7 +189,14 @@ impl Connection {
                 }
             };
             shared.counters.frames_in.fetch_add(1, Ordering::Relaxed);
-            let handled = handle_frame(&self.session, frame, &*self.inbound, &mut self.writer());
+            let room = self.inflight.as_ref().is_none_or(Inflight::has_room);
+            let handled = handle_frame(
+                &self.session,
+                frame,
+                &*self.inbound,
+                &mut self.writer(),
+                room,
+            );
             match handled {
                 Handled::Done => {}
                 Handled::End(reason) => return Some(reason),
@@ -327,6 +334,11 @@ impl Inflight {
             bytes: Arc::new(Semaphore::new(byte_budget)),
             byte_budget,
         }
+    }
+
+    /// Whether another handler would be admitted now (by count).
+    fn has_room(&self) -> bool {
+        self.count.available_permits() > 0
     }
 
     fn cost(&self, len: usize) -> u32 {
@@ -481,6 +493,7 @@ pub(super) fn handle_frame(
     frame: Frame,
     inbound: &dyn Dispatch,
     w: &mut Writer,
+    room: bool,
 ) -> Handled {
     let shared = &session.shared;
     let h = frame.header;
@@ -510,7 +523,7 @@ pub(super) fn handle_frame(
                 }
             }
         }
-        FrameKind::Request if h.call.is_some() => match inbound.call(session, frame) {
+        FrameKind::Request if h.call.is_some() => match inbound.call(session, frame, room) {
             Started::Done(Some(f)) => w.push(f),
             Started::Done(None) => {}
             Started::Running {

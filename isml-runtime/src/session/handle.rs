@@ -571,7 +571,9 @@ impl Pending {
                 Ok(r) => r.map_err(|_| Exchange::Disconnected(shared.reason())),
                 Err(_) => Err(Exchange::Timeout),
             },
-            None => rx.await.map_err(|_| Exchange::Disconnected(shared.reason())),
+            None => rx
+                .await
+                .map_err(|_| Exchange::Disconnected(shared.reason())),
         };
         self.answered = !matches!(r, Err(Exchange::Timeout));
         r

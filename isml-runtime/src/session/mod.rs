@@ -76,7 +76,9 @@ pub(crate) enum Started {
 /// [`crate::rpc`]).
 pub(crate) trait Calls: Send + Sync + 'static {
     /// Starts serving a call frame (a request with a call header).
-    fn call(&self, session: &Session, frame: Frame) -> Started;
+    /// `inline`: the handler may take its first steps at once (there is
+    /// room for another running handler).
+    fn call(&self, session: &Session, frame: Frame, inline: bool) -> Started;
 }
 
 mod calls;
@@ -90,12 +92,12 @@ mod writer;
 
 pub use calls::PeerService;
 pub(crate) use calls::{Calls as CallTable, Inflow, Outflow, credit_frame};
-pub(crate) use handle::{Exchange, Pending};
 pub(crate) use config::session_setters;
 pub use config::*;
 use conn::*;
 pub use error::*;
 pub use handle::*;
+pub(crate) use handle::{Exchange, Pending};
 use lend::*;
 use outbox::*;
 use writer::*;

@@ -157,7 +157,11 @@ fn kind_tokens(kind: MethodKind) -> TokenStream {
 
 /// Everything but the trait: the descriptor, the server and the client of
 /// service `full_name` (`package.Service`).
-pub fn service_tokens(full_name: &str, names: &ServiceNames, methods: &[MethodTokens]) -> TokenStream {
+pub fn service_tokens(
+    full_name: &str,
+    names: &ServiceNames,
+    methods: &[MethodTokens],
+) -> TokenStream {
     let rpc = rpc();
     let ServiceNames {
         trait_ident,
@@ -260,9 +264,8 @@ pub fn service_tokens(full_name: &str, names: &ServiceNames, methods: &[MethodTo
     let server_doc = format!(
         " Serves [`{trait_ident}`]: register it with `Dispatcher::new().service({server_ident}::new(imp))`."
     );
-    let client_doc = format!(
-        " Calls `{full_name}` on the peer, over a session or a reconnecting client."
-    );
+    let client_doc =
+        format!(" Calls `{full_name}` on the peer, over a session or a reconnecting client.");
     quote! {
         #[doc(hidden)]
         pub static #desc: #rpc::ServiceDescriptor = #rpc::ServiceDescriptor {

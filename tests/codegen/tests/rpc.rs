@@ -128,7 +128,10 @@ impl Forms for Impl {
         out: Sink<Reply>,
     ) -> Result<(), Status> {
         while let Some(item) = req.next().await {
-            out.send(Reply { ok: item?.n % 2 == 0 }).await?;
+            out.send(Reply {
+                ok: item?.n % 2 == 0,
+            })
+            .await?;
         }
         Ok(())
     }
@@ -176,10 +179,7 @@ async fn every_form(client: FormsClient, state: &State) {
     assert_eq!(e.status().unwrap().message(), "no request 0");
 
     // Server streaming, beyond the window of 8 items: flow control lets it through.
-    let mut items = client
-        .server_streaming(&Request { n: 100 })
-        .await
-        .unwrap();
+    let mut items = client.server_streaming(&Request { n: 100 }).await.unwrap();
     let mut got = Vec::new();
     while let Some(r) = items.next().await {
         got.push(r.unwrap().ok);
@@ -225,7 +225,10 @@ async fn every_form(client: FormsClient, state: &State) {
         assert_eq!(rx.next().await.unwrap().unwrap().ok, n % 2 == 0);
     }
     tx.finish().await.unwrap();
-    assert!(rx.next().await.is_none(), "the stream ends after the requests");
+    assert!(
+        rx.next().await.is_none(),
+        "the stream ends after the requests"
+    );
 }
 
 #[tokio::test]
@@ -553,8 +556,16 @@ async fn a_malformed_request_gets_invalid_argument() {
         assert_eq!(reply.header.kind, FrameKind::Error);
         assert_eq!(reply.header.correlation, correlation);
         let body = ErrorBody::decode(&reply.payload).unwrap();
-        assert_eq!(Code::from_wire(body.code), Code::InvalidArgument, "{body:?}");
-        assert!(body.message.contains("malformed request"), "{}", body.message);
+        assert_eq!(
+            Code::from_wire(body.code),
+            Code::InvalidArgument,
+            "{body:?}"
+        );
+        assert!(
+            body.message.contains("malformed request"),
+            "{}",
+            body.message
+        );
     }
     // The session is still fine: a good call is answered.
     let good = Request { n: 2 }.encode_to_bytes().unwrap();
