@@ -94,7 +94,8 @@ impl<'a> Reader<'a> {
         self.pos == self.end
     }
 
-    /// Fails unless the region is consumed.
+    /// Fails unless the region is consumed: `what` names the value that
+    /// should have filled it, for the error.
     pub fn finish(&self, what: &'static str) -> Result<(), DecodeError> {
         if self.is_empty() {
             Ok(())
@@ -102,7 +103,8 @@ impl<'a> Reader<'a> {
             Err(DecodeError::ContentLength {
                 at: self.pos,
                 what,
-                found: self.remaining(),
+                bytes: self.remaining(),
+                missing: false,
             })
         }
     }
@@ -452,6 +454,24 @@ impl<'a> Reader<'a> {
         Ok(match self.source {
             Some(src) => src.slice(start..self.pos),
             None => Bytes::copy_from_slice(s),
+        })
+    }
+
+    /// Checks that `bytes` is exactly one well-formed value of `class`
+    /// (§5.1), as the value of an unknown union variant must be before an
+    /// encoder writes it (§5.5): one canonical varint, 4 bytes, or
+    /// `uvarint(n)` followed by exactly n bytes. Offsets in the error are
+    /// positions in `bytes`; class 0 is [`DecodeError::UnionClassAbsent`].
+    pub fn check_value(class: Class, bytes: &[u8]) -> Result<(), DecodeError> {
+        if class == Class::Absent {
+            return Err(DecodeError::UnionClassAbsent { at: 0 });
+        }
+        let mut r = Reader::new(bytes);
+        r.skip(class)?;
+        r.finish(match class {
+            Class::Varint => "the varint",
+            Class::Fixed32 => "the 4 bytes",
+            _ => "the length-delimited value",
         })
     }
 

@@ -266,7 +266,8 @@ fn short_content(at: usize, what: &'static str) -> impl Fn(DecodeError) -> Decod
         DecodeError::UnexpectedEnd { needed, .. } => DecodeError::ContentLength {
             at,
             what,
-            found: needed,
+            bytes: needed,
+            missing: true,
         },
         other => other,
     }
