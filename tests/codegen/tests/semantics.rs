@@ -500,7 +500,32 @@ fn short_fixed_size_content_is_a_content_length_error() {
     write::len_prefixed(&mut body, &[0, 0, 0x80, 0x3f]);
     let err = Scalars::decode_slice(&body).unwrap_err();
     assert!(
-        matches!(err.root(), DecodeError::ContentLength { what: "f64", .. }),
+        matches!(
+            err.root(),
+            DecodeError::ContentLength {
+                what: "f64",
+                bytes: 4,
+                missing: true,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(
+        err.to_string()
+            .ends_with("content of f64 at byte 5 is too short: 4 more byte(s) needed"),
+        "{err}"
+    );
+    // The same content with four bytes too many: left over, not missing.
+    let mut p = PresenceWriter::<4>::new();
+    p.set(11, Class::Delimited);
+    let mut body = Vec::new();
+    p.encode(&mut body);
+    write::len_prefixed(&mut body, &[0; 12]);
+    let err = Scalars::decode_slice(&body).unwrap_err();
+    assert!(
+        err.to_string()
+            .ends_with("4 byte(s) left over at byte 13, after the end of f64"),
         "{err}"
     );
 }
