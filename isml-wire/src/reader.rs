@@ -307,6 +307,21 @@ impl<'a> Reader<'a> {
         core::str::from_utf8(s).map_err(|_| DecodeError::InvalidUtf8 { at })
     }
 
+    /// Checks a length-prefixed UTF-8 string and returns its bytes, without
+    /// making the `&str` (validating a list or map that is read again
+    /// later): ASCII, the common case, is checked a word at a time.
+    #[inline(always)]
+    pub fn check_str(&mut self) -> Result<&'a [u8], DecodeError> {
+        let n = self.len()?;
+        let at = self.pos;
+        let s = self.take(n)?;
+        if s.is_ascii() || core::str::from_utf8(s).is_ok() {
+            Ok(s)
+        } else {
+            Err(DecodeError::InvalidUtf8 { at })
+        }
+    }
+
     /// Reads a `uvarint(n)` and returns a reader over the next `n` bytes, one
     /// nesting level deeper; this reader moves past them.
     #[inline]
