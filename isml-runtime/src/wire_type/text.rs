@@ -41,7 +41,7 @@ impl<'a> WireView<'a> for String {
     fn view_elem(r: &mut Reader<'a>) -> Result<&'a str, DecodeError> {
         r.str()
     }
-    #[inline]
+    #[inline(always)]
     fn view_field(r: &mut Reader<'a>) -> Result<&'a str, DecodeError> {
         r.str()
     }
