@@ -101,6 +101,55 @@ pub fn check_range_decode<T: RangeValue + ?Sized>(
     Ok(())
 }
 
+/// Checks an unknown union variant held by the caller before it is
+/// written (wire format §5.5): its class is not 0, its tag fits a union key
+/// and is not one of the union's own (`known`, which a decoder would read
+/// as that variant), and its bytes are exactly one value of its class.
+/// Decoded unknown variants always pass.
+#[cold]
+pub fn check_unknown_variant(
+    message: &'static str,
+    tag: u64,
+    class: Class,
+    bytes: &[u8],
+    known: &[u32],
+) -> Result<(), EncodeError> {
+    let invalid = |reason, bytes_error| EncodeError::InvalidUnknownVariant {
+        message,
+        tag,
+        reason,
+        bytes_error,
+    };
+    if class == Class::Absent {
+        return Err(invalid(
+            "class 0 (absent) is not allowed in a union key",
+            None,
+        ));
+    }
+    if tag > crate::wire::MAX_UNION_TAG {
+        return Err(invalid(
+            "the tag is above the largest union tag, 2^62-1",
+            None,
+        ));
+    }
+    if known.iter().any(|&k| u64::from(k) == tag) {
+        return Err(invalid(
+            "the union defines this tag: use its variant, which decoders would read it as",
+            None,
+        ));
+    }
+    Reader::check_value(class, bytes).map_err(|e| {
+        invalid(
+            match class {
+                Class::Varint => "the bytes are not exactly one canonical varint (class 1)",
+                Class::Fixed32 => "the bytes are not exactly 4 bytes (class 2)",
+                _ => "the bytes are not exactly one length-delimited value (class 3)",
+            },
+            Some(e),
+        )
+    })
+}
+
 /// Implements [`Wire`] and [`WireView`] for a generated message type.
 #[doc(hidden)]
 #[macro_export]

@@ -51,6 +51,7 @@ where
 
 impl<'a, T: WireView<'a>> ListView<'a, T> {
     /// Reads and validates a length-delimited list.
+    #[inline]
     pub(crate) fn read(r: &mut Reader<'a>) -> Result<Self, DecodeError> {
         let at = r.position();
         let content = r.delimited()?;
@@ -73,7 +74,7 @@ impl<'a, T: WireView<'a>> ListView<'a, T> {
         let mut walk = content;
         let mut len = 0;
         while !walk.is_empty() {
-            T::view_elem(&mut walk)?;
+            T::check_elem(&mut walk)?;
             len += 1;
         }
         Ok(ListView {
@@ -88,7 +89,7 @@ impl<'a, T: WireView<'a>> ListView<'a, T> {
         let start = r.position();
         r.descend(|r| {
             for _ in 0..n {
-                T::view_elem(r)?;
+                T::check_elem(r)?;
             }
             Ok(())
         })?;
@@ -170,7 +171,7 @@ pub struct ListIter<'a, T> {
 impl<'a, T: WireView<'a>> Iterator for ListIter<'a, T> {
     type Item = T::View;
 
-    #[inline]
+    #[inline(always)]
     fn next(&mut self) -> Option<T::View> {
         if self.left == 0 {
             return None;
@@ -223,6 +224,9 @@ where
 {
     pub(crate) fn read(r: &mut Reader<'a>) -> Result<Self, DecodeError> {
         let content = r.delimited()?;
+        if K::BYTE_KEY {
+            return Self::read_byte_keys(content);
+        }
         let mut walk = content;
         let mut len = 0;
         let mut last: Option<K::View> = None;
@@ -233,7 +237,31 @@ where
                 return Err(DecodeError::MapKeyOrder { at });
             }
             last = Some(k);
-            V::view_elem(&mut walk)?;
+            V::check_elem(&mut walk)?;
+            len += 1;
+        }
+        Ok(MapView {
+            content,
+            len,
+            _entry: PhantomData,
+        })
+    }
+
+    /// [`MapView::read`] for keys ordered by their bytes (strings, bytes):
+    /// the order is checked on the bytes, so no key's view is made twice
+    /// (once here, once when iterating).
+    fn read_byte_keys(content: Reader<'a>) -> Result<Self, DecodeError> {
+        let mut walk = content;
+        let mut len = 0;
+        let mut last: Option<&[u8]> = None;
+        while !walk.is_empty() {
+            let at = walk.position();
+            let k = K::check_byte_key(&mut walk)?;
+            if last.is_some_and(|l| l >= k) {
+                return Err(DecodeError::MapKeyOrder { at });
+            }
+            last = Some(k);
+            V::check_elem(&mut walk)?;
             len += 1;
         }
         Ok(MapView {
@@ -283,6 +311,7 @@ pub struct MapIter<'a, K, V> {
 impl<'a, K: WireView<'a>, V: WireView<'a>> Iterator for MapIter<'a, K, V> {
     type Item = (K::View, V::View);
 
+    #[inline(always)]
     fn next(&mut self) -> Option<Self::Item> {
         if self.left == 0 {
             return None;

@@ -231,7 +231,7 @@ fn unknown_union_variants_round_trip_and_are_checked() {
         ),
         (
             r#"{"9":{"class":1,"bytes":"AQI="}}"#,
-            "`t.U.9`: unknown variant 9: bytes `01 02` are not exactly one canonical varint (class 1): content at byte 1 has 1 byte(s) left over or missing for the value",
+            "`t.U.9`: unknown variant 9: bytes `01 02` are not exactly one canonical varint (class 1): 1 byte(s) left over at byte 1, after the end of the varint",
         ),
         (
             r#"{"9":{"class":1,"bytes":"/////////////w=="}}"#,
@@ -243,7 +243,7 @@ fn unknown_union_variants_round_trip_and_are_checked() {
         ),
         (
             r#"{"9":{"class":2,"bytes":"AQIDBAU="}}"#,
-            "`t.U.9`: unknown variant 9: bytes `01 02 03 04 05` are not exactly 4 bytes (class 2): content at byte 4 has 1 byte(s) left over or missing for the value",
+            "`t.U.9`: unknown variant 9: bytes `01 02 03 04 05` are not exactly 4 bytes (class 2): 1 byte(s) left over at byte 4, after the end of the 4 bytes",
         ),
         (
             r#"{"9":{"class":3,"bytes":"BWhp"}}"#,
@@ -251,7 +251,7 @@ fn unknown_union_variants_round_trip_and_are_checked() {
         ),
         (
             r#"{"9":{"class":3,"bytes":"AmhpAA=="}}"#,
-            "`t.U.9`: unknown variant 9: bytes `02 68 69 00` are not exactly one length-delimited value, uvarint(n) then n bytes (class 3): content at byte 3 has 1 byte(s) left over or missing for the value",
+            "`t.U.9`: unknown variant 9: bytes `02 68 69 00` are not exactly one length-delimited value, uvarint(n) then n bytes (class 3): 1 byte(s) left over at byte 3, after the end of the length-delimited value",
         ),
         (
             r#"{"9":{"class":3,"bytes":""}}"#,

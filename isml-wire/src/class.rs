@@ -7,6 +7,10 @@ use super::{DecodeError, varint};
 /// The highest field or variant tag the wire format allows.
 pub const MAX_TAG: u32 = 255;
 
+/// The largest tag a union key (`uvarint(tag * 4 + class)`, §5.5) can
+/// carry, 2^62-1: an unknown variant's tag may be anything up to it.
+pub const MAX_UNION_TAG: u64 = u64::MAX >> 2;
+
 /// How a reader that does not know a type skips its value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(u8)]

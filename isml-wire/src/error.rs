@@ -134,14 +134,22 @@ pub enum DecodeError {
         /// Offset of the key.
         at: usize,
     },
-    /// Content of a fixed-size value that is too short or too long.
+    /// Length-delimited content whose length does not match the value it
+    /// holds: bytes left over after the value (a body, an `f64`, an array,
+    /// a frame body), or content that ends before the value does.
     ContentLength {
-        /// Offset of the content.
+        /// Where the left-over bytes start, or where the too-short content
+        /// starts.
         at: usize,
-        /// What was being read.
+        /// What was being read: a message or union name, `f64`, `array`,
+        /// `error body`...
         what: &'static str,
-        /// Bytes left over (or missing) after the value.
-        found: usize,
+        /// How many bytes were left over, or (when `missing`) at least how
+        /// many more the value needed.
+        bytes: usize,
+        /// Whether the content was too short (`bytes` missing) rather than
+        /// too long (`bytes` left over).
+        missing: bool,
     },
     /// A length-delimited list of fixed-width elements whose length is not a multiple of the width.
     RaggedList {
@@ -285,6 +293,21 @@ pub enum EncodeError {
         /// The nesting limit.
         max: u32,
     },
+    /// An unknown union variant held by the caller (`Unknown { tag, class,
+    /// bytes }`) that decoders would reject or read as another variant: it
+    /// is refused before anything is written (wire format §5.5).
+    InvalidUnknownVariant {
+        /// The union type name.
+        message: &'static str,
+        /// The variant tag.
+        tag: u64,
+        /// What is wrong: class 0, a tag above 2^62-1, a tag the schema
+        /// defines, or bytes that are not exactly one value of the class.
+        reason: &'static str,
+        /// Why the bytes are not one value of the class, when that is the
+        /// problem (offsets are positions in the bytes).
+        bytes_error: Option<DecodeError>,
+    },
     /// A value that cannot be represented: an unknown union variant or enum with no bytes.
     Unrepresentable {
         /// The type name.
@@ -357,9 +380,23 @@ impl fmt::Display for DecodeError {
                 f,
                 "map key at byte {at} is not greater than the previous key"
             ),
-            DecodeError::ContentLength { at, what, found } => write!(
+            DecodeError::ContentLength {
+                at,
+                what,
+                bytes,
+                missing: false,
+            } => write!(
                 f,
-                "content at byte {at} has {found} byte(s) left over or missing for {what}"
+                "{bytes} byte(s) left over at byte {at}, after the end of {what}"
+            ),
+            DecodeError::ContentLength {
+                at,
+                what,
+                bytes,
+                missing: true,
+            } => write!(
+                f,
+                "content of {what} at byte {at} is too short: {bytes} more byte(s) needed"
             ),
             DecodeError::RaggedList { at, len, width } => write!(
                 f,
@@ -413,6 +450,18 @@ impl fmt::Display for EncodeError {
                 f,
                 "value nests deeper than {max} levels, which decoders reject (wire format §7)"
             ),
+            EncodeError::InvalidUnknownVariant {
+                message,
+                tag,
+                reason,
+                bytes_error,
+            } => {
+                write!(f, "`{message}`: unknown variant {tag}: {reason}")?;
+                match bytes_error {
+                    Some(e) => write!(f, ": {e}"),
+                    None => Ok(()),
+                }
+            }
             EncodeError::Unrepresentable { message, reason } => write!(f, "`{message}`: {reason}"),
         }
     }

@@ -49,7 +49,7 @@ mod serial;
 pub mod varint;
 pub mod write;
 
-pub use class::{Class, MAX_PRESENCE_LEN, MAX_TAG, Presence, PresenceWriter};
+pub use class::{Class, MAX_PRESENCE_LEN, MAX_TAG, MAX_UNION_TAG, Presence, PresenceWriter};
 pub use crc32c::Crc32c;
 pub use error::{DecodeError, EncodeError};
 #[cfg(feature = "alloc")]

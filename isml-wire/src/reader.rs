@@ -94,7 +94,8 @@ impl<'a> Reader<'a> {
         self.pos == self.end
     }
 
-    /// Fails unless the region is consumed.
+    /// Fails unless the region is consumed: `what` names the value that
+    /// should have filled it, for the error.
     pub fn finish(&self, what: &'static str) -> Result<(), DecodeError> {
         if self.is_empty() {
             Ok(())
@@ -102,7 +103,8 @@ impl<'a> Reader<'a> {
             Err(DecodeError::ContentLength {
                 at: self.pos,
                 what,
-                found: self.remaining(),
+                bytes: self.remaining(),
+                missing: false,
             })
         }
     }
@@ -305,6 +307,21 @@ impl<'a> Reader<'a> {
         core::str::from_utf8(s).map_err(|_| DecodeError::InvalidUtf8 { at })
     }
 
+    /// Checks a length-prefixed UTF-8 string and returns its bytes, without
+    /// making the `&str` (validating a list or map that is read again
+    /// later): ASCII, the common case, is checked a word at a time.
+    #[inline(always)]
+    pub fn check_str(&mut self) -> Result<&'a [u8], DecodeError> {
+        let n = self.len()?;
+        let at = self.pos;
+        let s = self.take(n)?;
+        if s.is_ascii() || core::str::from_utf8(s).is_ok() {
+            Ok(s)
+        } else {
+            Err(DecodeError::InvalidUtf8 { at })
+        }
+    }
+
     /// Reads a `uvarint(n)` and returns a reader over the next `n` bytes, one
     /// nesting level deeper; this reader moves past them.
     #[inline]
@@ -452,6 +469,24 @@ impl<'a> Reader<'a> {
         Ok(match self.source {
             Some(src) => src.slice(start..self.pos),
             None => Bytes::copy_from_slice(s),
+        })
+    }
+
+    /// Checks that `bytes` is exactly one well-formed value of `class`
+    /// (§5.1), as the value of an unknown union variant must be before an
+    /// encoder writes it (§5.5): one canonical varint, 4 bytes, or
+    /// `uvarint(n)` followed by exactly n bytes. Offsets in the error are
+    /// positions in `bytes`; class 0 is [`DecodeError::UnionClassAbsent`].
+    pub fn check_value(class: Class, bytes: &[u8]) -> Result<(), DecodeError> {
+        if class == Class::Absent {
+            return Err(DecodeError::UnionClassAbsent { at: 0 });
+        }
+        let mut r = Reader::new(bytes);
+        r.skip(class)?;
+        r.finish(match class {
+            Class::Varint => "the varint",
+            Class::Fixed32 => "the 4 bytes",
+            _ => "the length-delimited value",
         })
     }
 

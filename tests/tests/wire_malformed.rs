@@ -631,7 +631,8 @@ fn error_body_with_trailing_bytes() {
         Err(DecodeError::ContentLength {
             at: 5,
             what: "error body",
-            found: 2
+            bytes: 2,
+            missing: false,
         })
     );
     assert_eq!(

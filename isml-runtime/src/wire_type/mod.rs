@@ -255,6 +255,26 @@ pub trait WireView<'a>: Wire {
     fn view_elem(r: &mut Reader<'a>) -> Result<Self::View, DecodeError>;
     /// Reads the field form as a view.
     fn view_field(r: &mut Reader<'a>) -> Result<Self::View, DecodeError>;
+    /// Checks the element form and moves past it, without making the view:
+    /// what validating a list or a map's values needs (strings check for
+    /// ASCII first, which is cheaper than building a `&str`).
+    #[doc(hidden)]
+    #[inline(always)]
+    fn check_elem(r: &mut Reader<'a>) -> Result<(), DecodeError> {
+        Self::view_elem(r).map(drop)
+    }
+    /// Whether map keys of this type are ordered by their content bytes
+    /// (strings and bytes): a map view then checks their order on those
+    /// bytes ([`WireView::check_byte_key`]) without making each key's view.
+    #[doc(hidden)]
+    const BYTE_KEY: bool = false;
+    /// For a [`WireView::BYTE_KEY`] type, checks the element form and
+    /// returns its content bytes.
+    #[doc(hidden)]
+    #[inline(always)]
+    fn check_byte_key(r: &mut Reader<'a>) -> Result<&'a [u8], DecodeError> {
+        r.byte_slice()
+    }
     /// Copies a view into the owned type.
     fn from_view(v: &Self::View) -> Self;
 }
@@ -266,7 +286,8 @@ fn short_content(at: usize, what: &'static str) -> impl Fn(DecodeError) -> Decod
         DecodeError::UnexpectedEnd { needed, .. } => DecodeError::ContentLength {
             at,
             what,
-            found: needed,
+            bytes: needed,
+            missing: true,
         },
         other => other,
     }

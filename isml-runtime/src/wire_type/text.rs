@@ -41,9 +41,18 @@ impl<'a> WireView<'a> for String {
     fn view_elem(r: &mut Reader<'a>) -> Result<&'a str, DecodeError> {
         r.str()
     }
-    #[inline]
+    #[inline(always)]
     fn view_field(r: &mut Reader<'a>) -> Result<&'a str, DecodeError> {
         r.str()
+    }
+    #[inline]
+    fn check_elem(r: &mut Reader<'a>) -> Result<(), DecodeError> {
+        r.check_str().map(drop)
+    }
+    const BYTE_KEY: bool = true;
+    #[inline]
+    fn check_byte_key(r: &mut Reader<'a>) -> Result<&'a [u8], DecodeError> {
+        r.check_str()
     }
     fn from_view(v: &&'a str) -> String {
         String::from(*v)
@@ -93,6 +102,11 @@ impl<'a> WireView<'a> for Bytes {
     fn view_field(r: &mut Reader<'a>) -> Result<&'a [u8], DecodeError> {
         r.byte_slice()
     }
+    #[inline]
+    fn check_elem(r: &mut Reader<'a>) -> Result<(), DecodeError> {
+        r.byte_slice().map(drop)
+    }
+    const BYTE_KEY: bool = true;
     fn from_view(v: &&'a [u8]) -> Bytes {
         Bytes::copy_from_slice(v)
     }

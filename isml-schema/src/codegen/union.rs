@@ -112,6 +112,12 @@ impl Gen<'_> {
             });
         }
         let nested_lengths = members.iter().any(|m| self.nested_lengths(&m.field.ty));
+        // An unknown variant built by the caller is checked before it is
+        // written, so that nothing is sent that decoders reject.
+        let known_tags = members.iter().map(|m| m.field.tag);
+        let check_unknown = quote! {
+            #p::check_unknown_variant(#full_lit, *tag, *class, bytes, &[#(#known_tags),*])?
+        };
         let fields: Vec<&FieldDef> = as_fields.iter().collect();
         let TypeItems {
             inherent: inherent_items,
@@ -233,6 +239,10 @@ impl Gen<'_> {
                     #[allow(unreachable_patterns)]
                     match self {
                         #(#val_arms)*
+                        #n::#unk { tag, class, bytes } => {
+                            #check_unknown;
+                            #p::Ok(())
+                        }
                         _ => #p::Ok(()),
                     }
                 }
@@ -242,7 +252,10 @@ impl Gen<'_> {
                 fn checked_len_nested(&self, __depth: u32) -> #p::Result<usize, #p::EncodeError> {
                     match self {
                         #(#checked_arms)*
-                        #n::#unk { tag, bytes, .. } => #p::Ok(#p::varint::len(*tag << 2) + bytes.len()),
+                        #n::#unk { tag, class, bytes } => {
+                            #check_unknown;
+                            #p::Ok(#p::varint::len(*tag << 2) + bytes.len())
+                        }
                     }
                 }
 
@@ -255,7 +268,10 @@ impl Gen<'_> {
                 ) -> #p::Result<usize, #p::EncodeError> {
                     match self {
                         #(#measure_arms)*
-                        #n::#unk { tag, bytes, .. } => #p::Ok(#p::varint::len(*tag << 2) + bytes.len()),
+                        #n::#unk { tag, class, bytes } => {
+                            #check_unknown;
+                            #p::Ok(#p::varint::len(*tag << 2) + bytes.len())
+                        }
                     }
                 }
 

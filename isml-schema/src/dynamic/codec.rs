@@ -282,7 +282,7 @@ fn encode_union(u: &DynamicUnion<'_>, out: &mut Vec<u8>, depth: u32) -> Result<(
 }
 
 /// The largest tag a union key (`uvarint(tag * 4 + class)`, §5.5) can carry.
-pub(crate) const MAX_UNION_TAG: u64 = u64::MAX >> 2;
+pub(crate) const MAX_UNION_TAG: u64 = isml_wire::MAX_UNION_TAG;
 
 /// Checks that `bytes` is exactly one well-formed value of wire class `class`
 /// (§5.1), as the value of a union variant the schema does not define must be:
@@ -302,21 +302,18 @@ pub(crate) fn check_unknown_value(class: u8, bytes: &[u8]) -> Result<(), String>
             ));
         }
     };
-    let mut r = Reader::new(bytes);
-    r.skip(class)
-        .and_then(|()| r.finish("the value"))
-        .map_err(|e| {
-            let shown: Vec<String> = bytes.iter().map(|b| format!("{b:02x}")).collect();
-            let shown = if shown.is_empty() {
-                "(empty)".to_string()
-            } else {
-                format!("`{}`", shown.join(" "))
-            };
-            format!(
-                "bytes {shown} are not {expected} (class {}): {e}",
-                class as u8
-            )
-        })
+    Reader::check_value(class, bytes).map_err(|e| {
+        let shown: Vec<String> = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        let shown = if shown.is_empty() {
+            "(empty)".to_string()
+        } else {
+            format!("`{}`", shown.join(" "))
+        };
+        format!(
+            "bytes {shown} are not {expected} (class {}): {e}",
+            class as u8
+        )
+    })
 }
 
 fn named_kind(schema: &Schema, id: TypeId) -> &TypeDefKind {

@@ -1082,10 +1082,22 @@ impl From<isml_wire::DecodeError> for DecodeError {
                 DecodeErrorKind::MapKeyOrder,
                 "map key is not greater than the previous key".into(),
             ),
-            W::ContentLength { at, what, found } => (
+            W::ContentLength {
+                at,
+                what,
+                bytes,
+                missing: false,
+            } => (
                 at,
                 DecodeErrorKind::ContentLength,
-                format!("{found} byte(s) left over after {what}"),
+                format!("{bytes} byte(s) left over after {what}"),
+            ),
+            W::ContentLength {
+                at, what, bytes, ..
+            } => (
+                at,
+                DecodeErrorKind::ContentLength,
+                format!("content of {what} is too short: {bytes} more byte(s) needed"),
             ),
             W::RaggedList { at, len, width } => (
                 at,

@@ -726,6 +726,26 @@ fn unknown_enum_values_and_union_variants_are_kept() {
         bytes,
         "forwarded unchanged"
     );
+    // A derived union checks an unknown variant built by hand as the
+    // generated one does.
+    let reason = |e| match e {
+        isml_runtime::wire::EncodeError::InvalidUnknownVariant { reason, .. } => reason,
+        other => panic!("{other:?}"),
+    };
+    let bad = Choice::Unknown {
+        tag: 9,
+        class: Class::Fixed32,
+        bytes: Bytes::from_static(&[1, 2]),
+    };
+    let generated_bad = g::Choice::Unknown {
+        tag: 9,
+        class: Class::Fixed32,
+        bytes: Bytes::from_static(&[1, 2]),
+    };
+    assert_eq!(
+        reason(bad.encode_to_vec().unwrap_err()),
+        reason(generated_bad.encode_to_vec().unwrap_err())
+    );
     assert_eq!(
         Choice::default(),
         Choice::Nothing(Empty),

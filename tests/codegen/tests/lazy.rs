@@ -281,6 +281,79 @@ fn a_lazy_view_reads_only_the_presence_field_when_made() {
     assert!(ScalarsLazy::new(&[]).is_err());
 }
 
+/// Map views check string keys' UTF-8 and order on their bytes, and list
+/// views check strings without making them: the same errors as a decode.
+#[test]
+fn string_keys_and_elements_are_checked_by_views() {
+    // Containers.by_name (map<string, i32>, tag 11) and list_str (tag 8).
+    let body = |tag: u32, content: &[u8]| {
+        let mut p = PresenceWriter::<7>::new();
+        p.set(tag, Class::Delimited);
+        let mut b = Vec::new();
+        p.encode(&mut b);
+        write::len_prefixed(&mut b, content);
+        b
+    };
+    let entry = |k: &[u8], v: u8| [&[k.len() as u8][..], k, &[v]].concat();
+    let ok = body(
+        11,
+        &[entry("b".as_bytes(), 2), entry("é".as_bytes(), 4)].concat(),
+    );
+    let view = Containers::view(&ok).unwrap();
+    let keys: Vec<&str> = view.by_name().iter().map(|(k, _)| k).collect();
+    assert_eq!(keys, ["b", "é"]);
+    assert_eq!(
+        ContainersLazy::new(&ok).unwrap().by_name().unwrap().len(),
+        2
+    );
+    assert_eq!(Containers::decode_slice(&ok).unwrap().by_name.len(), 2);
+    for (content, expected) in [
+        ([entry(b"b", 2), entry(b"a", 4)].concat(), "map_key_order"),
+        ([entry(b"b", 2), entry(b"b", 4)].concat(), "map_key_order"),
+        ([entry(b"ab", 2), entry(b"a", 4)].concat(), "map_key_order"),
+        ([entry(b"a", 2), entry(&[0xff], 4)].concat(), "invalid_utf8"),
+        ([entry(b"a", 2), entry(&[0xc3], 4)].concat(), "invalid_utf8"),
+    ] {
+        let bad = body(11, &content);
+        let kind = |e: DecodeError| match e.root() {
+            DecodeError::MapKeyOrder { .. } => "map_key_order",
+            DecodeError::InvalidUtf8 { .. } => "invalid_utf8",
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(kind(Containers::view(&bad).unwrap_err()), expected);
+        assert_eq!(
+            kind(ContainersLazy::new(&bad).unwrap().by_name().unwrap_err()),
+            expected
+        );
+        assert_eq!(kind(Containers::decode_slice(&bad).unwrap_err()), expected);
+    }
+    let list = |items: &[&[u8]]| {
+        body(
+            8,
+            &items
+                .iter()
+                .flat_map(|i| [&[i.len() as u8][..], i].concat())
+                .collect::<Vec<u8>>(),
+        )
+    };
+    let ok = list(&[b"x", "ü".as_bytes()]);
+    let strings: Vec<&str> = Containers::view(&ok).unwrap().list_str().iter().collect();
+    assert_eq!(strings, ["x", "ü"]);
+    let bad = list(&[b"x", &[0xe2, 0x82]]);
+    assert!(matches!(
+        Containers::view(&bad).unwrap_err().root(),
+        DecodeError::InvalidUtf8 { at: 7 }
+    ));
+    assert!(matches!(
+        ContainersLazy::new(&bad)
+            .unwrap()
+            .list_str()
+            .unwrap_err()
+            .root(),
+        DecodeError::InvalidUtf8 { at: 7 }
+    ));
+}
+
 #[test]
 fn lazy_accessors_check_attributes() {
     let ok = Limited {

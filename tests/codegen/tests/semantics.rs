@@ -80,6 +80,100 @@ fn old_reader_reads_new_writer() {
     assert_eq!(back.mode, new.mode);
 }
 
+/// An unknown variant built by user code is checked like the dynamic
+/// encoder checks one: whatever an encoder accepts, its decoder reads back.
+#[test]
+fn unknown_variants_built_by_hand_are_checked_before_writing() {
+    use evo::v1::{Pick, Reading};
+    use isml_runtime::wire::Class;
+    let unknown = |tag: u64, class: Class, bytes: &'static [u8]| Pick::Unknown {
+        tag,
+        class,
+        bytes: Bytes::from_static(bytes),
+    };
+    let refused = [
+        (unknown(9, Class::Absent, &[]), "class 0"),
+        (
+            unknown(1 << 62, Class::Varint, &[1]),
+            "above the largest union tag",
+        ),
+        (unknown(2, Class::Delimited, &[1, b'x']), "defines this tag"),
+        (unknown(9, Class::Varint, &[1, 2]), "one canonical varint"),
+        (
+            unknown(9, Class::Varint, &[0x80, 0x00]),
+            "one canonical varint",
+        ),
+        (unknown(9, Class::Varint, &[0x80]), "one canonical varint"),
+        (unknown(9, Class::Fixed32, &[1, 2, 3]), "exactly 4 bytes"),
+        (
+            unknown(9, Class::Fixed32, &[1, 2, 3, 4, 5]),
+            "exactly 4 bytes",
+        ),
+        (unknown(9, Class::Delimited, &[]), "length-delimited"),
+        (unknown(9, Class::Delimited, &[2, b'h']), "length-delimited"),
+        (
+            unknown(9, Class::Delimited, &[1, b'h', b'i']),
+            "length-delimited",
+        ),
+    ];
+    for (pick, reason) in refused {
+        for err in [
+            pick.encode_to_vec().unwrap_err(),
+            pick.encode(&mut Vec::new()).unwrap_err(),
+            pick.validate().unwrap_err(),
+        ] {
+            assert!(
+                matches!(
+                    err,
+                    EncodeError::InvalidUnknownVariant {
+                        message: "evo.v1.Pick",
+                        ..
+                    }
+                ),
+                "{pick:?}: {err:?}"
+            );
+            assert!(err.to_string().contains(reason), "{pick:?}: {err}");
+        }
+        // Nested in a message: refused too, and nothing is written.
+        let reading = Reading {
+            pick: pick.clone(),
+            ..Reading::default()
+        };
+        let mut buf = Vec::new();
+        assert!(reading.encode(&mut buf).is_err(), "{pick:?}");
+        assert!(buf.is_empty());
+        assert!(reading.encode_to_vec().is_err(), "{pick:?}");
+    }
+    let err = unknown(9, Class::Varint, &[1, 2])
+        .encode_to_vec()
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "`evo.v1.Pick`: unknown variant 9: the bytes are not exactly one canonical varint \
+         (class 1): 1 byte(s) left over at byte 1, after the end of the varint"
+    );
+
+    // Well-formed values of each class, and the largest tag, are written
+    // and read back unchanged.
+    for pick in [
+        unknown(9, Class::Varint, &[0x80, 0x01]),
+        unknown(9, Class::Fixed32, &[1, 2, 3, 4]),
+        unknown(9, Class::Delimited, &[0]),
+        unknown(9, Class::Delimited, &[2, b'h', b'i']),
+        unknown(0, Class::Varint, &[0]),
+        unknown((1 << 62) - 1, Class::Varint, &[7]),
+    ] {
+        let bytes = pick.encode_to_vec().unwrap();
+        assert_eq!(Pick::decode_slice(&bytes).unwrap(), pick);
+        let reading = Reading {
+            pick: pick.clone(),
+            ..Reading::default()
+        };
+        let back = Reading::decode_slice(&reading.encode_to_vec().unwrap()).unwrap();
+        assert_eq!(back.pick, pick);
+    }
+}
+
 #[test]
 fn new_reader_reads_old_writer() {
     let old = evo::v1::Reading {
@@ -406,7 +500,32 @@ fn short_fixed_size_content_is_a_content_length_error() {
     write::len_prefixed(&mut body, &[0, 0, 0x80, 0x3f]);
     let err = Scalars::decode_slice(&body).unwrap_err();
     assert!(
-        matches!(err.root(), DecodeError::ContentLength { what: "f64", .. }),
+        matches!(
+            err.root(),
+            DecodeError::ContentLength {
+                what: "f64",
+                bytes: 4,
+                missing: true,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(
+        err.to_string()
+            .ends_with("content of f64 at byte 5 is too short: 4 more byte(s) needed"),
+        "{err}"
+    );
+    // The same content with four bytes too many: left over, not missing.
+    let mut p = PresenceWriter::<4>::new();
+    p.set(11, Class::Delimited);
+    let mut body = Vec::new();
+    p.encode(&mut body);
+    write::len_prefixed(&mut body, &[0; 12]);
+    let err = Scalars::decode_slice(&body).unwrap_err();
+    assert!(
+        err.to_string()
+            .ends_with("4 byte(s) left over at byte 13, after the end of f64"),
         "{err}"
     );
 }
