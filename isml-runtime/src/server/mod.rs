@@ -582,6 +582,7 @@ impl Server {
         {
             tracing::warn!("server shutdown: some connections did not end in time");
         }
+        inner.broker.close_store().await;
     }
 }
 
