@@ -174,7 +174,6 @@ pub mod dispatch;
 pub mod handshake;
 pub mod lazy;
 mod message;
-#[cfg(feature = "runtime")]
 pub mod pubsub;
 #[cfg(feature = "runtime")]
 pub mod server;

@@ -24,7 +24,13 @@ fn matches(pattern: &str, text: &str) -> bool {
     glob(&p, &t)
 }
 
-fn rule_matches(r: &AclRule, device: &str, principal: Option<&str>, action: Action, name: &str) -> bool {
+fn rule_matches(
+    r: &AclRule,
+    device: &str,
+    principal: Option<&str>,
+    action: Action,
+    name: &str,
+) -> bool {
     let devices = match &r.devices {
         None => true,
         Some(globs) => globs.iter().any(|g| matches(g, device)),
@@ -37,7 +43,14 @@ fn rule_matches(r: &AclRule, device: &str, principal: Option<&str>, action: Acti
     devices && identities && r.actions.contains(&action) && r.names.iter().any(|g| matches(g, name))
 }
 
-fn model(allow: &[AclRule], deny: &[AclRule], device: &str, principal: Option<&str>, action: Action, name: &str) -> bool {
+fn model(
+    allow: &[AclRule],
+    deny: &[AclRule],
+    device: &str,
+    principal: Option<&str>,
+    action: Action,
+    name: &str,
+) -> bool {
     let mut allowed = false;
     for r in allow {
         if rule_matches(r, device, principal, action, name) {

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
+use isml_runtime::Message;
 use isml_runtime::client::Client;
 use isml_runtime::dispatch::Dispatcher;
 use isml_runtime::handshake::{Hello, PROTOCOL_VERSION};
@@ -22,7 +23,6 @@ use isml_runtime::server::Server;
 use isml_runtime::session::{Session, codes};
 use isml_runtime::transport::{self, ConnectOptions, Endpoint};
 use isml_runtime::wire::{ControlOp, Frame, FrameHeader, FrameKind};
-use isml_runtime::Message;
 use tokio::sync::mpsc;
 
 use common::{Fault, StatusReport};
@@ -60,7 +60,11 @@ impl Channel for Events {
 static NEXT: AtomicU32 = AtomicU32::new(0);
 
 fn mem_url() -> String {
-    format!("mem://pubsub-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "mem://pubsub-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 fn builder(url: &str) -> isml_runtime::server::ServerBuilder {
@@ -169,7 +173,10 @@ async fn retained_values_survive_a_restart_with_the_same_data_dir() {
     assert_eq!(seen["door"], fault(1, "open"));
     assert_eq!(seen["light"], fault(2, "on"));
     // A live publication after the retained ones is not marked retained.
-    server.publish::<Telemetry>(&report("server", 9)).await.unwrap();
+    server
+        .publish::<Telemetry>(&report("server", 9))
+        .await
+        .unwrap();
     let p = within("live telemetry", t.next()).await.unwrap();
     assert!(!p.retained);
     assert_eq!(p.publisher, "");
@@ -195,7 +202,9 @@ async fn delete_removes_the_value_from_the_store() {
         .unwrap();
     cab.publish::<Telemetry>(&report("cab-1", 5)).await.unwrap();
     assert!(server.retained_raw(Variables::ID, Some("light")).is_some());
-    cab.delete_retained::<Variables>(Some("light")).await.unwrap();
+    cab.delete_retained::<Variables>(Some("light"))
+        .await
+        .unwrap();
     cab.delete_retained::<Telemetry>(None).await.unwrap();
     assert!(server.retained_raw(Variables::ID, Some("light")).is_none());
     assert!(server.retained_raw(Telemetry::ID, None).is_none());
@@ -293,7 +302,10 @@ async fn each_publishers_order_holds_with_50_concurrent_publishers() {
     let stats = server.channel_stats(Events::ID).unwrap();
     assert_eq!(stats.published, PUBLISHERS as u64 * EACH);
     // Everything arrived, and each publisher's in order (checked above).
-    assert_eq!((received, dropped, stats.dropped), (PUBLISHERS as u64 * EACH, 0, 0));
+    assert_eq!(
+        (received, dropped, stats.dropped),
+        (PUBLISHERS as u64 * EACH, 0, 0)
+    );
     assert_eq!(last.len(), PUBLISHERS);
     assert!(last.values().all(|&s| s == EACH));
     server.shutdown().await;
@@ -314,16 +326,22 @@ async fn stalled_subscriber(url: &str, channel: u32) -> Box<dyn std::any::Any + 
         credentials: Default::default(),
         types: vec![],
     };
-    tx.send(Frame::new(FrameHeader::control(ControlOp::Hello), hello.encode()))
-        .await
-        .unwrap();
+    tx.send(Frame::new(
+        FrameHeader::control(ControlOp::Hello),
+        hello.encode(),
+    ))
+    .await
+    .unwrap();
     let welcome = rx.next().await.unwrap().unwrap();
     assert_eq!(welcome.header.kind, FrameKind::Control(ControlOp::Welcome));
     // subscribe (§2.8): correlation 1, operation 0, the channel, no key.
     let payload = Bytes::from(vec![1, 0, channel as u8, 0]);
-    tx.send(Frame::new(FrameHeader::control(ControlOp::Subscribe), payload))
-        .await
-        .unwrap();
+    tx.send(Frame::new(
+        FrameHeader::control(ControlOp::Subscribe),
+        payload,
+    ))
+    .await
+    .unwrap();
     Box::new((rx, tx, info))
 }
 
@@ -420,7 +438,10 @@ async fn unsubscribe_and_unsubscribe_all_stop_delivery() {
     cab.publish_keyed::<Variables>("door", &fault(1, "open"))
         .await
         .unwrap();
-    assert_eq!(within("event", events.next()).await.unwrap().value.uptime_s, 1);
+    assert_eq!(
+        within("event", events.next()).await.unwrap().value.uptime_s,
+        1
+    );
     assert_eq!(within("var", vars.next()).await.unwrap().value.code, 1);
     assert_eq!(within("door", door.next()).await.unwrap().value.code, 1);
     // One delivery to the session, for both of its subscriptions.
@@ -451,7 +472,10 @@ async fn unsubscribe_and_unsubscribe_all_stop_delivery() {
     cab.publish_keyed::<Variables>("door", &fault(3, "closed"))
         .await
         .unwrap();
-    assert_eq!(server.channel_stats(Variables::ID).unwrap().delivered, delivered);
+    assert_eq!(
+        server.channel_stats(Variables::ID).unwrap().delivered,
+        delivered
+    );
     server.shutdown().await;
 }
 
@@ -479,7 +503,10 @@ async fn send_to_reaches_only_the_named_device() {
         inboxes.insert(name, rx);
         clients.insert(name, c);
     }
-    clients["a"].send_to("b", &fault(7, "hello b")).await.unwrap();
+    clients["a"]
+        .send_to("b", &fault(7, "hello b"))
+        .await
+        .unwrap();
     let (from, m) = within("b's message", inboxes.get_mut("b").unwrap().recv())
         .await
         .unwrap();
@@ -493,9 +520,14 @@ async fn send_to_reaches_only_the_named_device() {
     assert!(inboxes.get_mut("a").unwrap().try_recv().is_err());
     assert!(inboxes.get_mut("b").unwrap().try_recv().is_err());
 
-    let err = clients["a"].send_to("nobody", &fault(1, "?")).await.unwrap_err();
+    let err = clients["a"]
+        .send_to("nobody", &fault(1, "?"))
+        .await
+        .unwrap_err();
     match &err {
-        PublishError::Refused { channel, refusal, .. } => {
+        PublishError::Refused {
+            channel, refusal, ..
+        } => {
             assert_eq!(channel, "nobody");
             assert_eq!(refusal.reason, Reason::UnknownDevice);
         }
@@ -546,7 +578,10 @@ async fn the_built_in_filters_refuse_with_counted_reasons() {
         firmware: Some("x".repeat(200)),
         ..report("cab", 1)
     };
-    assert_eq!(refusal(cab.publish::<Events>(&big).await.unwrap_err()), Reason::TooLarge);
+    assert_eq!(
+        refusal(cab.publish::<Events>(&big).await.unwrap_err()),
+        Reason::TooLarge
+    );
     assert_eq!(filtered(&server, "cab").await, 1);
 
     // The payload rule, on decoded fields; for publications and messages alike.
@@ -555,7 +590,10 @@ async fn the_built_in_filters_refuse_with_counted_reasons() {
         ..report("cab", 1)
     };
     let e = cab.publish::<Events>(&hot).await.unwrap_err();
-    assert!(e.to_string().contains("temperature refused the message"), "{e}");
+    assert!(
+        e.to_string().contains("temperature refused the message"),
+        "{e}"
+    );
     assert_eq!(refusal(e), Reason::Rule);
     assert_eq!(filtered(&server, "cab").await, 2);
     let session: Session = cab.session().unwrap();
@@ -570,12 +608,19 @@ async fn the_built_in_filters_refuse_with_counted_reasons() {
         cab.publish::<Telemetry>(&report("cab", i)).await.unwrap();
     }
     assert_eq!(
-        refusal(cab.publish::<Telemetry>(&report("cab", 4)).await.unwrap_err()),
+        refusal(
+            cab.publish::<Telemetry>(&report("cab", 4))
+                .await
+                .unwrap_err()
+        ),
         Reason::RateLimited
     );
     // Another device has its own bucket.
     let other = client(&url, "other").await;
-    other.publish::<Telemetry>(&report("other", 1)).await.unwrap();
+    other
+        .publish::<Telemetry>(&report("other", 1))
+        .await
+        .unwrap();
     assert_eq!(filtered(&server, "cab").await, 4);
     assert_eq!(filtered(&server, "other").await, 0);
 
@@ -643,7 +688,11 @@ names = ["*"]
     let dash = client(&url, "dash").await;
     cab.publish::<Telemetry>(&report("cab-1", 1)).await.unwrap();
     assert_eq!(
-        refusal(cab9.publish::<Telemetry>(&report("cab-9", 1)).await.unwrap_err()),
+        refusal(
+            cab9.publish::<Telemetry>(&report("cab-9", 1))
+                .await
+                .unwrap_err()
+        ),
         Reason::Denied
     );
     assert_eq!(
@@ -651,16 +700,28 @@ names = ["*"]
         Reason::Denied
     );
     let mut t = dash.subscribe::<Telemetry>().await.unwrap();
-    assert_eq!(within("retained", t.next()).await.unwrap().value.uptime_s, 1);
-    assert_eq!(sub_refusal(dash.subscribe::<Events>().await), Reason::Denied);
-    assert_eq!(sub_refusal(cab.subscribe::<Telemetry>().await), Reason::Denied);
+    assert_eq!(
+        within("retained", t.next()).await.unwrap().value.uptime_s,
+        1
+    );
+    assert_eq!(
+        sub_refusal(dash.subscribe::<Events>().await),
+        Reason::Denied
+    );
+    assert_eq!(
+        sub_refusal(cab.subscribe::<Telemetry>().await),
+        Reason::Denied
+    );
     dash.send_to("cab-1", &fault(1, "hi")).await.unwrap();
     assert_eq!(
         refusal(cab.send_to("dash", &fault(1, "hi")).await.unwrap_err()),
         Reason::Denied
     );
     // The server process is never checked.
-    server.publish::<Events>(&report("server", 1)).await.unwrap();
+    server
+        .publish::<Events>(&report("server", 1))
+        .await
+        .unwrap();
     server.shutdown().await;
 }
 
@@ -679,7 +740,10 @@ async fn refusals_from_the_broker_itself() {
         refusal(cab.publish::<Events>(&report("c", 1)).await.unwrap_err()),
         Reason::UnknownChannel
     );
-    assert_eq!(sub_refusal(cab.subscribe::<Events>().await), Reason::UnknownChannel);
+    assert_eq!(
+        sub_refusal(cab.subscribe::<Events>().await),
+        Reason::UnknownChannel
+    );
     // A raw publication with a key on an unkeyed channel.
     let payload = Bytes::from(report("c", 1).encode_to_vec().unwrap());
     assert_eq!(
@@ -696,6 +760,9 @@ async fn refusals_from_the_broker_itself() {
     );
     let raw = server.retained_raw(Telemetry::ID, None).unwrap();
     assert_eq!(raw.publisher, "cab");
-    assert_eq!(StatusReport::decode_slice(&raw.payload).unwrap(), report("c", 1));
+    assert_eq!(
+        StatusReport::decode_slice(&raw.payload).unwrap(),
+        report("c", 1)
+    );
     server.shutdown().await;
 }

@@ -7,7 +7,7 @@
 //! broker and has the same methods for the server process itself.
 //!
 //! ```no_run
-//! # #[cfg(feature = "derive")]
+//! # #[cfg(all(feature = "derive", feature = "runtime"))]
 //! # async fn demo(session: isml_runtime::Session) -> Result<(), Box<dyn std::error::Error>> {
 //! use isml_runtime::pubsub::Channel;
 //! # #[derive(Debug, Clone, PartialEq, Default, isml_runtime::Message)]
@@ -35,18 +35,30 @@
 //!
 //! [`Session`]: crate::Session
 
+// The channel types are always available (generated code implements
+// `Channel` in every build); the sessions' side needs the runtime.
+#[cfg(feature = "runtime")]
 mod api;
+#[cfg(feature = "runtime")]
 pub(crate) mod frames;
+#[cfg(feature = "runtime")]
 pub(crate) mod local;
+#[cfg(feature = "runtime")]
 pub(crate) mod subscription;
 
-use std::fmt;
+use alloc::borrow::ToOwned;
+use alloc::string::String;
+use core::fmt;
 
+#[cfg(feature = "runtime")]
 pub use crate::server::broker::acl::{Acl, AclError, AclRule, Action};
+#[cfg(feature = "runtime")]
 pub use crate::server::broker::filter::{
     Candidate, DenyDevices, Filter, MaxFrameSize, RateLimit, Rule, Target,
 };
+#[cfg(feature = "runtime")]
 pub use crate::server::broker::{BrokerStats, ChannelStats, SubscriberStats};
+#[cfg(feature = "runtime")]
 pub use subscription::{RawSubscription, Subscription};
 
 use crate::TopLevel;
@@ -221,6 +233,7 @@ impl Reason {
 
     /// The closest session error code (wire format §2.4), for refusals of
     /// ordinary messages and requests, which answer with an error response.
+    #[cfg(feature = "runtime")]
     pub const fn error_code(self) -> u64 {
         use crate::session::codes;
         match self {
@@ -276,6 +289,7 @@ impl Refusal {
 }
 
 /// Why a publication (or a `send_to` message, or a delete) failed.
+#[cfg(feature = "runtime")]
 #[non_exhaustive]
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
@@ -318,6 +332,7 @@ pub enum PublishError {
 }
 
 /// Why a subscription failed.
+#[cfg(feature = "runtime")]
 #[non_exhaustive]
 #[derive(Debug, thiserror::Error)]
 pub enum SubscribeError {
@@ -349,6 +364,7 @@ pub enum SubscribeError {
 }
 
 /// The name of a channel for errors: its full name when known, else its id.
+#[cfg(feature = "runtime")]
 pub(crate) fn channel_label(id: u32, name: Option<&str>) -> String {
     match name {
         Some(n) => n.to_owned(),

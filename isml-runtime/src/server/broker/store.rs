@@ -253,7 +253,10 @@ fn writer(
                 Err(_) => break,
             }
         }
-        if let Some(at) = batch.iter().position(|(op, _)| matches!(op, StoreOp::Close(_))) {
+        if let Some(at) = batch
+            .iter()
+            .position(|(op, _)| matches!(op, StoreOp::Close(_)))
+        {
             // Nothing after the close is written: refused below.
             for (_, ack) in batch.drain(at + 1..) {
                 ack.send(Err(stopped()), &rt);
