@@ -766,3 +766,28 @@ async fn refusals_from_the_broker_itself() {
     );
     server.shutdown().await;
 }
+
+isml_runtime::channel! {
+    /// Faults, declared with the macro rather than by hand.
+    Faults: Fault = 4, "charging.v1.faults";
+}
+
+#[test]
+fn channels_declared_with_the_macro_export_to_the_schema() {
+    use isml_runtime::descriptor::TypeRef;
+    assert!(!Faults::RETAIN && !Faults::KEYED);
+    assert_eq!(Faults::info().type_id, 0x04);
+    let text = isml_runtime::export_schema_with_channels(
+        &[TypeRef::of::<StatusReport>(), TypeRef::of::<Fault>()],
+        &[Variables::info(), Faults::info(), Telemetry::info()],
+    )
+    .unwrap();
+    assert!(text.contains("\nchannel telemetry: StatusReport = 1 [retain];\nchannel variables: Fault = 2 [retain, keyed];\nchannel faults: Fault = 4;\n"), "{text}");
+    let e =
+        isml_runtime::export_schema_with_channels(&[TypeRef::of::<Fault>()], &[Telemetry::info()])
+            .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "channel `charging.v1.telemetry`: its message type (type id 1) is not among the exported types"
+    );
+}

@@ -96,6 +96,72 @@ pub trait Channel: Send + Sync + 'static {
     }
 }
 
+/// Declares a channel type for Rust-first messages: what the code generator
+/// emits for a schema's `channel`, for types that use the derives.
+///
+/// `channel! { pub Name: MessageType = id, "package.name", [retain, keyed]; }`
+/// (the flags are optional). [`export_schema_with_channels`] writes it back
+/// as a schema `channel` line.
+///
+/// ```
+/// # #[cfg(feature = "derive")] {
+/// use isml_runtime::pubsub::Channel;
+/// #[derive(Debug, Clone, PartialEq, Default, isml_runtime::Message)]
+/// #[isml(id = 0x0C, package = "charging.v1")]
+/// struct Variable { #[isml(tag = 1)] value: i64 }
+/// isml_runtime::channel! {
+///     /// Named variables, the last value per key retained.
+///     pub Variables: Variable = 3, "charging.v1.variables", [retain, keyed];
+/// }
+/// assert!(Variables::RETAIN && Variables::KEYED);
+/// assert_eq!(Variables::info().type_id, 0x0C);
+/// # }
+/// ```
+///
+/// [`export_schema_with_channels`]: crate::descriptor::export_schema_with_channels
+#[macro_export]
+macro_rules! channel {
+    ($(#[$meta:meta])* $vis:vis $name:ident : $msg:ty = $id:literal, $full:literal $(, [$($flag:ident),* $(,)?])? $(;)?) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+        $vis struct $name;
+
+        $($($crate::__channel_flag_check!($flag);)*)?
+
+        #[automatically_derived]
+        impl $crate::pubsub::Channel for $name {
+            type Message = $msg;
+            const ID: u32 = $id;
+            const NAME: &'static str = $full;
+            const RETAIN: bool = $crate::__channel_flag!(retain $($($flag)*)?);
+            const KEYED: bool = $crate::__channel_flag!(keyed $($($flag)*)?);
+        }
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __channel_flag {
+    (retain retain $($rest:ident)*) => { true };
+    (keyed keyed $($rest:ident)*) => { true };
+    ($want:ident $other:ident $($rest:ident)*) => { $crate::__channel_flag!($want $($rest)*) };
+    ($want:ident) => { false };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __channel_flag_check {
+    (retain) => {};
+    (keyed) => {};
+    ($other:ident) => {
+        ::core::compile_error!(::core::concat!(
+            "unknown channel flag `",
+            ::core::stringify!($other),
+            "`: expected `retain` or `keyed`"
+        ));
+    };
+}
+
 /// A channel described at run time: what a server that loads schemas at run
 /// time (and so has no Rust type per channel) needs to broker it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
