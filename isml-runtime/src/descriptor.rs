@@ -480,7 +480,7 @@ pub fn export_schema(types: &[TypeRef]) -> Result<String, ExportError> {
 /// use isml_runtime::pubsub::Channel;
 /// #[derive(Debug, Clone, PartialEq, Default, isml_runtime::Message)]
 /// #[isml(id = 1, package = "demo.v1")]
-/// struct Status { #[isml(tag = 1)] up: bool }
+/// pub struct Status { #[isml(tag = 1)] up: bool }
 /// isml_runtime::channel! {
 ///     /// The last status, kept for new subscribers.
 ///     pub Statuses: Status = 1, "demo.v1.statuses", [retain];

@@ -108,7 +108,7 @@ pub trait Channel: Send + Sync + 'static {
 /// use isml_runtime::pubsub::Channel;
 /// #[derive(Debug, Clone, PartialEq, Default, isml_runtime::Message)]
 /// #[isml(id = 0x0C, package = "charging.v1")]
-/// struct Variable { #[isml(tag = 1)] value: i64 }
+/// pub struct Variable { #[isml(tag = 1)] value: i64 }
 /// isml_runtime::channel! {
 ///     /// Named variables, the last value per key retained.
 ///     pub Variables: Variable = 3, "charging.v1.variables", [retain, keyed];
