@@ -23,11 +23,14 @@ use crate::wire::{Reader, varint};
 
 /// Store operations waiting for the writer: beyond it, the publishing
 /// session stops reading until there is room (backpressure, no loss).
+#[cfg(feature = "store")]
 const STORE_QUEUE: usize = 4096;
 /// Operations committed in one transaction at most.
 #[cfg(feature = "store")]
 const BATCH: usize = 1024;
 
+// Without the `store` feature no writer reads them.
+#[cfg_attr(not(feature = "store"), allow(dead_code))]
 pub(crate) enum StoreOp {
     Put {
         channel: u32,
@@ -143,6 +146,7 @@ fn stopped() -> Refusal {
     Refusal::new(Reason::Store, "the store's writer has stopped")
 }
 
+#[cfg_attr(not(feature = "store"), allow(dead_code))]
 pub(crate) fn record_key(channel: u32, key: Option<&str>) -> Vec<u8> {
     let mut k = Vec::with_capacity(5 + key.map_or(0, str::len));
     k.extend_from_slice(&channel.to_be_bytes());
@@ -156,6 +160,7 @@ pub(crate) fn record_key(channel: u32, key: Option<&str>) -> Vec<u8> {
     k
 }
 
+#[cfg_attr(not(feature = "store"), allow(dead_code))]
 pub(crate) fn record_value(v: &Retained) -> Vec<u8> {
     let mut b = BytesMut::with_capacity(v.publisher.len() + 12 + v.payload.len());
     varint::put(&mut b, v.publisher.len() as u64);
@@ -166,6 +171,7 @@ pub(crate) fn record_value(v: &Retained) -> Vec<u8> {
 }
 
 /// A record back; `None` when it is corrupt.
+#[cfg_attr(not(feature = "store"), allow(dead_code))]
 pub(crate) fn parse_record(key: &[u8], value: &[u8]) -> Option<((u32, Option<String>), Retained)> {
     let channel = u32::from_be_bytes(key.get(..4)?.try_into().ok()?);
     let k = match key.get(4)? {
