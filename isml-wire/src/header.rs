@@ -52,6 +52,17 @@ pub enum ControlOp {
     Close,
     /// Flow-control credit for a stream (wire format §2.7).
     Credit,
+    /// Publish/subscribe: subscribe, unsubscribe, unsubscribe all, delete a
+    /// retained value (§2.8).
+    Subscribe,
+    /// Publish/subscribe: a publication, or a device-to-device message (§2.8).
+    Publish,
+    /// Publish/subscribe: a publication or device-to-device message delivered
+    /// by the broker (§2.8).
+    Deliver,
+    /// Publish/subscribe: the broker's answer to a `subscribe` or `publish`
+    /// frame that asked for one (§2.8).
+    PubSubReply,
 }
 
 impl ControlOp {
@@ -64,6 +75,10 @@ impl ControlOp {
             ControlOp::Pong => 4,
             ControlOp::Close => 5,
             ControlOp::Credit => 7,
+            ControlOp::Subscribe => 8,
+            ControlOp::Publish => 9,
+            ControlOp::Deliver => 10,
+            ControlOp::PubSubReply => 11,
         }
     }
 
@@ -76,6 +91,10 @@ impl ControlOp {
             4 => ControlOp::Pong,
             5 => ControlOp::Close,
             7 => ControlOp::Credit,
+            8 => ControlOp::Subscribe,
+            9 => ControlOp::Publish,
+            10 => ControlOp::Deliver,
+            11 => ControlOp::PubSubReply,
             _ => return None,
         })
     }
@@ -158,6 +177,10 @@ impl FrameKind {
             FrameKind::Control(ControlOp::Pong) => "pong",
             FrameKind::Control(ControlOp::Close) => "close",
             FrameKind::Control(ControlOp::Credit) => "credit",
+            FrameKind::Control(ControlOp::Subscribe) => "subscribe",
+            FrameKind::Control(ControlOp::Publish) => "publish",
+            FrameKind::Control(ControlOp::Deliver) => "deliver",
+            FrameKind::Control(ControlOp::PubSubReply) => "pubsub-reply",
         }
     }
 }

@@ -115,6 +115,10 @@ pub fn kind_from_name(name: &str) -> Option<FrameKind> {
         "pong" => FrameKind::Control(ControlOp::Pong),
         "close" => FrameKind::Control(ControlOp::Close),
         "credit" => FrameKind::Control(ControlOp::Credit),
+        "subscribe" => FrameKind::Control(ControlOp::Subscribe),
+        "publish" => FrameKind::Control(ControlOp::Publish),
+        "deliver" => FrameKind::Control(ControlOp::Deliver),
+        "pubsub-reply" => FrameKind::Control(ControlOp::PubSubReply),
         _ => return None,
     })
 }

@@ -564,12 +564,13 @@ fn type_ids_written_wrongly() {
 
 #[test]
 fn unknown_link_opcodes() {
-    // Opcode 7 is credit (§2.7); 6 and 8 ..= 15 are reserved.
+    // Opcode 7 is credit (§2.7), 8 ..= 11 the publish/subscribe frames
+    // (§2.8); 6 and 12 ..= 15 are reserved.
     assert_eq!(
         FrameHeader::decode(&[0x77]),
         Ok((FrameHeader::control(ControlOp::Credit), 1))
     );
-    for opcode in (6..16u8).filter(|&op| op != 7) {
+    for opcode in [6u8].into_iter().chain(12..16) {
         assert_eq!(
             FrameHeader::decode(&[0x70 | opcode]),
             Err(DecodeError::UnknownLinkOpcode { at: 0, opcode })
@@ -577,6 +578,12 @@ fn unknown_link_opcodes() {
         assert_eq!(
             FrameHeader::decode(&[0xf0 | opcode, 0x01, 0x00]),
             Err(DecodeError::UnknownLinkOpcode { at: 0, opcode })
+        );
+    }
+    for opcode in 8..12u8 {
+        let (h, _) = FrameHeader::decode(&[0x70 | opcode]).expect("a pub/sub opcode");
+        assert!(
+            matches!(h.kind, isml_runtime::wire::FrameKind::Control(op) if op.opcode() == opcode)
         );
     }
 }

@@ -2,7 +2,10 @@
 //! `tcp://127.0.0.1:7000`), prints their telemetry, serves the `Fleet`
 //! service cabinets call (fault tickets, reading uploads), and every five
 //! seconds calls each cabinet's `Charger` service: starts charging a random
-//! slot and watches it for three readings. Ctrl-C shuts it down gracefully.
+//! slot and watches it for three readings. It brokers the retained
+//! `telemetry` channel (the last report, kept in `./isml-data` across
+//! restarts) and the keyed `variables` channel, on which it publishes each
+//! cabinet's uptime under `<device>.uptime`. Ctrl-C shuts it down gracefully.
 //!
 //! ```text
 //! cargo run -p isml-examples --bin charging-server -- tcp://0.0.0.0:7000 ws://0.0.0.0:7001/isml
@@ -14,7 +17,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use isml_examples::charging::v1::{
     AnyMessage, ChargerClient, Fault, FaultTicket, Fleet, FleetServer, MeterReading, StartCharging,
-    StatusReport, UploadSummary, WatchSlot,
+    StatusReport, UploadSummary, Variable, VariableValue, WatchSlot, channels,
 };
 use isml_runtime::dispatch::Dispatcher;
 use isml_runtime::handshake::TokenAuthenticator;
@@ -27,9 +30,25 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     if urls.is_empty() {
         urls.push("tcp://127.0.0.1:7000".into());
     }
+    // Set once the server runs: the handler republishes what cabinets report.
+    let broker: std::sync::Arc<std::sync::OnceLock<Server>> = Default::default();
+    let b = broker.clone();
     let dispatcher = Dispatcher::new()
         .service(FleetServer::new(Tickets::default()))
-        .on::<StatusReport, _, _>(|ctx, report| async move {
+        .on::<StatusReport, _, _>(move |ctx, report| {
+        let b = b.clone();
+        async move {
+            if let Some(server) = b.get() {
+                let _ = server.publish::<channels::Telemetry>(&report).await;
+                let uptime = Variable {
+                    value: VariableValue::Int(report.uptime_s as i64),
+                    unit: Some("s".into()),
+                };
+                let key = format!("{}.uptime", ctx.session().device_id());
+                let _ = server
+                    .publish_keyed::<channels::Variables>(&key, &uptime)
+                    .await;
+            }
             let charging = report
                 .slots
                 .iter()
@@ -44,9 +63,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 report.uptime_s
             );
             Ok(())
-        });
+        }
+    });
     let mut builder = Server::builder()
         .types(AnyMessage::TYPES)
+        .channel::<channels::Telemetry>()
+        .channel::<channels::Variables>()
+        .data_dir(std::env::var("ISML_DATA_DIR").unwrap_or_else(|_| "isml-data".into()))
         .dispatcher(dispatcher)
         .authenticator(TokenAuthenticator::new(["demo-token"]))
         .keepalive(Some(Duration::from_secs(10)))
@@ -56,6 +79,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         builder = builder.listen(url);
     }
     let server = builder.start().await?;
+    let _ = broker.set(server.clone());
     println!("listening on {}", server.urls().join(", "));
 
     let mut tick = tokio::time::interval(Duration::from_secs(5));

@@ -5,6 +5,10 @@
 //! `Charger` service (start and stop charging, measuring the round trip, and
 //! now and then a `watch_slot` stream it cancels after a few readings).
 //!
+//! The server republishes each report on the retained `telemetry` channel
+//! and each cabinet's uptime on the keyed `variables` channel; a dashboard
+//! subscribes to both and prints what it received per channel.
+//!
 //! Run with `cargo run --release -p isml-examples --bin fleet-demo` (add
 //! `-- --seconds 10` for a longer run).
 
@@ -16,7 +20,8 @@ use std::time::{Duration, Instant};
 use isml_examples::cabinet::{Cabinet, SLOTS};
 use isml_examples::charging::v1::{
     AnyMessage, ChargerClient, Fault, FaultCode, FaultTicket, Fleet, FleetClient, FleetServer,
-    MeterReading, StartCharging, StatusReport, StopCharging, UploadSummary, WatchSlot,
+    MeterReading, StartCharging, StatusReport, StopCharging, UploadSummary, Variable,
+    VariableValue, WatchSlot, channels,
 };
 use isml_examples::common::{Severity, Timestamp};
 use isml_runtime::client::{Backoff, Client};
@@ -73,6 +78,40 @@ fn fault() -> Fault {
         slot: Some(2),
         raised_at: Timestamp { millis: 0 },
     }
+}
+
+/// A dashboard: subscribes to `telemetry` and `variables` and prints, per
+/// channel, how many publications arrived and at what rate.
+async fn dashboard(
+    url: String,
+    seconds: u64,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let client = Client::builder(&url)
+        .device_id("dashboard")
+        .connect()
+        .await?;
+    let mut telemetry = client.subscribe::<channels::Telemetry>().await?;
+    let mut variables = client.subscribe::<channels::Variables>().await?;
+    let (mut t, mut v, mut retained) = (0u64, 0u64, 0u64);
+    let started = Instant::now();
+    let until = tokio::time::sleep(Duration::from_secs(seconds));
+    tokio::pin!(until);
+    loop {
+        tokio::select! {
+            () = &mut until => break,
+            Some(p) = telemetry.next() => { t += 1; retained += u64::from(p.retained); }
+            Some(p) = variables.next() => { v += 1; retained += u64::from(p.retained); }
+        }
+    }
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "dashboard: telemetry {t} publications ({:.0}/s), variables {v} ({:.0}/s), {retained} retained on subscribing, {} dropped",
+        t as f64 / secs,
+        v as f64 / secs,
+        telemetry.dropped() + variables.dropped()
+    );
+    client.close("done").await;
+    Ok(())
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -172,16 +211,32 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let serial_url = pty.url(115_200);
     let tally = Arc::new(Tally::default());
     let t = tally.clone();
+    // Set once the server runs: its handler republishes what cabinets report.
+    let broker: Arc<std::sync::OnceLock<Server>> = Arc::default();
+    let b = broker.clone();
     let dispatcher = Dispatcher::new()
         .service(FleetServer::new(Tickets(tally.clone())))
-        .on::<StatusReport, _, _>(move |_ctx, _report| {
-            let t = t.clone();
+        .on::<StatusReport, _, _>(move |ctx, report| {
+            let (t, b) = (t.clone(), b.clone());
             async move {
                 t.telemetry.fetch_add(1, Ordering::Relaxed);
+                if let Some(server) = b.get() {
+                    let uptime = Variable {
+                        value: VariableValue::Int(report.uptime_s as i64),
+                        unit: Some("s".into()),
+                    };
+                    let key = format!("{}.uptime", ctx.session().device_id());
+                    let _ = server.try_publish::<channels::Telemetry>(&report);
+                    let _ = server
+                        .publish_keyed::<channels::Variables>(&key, &uptime)
+                        .await;
+                }
                 Ok(())
             }
         });
     let server = Server::builder()
+        .channel::<channels::Telemetry>()
+        .channel::<channels::Variables>()
         .listen("tcp://127.0.0.1:0")
         .listen(&serial_url)
         .types(AnyMessage::TYPES)
@@ -195,6 +250,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .await?;
     let tcp_url = server.urls()[0].clone();
     println!("server on {tcp_url} and {serial_url}");
+    let _ = broker.set(server.clone());
+    let dashboard = tokio::spawn(dashboard(tcp_url.clone(), seconds));
 
     // 49 cabinets over TCP, one over the serial line (the pty master).
     let mut cabinets = Vec::new();
@@ -267,6 +324,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     progress.abort();
     println!();
+    dashboard.await?.map_err(|e| e.to_string())?;
 
     // Wire statistics, from the server's side of each session.
     let sessions = server.sessions();

@@ -50,6 +50,24 @@ pub(crate) trait Inbound: Send + Sync + 'static {
         type_id: u32,
         payload: Bytes,
     ) -> Option<Outcome<(u32, Bytes)>>;
+
+    /// Runs the handler of a device-to-device message from `from` (pub/sub
+    /// `send_to`); `None` when there is none.
+    fn direct(
+        &self,
+        session: &Session,
+        from: &str,
+        type_id: u32,
+        payload: Bytes,
+    ) -> Option<futures_util::future::BoxFuture<'static, ()>> {
+        let _ = (session, from, type_id, payload);
+        None
+    }
+
+    /// The broker, on a server: it handles `subscribe` and `publish` frames.
+    fn broker(&self) -> Option<&Arc<crate::server::broker::Broker>> {
+        None
+    }
 }
 
 /// Both halves of what a session asks of its dispatcher.
@@ -134,6 +152,8 @@ pub(crate) struct Shared {
     closing: AtomicBool,
     reason: OnceLock<CloseReason>,
     config: Arc<SessionConfig>,
+    /// Subscriptions, answers awaited from the broker, the broker's record.
+    pubsub: crate::pubsub::local::Local,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -165,6 +185,7 @@ impl Shared {
         let pending: Vec<_> = lock(&self.pending).drain().collect();
         drop(pending);
         self.calls.close_all();
+        self.pubsub.session_ended();
     }
 
     /// A correlation id for a new exchange: odd on the side that opened the
@@ -242,6 +263,7 @@ pub(crate) fn start(
         closing: AtomicBool::new(false),
         reason: OnceLock::new(),
         config: est.config,
+        pubsub: Default::default(),
     });
     let session = Session { shared };
     setup(&session);
