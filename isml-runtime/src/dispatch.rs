@@ -47,6 +47,7 @@ use crate::wire::DecodeError;
 pub struct Context {
     session: Session,
     correlation: Option<u64>,
+    sender: Option<Arc<str>>,
 }
 
 impl Context {
@@ -54,7 +55,15 @@ impl Context {
         Context {
             session,
             correlation,
+            sender: None,
         }
+    }
+
+    /// The sending device of a device-to-device message (pub/sub
+    /// `send_to`; `""` when the server process sent it); `None` for
+    /// messages from the peer itself.
+    pub fn sender(&self) -> Option<&str> {
+        self.sender.as_deref()
     }
 
     /// The session the message arrived on (send, request, properties).
@@ -222,5 +231,23 @@ impl Inbound for Dispatcher {
     ) -> Option<Outcome<(u32, Bytes)>> {
         let f = self.request.get(&type_id)?;
         Some(f(Context::new(session.clone(), Some(correlation)), payload))
+    }
+
+    fn direct(
+        &self,
+        session: &Session,
+        from: &str,
+        type_id: u32,
+        payload: Bytes,
+    ) -> Option<BoxFuture<'static, ()>> {
+        let f = self.one_way.get(&type_id)?;
+        let mut ctx = Context::new(session.clone(), None);
+        ctx.sender = Some(from.into());
+        let fut = f(ctx, type_id, payload);
+        Some(Box::pin(async move {
+            if let Err(e) = fut.await {
+                tracing::debug!(error = %e, "device-to-device message handler failed");
+            }
+        }))
     }
 }

@@ -23,6 +23,17 @@ pub enum ControlOp {
     Pong,
     /// Graceful close with a reason.
     Close,
+    /// Publish/subscribe: subscribe, unsubscribe, unsubscribe all, delete a
+    /// retained value (§2.8).
+    Subscribe,
+    /// Publish/subscribe: a publication, or a device-to-device message (§2.8).
+    Publish,
+    /// Publish/subscribe: a publication or device-to-device message delivered
+    /// by the broker (§2.8).
+    Deliver,
+    /// Publish/subscribe: the broker's answer to a `subscribe` or `publish`
+    /// frame that asked for one (§2.8).
+    PubSubReply,
 }
 
 impl ControlOp {
@@ -34,6 +45,10 @@ impl ControlOp {
             ControlOp::Ping => 3,
             ControlOp::Pong => 4,
             ControlOp::Close => 5,
+            ControlOp::Subscribe => 8,
+            ControlOp::Publish => 9,
+            ControlOp::Deliver => 10,
+            ControlOp::PubSubReply => 11,
         }
     }
 
@@ -45,6 +60,10 @@ impl ControlOp {
             3 => ControlOp::Ping,
             4 => ControlOp::Pong,
             5 => ControlOp::Close,
+            8 => ControlOp::Subscribe,
+            9 => ControlOp::Publish,
+            10 => ControlOp::Deliver,
+            11 => ControlOp::PubSubReply,
             _ => return None,
         })
     }
@@ -126,6 +145,10 @@ impl FrameKind {
             FrameKind::Control(ControlOp::Ping) => "ping",
             FrameKind::Control(ControlOp::Pong) => "pong",
             FrameKind::Control(ControlOp::Close) => "close",
+            FrameKind::Control(ControlOp::Subscribe) => "subscribe",
+            FrameKind::Control(ControlOp::Publish) => "publish",
+            FrameKind::Control(ControlOp::Deliver) => "deliver",
+            FrameKind::Control(ControlOp::PubSubReply) => "pubsub-reply",
         }
     }
 }

@@ -114,6 +114,10 @@ pub fn kind_from_name(name: &str) -> Option<FrameKind> {
         "ping" => FrameKind::Control(ControlOp::Ping),
         "pong" => FrameKind::Control(ControlOp::Pong),
         "close" => FrameKind::Control(ControlOp::Close),
+        "subscribe" => FrameKind::Control(ControlOp::Subscribe),
+        "publish" => FrameKind::Control(ControlOp::Publish),
+        "deliver" => FrameKind::Control(ControlOp::Deliver),
+        "pubsub-reply" => FrameKind::Control(ControlOp::PubSubReply),
         _ => return None,
     })
 }

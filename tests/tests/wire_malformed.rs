@@ -547,7 +547,8 @@ fn type_ids_written_wrongly() {
 
 #[test]
 fn unknown_link_opcodes() {
-    for opcode in 6..16u8 {
+    // 8..=11 are the publish/subscribe frames (§2.8).
+    for opcode in (6..8u8).chain(12..16) {
         assert_eq!(
             FrameHeader::decode(&[0x70 | opcode]),
             Err(DecodeError::UnknownLinkOpcode { at: 0, opcode })
@@ -555,6 +556,12 @@ fn unknown_link_opcodes() {
         assert_eq!(
             FrameHeader::decode(&[0xf0 | opcode, 0x01, 0x00]),
             Err(DecodeError::UnknownLinkOpcode { at: 0, opcode })
+        );
+    }
+    for opcode in 8..12u8 {
+        let (h, _) = FrameHeader::decode(&[0x70 | opcode]).expect("a pub/sub opcode");
+        assert!(
+            matches!(h.kind, isml_runtime::wire::FrameKind::Control(op) if op.opcode() == opcode)
         );
     }
 }

@@ -27,9 +27,11 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 mod admission;
+pub(crate) mod broker;
 
 pub use admission::Rate;
 use admission::{Admission, AdmissionConfig, Refusal, Source, Ticket};
+pub use broker::BrokerError;
 
 use crate::TopLevel;
 use crate::dispatch::Dispatcher;
@@ -80,6 +82,9 @@ pub enum ServerError {
     /// No listener was configured.
     #[error("no listener configured")]
     NoListener,
+    /// The broker could not start (duplicate channel ids, the store).
+    #[error(transparent)]
+    Broker(#[from] BrokerError),
 }
 
 type OpenHook = Arc<dyn Fn(&Session) + Send + Sync>;
@@ -101,6 +106,7 @@ pub struct ServerBuilder {
     admission: AdmissionConfig,
     max_handshake_frame: usize,
     duplicates: DuplicateIds,
+    pubsub: broker::BrokerSetup,
 }
 
 impl fmt::Debug for ServerBuilder {
@@ -244,11 +250,81 @@ impl ServerBuilder {
         self
     }
 
+    // Publish/subscribe (see `crate::pubsub` and `docs/pubsub.md`).
+
+    /// Brokers channel `C` (and announces its message type's fingerprint in
+    /// the handshake, as [`ServerBuilder::types`] does).
+    pub fn channel<C: crate::pubsub::Channel>(mut self) -> Self {
+        let m = (
+            <C::Message as TopLevel>::TYPE_ID,
+            <C::Message as crate::Message>::NAME,
+            <C::Message as TopLevel>::fingerprint(),
+        );
+        if !self.types.contains(&m) {
+            self.types.push(m);
+        }
+        self.pubsub.channels.push(C::info());
+        self
+    }
+
+    /// Brokers a channel described at run time (schemas loaded at run time).
+    pub fn channel_info(mut self, info: crate::pubsub::ChannelInfo) -> Self {
+        self.pubsub.channels.push(info);
+        self
+    }
+
+    /// Keeps retained values in a redb database in `dir` (created if
+    /// needed), reloaded on start. Without it they live in memory only and
+    /// a restart loses them.
+    #[cfg(feature = "store")]
+    pub fn data_dir(mut self, dir: impl Into<std::path::PathBuf>) -> Self {
+        self.pubsub.data_dir = Some(dir.into());
+        self
+    }
+
+    /// Adds a filter at the end of the chain that every message, request,
+    /// publication and device-to-device message from a session passes.
+    pub fn filter(mut self, filter: impl crate::pubsub::Filter) -> Self {
+        self.pubsub.filters.push(Box::new(filter));
+        self
+    }
+
+    /// Installs an access control list: from then on, what it does not
+    /// allow is denied.
+    pub fn acl(mut self, acl: crate::pubsub::Acl) -> Self {
+        self.pubsub.acl = Some(acl);
+        self
+    }
+
+    /// Closes a session (code 7) once the filters and the ACL have refused
+    /// `n` of its messages. Off by default.
+    pub fn close_after_offences(mut self, n: u64) -> Self {
+        self.pubsub.config.offence_limit = Some(n.max(1));
+        self
+    }
+
+    /// Bounds of each subscriber's queue in the broker, beyond its
+    /// session's outbound queue: 1,024 deliveries and 1 MiB by default.
+    /// When it is full, a newer retained value replaces the queued one of
+    /// its channel and key; otherwise the oldest delivery is dropped.
+    pub fn subscriber_queue(mut self, deliveries: usize, bytes: usize) -> Self {
+        self.pubsub.config.queue_frames = deliveries.max(1);
+        self.pubsub.config.queue_bytes = bytes.max(1);
+        self
+    }
+
     /// Binds every listener and starts accepting.
     pub async fn start(self) -> Result<Server, ServerError> {
         if self.listen.is_empty() {
             return Err(ServerError::NoListener);
         }
+        let registry = Arc::new(Registry::default());
+        let broker = Arc::new(broker::Broker::new(self.pubsub, registry.clone())?);
+        let dispatcher = Arc::new(self.dispatcher);
+        let front = Arc::new(broker::front::Front {
+            dispatcher: dispatcher.clone(),
+            broker: broker.clone(),
+        });
         let mut listeners = Vec::new();
         for url in &self.listen {
             let err = |source| ServerError::Listen {
@@ -264,7 +340,7 @@ impl ServerBuilder {
         }
         let inner = Arc::new(Inner {
             urls: listeners.iter().map(|l| l.url().to_owned()).collect(),
-            registry: Registry::default(),
+            registry,
             shutdown: CancellationToken::new(),
             tracker: TaskTracker::new(),
             limit: Arc::new(Semaphore::new(self.max_connections)),
@@ -275,7 +351,8 @@ impl ServerBuilder {
             handshake_timeout: self.handshake_timeout,
             shutdown_timeout: self.shutdown_timeout,
             auth: self.auth,
-            dispatcher: Arc::new(self.dispatcher),
+            front,
+            broker,
             types: self.types,
             on_open: self.on_open,
             on_close: self.on_close,
@@ -293,7 +370,7 @@ impl ServerBuilder {
 }
 
 #[derive(Default)]
-struct Registry {
+pub(crate) struct Registry {
     by_id: RwLock<HashMap<u64, Session>>,
     by_device: RwLock<HashMap<String, u64>>,
 }
@@ -314,7 +391,7 @@ struct Inner {
     max_handshake_frame: usize,
     duplicates: DuplicateIds,
     urls: Vec<String>,
-    registry: Registry,
+    registry: Arc<Registry>,
     shutdown: CancellationToken,
     tracker: TaskTracker,
     limit: Arc<Semaphore>,
@@ -325,7 +402,8 @@ struct Inner {
     handshake_timeout: Duration,
     shutdown_timeout: Duration,
     auth: SharedAuthenticator,
-    dispatcher: Arc<Dispatcher>,
+    front: Arc<broker::front::Front>,
+    broker: Arc<broker::Broker>,
     types: Vec<(u32, &'static str, u64)>,
     on_open: Option<OpenHook>,
     on_close: Option<CloseHook>,
@@ -408,6 +486,7 @@ impl Server {
             admission: AdmissionConfig::default(),
             max_handshake_frame: DEFAULT_MAX_HANDSHAKE_FRAME,
             duplicates: DuplicateIds::default(),
+            pubsub: broker::BrokerSetup::default(),
         }
     }
 
@@ -656,7 +735,7 @@ async fn connection(inner: Arc<Inner>, incoming: Incoming, mut ticket: Ticket) {
         limit.set(inner.config.max_frame);
     }
     let principal = h.principal;
-    let (session, run) = session::start(h.est, h.rx, h.tx, h.info, inner.dispatcher.clone(), |s| {
+    let (session, run) = session::start(h.est, h.rx, h.tx, h.info, inner.front.clone(), |s| {
         if let Some(p) = principal {
             s.set(&PRINCIPAL, p);
         }
@@ -684,6 +763,7 @@ async fn connection(inner: Arc<Inner>, incoming: Incoming, mut ticket: Ticket) {
         }
     };
     let (reason, ()) = tokio::join!(run, late_shutdown);
+    inner.broker.session_ended(&session);
     write(&inner.registry.by_id).remove(&id);
     forget_device(&inner, &device, id);
     tracing::info!(

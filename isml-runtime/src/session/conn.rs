@@ -531,6 +531,25 @@ pub(super) fn handle_frame(
             };
             return Handled::End(reason);
         }
+        FrameKind::Control(
+            op @ (ControlOp::Subscribe
+            | ControlOp::Publish
+            | ControlOp::Deliver
+            | ControlOp::PubSubReply),
+        ) => {
+            // Publish/subscribe (crate::pubsub): the layer returns what to do.
+            use crate::pubsub::local::{LinkOutcome, on_frame};
+            let direct =
+                |from: &str, type_id, payload| inbound.direct(session, from, type_id, payload);
+            match on_frame(session, op, frame.payload, inbound.broker(), &direct) {
+                LinkOutcome::Done => {}
+                LinkOutcome::Reply(f) => w.push(f),
+                LinkOutcome::Wait(fut) => return Handled::OneWay(Box::pin(fut.map(Ok))),
+                LinkOutcome::End(msg) => {
+                    return Handled::End(CloseReason::new(ClosedBy::Error, codes::MALFORMED, msg));
+                }
+            }
+        }
         FrameKind::Control(_) => {
             return Handled::End(CloseReason::new(
                 ClosedBy::Error,

@@ -77,6 +77,8 @@ pub struct SessionStats {
     pub unknown_messages: u64,
     /// Replies that arrived after their request timed out (dropped).
     pub late_replies: u64,
+    /// Messages and publications the server's filters refused (server side).
+    pub filtered: u64,
 }
 
 /// A handle to an established session; clone it freely.
@@ -118,6 +120,31 @@ pub(super) fn error_frame(correlation: u64, code: u64, message: &str) -> Frame {
     let mut buf = BytesMut::with_capacity(body.encoded_len());
     body.encode(&mut buf);
     Frame::new(FrameHeader::error(correlation), buf.freeze())
+}
+
+/// What the pub/sub layer (`crate::pubsub`) needs of a session.
+impl Session {
+    pub(crate) fn pubsub(&self) -> &crate::pubsub::local::Local {
+        &self.shared.pubsub
+    }
+
+    /// A correlation id from the session's allocator (never reused).
+    pub(crate) fn next_correlation(&self) -> u64 {
+        self.shared.next_correlation.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// The largest frame payload the session sends.
+    pub(crate) fn max_payload(&self) -> usize {
+        let c = &self.shared.config;
+        match c.fragment_size {
+            Some(_) => c.max_message,
+            None => c.max_frame.saturating_sub(1),
+        }
+    }
+
+    pub(crate) fn request_timeout(&self) -> Duration {
+        self.shared.config.request_timeout
+    }
 }
 
 impl Session {
@@ -183,6 +210,7 @@ impl Session {
             errors: c.errors.load(Ordering::Relaxed) + s.info.counters.corrupt_frames(),
             unknown_messages: c.unknown.load(Ordering::Relaxed),
             late_replies: c.late.load(Ordering::Relaxed),
+            filtered: s.pubsub.filtered.load(Ordering::Relaxed),
         }
     }
 

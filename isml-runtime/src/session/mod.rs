@@ -50,6 +50,24 @@ pub(crate) trait Inbound: Send + Sync + 'static {
         type_id: u32,
         payload: Bytes,
     ) -> Option<Outcome<(u32, Bytes)>>;
+
+    /// Runs the handler of a device-to-device message from `from` (pub/sub
+    /// `send_to`); `None` when there is none.
+    fn direct(
+        &self,
+        session: &Session,
+        from: &str,
+        type_id: u32,
+        payload: Bytes,
+    ) -> Option<futures_util::future::BoxFuture<'static, ()>> {
+        let _ = (session, from, type_id, payload);
+        None
+    }
+
+    /// The broker, on a server: it handles `subscribe` and `publish` frames.
+    fn broker(&self) -> Option<&Arc<crate::server::broker::Broker>> {
+        None
+    }
 }
 
 /// What a handler's future gives: a value, or the error response.
@@ -102,6 +120,8 @@ pub(crate) struct Shared {
     closing: AtomicBool,
     reason: OnceLock<CloseReason>,
     config: Arc<SessionConfig>,
+    /// Subscriptions, answers awaited from the broker, the broker's record.
+    pubsub: crate::pubsub::local::Local,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -132,6 +152,7 @@ impl Shared {
         // Dropping the senders wakes every waiting request with "disconnected".
         let pending: Vec<_> = lock(&self.pending).drain().collect();
         drop(pending);
+        self.pubsub.session_ended();
     }
 }
 
@@ -181,6 +202,7 @@ pub(crate) fn start(
         closing: AtomicBool::new(false),
         reason: OnceLock::new(),
         config: est.config,
+        pubsub: Default::default(),
     });
     let session = Session { shared };
     setup(&session);

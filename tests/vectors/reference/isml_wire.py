@@ -189,7 +189,8 @@ def f64_from_bits(bits: int):
 KINDS = {"one-way": 0, "request": 1, "response": 2, "error": 3,
          "stream-item": 4, "stream-end": 5, "cancel": 6}
 KIND_NAMES = {v: k for k, v in KINDS.items()}
-LINK_OPCODES = {"ack": 0, "hello": 1, "welcome": 2, "ping": 3, "pong": 4, "close": 5}
+LINK_OPCODES = {"ack": 0, "hello": 1, "welcome": 2, "ping": 3, "pong": 4, "close": 5,
+                "subscribe": 8, "publish": 9, "deliver": 10, "pubsub-reply": 11}
 LINK_NAMES = {v: k for k, v in LINK_OPCODES.items()}
 HAS_TYPE_ID = {0, 1, 2, 4}
 HAS_CORRELATION = {1, 2, 3, 4, 5, 6}

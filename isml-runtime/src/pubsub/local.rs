@@ -1,0 +1,292 @@
+//! The publish/subscribe state every session keeps: the client side (the
+//! subscriptions it holds, the publications waiting for the broker's answer)
+//! and, on a server, the broker's record of the session as a subscriber.
+//! `on_frame` handles the pub/sub frames the session receives and returns
+//! what the connection task has to do.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use futures_util::future::BoxFuture;
+use futures_util::task::AtomicWaker;
+use tokio::sync::oneshot;
+
+use super::Refusal;
+use super::frames::{Delivered, Reply};
+use crate::server::broker::{Broker, Peer};
+use crate::session::Session;
+use crate::wire::{ControlOp, Frame};
+
+/// Deliveries a subscription holds before the oldest is dropped, by default.
+pub(crate) const SUBSCRIPTION_QUEUE: usize = 1024;
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // Critical sections are single map or queue operations.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The publish/subscribe state of one session.
+#[derive(Default)]
+pub(crate) struct Local {
+    /// Answers awaited from the broker, by correlation id.
+    waiters: Mutex<HashMap<u64, oneshot::Sender<Result<bool, Refusal>>>>,
+    subs: Mutex<Subs>,
+    /// On a server: the session as the broker's subscriber.
+    pub(crate) peer: OnceLock<Arc<Peer>>,
+    /// Messages the server's filters refused on this session.
+    pub(crate) filtered: AtomicU64,
+}
+
+#[derive(Default)]
+struct Subs {
+    next_id: u64,
+    entries: HashMap<u64, Entry>,
+    by_channel: HashMap<u32, Vec<u64>>,
+    /// Subscriptions per (channel, key): the broker is told once.
+    counts: HashMap<(u32, Option<String>), usize>,
+    /// Retained values announced by a subscribe's correlation go to that
+    /// subscription only.
+    replay: HashMap<u64, u64>,
+}
+
+struct Entry {
+    channel: u32,
+    key: Option<String>,
+    queue: Arc<SubQueue>,
+}
+
+/// What the connection task does after a pub/sub frame.
+pub(crate) enum LinkOutcome {
+    Done,
+    /// Write this frame (a reply) with the task's own frames.
+    Reply(Frame),
+    /// Wait for this before reading more (the store's queue is full).
+    Wait(BoxFuture<'static, ()>),
+    /// A malformed frame: the session ends with this message.
+    End(String),
+}
+
+impl Local {
+    /// Registers a wait for the broker's answer to `correlation`.
+    pub(crate) fn wait_reply(&self, correlation: u64) -> oneshot::Receiver<Result<bool, Refusal>> {
+        let (tx, rx) = oneshot::channel();
+        lock(&self.waiters).insert(correlation, tx);
+        rx
+    }
+
+    /// Forgets a wait (the caller gave up).
+    pub(crate) fn forget_reply(&self, correlation: u64) {
+        lock(&self.waiters).remove(&correlation);
+    }
+
+    /// A new local subscription to `channel` (and `key`); the retained
+    /// values the broker sends for the subscribe `replay` go to it.
+    pub(crate) fn add_subscription(
+        &self,
+        channel: u32,
+        key: Option<String>,
+        replay: u64,
+        capacity: usize,
+    ) -> (u64, Arc<SubQueue>) {
+        let mut s = lock(&self.subs);
+        s.next_id += 1;
+        let id = s.next_id;
+        let queue = Arc::new(SubQueue::new(capacity));
+        let count = s.counts.entry((channel, key.clone())).or_insert(0);
+        *count += 1;
+        s.entries.insert(
+            id,
+            Entry {
+                channel,
+                key,
+                queue: queue.clone(),
+            },
+        );
+        s.by_channel.entry(channel).or_default().push(id);
+        if replay != 0 {
+            s.replay.insert(replay, id);
+        }
+        (id, queue)
+    }
+
+    /// Removes a local subscription; `Some((channel, key))` when it was the
+    /// last for that pair (the broker must be told).
+    pub(crate) fn remove_subscription(&self, id: u64) -> Option<(u32, Option<String>)> {
+        let mut s = lock(&self.subs);
+        let entry = s.entries.remove(&id)?;
+        entry.queue.close();
+        if let Some(ids) = s.by_channel.get_mut(&entry.channel) {
+            ids.retain(|i| *i != id);
+            if ids.is_empty() {
+                s.by_channel.remove(&entry.channel);
+            }
+        }
+        s.replay.retain(|_, sub| *sub != id);
+        let pair = (entry.channel, entry.key);
+        let count = s.counts.get_mut(&pair)?;
+        *count -= 1;
+        if *count == 0 {
+            s.counts.remove(&pair);
+            return Some(pair);
+        }
+        None
+    }
+
+    /// Ends every local subscription (after `unsubscribe_all`).
+    pub(crate) fn clear_subscriptions(&self) {
+        let mut s = lock(&self.subs);
+        for e in s.entries.values() {
+            e.queue.close();
+        }
+        *s = Subs {
+            next_id: s.next_id,
+            ..Subs::default()
+        };
+    }
+
+    /// The session ended: wake everything waiting on it.
+    pub(crate) fn session_ended(&self) {
+        lock(&self.waiters).clear();
+        let s = lock(&self.subs);
+        for e in s.entries.values() {
+            e.queue.close();
+        }
+    }
+
+    fn route(&self, payload: Bytes, channel: u32, key: Option<&str>, replay: u64) {
+        let s = lock(&self.subs);
+        if replay != 0 {
+            if let Some(e) = s.replay.get(&replay).and_then(|id| s.entries.get(id)) {
+                e.queue.push(payload);
+            }
+            return;
+        }
+        let Some(ids) = s.by_channel.get(&channel) else {
+            return;
+        };
+        for id in ids {
+            if let Some(e) = s.entries.get(id)
+                && (e.key.is_none() || e.key.as_deref() == key)
+            {
+                e.queue.push(payload.clone());
+            }
+        }
+    }
+}
+
+/// Runs the handler of a device-to-device message: (sender, type id, message).
+pub(crate) type Direct<'a> = dyn Fn(&str, u32, Bytes) -> Option<BoxFuture<'static, ()>> + 'a;
+
+/// Handles a received pub/sub frame. `broker` is the server's, on a server
+/// session.
+pub(crate) fn on_frame(
+    session: &Session,
+    op: ControlOp,
+    payload: Bytes,
+    broker: Option<&Arc<Broker>>,
+    direct: &Direct<'_>,
+) -> LinkOutcome {
+    let local = session.pubsub();
+    match op {
+        ControlOp::Deliver => match Delivered::decode(&payload) {
+            Ok(Delivered::Publication(head, _)) => {
+                let (channel, replay) = (head.channel, head.replay);
+                let key = head.key.map(str::to_owned);
+                local.route(payload.clone(), channel, key.as_deref(), replay);
+                LinkOutcome::Done
+            }
+            Ok(Delivered::Message { from, type_id, at }) => {
+                let message = super::frames::rest(&payload, at);
+                match direct(from, type_id, message) {
+                    Some(fut) => LinkOutcome::Wait(fut),
+                    None => LinkOutcome::Done,
+                }
+            }
+            Err(e) => LinkOutcome::End(format!("malformed deliver frame: {e}")),
+        },
+        ControlOp::PubSubReply => match Reply::decode(&payload) {
+            Ok(reply) => {
+                if let Some(tx) = lock(&local.waiters).remove(&reply.correlation) {
+                    let _ = tx.send(reply.outcome);
+                }
+                LinkOutcome::Done
+            }
+            Err(e) => LinkOutcome::End(format!("malformed pubsub-reply frame: {e}")),
+        },
+        ControlOp::Subscribe | ControlOp::Publish => match broker {
+            Some(b) => b.on_frame(session, op, payload),
+            None => crate::server::broker::no_broker(op, &payload),
+        },
+        _ => LinkOutcome::Done,
+    }
+}
+
+/// The bounded queue of one subscription. Policy when full: the oldest
+/// delivery is dropped and counted ([`SubQueue::dropped`]); the connection
+/// task never waits for a subscriber that does not read.
+pub(crate) struct SubQueue {
+    items: Mutex<VecDeque<Bytes>>,
+    waker: AtomicWaker,
+    closed: AtomicBool,
+    capacity: usize,
+    dropped: AtomicU64,
+}
+
+impl SubQueue {
+    pub(crate) fn new(capacity: usize) -> Self {
+        SubQueue {
+            items: Mutex::new(VecDeque::new()),
+            waker: AtomicWaker::new(),
+            closed: AtomicBool::new(false),
+            capacity: capacity.max(1),
+            dropped: AtomicU64::new(0),
+        }
+    }
+
+    pub(crate) fn push(&self, item: Bytes) {
+        if self.closed.load(Ordering::Acquire) {
+            return;
+        }
+        {
+            let mut q = lock(&self.items);
+            if q.len() >= self.capacity {
+                q.pop_front();
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+            q.push_back(item);
+        }
+        self.waker.wake();
+    }
+
+    pub(crate) fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        self.waker.wake();
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    /// Deliveries dropped because the subscription's reader fell behind.
+    pub(crate) fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// The next delivery; `None` once closed and empty.
+    pub(crate) fn poll_next(&self, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
+        if let Some(item) = lock(&self.items).pop_front() {
+            return Poll::Ready(Some(item));
+        }
+        self.waker.register(cx.waker());
+        if let Some(item) = lock(&self.items).pop_front() {
+            return Poll::Ready(Some(item));
+        }
+        if self.is_closed() {
+            return Poll::Ready(None);
+        }
+        Poll::Pending
+    }
+}

@@ -1,0 +1,1040 @@
+//! The broker: channels, their subscribers and retained values, in the
+//! server. One file per concept:
+//!
+//! - this file: matching by channel id and key, fan-out, retained values,
+//!   the per-subscriber queues and their statistics;
+//! - [`store`]: where retained values live (redb with a data directory,
+//!   memory without one);
+//! - [`filter`]: the chain of filters every message and publication passes;
+//! - [`acl`]: who may publish, subscribe, delete, call and send to what;
+//! - `front`: the server's handler of received frames (filters, then the
+//!   dispatcher or the broker);
+//! - `api`: the pub/sub methods of [`Server`](crate::Server).
+//!
+//! Fan-out: a publication is encoded once into a `deliver` frame whose
+//! bytes every subscriber's queue shares. A subscriber gets it straight in
+//! its session's outbound queue while that has room; when it has not, in
+//! the subscriber's own bounded queue (policy: the newest retained value of
+//! a channel and key replaces the queued one; otherwise the oldest is
+//! dropped and counted), which a task drains as the session writes.
+
+pub(crate) mod acl;
+mod api;
+pub(crate) mod filter;
+pub(crate) mod front;
+pub(crate) mod store;
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+
+use self::acl::{Acl, Action};
+use self::filter::{Candidate, Filter, Target};
+use self::store::{Store, StoreOp};
+use super::Registry;
+use crate::pubsub::frames::{
+    DeliverHead, PublishHead, Reply, SubOp, SubscribeFrame, message_frame, rest,
+};
+use crate::pubsub::local::{LinkOutcome, SubQueue};
+use crate::pubsub::{ChannelInfo, Reason, Refusal};
+use crate::session::{PRINCIPAL, SendError, Session, codes};
+use crate::wire::{ControlOp, Frame};
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // Critical sections are single map or queue operations.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    l.read().unwrap_or_else(|e| e.into_inner())
+}
+fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    l.write().unwrap_or_else(|e| e.into_inner())
+}
+
+pub(crate) fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Limits of the broker, set through the server builder.
+#[derive(Debug, Clone)]
+pub(crate) struct BrokerConfig {
+    /// Deliveries one subscriber's queue holds (beyond its session's outbound queue).
+    pub(crate) queue_frames: usize,
+    /// Bytes one subscriber's queue holds.
+    pub(crate) queue_bytes: usize,
+    /// Refused messages after which a session is closed.
+    pub(crate) offence_limit: Option<u64>,
+}
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        BrokerConfig {
+            queue_frames: 1024,
+            queue_bytes: 1024 * 1024,
+            offence_limit: None,
+        }
+    }
+}
+
+/// Statistics of one channel.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct ChannelStats {
+    /// The channel id.
+    pub id: u32,
+    /// The channel's full name.
+    pub name: String,
+    /// Publications accepted.
+    pub published: u64,
+    /// Publications refused (ACL, filters, key mismatch).
+    pub refused: u64,
+    /// Deliveries handed to subscribers.
+    pub delivered: u64,
+    /// Deliveries dropped because a subscriber fell behind (oldest dropped).
+    pub dropped: u64,
+    /// Queued retained deliveries replaced by a newer value of the same key.
+    pub replaced: u64,
+    /// Subscriptions now.
+    pub subscribers: usize,
+    /// Retained values now.
+    pub retained: usize,
+}
+
+/// Statistics of one subscriber (a session, or a subscription of the
+/// server process).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct SubscriberStats {
+    /// The subscriber's device id (`""` for the server process).
+    pub device_id: String,
+    /// Deliveries handed to the session (or the local subscription).
+    pub delivered: u64,
+    /// Deliveries dropped because the subscriber fell behind.
+    pub dropped: u64,
+    /// Queued retained deliveries replaced by a newer value.
+    pub replaced: u64,
+    /// Deliveries waiting in the subscriber's queue now.
+    pub queued: usize,
+    /// Bytes of those deliveries.
+    pub queued_bytes: usize,
+    /// The most bytes the queue ever held.
+    pub max_queued_bytes: usize,
+    /// The queue's bound in bytes.
+    pub bound_bytes: usize,
+    /// Channel subscriptions held.
+    pub subscriptions: usize,
+}
+
+/// Statistics of the whole broker.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct BrokerStats {
+    /// Per channel, by id.
+    pub channels: Vec<ChannelStats>,
+    /// Messages and publications refused by the ACL or a filter.
+    pub refused: u64,
+    /// Device-to-device messages forwarded.
+    pub messages: u64,
+    /// Whether retained values are kept on disk.
+    pub persistent: bool,
+}
+
+#[derive(Default)]
+struct ChannelCounters {
+    published: AtomicU64,
+    refused: AtomicU64,
+    delivered: AtomicU64,
+    dropped: AtomicU64,
+    replaced: AtomicU64,
+}
+
+/// A retained value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Retained {
+    pub(crate) publisher: String,
+    pub(crate) timestamp_ms: u64,
+    pub(crate) payload: Bytes,
+}
+
+#[derive(Default)]
+struct Subscribers {
+    all: Vec<Arc<Peer>>,
+    by_key: HashMap<String, Vec<Arc<Peer>>>,
+}
+
+impl Subscribers {
+    fn len(&self) -> usize {
+        self.all.len() + self.by_key.values().map(Vec::len).sum::<usize>()
+    }
+}
+
+struct ChannelState {
+    info: ChannelInfo,
+    subs: RwLock<Subscribers>,
+    retained: Mutex<HashMap<Option<String>, Retained>>,
+    stats: ChannelCounters,
+}
+
+/// Where a subscriber's deliveries go.
+enum Sink {
+    Session(Session),
+    Local(Arc<SubQueue>),
+}
+
+struct Queued {
+    frame: Frame,
+    channel: u32,
+    key: Option<String>,
+    retained: bool,
+}
+
+#[derive(Default)]
+struct PeerQueue {
+    items: VecDeque<Queued>,
+    bytes: usize,
+    draining: bool,
+}
+
+#[derive(Default)]
+struct PeerCounters {
+    delivered: AtomicU64,
+    dropped: AtomicU64,
+    replaced: AtomicU64,
+    max_bytes: AtomicUsize,
+}
+
+/// A subscriber: a session, or one subscription of the server process.
+pub(crate) struct Peer {
+    device: String,
+    sink: Sink,
+    queue: Mutex<PeerQueue>,
+    stats: PeerCounters,
+    subscriptions: Mutex<HashSet<(u32, Option<String>)>>,
+    bound_frames: usize,
+    bound_bytes: usize,
+    closing: AtomicBool,
+}
+
+impl Peer {
+    fn new(device: String, sink: Sink, config: &BrokerConfig) -> Peer {
+        Peer {
+            device,
+            sink,
+            queue: Mutex::new(PeerQueue::default()),
+            stats: PeerCounters::default(),
+            subscriptions: Mutex::new(HashSet::new()),
+            bound_frames: config.queue_frames.max(1),
+            bound_bytes: config.queue_bytes.max(1),
+            closing: AtomicBool::new(false),
+        }
+    }
+
+    pub(crate) fn stats(&self) -> SubscriberStats {
+        let q = lock(&self.queue);
+        SubscriberStats {
+            device_id: self.device.clone(),
+            delivered: self.stats.delivered.load(Ordering::Relaxed),
+            dropped: self.stats.dropped.load(Ordering::Relaxed),
+            replaced: self.stats.replaced.load(Ordering::Relaxed),
+            queued: q.items.len(),
+            queued_bytes: q.bytes,
+            max_queued_bytes: self.stats.max_bytes.load(Ordering::Relaxed),
+            bound_bytes: self.bound_bytes,
+            subscriptions: lock(&self.subscriptions).len(),
+        }
+    }
+
+    /// Hands a delivery to the subscriber, or queues it (see the module docs
+    /// for the policy). Returns (delivered now, dropped, replaced).
+    fn deliver(
+        self: &Arc<Self>,
+        frame: &Frame,
+        channel: u32,
+        key: Option<&str>,
+        retained: bool,
+    ) -> (u64, u64, u64) {
+        let mut q = lock(&self.queue);
+        if q.items.is_empty() && !q.draining {
+            match &self.sink {
+                Sink::Local(sq) => {
+                    sq.push(frame.payload.clone());
+                    self.stats.delivered.fetch_add(1, Ordering::Relaxed);
+                    return (1, 0, 0);
+                }
+                Sink::Session(s) => match s.try_enqueue(frame.clone()) {
+                    Ok(()) => {
+                        self.stats.delivered.fetch_add(1, Ordering::Relaxed);
+                        return (1, 0, 0);
+                    }
+                    Err(SendError::QueueFull { .. }) => {}
+                    Err(_) => return (0, 1, 0),
+                },
+            }
+        }
+        let cost = frame.len();
+        let (mut dropped, mut replaced) = (0, 0);
+        if retained
+            && let Some(old) = q
+                .items
+                .iter_mut()
+                .find(|i| i.retained && i.channel == channel && i.key.as_deref() == key)
+        {
+            // The newest retained value wins: it takes the older one's place.
+            let old_len = old.frame.len();
+            old.frame = frame.clone();
+            q.bytes = q.bytes - old_len + cost;
+            replaced = 1;
+        } else {
+            while !q.items.is_empty()
+                && (q.items.len() >= self.bound_frames || q.bytes + cost > self.bound_bytes)
+            {
+                if let Some(old) = q.items.pop_front() {
+                    q.bytes -= old.frame.len();
+                    dropped += 1;
+                }
+            }
+            if cost > self.bound_bytes {
+                // Larger than the whole bound: it cannot be queued at all.
+                dropped += 1;
+            } else {
+                q.bytes += cost;
+                q.items.push_back(Queued {
+                    frame: frame.clone(),
+                    channel,
+                    key: key.map(str::to_owned),
+                    retained,
+                });
+            }
+        }
+        self.stats.max_bytes.fetch_max(q.bytes, Ordering::Relaxed);
+        self.stats.dropped.fetch_add(dropped, Ordering::Relaxed);
+        self.stats.replaced.fetch_add(replaced, Ordering::Relaxed);
+        if !q.draining && !q.items.is_empty() {
+            q.draining = true;
+            let peer = self.clone();
+            tokio::spawn(async move { peer.drain().await });
+        }
+        (0, dropped, replaced)
+    }
+
+    /// Moves queued deliveries to the session as its outbound queue makes
+    /// room; ends when the queue is empty.
+    async fn drain(self: Arc<Self>) {
+        let Sink::Session(session) = &self.sink else {
+            return;
+        };
+        loop {
+            let frame = {
+                let mut q = lock(&self.queue);
+                match q.items.pop_front() {
+                    Some(item) => {
+                        q.bytes -= item.frame.len();
+                        item.frame
+                    }
+                    None => {
+                        q.draining = false;
+                        return;
+                    }
+                }
+            };
+            if session.send_frame(frame).await.is_err() {
+                let mut q = lock(&self.queue);
+                q.items.clear();
+                q.bytes = 0;
+                q.draining = false;
+                return;
+            }
+            self.stats.delivered.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// The server's broker.
+pub(crate) struct Broker {
+    channels: HashMap<u32, Arc<ChannelState>>,
+    store: Store,
+    acl: Option<Acl>,
+    filters: Vec<Box<dyn Filter>>,
+    registry: Arc<Registry>,
+    config: BrokerConfig,
+    refused: AtomicU64,
+    messages: AtomicU64,
+    /// Subscriptions of the server process.
+    locals: Mutex<Vec<Arc<Peer>>>,
+}
+
+/// What the server builder collects for the broker.
+#[derive(Default)]
+pub(crate) struct BrokerSetup {
+    pub(crate) channels: Vec<ChannelInfo>,
+    pub(crate) filters: Vec<Box<dyn Filter>>,
+    pub(crate) acl: Option<Acl>,
+    pub(crate) data_dir: Option<std::path::PathBuf>,
+    pub(crate) config: BrokerConfig,
+}
+
+/// Why the broker could not start.
+#[non_exhaustive]
+#[derive(Debug, thiserror::Error)]
+pub enum BrokerError {
+    /// Two channels with one id.
+    #[error("channels {first} and {second} both have id {id}")]
+    DuplicateChannel {
+        /// The id.
+        id: u32,
+        /// The first channel's name.
+        first: String,
+        /// The second channel's name.
+        second: String,
+    },
+    /// The store in the data directory could not be opened or read.
+    #[error("retained-value store {}: {message}", path.display())]
+    Store {
+        /// The store's file.
+        path: std::path::PathBuf,
+        /// What failed.
+        message: String,
+    },
+}
+
+/// The answer to a pub/sub frame on a peer without a broker (a client).
+pub(crate) fn no_broker(op: ControlOp, payload: &[u8]) -> LinkOutcome {
+    let correlation = match op {
+        ControlOp::Subscribe => SubscribeFrame::decode(payload).map(|f| f.correlation).ok(),
+        _ => PublishHead::decode(payload)
+            .map(|(h, _)| match h {
+                PublishHead::Publication { correlation, .. }
+                | PublishHead::Message { correlation, .. } => correlation,
+            })
+            .ok(),
+    };
+    match correlation {
+        Some(0) => LinkOutcome::Done,
+        Some(c) => LinkOutcome::Reply(
+            Reply::refused(
+                c,
+                Refusal::new(Reason::NoBroker, "this peer runs no broker"),
+            )
+            .encode(),
+        ),
+        None => LinkOutcome::End(format!(
+            "malformed {} frame",
+            if op == ControlOp::Subscribe {
+                "subscribe"
+            } else {
+                "publish"
+            }
+        )),
+    }
+}
+
+/// Who published, for the ACL and filters.
+pub(crate) struct Who<'a> {
+    pub(crate) device: &'a str,
+    pub(crate) principal: Option<Arc<String>>,
+    pub(crate) session: Option<&'a Session>,
+}
+
+impl Broker {
+    pub(crate) fn new(setup: BrokerSetup, registry: Arc<Registry>) -> Result<Broker, BrokerError> {
+        let mut channels: HashMap<u32, Arc<ChannelState>> = HashMap::new();
+        for info in setup.channels {
+            if let Some(old) = channels.get(&info.id) {
+                if old.info == info {
+                    continue;
+                }
+                return Err(BrokerError::DuplicateChannel {
+                    id: info.id,
+                    first: old.info.name.clone(),
+                    second: info.name,
+                });
+            }
+            channels.insert(
+                info.id,
+                Arc::new(ChannelState {
+                    info,
+                    subs: RwLock::new(Subscribers::default()),
+                    retained: Mutex::new(HashMap::new()),
+                    stats: ChannelCounters::default(),
+                }),
+            );
+        }
+        let (store, loaded) = Store::open(setup.data_dir.as_deref())?;
+        for ((channel, key), value) in loaded {
+            match channels.get(&channel) {
+                Some(c) if c.info.retain => {
+                    lock(&c.retained).insert(key, value);
+                }
+                _ => tracing::warn!(
+                    channel,
+                    "stored retained value of a channel this server does not retain; kept on disk, not served"
+                ),
+            }
+        }
+        Ok(Broker {
+            channels,
+            store,
+            acl: setup.acl,
+            filters: setup.filters,
+            registry,
+            config: setup.config,
+            refused: AtomicU64::new(0),
+            messages: AtomicU64::new(0),
+            locals: Mutex::new(Vec::new()),
+        })
+    }
+
+    fn who<'a>(session: &'a Session) -> Who<'a> {
+        Who {
+            device: session.device_id(),
+            principal: session.get(&PRINCIPAL),
+            session: Some(session),
+        }
+    }
+
+    fn allowed(&self, who: &Who<'_>, action: Action, name: &str) -> Result<(), Refusal> {
+        match &self.acl {
+            Some(acl) if who.session.is_some() => {
+                if acl.check(
+                    who.device,
+                    who.principal.as_deref().map(String::as_str),
+                    action,
+                    name,
+                ) {
+                    Ok(())
+                } else {
+                    Err(Refusal::new(
+                        Reason::Denied,
+                        format!("device {} may not {} {name}", who.device, action.name()),
+                    ))
+                }
+            }
+            // Without an ACL everything is allowed to authenticated
+            // sessions; the server process itself is never checked.
+            _ => Ok(()),
+        }
+    }
+
+    /// Runs the filter chain; counts and acts on a refusal.
+    pub(crate) fn filter(
+        &self,
+        who: &Who<'_>,
+        target: Target<'_>,
+        type_id: u32,
+        payload: &[u8],
+    ) -> Result<(), Refusal> {
+        let Some(session) = who.session else {
+            return Ok(());
+        };
+        if self.filters.is_empty() {
+            return Ok(());
+        }
+        let candidate = Candidate {
+            device_id: who.device,
+            principal: who.principal.as_deref().map(String::as_str),
+            target,
+            type_id,
+            payload,
+        };
+        for f in &self.filters {
+            if let Err(refusal) = f.check(&candidate) {
+                self.offence(session, &refusal);
+                return Err(refusal);
+            }
+        }
+        Ok(())
+    }
+
+    /// Counts a refusal on the session and closes it past the offence limit.
+    fn offence(&self, session: &Session, refusal: &Refusal) {
+        self.refused.fetch_add(1, Ordering::Relaxed);
+        let n = session.pubsub().filtered.fetch_add(1, Ordering::Relaxed) + 1;
+        tracing::debug!(session = session.id(), reason = %refusal, "message filtered");
+        if let Some(limit) = self.config.offence_limit
+            && n >= limit
+            && n == limit
+        {
+            let session = session.clone();
+            let message = format!("{n} messages refused by the server's filters (last: {refusal})");
+            tokio::spawn(async move {
+                session.close_with(codes::PERMISSION_DENIED, message).await;
+            });
+        }
+    }
+
+    fn channel(&self, id: u32) -> Result<&Arc<ChannelState>, Refusal> {
+        self.channels.get(&id).ok_or_else(|| {
+            Refusal::new(
+                Reason::UnknownChannel,
+                format!("no channel with id {id} on this server"),
+            )
+        })
+    }
+
+    fn check_key(c: &ChannelState, key: Option<&str>) -> Result<(), Refusal> {
+        match (c.info.keyed, key) {
+            (true, None) => Err(Refusal::new(
+                Reason::Key,
+                format!("channel {} is keyed: a key is required", c.info.name),
+            )),
+            (false, Some(_)) => Err(Refusal::new(
+                Reason::Key,
+                format!("channel {} is not keyed", c.info.name),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// Handles a `subscribe` or `publish` frame from a session.
+    pub(crate) fn on_frame(&self, session: &Session, op: ControlOp, payload: Bytes) -> LinkOutcome {
+        match op {
+            ControlOp::Subscribe => match SubscribeFrame::decode(&payload) {
+                Ok(SubscribeFrame {
+                    correlation,
+                    op: SubOp::Delete { channel, key },
+                }) => {
+                    let who = Self::who(session);
+                    let ack = store::AckTo::of(Some(session), correlation);
+                    answer(correlation, self.delete(&who, channel, key.as_deref(), ack))
+                }
+                Ok(f) => {
+                    let result = self.on_subscribe(session, f.correlation, f.op);
+                    reply(f.correlation, result.map(|()| false))
+                }
+                Err(e) => LinkOutcome::End(format!("malformed subscribe frame: {e}")),
+            },
+            ControlOp::Publish => match PublishHead::decode(&payload) {
+                Ok((
+                    PublishHead::Publication {
+                        correlation,
+                        channel,
+                        key,
+                    },
+                    at,
+                )) => {
+                    let message = rest(&payload, at);
+                    let who = Self::who(session);
+                    let ack = store::AckTo::of(Some(session), correlation);
+                    answer(correlation, self.publish(&who, channel, key, message, ack))
+                }
+                Ok((
+                    PublishHead::Message {
+                        correlation,
+                        to,
+                        type_id,
+                    },
+                    at,
+                )) => {
+                    let message = rest(&payload, at);
+                    let who = Self::who(session);
+                    match self.send_to(&who, to, type_id, &message) {
+                        Ok(None) => reply(correlation, Ok(false)),
+                        Ok(Some((target, frame))) => {
+                            let session = session.clone();
+                            LinkOutcome::Wait(Box::pin(async move {
+                                let outcome = match target.send_frame(frame).await {
+                                    Ok(()) => Ok(false),
+                                    Err(_) => Err(Refusal::new(
+                                        Reason::UnknownDevice,
+                                        "the device disconnected",
+                                    )),
+                                };
+                                if correlation != 0 {
+                                    let _ = session
+                                        .send_frame(
+                                            Reply {
+                                                correlation,
+                                                outcome,
+                                            }
+                                            .encode(),
+                                        )
+                                        .await;
+                                }
+                            }))
+                        }
+                        Err(refusal) => reply(correlation, Err(refusal)),
+                    }
+                }
+                Err(e) => LinkOutcome::End(format!("malformed publish frame: {e}")),
+            },
+            _ => LinkOutcome::Done,
+        }
+    }
+
+    fn peer_of(&self, session: &Session) -> Arc<Peer> {
+        session
+            .pubsub()
+            .peer
+            .get_or_init(|| {
+                Arc::new(Peer::new(
+                    session.device_id().to_owned(),
+                    Sink::Session(session.clone()),
+                    &self.config,
+                ))
+            })
+            .clone()
+    }
+
+    fn on_subscribe(&self, session: &Session, correlation: u64, op: SubOp) -> Result<(), Refusal> {
+        let who = Self::who(session);
+        match op {
+            SubOp::Subscribe { channel, key } => {
+                let c = self.channel(channel)?;
+                if key.is_some() && !c.info.keyed {
+                    return Err(Refusal::new(
+                        Reason::Key,
+                        format!("channel {} is not keyed", c.info.name),
+                    ));
+                }
+                self.allowed(&who, Action::Subscribe, &c.info.name)?;
+                let peer = self.peer_of(session);
+                self.attach(c, &peer, key, correlation);
+                Ok(())
+            }
+            SubOp::Unsubscribe { channel, key } => {
+                let peer = self.peer_of(session);
+                self.detach(&peer, channel, key);
+                Ok(())
+            }
+            SubOp::UnsubscribeAll => {
+                if let Some(peer) = session.pubsub().peer.get() {
+                    self.detach_all(peer);
+                }
+                Ok(())
+            }
+            // The answer waits for the store: see `on_frame`.
+            SubOp::Delete { .. } => Ok(()),
+        }
+    }
+
+    /// Adds a subscription of `peer`, sending it the retained values first.
+    fn attach(&self, c: &ChannelState, peer: &Arc<Peer>, key: Option<String>, replay: u64) {
+        let mut subs = write(&c.subs);
+        if lock(&peer.subscriptions).insert((c.info.id, key.clone())) {
+            match &key {
+                None => subs.all.push(peer.clone()),
+                Some(k) => subs.by_key.entry(k.clone()).or_default().push(peer.clone()),
+            }
+        }
+        // Under the write lock: no publication can come between the
+        // retained values and the live ones.
+        let retained = lock(&c.retained);
+        let mut values: Vec<_> = retained
+            .iter()
+            .filter(|(k, _)| key.is_none() || k.as_deref() == key.as_deref())
+            .collect();
+        values.sort_by_key(|(_, v)| v.timestamp_ms);
+        for (k, v) in values {
+            let frame = DeliverHead {
+                replay,
+                channel: c.info.id,
+                key: k.as_deref(),
+                retained: true,
+                publisher: &v.publisher,
+                timestamp_ms: v.timestamp_ms,
+            }
+            .frame(&v.payload);
+            let (d, x, r) = peer.deliver(&frame, c.info.id, k.as_deref(), true);
+            c.stats.delivered.fetch_add(d, Ordering::Relaxed);
+            c.stats.dropped.fetch_add(x, Ordering::Relaxed);
+            c.stats.replaced.fetch_add(r, Ordering::Relaxed);
+        }
+    }
+
+    fn detach(&self, peer: &Arc<Peer>, channel: u32, key: Option<String>) {
+        if !lock(&peer.subscriptions).remove(&(channel, key.clone())) {
+            return;
+        }
+        let Some(c) = self.channels.get(&channel) else {
+            return;
+        };
+        let mut subs = write(&c.subs);
+        match key {
+            None => subs.all.retain(|p| !Arc::ptr_eq(p, peer)),
+            Some(k) => {
+                if let Some(list) = subs.by_key.get_mut(&k) {
+                    list.retain(|p| !Arc::ptr_eq(p, peer));
+                    if list.is_empty() {
+                        subs.by_key.remove(&k);
+                    }
+                }
+            }
+        }
+    }
+
+    fn detach_all(&self, peer: &Arc<Peer>) {
+        let all: Vec<_> = lock(&peer.subscriptions).iter().cloned().collect();
+        for (channel, key) in all {
+            self.detach(peer, channel, key);
+        }
+    }
+
+    /// A session ended: its subscriptions end with it.
+    pub(crate) fn session_ended(&self, session: &Session) {
+        if let Some(peer) = session.pubsub().peer.get() {
+            peer.closing.store(true, Ordering::Relaxed);
+            self.detach_all(peer);
+        }
+        session.pubsub().session_ended();
+    }
+
+    /// Publishes: checks, retained value, fan-out, store.
+    pub(crate) fn publish(
+        &self,
+        who: &Who<'_>,
+        channel: u32,
+        key: Option<&str>,
+        message: Bytes,
+        ack: store::AckTo,
+    ) -> Result<Published, Refusal> {
+        let c = self.channel(channel)?;
+        let checked = Self::check_key(c, key)
+            .and_then(|()| self.allowed(who, Action::Publish, &c.info.name))
+            .and_then(|()| {
+                self.filter(
+                    who,
+                    Target::Publish {
+                        channel,
+                        name: &c.info.name,
+                        key,
+                    },
+                    c.info.type_id,
+                    &message,
+                )
+            });
+        if let Err(refusal) = checked {
+            c.stats.refused.fetch_add(1, Ordering::Relaxed);
+            if refusal.reason == Reason::Denied {
+                self.refused.fetch_add(1, Ordering::Relaxed);
+            }
+            return Err(refusal);
+        }
+        let timestamp_ms = now_ms();
+        let head = DeliverHead {
+            replay: 0,
+            channel,
+            key,
+            retained: false,
+            publisher: who.device,
+            timestamp_ms,
+        };
+        let frame = head.frame(&message);
+        {
+            let subs = read(&c.subs);
+            if c.info.retain {
+                lock(&c.retained).insert(
+                    key.map(str::to_owned),
+                    Retained {
+                        publisher: who.device.to_owned(),
+                        timestamp_ms,
+                        payload: message.clone(),
+                    },
+                );
+            }
+            let (mut d, mut x, mut r) = (0, 0, 0);
+            let mut send = |p: &Arc<Peer>| {
+                let (a, b, c) = p.deliver(&frame, channel, key, c.info.retain);
+                d += a;
+                x += b;
+                r += c;
+            };
+            subs.all.iter().for_each(&mut send);
+            if let Some(k) = key
+                && let Some(list) = subs.by_key.get(k)
+            {
+                list.iter().for_each(&mut send);
+            }
+            c.stats.published.fetch_add(1, Ordering::Relaxed);
+            c.stats.delivered.fetch_add(d, Ordering::Relaxed);
+            c.stats.dropped.fetch_add(x, Ordering::Relaxed);
+            c.stats.replaced.fetch_add(r, Ordering::Relaxed);
+        }
+        if c.info.retain && self.store.is_persistent() {
+            let op = StoreOp::Put {
+                channel,
+                key: key.map(str::to_owned),
+                value: Retained {
+                    publisher: who.device.to_owned(),
+                    timestamp_ms,
+                    payload: message,
+                },
+            };
+            return Ok(self.store.submit(op, ack));
+        }
+        Ok(Published::Now(false))
+    }
+
+    /// Deletes a retained value.
+    pub(crate) fn delete(
+        &self,
+        who: &Who<'_>,
+        channel: u32,
+        key: Option<&str>,
+        ack: store::AckTo,
+    ) -> Result<Published, Refusal> {
+        let c = self.channel(channel)?;
+        Self::check_key(c, key)?;
+        self.allowed(who, Action::Delete, &c.info.name)?;
+        lock(&c.retained).remove(&key.map(str::to_owned));
+        if self.store.is_persistent() {
+            let op = StoreOp::Delete {
+                channel,
+                key: key.map(str::to_owned),
+            };
+            return Ok(self.store.submit(op, ack));
+        }
+        Ok(Published::Now(false))
+    }
+
+    /// Checks a device-to-device message and finds its target; `None` when
+    /// it was queued at once.
+    pub(crate) fn send_to(
+        &self,
+        who: &Who<'_>,
+        to: &str,
+        type_id: u32,
+        message: &[u8],
+    ) -> Result<Option<(Session, Frame)>, Refusal> {
+        self.allowed(who, Action::SendTo, to)?;
+        self.filter(who, Target::SendTo { device: to }, type_id, message)?;
+        let target = {
+            let id = read(&self.registry.by_device).get(to).copied();
+            id.and_then(|id| read(&self.registry.by_id).get(&id).cloned())
+        };
+        let Some(target) = target.filter(|s| !s.is_closed()) else {
+            return Err(Refusal::new(
+                Reason::UnknownDevice,
+                format!("device {to} is not connected"),
+            ));
+        };
+        self.messages.fetch_add(1, Ordering::Relaxed);
+        let frame = message_frame(who.device, type_id, message);
+        match target.try_enqueue(frame.clone()) {
+            Ok(()) => Ok(None),
+            Err(SendError::QueueFull { .. }) => Ok(Some((target, frame))),
+            Err(_) => Err(Refusal::new(
+                Reason::UnknownDevice,
+                format!("device {to} is disconnecting"),
+            )),
+        }
+    }
+
+    pub(crate) fn stats(&self) -> BrokerStats {
+        let mut channels: Vec<ChannelStats> = self.channels.values().map(|c| c.stats()).collect();
+        channels.sort_by_key(|c| c.id);
+        BrokerStats {
+            channels,
+            refused: self.refused.load(Ordering::Relaxed),
+            messages: self.messages.load(Ordering::Relaxed),
+            persistent: self.store.is_persistent(),
+        }
+    }
+
+    pub(crate) fn channel_stats(&self, id: u32) -> Option<ChannelStats> {
+        self.channels.get(&id).map(|c| c.stats())
+    }
+
+    pub(crate) fn retained_value(&self, channel: u32, key: Option<&str>) -> Option<Retained> {
+        let c = self.channels.get(&channel)?;
+        lock(&c.retained).get(&key.map(str::to_owned)).cloned()
+    }
+
+    /// A subscription of the server process itself.
+    pub(crate) fn subscribe_local(
+        &self,
+        channel: u32,
+        key: Option<String>,
+    ) -> Result<(Arc<Peer>, Arc<SubQueue>), Refusal> {
+        let c = self.channel(channel)?;
+        if key.is_some() && !c.info.keyed {
+            return Err(Refusal::new(
+                Reason::Key,
+                format!("channel {} is not keyed", c.info.name),
+            ));
+        }
+        let queue = Arc::new(SubQueue::new(self.config.queue_frames));
+        let peer = Arc::new(Peer::new(
+            String::new(),
+            Sink::Local(queue.clone()),
+            &self.config,
+        ));
+        self.attach(c, &peer, key, 0);
+        let mut locals = lock(&self.locals);
+        locals.retain(|p| !lock(&p.subscriptions).is_empty());
+        locals.push(peer.clone());
+        Ok((peer, queue))
+    }
+
+    pub(crate) fn unsubscribe_local(&self, peer: &Arc<Peer>) {
+        self.detach_all(peer);
+        if let Sink::Local(q) = &peer.sink {
+            q.close();
+        }
+    }
+
+    /// Ends every subscription of the server process.
+    pub(crate) fn unsubscribe_all_local(&self) {
+        let locals = std::mem::take(&mut *lock(&self.locals));
+        for peer in &locals {
+            self.unsubscribe_local(peer);
+        }
+    }
+
+    pub(crate) fn info(&self, id: u32) -> Option<&ChannelInfo> {
+        self.channels.get(&id).map(|c| &c.info)
+    }
+}
+
+impl ChannelState {
+    fn stats(&self) -> ChannelStats {
+        let s = &self.stats;
+        ChannelStats {
+            id: self.info.id,
+            name: self.info.name.clone(),
+            published: s.published.load(Ordering::Relaxed),
+            refused: s.refused.load(Ordering::Relaxed),
+            delivered: s.delivered.load(Ordering::Relaxed),
+            dropped: s.dropped.load(Ordering::Relaxed),
+            replaced: s.replaced.load(Ordering::Relaxed),
+            subscribers: read(&self.subs).len(),
+            retained: lock(&self.retained).len(),
+        }
+    }
+}
+
+/// What became of an accepted publication.
+pub(crate) enum Published {
+    /// Answered now (`true`: persisted).
+    Now(bool),
+    /// The store answers once it has committed.
+    Stored,
+    /// The store's queue is full: wait for room (it answers then).
+    Wait(futures_util::future::BoxFuture<'static, ()>),
+}
+
+fn answer(correlation: u64, published: Result<Published, Refusal>) -> LinkOutcome {
+    match published {
+        Ok(Published::Now(persisted)) => reply(correlation, Ok(persisted)),
+        Ok(Published::Stored) => LinkOutcome::Done,
+        Ok(Published::Wait(fut)) => LinkOutcome::Wait(fut),
+        Err(refusal) => reply(correlation, Err(refusal)),
+    }
+}
+
+fn reply(correlation: u64, outcome: Result<bool, Refusal>) -> LinkOutcome {
+    if correlation == 0 {
+        return LinkOutcome::Done;
+    }
+    LinkOutcome::Reply(
+        Reply {
+            correlation,
+            outcome,
+        }
+        .encode(),
+    )
+}
