@@ -335,13 +335,13 @@ impl Target {
         Ok((pct(0.50), pct(0.99)))
     }
 
-    /// Connects `n` clients made by `make`, 256 at a time.
+    /// Connects `n` clients made by `make`, 64 at a time.
     async fn connect_many<F, Fut>(self, n: usize, make: F) -> Result<Vec<Handle>, String>
     where
         F: Fn(Target, usize) -> Fut,
         Fut: Future<Output = Result<Handle, String>> + Send + 'static,
     {
-        let sem = Arc::new(tokio::sync::Semaphore::new(256));
+        let sem = Arc::new(tokio::sync::Semaphore::new(64));
         let mut set = tokio::task::JoinSet::new();
         for i in 0..n {
             let permit = sem
@@ -369,8 +369,22 @@ impl Target {
         self.connect_many(n, move |t, i| {
             let sink = Sink::Count(Arc::new(AtomicU64::new(0)));
             async move {
-                t.subscriber(run, &format!("idle-{i}"), Qos::AtMostOnce, sink)
-                    .await
+                // A broker may reset a connection under a burst of 10,000;
+                // each subscriber gets three tries.
+                let mut tries = 0;
+                loop {
+                    let r = t
+                        .subscriber(run, &format!("idle-{i}"), Qos::AtMostOnce, sink.clone())
+                        .await;
+                    tries += 1;
+                    match r {
+                        Err(e) if tries < 3 => {
+                            let _ = e;
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                        }
+                        r => return r,
+                    }
+                }
             }
         })
         .await
