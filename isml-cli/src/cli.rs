@@ -18,7 +18,7 @@ Examples:
   isml serve -I schemas schemas/charging.isml --listen tcp://0.0.0.0:7000
   isml sub --url tcp://127.0.0.1:7000 -I schemas schemas/charging.isml --channel charging.v1.telemetry
   isml pub --url tcp://127.0.0.1:7000 -I schemas schemas/charging.isml \\
-    --channel charging.v1.telemetry --json '{"station_id": "cab-17"}'
+    --channel charging.v1.telemetry --json '{\"station_id\": \"cab-17\"}'
 
 Exit codes:
   0  success

@@ -3,8 +3,6 @@
 //! code declares them) and the channels, for `isml serve`, `isml pub` and
 //! `isml sub`.
 
-use std::collections::BTreeMap;
-
 use isml_runtime::pubsub::ChannelInfo;
 use isml_schema::Schema;
 use isml_schema::dynamic::Descriptor;
@@ -61,24 +59,12 @@ pub(crate) fn channel_info(schema: &Schema, c: &ChannelDef) -> Result<ChannelInf
     })
 }
 
-/// Every channel of the schema. Channel ids are unique within a package
-/// only, and a server brokers by id: two served channels with one id are an
-/// error that names both.
+/// Every channel of the schema (the schema compiler has checked that their
+/// ids are unique across the schemas loaded together).
 pub(crate) fn channels(schema: &Schema) -> Result<Vec<ChannelInfo>, Failure> {
-    let mut by_id: BTreeMap<u32, &ChannelDef> = BTreeMap::new();
-    for c in &schema.channels {
-        if let Some(prev) = by_id.insert(c.id, c) {
-            return Err(Failure::invalid(format!(
-                "channels `{}` and `{}` both have id {}; a server brokers channels by id, \
-                 so serve the schemas of one of them only",
-                full_name(prev),
-                full_name(c),
-                c.id
-            )));
-        }
-    }
-    by_id
-        .values()
+    schema
+        .channels
+        .iter()
         .map(|c| channel_info(schema, c))
         .collect()
 }
@@ -117,4 +103,12 @@ pub(crate) fn find_channel<'s>(schema: &'s Schema, name: &str) -> Result<&'s Cha
 pub(crate) fn channel_type<'s>(schema: &'s Schema, c: &ChannelDef) -> Result<Descriptor<'s>, Failure> {
     Descriptor::new(schema, c.ty)
         .ok_or_else(|| Failure::invalid(format!("channel `{}` names no type", full_name(c))))
+}
+
+/// The tokio runtime of the commands that talk to servers.
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::usage(format!("cannot start the async runtime: {e}")))
 }
