@@ -11,6 +11,7 @@ use bytes::Bytes;
 use isml_runtime::Session;
 use isml_runtime::client::Client;
 use isml_runtime::handshake::Credentials;
+use isml_runtime::transport::tls::{self, rustls};
 use isml_schema::Schema;
 use isml_schema::dynamic::{self, Descriptor};
 use isml_schema::ir::ChannelDef;
@@ -55,13 +56,7 @@ fn client_tls(c: &Connection) -> Result<Arc<rustls::ClientConfig>, Failure> {
             Failure::usage(format!("certificate in `{}` refused: {e}", ca.display()))
         })?;
     }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| Failure::usage(format!("TLS: {e}")))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok(Arc::new(config))
+    tls::client_config(roots, None).map_err(|e| Failure::usage(format!("TLS: {e}")))
 }
 
 /// Checks `--key` against the channel: keyed channels need one, others take none.
@@ -109,9 +104,8 @@ pub(crate) fn publish(a: &PubArgs) -> Outcome {
             Some(text) => values.push(encode(desc, text, "--json")?),
             None => {
                 for (i, line) in std::io::stdin().lock().lines().enumerate() {
-                    let line = line.map_err(|e| {
-                        Failure::usage(format!("cannot read standard input: {e}"))
-                    })?;
+                    let line = line
+                        .map_err(|e| Failure::usage(format!("cannot read standard input: {e}")))?;
                     if line.trim().is_empty() {
                         continue;
                     }
@@ -187,7 +181,9 @@ pub(crate) fn subscribe(a: &SubArgs) -> Outcome {
                 let why = session
                     .close_reason()
                     .map_or_else(|| "the subscription ended".to_owned(), |r| r.to_string());
-                break Err(Failure::usage(format!("the server closed the session: {why}")));
+                break Err(Failure::usage(format!(
+                    "the server closed the session: {why}"
+                )));
             };
             let value = match dynamic::decode(desc, &p.payload) {
                 Ok(v) => v.to_json(),

@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 use isml_runtime::Server;
 use isml_runtime::pubsub::Acl;
+use isml_runtime::transport::tls::rustls;
 use tracing_subscriber::EnvFilter;
 
 use crate::cli::ServeArgs;
@@ -154,14 +155,9 @@ fn tls_config(a: &ServeArgs) -> Result<Option<Arc<rustls::ServerConfig>>, Failur
     }
     let certs = read_certs(cert)?;
     let key = read_key(key)?;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| Failure::usage(format!("TLS: {e}")))?
-        .with_no_client_auth()
-        .with_single_cert(certs, key)
+    let config = isml_runtime::transport::tls::server_config(certs, key, None)
         .map_err(|e| Failure::usage(format!("TLS certificate or key refused: {e}")))?;
-    Ok(Some(Arc::new(config)))
+    Ok(Some(config))
 }
 
 /// Every certificate of a PEM file (at least one).
@@ -171,7 +167,10 @@ pub(crate) fn read_certs(
     use rustls::pki_types::CertificateDer;
     use rustls::pki_types::pem::PemObject as _;
     let err = |e: &dyn std::fmt::Display| {
-        Failure::usage(format!("cannot read certificates from `{}`: {e}", path.display()))
+        Failure::usage(format!(
+            "cannot read certificates from `{}`: {e}",
+            path.display()
+        ))
     };
     let certs = CertificateDer::pem_file_iter(path)
         .map_err(|e| err(&e))?

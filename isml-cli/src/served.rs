@@ -21,7 +21,11 @@ pub(crate) fn type_table(schema: &Schema) -> &'static [(u32, &'static str, u64)]
         .filter_map(|(i, t)| {
             let id = t.message_id()?;
             let name: &'static str = Box::leak(t.full_name().into_boxed_str());
-            Some((id, name, schema.fingerprint(isml_schema::ir::TypeId(i as u32))))
+            Some((
+                id,
+                name,
+                schema.fingerprint(isml_schema::ir::TypeId(i as u32)),
+            ))
         })
         .collect();
     table.sort_by_key(|e| e.0);
@@ -39,9 +43,9 @@ pub(crate) fn full_name(c: &ChannelDef) -> String {
 
 /// The runtime's description of a channel.
 pub(crate) fn channel_info(schema: &Schema, c: &ChannelDef) -> Result<ChannelInfo, Failure> {
-    let ty = schema.get(c.ty).ok_or_else(|| {
-        Failure::invalid(format!("channel `{}` names no type", full_name(c)))
-    })?;
+    let ty = schema
+        .get(c.ty)
+        .ok_or_else(|| Failure::invalid(format!("channel `{}` names no type", full_name(c))))?;
     let type_id = ty.message_id().ok_or_else(|| {
         Failure::invalid(format!(
             "channel `{}` carries `{}`, which has no message id",
@@ -100,7 +104,10 @@ pub(crate) fn find_channel<'s>(schema: &'s Schema, name: &str) -> Result<&'s Cha
 }
 
 /// The descriptor of the type a channel carries.
-pub(crate) fn channel_type<'s>(schema: &'s Schema, c: &ChannelDef) -> Result<Descriptor<'s>, Failure> {
+pub(crate) fn channel_type<'s>(
+    schema: &'s Schema,
+    c: &ChannelDef,
+) -> Result<Descriptor<'s>, Failure> {
     Descriptor::new(schema, c.ty)
         .ok_or_else(|| Failure::invalid(format!("channel `{}` names no type", full_name(c))))
 }
