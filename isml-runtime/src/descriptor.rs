@@ -385,6 +385,15 @@ pub enum ExportError {
         /// Another type using it.
         second: String,
     },
+    /// A channel whose message type is not among the exported types, or
+    /// whose name is not in the exported package.
+    #[error("channel `{channel}`: {problem}")]
+    Channel {
+        /// The channel's full name.
+        channel: String,
+        /// What is wrong.
+        problem: String,
+    },
 }
 
 /// A named type: reached by [`export_schema`], or a definition of the
@@ -456,6 +465,34 @@ impl Named {
 /// # }
 /// ```
 pub fn export_schema(types: &[TypeRef]) -> Result<String, ExportError> {
+    export_schema_with_channels(types, &[])
+}
+
+/// [`export_schema`] with pub/sub channels (declared with
+/// [`channel!`](crate::channel) or implemented by hand): each is written as
+/// `channel <name>: <Type> = <id> [retain, keyed];` after the types. A
+/// channel's message type must be among the types reached, and its full
+/// name must be in their package.
+///
+/// ```
+/// # #[cfg(feature = "derive")] {
+/// use isml_runtime::descriptor::{TypeRef, export_schema_with_channels};
+/// use isml_runtime::pubsub::Channel;
+/// #[derive(Debug, Clone, PartialEq, Default, isml_runtime::Message)]
+/// #[isml(id = 1, package = "demo.v1")]
+/// pub struct Status { #[isml(tag = 1)] up: bool }
+/// isml_runtime::channel! {
+///     /// The last status, kept for new subscribers.
+///     pub Statuses: Status = 1, "demo.v1.statuses", [retain];
+/// }
+/// let text = export_schema_with_channels(&[TypeRef::of::<Status>()], &[Statuses::info()]).unwrap();
+/// assert!(text.contains("channel statuses: Status = 1 [retain];"));
+/// # }
+/// ```
+pub fn export_schema_with_channels(
+    types: &[TypeRef],
+    channels: &[crate::pubsub::ChannelInfo],
+) -> Result<String, ExportError> {
     // full name -> type, in name order, each reached once.
     let mut found: BTreeMap<&'static str, Named> = BTreeMap::new();
     let mut pending: Vec<TypeRef> = types.to_vec();
@@ -569,6 +606,47 @@ pub fn export_schema(types: &[TypeRef]) -> Result<String, ExportError> {
                 out.push_str("}\n");
             }
         }
+    }
+    let mut channels: Vec<&crate::pubsub::ChannelInfo> = channels.iter().collect();
+    channels.sort_by_key(|c| c.id);
+    if !channels.is_empty() {
+        out.push('\n');
+    }
+    for c in channels {
+        let problem = |problem: String| ExportError::Channel {
+            channel: c.name.clone(),
+            problem,
+        };
+        let short = c
+            .name
+            .strip_prefix(package)
+            .and_then(|r| r.strip_prefix('.'))
+            .filter(|r| !r.is_empty() && !r.contains('.'))
+            .ok_or_else(|| problem(alloc::format!("its name is not in package `{package}`")))?;
+        let ty = found
+            .values()
+            .find_map(|t| match t {
+                Named::Message(d) if d.id == Some(c.type_id) => Some(d.name),
+                _ => None,
+            })
+            .ok_or_else(|| {
+                problem(alloc::format!(
+                    "its message type (type id {}) is not among the exported types",
+                    c.type_id
+                ))
+            })?;
+        let mut flags = Vec::new();
+        if c.retain {
+            flags.push("retain");
+        }
+        if c.keyed {
+            flags.push("keyed");
+        }
+        let _ = write!(out, "channel {short}: {ty} = {}", c.id);
+        if !flags.is_empty() {
+            let _ = write!(out, " [{}]", flags.join(", "));
+        }
+        out.push_str(";\n");
     }
     Ok(out)
 }

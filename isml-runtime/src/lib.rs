@@ -174,7 +174,6 @@ pub mod dispatch;
 pub mod handshake;
 pub mod lazy;
 mod message;
-#[cfg(feature = "runtime")]
 pub mod pubsub;
 #[cfg(feature = "runtime")]
 pub mod server;
@@ -195,7 +194,7 @@ pub use isml_wire as wire;
 #[path = "private.rs"]
 pub mod __private;
 
-pub use descriptor::{ExportError, Reflect, export_schema};
+pub use descriptor::{ExportError, Reflect, export_schema, export_schema_with_channels};
 pub use lazy::{LazyMessage, LazyViewable};
 pub use message::{Enum, Message, TopLevel, View, Viewable};
 #[cfg(feature = "runtime")]

@@ -1,7 +1,9 @@
 //! A fleet server: accepts cabinets on the URLs given (default
 //! `tcp://127.0.0.1:7000`), prints their telemetry, and starts charging a
-//! random slot of each cabinet every five seconds. Ctrl-C shuts it down
-//! gracefully.
+//! random slot of each cabinet every five seconds. It brokers the retained
+//! `telemetry` channel (the last report, kept in `./isml-data` across
+//! restarts) and the keyed `variables` channel, on which it publishes each
+//! cabinet's uptime under `<device>.uptime`. Ctrl-C shuts it down gracefully.
 //!
 //! ```text
 //! cargo run -p isml-examples --bin charging-server -- tcp://0.0.0.0:7000 ws://0.0.0.0:7001/isml
@@ -9,7 +11,9 @@
 
 use std::time::Duration;
 
-use isml_examples::charging::v1::{AnyMessage, ChargeStarted, StartCharging, StatusReport};
+use isml_examples::charging::v1::{
+    AnyMessage, ChargeStarted, StartCharging, StatusReport, Variable, VariableValue, channels,
+};
 use isml_runtime::dispatch::Dispatcher;
 use isml_runtime::handshake::TokenAuthenticator;
 use isml_runtime::server::Server;
@@ -20,24 +24,44 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     if urls.is_empty() {
         urls.push("tcp://127.0.0.1:7000".into());
     }
-    let dispatcher = Dispatcher::new().on::<StatusReport, _, _>(|ctx, report| async move {
-        let charging = report
-            .slots
-            .iter()
-            .filter(|s| s.current_limit_ma > 0)
-            .count();
-        println!(
-            "{:>10} {}: {} slots, {charging} charging, {:.1} degC, up {} s",
-            ctx.session().device_id(),
-            report.station_id,
-            report.slots.len(),
-            report.temperature_c,
-            report.uptime_s
-        );
-        Ok(())
+    // Set once the server runs: the handler republishes what cabinets report.
+    let broker: std::sync::Arc<std::sync::OnceLock<Server>> = Default::default();
+    let b = broker.clone();
+    let dispatcher = Dispatcher::new().on::<StatusReport, _, _>(move |ctx, report| {
+        let b = b.clone();
+        async move {
+            if let Some(server) = b.get() {
+                let _ = server.publish::<channels::Telemetry>(&report).await;
+                let uptime = Variable {
+                    value: VariableValue::Int(report.uptime_s as i64),
+                    unit: Some("s".into()),
+                };
+                let key = format!("{}.uptime", ctx.session().device_id());
+                let _ = server
+                    .publish_keyed::<channels::Variables>(&key, &uptime)
+                    .await;
+            }
+            let charging = report
+                .slots
+                .iter()
+                .filter(|s| s.current_limit_ma > 0)
+                .count();
+            println!(
+                "{:>10} {}: {} slots, {charging} charging, {:.1} degC, up {} s",
+                ctx.session().device_id(),
+                report.station_id,
+                report.slots.len(),
+                report.temperature_c,
+                report.uptime_s
+            );
+            Ok(())
+        }
     });
     let mut builder = Server::builder()
         .types(AnyMessage::TYPES)
+        .channel::<channels::Telemetry>()
+        .channel::<channels::Variables>()
+        .data_dir(std::env::var("ISML_DATA_DIR").unwrap_or_else(|_| "isml-data".into()))
         .dispatcher(dispatcher)
         .authenticator(TokenAuthenticator::new(["demo-token"]))
         .keepalive(Some(Duration::from_secs(10)))
@@ -47,6 +71,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         builder = builder.listen(url);
     }
     let server = builder.start().await?;
+    let _ = broker.set(server.clone());
     println!("listening on {}", server.urls().join(", "));
 
     let mut tick = tokio::time::interval(Duration::from_secs(5));

@@ -3,6 +3,10 @@
 //! COBS + CRC-32C framing). Cabinets send telemetry; the server sends
 //! `StartCharging` / `StopCharging` requests and measures their round trip.
 //!
+//! The server republishes each report on the retained `telemetry` channel
+//! and each cabinet's uptime on the keyed `variables` channel; a dashboard
+//! subscribes to both and prints what it received per channel.
+//!
 //! Run with `cargo run --release -p isml-examples --bin fleet-demo` (add
 //! `-- --seconds 10` for a longer run).
 
@@ -13,7 +17,8 @@ use std::time::{Duration, Instant};
 
 use isml_examples::cabinet::{Cabinet, SLOTS};
 use isml_examples::charging::v1::{
-    AnyMessage, ChargeStarted, ChargeStopped, StartCharging, StatusReport, StopCharging,
+    AnyMessage, ChargeStarted, ChargeStopped, StartCharging, StatusReport, StopCharging, Variable,
+    VariableValue, channels,
 };
 use isml_runtime::client::{Backoff, Client};
 use isml_runtime::dispatch::Dispatcher;
@@ -29,6 +34,40 @@ struct Tally {
     telemetry: AtomicU64,
     requests: AtomicU64,
     failures: AtomicU64,
+}
+
+/// A dashboard: subscribes to `telemetry` and `variables` and prints, per
+/// channel, how many publications arrived and at what rate.
+async fn dashboard(
+    url: String,
+    seconds: u64,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let client = Client::builder(&url)
+        .device_id("dashboard")
+        .connect()
+        .await?;
+    let mut telemetry = client.subscribe::<channels::Telemetry>().await?;
+    let mut variables = client.subscribe::<channels::Variables>().await?;
+    let (mut t, mut v, mut retained) = (0u64, 0u64, 0u64);
+    let started = Instant::now();
+    let until = tokio::time::sleep(Duration::from_secs(seconds));
+    tokio::pin!(until);
+    loop {
+        tokio::select! {
+            () = &mut until => break,
+            Some(p) = telemetry.next() => { t += 1; retained += u64::from(p.retained); }
+            Some(p) = variables.next() => { v += 1; retained += u64::from(p.retained); }
+        }
+    }
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "dashboard: telemetry {t} publications ({:.0}/s), variables {v} ({:.0}/s), {retained} retained on subscribing, {} dropped",
+        t as f64 / secs,
+        v as f64 / secs,
+        telemetry.dropped() + variables.dropped()
+    );
+    client.close("done").await;
+    Ok(())
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -95,14 +134,30 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let serial_url = pty.url(115_200);
     let tally = Arc::new(Tally::default());
     let t = tally.clone();
-    let dispatcher = Dispatcher::new().on::<StatusReport, _, _>(move |_ctx, _report| {
-        let t = t.clone();
+    // Set once the server runs: its handler republishes what cabinets report.
+    let broker: Arc<std::sync::OnceLock<Server>> = Arc::default();
+    let b = broker.clone();
+    let dispatcher = Dispatcher::new().on::<StatusReport, _, _>(move |ctx, report| {
+        let (t, b) = (t.clone(), b.clone());
         async move {
             t.telemetry.fetch_add(1, Ordering::Relaxed);
+            if let Some(server) = b.get() {
+                let uptime = Variable {
+                    value: VariableValue::Int(report.uptime_s as i64),
+                    unit: Some("s".into()),
+                };
+                let key = format!("{}.uptime", ctx.session().device_id());
+                let _ = server.try_publish::<channels::Telemetry>(&report);
+                let _ = server
+                    .publish_keyed::<channels::Variables>(&key, &uptime)
+                    .await;
+            }
             Ok(())
         }
     });
     let server = Server::builder()
+        .channel::<channels::Telemetry>()
+        .channel::<channels::Variables>()
         .listen("tcp://127.0.0.1:0")
         .listen(&serial_url)
         .types(AnyMessage::TYPES)
@@ -116,6 +171,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .await?;
     let tcp_url = server.urls()[0].clone();
     println!("server on {tcp_url} and {serial_url}");
+    let _ = broker.set(server.clone());
+    let dashboard = tokio::spawn(dashboard(tcp_url.clone(), seconds));
 
     // 49 cabinets over TCP, one over the serial line (the pty master).
     let mut cabinets = Vec::new();
@@ -184,6 +241,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     progress.abort();
     println!();
+    dashboard.await?.map_err(|e| e.to_string())?;
 
     // Wire statistics, from the server's side of each session.
     let sessions = server.sessions();

@@ -480,6 +480,25 @@ mod tests {
         );
     }
 
+    /// The example of wire format §2.8.
+    #[test]
+    fn the_documented_example() {
+        let head = PublishHead::Publication {
+            correlation: 5,
+            channel: 3,
+            key: Some("k"),
+        };
+        let mut buf = head.begin(2);
+        buf.put_slice(&[1, 2]);
+        let frame = finish(buf);
+        let mut out = BytesMut::new();
+        crate::wire::put_stream_frame(&mut out, &frame.header, &frame.payload, 1024).unwrap();
+        assert_eq!(
+            out[..],
+            [0x08, 0x79, 0x05, 0x00, 0x03, 0x01, 0x01, 0x6b, 0x01, 0x02]
+        );
+    }
+
     #[test]
     fn malformed_frames_are_errors() {
         assert!(SubscribeFrame::decode(&[1, 9]).is_err());

@@ -6,7 +6,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
@@ -34,8 +34,9 @@ pub(crate) struct Local {
     /// Answers awaited from the broker, by correlation id.
     waiters: Mutex<HashMap<u64, oneshot::Sender<Result<bool, Refusal>>>>,
     subs: Mutex<Subs>,
-    /// On a server: the session as the broker's subscriber.
-    pub(crate) peer: OnceLock<Arc<Peer>>,
+    /// On a server: the session as the broker's subscriber. Taken out when
+    /// the session ends (the peer holds the session: a cycle until then).
+    pub(crate) peer: Mutex<Option<Arc<Peer>>>,
     /// Messages the server's filters refused on this session.
     pub(crate) filtered: AtomicU64,
 }
@@ -70,6 +71,21 @@ pub(crate) enum LinkOutcome {
 }
 
 impl Local {
+    /// The session's subscriber record, if it ever subscribed.
+    pub(crate) fn peer(&self) -> Option<Arc<Peer>> {
+        lock(&self.peer).clone()
+    }
+
+    /// The record, made on first use.
+    pub(crate) fn peer_or(&self, make: impl FnOnce() -> Arc<Peer>) -> Arc<Peer> {
+        lock(&self.peer).get_or_insert_with(make).clone()
+    }
+
+    /// Takes the record out (the session ended).
+    pub(crate) fn take_peer(&self) -> Option<Arc<Peer>> {
+        lock(&self.peer).take()
+    }
+
     /// Registers a wait for the broker's answer to `correlation`.
     pub(crate) fn wait_reply(&self, correlation: u64) -> oneshot::Receiver<Result<bool, Refusal>> {
         let (tx, rx) = oneshot::channel();

@@ -7,7 +7,7 @@
 //! broker and has the same methods for the server process itself.
 //!
 //! ```no_run
-//! # #[cfg(feature = "derive")]
+//! # #[cfg(all(feature = "derive", feature = "runtime"))]
 //! # async fn demo(session: isml_runtime::Session) -> Result<(), Box<dyn std::error::Error>> {
 //! use isml_runtime::pubsub::Channel;
 //! # #[derive(Debug, Clone, PartialEq, Default, isml_runtime::Message)]
@@ -35,18 +35,30 @@
 //!
 //! [`Session`]: crate::Session
 
+// The channel types are always available (generated code implements
+// `Channel` in every build); the sessions' side needs the runtime.
+#[cfg(feature = "runtime")]
 mod api;
+#[cfg(feature = "runtime")]
 pub(crate) mod frames;
+#[cfg(feature = "runtime")]
 pub(crate) mod local;
+#[cfg(feature = "runtime")]
 pub(crate) mod subscription;
 
-use std::fmt;
+use alloc::borrow::ToOwned;
+use alloc::string::String;
+use core::fmt;
 
+#[cfg(feature = "runtime")]
 pub use crate::server::broker::acl::{Acl, AclError, AclRule, Action};
+#[cfg(feature = "runtime")]
 pub use crate::server::broker::filter::{
     Candidate, DenyDevices, Filter, MaxFrameSize, RateLimit, Rule, Target,
 };
+#[cfg(feature = "runtime")]
 pub use crate::server::broker::{BrokerStats, ChannelStats, SubscriberStats};
+#[cfg(feature = "runtime")]
 pub use subscription::{RawSubscription, Subscription};
 
 use crate::TopLevel;
@@ -82,6 +94,72 @@ pub trait Channel: Send + Sync + 'static {
             keyed: Self::KEYED,
         }
     }
+}
+
+/// Declares a channel type for Rust-first messages: what the code generator
+/// emits for a schema's `channel`, for types that use the derives.
+///
+/// `channel! { pub Name: MessageType = id, "package.name", [retain, keyed]; }`
+/// (the flags are optional). [`export_schema_with_channels`] writes it back
+/// as a schema `channel` line.
+///
+/// ```
+/// # #[cfg(feature = "derive")] {
+/// use isml_runtime::pubsub::Channel;
+/// #[derive(Debug, Clone, PartialEq, Default, isml_runtime::Message)]
+/// #[isml(id = 0x0C, package = "charging.v1")]
+/// pub struct Variable { #[isml(tag = 1)] value: i64 }
+/// isml_runtime::channel! {
+///     /// Named variables, the last value per key retained.
+///     pub Variables: Variable = 3, "charging.v1.variables", [retain, keyed];
+/// }
+/// assert!(Variables::RETAIN && Variables::KEYED);
+/// assert_eq!(Variables::info().type_id, 0x0C);
+/// # }
+/// ```
+///
+/// [`export_schema_with_channels`]: crate::descriptor::export_schema_with_channels
+#[macro_export]
+macro_rules! channel {
+    ($(#[$meta:meta])* $vis:vis $name:ident : $msg:ty = $id:literal, $full:literal $(, [$($flag:ident),* $(,)?])? $(;)?) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+        $vis struct $name;
+
+        $($($crate::__channel_flag_check!($flag);)*)?
+
+        #[automatically_derived]
+        impl $crate::pubsub::Channel for $name {
+            type Message = $msg;
+            const ID: u32 = $id;
+            const NAME: &'static str = $full;
+            const RETAIN: bool = $crate::__channel_flag!(retain $($($flag)*)?);
+            const KEYED: bool = $crate::__channel_flag!(keyed $($($flag)*)?);
+        }
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __channel_flag {
+    (retain retain $($rest:ident)*) => { true };
+    (keyed keyed $($rest:ident)*) => { true };
+    ($want:ident $other:ident $($rest:ident)*) => { $crate::__channel_flag!($want $($rest)*) };
+    ($want:ident) => { false };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __channel_flag_check {
+    (retain) => {};
+    (keyed) => {};
+    ($other:ident) => {
+        ::core::compile_error!(::core::concat!(
+            "unknown channel flag `",
+            ::core::stringify!($other),
+            "`: expected `retain` or `keyed`"
+        ));
+    };
 }
 
 /// A channel described at run time: what a server that loads schemas at run
@@ -221,6 +299,7 @@ impl Reason {
 
     /// The closest session error code (wire format §2.4), for refusals of
     /// ordinary messages and requests, which answer with an error response.
+    #[cfg(feature = "runtime")]
     pub const fn error_code(self) -> u64 {
         use crate::session::codes;
         match self {
@@ -276,6 +355,7 @@ impl Refusal {
 }
 
 /// Why a publication (or a `send_to` message, or a delete) failed.
+#[cfg(feature = "runtime")]
 #[non_exhaustive]
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
@@ -318,6 +398,7 @@ pub enum PublishError {
 }
 
 /// Why a subscription failed.
+#[cfg(feature = "runtime")]
 #[non_exhaustive]
 #[derive(Debug, thiserror::Error)]
 pub enum SubscribeError {
@@ -349,6 +430,7 @@ pub enum SubscribeError {
 }
 
 /// The name of a channel for errors: its full name when known, else its id.
+#[cfg(feature = "runtime")]
 pub(crate) fn channel_label(id: u32, name: Option<&str>) -> String {
     match name {
         Some(n) => n.to_owned(),

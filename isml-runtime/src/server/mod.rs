@@ -296,8 +296,8 @@ impl ServerBuilder {
         self
     }
 
-    /// Closes a session (code 7) once the filters and the ACL have refused
-    /// `n` of its messages. Off by default.
+    /// Closes a session (code 7) once the filters have refused `n` of its
+    /// messages. Off by default.
     pub fn close_after_offences(mut self, n: u64) -> Self {
         self.pubsub.config.offence_limit = Some(n.max(1));
         self
@@ -582,6 +582,7 @@ impl Server {
         {
             tracing::warn!("server shutdown: some connections did not end in time");
         }
+        inner.broker.close_store().await;
     }
 }
 

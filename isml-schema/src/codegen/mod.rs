@@ -15,8 +15,10 @@
 //!   fingerprint items, `TopLevel`, `Reflect`);
 //! - `message`, `union`, `enumeration`: one emitter per construct;
 //! - `lazy`: the lazy view of a message;
-//! - `dispatch`: the `AnyMessage` table of a compiled set.
+//! - `dispatch`: the `AnyMessage` table of a compiled set;
+//! - `channel`: the package's `channels` module (one type per pub/sub channel).
 
+mod channel;
 mod descriptor;
 mod dispatch;
 mod enumeration;
@@ -30,7 +32,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use proc_macro2::{Literal, TokenStream};
 use quote::{format_ident, quote};
 
-use crate::ir::{FieldDef, Schema, Type, TypeDef, TypeDefKind, TypeId};
+use crate::ir::{ChannelDef, FieldDef, Schema, Type, TypeDef, TypeDefKind, TypeId};
 use crate::naming::{self, Namer, ident};
 
 pub use crate::naming::schema_variant_name;
@@ -108,6 +110,7 @@ fn generate_package(schema: &Schema, names: &Names, package: &str) -> String {
         });
     }
     items.push(g.dispatch());
+    items.push(g.channels());
     let file = quote! {
         #(#items)*
     };

@@ -275,7 +275,7 @@ impl Server {
     /// it never subscribed, or is gone).
     pub fn subscriber_stats(&self, session_id: u64) -> Option<SubscriberStats> {
         let s = self.session(session_id)?;
-        s.pubsub().peer.get().map(|p| p.stats())
+        s.pubsub().peer().map(|p| p.stats())
     }
 
     /// The retained value of a channel (and key), as the broker holds it.

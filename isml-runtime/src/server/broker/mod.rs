@@ -25,7 +25,7 @@ pub(crate) mod front;
 pub(crate) mod store;
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -217,7 +217,6 @@ pub(crate) struct Peer {
     subscriptions: Mutex<HashSet<(u32, Option<String>)>>,
     bound_frames: usize,
     bound_bytes: usize,
-    closing: AtomicBool,
 }
 
 impl Peer {
@@ -230,7 +229,6 @@ impl Peer {
             subscriptions: Mutex::new(HashSet::new()),
             bound_frames: config.queue_frames.max(1),
             bound_bytes: config.queue_bytes.max(1),
-            closing: AtomicBool::new(false),
         }
     }
 
@@ -667,17 +665,13 @@ impl Broker {
     }
 
     fn peer_of(&self, session: &Session) -> Arc<Peer> {
-        session
-            .pubsub()
-            .peer
-            .get_or_init(|| {
-                Arc::new(Peer::new(
-                    session.device_id().to_owned(),
-                    Sink::Session(session.clone()),
-                    &self.config,
-                ))
-            })
-            .clone()
+        session.pubsub().peer_or(|| {
+            Arc::new(Peer::new(
+                session.device_id().to_owned(),
+                Sink::Session(session.clone()),
+                &self.config,
+            ))
+        })
     }
 
     fn on_subscribe(&self, session: &Session, correlation: u64, op: SubOp) -> Result<(), Refusal> {
@@ -702,8 +696,8 @@ impl Broker {
                 Ok(())
             }
             SubOp::UnsubscribeAll => {
-                if let Some(peer) = session.pubsub().peer.get() {
-                    self.detach_all(peer);
+                if let Some(peer) = session.pubsub().peer() {
+                    self.detach_all(&peer);
                 }
                 Ok(())
             }
@@ -776,9 +770,11 @@ impl Broker {
 
     /// A session ended: its subscriptions end with it.
     pub(crate) fn session_ended(&self, session: &Session) {
-        if let Some(peer) = session.pubsub().peer.get() {
-            peer.closing.store(true, Ordering::Relaxed);
-            self.detach_all(peer);
+        if let Some(peer) = session.pubsub().take_peer() {
+            self.detach_all(&peer);
+            let mut q = lock(&peer.queue);
+            q.items.clear();
+            q.bytes = 0;
         }
         session.pubsub().session_ended();
     }
@@ -847,7 +843,10 @@ impl Broker {
             if let Some(k) = key
                 && let Some(list) = subs.by_key.get(k)
             {
-                list.iter().for_each(&mut send);
+                // A session subscribed to the whole channel as well gets it once.
+                list.iter()
+                    .filter(|p| !lock(&p.subscriptions).contains(&(channel, None)))
+                    .for_each(&mut send);
             }
             c.stats.published.fetch_add(1, Ordering::Relaxed);
             c.stats.delivered.fetch_add(d, Ordering::Relaxed);
@@ -983,6 +982,11 @@ impl Broker {
         for peer in &locals {
             self.unsubscribe_local(peer);
         }
+    }
+
+    /// Writes what the store has queued and closes it (server shutdown).
+    pub(crate) async fn close_store(&self) {
+        self.store.close().await;
     }
 
     pub(crate) fn info(&self, id: u32) -> Option<&ChannelInfo> {

@@ -38,6 +38,8 @@ pub(crate) enum StoreOp {
         channel: u32,
         key: Option<String>,
     },
+    /// Write what came before, close the database, then answer.
+    Close(oneshot::Sender<()>),
 }
 
 /// Who waits for the store's answer.
@@ -96,6 +98,18 @@ impl Store {
             return Ok((Store { tx: None }, Vec::new()));
         };
         open_disk(dir)
+    }
+
+    /// Writes what is queued, closes the database (so that it can be
+    /// opened again, by this process or another) and stops the writer.
+    pub(crate) async fn close(&self) {
+        let Some(tx) = &self.tx else {
+            return;
+        };
+        let (done, wait) = oneshot::channel();
+        if tx.send((StoreOp::Close(done), AckTo::None)).await.is_ok() {
+            let _ = wait.await;
+        }
     }
 
     pub(crate) fn is_persistent(&self) -> bool {
@@ -230,12 +244,25 @@ fn writer(
     mut rx: mpsc::Receiver<(StoreOp, AckTo)>,
     rt: tokio::runtime::Handle,
 ) {
+    let mut closing = None;
     while let Some(first) = rx.blocking_recv() {
         let mut batch = vec![first];
         while batch.len() < BATCH {
             match rx.try_recv() {
                 Ok(item) => batch.push(item),
                 Err(_) => break,
+            }
+        }
+        if let Some(at) = batch
+            .iter()
+            .position(|(op, _)| matches!(op, StoreOp::Close(_)))
+        {
+            // Nothing after the close is written: refused below.
+            for (_, ack) in batch.drain(at + 1..) {
+                ack.send(Err(stopped()), &rt);
+            }
+            if let Some((StoreOp::Close(done), _)) = batch.pop() {
+                closing = Some(done);
             }
         }
         let result = (|| -> Result<(), redb::Error> {
@@ -257,6 +284,7 @@ fn writer(
                         StoreOp::Delete { channel, key } => {
                             table.remove(record_key(*channel, key.as_deref()).as_slice())?;
                         }
+                        StoreOp::Close(_) => {}
                     }
                 }
             }
@@ -272,6 +300,15 @@ fn writer(
         };
         for (_, ack) in batch {
             ack.send(outcome.clone(), &rt);
+        }
+        if let Some(done) = closing {
+            rx.close();
+            while let Ok((_, ack)) = rx.try_recv() {
+                ack.send(Err(stopped()), &rt);
+            }
+            drop(db);
+            let _ = done.send(());
+            return;
         }
     }
 }
