@@ -67,7 +67,7 @@ fn serve(data_dir: &Path, extra: &[&str]) -> Server {
         .args(schema_args())
         .args(["--data-dir", &data_dir.display().to_string()])
         .args(extra);
-    if !extra.iter().any(|a| *a == "--listen") {
+    if !extra.contains(&"--listen") {
         cmd.args(["--listen", "tcp://127.0.0.1:0"]);
     }
     let mut child = Guard(

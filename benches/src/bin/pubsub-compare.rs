@@ -292,14 +292,7 @@ fn print_tables(
     let cell = |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("{v:.0}"));
     println!(
         "{:<16} {:>7} {:>5} {:>12} {:>12} {:>12} {:>10} {:>10}",
-        "delivered msgs/s",
-        "payload",
-        "qos",
-        "isml",
-        "mosquitto",
-        "rumqttd",
-        "/mosq",
-        "/rumqttd"
+        "delivered msgs/s", "payload", "qos", "isml", "mosquitto", "rumqttd", "/mosq", "/rumqttd"
     );
     for shape in Shape::ALL {
         for &size in &SIZES {
@@ -321,7 +314,13 @@ fn print_tables(
     }
     println!(
         "\n{:<16} {:>7} {:>5} {:>17} {:>17} {:>17} {:>10}",
-        "latency µs", "payload", "qos", "isml p50/p99", "mosquitto p50/p99", "rumqttd p50/p99", "p50 /mosq"
+        "latency µs",
+        "payload",
+        "qos",
+        "isml p50/p99",
+        "mosquitto p50/p99",
+        "rumqttd p50/p99",
+        "p50 /mosq"
     );
     for &size in &SIZES {
         for q in Qos::ALL {

@@ -154,8 +154,7 @@ pub(crate) async fn publisher(
                     let payload = blob(size);
                     inflight.push(async move { s.publish_raw(channel, None, payload).await });
                     // Lets the futures already pushed make progress.
-                    while let Some(Some(r)) =
-                        futures_util::FutureExt::now_or_never(inflight.next())
+                    while let Some(Some(r)) = futures_util::FutureExt::now_or_never(inflight.next())
                     {
                         if r.is_err() {
                             return;

@@ -167,7 +167,7 @@ impl Pacer {
             Plan::Flat => {
                 // Clients whose send does not wait while their queue has room
                 // would otherwise hold a worker thread for ever.
-                if self.sent % 256 == 0 {
+                if self.sent.is_multiple_of(256) {
                     tokio::task::yield_now().await;
                 }
             }
@@ -312,12 +312,17 @@ impl Target {
             recording: recording.clone(),
             samples: samples.clone(),
         };
-        let sub = self
-            .subscriber(run, &format!("ls{run}"), q, sink)
-            .await?;
+        let sub = self.subscriber(run, &format!("ls{run}"), q, sink).await?;
         let stop = Arc::new(AtomicBool::new(false));
         let publisher = self
-            .publisher(run, &format!("lp{run}"), q, size, Plan::Rate(rate), stop.clone())
+            .publisher(
+                run,
+                &format!("lp{run}"),
+                q,
+                size,
+                Plan::Rate(rate),
+                stop.clone(),
+            )
             .await?;
         tokio::time::sleep(WARM_UP).await;
         recording.store(true, Ordering::Relaxed);
