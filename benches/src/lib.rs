@@ -719,3 +719,5 @@ fn lazy_config(b: &[u8]) -> Result<u64, isml_runtime::wire::DecodeError> {
     a += u64::from(v.enabled()?.unwrap_or(false));
     Ok(a)
 }
+
+pub mod pubsub;

@@ -15,6 +15,10 @@ Examples:
   isml compat old/charging.isml schemas/charging.isml
   isml describe schemas/charging.isml --mtu 64
   isml completions bash > /etc/bash_completion.d/isml
+  isml serve -I schemas schemas/charging.isml --listen tcp://0.0.0.0:7000
+  isml sub --url tcp://127.0.0.1:7000 -I schemas schemas/charging.isml --channel charging.v1.telemetry
+  isml pub --url tcp://127.0.0.1:7000 -I schemas schemas/charging.isml \\
+    --channel charging.v1.telemetry --json '{\"station_id\": \"cab-17\"}'
 
 Exit codes:
   0  success
@@ -68,6 +72,21 @@ pub(crate) enum Command {
         after_help = "Examples:\n  isml describe schemas/charging.isml --mtu 64\n  isml describe --remote tcp://127.0.0.1:7000 --token demo-token"
     )]
     Describe(DescribeArgs),
+    /// Run a broker for every channel of the schemas (as mosquitto is for MQTT).
+    #[command(
+        after_help = "Examples:\n  isml serve -I schemas schemas/charging.isml --listen tcp://0.0.0.0:7000\n  isml serve schemas/charging.isml --listen tls://0.0.0.0:7443 --tls-cert cert.pem --tls-key key.pem \\\n      --data-dir /var/lib/isml --acl acl.toml\n  RUST_LOG=debug isml serve schemas/charging.isml   # or -v, -vv"
+    )]
+    Serve(ServeArgs),
+    /// Publish JSON values to a channel of a running server (as mosquitto_pub).
+    #[command(
+        after_help = "Examples:\n  isml pub --url tcp://127.0.0.1:7000 -I schemas schemas/charging.isml \\\n      --channel charging.v1.telemetry --json '{\"station_id\": \"cab-17\"}'\n  isml pub ... --channel charging.v1.variables --key door < values.jsonl   # one JSON value a line\n  isml pub ... --channel charging.v1.variables --key door --retain-delete"
+    )]
+    Pub(PubArgs),
+    /// Print the publications of a channel as JSON lines (as mosquitto_sub).
+    #[command(
+        after_help = "Examples:\n  isml sub --url tcp://127.0.0.1:7000 -I schemas schemas/charging.isml --channel charging.v1.telemetry\n  isml sub ... --channel charging.v1.variables --key door --count 1\n\nEach line: {\"value\": {...}, \"key\": \"door\", \"publisher\": \"cab-17\", \"timestamp_ms\": 1764670000000, \"retained\": true}"
+    )]
+    Sub(SubArgs),
     /// Print a shell completion script.
     #[command(after_help = "Example:\n  isml completions zsh > ~/.zfunc/_isml")]
     Completions {
@@ -235,4 +254,100 @@ pub(crate) struct DescribeArgs {
         requires = "remote"
     )]
     pub(crate) timeout: u64,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ServeArgs {
+    #[command(flatten)]
+    pub(crate) includes: Includes,
+    /// Schema files; every message type and channel in them is served.
+    #[arg(required = true, value_name = "FILE")]
+    pub(crate) files: Vec<PathBuf>,
+    /// Listener URL (`tcp://HOST:PORT`, `tls://HOST:PORT`); repeatable.
+    #[arg(long, value_name = "URL", default_value = "tcp://0.0.0.0:7000")]
+    pub(crate) listen: Vec<String>,
+    /// PEM certificate chain for `tls://` listeners.
+    #[arg(long, value_name = "PEM", requires = "tls_key")]
+    pub(crate) tls_cert: Option<PathBuf>,
+    /// PEM private key for `tls://` listeners.
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    pub(crate) tls_key: Option<PathBuf>,
+    /// Where retained values are kept (created if missing).
+    #[arg(long, value_name = "DIR", default_value = "./isml-data")]
+    pub(crate) data_dir: PathBuf,
+    /// Access rules (TOML, see docs/pubsub.md); without it every
+    /// authenticated session may do everything.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) acl: Option<PathBuf>,
+    /// More logging: -v info for every session (the default), -vv debug,
+    /// -vvv trace. `RUST_LOG` overrides it.
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    pub(crate) verbose: u8,
+    /// Log only warnings and errors.
+    #[arg(short, long, conflicts_with = "verbose")]
+    pub(crate) quiet: bool,
+}
+
+/// How `isml pub` and `isml sub` reach a server.
+#[derive(Debug, Args, Clone)]
+pub(crate) struct Connection {
+    /// The server (`tcp://HOST:PORT`, `tls://HOST:PORT`).
+    #[arg(long, value_name = "URL", default_value = "tcp://127.0.0.1:7000")]
+    pub(crate) url: String,
+    /// The device id to present (default: the server assigns one).
+    #[arg(long, value_name = "ID")]
+    pub(crate) device_id: Option<String>,
+    /// A bearer token to present.
+    #[arg(long, value_name = "TOKEN")]
+    pub(crate) token: Option<String>,
+    /// PEM CA certificate(s) trusted for `tls://` servers.
+    #[arg(long, value_name = "PEM")]
+    pub(crate) ca: Option<PathBuf>,
+    /// Give up connecting after this many seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 10)]
+    pub(crate) timeout: u64,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct PubArgs {
+    #[command(flatten)]
+    pub(crate) connection: Connection,
+    #[command(flatten)]
+    pub(crate) includes: Includes,
+    /// Schema files (the same the server serves).
+    #[arg(required = true, value_name = "FILE")]
+    pub(crate) files: Vec<PathBuf>,
+    /// The channel: its full name (`charging.v1.telemetry`), or its simple
+    /// name when only one package has it.
+    #[arg(long, value_name = "NAME")]
+    pub(crate) channel: String,
+    /// The key (required on keyed channels, refused on others).
+    #[arg(long, value_name = "KEY")]
+    pub(crate) key: Option<String>,
+    /// Delete the retained value (of --key) instead of publishing.
+    #[arg(long, conflicts_with = "json")]
+    pub(crate) retain_delete: bool,
+    /// The value as JSON; without it, one JSON value per line of stdin.
+    #[arg(long, value_name = "JSON")]
+    pub(crate) json: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct SubArgs {
+    #[command(flatten)]
+    pub(crate) connection: Connection,
+    #[command(flatten)]
+    pub(crate) includes: Includes,
+    /// Schema files (the same the server serves).
+    #[arg(required = true, value_name = "FILE")]
+    pub(crate) files: Vec<PathBuf>,
+    /// The channel: its full name, or its simple name when unique.
+    #[arg(long, value_name = "NAME")]
+    pub(crate) channel: String,
+    /// Only this key (keyed channels).
+    #[arg(long, value_name = "KEY")]
+    pub(crate) key: Option<String>,
+    /// Exit after N publications (retained ones included).
+    #[arg(long, value_name = "N")]
+    pub(crate) count: Option<u64>,
 }

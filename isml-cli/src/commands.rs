@@ -21,6 +21,9 @@ pub(crate) fn run(cli: Cli) -> Outcome {
         Command::Decode(a) => crate::codec::decode(&a),
         Command::Compat(a) => compat(&a),
         Command::Describe(a) => crate::describe::describe(&a),
+        Command::Serve(a) => crate::serve::serve(&a),
+        Command::Pub(a) => crate::pubsub::publish(&a),
+        Command::Sub(a) => crate::pubsub::subscribe(&a),
         Command::Completions { shell } => {
             // Generated into memory: clap_complete panics on a write error.
             let mut script = Vec::new();

@@ -1,6 +1,6 @@
 //! The `isml` command-line tool: check, format and compile schemas, encode and
-//! decode messages as JSON, check compatibility between versions and report
-//! wire costs.
+//! decode messages as JSON, check compatibility between versions, report
+//! wire costs, and serve, publish to and subscribe to channels.
 //!
 //! Exit codes: 0 success; 1 a check failed (`check`, `compat`, `fmt --check`)
 //! or the input data is invalid (JSON, bytes, schema errors); 2 usage errors
@@ -16,6 +16,9 @@ mod commands;
 mod describe;
 mod frames;
 mod output;
+mod pubsub;
+mod serve;
+mod served;
 
 use std::io::Write as _;
 use std::process::ExitCode;

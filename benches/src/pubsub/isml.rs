@@ -1,0 +1,168 @@
+//! The isml side: the broker (an `isml_runtime::Server` with channels, in the
+//! re-executed bench) and the load generator's isml clients.
+//!
+//! Payloads are `bench.Blob` messages whose `data` is the payload, so that
+//! the bytes on a channel decode as its type, as the broker may check. Each
+//! run uses channel id `run`; the broker serves ids 1 to [`CHANNELS`].
+//!
+//! QoS 0 is [`Session::try_publish_raw`] (queued, no answer awaited; a full
+//! outbound queue is retried a millisecond later: the API has no
+//! unacknowledged publish that waits for room); QoS 1 is
+//! [`Session::publish_raw`], the broker's acceptance awaited, with 100
+//! publications in flight at most (rumqttc's window). Deliveries to isml
+//! subscribers are the same in both: in order over the session.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::StreamExt as _;
+use futures_util::stream::FuturesUnordered;
+use isml_runtime::pubsub::{ChannelInfo, PublishError};
+use isml_runtime::session::SendError;
+use isml_runtime::{Client, Message as _, Server, Session, TopLevel as _};
+
+use super::{Handle, Plan, Qos, Sink};
+use crate::bench::{AnyMessage, Blob};
+
+/// Channel ids the broker serves (one per run).
+pub const CHANNELS: u32 = 512;
+
+/// Runs the isml broker on `127.0.0.1:port` until the process exits.
+pub(crate) fn run_broker(port: u16) {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("isml broker: {e}");
+            std::process::exit(1);
+        }
+    };
+    rt.block_on(async move {
+        let mut b = Server::builder()
+            .listen(format!("tcp://127.0.0.1:{port}"))
+            .types(AnyMessage::TYPES)
+            // The comparison opens 10,000 connections from one address at
+            // once: the per-address admission limits meant for the open
+            // internet are lifted, as mosquitto and rumqttd have none.
+            .handshake_rate(None)
+            .max_unauthenticated(16_384)
+            .max_unauthenticated_per_address(16_384)
+            .max_connections(20_000);
+        for id in 1..=CHANNELS {
+            b = b.channel_info(ChannelInfo {
+                id,
+                name: format!("bench.run{id}"),
+                type_id: Blob::TYPE_ID,
+                fingerprint: Blob::fingerprint(),
+                retain: false,
+                keyed: false,
+            });
+        }
+        match b.start().await {
+            Ok(_server) => std::future::pending::<()>().await,
+            Err(e) => {
+                eprintln!("isml broker: {e}");
+                std::process::exit(1);
+            }
+        }
+    });
+}
+
+async fn connect(port: u16, id: &str) -> Result<Session, String> {
+    Client::builder(format!("tcp://127.0.0.1:{port}"))
+        .device_id(id)
+        .types(AnyMessage::TYPES)
+        .connect_session()
+        .await
+        .map_err(|e| format!("isml client {id}: {e}"))
+}
+
+fn blob(size: usize) -> Bytes {
+    let data = super::payload(size);
+    // `data` is the last (only) field: the send time stays the last 8 bytes.
+    match (Blob { data: data.clone() }).encode_to_vec() {
+        Ok(v) => Bytes::from(v),
+        Err(_) => data,
+    }
+}
+
+/// A subscriber to channel `channel` that records into `sink`.
+pub(crate) async fn subscriber(
+    port: u16,
+    id: &str,
+    channel: u32,
+    sink: Sink,
+) -> Result<Handle, String> {
+    let session = connect(port, id).await?;
+    let mut sub = session
+        .subscribe_raw(channel, None)
+        .await
+        .map_err(|e| format!("isml subscribe: {e}"))?;
+    let task = tokio::spawn(async move {
+        while let Some(p) = sub.next().await {
+            sink.record(&p.payload);
+        }
+    });
+    Ok(Handle::new(vec![task.abort_handle()], session))
+}
+
+/// A publisher to channel `channel` that starts at once and runs until `stop`.
+pub(crate) async fn publisher(
+    port: u16,
+    id: &str,
+    channel: u32,
+    q: Qos,
+    size: usize,
+    plan: Plan,
+    stop: Arc<AtomicBool>,
+) -> Result<Handle, String> {
+    let session = connect(port, id).await?;
+    let s = session.clone();
+    let task = tokio::spawn(async move {
+        let mut pacer = plan.pacer();
+        match q {
+            Qos::AtMostOnce => {
+                while !stop.load(Ordering::Relaxed) {
+                    pacer.wait().await;
+                    let payload = blob(size);
+                    loop {
+                        match s.try_publish_raw(channel, None, payload.clone()) {
+                            Ok(()) => break,
+                            // Spinning would take a core from the broker.
+                            Err(PublishError::Send(SendError::QueueFull { .. })) => {
+                                tokio::time::sleep(Duration::from_millis(1)).await
+                            }
+                            Err(_) => return,
+                        }
+                    }
+                }
+            }
+            Qos::AtLeastOnce => {
+                let mut inflight = FuturesUnordered::new();
+                while !stop.load(Ordering::Relaxed) {
+                    while inflight.len() >= 100 {
+                        if let Some(Err(_)) = inflight.next().await {
+                            return;
+                        }
+                    }
+                    pacer.wait().await;
+                    let s = s.clone();
+                    let payload = blob(size);
+                    inflight.push(async move { s.publish_raw(channel, None, payload).await });
+                    // Lets the futures already pushed make progress.
+                    while let Some(Some(r)) = futures_util::FutureExt::now_or_never(inflight.next())
+                    {
+                        if r.is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+        }
+    });
+    Ok(Handle::new(vec![task.abort_handle()], session))
+}

@@ -1,0 +1,194 @@
+//! `isml serve`: a ready broker for the channels of schemas loaded at run
+//! time, as mosquitto is for MQTT.
+//!
+//! Every message type with an id goes into the handshake's type table (with
+//! the fingerprints generated code has), every channel into the broker.
+//! Retained values are kept in a redb store in `--data-dir`. Sessions are
+//! logged with tracing on stderr (the server logs closes, this command the
+//! openings); SIGINT or SIGTERM stop the server
+//! gracefully (exit code 0).
+
+use std::io::IsTerminal as _;
+use std::path::Path;
+use std::sync::Arc;
+
+use isml_runtime::Server;
+use isml_runtime::pubsub::Acl;
+use isml_runtime::transport::tls::rustls;
+use tracing_subscriber::EnvFilter;
+
+use crate::cli::ServeArgs;
+use crate::output::outln;
+use crate::{Failure, Outcome};
+
+pub(crate) fn serve(a: &ServeArgs) -> Outcome {
+    let schema = crate::commands::load(&a.includes, &a.files)?;
+    let types = crate::served::type_table(&schema);
+    let channels = crate::served::channels(&schema)?;
+    let acl = match &a.acl {
+        Some(path) => Some(Acl::from_toml_file(path).map_err(|e| Failure::invalid(e.to_string()))?),
+        None => None,
+    };
+    let tls = tls_config(a)?;
+    std::fs::create_dir_all(&a.data_dir).map_err(|e| {
+        Failure::usage(format!(
+            "cannot create the data directory `{}`: {e}",
+            a.data_dir.display()
+        ))
+    })?;
+    init_logging(a);
+
+    let mut b = Server::builder()
+        .types(types)
+        .data_dir(&a.data_dir)
+        .on_open(|s| {
+            tracing::info!(
+                session = s.id(),
+                device = s.device_id(),
+                peer = s.peer(),
+                transport = s.scheme(),
+                "session opened"
+            );
+        });
+    for url in &a.listen {
+        b = b.listen(url.clone());
+    }
+    for c in &channels {
+        b = b.channel_info(c.clone());
+    }
+    if let Some(acl) = acl {
+        b = b.acl(acl);
+    }
+    if let Some(config) = tls {
+        b = b.tls(config);
+    }
+
+    let rt = crate::served::runtime()?;
+    rt.block_on(async move {
+        // Watched before the listeners open, so that a signal sent as soon
+        // as `listening on` is printed stops the server gracefully.
+        let mut signals = Signals::new()?;
+        let server = b.start().await.map_err(|e| Failure::usage(e.to_string()))?;
+        for url in server.urls() {
+            tracing::info!(%url, "listening");
+            outln!("listening on {url}")?;
+        }
+        crate::output::flush()?;
+        tracing::info!(
+            channels = channels.len(),
+            types = types.len(),
+            data_dir = %a.data_dir.display(),
+            acl = a.acl.is_some(),
+            "serving"
+        );
+        let signal = signals.next().await;
+        tracing::info!("{signal}: shutting down");
+        server.shutdown().await;
+        tracing::info!("stopped");
+        Ok(0)
+    })
+}
+
+/// SIGINT and SIGTERM, watched (instead of ending the process at once).
+pub(crate) struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    /// Starts watching; needs a tokio runtime.
+    pub(crate) fn new() -> Result<Signals, Failure> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let watch = |kind| {
+            signal(kind).map_err(|e| Failure::usage(format!("cannot watch for signals: {e}")))
+        };
+        Ok(Signals {
+            term: watch(SignalKind::terminate())?,
+            int: watch(SignalKind::interrupt())?,
+        })
+    }
+
+    /// Waits for the next one and names it.
+    pub(crate) async fn next(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.term.recv() => "SIGTERM",
+            _ = self.int.recv() => "SIGINT",
+        }
+    }
+}
+
+/// Logs on stderr: `RUST_LOG` if set, else info (every session opened and
+/// closed), `-q` warnings only, `-v` debug, `-vv` trace.
+fn init_logging(a: &ServeArgs) {
+    let level = match (a.quiet, a.verbose) {
+        (true, _) => "warn",
+        (false, 0) => "info",
+        (false, 1) => "debug",
+        (false, _) => "trace",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(false)
+        .try_init();
+}
+
+/// The rustls configuration for `tls://` listeners, from `--tls-cert` and
+/// `--tls-key`.
+fn tls_config(a: &ServeArgs) -> Result<Option<Arc<rustls::ServerConfig>>, Failure> {
+    let wants_tls = a.listen.iter().any(|u| u.starts_with("tls://"));
+    let (cert, key) = match (&a.tls_cert, &a.tls_key) {
+        (Some(c), Some(k)) => (c, k),
+        _ if wants_tls => {
+            return Err(Failure::usage(
+                "a tls:// listener needs --tls-cert and --tls-key",
+            ));
+        }
+        _ => return Ok(None),
+    };
+    if !wants_tls {
+        return Err(Failure::usage(
+            "--tls-cert and --tls-key are for tls:// listeners, and none is given",
+        ));
+    }
+    let certs = read_certs(cert)?;
+    let key = read_key(key)?;
+    let config = isml_runtime::transport::tls::server_config(certs, key, None)
+        .map_err(|e| Failure::usage(format!("TLS certificate or key refused: {e}")))?;
+    Ok(Some(config))
+}
+
+/// Every certificate of a PEM file (at least one).
+pub(crate) fn read_certs(
+    path: &Path,
+) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>, Failure> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject as _;
+    let err = |e: &dyn std::fmt::Display| {
+        Failure::usage(format!(
+            "cannot read certificates from `{}`: {e}",
+            path.display()
+        ))
+    };
+    let certs = CertificateDer::pem_file_iter(path)
+        .map_err(|e| err(&e))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| err(&e))?;
+    if certs.is_empty() {
+        return Err(err(&"no CERTIFICATE block"));
+    }
+    Ok(certs)
+}
+
+fn read_key(path: &Path) -> Result<rustls::pki_types::PrivateKeyDer<'static>, Failure> {
+    use rustls::pki_types::PrivateKeyDer;
+    use rustls::pki_types::pem::PemObject as _;
+    PrivateKeyDer::from_pem_file(path).map_err(|e| {
+        Failure::usage(format!(
+            "cannot read a private key from `{}`: {e}",
+            path.display()
+        ))
+    })
+}
