@@ -13,6 +13,10 @@
 //! stream (a handler task feeding a channel, or an iterator).
 //!
 //! `cargo run --release -p isml-benches --bin rpc-compare`
+//!
+//! For a profiler, `-- --profile ROW` runs one side's row alone for about ten
+//! seconds (ROW: `isml-c1`, `isml-c64`, `isml-stream`, `tonic-c1`,
+//! `tonic-c64`, `tonic-stream`), e.g. under `perf record -g`.
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -166,7 +170,10 @@ fn print_table(r: &Rounds, req_size: usize, reply_size: usize) {
     let rate = |u: &Unary| u.rate / 1e3;
     println!(
         "isml RPC vs tonic 0.14, loopback TCP, one process; median of {ROUNDS} rounds in alternating order \
-         (ratio = median of per-round ratios)\n"
+         (ratio = median of per-round ratios); load average at the end: {}\n",
+        std::fs::read_to_string("/proc/loadavg")
+            .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+            .unwrap_or_else(|_| "unknown".into())
     );
     println!("| row | isml | tonic | raw TCP floor | isml/tonic | target |");
     println!("|---|---|---|---|---|---|");
@@ -226,9 +233,49 @@ fn print_table(r: &Rounds, req_size: usize, reply_size: usize) {
     );
 }
 
+/// Runs one row of one side over and over for about ten seconds.
+async fn profile(row: &str) -> Result<(), BenchError> {
+    let isml_server = isml_peer::IsmlServer::start().await?;
+    let tonic_server = TonicServer::start(StreamMode::Channel).await?;
+    let (session, received) = isml_server.connect().await?;
+    let client = tonic_server.connect().await?;
+    let t0 = std::time::Instant::now();
+    let mut rounds = 0;
+    while t0.elapsed() < Duration::from_secs(10) {
+        match row {
+            "isml-c1" => drop(isml_peer::unary(&session, 1, C1_CALLS, 0).await?),
+            "isml-c64" => drop(isml_peer::unary(&session, CONCURRENCY, C64_PER_CALLER, 0).await?),
+            "isml-stream" => drop(isml_peer::stream(&session, &received, STREAM_ITEMS).await?),
+            "tonic-c1" => drop(tonic_peer::unary(&client, 1, C1_CALLS, 0).await?),
+            "tonic-c64" => drop(tonic_peer::unary(&client, CONCURRENCY, C64_PER_CALLER, 0).await?),
+            "tonic-stream" => drop(tonic_peer::stream(&client, STREAM_ITEMS).await?),
+            _ => {
+                return Err(BenchError::Usage(format!("unknown row {row:?}")));
+            }
+        }
+        rounds += 1;
+    }
+    println!(
+        "{row}: {rounds} rounds in {:.1} s",
+        t0.elapsed().as_secs_f64()
+    );
+    isml_server.shutdown().await;
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
-    match tokio::time::timeout(RUN_LIMIT, run()).await {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let run = async {
+        match args.as_slice() {
+            [] => run().await,
+            [flag, row] if flag == "--profile" => profile(row).await,
+            _ => Err(BenchError::Usage(
+                "usage: rpc-compare [--profile ROW]".into(),
+            )),
+        }
+    };
+    match tokio::time::timeout(RUN_LIMIT, run).await {
         Ok(Ok(())) => ExitCode::SUCCESS,
         Ok(Err(e)) => {
             eprintln!("rpc-compare: {e}");

@@ -61,6 +61,9 @@ pub enum BenchError {
     /// A benchmark task panicked or was cancelled.
     #[error("task: {0}")]
     Task(#[from] tokio::task::JoinError),
+    /// The command line asked for something that does not exist.
+    #[error("{0}")]
+    Usage(String),
     /// A peer answered something other than what the service computes.
     #[error("wrong answer from {side}: {what}")]
     Mismatch {
