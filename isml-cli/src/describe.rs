@@ -1,12 +1,13 @@
-//! `isml describe`: a wire-cost table of a schema's messages.
+//! `isml describe`: a wire-cost table of a schema's messages, and a table
+//! of its services' methods.
 
 use isml_runtime::wire::{FrameHeader, stream_frame_len};
-use isml_schema::TypeDefKind;
 use isml_schema::size::payload_size;
+use isml_schema::{Schema, TypeDef, TypeDefKind, TypeId};
 
-use crate::Outcome;
 use crate::cli::DescribeArgs;
 use crate::output::outln;
+use crate::{Failure, Outcome};
 
 pub(crate) fn describe(a: &DescribeArgs) -> Outcome {
     let schema = crate::commands::load(&a.includes, std::slice::from_ref(&a.file))?;
@@ -95,5 +96,69 @@ pub(crate) fn describe(a: &DescribeArgs) -> Outcome {
             "! = the largest one-way stream frame (payload plus 2 or more bytes of framing) exceeds the MTU of {mtu} bytes: {flagged} message(s)."
         )?;
     }
+    methods(&schema)?;
     Ok(0)
+}
+
+/// The methods of every service: id, form, request, response and method
+/// fingerprint (wire format §8.1). Nothing when the schema has no service.
+fn methods(schema: &Schema) -> Result<(), Failure> {
+    if schema.services.is_empty() {
+        return Ok(());
+    }
+    let name = |id: TypeId| {
+        schema
+            .get(id)
+            .map_or_else(|| format!("#{}", id.0), TypeDef::full_name)
+    };
+    let header = [
+        "SERVICE",
+        "ID",
+        "METHOD",
+        "KIND",
+        "REQUEST",
+        "RESPONSE",
+        "FINGERPRINT",
+    ];
+    let mut rows: Vec<[String; 7]> = Vec::new();
+    for svc in &schema.services {
+        for m in &svc.methods {
+            rows.push([
+                svc.full_name(),
+                m.id.to_string(),
+                m.name.clone(),
+                m.kind().to_string(),
+                name(m.request),
+                m.response.map_or_else(|| "-".to_string(), name),
+                format!("{:016x}", m.fingerprint(schema)),
+            ]);
+        }
+    }
+    let mut widths = header.map(str::len);
+    for r in &rows {
+        for (w, c) in widths.iter_mut().zip(r) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let line = |cells: [&str; 7]| {
+        let mut s = String::new();
+        for (i, (c, w)) in cells.iter().zip(widths).enumerate() {
+            if i == 1 {
+                s.push_str(&format!("{c:>w$}  "));
+            } else {
+                s.push_str(&format!("{c:<w$}  "));
+            }
+        }
+        s.trim_end().to_string()
+    };
+    outln!()?;
+    outln!("{}", line(header))?;
+    for r in &rows {
+        outln!("{}", line(r.each_ref().map(String::as_str)))?;
+    }
+    outln!()?;
+    outln!(
+        "KIND: one-way, unary, server streaming, client streaming or bidirectional streaming; FINGERPRINT: over the request, the response and the kind."
+    )?;
+    Ok(())
 }

@@ -250,6 +250,8 @@ impl ClientBuilder {
             agent: self.agent.clone(),
             credentials: self.credentials.clone(),
             types: self.types.iter().map(|&(id, _, fp)| (id, fp)).collect(),
+            stream_window: self.config.stream_window,
+            services: self.dispatcher.announced(),
         };
         tx.send(Frame::new(
             FrameHeader::control(ControlOp::Hello),
@@ -304,6 +306,9 @@ impl ClientBuilder {
             device_id: welcome.device_id,
             refused,
             config: Arc::new(self.config.clone()),
+            initiator: true,
+            peer_services: welcome.services,
+            peer_window: welcome.stream_window,
         };
         let hook = self.on_connect.clone();
         let (session, run) = session::start(est, rx, tx, info, self.dispatcher.clone(), |s| {

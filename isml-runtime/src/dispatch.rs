@@ -38,9 +38,10 @@ use bytes::{Bytes, BytesMut};
 use futures_util::future::BoxFuture;
 
 use crate::TopLevel;
+use crate::rpc::{Service, ServiceDescriptor};
 pub use crate::session::HandlerError;
-use crate::session::{Inbound, Key, Outcome, Session};
-use crate::wire::DecodeError;
+use crate::session::{Calls, Inbound, Key, Outcome, PeerService, Session, Started};
+use crate::wire::{DecodeError, Frame};
 
 /// What a handler gets besides the message: the session it arrived on.
 #[derive(Clone, Debug)]
@@ -84,12 +85,13 @@ type RequestFn = Arc<
     dyn Fn(Context, Bytes) -> BoxFuture<'static, Result<(u32, Bytes), HandlerError>> + Send + Sync,
 >;
 
-/// Handlers by message type id.
+/// Handlers by message type id, and the services this side serves.
 #[derive(Clone, Default)]
 pub struct Dispatcher {
     one_way: HashMap<u32, OneWayFn>,
     request: HashMap<u32, RequestFn>,
     names: HashMap<u32, &'static str>,
+    services: Vec<Arc<dyn Service>>,
 }
 
 impl fmt::Debug for Dispatcher {
@@ -101,6 +103,14 @@ impl fmt::Debug for Dispatcher {
         f.debug_struct("Dispatcher")
             .field("one_way", &one_way)
             .field("request", &request)
+            .field(
+                "services",
+                &self
+                    .services
+                    .iter()
+                    .map(|s| s.descriptor().name)
+                    .collect::<Vec<_>>(),
+            )
             .finish()
     }
 }
@@ -194,6 +204,46 @@ impl Dispatcher {
         self
     }
 
+    /// Serves a service: pass a generated `…Server::new(implementation)`.
+    /// Its methods are announced to every peer in the handshake. Serving
+    /// the same service twice replaces the first.
+    pub fn service(mut self, service: impl Service) -> Self {
+        let name = service.descriptor().name;
+        let service: Arc<dyn Service> = Arc::new(service);
+        match self
+            .services
+            .iter_mut()
+            .find(|s| s.descriptor().name == name)
+        {
+            Some(slot) => *slot = service,
+            None => self.services.push(service),
+        }
+        self
+    }
+
+    /// The services served, in the order announced.
+    pub fn services(&self) -> impl Iterator<Item = &'static ServiceDescriptor> + '_ {
+        self.services.iter().map(|s| s.descriptor())
+    }
+
+    /// What the handshake announces: each service with its methods' ids
+    /// and fingerprints.
+    pub(crate) fn announced(&self) -> Vec<PeerService> {
+        self.services
+            .iter()
+            .map(|s| {
+                let d = s.descriptor();
+                let mut methods: Vec<(u32, u64)> =
+                    d.methods.iter().map(|m| (m.id, m.fingerprint())).collect();
+                methods.sort_unstable_by_key(|m| m.0);
+                PeerService {
+                    name: d.name.to_owned(),
+                    methods,
+                }
+            })
+            .collect()
+    }
+
     /// Whether a one-way or request handler is registered for `type_id`.
     pub fn handles(&self, type_id: u32) -> bool {
         self.one_way.contains_key(&type_id) || self.request.contains_key(&type_id)
@@ -202,6 +252,13 @@ impl Dispatcher {
     /// The name registered for a type id, for messages and logs.
     pub fn name(&self, type_id: u32) -> Option<&'static str> {
         self.names.get(&type_id).copied()
+    }
+}
+
+/// Calls go to the services.
+impl Calls for Dispatcher {
+    fn call(&self, session: &Session, frame: Frame, inline: bool) -> Started {
+        crate::rpc::server::start(session, &self.services, frame, inline)
     }
 }
 

@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use bytes::{BufMut, Bytes, BytesMut};
 
+use crate::session::PeerService;
 use crate::wire::{DecodeError, Reader, varint, write};
 
 /// The runtime protocol version carried in `hello` and `welcome`.
@@ -185,6 +186,10 @@ pub struct Hello {
     pub credentials: Credentials,
     /// `(type id, fingerprint)` of every message type the client knows.
     pub types: Vec<(u32, u64)>,
+    /// Items the client accepts on a stream before it grants more credit.
+    pub stream_window: u32,
+    /// The services the client serves (the server may call them).
+    pub services: Vec<PeerService>,
 }
 
 /// The `welcome` payload.
@@ -200,6 +205,10 @@ pub struct Welcome {
     pub keepalive_ms: u64,
     /// `(type id, fingerprint)` of every message type the server knows.
     pub types: Vec<(u32, u64)>,
+    /// Items the server accepts on a stream before it grants more credit.
+    pub stream_window: u32,
+    /// The services the server serves.
+    pub services: Vec<PeerService>,
 }
 
 fn put_str(buf: &mut BytesMut, s: &str) {
@@ -212,6 +221,76 @@ fn put_types(buf: &mut BytesMut, types: &[(u32, u64)]) {
         varint::put(buf, u64::from(id));
         buf.put_u64_le(fp);
     }
+}
+
+/// Stream window of a payload that announces none (it ends after the types).
+pub const DEFAULT_STREAM_WINDOW: u32 = 16;
+
+fn put_services(buf: &mut BytesMut, window: u32, services: &[PeerService]) {
+    varint::put(buf, u64::from(window));
+    varint::put(buf, services.len() as u64);
+    for s in services {
+        put_str(buf, &s.name);
+        varint::put(buf, s.methods.len() as u64);
+        for &(id, fp) in &s.methods {
+            varint::put(buf, u64::from(id));
+            buf.put_u64_le(fp);
+        }
+    }
+}
+
+fn get_services(r: &mut Reader<'_>) -> Result<(u32, Vec<PeerService>), DecodeError> {
+    if r.remaining() == 0 {
+        return Ok((DEFAULT_STREAM_WINDOW, Vec::new()));
+    }
+    let at = r.position();
+    let window = r.uvarint()?;
+    let window = match u32::try_from(window) {
+        Ok(w) if w >= 1 => w,
+        _ => {
+            return Err(DecodeError::IntegerOutOfRange {
+                at,
+                value: window,
+                ty: "stream window (1 ..= 2^32-1)",
+            });
+        }
+    };
+    let n = r.uvarint()?;
+    // A service takes at least 2 bytes, a method 9: never allocate past
+    // what is there.
+    let mut services = Vec::with_capacity((n as usize).min(r.remaining() / 2));
+    for _ in 0..n {
+        let name = r.str()?.to_owned();
+        let m = r.uvarint()?;
+        let mut methods: Vec<(u32, u64)> = Vec::with_capacity((m as usize).min(r.remaining() / 9));
+        for _ in 0..m {
+            let at = r.position();
+            let id = r.uvarint()?;
+            if id == 0 || id > 65535 {
+                return Err(DecodeError::IntegerOutOfRange {
+                    at,
+                    value: id,
+                    ty: "method id (1 ..= 65535)",
+                });
+            }
+            if methods
+                .last()
+                .is_some_and(|&(prev, _)| u64::from(prev) >= id)
+            {
+                return Err(DecodeError::IntegerOutOfRange {
+                    at,
+                    value: id,
+                    ty: "method id (ascending, each once)",
+                });
+            }
+            let raw = r.raw(8)?;
+            let mut a = [0u8; 8];
+            a.copy_from_slice(raw);
+            methods.push((id as u32, u64::from_le_bytes(a)));
+        }
+        services.push(PeerService { name, methods });
+    }
+    Ok((window, services))
 }
 
 fn get_types(r: &mut Reader<'_>) -> Result<Vec<(u32, u64)>, DecodeError> {
@@ -257,6 +336,7 @@ impl Hello {
             }
         }
         put_types(&mut buf, &self.types);
+        put_services(&mut buf, self.stream_window, &self.services);
         buf.freeze()
     }
 
@@ -272,6 +352,8 @@ impl Hello {
                 agent: String::new(),
                 credentials: Credentials::None,
                 types: Vec::new(),
+                stream_window: DEFAULT_STREAM_WINDOW,
+                services: Vec::new(),
             });
         }
         let device_id = r.str()?.to_owned();
@@ -292,6 +374,7 @@ impl Hello {
             }
         };
         let types = get_types(&mut r)?;
+        let (stream_window, services) = get_services(&mut r)?;
         r.finish("hello")?;
         Ok(Hello {
             version,
@@ -299,6 +382,8 @@ impl Hello {
             agent,
             credentials,
             types,
+            stream_window,
+            services,
         })
     }
 }
@@ -312,6 +397,7 @@ impl Welcome {
         put_str(&mut buf, &self.device_id);
         varint::put(&mut buf, self.keepalive_ms);
         put_types(&mut buf, &self.types);
+        put_services(&mut buf, self.stream_window, &self.services);
         buf.freeze()
     }
 
@@ -323,6 +409,7 @@ impl Welcome {
         let device_id = r.str()?.to_owned();
         let keepalive_ms = r.uvarint()?;
         let types = get_types(&mut r)?;
+        let (stream_window, services) = get_services(&mut r)?;
         r.finish("welcome")?;
         Ok(Welcome {
             version,
@@ -330,6 +417,8 @@ impl Welcome {
             device_id,
             keepalive_ms,
             types,
+            stream_window,
+            services,
         })
     }
 }
@@ -469,6 +558,8 @@ mod tests {
                 password: "p".into(),
             },
             types: vec![(1, 0xdead_beef), (300, 7)],
+            stream_window: 16,
+            services: vec![],
         };
         assert_eq!(Hello::decode(&h.encode()).unwrap(), h);
     }
@@ -481,6 +572,8 @@ mod tests {
             device_id: "device-42".into(),
             keepalive_ms: 5000,
             types: vec![(5, 1)],
+            stream_window: 16,
+            services: vec![],
         };
         let b = w.encode();
         assert_eq!(Welcome::decode(&b).unwrap(), w);
@@ -505,6 +598,8 @@ mod tests {
             agent: String::new(),
             credentials: Credentials::None,
             types: vec![(1, 1), (0, 2)],
+            stream_window: 16,
+            services: vec![],
         };
         let err = Hello::decode(&h.encode()).unwrap_err();
         assert!(err.to_string().contains("type id"), "{err}");

@@ -175,6 +175,8 @@ pub mod handshake;
 pub mod lazy;
 mod message;
 #[cfg(feature = "runtime")]
+pub mod rpc;
+#[cfg(feature = "runtime")]
 pub mod server;
 #[cfg(feature = "runtime")]
 pub mod session;

@@ -668,3 +668,16 @@ macro_rules! __fallback_enum {
         };
     };
 }
+
+/// What generated services and clients name (`docs/rpc.md`).
+#[cfg(feature = "runtime")]
+pub mod rpc {
+    pub use crate::rpc::{
+        Call, CallError, ClientStreaming, Conn, MessageRef, MethodDescriptor, MethodKind, Reply,
+        Request, Service, ServiceDescriptor, Sink, Status, Streaming,
+    };
+
+    /// A boxed future, as [`Service::call`] returns.
+    pub type BoxFuture<'a, T> =
+        core::pin::Pin<std::boxed::Box<dyn core::future::Future<Output = T> + Send + 'a>>;
+}

@@ -126,6 +126,8 @@ fn hello(device_id: &str, types: Vec<(u32, u64)>) -> Frame {
         agent: "hardening-test".into(),
         credentials: Credentials::None,
         types,
+        stream_window: 16,
+        services: vec![],
     };
     Frame::new(FrameHeader::control(ControlOp::Hello), h.encode())
 }

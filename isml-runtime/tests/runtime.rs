@@ -183,6 +183,8 @@ async fn version_mismatch_is_refused_with_code_11() {
         agent: "future".into(),
         credentials: Credentials::None,
         types: vec![],
+        stream_window: 16,
+        services: vec![],
     };
     t.send(Frame::new(
         FrameHeader::control(ControlOp::Hello),
@@ -299,6 +301,8 @@ async fn dead_peer_is_detected_within_one_and_a_half_intervals() {
         agent: String::new(),
         credentials: Credentials::None,
         types: vec![],
+        stream_window: 16,
+        services: vec![],
     };
     t.send(Frame::new(
         FrameHeader::control(ControlOp::Hello),

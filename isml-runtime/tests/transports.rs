@@ -264,6 +264,8 @@ async fn raw_session(url: &str) -> tokio::net::TcpStream {
         agent: String::new(),
         credentials: Default::default(),
         types: vec![],
+        stream_window: 16,
+        services: vec![],
     };
     let mut buf = bytes::BytesMut::new();
     isml_runtime::wire::put_stream_frame(

@@ -140,21 +140,21 @@ pub(crate) struct ServiceDecl {
     pub(crate) span: Span,
 }
 
-/// `rpc name(Req) -> [stream] Resp = id;`
+/// `rpc name([stream] Req) -> [stream] Resp = id;`
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct RpcDecl {
     pub(crate) docs: Vec<String>,
     pub(crate) name: Ident,
-    pub(crate) request: TypeExpr,
-    pub(crate) response: Option<RpcResponse>,
+    pub(crate) request: RpcType,
+    pub(crate) response: Option<RpcType>,
     pub(crate) id: IntLit,
     pub(crate) attrs: Vec<Attribute>,
     pub(crate) span: Span,
 }
 
-/// What an rpc returns.
+/// What an rpc takes or returns: one message, or a `stream` of them.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct RpcResponse {
+pub(crate) struct RpcType {
     pub(crate) streaming: bool,
     pub(crate) ty: TypeExpr,
 }

@@ -95,6 +95,7 @@ pub struct Builder {
     files: Vec<PathBuf>,
     out_dir: Option<PathBuf>,
     cargo_directives: bool,
+    runtime: bool,
 }
 
 impl Default for Builder {
@@ -111,6 +112,22 @@ impl Builder {
             files: Vec::new(),
             out_dir: None,
             cargo_directives: true,
+            runtime: true,
+        }
+    }
+
+    /// Whether to generate what needs `isml-runtime`'s `runtime` feature:
+    /// the traits, servers and clients of services (on by default). Turn it
+    /// off for builds with only the codecs (a device with `codec` alone);
+    /// messages, enums, unions and dispatch tables are generated either way.
+    pub fn runtime(mut self, on: bool) -> Self {
+        self.runtime = on;
+        self
+    }
+
+    fn options(&self) -> crate::codegen::Options {
+        crate::codegen::Options {
+            runtime: self.runtime,
         }
     }
 
@@ -165,7 +182,7 @@ impl Builder {
     /// Generates the code of every package as `(package, source)` pairs without writing.
     pub fn generate(&self) -> Result<Vec<(String, String)>, BuildError> {
         let schema = self.load()?;
-        Ok(crate::codegen::generate(&schema))
+        Ok(crate::codegen::generate_with(&schema, &self.options()))
     }
 
     /// Compiles and writes `<package>.rs` for every package; files whose content
@@ -193,7 +210,7 @@ impl Builder {
             source,
         })?;
         let mut written = Vec::new();
-        for (package, code) in crate::codegen::generate(&schema) {
+        for (package, code) in crate::codegen::generate_with(&schema, &self.options()) {
             let path = out_dir.join(format!("{package}.rs"));
             let unchanged = std::fs::read_to_string(&path).is_ok_and(|old| old == code);
             if !unchanged {

@@ -549,6 +549,22 @@ impl Checker<'_> {
                     .help("wrap the enum in a message"),
                 );
             }
+            Some(def) if def.message_id().is_none() => {
+                self.diags.push(
+                    Diagnostic::new(
+                        ErrorKind::MissingTypeId,
+                        format!(
+                            "{what} must have a type id, but `{}` has none",
+                            def.full_name()
+                        ),
+                    )
+                    .primary(span, "a message or union without `[id = ..]`")
+                    .help(format!(
+                        "it travels in a frame of its own, which names its type: declare it `{} [id = N]`",
+                        def.name
+                    )),
+                );
+            }
             Some(_) => {}
         }
     }
@@ -601,6 +617,36 @@ impl Checker<'_> {
             }
             let req_span = self.sp(SpanKey::MethodRequest(si, mi), m.span);
             self.require_message(m.request, req_span, "an rpc request");
+            if m.response.is_none() && m.client_streaming {
+                self.diags.push(
+                    Diagnostic::new(
+                        ErrorKind::StreamWithoutResponse,
+                        format!(
+                            "rpc `{}` in service `{owner}` takes a stream of requests but has no response",
+                            m.name
+                        ),
+                    )
+                    .primary(req_span, "a stream of requests needs a response")
+                    .help(
+                        "the server answers a stream of requests: add `-> Response` for one reply \
+                         once the stream ends, or `-> stream Response` for a stream of replies; \
+                         a one-way rpc takes a single request",
+                    ),
+                );
+            }
+            if m.response.is_none() && m.server_streaming {
+                self.diags.push(
+                    Diagnostic::new(
+                        ErrorKind::StreamWithoutResponse,
+                        format!(
+                            "rpc `{}` in service `{owner}` is marked as streaming responses but has no response type",
+                            m.name
+                        ),
+                    )
+                    .primary(name_span, "no response type")
+                    .help("give the method a response type, or clear `server_streaming`"),
+                );
+            }
             if let Some(resp) = m.response {
                 let resp_span = self.sp(SpanKey::MethodResponse(si, mi), m.span);
                 self.require_message(resp, resp_span, "an rpc response");

@@ -65,6 +65,13 @@ pub enum ErrorKind {
     OutOfRange,
     /// An rpc or channel names a type that is not a message or union.
     NotAMessage,
+    /// An rpc or channel names a message or union without a type id: it
+    /// cannot travel in a frame of its own.
+    MissingTypeId,
+    /// An rpc streams its requests (`rpc m(stream Req)`) but has no response,
+    /// or (in an IR built by another front end) is marked as streaming
+    /// responses without having one.
+    StreamWithoutResponse,
     /// An IR built by another front end refers to a type id that does not exist.
     DanglingTypeId,
 }

@@ -84,17 +84,20 @@ pub(crate) fn dump(schema: &Schema) -> String {
                         .get(id)
                         .map_or_else(|| format!("#{}", id.0), TypeDef::full_name)
                 };
+                let stream = |s: bool| if s { "stream " } else { "" };
                 let response = match m.response {
                     None => String::new(),
-                    Some(r) if m.streaming => format!(" -> stream {}", name(r)),
-                    Some(r) => format!(" -> {}", name(r)),
+                    Some(r) => format!(" -> {}{}", stream(m.server_streaming), name(r)),
                 };
                 let _ = writeln!(
                     out,
-                    "    rpc {} {}({}){response}",
+                    "    rpc {} {}({}{}){response} ({} fp={:016x})",
                     m.id,
                     m.name,
-                    name(m.request)
+                    stream(m.client_streaming),
+                    name(m.request),
+                    m.kind(),
+                    m.fingerprint(schema)
                 );
             }
         }

@@ -21,12 +21,15 @@
 //!
 //! Example: `message A [id = 5] { x: u8 = 1; y: list<A> = 2; }` has the
 //! canonical form `#5message{1:u8;2:list<@0>;}`.
+//!
+//! A method's fingerprint ([`method_fingerprint`]) hashes its request and
+//! response types' fingerprints and its streaming flags (wire format §8.1).
 
 use std::fmt::{self, Write};
 
 use isml_wire::canonical::{self, Definition, Member, Shape, TypeModel};
 
-use crate::ir::{Schema, Type, TypeDefKind, TypeId};
+use crate::ir::{MethodDef, Schema, Type, TypeDefKind, TypeId};
 
 pub use isml_wire::canonical::{FNV_OFFSET_BASIS, FNV_PRIME, fnv1a64};
 
@@ -38,6 +41,18 @@ pub fn fingerprint(schema: &Schema, id: TypeId) -> u64 {
 /// The canonical form of type `id` in `schema`.
 pub fn canonical_form(schema: &Schema, id: TypeId) -> String {
     canonical::form(schema, id)
+}
+
+/// The fingerprint of method `m` of a service in `schema`: the one
+/// [`isml_wire::canonical::method_fingerprint`] over its request and response
+/// types' fingerprints and its streaming flags.
+pub fn method_fingerprint(schema: &Schema, m: &MethodDef) -> u64 {
+    canonical::method_fingerprint(
+        fingerprint(schema, m.request),
+        m.response.map(|r| fingerprint(schema, r)),
+        m.client_streaming,
+        m.server_streaming,
+    )
 }
 
 /// The IR as a model of the one canonical-form implementation
@@ -235,6 +250,60 @@ mod tests {
              3:string[max_len=32];4:i16[range=-40..=85];5:map<string,array<u8,6>>;}>;};}"
         );
         assert_eq!(s.fingerprint(TypeId(2)), 0x7483_7b1b_98a3_dba4);
+    }
+
+    #[test]
+    fn method_fingerprints_agree_with_the_wire_crate() {
+        let msg = |name: &str, id: u32, ty: Type| {
+            TypeDef::new(
+                "p",
+                name,
+                TypeDefKind::Message(MessageDef {
+                    id: Some(id),
+                    fields: vec![FieldDef::new("x", 1, ty)],
+                    reserved: vec![],
+                }),
+            )
+        };
+        let s = schema(vec![msg("Req", 1, Type::U8), msg("Resp", 2, Type::String)]);
+        let (req, resp) = (s.fingerprint(TypeId(0)), s.fingerprint(TypeId(1)));
+        let mut m = MethodDef::new("go", 7, TypeId(0), TypeId(1));
+        let mut seen = Vec::new();
+        for (response, client, server, kind) in [
+            (None, false, false, MethodKind::OneWay),
+            (Some(TypeId(1)), false, false, MethodKind::Unary),
+            (Some(TypeId(1)), false, true, MethodKind::ServerStreaming),
+            (Some(TypeId(1)), true, false, MethodKind::ClientStreaming),
+            (Some(TypeId(1)), true, true, MethodKind::Bidirectional),
+        ] {
+            m.response = response;
+            m.client_streaming = client;
+            m.server_streaming = server;
+            assert_eq!(m.kind(), kind);
+            let expected = isml_wire::canonical::method_fingerprint(
+                req,
+                response.map(|_| resp),
+                client,
+                server,
+            );
+            assert_eq!(super::method_fingerprint(&s, &m), expected, "{kind}");
+            assert_eq!(m.fingerprint(&s), expected, "{kind}");
+            seen.push(expected);
+        }
+        seen.sort_unstable();
+        seen.dedup();
+        assert_eq!(seen.len(), 5, "every kind has its own fingerprint");
+        // Names and ids are not part of it.
+        let mut renamed = m.clone();
+        renamed.name = "other".into();
+        renamed.id = 9;
+        assert_eq!(renamed.fingerprint(&s), m.fingerprint(&s));
+        // The request and response types are.
+        let swapped = MethodDef::new("go", 7, TypeId(1), TypeId(0));
+        assert_ne!(
+            swapped.fingerprint(&s),
+            MethodDef::new("go", 7, TypeId(0), TypeId(1)).fingerprint(&s)
+        );
     }
 
     #[test]

@@ -537,6 +537,22 @@ mod tests {
     }
 
     #[test]
+    fn the_five_rpc_forms_are_spaced_canonically() {
+        let out = fmt(
+            "package p;message A[id=1]{}message B[id=2]{}service S{rpc u(A)->B=1;rpc s(A)->stream B=2;\
+             rpc o(A)=3;rpc c( stream A )->B=4;rpc b(stream A)->stream B=5;\
+             rpc d(stream.A)->stream .p.B=6;rpc n(stream)->stream=7;}",
+        );
+        assert_eq!(
+            out,
+            "package p;\n\nmessage A [id = 1] {}\n\nmessage B [id = 2] {}\n\nservice S {\n    \
+             rpc u(A) -> B = 1;\n    rpc s(A) -> stream B = 2;\n    rpc o(A) = 3;\n    \
+             rpc c(stream A) -> B = 4;\n    rpc b(stream A) -> stream B = 5;\n    \
+             rpc d(stream.A) -> stream .p.B = 6;\n    rpc n(stream) -> stream = 7;\n}\n"
+        );
+    }
+
+    #[test]
     fn a_line_comment_inside_a_statement_breaks_the_line() {
         let out = fmt("package p; message M { x: u8 // why\n = 1; }");
         assert_eq!(

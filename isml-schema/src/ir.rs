@@ -425,12 +425,123 @@ pub struct MethodDef {
     pub request: TypeId,
     /// The response message or union; `None` for a one-way call.
     pub response: Option<TypeId>,
-    /// Whether the server replies with a stream of responses.
-    pub streaming: bool,
+    /// Whether the caller sends a stream of requests (`rpc m(stream Req)`)
+    /// rather than one.
+    pub client_streaming: bool,
+    /// Whether the server replies with a stream of responses
+    /// (`-> stream Resp`) rather than one. Only meaningful with a response.
+    pub server_streaming: bool,
     /// `///` lines.
     pub docs: Vec<String>,
     /// Where it was declared.
     pub span: Option<Span>,
+}
+
+impl MethodDef {
+    /// A unary method (one request, one response) with no docs or span; set
+    /// `response`, `client_streaming` and `server_streaming` for the other
+    /// kinds.
+    pub fn new(name: impl Into<String>, id: u32, request: TypeId, response: TypeId) -> MethodDef {
+        MethodDef {
+            name: name.into(),
+            id,
+            request,
+            response: Some(response),
+            client_streaming: false,
+            server_streaming: false,
+            docs: Vec::new(),
+            span: None,
+        }
+    }
+
+    /// The method's kind, from its response and streaming flags.
+    ///
+    /// A method without a response is [`MethodKind::OneWay`] whatever its
+    /// flags say; the checker rejects streaming flags on such a method
+    /// ([`ErrorKind::StreamWithoutResponse`](crate::ErrorKind::StreamWithoutResponse)).
+    pub fn kind(&self) -> MethodKind {
+        match (self.response, self.client_streaming, self.server_streaming) {
+            (None, _, _) => MethodKind::OneWay,
+            (Some(_), false, false) => MethodKind::Unary,
+            (Some(_), false, true) => MethodKind::ServerStreaming,
+            (Some(_), true, false) => MethodKind::ClientStreaming,
+            (Some(_), true, true) => MethodKind::Bidirectional,
+        }
+    }
+
+    /// The method's fingerprint (wire format §8.1) with its types looked up
+    /// in `schema`; see [`crate::fingerprint::method_fingerprint`].
+    pub fn fingerprint(&self, schema: &Schema) -> u64 {
+        crate::fingerprint::method_fingerprint(schema, self)
+    }
+}
+
+/// The five forms of an rpc: how many requests and responses a call carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum MethodKind {
+    /// `rpc m(Req) = id;`: one request, no response.
+    OneWay,
+    /// `rpc m(Req) -> Resp = id;`: one request, one response.
+    Unary,
+    /// `rpc m(Req) -> stream Resp = id;`: one request, a stream of responses.
+    ServerStreaming,
+    /// `rpc m(stream Req) -> Resp = id;`: a stream of requests, one response
+    /// once the stream ends.
+    ClientStreaming,
+    /// `rpc m(stream Req) -> stream Resp = id;`: both sides stream,
+    /// independently of each other.
+    Bidirectional,
+}
+
+impl MethodKind {
+    /// Every kind, in declaration order.
+    pub const ALL: [MethodKind; 5] = [
+        MethodKind::OneWay,
+        MethodKind::Unary,
+        MethodKind::ServerStreaming,
+        MethodKind::ClientStreaming,
+        MethodKind::Bidirectional,
+    ];
+
+    /// A short lowercase name: `one-way`, `unary`, `server streaming`,
+    /// `client streaming` or `bidirectional streaming`, as `isml describe`,
+    /// dumps and compat reports print it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MethodKind::OneWay => "one-way",
+            MethodKind::Unary => "unary",
+            MethodKind::ServerStreaming => "server streaming",
+            MethodKind::ClientStreaming => "client streaming",
+            MethodKind::Bidirectional => "bidirectional streaming",
+        }
+    }
+
+    /// Whether the caller sends a stream of requests.
+    pub fn client_streaming(self) -> bool {
+        matches!(
+            self,
+            MethodKind::ClientStreaming | MethodKind::Bidirectional
+        )
+    }
+
+    /// Whether the server sends a stream of responses.
+    pub fn server_streaming(self) -> bool {
+        matches!(
+            self,
+            MethodKind::ServerStreaming | MethodKind::Bidirectional
+        )
+    }
+
+    /// Whether the call has a response (one or a stream).
+    pub fn has_response(self) -> bool {
+        self != MethodKind::OneWay
+    }
+}
+
+impl fmt::Display for MethodKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// A publish/subscribe channel carrying one message or union type.

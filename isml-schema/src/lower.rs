@@ -314,9 +314,9 @@ impl Lower<'_> {
         let docs = self.lower_docs(&mut c);
         c.req(Rule::kw_rpc)?;
         let name = self.lower_ident(c.req(Rule::ident)?);
-        let request = self.lower_type_expr(c.req(Rule::type_expr)?)?;
+        let request = self.lower_rpc_type(c.req(Rule::rpc_request)?)?;
         let response = match c.opt(Rule::rpc_response) {
-            Some(p) => Some(self.lower_rpc_response(p)?),
+            Some(p) => Some(self.lower_rpc_type(p)?),
             None => None,
         };
         let id = self.lower_integer(c.req(Rule::integer)?);
@@ -332,11 +332,12 @@ impl Lower<'_> {
         })
     }
 
-    fn lower_rpc_response(&mut self, pair: Pair<'_, Rule>) -> Option<RpcResponse> {
+    /// `rpc_request` and `rpc_response`: `[stream] Type`.
+    fn lower_rpc_type(&mut self, pair: Pair<'_, Rule>) -> Option<RpcType> {
         let mut c = Children::of(pair);
         let streaming = c.opt(Rule::kw_stream).is_some();
         let ty = self.lower_type_expr(c.req(Rule::type_expr)?)?;
-        Some(RpcResponse { streaming, ty })
+        Some(RpcType { streaming, ty })
     }
 
     fn lower_channel_decl(&mut self, pair: Pair<'_, Rule>) -> Option<ChannelDecl> {

@@ -159,6 +159,7 @@ fn rule_to_english(rule: Rule) -> Option<&'static str> {
         Rule::field => "a field",
         Rule::reserved_item => "a tag number",
         Rule::union_variant => "a union variant",
+        Rule::rpc_request => "a request type",
         Rule::rpc_response => "a response type",
         Rule::type_expr
         | Rule::optional_type

@@ -526,6 +526,100 @@ fn rpc_and_channel_types() {
 }
 
 #[test]
+fn rpc_forms_and_streams_without_a_response() {
+    let ok = "message A {}\nmessage B {}\nservice S {\n\
+              rpc o(A) = 1;\n rpc u(A) -> B = 2;\n rpc s(A) -> stream B = 3;\n\
+              rpc c(stream A) -> B = 4;\n rpc b(stream A) -> stream B = 5;\n}";
+    assert_eq!(errors(ok), vec![]);
+    let schema = load_str("t.isml", &format!("package t;\n{ok}")).unwrap();
+    let kinds: Vec<MethodKind> = schema.services[0]
+        .methods
+        .iter()
+        .map(MethodDef::kind)
+        .collect();
+    assert_eq!(kinds, MethodKind::ALL);
+    let flags: Vec<(bool, bool)> = schema.services[0]
+        .methods
+        .iter()
+        .map(|m| (m.client_streaming, m.server_streaming))
+        .collect();
+    assert_eq!(
+        flags,
+        [
+            (false, false),
+            (false, false),
+            (false, true),
+            (true, false),
+            (true, true)
+        ]
+    );
+    expect_one(
+        "message A {}\nservice S { rpc up(stream A) = 1; }",
+        ErrorKind::StreamWithoutResponse,
+        "rpc `up` in service `t.S` takes a stream of requests but has no response",
+        "A",
+    );
+    // The request of a client stream is checked like any other.
+    expect_one(
+        "enum E { a = 0; }\nmessage X {}\nservice S { rpc f(stream E) -> X = 1; }",
+        ErrorKind::NotAMessage,
+        "rpc request",
+        "E",
+    );
+    // `stream` alone is a type name; `stream stream stream` is not an rpc.
+    expect_one(
+        "message X {}\nservice S { rpc f(stream) -> X = 1; }",
+        ErrorKind::UnknownType,
+        "stream",
+        "stream",
+    );
+    let errs = errors("message A {}\nservice S { rpc f(stream A A) -> A = 1; }");
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    assert_eq!(errs[0].0, ErrorKind::Syntax);
+}
+
+#[test]
+fn validate_rejects_streaming_flags_without_a_response() {
+    let mut client = MethodDef::new("up", 1, TypeId(0), TypeId(0));
+    client.response = None;
+    client.client_streaming = true;
+    let mut server = MethodDef::new("down", 2, TypeId(0), TypeId(0));
+    server.response = None;
+    server.server_streaming = true;
+    let schema = Schema {
+        types: vec![message("A", Some(1), vec![])],
+        services: vec![ServiceDef {
+            name: "S".into(),
+            package: "p".into(),
+            docs: vec![],
+            span: None,
+            methods: vec![client.clone(), server.clone()],
+        }],
+        ..Schema::default()
+    };
+    let err = schema.validate().unwrap_err();
+    assert_eq!(
+        err.kinds(),
+        vec![
+            ErrorKind::StreamWithoutResponse,
+            ErrorKind::StreamWithoutResponse
+        ]
+    );
+    let text = err.render();
+    assert!(
+        text.contains("rpc `up` in service `p.S` takes a stream of requests"),
+        "{text}"
+    );
+    assert!(
+        text.contains("rpc `down` in service `p.S` is marked as streaming responses"),
+        "{text}"
+    );
+    // Such methods still have a kind: one-way, whatever their flags say.
+    assert_eq!(client.kind(), MethodKind::OneWay);
+    assert_eq!(server.kind(), MethodKind::OneWay);
+}
+
+#[test]
 fn missing_package_and_syntax() {
     let err = load_str("t.isml", "message M {}").unwrap_err();
     assert_eq!(err.kinds(), vec![ErrorKind::MissingPackage]);

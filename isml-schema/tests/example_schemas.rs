@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use isml_schema::{LoadOptions, TypeDefKind, load};
+use isml_schema::{LoadOptions, MethodDef, MethodKind, TypeDefKind, load};
 
 fn load_charging() -> isml_schema::Schema {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../schemas");
@@ -51,14 +51,15 @@ fn service_and_channels() {
         .iter()
         .find(|s| s.name == "Charger")
         .expect("Charger");
-    assert!(charger.methods.iter().any(|m| m.streaming));
-    assert!(charger.methods.iter().any(|m| m.response.is_none()));
-    assert!(
-        charger
-            .methods
-            .iter()
-            .any(|m| m.response.is_some() && !m.streaming)
-    );
+    let kinds: Vec<MethodKind> = charger.methods.iter().map(MethodDef::kind).collect();
+    for kind in [
+        MethodKind::Unary,
+        MethodKind::ServerStreaming,
+        MethodKind::OneWay,
+    ] {
+        assert!(kinds.contains(&kind), "{kind} in {kinds:?}");
+    }
+    assert!(charger.methods.iter().all(|m| !m.client_streaming));
     let telemetry = schema
         .channels
         .iter()

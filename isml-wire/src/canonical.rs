@@ -332,6 +332,96 @@ pub fn fingerprint<M: TypeModel + ?Sized>(model: &M, def: M::Def) -> u64 {
     h.finish()
 }
 
+/// The flag bit of a method's canonical encoding set when the caller sends
+/// a stream of requests (wire format §8.1).
+pub const METHOD_CLIENT_STREAMING: u8 = 0x01;
+/// The flag bit set when the server sends a stream of responses.
+pub const METHOD_SERVER_STREAMING: u8 = 0x02;
+/// The flag bit set when the method has a response (one or a stream).
+pub const METHOD_HAS_RESPONSE: u8 = 0x04;
+
+/// The canonical encoding of a method (wire format §8.1): `rpc`, a flag
+/// byte, the request type's fingerprint and, when there is a response, the
+/// response type's, both as 8 bytes little-endian. Returns the buffer and
+/// how many of its bytes are used (12 or 20).
+const fn method_form(
+    request: u64,
+    response: Option<u64>,
+    client_streaming: bool,
+    server_streaming: bool,
+) -> ([u8; 20], usize) {
+    let mut out = [0u8; 20];
+    out[0] = b'r';
+    out[1] = b'p';
+    out[2] = b'c';
+    let mut flags = 0;
+    if client_streaming {
+        flags |= METHOD_CLIENT_STREAMING;
+    }
+    if server_streaming {
+        flags |= METHOD_SERVER_STREAMING;
+    }
+    if response.is_some() {
+        flags |= METHOD_HAS_RESPONSE;
+    }
+    out[3] = flags;
+    let req = request.to_le_bytes();
+    let mut i = 0;
+    while i < 8 {
+        out[4 + i] = req[i];
+        i += 1;
+    }
+    let len = match response {
+        None => 12,
+        Some(r) => {
+            let resp = r.to_le_bytes();
+            let mut i = 0;
+            while i < 8 {
+                out[12 + i] = resp[i];
+                i += 1;
+            }
+            20
+        }
+    };
+    (out, len)
+}
+
+/// The fingerprint of an rpc method (wire format §8.1): FNV-1a 64 of a
+/// 12- or 20-byte encoding of its request type's fingerprint, its response
+/// type's fingerprint (`None` for a one-way method) and whether each side
+/// streams. Peers compare it to tell whether they agree on what a method
+/// carries; the method's name and id are not part of it.
+///
+/// The flags are encoded as given: a checked schema never has a streaming
+/// flag without a response, but the function does not refuse one.
+///
+/// ```
+/// use isml_wire::canonical::method_fingerprint;
+///
+/// let unary = method_fingerprint(1, Some(2), false, false);
+/// assert_ne!(unary, method_fingerprint(1, Some(2), true, false));
+/// assert_ne!(unary, method_fingerprint(1, None, false, false));
+/// assert_eq!(
+///     method_fingerprint(0x1122_3344_5566_7788, None, false, false),
+///     0xecad_5ffa_573b_eba4
+/// );
+/// ```
+pub const fn method_fingerprint(
+    request: u64,
+    response: Option<u64>,
+    client_streaming: bool,
+    server_streaming: bool,
+) -> u64 {
+    let (bytes, len) = method_form(request, response, client_streaming, server_streaming);
+    let mut h = FNV_OFFSET_BASIS;
+    let mut i = 0;
+    while i < len {
+        h = (h ^ bytes[i] as u64).wrapping_mul(FNV_PRIME);
+        i += 1;
+    }
+    h
+}
+
 /// The canonical form of type expression `ty`.
 #[cfg(feature = "alloc")]
 pub fn type_form<M: TypeModel + ?Sized>(model: &M, ty: &M::Type) -> alloc::string::String {
@@ -660,6 +750,62 @@ mod tests {
             "list<enum{0,1,3}>"
         );
         assert_eq!(form(9), "?");
+    }
+
+    /// The examples of wire format §8.1, computed there from the bytes.
+    #[test]
+    fn method_fingerprints_match_the_documented_bytes() {
+        let req = 0x1122_3344_5566_7788;
+        let resp = 0x99aa_bbcc_ddee_ff00;
+        let (bytes, len) = method_form(req, None, false, false);
+        assert_eq!(
+            &bytes[..len],
+            &[
+                0x72, 0x70, 0x63, 0x00, 0x88, 0x77, 0x66, 0x55, 0x44, 0x33, 0x22, 0x11
+            ]
+        );
+        let (bytes, len) = method_form(req, Some(resp), true, true);
+        assert_eq!(
+            &bytes[..len],
+            &[
+                0x72, 0x70, 0x63, 0x07, 0x88, 0x77, 0x66, 0x55, 0x44, 0x33, 0x22, 0x11, 0x00, 0xff,
+                0xee, 0xdd, 0xcc, 0xbb, 0xaa, 0x99
+            ]
+        );
+        for (response, client, server, expected) in [
+            (None, false, false, 0xecad_5ffa_573b_eba4),
+            (Some(resp), false, false, 0x35df_769d_f6f5_5d30),
+            (Some(resp), false, true, 0x1713_bc91_e0e6_a0d6),
+            (Some(resp), true, false, 0x8992_aeae_d77d_4b23),
+            (Some(resp), true, true, 0x6cfd_5ef2_9422_ba79),
+        ] {
+            let (bytes, len) = method_form(req, response, client, server);
+            assert_eq!(method_fingerprint(req, response, client, server), expected);
+            assert_eq!(fnv1a64(&bytes[..len]), expected);
+        }
+        // Usable in constants, as generated code may want.
+        const ONE_WAY: u64 = method_fingerprint(0x1122_3344_5566_7788, None, false, false);
+        assert_eq!(ONE_WAY, 0xecad_5ffa_573b_eba4);
+    }
+
+    #[test]
+    fn method_fingerprints_tell_every_part_apart() {
+        let all = [
+            method_fingerprint(1, None, false, false),
+            method_fingerprint(1, Some(2), false, false),
+            method_fingerprint(1, Some(2), false, true),
+            method_fingerprint(1, Some(2), true, false),
+            method_fingerprint(1, Some(2), true, true),
+            method_fingerprint(2, Some(1), false, false),
+            method_fingerprint(1, Some(3), false, false),
+            // A response whose fingerprint is 0 is still a response.
+            method_fingerprint(1, Some(0), false, false),
+        ];
+        for (i, a) in all.iter().enumerate() {
+            for b in &all[i + 1..] {
+                assert_ne!(a, b);
+            }
+        }
     }
 
     #[cfg(feature = "alloc")]

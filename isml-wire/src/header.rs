@@ -1,5 +1,7 @@
 //! Frame headers (wire format §2).
 
+use core::num::NonZeroU64;
+
 use bytes::BufMut;
 
 use super::{DecodeError, EncodeError, varint};
@@ -7,7 +9,32 @@ use super::{DecodeError, EncodeError, varint};
 const X_BIT: u8 = 0x80;
 const FLAG_SEQ: u8 = 0x01;
 const FLAG_MORE: u8 = 0x02;
+const FLAG_CALL: u8 = 0x04;
 const FLAGS_KNOWN: u8 = FLAG_SEQ | FLAG_MORE;
+
+/// The call header of a request frame that calls a service method (wire
+/// format §2.7): which method, and how long the caller waits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct CallHeader {
+    /// The service: its position in the services the callee announced in the
+    /// handshake, counted from 1; 0 is the built-in reflection service.
+    pub service: u32,
+    /// The method id, 1 ..= 65535.
+    pub method: u32,
+    /// Milliseconds the caller still waits, counted when the frame is sent;
+    /// 0 when it waits without a deadline.
+    pub deadline_ms: u64,
+}
+
+impl CallHeader {
+    /// Bytes the call header takes after the correlation id.
+    #[inline]
+    pub fn encoded_len(&self) -> usize {
+        varint::len(u64::from(self.service))
+            + varint::len(u64::from(self.method))
+            + varint::len(self.deadline_ms)
+    }
+}
 
 /// Opcodes of control frames (link frames other than ack).
 #[non_exhaustive]
@@ -23,6 +50,8 @@ pub enum ControlOp {
     Pong,
     /// Graceful close with a reason.
     Close,
+    /// Flow-control credit for a stream (wire format §2.7).
+    Credit,
 }
 
 impl ControlOp {
@@ -34,6 +63,7 @@ impl ControlOp {
             ControlOp::Ping => 3,
             ControlOp::Pong => 4,
             ControlOp::Close => 5,
+            ControlOp::Credit => 7,
         }
     }
 
@@ -45,6 +75,7 @@ impl ControlOp {
             3 => ControlOp::Ping,
             4 => ControlOp::Pong,
             5 => ControlOp::Close,
+            7 => ControlOp::Credit,
             _ => return None,
         })
     }
@@ -126,6 +157,7 @@ impl FrameKind {
             FrameKind::Control(ControlOp::Ping) => "ping",
             FrameKind::Control(ControlOp::Pong) => "pong",
             FrameKind::Control(ControlOp::Close) => "close",
+            FrameKind::Control(ControlOp::Credit) => "credit",
         }
     }
 }
@@ -147,6 +179,8 @@ pub struct FrameHeader {
     pub seq: Option<u64>,
     /// Fragment marker: the payload continues in the next frame.
     pub more: bool,
+    /// The call header, on request frames that call a service method.
+    pub call: Option<CallHeader>,
 }
 
 impl FrameHeader {
@@ -157,6 +191,7 @@ impl FrameHeader {
             correlation,
             seq: None,
             more: false,
+            call: None,
         }
     }
 
@@ -211,6 +246,13 @@ impl FrameHeader {
         self
     }
 
+    /// A request header that calls a service method.
+    pub const fn call(type_id: u32, correlation: u64, call: CallHeader) -> Self {
+        let mut h = Self::new(FrameKind::Request, type_id, correlation);
+        h.call = Some(call);
+        h
+    }
+
     /// This header with the fragment marker set or cleared.
     pub const fn with_more(mut self, more: bool) -> Self {
         self.more = more;
@@ -218,7 +260,9 @@ impl FrameHeader {
     }
 
     fn flags(&self) -> u8 {
-        (if self.seq.is_some() { FLAG_SEQ } else { 0 }) | if self.more { FLAG_MORE } else { 0 }
+        (if self.seq.is_some() { FLAG_SEQ } else { 0 })
+            | (if self.more { FLAG_MORE } else { 0 })
+            | if self.call.is_some() { FLAG_CALL } else { 0 }
     }
 
     /// Number of bytes [`FrameHeader::encode`] writes.
@@ -237,6 +281,9 @@ impl FrameHeader {
         if let Some(seq) = self.seq {
             n += varint::len(seq);
         }
+        if let Some(call) = &self.call {
+            n += call.encoded_len();
+        }
         n
     }
 
@@ -247,6 +294,18 @@ impl FrameHeader {
             return Err(EncodeError::InvalidHeader {
                 reason: "type id 0 on a frame kind that carries a message",
             });
+        }
+        if let Some(call) = &self.call {
+            if self.kind != FrameKind::Request {
+                return Err(EncodeError::InvalidHeader {
+                    reason: "a call header on a frame that is not a request",
+                });
+            }
+            if call.method == 0 || call.method > 65535 {
+                return Err(EncodeError::InvalidHeader {
+                    reason: "method id outside 1 ..= 65535",
+                });
+            }
         }
         Ok(())
     }
@@ -275,6 +334,11 @@ impl FrameHeader {
         }
         if let Some(seq) = self.seq {
             varint::put(buf, seq);
+        }
+        if let Some(call) = &self.call {
+            varint::put(buf, u64::from(call.service));
+            varint::put(buf, u64::from(call.method));
+            varint::put(buf, call.deadline_ms);
         }
         Ok(())
     }
@@ -311,7 +375,13 @@ impl FrameHeader {
             let Some(&flags) = frame.get(pos) else {
                 return Err(DecodeError::UnexpectedEnd { at: pos, needed: 1 });
             };
-            if flags & !FLAGS_KNOWN != 0 {
+            // CALL is defined on requests only; elsewhere it is reserved.
+            let known = if kind == FrameKind::Request {
+                FLAGS_KNOWN | FLAG_CALL
+            } else {
+                FLAGS_KNOWN
+            };
+            if flags & !known != 0 {
                 return Err(DecodeError::ReservedFlags { at: pos, flags });
             }
             if flags == 0 {
@@ -323,6 +393,13 @@ impl FrameHeader {
             header.more = flags & FLAG_MORE != 0;
             if flags & FLAG_SEQ != 0 {
                 header.seq = Some(0);
+            }
+            if flags & FLAG_CALL != 0 {
+                header.call = Some(CallHeader {
+                    service: 0,
+                    method: 0,
+                    deadline_ms: 0,
+                });
             }
             pos += 1;
         }
@@ -362,6 +439,33 @@ impl FrameHeader {
             header.seq = Some(v);
             pos += n;
         }
+        if header.call.is_some() {
+            let at = pos;
+            let (service, n) = varint::get(&frame[pos..], pos)?;
+            pos += n;
+            let service = u32::try_from(service).map_err(|_| DecodeError::IntegerOutOfRange {
+                at,
+                value: service,
+                ty: "service index (0 ..= 2^32-1)",
+            })?;
+            let at = pos;
+            let (method, n) = varint::get(&frame[pos..], pos)?;
+            pos += n;
+            if method == 0 || method > 65535 {
+                return Err(DecodeError::IntegerOutOfRange {
+                    at,
+                    value: method,
+                    ty: "method id (1 ..= 65535)",
+                });
+            }
+            let (deadline_ms, n) = varint::get(&frame[pos..], pos)?;
+            pos += n;
+            header.call = Some(CallHeader {
+                service,
+                method: method as u32,
+                deadline_ms,
+            });
+        }
         Ok((header, pos))
     }
 }
@@ -395,5 +499,46 @@ impl<'a> ErrorBody<'a> {
         let message = r.str()?;
         r.finish("error body")?;
         Ok(ErrorBody { code, message })
+    }
+}
+
+/// The payload of a credit link frame (wire format §2.7): the receiver of a
+/// stream lets its sender send `items` more items of the call with
+/// `correlation`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Credit {
+    /// The correlation id of the call whose stream the credit is for; its
+    /// parity tells which of the call's two streams.
+    pub correlation: u64,
+    /// How many more items the sender may send; a credit of 0 does not exist.
+    pub items: NonZeroU64,
+}
+
+impl Credit {
+    /// Encoded length.
+    pub fn encoded_len(&self) -> usize {
+        varint::len(self.correlation) + varint::len(self.items.get())
+    }
+
+    /// Writes the payload.
+    pub fn encode<B: BufMut + ?Sized>(&self, buf: &mut B) {
+        varint::put(buf, self.correlation);
+        varint::put(buf, self.items.get());
+    }
+
+    /// Decodes a payload that fills `payload` exactly. A credit of 0 items is
+    /// [`DecodeError::IntegerOutOfRange`].
+    pub fn decode(payload: &[u8]) -> Result<Self, DecodeError> {
+        let mut r = super::Reader::new(payload);
+        let correlation = r.uvarint()?;
+        let at = r.position();
+        let items = r.uvarint()?;
+        let items = NonZeroU64::new(items).ok_or(DecodeError::IntegerOutOfRange {
+            at,
+            value: 0,
+            ty: "credit items (1 ..= 2^64-1)",
+        })?;
+        r.finish("credit")?;
+        Ok(Credit { correlation, items })
     }
 }

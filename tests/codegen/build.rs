@@ -25,6 +25,7 @@ fn main() -> Result<(), isml_schema::BuildError> {
         "keywords",
         "literals",
         "recursion",
+        "rpc_forms",
     ] {
         isml_schema::Builder::new()
             .include(format!("{fixtures}/lib"))

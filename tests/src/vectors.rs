@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use isml_runtime::wire::{ControlOp, DecodeError, FrameHeader, FrameKind};
+use isml_runtime::wire::{CallHeader, ControlOp, DecodeError, FrameHeader, FrameKind};
 use serde_json::Value;
 
 /// The directory holding the vector files.
@@ -114,12 +114,15 @@ pub fn kind_from_name(name: &str) -> Option<FrameKind> {
         "ping" => FrameKind::Control(ControlOp::Ping),
         "pong" => FrameKind::Control(ControlOp::Pong),
         "close" => FrameKind::Control(ControlOp::Close),
+        "credit" => FrameKind::Control(ControlOp::Credit),
         _ => return None,
     })
 }
 
-/// A header from its vector JSON `{"kind", "type_id", "correlation", "seq", "more"}`.
-/// `type_id` and `correlation` must be present exactly for the kinds that carry them.
+/// A header from its vector JSON `{"kind", "type_id", "correlation", "call", "seq", "more"}`.
+/// `type_id` and `correlation` must be present exactly for the kinds that carry them;
+/// `call` (`{"service", "method", "deadline_ms"}`) only when CALL is set. A `call`
+/// on a kind other than a request is taken as it is, so that encoding refuses it.
 pub fn header_from_json(v: &Value) -> Result<FrameHeader, String> {
     let obj = v
         .as_object()
@@ -162,6 +165,10 @@ pub fn header_from_json(v: &Value) -> Result<FrameHeader, String> {
             ));
         }
     }
+    h.call = match obj.get("call") {
+        None => None,
+        Some(c) => Some(call_from_json(c)?),
+    };
     h.seq = match obj.get("seq") {
         None | Some(Value::Null) => None,
         Some(s) => Some(s.as_u64().ok_or_else(|| format!("bad seq in {v}"))?),
@@ -173,6 +180,33 @@ pub fn header_from_json(v: &Value) -> Result<FrameHeader, String> {
     Ok(h)
 }
 
+/// A call header from its vector JSON `{"service", "method", "deadline_ms"}`.
+/// The method id is taken as any `u32`, so that a vector outside 1 ..= 65535
+/// reaches the encoder, which must refuse it.
+pub fn call_from_json(v: &Value) -> Result<CallHeader, String> {
+    let field = |key: &str| {
+        v.get(key)
+            .and_then(Value::as_u64)
+            .ok_or_else(|| format!("call header {v} has no integer `{key}`"))
+    };
+    let service = field("service")?;
+    let method = field("method")?;
+    Ok(CallHeader {
+        service: u32::try_from(service).map_err(|_| format!("bad service in {v}"))?,
+        method: u32::try_from(method).map_err(|_| format!("bad method in {v}"))?,
+        deadline_ms: field("deadline_ms")?,
+    })
+}
+
+/// The vector JSON of a call header.
+pub fn call_to_json(c: &CallHeader) -> Value {
+    serde_json::json!({
+        "service": c.service,
+        "method": c.method,
+        "deadline_ms": c.deadline_ms,
+    })
+}
+
 /// The vector JSON of a header.
 pub fn header_to_json(h: &FrameHeader) -> Value {
     let mut obj = serde_json::Map::new();
@@ -182,6 +216,9 @@ pub fn header_to_json(h: &FrameHeader) -> Value {
     }
     if h.kind.has_correlation() {
         obj.insert("correlation".into(), h.correlation.into());
+    }
+    if let Some(c) = &h.call {
+        obj.insert("call".into(), call_to_json(c));
     }
     obj.insert("seq".into(), h.seq.map_or(Value::Null, Value::from));
     obj.insert("more".into(), h.more.into());

@@ -11,8 +11,9 @@
 //!
 //! A vector with an `ambiguity` field depends on a reading of §2.6 the
 //! document leaves open; its failure message quotes the reading taken, so
-//! that a disagreement there is told apart from one on the rules the document
-//! states. No vector has one since §2.6 was clarified.
+//! states. Only the vectors on the call header (§2.7) of later fragments
+//! have one: the call header is not part of the key, and the joined message
+//! keeps the first fragment's.
 
 use bytes::BytesMut;
 use isml_runtime::wire::{

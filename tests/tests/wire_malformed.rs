@@ -3,8 +3,8 @@
 
 use bytes::BytesMut;
 use isml_runtime::wire::{
-    Class, DecodeError, ErrorBody, FrameHeader, Limits, Reader, StreamDecoder, cobs_decode, varint,
-    write,
+    CallHeader, Class, ControlOp, DecodeError, ErrorBody, FrameHeader, Limits, Reader,
+    StreamDecoder, cobs_decode, varint, write,
 };
 use isml_schema::dynamic::DecodeErrorKind;
 use isml_tests::values::VectorType;
@@ -479,8 +479,12 @@ fn nesting_bombs_give_depth_exceeded_not_a_stack_overflow() {
 
 #[test]
 fn reserved_flags() {
+    // Bit 2 is CALL on requests (§2.3, §2.7) and reserved on every other kind.
     for flags in [0x04u8, 0x08, 0x10, 0x20, 0x40, 0x80, 0x05, 0xff] {
-        for lead in [0x83u8, 0x90, 0xf0, 0xb0] {
+        for lead in [0x83u8, 0x90, 0xf0, 0xb0, 0xf7] {
+            if lead == 0x90 && flags & !0x07 == 0 {
+                continue;
+            }
             assert_eq!(
                 FrameHeader::decode(&[lead, flags, 0x01, 0x01, 0x01]),
                 Err(DecodeError::ReservedFlags { at: 1, flags }),
@@ -488,6 +492,19 @@ fn reserved_flags() {
             );
         }
     }
+    // On a request, CALL (alone or with SEQ) is a flag, not an error.
+    assert_eq!(
+        FrameHeader::decode(&[0x94, 0x04, 0x03, 0x01, 0x02, 0x00]).map(|(h, n)| (h.call, n)),
+        Ok((
+            Some(CallHeader {
+                service: 1,
+                method: 2,
+                deadline_ms: 0
+            }),
+            6
+        ))
+    );
+    assert!(FrameHeader::decode(&[0x94, 0x05, 0x03, 0x09, 0x01, 0x02, 0x00]).is_ok());
 }
 
 #[test]
@@ -547,7 +564,12 @@ fn type_ids_written_wrongly() {
 
 #[test]
 fn unknown_link_opcodes() {
-    for opcode in 6..16u8 {
+    // Opcode 7 is credit (§2.7); 6 and 8 ..= 15 are reserved.
+    assert_eq!(
+        FrameHeader::decode(&[0x77]),
+        Ok((FrameHeader::control(ControlOp::Credit), 1))
+    );
+    for opcode in (6..16u8).filter(|&op| op != 7) {
         assert_eq!(
             FrameHeader::decode(&[0x70 | opcode]),
             Err(DecodeError::UnknownLinkOpcode { at: 0, opcode })

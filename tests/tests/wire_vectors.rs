@@ -9,9 +9,11 @@
 use std::collections::BTreeMap;
 
 use bytes::BytesMut;
+use std::num::NonZeroU64;
+
 use isml_runtime::wire::{
-    Addressing, DEFAULT_MAX_SERIAL_FRAME, DecodeError, ErrorBody, Frame, FrameHeader, Limits,
-    Reader, SerialDecoder, SerialFrame, StreamDecoder, cobs_decode, put_serial_frame,
+    Addressing, Credit, DEFAULT_MAX_SERIAL_FRAME, DecodeError, ErrorBody, Frame, FrameHeader,
+    Limits, Reader, SerialDecoder, SerialFrame, StreamDecoder, cobs_decode, put_serial_frame,
     put_stream_frame, put_stream_head, stream_frame_len, varint, write,
 };
 use isml_tests::values::{self, VectorType};
@@ -181,6 +183,23 @@ fn check_error_body(v: &Value, hex: &[u8], error: Option<&str>) -> Check {
     expect_bytes("encode", &out, hex)?;
     expect_eq("encoded_len", body.encoded_len(), hex.len())?;
     expect_eq("decode", ErrorBody::decode(hex), Ok(body))
+}
+
+fn check_credit(v: &Value, hex: &[u8], error: Option<&str>) -> Check {
+    if let Some(e) = error {
+        return expect_error(Credit::decode(hex), e);
+    }
+    let value = value_of(v)?;
+    let items = value["items"].as_u64().ok_or("bad `items`")?;
+    let credit = Credit {
+        correlation: value["correlation"].as_u64().ok_or("bad `correlation`")?,
+        items: NonZeroU64::new(items).ok_or("a valid credit vector of 0 items")?,
+    };
+    let mut out = Vec::new();
+    credit.encode(&mut out);
+    expect_bytes("encode", &out, hex)?;
+    expect_eq("encoded_len", credit.encoded_len(), hex.len())?;
+    expect_eq("decode", Credit::decode(hex), Ok(credit))
 }
 
 /// Feeds a whole invalid input to a stream decoder: the first error counts; a
@@ -471,6 +490,7 @@ fn check_vector(v: &Value) -> Check {
         "f64" => check_f64(v, &hex, error),
         "header" => check_header(v, &hex, error),
         "error_body" => check_error_body(v, &hex, error),
+        "credit" => check_credit(v, &hex, error),
         "stream_frame" => check_stream_frame(v, &hex, error),
         "serial_frame" => check_serial_frame(v, &hex, error),
         "cobs" => check_cobs(v, &hex, error),
@@ -560,5 +580,84 @@ fn handwritten_file_covers_every_group() {
             file.vectors.iter().any(|v| v["hex"] == hex),
             "missing vector {hex}"
         );
+    }
+}
+
+/// The reference file covers §2.7: call headers (valid, out of range,
+/// truncated, CALL on other kinds) and credit frames and payloads.
+#[test]
+fn wire_v1_covers_calls_and_credit() {
+    let file = load("wire-v1.json").unwrap();
+    let headers: Vec<(&Value, Vec<u8>)> = file
+        .vectors
+        .iter()
+        .filter(|v| v["group"] == "header")
+        .map(|v| (v, hex_of(v, "hex").unwrap()))
+        .collect();
+    // The extension byte has CALL set: on a request, or on another kind.
+    let call_bit = |h: &[u8]| h.len() > 1 && h[0] & 0x80 != 0 && h[1] & 0x04 != 0;
+    let on_request = |h: &[u8]| (h[0] >> 4) & 7 == 1;
+    let count = |error: Option<&str>, request: bool| {
+        headers
+            .iter()
+            .filter(|(v, h)| {
+                v["error"].as_str() == error && call_bit(h) && on_request(h) == request
+            })
+            .count()
+    };
+    assert!(count(None, true) >= 10, "valid call headers");
+    assert!(count(Some("integer_out_of_range"), true) >= 5);
+    assert!(count(Some("unexpected_end"), true) >= 5);
+    assert!(count(Some("non_canonical_varint"), true) >= 3);
+    assert!(
+        count(Some("reserved_flags"), false) >= 8,
+        "CALL on other kinds"
+    );
+    for hex in ["94040301028827", "77"] {
+        assert!(
+            file.vectors
+                .iter()
+                .any(|v| v["hex"] == hex && v.get("error").is_none()),
+            "missing vector {hex}"
+        );
+    }
+    let credit = |valid: bool| {
+        file.vectors
+            .iter()
+            .filter(|v| v["group"] == "credit" && v.get("error").is_none() == valid)
+            .count()
+    };
+    assert!(
+        credit(true) > 0 && credit(false) > 0,
+        "credit payload vectors"
+    );
+}
+
+/// A call header the decoder rejects is refused by the encoder as well
+/// (the vectors hold only decodable headers on their valid side).
+#[test]
+fn call_headers_out_of_range_are_not_encoded() {
+    use isml_runtime::wire::{CallHeader, ControlOp};
+    let call = |method| CallHeader {
+        service: 1,
+        method,
+        deadline_ms: 0,
+    };
+    for method in [0, 65_536, u32::MAX] {
+        let h = FrameHeader::call(4, 3, call(method));
+        assert!(
+            h.encode(&mut Vec::new()).is_err(),
+            "method {method} encoded"
+        );
+    }
+    for mut h in [
+        FrameHeader::response(4, 3),
+        FrameHeader::one_way(4),
+        FrameHeader::stream_item(4, 3),
+        FrameHeader::cancel(3),
+        FrameHeader::control(ControlOp::Credit),
+    ] {
+        h.call = Some(call(2));
+        assert!(h.encode(&mut Vec::new()).is_err(), "{h:?} encoded");
     }
 }

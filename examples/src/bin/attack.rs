@@ -143,6 +143,8 @@ fn hello_frame(device: &str) -> Frame {
         agent: "attack".into(),
         credentials: Credentials::Token(TOKEN.into()),
         types: vec![],
+        stream_window: 16,
+        services: vec![],
     };
     Frame::new(FrameHeader::control(ControlOp::Hello), h.encode())
 }

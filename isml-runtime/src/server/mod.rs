@@ -826,6 +826,8 @@ async fn handshake(
         device_id: device_id.clone(),
         keepalive_ms: inner.config.keepalive.map_or(0, |d| d.as_millis() as u64),
         types: inner.types.iter().map(|&(id, _, fp)| (id, fp)).collect(),
+        stream_window: inner.config.stream_window,
+        services: inner.dispatcher.announced(),
     };
     let welcome = Frame::new(FrameHeader::control(ControlOp::Welcome), welcome.encode());
     Ok(Handshaken {
@@ -835,6 +837,9 @@ async fn handshake(
             device_id,
             refused,
             config: inner.config.clone(),
+            initiator: false,
+            peer_services: hello.services,
+            peer_window: hello.stream_window,
         },
         rx,
         tx,

@@ -33,6 +33,24 @@ pub mod codes {
     /// The device id is in use: the session was replaced by a newer one of
     /// the same device, or a newer one was refused (the server's policy).
     pub const DEVICE_ID_IN_USE: u64 = 12;
+    /// Not found.
+    pub const NOT_FOUND: u64 = 13;
+    /// Unimplemented: the callee serves no such service or method.
+    pub const UNIMPLEMENTED: u64 = 14;
+    /// Invalid argument: the handler refused the request's contents.
+    pub const INVALID_ARGUMENT: u64 = 15;
+    /// Internal error.
+    pub const INTERNAL: u64 = 16;
+    /// Already exists.
+    pub const ALREADY_EXISTS: u64 = 17;
+    /// Failed precondition.
+    pub const FAILED_PRECONDITION: u64 = 18;
+    /// Aborted.
+    pub const ABORTED: u64 = 19;
+    /// Out of range.
+    pub const OUT_OF_RANGE: u64 = 20;
+    /// Data loss.
+    pub const DATA_LOSS: u64 = 21;
 }
 
 /// Settings shared by every session of a server or client.
@@ -70,6 +88,10 @@ pub struct SessionConfig {
     /// bytes, between which smaller frames may leave (`None`: never fragment;
     /// then no message may exceed `max_frame`).
     pub fragment_size: Option<usize>,
+    /// Items of a stream received and not yet taken by the application,
+    /// per stream: the credit the peer starts with, and what it gets again
+    /// each time half of it has been taken (wire format §2.7).
+    pub stream_window: u32,
 }
 
 /// Ping payloads up to this size are echoed in the pong; a longer one is
@@ -91,6 +113,7 @@ impl Default for SessionConfig {
             inflight_bytes: 4 * 1024 * 1024,
             max_message: Limits::DEFAULT.max_frame,
             fragment_size: Some(64 * 1024),
+            stream_window: 128,
         }
     }
 }
@@ -151,6 +174,13 @@ macro_rules! session_setters {
         /// frame limit).
         pub fn fragment_size(mut self, bytes: Option<usize>) -> Self {
             self.config.fragment_size = bytes.map(|n| n.max(1));
+            self
+        }
+
+        /// Items each received stream may hold before the application takes
+        /// them (128 by default): the peer's sender waits beyond it.
+        pub fn stream_window(mut self, items: u32) -> Self {
+            self.config.stream_window = items.max(1);
             self
         }
     };

@@ -13,12 +13,13 @@ use futures_util::{FutureExt, SinkExt};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
+use super::calls::Routed;
 use super::handle::error_frame;
 use super::lend::{Read, ReadSide};
 use super::writer::{READ_BURST, Writer};
 use super::{
-    CloseReason, ClosedBy, HandlerError, Inbound, MAX_PING_ECHO, Session, SessionConfig, Shared,
-    codes, lock,
+    CloseReason, ClosedBy, Dispatch, HandlerError, MAX_PING_ECHO, Session, SessionConfig, Shared,
+    Started, codes, lock,
 };
 use crate::transport::TransportError;
 use crate::wire::{ControlOp, ErrorBody, Frame, FrameHeader, FrameKind};
@@ -45,11 +46,14 @@ pub(super) enum Handled {
         usize,
         BoxFuture<'static, Result<(u32, Bytes), HandlerError>>,
     ),
+    /// A call that runs on: it gets its own task, like a request; its
+    /// future gives the last frame to write.
+    Call(u64, usize, BoxFuture<'static, Option<Frame>>),
 }
 
 /// Runs a session's connection: one loop over shutdown, the outbound queue,
 /// received frames and the keep-alive timer; then the end of the session.
-pub(super) async fn run(session: Session, inbound: Arc<dyn Inbound>) -> CloseReason {
+pub(super) async fn run(session: Session, inbound: Arc<dyn Dispatch>) -> CloseReason {
     let shared = session.shared.clone();
     let config = &shared.config;
     let mut conn = Connection {
@@ -71,7 +75,7 @@ pub(super) async fn run(session: Session, inbound: Arc<dyn Inbound>) -> CloseRea
 struct Connection {
     session: Session,
     shared: Arc<Shared>,
-    inbound: Arc<dyn Inbound>,
+    inbound: Arc<dyn Dispatch>,
     /// Frames the outbound queue holds.
     capacity: usize,
     /// Bytes the write queue may hold before the task stops reading.
@@ -185,7 +189,14 @@ impl Connection {
                 }
             };
             shared.counters.frames_in.fetch_add(1, Ordering::Relaxed);
-            let handled = handle_frame(&self.session, frame, &*self.inbound, &mut self.writer());
+            let room = self.inflight.as_ref().is_none_or(Inflight::has_room);
+            let handled = handle_frame(
+                &self.session,
+                frame,
+                &*self.inbound,
+                &mut self.writer(),
+                room,
+            );
             match handled {
                 Handled::Done => {}
                 Handled::End(reason) => return Some(reason),
@@ -200,24 +211,27 @@ impl Connection {
                     Err(reason) => return Some(reason),
                 },
                 Handled::Request(correlation, len, fut) => {
-                    let inflight = self
-                        .inflight
-                        .get_or_insert_with(|| Inflight::new(&shared.config));
-                    let admitted = inflight.try_admit(len).ok_or_else(|| inflight.admit(len));
-                    let permits = match admitted {
+                    let permits = match self.admit(len).await {
                         Ok(p) => p,
-                        // Beyond max_inflight or the byte budget, stop
-                        // reading until handlers end.
-                        Err(wait) => match Box::pin(self.drive(wait)).await {
-                            Ok(Some(p)) => p,
-                            Ok(None) => return Some(shared.reason()),
-                            Err(reason) => return Some(reason),
-                        },
+                        Err(reason) => return Some(reason),
                     };
                     let session = self.session.clone();
                     tokio::spawn(async move {
                         let frame = reply_frame(&session.shared, correlation, fut.await);
                         let _ = session.enqueue(frame).await;
+                        drop(permits);
+                    });
+                }
+                Handled::Call(_correlation, len, fut) => {
+                    let permits = match self.admit(len).await {
+                        Ok(p) => p,
+                        Err(reason) => return Some(reason),
+                    };
+                    let session = self.session.clone();
+                    tokio::spawn(async move {
+                        if let Some(frame) = fut.await {
+                            let _ = session.enqueue(frame).await;
+                        }
                         drop(permits);
                     });
                 }
@@ -250,6 +264,25 @@ impl Connection {
         }
         self.keepalive.received(&shared);
         None
+    }
+
+    /// Places for a handler that runs on: at once when there are some,
+    /// otherwise reading stops (beyond max_inflight or the byte budget)
+    /// until handlers end.
+    async fn admit(&mut self, len: usize) -> Result<Permits, CloseReason> {
+        let shared = self.shared.clone();
+        let inflight = self
+            .inflight
+            .get_or_insert_with(|| Inflight::new(&shared.config));
+        let admitted = inflight.try_admit(len).ok_or_else(|| inflight.admit(len));
+        match admitted {
+            Ok(p) => Ok(p),
+            Err(wait) => match Box::pin(self.drive(wait)).await {
+                Ok(Some(p)) => Ok(p),
+                Ok(None) => Err(shared.reason()),
+                Err(reason) => Err(reason),
+            },
+        }
     }
 
     /// Ends the session: records why, lets go of the receiving half, and
@@ -301,6 +334,11 @@ impl Inflight {
             bytes: Arc::new(Semaphore::new(byte_budget)),
             byte_budget,
         }
+    }
+
+    /// Whether another handler would be admitted now (by count).
+    fn has_room(&self) -> bool {
+        self.count.available_permits() > 0
     }
 
     fn cost(&self, len: usize) -> u32 {
@@ -430,14 +468,32 @@ pub(super) fn reply_frame(
     }
 }
 
+/// What routing a stream frame leaves to do.
+fn routed(shared: &Shared, r: Routed) -> Handled {
+    match r {
+        Routed::Done => Handled::Done,
+        Routed::Unknown => {
+            // Items of a call cancelled meanwhile, or ended: expected.
+            shared.counters.late.fetch_add(1, Ordering::Relaxed);
+            Handled::Done
+        }
+        Routed::Overrun => Handled::End(CloseReason::new(
+            ClosedBy::Error,
+            codes::RESOURCE_EXHAUSTED,
+            "stream items beyond the credit granted (wire format §2.7)",
+        )),
+    }
+}
+
 /// Handles one received frame. Handlers run right here, in the connection's
 /// task: most finish on their first poll, and a request's reply then goes
 /// straight to the write queue, without another task or queue in between.
 pub(super) fn handle_frame(
     session: &Session,
     frame: Frame,
-    inbound: &dyn Inbound,
+    inbound: &dyn Dispatch,
     w: &mut Writer,
+    room: bool,
 ) -> Handled {
     let shared = &session.shared;
     let h = frame.header;
@@ -467,6 +523,15 @@ pub(super) fn handle_frame(
                 }
             }
         }
+        FrameKind::Request if h.call.is_some() => match inbound.call(session, frame, room) {
+            Started::Done(Some(f)) => w.push(f),
+            Started::Done(None) => {}
+            Started::Running {
+                correlation,
+                len,
+                fut,
+            } => return Handled::Call(correlation, len, fut),
+        },
         FrameKind::Request => {
             let correlation = h.correlation;
             if let Some(name) = refused(h.type_id) {
@@ -495,9 +560,14 @@ pub(super) fn handle_frame(
             let waiter = lock(&shared.pending).remove(&h.correlation);
             match waiter {
                 Some(tx) => {
+                    // A reply ends a client-streaming call: its stream stops.
+                    shared.calls.close_outflow(h.correlation);
                     if tx.send(frame).is_err() {
                         shared.counters.late.fetch_add(1, Ordering::Relaxed);
                     }
+                }
+                None if shared.calls.has_inflow(h.correlation) => {
+                    return routed(shared, shared.calls.deliver(frame));
                 }
                 None => {
                     shared.counters.late.fetch_add(1, Ordering::Relaxed);
@@ -519,7 +589,29 @@ pub(super) fn handle_frame(
             };
             w.push(Frame::new(FrameHeader::control(ControlOp::Pong), echo));
         }
-        FrameKind::Control(ControlOp::Pong) | FrameKind::Ack | FrameKind::Cancel => {}
+        FrameKind::StreamItem | FrameKind::StreamEnd => {
+            if let Some(name) = refused(h.type_id).filter(|_| h.kind == FrameKind::StreamItem) {
+                shared.error();
+                tracing::debug!(
+                    session = shared.id,
+                    message = name,
+                    "dropped stream item with mismatched fingerprint"
+                );
+            }
+            return routed(shared, shared.calls.deliver(frame));
+        }
+        FrameKind::Cancel => {
+            // Only a caller cancels, and only its own calls.
+            if !shared.is_own(h.correlation) && !shared.calls.cancel(h.correlation) {
+                shared.counters.late.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        FrameKind::Control(ControlOp::Credit) => {
+            if let Err(e) = shared.calls.credit(&frame.payload) {
+                return Handled::End(CloseReason::new(ClosedBy::Error, codes::MALFORMED, e));
+            }
+        }
+        FrameKind::Control(ControlOp::Pong) | FrameKind::Ack => {}
         FrameKind::Control(ControlOp::Close) => {
             let reason = match ErrorBody::decode(&frame.payload) {
                 Ok(b) => CloseReason::new(ClosedBy::Peer, b.code, b.message),

@@ -9,7 +9,7 @@ use std::sync::atomic::Ordering;
 use std::task::Poll;
 use std::time::{Duration, SystemTime};
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use futures_util::FutureExt;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
@@ -209,7 +209,63 @@ impl Session {
         }
     }
 
-    pub(super) fn encode<M: TopLevel>(
+    /// The services the peer announced in the handshake, in order.
+    pub fn peer_services(&self) -> &[super::PeerService] {
+        &self.shared.calls.peer
+    }
+
+    /// Whether this side opened the connection.
+    pub fn is_initiator(&self) -> bool {
+        self.shared.initiator
+    }
+
+    pub(crate) fn next_correlation(&self) -> u64 {
+        self.shared.correlation()
+    }
+
+    pub(crate) fn is_own(&self, correlation: u64) -> bool {
+        self.shared.is_own(correlation)
+    }
+
+    pub(crate) fn calls(&self) -> &super::CallTable {
+        &self.shared.calls
+    }
+
+    pub(crate) fn config(&self) -> &super::SessionConfig {
+        &self.shared.config
+    }
+
+    /// Queues a small frame the runtime must get out (a credit, a cancel, a
+    /// stream end) without waiting for room.
+    pub(crate) fn push_frame(&self, frame: Frame) {
+        if !self.is_closed() {
+            self.shared.out.push(frame);
+        }
+    }
+
+    pub(crate) fn push_cancel(&self, correlation: u64) {
+        self.shared.push_cancel(correlation);
+    }
+
+    /// Counts a failed handler or a dropped frame.
+    pub(crate) fn count_error(&self) {
+        self.shared.error();
+    }
+
+    /// Waits for the reply to an exchange whose frames were sent otherwise
+    /// (a client-streaming call); see [`Session::exchange`].
+    pub(crate) fn pend(&self, correlation: u64) -> Pending {
+        let (tx, rx) = oneshot::channel();
+        lock(&self.shared.pending).insert(correlation, tx);
+        Pending {
+            session: self.clone(),
+            correlation,
+            rx,
+            answered: false,
+        }
+    }
+
+    pub(crate) fn encode<M: TopLevel>(
         &self,
         header: FrameHeader,
         msg: &M,
@@ -262,7 +318,7 @@ impl Session {
         self.enqueue(frame).await
     }
 
-    pub(super) async fn enqueue(&self, frame: Frame) -> Result<(), SendError> {
+    pub(crate) async fn enqueue(&self, frame: Frame) -> Result<(), SendError> {
         if self.is_closed() {
             return Err(self.closed_error());
         }
@@ -342,71 +398,18 @@ impl Session {
         timeout: Duration,
     ) -> Result<R, RequestError> {
         let deadline = Instant::now() + timeout;
-        let shared = &self.shared;
-        let correlation = shared.next_correlation.fetch_add(1, Ordering::Relaxed);
+        let correlation = self.shared.correlation();
         let frame = self.encode(FrameHeader::request(Q::TYPE_ID, correlation), msg)?;
-        let (tx, rx) = oneshot::channel();
-        let alone = {
-            let mut pending = lock(&shared.pending);
-            pending.insert(correlation, tx);
-            pending.len() == 1
-        };
-        // Removes the entry however this future ends (reply, timeout, drop), so
-        // that a late reply finds nothing and is dropped, never misrouted:
-        // correlation ids are never reused on a session.
-        let _guard = PendingGuard {
-            shared,
-            correlation,
-        };
-        let disconnected = |s: &Shared| RequestError::Disconnected {
-            request: Q::NAME,
-            reason: s.reason(),
-        };
-        if shared.closed.is_cancelled() {
-            return Err(disconnected(shared));
-        }
-        let exchange = async {
-            // Alone on the connection, the request is written right away; with
-            // others in flight it joins the queue, to leave in one write with them.
-            let mut direct = false;
-            let frame = if alone && !self.is_closed() {
-                match self.write_direct(frame) {
-                    Ok(()) => {
-                        direct = true;
-                        None
-                    }
-                    Err(frame) => Some(frame),
-                }
-            } else {
-                Some(frame)
-            };
-            if let Some(frame) = frame {
-                self.enqueue(frame).await?;
+        let reply = match self.exchange(frame, Some(deadline)).await {
+            Ok(reply) => reply,
+            Err(Exchange::Send(e)) => return Err(e.into()),
+            Err(Exchange::Disconnected(reason)) => {
+                return Err(RequestError::Disconnected {
+                    request: Q::NAME,
+                    reason,
+                });
             }
-            // Written directly, the request also reads its reply itself while
-            // the connection stays idle (see `Lend`); otherwise, or once
-            // anything else arrives, the connection task hands it over.
-            let mut rx = rx;
-            let mut lend = Lend {
-                shared,
-                correlation,
-                active: false,
-                done: !direct,
-            };
-            poll_fn(|cx| {
-                if let Poll::Ready(r) = rx.poll_unpin(cx) {
-                    return Poll::Ready(r.map_err(|_| disconnected(shared)));
-                }
-                lend.poll_reply(cx).map(Ok)
-            })
-            .await
-        };
-        let reply = match tokio::time::timeout_at(deadline, exchange).await {
-            Ok(r) => r?,
-            Err(_) => {
-                let _ = shared
-                    .out
-                    .try_send(Frame::new(FrameHeader::cancel(correlation), Bytes::new()));
+            Err(Exchange::Timeout) => {
                 return Err(RequestError::Timeout {
                     request: Q::NAME,
                     after: timeout,
@@ -440,6 +443,86 @@ impl Session {
         }
     }
 
+    /// Sends `frame` (a request or a call, whose correlation id came from
+    /// [`Session::next_correlation`]) and waits for its reply until
+    /// `deadline`. A caller that gives up (deadline, or its future dropped)
+    /// sends a cancel, so that the peer stops working on it.
+    pub(crate) async fn exchange(
+        &self,
+        frame: Frame,
+        deadline: Option<Instant>,
+    ) -> Result<Frame, Exchange> {
+        let shared = &self.shared;
+        let correlation = frame.header.correlation;
+        let (tx, rx) = oneshot::channel();
+        let alone = {
+            let mut pending = lock(&shared.pending);
+            pending.insert(correlation, tx);
+            pending.len() == 1
+        };
+        // Removes the entry however this future ends (reply, timeout, drop), so
+        // that a late reply finds nothing and is dropped, never misrouted:
+        // correlation ids are never reused on a session.
+        let mut guard = PendingGuard {
+            shared,
+            correlation,
+            answered: false,
+        };
+        if shared.closed.is_cancelled() {
+            guard.answered = true;
+            return Err(Exchange::Disconnected(shared.reason()));
+        }
+        let exchange = async {
+            // Alone on the connection, the request is written right away; with
+            // others in flight it joins the queue, to leave in one write with them.
+            let mut direct = false;
+            let frame = if alone && !self.is_closed() {
+                match self.write_direct(frame) {
+                    Ok(()) => {
+                        direct = true;
+                        None
+                    }
+                    Err(frame) => Some(frame),
+                }
+            } else {
+                Some(frame)
+            };
+            if let Some(frame) = frame {
+                self.enqueue(frame).await.map_err(Exchange::Send)?;
+            }
+            // Written directly, the request also reads its reply itself while
+            // the connection stays idle (see `Lend`); otherwise, or once
+            // anything else arrives, the connection task hands it over.
+            let mut rx = rx;
+            let mut lend = Lend {
+                shared,
+                correlation,
+                active: false,
+                done: !direct,
+            };
+            poll_fn(|cx| {
+                if let Poll::Ready(r) = rx.poll_unpin(cx) {
+                    return Poll::Ready(r.map_err(|_| Exchange::Disconnected(shared.reason())));
+                }
+                lend.poll_reply(cx).map(Ok)
+            })
+            .await
+        };
+        let result = match deadline {
+            Some(deadline) => match tokio::time::timeout_at(deadline, exchange).await {
+                Ok(r) => r,
+                Err(_) => Err(Exchange::Timeout),
+            },
+            None => exchange.await,
+        };
+        // Answered, or failed without anything for the peer to stop.
+        guard.answered = matches!(
+            result,
+            Ok(_) | Err(Exchange::Disconnected(_) | Exchange::Send(_))
+        );
+        result
+    }
+
     /// Closes the session gracefully: frames already queued are written, then
     /// a `close` frame with `reason` (code 0), then the connection ends.
     pub async fn close(&self, reason: impl Into<String>) {
@@ -469,13 +552,66 @@ impl Session {
     }
 }
 
+/// A reply being waited for (see [`Session::pend`]); dropped unanswered,
+/// it cancels the exchange at the peer.
+pub(crate) struct Pending {
+    session: Session,
+    correlation: u64,
+    rx: oneshot::Receiver<Frame>,
+    answered: bool,
+}
+
+impl Pending {
+    /// The reply, until `deadline`.
+    pub(crate) async fn wait(&mut self, deadline: Option<Instant>) -> Result<Frame, Exchange> {
+        let shared = &self.session.shared;
+        let rx = &mut self.rx;
+        let r = match deadline {
+            Some(d) => match tokio::time::timeout_at(d, rx).await {
+                Ok(r) => r.map_err(|_| Exchange::Disconnected(shared.reason())),
+                Err(_) => Err(Exchange::Timeout),
+            },
+            None => rx
+                .await
+                .map_err(|_| Exchange::Disconnected(shared.reason())),
+        };
+        self.answered = !matches!(r, Err(Exchange::Timeout));
+        r
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        let waiting = lock(&self.session.shared.pending).remove(&self.correlation);
+        if !self.answered && waiting.is_some() {
+            self.session.shared.push_cancel(self.correlation);
+        }
+    }
+}
+
+/// Why an exchange got no reply.
+pub(crate) enum Exchange {
+    /// The frame could not be queued.
+    Send(SendError),
+    /// The session ended first.
+    Disconnected(CloseReason),
+    /// The deadline passed first.
+    Timeout,
+}
+
 pub(super) struct PendingGuard<'a> {
     pub(super) shared: &'a Shared,
     pub(super) correlation: u64,
+    /// Whether the exchange ended without leaving the peer work to stop.
+    pub(super) answered: bool,
 }
 
 impl Drop for PendingGuard<'_> {
     fn drop(&mut self) {
-        lock(&self.shared.pending).remove(&self.correlation);
+        let waiting = lock(&self.shared.pending).remove(&self.correlation);
+        if !self.answered && waiting.is_some() {
+            // Timed out, or the caller's future was dropped: tell the peer.
+            self.shared.push_cancel(self.correlation);
+        }
     }
 }

@@ -31,7 +31,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::transport::{FrameSink, FrameStream, TransportInfo};
-use crate::wire::{Frame, Reassembler};
+use crate::wire::{Frame, FrameHeader, Reassembler};
 
 /// What a session does with the messages it receives. The session only
 /// asks; the dispatcher (or any other implementation) finds and runs the
@@ -52,9 +52,36 @@ pub(crate) trait Inbound: Send + Sync + 'static {
     ) -> Option<Outcome<(u32, Bytes)>>;
 }
 
+/// Both halves of what a session asks of its dispatcher.
+pub(crate) trait Dispatch: Inbound + Calls {}
+impl<T: Inbound + Calls> Dispatch for T {}
+
 /// What a handler's future gives: a value, or the error response.
 pub(crate) type Outcome<T> = futures_util::future::BoxFuture<'static, Result<T, HandlerError>>;
 
+/// What the session does after handing a call to its service.
+pub(crate) enum Started {
+    /// Finished at once: write this frame (a reply or an error), if any.
+    Done(Option<Frame>),
+    /// Runs on: the future gives the last frame to write, if any. The
+    /// payload's length counts against the in-flight byte budget.
+    Running {
+        correlation: u64,
+        len: usize,
+        fut: futures_util::future::BoxFuture<'static, Option<Frame>>,
+    },
+}
+
+/// Calls received: the session hands them to the services (see
+/// [`crate::rpc`]).
+pub(crate) trait Calls: Send + Sync + 'static {
+    /// Starts serving a call frame (a request with a call header).
+    /// `inline`: the handler may take its first steps at once (there is
+    /// room for another running handler).
+    fn call(&self, session: &Session, frame: Frame, inline: bool) -> Started;
+}
+
+mod calls;
 mod config;
 mod conn;
 mod error;
@@ -63,11 +90,14 @@ mod lend;
 mod outbox;
 mod writer;
 
+pub use calls::PeerService;
+pub(crate) use calls::{Calls as CallTable, Inflow, Outflow, credit_frame};
 pub(crate) use config::session_setters;
 pub use config::*;
 use conn::*;
 pub use error::*;
 pub use handle::*;
+pub(crate) use handle::{Exchange, Pending};
 use lend::*;
 use outbox::*;
 use writer::*;
@@ -97,6 +127,8 @@ pub(crate) struct Shared {
     reader: Mutex<ReadSide>,
     pending: Mutex<HashMap<u64, oneshot::Sender<Frame>>>,
     next_correlation: AtomicU64,
+    initiator: bool,
+    calls: CallTable,
     refused: Vec<(u32, &'static str)>,
     closed: CancellationToken,
     closing: AtomicBool,
@@ -132,6 +164,27 @@ impl Shared {
         // Dropping the senders wakes every waiting request with "disconnected".
         let pending: Vec<_> = lock(&self.pending).drain().collect();
         drop(pending);
+        self.calls.close_all();
+    }
+
+    /// A correlation id for a new exchange: odd on the side that opened the
+    /// connection, even on the side that accepted it (wire format §2.7).
+    fn correlation(&self) -> u64 {
+        self.next_correlation.fetch_add(2, Ordering::Relaxed)
+    }
+
+    /// Queues a cancel for one of our exchanges, without waiting: a cancel
+    /// is small and must not be lost to a full queue (the peer would work on).
+    fn push_cancel(&self, correlation: u64) {
+        if !self.closed.is_cancelled() {
+            self.out
+                .push(Frame::new(FrameHeader::cancel(correlation), Bytes::new()));
+        }
+    }
+
+    /// Whether a correlation id is one this side chose.
+    fn is_own(&self, correlation: u64) -> bool {
+        (correlation % 2 == 1) == self.initiator
     }
 }
 
@@ -141,6 +194,12 @@ pub(crate) struct Established {
     pub(crate) device_id: String,
     pub(crate) refused: Vec<(u32, &'static str)>,
     pub(crate) config: Arc<SessionConfig>,
+    /// Whether this side opened the connection (it uses odd correlation ids).
+    pub(crate) initiator: bool,
+    /// The services the peer announced.
+    pub(crate) peer_services: Vec<PeerService>,
+    /// The peer's stream window.
+    pub(crate) peer_window: u32,
 }
 
 /// Builds a session and the future that runs its connection: one task per
@@ -152,7 +211,7 @@ pub(crate) fn start(
     rx: FrameStream,
     tx: FrameSink,
     info: TransportInfo,
-    inbound: Arc<dyn Inbound>,
+    inbound: Arc<dyn Dispatch>,
     setup: impl FnOnce(&Session),
 ) -> (Session, impl Future<Output = CloseReason> + Send + 'static) {
     let started = Instant::now();
@@ -175,7 +234,9 @@ pub(crate) fn start(
             joiner: Reassembler::new(est.config.max_message.max(1)),
         }),
         pending: Mutex::new(HashMap::new()),
-        next_correlation: AtomicU64::new(1),
+        next_correlation: AtomicU64::new(if est.initiator { 1 } else { 2 }),
+        initiator: est.initiator,
+        calls: CallTable::new(est.peer_services, est.peer_window, est.config.stream_window),
         refused: est.refused,
         closed: CancellationToken::new(),
         closing: AtomicBool::new(false),

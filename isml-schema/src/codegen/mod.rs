@@ -22,6 +22,7 @@ mod dispatch;
 mod enumeration;
 mod lazy;
 mod message;
+mod service;
 mod types;
 mod union;
 
@@ -34,6 +35,7 @@ use crate::ir::{FieldDef, Schema, Type, TypeDef, TypeDefKind, TypeId};
 use crate::naming::{self, Namer, ident};
 
 pub use crate::naming::schema_variant_name;
+pub use service::{MethodTokens, ServiceNames, method_ident, service_tokens, trait_tokens};
 
 /// The header line every generated file starts with.
 pub const GENERATED_HEADER: &str =
@@ -47,6 +49,8 @@ struct Names {
     lazy: BTreeMap<TypeId, String>,
     /// package -> dispatch enum name.
     dispatch: BTreeMap<String, String>,
+    /// full service name -> its items' names.
+    services: BTreeMap<String, ServiceNames>,
 }
 
 impl Names {
@@ -54,6 +58,7 @@ impl Names {
         let mut types = BTreeMap::new();
         let mut lazy = BTreeMap::new();
         let mut dispatch = BTreeMap::new();
+        let mut services = BTreeMap::new();
         for pkg in schema.packages_iter() {
             let mut namer = Namer::camel(&[]);
             let mut chosen = Vec::new();
@@ -71,28 +76,65 @@ impl Names {
                 }
             }
             dispatch.insert(pkg.name.to_string(), namer.name("AnyMessage".into(), "X"));
+            // After everything else, so that declaring a service renames nothing.
+            for svc in &pkg.services {
+                let base = namer.name(naming::type_name(&svc.name), "Service");
+                let server = namer.name(format!("{base}Server"), "X");
+                let client = namer.name(format!("{base}Client"), "X");
+                let upper = heck::AsShoutySnakeCase(&base).to_string();
+                services.insert(
+                    svc.full_name(),
+                    ServiceNames {
+                        trait_ident: format_ident!("{base}"),
+                        server_ident: format_ident!("{server}"),
+                        client_ident: format_ident!("{client}"),
+                        descriptor_ident: format_ident!("__ISML_SERVICE_{upper}"),
+                    },
+                );
+            }
         }
         Names {
             types,
             lazy,
             dispatch,
+            services,
         }
+    }
+}
+
+/// What to generate.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct Options {
+    /// Services (traits, servers, clients), which need `isml-runtime`'s
+    /// `runtime` feature.
+    pub runtime: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options { runtime: true }
     }
 }
 
 /// Generates the Rust source of every package of `schema`: `(package, code)` pairs.
 pub fn generate(schema: &Schema) -> Vec<(String, String)> {
+    generate_with(schema, &Options::default())
+}
+
+/// [`generate`] with options.
+pub fn generate_with(schema: &Schema, options: &Options) -> Vec<(String, String)> {
     let names = Names::new(schema);
     schema
         .packages_iter()
         .map(|pkg| {
-            let code = generate_package(schema, &names, pkg.name);
+            let code = generate_package(schema, &names, pkg.name, options);
             (pkg.name.to_string(), code)
         })
         .collect()
 }
 
-fn generate_package(schema: &Schema, names: &Names, package: &str) -> String {
+fn generate_package(schema: &Schema, names: &Names, package: &str, options: &Options) -> String {
     let g = Gen {
         schema,
         names,
@@ -108,6 +150,13 @@ fn generate_package(schema: &Schema, names: &Names, package: &str) -> String {
         });
     }
     items.push(g.dispatch());
+    for svc in schema
+        .services
+        .iter()
+        .filter(|s| options.runtime && s.package == package)
+    {
+        items.push(g.service(svc, &names.services[&svc.full_name()]));
+    }
     let file = quote! {
         #(#items)*
     };
@@ -128,6 +177,8 @@ fn generate_package(schema: &Schema, names: &Names, package: &str) -> String {
             syn::Item::Struct(i) => i.attrs.push(allow.clone()),
             syn::Item::Enum(i) => i.attrs.push(allow.clone()),
             syn::Item::Impl(i) => i.attrs.push(allow.clone()),
+            syn::Item::Trait(i) => i.attrs.push(allow.clone()),
+            syn::Item::Static(i) => i.attrs.push(allow.clone()),
             _ => {}
         }
     }
@@ -197,6 +248,7 @@ pub fn derive_impls(schema: &Schema, id: TypeId, options: &DeriveOptions) -> Tok
         types: BTreeMap::new(),
         lazy: BTreeMap::new(),
         dispatch: BTreeMap::new(),
+        services: BTreeMap::new(),
     };
     let g = Gen {
         schema,

@@ -796,15 +796,37 @@ impl<'a> Compare<'a> {
                         n.span,
                     );
                 }
-                if m.streaming != n.streaming {
-                    let kind = |s: bool| if s { "server streaming" } else { "unary" };
+                let stream = |s: bool| if s { "a stream" } else { "a single message" };
+                if m.client_streaming != n.client_streaming {
                     self.push(
                         true,
                         format!(
-                            "method `{sname}.{}` changed from {} to {}",
+                            "method `{sname}.{}` changed its request side from {} to {} ({} to {})",
                             m.name,
-                            kind(m.streaming),
-                            kind(n.streaming)
+                            stream(m.client_streaming),
+                            stream(n.client_streaming),
+                            m.kind(),
+                            n.kind()
+                        ),
+                        m.span,
+                        n.span,
+                    );
+                }
+                // A response added or removed is reported above; the
+                // response side's streaming only compares between two responses.
+                if m.response.is_some()
+                    && n.response.is_some()
+                    && m.server_streaming != n.server_streaming
+                {
+                    self.push(
+                        true,
+                        format!(
+                            "method `{sname}.{}` changed its response side from {} to {} ({} to {})",
+                            m.name,
+                            stream(m.server_streaming),
+                            stream(n.server_streaming),
+                            m.kind(),
+                            n.kind()
                         ),
                         m.span,
                         n.span,

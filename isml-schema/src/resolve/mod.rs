@@ -380,7 +380,7 @@ impl Resolver<'_> {
         let mut methods: Vec<(MethodDef, [Option<Span>; 4])> = Vec::new();
         for rpc in &s.rpcs {
             self.attrs(&rpc.attrs, Place::Rpc);
-            let request = self.resolve_message_type(fi, &rpc.request, "an rpc request");
+            let request = self.resolve_message_type(fi, &rpc.request.ty, "an rpc request");
             let response = match &rpc.response {
                 Some(resp) => self
                     .resolve_message_type(fi, &resp.ty, "an rpc response")
@@ -397,14 +397,15 @@ impl Resolver<'_> {
                     id,
                     request,
                     response,
-                    streaming: rpc.response.as_ref().is_some_and(|r| r.streaming),
+                    client_streaming: rpc.request.streaming,
+                    server_streaming: rpc.response.as_ref().is_some_and(|r| r.streaming),
                     docs: rpc.docs.clone(),
                     span: Some(rpc.name.span),
                 },
                 [
                     Some(rpc.name.span),
                     Some(rpc.id.span),
-                    Some(rpc.request.span),
+                    Some(rpc.request.ty.span),
                     rpc.response.as_ref().map(|r| r.ty.span),
                 ],
             ));

@@ -78,6 +78,16 @@ pub mod fixtures {
     pub mod recursion {
         isml_runtime::include_schema!("fixtures.recursion");
     }
+    /// `rpc_forms.isml`: the five forms of an rpc.
+    pub mod rpc_forms {
+        isml_runtime::include_schema!("fixtures.rpc_forms");
+    }
+}
+
+/// `isml-schema/tests/fixtures/valid/lib/stream_pkg.isml`: a package named
+/// `stream`.
+pub mod stream {
+    isml_runtime::include_schema!("stream");
 }
 
 /// `isml-schema/tests/fixtures/valid/lib/shapes.isml`.

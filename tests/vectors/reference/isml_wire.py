@@ -189,22 +189,35 @@ def f64_from_bits(bits: int):
 KINDS = {"one-way": 0, "request": 1, "response": 2, "error": 3,
          "stream-item": 4, "stream-end": 5, "cancel": 6}
 KIND_NAMES = {v: k for k, v in KINDS.items()}
-LINK_OPCODES = {"ack": 0, "hello": 1, "welcome": 2, "ping": 3, "pong": 4, "close": 5}
+# Opcode 6 is reserved (§2.2): a v1 decoder rejects it like 8 ..= 15.
+LINK_OPCODES = {"ack": 0, "hello": 1, "welcome": 2, "ping": 3, "pong": 4, "close": 5,
+                "credit": 7}
 LINK_NAMES = {v: k for k, v in LINK_OPCODES.items()}
 HAS_TYPE_ID = {0, 1, 2, 4}
 HAS_CORRELATION = {1, 2, 3, 4, 5, 6}
 SEQ = 0x01
 MORE = 0x02
+CALL = 0x04  # §2.3: on request frames (kind 1) only; reserved on every other kind
+U16_MAX = (1 << 16) - 1
+
+
+def call(service: int, method: int, deadline_ms: int = 0) -> dict:
+    """The call header of §2.7, as the `call` field of a header's JSON."""
+    return {"service": service, "method": method, "deadline_ms": deadline_ms}
 
 
 def header(kind: str, type_id: int | None = None, correlation: int | None = None,
-           seq: int | None = None, more: bool = False) -> dict:
+           seq: int | None = None, more: bool = False, call_: dict | None = None) -> dict:
+    """A header's JSON.  `call` is present only when CALL is set (request
+    frames, §2.7), so a header without one has the same JSON as before §2.7."""
     h = {"kind": kind}
     k = KINDS.get(kind, 7)
     if k in HAS_TYPE_ID:
         h["type_id"] = type_id
     if k in HAS_CORRELATION:
         h["correlation"] = correlation
+    if call_ is not None:
+        h["call"] = call_
     h["seq"] = seq
     h["more"] = more
     return h
@@ -212,7 +225,17 @@ def header(kind: str, type_id: int | None = None, correlation: int | None = None
 
 def encode_header(h: dict) -> bytes:
     kind = h["kind"]
-    ext = (SEQ if h.get("seq") is not None else 0) | (MORE if h.get("more") else 0)
+    c = h.get("call")
+    ext = ((SEQ if h.get("seq") is not None else 0) | (MORE if h.get("more") else 0)
+           | (CALL if c is not None else 0))
+    if c is not None:
+        # §2.7: a call header exists on request frames only, and its fields
+        # have the ranges a decoder checks.
+        if kind != "request":
+            raise EncodeError(f"call header on a {kind} frame")
+        if not 0 <= c["service"] <= U32_MAX or not 1 <= c["method"] <= U16_MAX \
+                or not 0 <= c["deadline_ms"] <= U64_MAX:
+            raise EncodeError(f"call header {c}")
     out = bytearray()
     if kind in LINK_OPCODES:
         k, nibble = 7, LINK_OPCODES[kind]
@@ -236,6 +259,9 @@ def encode_header(h: dict) -> bytes:
         out += uvarint(h["correlation"])
     if h.get("seq") is not None:
         out += uvarint(h["seq"])
+    if c is not None:
+        # §2.1 item 5, §2.7: after the correlation id and the sequence number.
+        out += uvarint(c["service"]) + uvarint(c["method"]) + uvarint(c["deadline_ms"])
     return bytes(out)
 
 
@@ -257,8 +283,12 @@ def decode_header(r: Reader) -> dict:
     if x:
         ext_at = r.pos
         ext = r.byte()
-        if ext & ~(SEQ | MORE):
+        if ext & ~(SEQ | MORE | CALL):
             raise WireError("reserved_flags", ext_at, f"extension byte {ext:02x}")
+        if ext & CALL and k != KINDS["request"]:
+            # §2.3, §2.7: bit 2 is CALL on request frames only, reserved on
+            # every other kind (link frames included).
+            raise WireError("reserved_flags", ext_at, f"CALL on kind {k}")
         if ext == 0:
             raise WireError("non_canonical_header", ext_at, "extension byte 00")
     type_id = None
@@ -274,7 +304,46 @@ def decode_header(r: Reader) -> dict:
                 raise WireError("non_canonical_header", at, f"type id {type_id} as varint")
     correlation = r.uvarint() if k in HAS_CORRELATION else None
     seq = r.uvarint() if ext & SEQ else None
-    return header(kind, type_id, correlation, seq, bool(ext & MORE))
+    c = decode_call_header(r) if ext & CALL else None
+    return header(kind, type_id, correlation, seq, bool(ext & MORE), c)
+
+
+def decode_call_header(r: Reader) -> dict:
+    """§2.7: uvarint service (0 ..= 2^32-1), uvarint method (1 ..= 65535),
+    uvarint deadline_ms (any u64).  A value out of its range is *integer out of
+    range*; a call header cut short is *unexpected end* (§3: a header that
+    does not fit inside the frame)."""
+    at = r.pos
+    service = r.uvarint()
+    if service > U32_MAX:
+        raise WireError("integer_out_of_range", at, f"service index {service}")
+    at = r.pos
+    method = r.uvarint()
+    if not 1 <= method <= U16_MAX:
+        raise WireError("integer_out_of_range", at, f"method id {method}")
+    deadline_ms = r.uvarint()
+    return call(service, method, deadline_ms)
+
+
+# §2.7 flow control: the payload of a credit link frame (opcode 7).  The
+# document states `items >= 1` and the error names as edited alongside this
+# code: items 0 is *integer out of range*, bytes after the two varints are
+# *content length* (as after an error body, §7).
+
+def encode_credit(correlation: int, items: int) -> bytes:
+    if not 1 <= items <= U64_MAX:
+        raise EncodeError(f"credit of {items} items")
+    return uvarint(correlation) + uvarint(items)
+
+
+def decode_credit(r: Reader) -> dict:
+    correlation = r.uvarint()
+    at = r.pos
+    items = r.uvarint()
+    if items == 0:
+        raise WireError("integer_out_of_range", at, "credit of 0 items")
+    r.finish("credit payload")
+    return {"correlation": correlation, "items": items}
 
 
 def encode_error_body(code: int, message: str) -> bytes:
@@ -1539,6 +1608,103 @@ def gen_headers():
         add({"group": "header", "description": d, "hex": H(h).hex(), "error": e})
 
 
+def gen_call_headers():
+    """§2.3 CALL and §2.7 call headers; the credit link frame's header (§2.2)."""
+    hs = [
+        (header("request", 4, 3, call_=call(1, 2, 5000)),
+         "spec §2.7: call of service 1, method 2, deadline 5000 ms, request type 4, correlation 3"),
+        (header("request", 1, 1, call_=call(0, 1, 0)),
+         "call of the reflection service (index 0), method 1 describe, type 1, no deadline"),
+        (header("request", 2, 2, call_=call(1, 1, 0)),
+         "call with an even correlation id (made by the accepting side)"),
+        (header("request", 15, 127, call_=call(127, 127, 127)),
+         "call: service, method and deadline 127 (largest 1-byte varints)"),
+        (header("request", 3, 5, call_=call(128, 128, 128)),
+         "call: service, method and deadline 128 (smallest 2-byte varints)"),
+        (header("request", 7, 9, call_=call(2, U16_MAX, 30_000)),
+         "call of method 65535 (largest method id)"),
+        (header("request", U32_MAX, U64_MAX, call_=call(U32_MAX, U16_MAX, U64_MAX)),
+         "call with every field at its maximum: type 2^32-1, correlation 2^64-1, service 2^32-1, method 65535, deadline 2^64-1"),
+        (header("request", 16, 128, call_=call(3, 40, 16384)),
+         "call with type id 16 (varint type id), correlation 128"),
+        (header("request", 300, 11, call_=call(1, 3, 1000)),
+         "call with type id 300"),
+        (header("request", 2, 5, seq=9, call_=call(3, 300, 100)),
+         "call with SEQ: the sequence number comes before the call header"),
+        (header("request", 20, 7, more=True, call_=call(1, 1, 0)),
+         "call with MORE: the first fragment of a call"),
+        (header("request", 20, 1, seq=5, more=True, call_=call(4, 6, 250)),
+         "call with SEQ + MORE (extension byte 07)"),
+        (header("request", 1000, U64_MAX - 1, seq=0, call_=call(0, 1, 1)),
+         "call with varint type id, 10-byte correlation id, seq 0, reflection describe, deadline 1 ms"),
+        (header("credit"), "credit (link opcode 7, lead byte 77)"),
+        (header("credit", seq=3), "credit with SEQ"),
+        (header("credit", more=True), "credit with MORE"),
+    ]
+    for h, d in hs:
+        add({"group": "header", "description": d, "value": h, "hex": encode_header(h).hex()})
+    bad = [
+        # the call header's ranges (§2.7)
+        ("94 04 03 01 00 00", "integer_out_of_range", "call of method id 0"),
+        ("94 04 03 01 80 80 04 00", "integer_out_of_range", "call of method id 65536"),
+        ("94 04 03 01 ff ff ff ff 0f 00", "integer_out_of_range", "call of method id 2^32-1"),
+        ("94 04 03 80 80 80 80 10 01 00", "integer_out_of_range", "call of service index 2^32"),
+        ("94 04 03 ff ff ff ff ff ff ff ff ff 01 01 00", "integer_out_of_range", "call of service index 2^64-1"),
+        ("95 05 03 07 80 80 80 80 10 00 00", "integer_out_of_range",
+         "call with SEQ: service index 2^32 after the sequence number"),
+        # varints of the call header
+        ("94 04 03 80 00 01 00", "non_canonical_varint", "call: service index 0 as 80 00"),
+        ("94 04 03 01 82 00 00", "non_canonical_varint", "call: method id 2 as 82 00"),
+        ("94 04 03 01 02 80 00", "non_canonical_varint", "call: deadline 0 as 80 00"),
+        ("94 04 03 01 02 ff ff ff ff ff ff ff ff ff 02", "varint_overflow", "call: deadline above 2^64-1"),
+        ("94 04 03 ff ff ff ff ff ff ff ff ff 02 01 00", "varint_overflow", "call: service index above 2^64-1"),
+        # truncated call headers
+        ("94 04 03", "unexpected_end", "CALL set but no call header"),
+        ("94 04 03 01", "unexpected_end", "call header without method and deadline"),
+        ("94 04 03 01 02", "unexpected_end", "call header without deadline"),
+        ("94 04 03 01 02 88", "unexpected_end", "call header cut inside the deadline varint"),
+        ("95 05 03 05", "unexpected_end", "CALL + SEQ: sequence number, then no call header"),
+        ("94 04", "unexpected_end", "CALL set, request without correlation id"),
+        # CALL on another kind than a request is a reserved flag (§2.3)
+        ("84 04 01 02 00", "reserved_flags", "CALL on a one-way frame"),
+        ("a4 04 03 01 02 00", "reserved_flags", "CALL on a response frame"),
+        ("b0 04 03 01 02 00", "reserved_flags", "CALL on an error response frame"),
+        ("c4 04 03 01 02 00", "reserved_flags", "CALL on a stream item frame"),
+        ("d0 04 03 01 02 00", "reserved_flags", "CALL on a stream end frame"),
+        ("e0 04 03 01 02 00", "reserved_flags", "CALL on a cancel frame"),
+        ("f0 04 01 02 00", "reserved_flags", "CALL on an ack (link) frame"),
+        ("f3 04", "reserved_flags", "CALL on a ping (link) frame"),
+        ("f7 04 03 01", "reserved_flags", "CALL on a credit (link) frame"),
+        ("f7 07 05", "reserved_flags", "SEQ + MORE + CALL on a credit frame"),
+        # other reserved bits next to CALL
+        ("94 0c 03 01 02 00", "reserved_flags", "request: CALL with bit 3 set"),
+        ("94 84 03 01 02 00", "reserved_flags", "request: CALL with bit 7 (future chaining) set"),
+        # opcode 6 stays unknown, next to the new opcode 7
+        ("f6 01 05", "unknown_link_opcode", "link opcode 6 with SEQ"),
+    ]
+    for h, e, d in bad:
+        add({"group": "header", "description": d, "hex": H(h).hex(), "error": e})
+
+
+def gen_credit():
+    """§2.7 flow control: the payload of a credit link frame."""
+    for c, n, d in [(1, 1, "correlation 1, one item"), (2, 8, "even correlation id, 8 items"),
+                    (0, 1, "correlation 0"), (300, 128, "2-byte correlation and items"),
+                    (U64_MAX, U64_MAX, "correlation and items 2^64-1")]:
+        add({"group": "credit", "description": d, "value": {"correlation": c, "items": n},
+             "hex": encode_credit(c, n).hex()})
+    for h, e, d in [("01 00", "integer_out_of_range", "credit of 0 items"),
+                    ("", "unexpected_end", "empty payload"),
+                    ("01", "unexpected_end", "correlation without items"),
+                    ("ac", "unexpected_end", "correlation cut inside its varint"),
+                    ("01 80", "unexpected_end", "items cut inside its varint"),
+                    ("01 02 00", "content_length", "a byte after the items"),
+                    ("80 00 01", "non_canonical_varint", "correlation 0 as 80 00"),
+                    ("01 81 00", "non_canonical_varint", "items 1 as 81 00"),
+                    ("01 ff ff ff ff ff ff ff ff ff 02", "varint_overflow", "items above 2^64-1")]:
+        add({"group": "credit", "description": d, "hex": H(h).hex(), "error": e})
+
+
 def gen_error_bodies():
     for code, msg, d in [(0, "", "unspecified, empty message"), (1, "unknown message type", "code 1"),
                          (10, "fingerprint mismatch", "code 10"),
@@ -1574,6 +1740,14 @@ def gen_stream():
         (header("close"), encode_error_body(9, "bye"), "close with a reason"),
         (header("one-way", 5, more=True), bytes(range(1, 11)), "first fragment (MORE)"),
     ]
+    cases += [
+        (header("request", 4, 3, call_=call(1, 2, 5000)), H("01 01 2a"),
+         "call (spec §2.7 header) with a message body"),
+        (header("request", 6, 5, call_=call(2, 3, 0)), b"",
+         "call of a client-streaming method: empty payload"),
+        (header("request", 1, 7, call_=call(0, 1, 0)), b"", "reflection describe call"),
+        (header("credit"), encode_credit(3, 16), "credit of 16 items for correlation 3"),
+    ]
     for h, p, d in cases:
         add({"group": "stream_frame", "description": d, "value": {"header": h, "payload": p.hex()},
              "hex": encode_stream_frame(h, p).hex()})
@@ -1587,6 +1761,8 @@ def gen_stream():
          "max_frame": MAX_STREAM_FRAME, "hex": "800003", "error": "non_canonical_varint"})
     add({"group": "stream_frame", "description": "frame shorter than L + 1",
          "max_frame": MAX_STREAM_FRAME, "hex": "05030102", "error": "unexpected_end"})
+    add({"group": "stream_frame", "description": "call header does not fit in the frame (L = 4: deadline missing)",
+         "max_frame": MAX_STREAM_FRAME, "hex": "049404030102", "error": "unexpected_end"})
 
 
 def gen_serial():
@@ -1615,6 +1791,8 @@ def gen_serial():
         (0x00, header("one-way", 1), b"", "address 00 (encoded away by COBS)"),
         (None, header("ack"), uvarint(1), "ack 1"),
         (0x07, header("response", 300, 5, seq=1), H("0102"), "address, varint type, seq"),
+        (None, header("request", 4, 3, call_=call(1, 2, 5000)), H("0101 2a"), "call frame (spec §2.7 header)"),
+        (0x11, header("credit"), encode_credit(1, 4), "credit frame, addressed"),
     ]
     for a, h, p, d in cases:
         add({"group": "serial_frame", "description": d,
@@ -1875,15 +2053,33 @@ FRAG_VECTORS = []
 # open carries an `ambiguity` string saying which reading was taken (fvec's
 # `ambiguity` argument).  Since the clarification of §2.6 (link-frame keys
 # include the opcode, every message is bounded, interleaving is checked before
-# size, reassembly ignores SEQ) no vector needs one.
+# size, reassembly ignores SEQ) the only open point is the call header (§2.7)
+# of fragments:
+#
+# AMBIGUITY (calls, §2.6 with §2.7).  Rule 1 makes the key kind, type id and
+# correlation id; the call header is not in it.  Rule 4 gives the joined
+# message its first fragment's header.  Read literally, as done here: a
+# request fragment continues a call whatever its own CALL bit and call header
+# (absent, equal or different), and the joined message is a call exactly
+# when the first fragment is one, with the first fragment's call header.  The
+# document does not say (a) whether a sender writes CALL and the call header
+# on the first fragment only or on every fragment, nor (b) whether a receiver
+# must refuse later fragments whose call header is missing or differs from the
+# first's.  The vectors where (b) matters carry an `ambiguity` field; the
+# plain case (call header on the first fragment only) is what rules 1 and 4
+# give under any reading that does not make (b) an error.
+CALL_AMBIGUITY = ("§2.6 does not say whether later fragments of a call may carry a call header "
+                  "that differs from (or is missing on) the first; read literally (rule 1: the call "
+                  "header is not part of the key; rule 4: the joined message has the first "
+                  "fragment's header), they join and the first fragment's call header is kept")
 
 
 def fr(kind: str, payload=b"", t: int | None = None, c: int | None = None,
-       seq: int | None = None, more: bool = False) -> dict:
+       seq: int | None = None, more: bool = False, call_: dict | None = None) -> dict:
     """One frame of a fragment vector: header JSON and payload hex."""
     if isinstance(payload, str):
         payload = H(payload)
-    return {"header": header(kind, t, c, seq, more), "payload": payload.hex()}
+    return {"header": header(kind, t, c, seq, more, call_), "payload": payload.hex()}
 
 
 def pat(n: int, start: int = 1) -> bytes:
@@ -2074,6 +2270,51 @@ def gen_fragments():
     fvec("maximum 16: a whole ping of 17 bytes is too large (link frames are bounded too)",
          [fr("ping", pat(17))], 0, ("too_large", 0), max_message=16)
 
+    # --- calls (§2.7): the call header is not part of the key ---------------------------
+    c1 = call(1, 2, 5000)
+    fvec("a call (service 1, method 2, deadline 5000) in three fragments, the call header on the first only: the joined message is the call",
+         [fr("request", pat(4), 4, 3, more=True, call_=c1), fr("request", pat(4, 5), 4, 3, more=True),
+          fr("request", pat(2, 9), 4, 3)], 1)
+    fvec("a call with SEQ on every fragment (1, 2): the joined call carries seq 1 and the first fragment's call header",
+         [fr("request", pat(3), 300, 5, seq=1, more=True, call_=call(2, 7, 0)),
+          fr("request", pat(3, 4), 300, 5, seq=2)], 1)
+    fvec("a call whose every fragment repeats the same call header",
+         [fr("request", pat(2), 4, 3, more=True, call_=c1), fr("request", pat(2, 3), 4, 3, call_=c1)], 1,
+         ambiguity=CALL_AMBIGUITY)
+    fvec("a call whose last fragment has another call header: the key matches, the first fragment's call header is kept",
+         [fr("request", pat(2), 4, 3, more=True, call_=c1),
+          fr("request", pat(2, 3), 4, 3, call_=call(9, 9, 9))], 1, ambiguity=CALL_AMBIGUITY)
+    fvec("a plain request whose last fragment has CALL: the joined message is a plain request (the first fragment's header)",
+         [fr("request", pat(2), 4, 3, more=True), fr("request", pat(2, 3), 4, 3, call_=c1)], 1,
+         ambiguity=CALL_AMBIGUITY)
+    fvec("a complete call with another correlation id, stream items, a credit and a cancel between the fragments of a call",
+         [fr("request", pat(2), 4, 3, more=True, call_=c1),
+          fr("request", "01", 4, 5, call_=c1),
+          fr("stream-item", "02", 8, 2),
+          fr("credit", encode_credit(2, 4)),
+          fr("cancel", c=1),
+          fr("request", pat(2, 3), 4, 3)], 5)
+    fvec("a client-streaming call: the call frame (empty payload), a fragmented stream item, the stream end",
+         [fr("request", b"", 6, 7, call_=call(1, 4, 0)),
+          fr("stream-item", pat(3), 6, 7, more=True), fr("stream-item", pat(3, 4), 6, 7),
+          fr("stream-end", c=7)], 3)
+    fvec("a credit (link opcode 7) in two fragments: delivered as one credit",
+         split("credit", encode_credit(300, 16), [1, 2]), 1)
+    fvec("a complete credit between the fragments of a ping: the opcode is part of the key",
+         [fr("ping", "01", more=True), fr("credit", encode_credit(1, 1)), fr("ping", "02")], 2)
+    fvec("interleaved: a call with another correlation id and MORE while a call is in progress",
+         [fr("request", pat(2), 4, 3, more=True, call_=c1),
+          fr("request", pat(2), 4, 5, more=True, call_=c1)], 0, ("interleaved", 1))
+    fvec("interleaved: a credit with MORE while a ping is in progress",
+         [fr("ping", "01", more=True), fr("credit", "01", more=True)], 0, ("interleaved", 1))
+    fvec("maximum 16: a call's payload is bounded like any message, the call header is not counted",
+         [fr("request", pat(16), U32_MAX, U64_MAX, call_=call(U32_MAX, U16_MAX, U64_MAX)),
+          fr("request", pat(9), 4, 3, more=True, call_=c1), fr("request", pat(8), 4, 3)], 1,
+         ("too_large", 2), max_message=16)
+    fvec("truncated: the stream ends inside a call",
+         [fr("request", pat(3), 4, 3, more=True, call_=c1), fr("credit", encode_credit(2, 1))], 1,
+         ("truncated", 2))
+
     # --- truncated --------------------------------------------------------------------
     fvec("truncated: the stream ends after a first fragment",
          [fr("request", pat(3), 20, 1, more=True)], 0, ("truncated", 1))
@@ -2181,6 +2422,13 @@ def check(v):
             return expect_error(err, dec)
         assert encode_error_body(v["value"]["code"], v["value"]["message"]) == data
         assert dec() == v["value"]
+    elif g == "credit":
+        def dec():
+            return decode_credit(Reader(data))
+        if err:
+            return expect_error(err, dec)
+        assert encode_credit(v["value"]["correlation"], v["value"]["items"]) == data
+        assert dec() == v["value"]
     elif g == "stream_frame":
         if err:
             return expect_error(err, lambda: decode_stream_frame(data, v["max_frame"]))
@@ -2231,6 +2479,17 @@ def spec_examples():
     assert encode_stream_frame(header("one-way", 3), body) == H("0d 03 95 03 02 f8 f7 02 b7 17 00 00 bc 41 01")
     assert len(encode_serial_frame(None, header("one-way", 3), body)) == 20
     assert fingerprint(S, "A")[0] == "#5message{1:u8;2:list<@0>;}"
+    assert encode_header(header("request", 4, 3, call_=call(1, 2, 5000))) == H("94 04 03 01 02 88 27")
+    assert encode_header(header("credit")) == H("77")
+    # The encoder refuses what a decoder rejects (§2.3, §2.7).
+    for h in [header("response", 4, 3, call_=call(1, 2)), header("request", 4, 3, call_=call(1, 0)),
+              header("request", 4, 3, call_=call(1, U16_MAX + 1)),
+              header("request", 4, 3, call_=call(U32_MAX + 1, 1))]:
+        try:
+            encode_header(h)
+        except EncodeError:
+            continue
+        raise AssertionError(f"encoded {h}")
 
 
 def depth_examples():
@@ -2304,7 +2563,9 @@ def main():
     gen_varints()
     gen_floats()
     gen_headers()
+    gen_call_headers()
     gen_error_bodies()
+    gen_credit()
     gen_stream()
     gen_serial()
     gen_cobs()
