@@ -10,20 +10,23 @@
 //! `rpc: unary c64 req/s isml/tonic X.XXx, p50 c1 isml/tonic Y.YYx, p50 c1 isml/floor Z.ZZx, stream items/s isml/tonic W.WWx`
 //!
 //! The stream ratio is against the faster of tonic's two ways of producing a
-//! stream (a handler task feeding a channel, or an iterator).
+//! stream (a handler task feeding a channel, or an iterator). The isml side
+//! is the generated `Charger` service; a row of plain `Session::request`
+//! calls (no RPC layer) shows what that layer costs.
 //!
 //! `cargo run --release -p isml-benches --bin rpc-compare`
 //!
 //! For a profiler, `-- --profile ROW` runs one side's row alone for about ten
-//! seconds (ROW: `isml-c1`, `isml-c64`, `isml-stream`, `tonic-c1`,
-//! `tonic-c64`, `tonic-stream`), e.g. under `perf record -g`.
+//! seconds (ROW: `isml-c1`, `isml-c64`, `isml-stream`, `session-c1`,
+//! `session-c64`, `session-stream`, `tonic-c1`, `tonic-c64`, `tonic-stream`), e.g. under
+//! `perf record -g`.
 
 use std::process::ExitCode;
 use std::time::Duration;
 
 use isml_benches::rpc::isml::{ChargeStarted, StartCharging};
 use isml_benches::rpc::tonic_peer::{StreamMode, TonicServer};
-use isml_benches::rpc::{BenchError, Unary, floor, isml_peer, tonic_peer};
+use isml_benches::rpc::{BenchError, Unary, floor, isml_rpc, isml_session, tonic_peer};
 use isml_runtime::TopLevel;
 use isml_runtime::wire::FrameHeader;
 
@@ -45,9 +48,11 @@ const RUN_LIMIT: Duration = Duration::from_secs(110);
 #[derive(Default)]
 struct Rounds {
     isml_c1: Vec<Unary>,
+    session_c1: Vec<Unary>,
     tonic_c1: Vec<Unary>,
     floor_c1: Vec<Unary>,
     isml_c64: Vec<Unary>,
+    session_c64: Vec<Unary>,
     tonic_c64: Vec<Unary>,
     isml_stream: Vec<f64>,
     tonic_stream_channel: Vec<f64>,
@@ -67,26 +72,66 @@ fn us(d: Duration) -> f64 {
     d.as_secs_f64() * 1e6
 }
 
+/// The servers and a connection to each, shared by the rounds.
+struct Peers {
+    isml_server: isml_rpc::IsmlServer,
+    isml_session: isml_runtime::session::Session,
+    isml: std::sync::Arc<isml_rpc::ChargerClient>,
+    plain_server: isml_session::IsmlServer,
+    plain: isml_runtime::session::Session,
+    plain_received: std::sync::Arc<isml_session::Received>,
+    _tonic_servers: (TonicServer, TonicServer),
+    tonic: tonic_peer::Client,
+    tonic_iter: tonic_peer::Client,
+}
+
+impl Peers {
+    async fn start() -> Result<Self, BenchError> {
+        let isml_server = isml_rpc::IsmlServer::start().await?;
+        let (isml_session, isml) = isml_server.connect().await?;
+        let plain_server = isml_session::IsmlServer::start().await?;
+        let (plain, plain_received) = plain_server.connect().await?;
+        let tonic_channel = TonicServer::start(StreamMode::Channel).await?;
+        let tonic_iter_server = TonicServer::start(StreamMode::Iterator).await?;
+        let tonic = tonic_channel.connect().await?;
+        let tonic_iter = tonic_iter_server.connect().await?;
+        Ok(Self {
+            isml_server,
+            isml_session,
+            isml,
+            plain_server,
+            plain,
+            plain_received,
+            _tonic_servers: (tonic_channel, tonic_iter_server),
+            tonic,
+            tonic_iter,
+        })
+    }
+
+    async fn stop(self) {
+        self.isml_session.close("done").await;
+        self.plain.close("done").await;
+        self.isml_server.shutdown().await;
+        self.plain_server.shutdown().await;
+    }
+}
+
 async fn run() -> Result<(), BenchError> {
-    let isml_server = isml_peer::IsmlServer::start().await?;
-    let tonic_channel = TonicServer::start(StreamMode::Channel).await?;
-    let tonic_iter = TonicServer::start(StreamMode::Iterator).await?;
-    let (session, received) = isml_server.connect().await?;
-    let client = tonic_channel.connect().await?;
-    let client_iter = tonic_iter.connect().await?;
+    let p = Peers::start().await?;
 
     // Warm-up: connections, allocator arenas, both sides' buffers.
-    isml_peer::unary(&session, CONCURRENCY, 50, 1_000).await?;
-    tonic_peer::unary(&client, CONCURRENCY, 50, 1_000).await?;
-    isml_peer::stream(&session, &received, STREAM_ITEMS / 10).await?;
-    tonic_peer::stream(&client, STREAM_ITEMS / 10).await?;
-    tonic_peer::stream(&client_iter, STREAM_ITEMS / 10).await?;
+    isml_rpc::unary(&p.isml, CONCURRENCY, 50, 1_000).await?;
+    isml_session::unary(&p.plain, CONCURRENCY, 50, 1_000).await?;
+    tonic_peer::unary(&p.tonic, CONCURRENCY, 50, 1_000).await?;
+    isml_rpc::stream(&p.isml, STREAM_ITEMS / 10).await?;
+    tonic_peer::stream(&p.tonic, STREAM_ITEMS / 10).await?;
+    tonic_peer::stream(&p.tonic_iter, STREAM_ITEMS / 10).await?;
 
-    // The floor moves frames of the sizes isml's own request and reply
-    // frames had on the wire, as counted by the session.
-    let before = session.stats();
-    isml_peer::unary(&session, 1, 1_000, 0).await?;
-    let after = session.stats();
+    // The floor moves frames of the sizes isml's own call and reply frames
+    // had on the wire, as counted by the session.
+    let before = p.isml_session.stats();
+    isml_rpc::unary(&p.isml, 1, 1_000, 0).await?;
+    let after = p.isml_session.stats();
     let calls = (after.frames_out - before.frames_out).max(1);
     let req_size = ((after.bytes_out - before.bytes_out) as f64 / calls as f64).round() as usize;
     let reply_size = ((after.bytes_in - before.bytes_in) as f64 / calls as f64).round() as usize;
@@ -101,15 +146,15 @@ async fn run() -> Result<(), BenchError> {
         // Alternate which side goes first, so neither always follows the other.
         let isml_first = round % 2 == 0;
         let (a, b) = if isml_first {
-            let a = isml_peer::unary(&session, 1, C1_CALLS, WARMUP_CALLS).await?;
+            let a = isml_rpc::unary(&p.isml, 1, C1_CALLS, WARMUP_CALLS).await?;
             (
                 a,
-                tonic_peer::unary(&client, 1, C1_CALLS, WARMUP_CALLS).await?,
+                tonic_peer::unary(&p.tonic, 1, C1_CALLS, WARMUP_CALLS).await?,
             )
         } else {
-            let b = tonic_peer::unary(&client, 1, C1_CALLS, WARMUP_CALLS).await?;
+            let b = tonic_peer::unary(&p.tonic, 1, C1_CALLS, WARMUP_CALLS).await?;
             (
-                isml_peer::unary(&session, 1, C1_CALLS, WARMUP_CALLS).await?,
+                isml_rpc::unary(&p.isml, 1, C1_CALLS, WARMUP_CALLS).await?,
                 b,
             )
         };
@@ -120,6 +165,7 @@ async fn run() -> Result<(), BenchError> {
             WARMUP_CALLS,
         )
         .await?;
+        let plain = isml_session::unary(&p.plain, 1, C1_CALLS, WARMUP_CALLS).await?;
         r.r_p50_tonic
             .push(a.p50.as_secs_f64() / b.p50.as_secs_f64());
         r.r_p50_floor
@@ -127,29 +173,33 @@ async fn run() -> Result<(), BenchError> {
         r.isml_c1.push(a);
         r.tonic_c1.push(b);
         r.floor_c1.push(f);
+        r.session_c1.push(plain);
 
         let (a, b) = if isml_first {
-            let a = isml_peer::unary(&session, CONCURRENCY, C64_PER_CALLER, WARMUP_CALLS).await?;
-            let b = tonic_peer::unary(&client, CONCURRENCY, C64_PER_CALLER, WARMUP_CALLS).await?;
+            let a = isml_rpc::unary(&p.isml, CONCURRENCY, C64_PER_CALLER, WARMUP_CALLS).await?;
+            let b = tonic_peer::unary(&p.tonic, CONCURRENCY, C64_PER_CALLER, WARMUP_CALLS).await?;
             (a, b)
         } else {
-            let b = tonic_peer::unary(&client, CONCURRENCY, C64_PER_CALLER, WARMUP_CALLS).await?;
-            let a = isml_peer::unary(&session, CONCURRENCY, C64_PER_CALLER, WARMUP_CALLS).await?;
+            let b = tonic_peer::unary(&p.tonic, CONCURRENCY, C64_PER_CALLER, WARMUP_CALLS).await?;
+            let a = isml_rpc::unary(&p.isml, CONCURRENCY, C64_PER_CALLER, WARMUP_CALLS).await?;
             (a, b)
         };
+        let plain =
+            isml_session::unary(&p.plain, CONCURRENCY, C64_PER_CALLER, WARMUP_CALLS).await?;
         r.r_c64.push(a.rate / b.rate);
         r.isml_c64.push(a);
         r.tonic_c64.push(b);
+        r.session_c64.push(plain);
 
         let (a, b, c) = if isml_first {
-            let a = isml_peer::stream(&session, &received, STREAM_ITEMS).await?;
-            let b = tonic_peer::stream(&client, STREAM_ITEMS).await?;
-            let c = tonic_peer::stream(&client_iter, STREAM_ITEMS).await?;
+            let a = isml_rpc::stream(&p.isml, STREAM_ITEMS).await?;
+            let b = tonic_peer::stream(&p.tonic, STREAM_ITEMS).await?;
+            let c = tonic_peer::stream(&p.tonic_iter, STREAM_ITEMS).await?;
             (a, b, c)
         } else {
-            let c = tonic_peer::stream(&client_iter, STREAM_ITEMS).await?;
-            let b = tonic_peer::stream(&client, STREAM_ITEMS).await?;
-            let a = isml_peer::stream(&session, &received, STREAM_ITEMS).await?;
+            let c = tonic_peer::stream(&p.tonic_iter, STREAM_ITEMS).await?;
+            let b = tonic_peer::stream(&p.tonic, STREAM_ITEMS).await?;
+            let a = isml_rpc::stream(&p.isml, STREAM_ITEMS).await?;
             (a, b, c)
         };
         r.r_stream.push(a / b.max(c));
@@ -157,8 +207,7 @@ async fn run() -> Result<(), BenchError> {
         r.tonic_stream_channel.push(b);
         r.tonic_stream_iter.push(c);
     }
-    session.close("done").await;
-    isml_server.shutdown().await;
+    p.stop().await;
     print_table(&r, req_size, reply_size);
     Ok(())
 }
@@ -175,46 +224,54 @@ fn print_table(r: &Rounds, req_size: usize, reply_size: usize) {
             .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
             .unwrap_or_else(|_| "unknown".into())
     );
-    println!("| row | isml | tonic | raw TCP floor | isml/tonic | target |");
-    println!("|---|---|---|---|---|---|");
     println!(
-        "| unary c1 p50 | {:.1} us | {:.1} us | {:.1} us | {:.2}x (isml/floor {:.2}x) | <= 0.2x (floor <= 1.3x) |",
+        "| row | isml (generated service) | tonic | raw TCP floor | isml/tonic | target | isml Session::request (no RPC layer) |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    println!(
+        "| unary c1 p50 | {:.1} us | {:.1} us | {:.1} us | {:.2}x (isml/floor {:.2}x) | <= 0.2x (floor <= 1.3x) | {:.1} us |",
         m(&r.isml_c1, p50),
         m(&r.tonic_c1, p50),
         m(&r.floor_c1, p50),
         median(r.r_p50_tonic.clone()),
         median(r.r_p50_floor.clone()),
+        m(&r.session_c1, p50),
     );
     println!(
-        "| unary c1 p99 | {:.1} us | {:.1} us | {:.1} us | {:.2}x | |",
+        "| unary c1 p99 | {:.1} us | {:.1} us | {:.1} us | {:.2}x | | {:.1} us |",
         m(&r.isml_c1, p99),
         m(&r.tonic_c1, p99),
         m(&r.floor_c1, p99),
         m(&r.isml_c1, p99) / m(&r.tonic_c1, p99),
+        m(&r.session_c1, p99),
     );
     println!(
-        "| unary c1 calls/s | {:.1} k/s | {:.1} k/s | {:.1} k/s | {:.2}x | |",
+        "| unary c1 calls/s | {:.1} k/s | {:.1} k/s | {:.1} k/s | {:.2}x | | {:.1} k/s |",
         m(&r.isml_c1, rate),
         m(&r.tonic_c1, rate),
         m(&r.floor_c1, rate),
         m(&r.isml_c1, rate) / m(&r.tonic_c1, rate),
+        m(&r.session_c1, rate),
     );
     println!(
-        "| unary c{CONCURRENCY}, one connection: calls/s | {:.1} k/s | {:.1} k/s | - | {:.2}x | >= 5x |",
+        "| unary c{CONCURRENCY}, one connection: calls/s | {:.1} k/s | {:.1} k/s | - | {:.2}x | >= 5x | {:.1} k/s |",
         m(&r.isml_c64, rate),
         m(&r.tonic_c64, rate),
         median(r.r_c64.clone()),
+        m(&r.session_c64, rate),
     );
     println!(
-        "| unary c{CONCURRENCY}, one connection: p50 / p99 | {:.0} / {:.0} us | {:.0} / {:.0} us | - | | |",
+        "| unary c{CONCURRENCY}, one connection: p50 / p99 | {:.0} / {:.0} us | {:.0} / {:.0} us | - | | | {:.0} / {:.0} us |",
         m(&r.isml_c64, p50),
         m(&r.isml_c64, p99),
         m(&r.tonic_c64, p50),
         m(&r.tonic_c64, p99),
+        m(&r.session_c64, p50),
+        m(&r.session_c64, p99),
     );
     let ms = |v: &[f64]| median(v.to_vec()) / 1e6;
     println!(
-        "| server stream of {} items: items/s | {:.2} M/s | {:.2} M/s (channel), {:.2} M/s (iterator) | - | {:.2}x (vs the faster) | >= 1.5x |",
+        "| server stream of {} items: items/s | {:.2} M/s | {:.2} M/s (channel), {:.2} M/s (iterator) | - | {:.2}x (vs the faster) | >= 1.5x | - |",
         STREAM_ITEMS,
         ms(&r.isml_stream),
         ms(&r.tonic_stream_channel),
@@ -222,7 +279,7 @@ fn print_table(r: &Rounds, req_size: usize, reply_size: usize) {
         median(r.r_stream.clone()),
     );
     println!(
-        "\nisml frames on the wire: request {req_size} B, reply {reply_size} B (the floor sends the same sizes)"
+        "\nisml frames on the wire: call {req_size} B, reply {reply_size} B (the floor sends the same sizes)"
     );
     println!(
         "rpc: unary c64 req/s isml/tonic {:.2}x, p50 c1 isml/tonic {:.2}x, p50 c1 isml/floor {:.2}x, stream items/s isml/tonic {:.2}x",
@@ -235,23 +292,39 @@ fn print_table(r: &Rounds, req_size: usize, reply_size: usize) {
 
 /// Runs one row of one side over and over for about ten seconds.
 async fn profile(row: &str) -> Result<(), BenchError> {
-    let isml_server = isml_peer::IsmlServer::start().await?;
-    let tonic_server = TonicServer::start(StreamMode::Channel).await?;
-    let (session, received) = isml_server.connect().await?;
-    let client = tonic_server.connect().await?;
+    let p = Peers::start().await?;
     let t0 = std::time::Instant::now();
     let mut rounds = 0;
     while t0.elapsed() < Duration::from_secs(10) {
         match row {
-            "isml-c1" => drop(isml_peer::unary(&session, 1, C1_CALLS, 0).await?),
-            "isml-c64" => drop(isml_peer::unary(&session, CONCURRENCY, C64_PER_CALLER, 0).await?),
-            "isml-stream" => drop(isml_peer::stream(&session, &received, STREAM_ITEMS).await?),
-            "tonic-c1" => drop(tonic_peer::unary(&client, 1, C1_CALLS, 0).await?),
-            "tonic-c64" => drop(tonic_peer::unary(&client, CONCURRENCY, C64_PER_CALLER, 0).await?),
-            "tonic-stream" => drop(tonic_peer::stream(&client, STREAM_ITEMS).await?),
-            _ => {
-                return Err(BenchError::Usage(format!("unknown row {row:?}")));
+            "isml-c1" => {
+                isml_rpc::unary(&p.isml, 1, C1_CALLS, 0).await?;
             }
+            "isml-c64" => {
+                isml_rpc::unary(&p.isml, CONCURRENCY, C64_PER_CALLER, 0).await?;
+            }
+            "isml-stream" => {
+                isml_rpc::stream(&p.isml, STREAM_ITEMS).await?;
+            }
+            "session-c1" => {
+                isml_session::unary(&p.plain, 1, C1_CALLS, 0).await?;
+            }
+            "session-c64" => {
+                isml_session::unary(&p.plain, CONCURRENCY, C64_PER_CALLER, 0).await?;
+            }
+            "session-stream" => {
+                isml_session::stream(&p.plain, &p.plain_received, STREAM_ITEMS).await?;
+            }
+            "tonic-c1" => {
+                tonic_peer::unary(&p.tonic, 1, C1_CALLS, 0).await?;
+            }
+            "tonic-c64" => {
+                tonic_peer::unary(&p.tonic, CONCURRENCY, C64_PER_CALLER, 0).await?;
+            }
+            "tonic-stream" => {
+                tonic_peer::stream(&p.tonic, STREAM_ITEMS).await?;
+            }
+            _ => return Err(BenchError::Usage(format!("unknown row {row:?}"))),
         }
         rounds += 1;
     }
@@ -259,7 +332,7 @@ async fn profile(row: &str) -> Result<(), BenchError> {
         "{row}: {rounds} rounds in {:.1} s",
         t0.elapsed().as_secs_f64()
     );
-    isml_server.shutdown().await;
+    p.stop().await;
     Ok(())
 }
 

@@ -12,9 +12,8 @@ use isml_runtime::rpc::{Call, Sink, Status};
 use isml_runtime::server::Server;
 use isml_runtime::session::Session;
 
-use super::isml::{
-    ChargeStarted, Charger, ChargerClient, ChargerServer, SlotReading, StartCharging, WatchSlot,
-};
+pub use super::isml::ChargerClient;
+use super::isml::{ChargeStarted, Charger, ChargerServer, SlotReading, StartCharging, WatchSlot};
 use super::{BenchError, MAX_KWH, SLOT, USER, Unary, reading, reply_to, run_unary};
 
 fn item(slot: u32, seq: u64) -> SlotReading {
@@ -31,7 +30,11 @@ fn item(slot: u32, seq: u64) -> SlotReading {
 struct Service;
 
 impl Charger for Service {
-    async fn start_charging(&self, _call: Call, req: StartCharging) -> Result<ChargeStarted, Status> {
+    async fn start_charging(
+        &self,
+        _call: Call,
+        req: StartCharging,
+    ) -> Result<ChargeStarted, Status> {
         let (session_id, accepted) = reply_to(req.slot, &req.user, req.max_kwh);
         Ok(ChargeStarted {
             session_id,
@@ -120,7 +123,10 @@ pub async fn unary(
         start_charging(client.clone()).await?;
     }
     let client = client.clone();
-    run_unary(concurrency, per_task, move || start_charging(client.clone())).await
+    run_unary(concurrency, per_task, move || {
+        start_charging(client.clone())
+    })
+    .await
 }
 
 /// Receives a stream of `count` items and returns items per second, from the

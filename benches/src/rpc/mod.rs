@@ -2,7 +2,10 @@
 //! server stream), served and called by isml and by tonic on loopback TCP,
 //! plus the raw TCP floor.
 //!
-//! - [`isml_peer`]: the isml server and client;
+//! - [`isml_rpc`]: the isml server and client of the generated `Charger`
+//!   service;
+//! - [`isml_session`]: the same calls without the RPC layer (a request
+//!   handler and `Session::request`), to show what that layer costs;
 //! - [`tonic_peer`]: the tonic (gRPC over HTTP/2, prost messages) server and
 //!   client;
 //! - [`floor`]: request/response ping-pong over plain tokio TCP with frames of
@@ -13,7 +16,8 @@
 //! a side that skipped work would fail rather than look fast.
 
 pub mod floor;
-pub mod isml_peer;
+pub mod isml_rpc;
+pub mod isml_session;
 pub mod tonic_peer;
 
 use std::time::{Duration, Instant};
@@ -46,6 +50,9 @@ pub enum BenchError {
     /// An isml request failed.
     #[error("isml request: {0}")]
     IsmlRequest(#[from] isml_runtime::session::RequestError),
+    /// An isml RPC call failed.
+    #[error("isml call: {0}")]
+    IsmlCall(#[from] isml_runtime::rpc::CallError),
     /// An isml message could not be sent.
     #[error("isml send: {0}")]
     IsmlSend(#[from] isml_runtime::session::SendError),

@@ -16,6 +16,9 @@ use super::pb::charger_server::{Charger, ChargerServer};
 use super::pb::{ChargeStarted, SlotReading, StartCharging, WatchSlot};
 use super::{BenchError, MAX_KWH, SLOT, USER, Unary, reading, reply_to, run_unary};
 
+/// A client of the tonic `Charger` service over one channel.
+pub type Client = ChargerClient<Channel>;
+
 /// How the server produces a stream's items.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StreamMode {

@@ -1,11 +1,11 @@
-//! The isml side.
-//!
-//! Until the generated `Charger` service lands, this measures the closest the
-//! runtime has: a unary call is `Session::request` with a request handler, and
-//! a server stream is a request whose handler sends every item as a one-way
-//! message on the caller's session before replying (the client counts the
-//! items in a one-way handler). Runtime defaults except keep-alive, which is
-//! off on both ends so that no ping lands in a measurement.
+//! The same calls on isml without the RPC layer: a unary call is
+//! `Session::request` answered by a request handler, and a server stream is
+//! a request whose handler sends every item as a one-way message on the
+//! caller's session before replying (the client counts the items in a
+//! one-way handler). This was the isml side before the generated services
+//! existed; it stays as a reference for what the RPC layer adds. Runtime
+//! defaults except keep-alive, which is off on both ends so that no ping
+//! lands in a measurement.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
