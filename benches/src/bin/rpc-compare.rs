@@ -19,7 +19,9 @@
 //! For a profiler, `-- --profile ROW` runs one side's row alone for about ten
 //! seconds (ROW: `isml-c1`, `isml-c64`, `isml-stream`, `session-c1`,
 //! `session-c64`, `session-stream`, `tonic-c1`, `tonic-c64`, `tonic-stream`), e.g. under
-//! `perf record -g`.
+//! `perf record -g`. `RPC_COMPARE_STREAM_WINDOW=N` sets the isml client's
+//! stream window (items; the runtime's default otherwise), to try what the
+//! window does to the stream row.
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -88,7 +90,13 @@ struct Peers {
 impl Peers {
     async fn start() -> Result<Self, BenchError> {
         let isml_server = isml_rpc::IsmlServer::start().await?;
-        let (isml_session, isml) = isml_server.connect().await?;
+        let window = match std::env::var("RPC_COMPARE_STREAM_WINDOW") {
+            Ok(v) => Some(v.parse().map_err(|_| {
+                BenchError::Usage(format!("RPC_COMPARE_STREAM_WINDOW={v:?}: not a number"))
+            })?),
+            Err(_) => None,
+        };
+        let (isml_session, isml) = isml_server.connect(window).await?;
         let plain_server = isml_session::IsmlServer::start().await?;
         let (plain, plain_received) = plain_server.connect().await?;
         let tonic_channel = TonicServer::start(StreamMode::Channel).await?;

@@ -77,12 +77,18 @@ impl IsmlServer {
         Ok(Self { server, url })
     }
 
-    /// Opens one session to the server, and a client of the service on it.
-    pub async fn connect(&self) -> Result<(Session, Arc<ChargerClient>), BenchError> {
-        let session = Client::builder(&self.url)
-            .keepalive(None)
-            .connect_session()
-            .await?;
+    /// Opens one session to the server, and a client of the service on it;
+    /// `stream_window`: the items each stream it receives may hold (`None`:
+    /// the runtime's default).
+    pub async fn connect(
+        &self,
+        stream_window: Option<u32>,
+    ) -> Result<(Session, Arc<ChargerClient>), BenchError> {
+        let mut builder = Client::builder(&self.url).keepalive(None);
+        if let Some(items) = stream_window {
+            builder = builder.stream_window(items);
+        }
+        let session = builder.connect_session().await?;
         let client = Arc::new(ChargerClient::new(session.clone()));
         Ok((session, client))
     }
