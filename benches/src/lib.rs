@@ -1,6 +1,9 @@
 //! The same four messages as isml generated types and as prost types, with
 //! deterministic sample data, for the benchmarks in `benches/codec.rs` and the
-//! comparison table printed by `src/bin/compare.rs`.
+//! comparison table printed by `src/bin/compare.rs`; and, in [`rpc`], the
+//! isml, tonic and raw TCP peers of `src/bin/rpc-compare.rs`.
+
+pub mod rpc;
 
 /// isml types generated from `schemas/bench.isml`.
 pub mod bench {
