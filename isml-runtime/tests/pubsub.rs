@@ -325,6 +325,8 @@ async fn stalled_subscriber(url: &str, channel: u32) -> Box<dyn std::any::Any + 
         agent: "test".into(),
         credentials: Default::default(),
         types: vec![],
+        stream_window: 16,
+        services: vec![],
     };
     tx.send(Frame::new(
         FrameHeader::control(ControlOp::Hello),

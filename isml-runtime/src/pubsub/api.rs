@@ -113,7 +113,7 @@ impl Session {
     }
 
     /// Sends `frame` and waits for the broker's answer to `correlation`.
-    async fn exchange(
+    async fn pubsub_exchange(
         &self,
         correlation: u64,
         frame: Frame,
@@ -135,7 +135,7 @@ impl Session {
         correlation: u64,
         frame: Frame,
     ) -> Result<Ack, PublishError> {
-        match self.exchange(correlation, frame).await {
+        match self.pubsub_exchange(correlation, frame).await {
             Ok(Ok(persisted)) => Ok(ack(persisted)),
             Ok(Err(refusal)) => Err(PublishError::Refused {
                 what: "publication",
@@ -301,7 +301,7 @@ impl Session {
         }
         .encode();
         let channel = name.to_owned();
-        let outcome = self.exchange(correlation, frame).await;
+        let outcome = self.pubsub_exchange(correlation, frame).await;
         let err = match outcome {
             Ok(Ok(_)) => return Ok(raw),
             Ok(Err(refusal)) => SubscribeError::Refused { channel, refusal },
@@ -325,7 +325,7 @@ impl Session {
         }
         .encode();
         let channel = "*".to_owned();
-        match self.exchange(correlation, frame).await {
+        match self.pubsub_exchange(correlation, frame).await {
             Ok(Ok(_)) => Ok(()),
             Ok(Err(refusal)) => Err(SubscribeError::Refused { channel, refusal }),
             Err(Failure::Send(e)) => Err(SubscribeError::Send(e)),
@@ -366,7 +366,7 @@ impl Session {
             },
         }
         .encode();
-        match self.exchange(correlation, frame).await {
+        match self.pubsub_exchange(correlation, frame).await {
             Ok(Ok(_)) => Ok(()),
             Ok(Err(refusal)) => Err(PublishError::Refused {
                 what: "delete",
@@ -390,7 +390,7 @@ impl Session {
             type_id: M::TYPE_ID,
         };
         let frame = self.publish_frame(&head, msg)?;
-        match self.exchange(correlation, frame).await {
+        match self.pubsub_exchange(correlation, frame).await {
             Ok(Ok(_)) => Ok(()),
             Ok(Err(refusal)) => Err(PublishError::Refused {
                 what: "message",

@@ -369,7 +369,7 @@ fn decode_reply<R: TopLevel>(method: &'static str, reply: Frame) -> Result<R, Ca
             .map_err(|source| CallError::Decode {
                 method,
                 message: R::NAME,
-                source,
+                source: Box::new(source),
             }),
         FrameKind::Response => Err(CallError::Incompatible {
             method,

@@ -200,7 +200,7 @@ pub async fn describe(conn: impl Into<Conn>, timeout: Duration) -> Result<Descri
         decode_description(&reply.payload).map_err(|source| CallError::Decode {
             method: METHOD,
             message: "describe answer",
-            source,
+            source: Box::new(source),
         })?;
     Ok(Description {
         schema,

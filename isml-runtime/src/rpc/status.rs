@@ -303,8 +303,8 @@ pub enum CallError {
         method: &'static str,
         /// The message type.
         message: &'static str,
-        /// Why.
-        source: EncodeError,
+        /// Why (boxed: rare, and it would make every call's result larger).
+        source: Box<EncodeError>,
     },
     /// The answer could not be decoded.
     #[error("{method}: cannot decode {message}: {source}")]
@@ -313,8 +313,8 @@ pub enum CallError {
         method: &'static str,
         /// The message type.
         message: &'static str,
-        /// Why.
-        source: DecodeError,
+        /// Why (boxed: rare, and it would make every call's result larger).
+        source: Box<DecodeError>,
     },
 }
 

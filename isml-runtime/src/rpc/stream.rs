@@ -35,7 +35,7 @@ pub(crate) fn send_error(method: &'static str, e: SendError) -> CallError {
         SendError::Encode { message, source } => CallError::Encode {
             method,
             message,
-            source,
+            source: Box::new(source),
         },
         SendError::FingerprintMismatch { name, .. } => CallError::Incompatible {
             method,
@@ -58,7 +58,7 @@ pub(crate) fn status_of(method: &'static str, payload: &[u8]) -> CallError {
         Err(source) => CallError::Decode {
             method,
             message: "error body",
-            source,
+            source: Box::new(source),
         },
     }
 }
@@ -296,7 +296,7 @@ impl<T: TopLevel> Streaming<T> {
                 T::decode(frame.payload).map_err(|source| CallError::Decode {
                     method: self.method,
                     message: T::NAME,
-                    source,
+                    source: Box::new(source),
                 }),
             ),
             FrameKind::StreamItem => Some(Err(CallError::Incompatible {

@@ -908,7 +908,7 @@ async fn handshake(
         keepalive_ms: inner.config.keepalive.map_or(0, |d| d.as_millis() as u64),
         types: inner.types.iter().map(|&(id, _, fp)| (id, fp)).collect(),
         stream_window: inner.config.stream_window,
-        services: inner.dispatcher.announced(),
+        services: inner.front.dispatcher.announced(),
     };
     let welcome = Frame::new(FrameHeader::control(ControlOp::Welcome), welcome.encode());
     Ok(Handshaken {

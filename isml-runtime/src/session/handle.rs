@@ -128,11 +128,6 @@ impl Session {
         &self.shared.pubsub
     }
 
-    /// A correlation id from the session's allocator (never reused).
-    pub(crate) fn next_correlation(&self) -> u64 {
-        self.shared.next_correlation.fetch_add(1, Ordering::Relaxed)
-    }
-
     /// The largest frame payload the session sends.
     pub(crate) fn max_payload(&self) -> usize {
         let c = &self.shared.config;

@@ -70,7 +70,7 @@ impl Forms for Impl {
             9 => Ok(Reply {
                 ok: call.deadline().is_some() && rpc::inherited_deadline() == call.deadline(),
             }),
-            n => Ok(Reply { ok: n % 2 == 0 }),
+            n => Ok(Reply { ok: n.is_multiple_of(2) }),
         }
     }
 
@@ -83,7 +83,7 @@ impl Forms for Impl {
         if req.n == 0 {
             let mut i = 0u32;
             loop {
-                if out.send(Reply { ok: i % 2 == 0 }).await.is_err() {
+                if out.send(Reply { ok: i.is_multiple_of(2) }).await.is_err() {
                     self.0.send_failed_flag.store(true, Ordering::SeqCst);
                     self.0.send_failed.notify_one();
                     return Ok(());
@@ -96,7 +96,7 @@ impl Forms for Impl {
             }
         }
         for i in 0..req.n {
-            out.send(Reply { ok: i % 2 == 0 })
+            out.send(Reply { ok: i.is_multiple_of(2) })
                 .await
                 .map_err(|e| Status::internal(e.to_string()))?;
         }
@@ -122,7 +122,7 @@ impl Forms for Impl {
         if count == 0 {
             return Err(Status::invalid_argument("no items"));
         }
-        Ok(Reply { ok: sum % 2 == 0 })
+        Ok(Reply { ok: sum.is_multiple_of(2) })
     }
 
     async fn bidirectional(
@@ -133,7 +133,7 @@ impl Forms for Impl {
     ) -> Result<(), Status> {
         while let Some(item) = req.next().await {
             out.send(Reply {
-                ok: item?.n % 2 == 0,
+                ok: item?.n.is_multiple_of(2),
             })
             .await?;
         }
@@ -189,7 +189,7 @@ async fn every_form(client: FormsClient, state: &State) {
         got.push(r.unwrap().ok);
     }
     assert_eq!(got.len(), 100);
-    assert!(got.iter().enumerate().all(|(i, ok)| *ok == (i % 2 == 0)));
+    assert!(got.iter().enumerate().all(|(i, ok)| *ok == (i.is_multiple_of(2))));
 
     // As a futures Stream too.
     let collected: Vec<_> = client
@@ -226,7 +226,7 @@ async fn every_form(client: FormsClient, state: &State) {
     let (tx, mut rx) = client.bidirectional().await.unwrap();
     for n in 0..20u32 {
         tx.send(Request { n }).await.unwrap();
-        assert_eq!(rx.next().await.unwrap().unwrap().ok, n % 2 == 0);
+        assert_eq!(rx.next().await.unwrap().unwrap().ok, n.is_multiple_of(2));
     }
     tx.finish().await.unwrap();
     assert!(

@@ -71,3 +71,50 @@ impl Inbound for Front {
         Some(&self.broker)
     }
 }
+
+/// Calls: the ACL (action `call` on `package.Service/method`) and the
+/// filter chain (as a request) before the service runs.
+impl crate::session::Calls for Front {
+    fn call(
+        &self,
+        session: &Session,
+        frame: crate::wire::Frame,
+        inline: bool,
+    ) -> crate::session::Started {
+        let h = frame.header;
+        let refuse = |code: u64, message: String| {
+            let body = crate::wire::ErrorBody {
+                code,
+                message: &message,
+            };
+            let mut buf = bytes::BytesMut::with_capacity(body.encoded_len());
+            body.encode(&mut buf);
+            crate::session::Started::Done(Some(crate::wire::Frame::new(
+                crate::wire::FrameHeader::error(h.correlation),
+                buf.freeze(),
+            )))
+        };
+        let method = h.call.and_then(|addr| {
+            let index = (addr.service as usize).checked_sub(1)?;
+            self.dispatcher
+                .services()
+                .nth(index)?
+                .method(addr.method)
+                .map(|m| m.full_name)
+        });
+        if let Some(name) = method {
+            let who = Who {
+                device: session.device_id(),
+                principal: session.get(&PRINCIPAL),
+                session: Some(session),
+            };
+            if let Err(r) = self.broker.allowed(&who, super::Action::Call, name) {
+                return refuse(crate::session::codes::PERMISSION_DENIED, r.to_string());
+            }
+        }
+        if let Err(e) = self.check(session, Target::Request, h.type_id, &frame.payload) {
+            return refuse(e.code, e.message);
+        }
+        self.dispatcher.call(session, frame, inline)
+    }
+}
