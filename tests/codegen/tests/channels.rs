@@ -17,9 +17,10 @@ fn generated_channels_match_the_schema() {
         (channels::Telemetry::ID, channels::Telemetry::NAME),
         (1, "charging.v1.telemetry")
     );
-    assert!(channels::Telemetry::RETAIN && !channels::Telemetry::KEYED);
-    assert!(!channels::Faults::RETAIN && !channels::Faults::KEYED);
-    assert!(channels::Variables::RETAIN && channels::Variables::KEYED);
+    let flags = |info: ChannelInfo| (info.retain, info.keyed);
+    assert_eq!(flags(channels::Telemetry::info()), (true, false));
+    assert_eq!(flags(channels::Faults::info()), (false, false));
+    assert_eq!(flags(channels::Variables::info()), (true, true));
     assert_eq!(message_of::<channels::Telemetry>(), StatusReport::TYPE_ID);
     assert_eq!(message_of::<channels::Faults>(), Fault::TYPE_ID);
     assert_eq!(message_of::<channels::Variables>(), Variable::TYPE_ID);
