@@ -776,7 +776,10 @@ isml_runtime::channel! {
 fn channels_declared_with_the_macro_export_to_the_schema() {
     use isml_runtime::descriptor::TypeRef;
     let info = Faults::info();
-    assert_eq!((info.retain, info.keyed, info.type_id), (false, false, 0x04));
+    assert_eq!(
+        (info.retain, info.keyed, info.type_id),
+        (false, false, 0x04)
+    );
     let text = isml_runtime::export_schema_with_channels(
         &[TypeRef::of::<StatusReport>(), TypeRef::of::<Fault>()],
         &[Variables::info(), Faults::info(), Telemetry::info()],
