@@ -777,8 +777,11 @@ isml_runtime::channel! {
 #[test]
 fn channels_declared_with_the_macro_export_to_the_schema() {
     use isml_runtime::descriptor::TypeRef;
-    assert!(!Faults::RETAIN && !Faults::KEYED);
-    assert_eq!(Faults::info().type_id, 0x04);
+    let info = Faults::info();
+    assert_eq!(
+        (info.retain, info.keyed, info.type_id),
+        (false, false, 0x04)
+    );
     let text = isml_runtime::export_schema_with_channels(
         &[TypeRef::of::<StatusReport>(), TypeRef::of::<Fault>()],
         &[Variables::info(), Faults::info(), Telemetry::info()],

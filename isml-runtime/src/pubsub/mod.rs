@@ -113,8 +113,8 @@ pub trait Channel: Send + Sync + 'static {
 ///     /// Named variables, the last value per key retained.
 ///     pub Variables: Variable = 3, "charging.v1.variables", [retain, keyed];
 /// }
-/// assert!(Variables::RETAIN && Variables::KEYED);
-/// assert_eq!(Variables::info().type_id, 0x0C);
+/// let info = Variables::info();
+/// assert_eq!((info.retain, info.keyed, info.type_id), (true, true, 0x0C));
 /// # }
 /// ```
 ///

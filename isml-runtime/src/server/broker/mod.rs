@@ -93,7 +93,9 @@ pub struct ChannelStats {
     pub published: u64,
     /// Publications refused (ACL, filters, key mismatch).
     pub refused: u64,
-    /// Deliveries handed to subscribers.
+    /// Deliveries handed to subscribers' sessions (or local subscriptions)
+    /// at once; those that waited in a subscriber's queue count in its
+    /// [`SubscriberStats::delivered`] only.
     pub delivered: u64,
     /// Deliveries dropped because a subscriber fell behind (oldest dropped).
     pub dropped: u64,
