@@ -643,7 +643,7 @@ fn bad_frames_are_rejected() {
     let cases: [(&[u8], &str); 5] = [
         (b"05 01 00", "frame 1 at byte 0 is truncated"),
         (b"00 0d", "unknown message type id 13"),
-        (b"01 78 00", "unknown link opcode 8"),
+        (b"01 7c 00", "unknown link opcode 12"),
         (b"03 30 07 03 04", "bad error body"),
         (
             b"01 01 00 00 0d",

@@ -5,16 +5,16 @@
 //! the bytes on a channel decode as its type, as the broker may check. Each
 //! run uses channel id `run`; the broker serves ids 1 to [`CHANNELS`].
 //!
-//! QoS 0 is [`Session::try_publish_raw`] (queued, no answer awaited; a full
-//! outbound queue is retried a millisecond later: the API has no
-//! unacknowledged publish that waits for room); QoS 1 is
+//! QoS 0 is [`Session::try_publish_raw`] (queued, no answer awaited; when the
+//! outbound queue is full, that publication goes through
+//! [`Session::publish_raw`], which waits for room and for the answer: the API
+//! has no unacknowledged publish that waits for room); QoS 1 is
 //! [`Session::publish_raw`], the broker's acceptance awaited, with 100
 //! publications in flight at most (rumqttc's window). Deliveries to isml
 //! subscribers are the same in both: in order over the session.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::StreamExt as _;
@@ -129,15 +129,17 @@ pub(crate) async fn publisher(
                 while !stop.load(Ordering::Relaxed) {
                     pacer.wait().await;
                     let payload = blob(size);
-                    loop {
-                        match s.try_publish_raw(channel, None, payload.clone()) {
-                            Ok(()) => break,
-                            // Spinning would take a core from the broker.
-                            Err(PublishError::Send(SendError::QueueFull { .. })) => {
-                                tokio::time::sleep(Duration::from_millis(1)).await
+                    match s.try_publish_raw(channel, None, payload.clone()) {
+                        Ok(()) => {}
+                        // A full outbound queue: this one waits for room
+                        // (and for the broker's answer), as rumqttc's
+                        // publish waits for room in its request channel.
+                        Err(PublishError::Send(SendError::QueueFull { .. })) => {
+                            if s.publish_raw(channel, None, payload).await.is_err() {
+                                return;
                             }
-                            Err(_) => return,
                         }
+                        Err(_) => return,
                     }
                 }
             }
