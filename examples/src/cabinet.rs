@@ -1,17 +1,21 @@
 //! A simulated charging cabinet, shared by the `charger` and `fleet-demo`
-//! examples: it reports its status, and answers the server's commands.
+//! examples: it reports its status, and serves the `Charger` service the
+//! fleet server calls (start, stop, a watch stream of readings, reboot).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::time::Duration;
 
-use isml_runtime::dispatch::{Dispatcher, HandlerError};
+use isml_runtime::dispatch::Dispatcher;
+use isml_runtime::rpc::{Call, Sink, Status};
 use isml_runtime::session::Session;
 
 use crate::charging::v1::{
-    ChargeStarted, ChargeStopped, RefusalReason, Slot, SlotState, StartCharging, StatusReport,
-    StopCharging,
+    ChargeStarted, ChargeStopped, Charger, ChargerServer, Command, FirmwareReport, GetFirmware,
+    Reboot, RefusalReason, Slot, SlotReading, SlotState, StartCharging, StatusReport, StopCharging,
+    WatchSlot,
 };
+use crate::common::{FirmwareInfo, Timestamp, Version};
 
 /// Number of slots of a simulated cabinet.
 pub const SLOTS: u8 = 8;
@@ -59,39 +63,33 @@ impl Cabinet {
         }
     }
 
-    /// Handlers for the server's commands.
+    /// Serves the `Charger` service to the server.
     pub fn dispatcher(self: &Arc<Self>) -> Dispatcher {
-        let start = self.clone();
-        let stop = self.clone();
-        Dispatcher::new()
-            .on_request::<StartCharging, ChargeStarted, _, _>(move |_ctx, m| {
-                let cab = start.clone();
-                async move {
-                    cab.commands.fetch_add(1, Ordering::Relaxed);
-                    if m.slot >= SLOTS {
-                        return Err(HandlerError::new(1000, format!("no slot {}", m.slot)));
-                    }
-                    let before = cab.charging.fetch_or(1 << m.slot, Ordering::Relaxed);
-                    Ok(ChargeStarted {
-                        slot: m.slot,
-                        eta_s: Some(u32::from(100 - m.target_soc_percent.min(100)) * 36),
-                        refused: (before & (1 << m.slot) != 0).then_some(RefusalReason::Busy),
-                    })
-                }
-            })
-            .on_request::<StopCharging, ChargeStopped, _, _>(move |_ctx, m| {
-                let cab = stop.clone();
-                async move {
-                    cab.commands.fetch_add(1, Ordering::Relaxed);
-                    cab.charging
-                        .fetch_and(!(1 << (m.slot % SLOTS)), Ordering::Relaxed);
-                    Ok(ChargeStopped {
-                        slot: m.slot,
-                        delivered_wh: 1_250,
-                        refused: None,
-                    })
-                }
-            })
+        Dispatcher::new().service(ChargerServer::from_arc(self.clone()))
+    }
+
+    fn start(&self, m: &StartCharging) -> Result<ChargeStarted, Status> {
+        self.commands.fetch_add(1, Ordering::Relaxed);
+        if m.slot >= SLOTS {
+            return Err(Status::not_found(format!("no slot {}", m.slot)));
+        }
+        let before = self.charging.fetch_or(1 << m.slot, Ordering::Relaxed);
+        Ok(ChargeStarted {
+            slot: m.slot,
+            eta_s: Some(u32::from(100 - m.target_soc_percent.min(100)) * 36),
+            refused: (before & (1 << m.slot) != 0).then_some(RefusalReason::Busy),
+        })
+    }
+
+    fn stop(&self, m: &StopCharging) -> ChargeStopped {
+        self.commands.fetch_add(1, Ordering::Relaxed);
+        self.charging
+            .fetch_and(!(1 << (m.slot % SLOTS)), Ordering::Relaxed);
+        ChargeStopped {
+            slot: m.slot,
+            delivered_wh: 1_250,
+            refused: None,
+        }
     }
 
     /// Sends a status report every `period` until the session ends.
@@ -109,5 +107,99 @@ impl Cabinet {
                 }
             }
         }
+    }
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// The cabinet's side of the `Charger` service.
+impl Charger for Cabinet {
+    async fn start_charging(
+        &self,
+        _call: Call,
+        req: StartCharging,
+    ) -> Result<ChargeStarted, Status> {
+        self.start(&req)
+    }
+
+    async fn stop_charging(&self, _call: Call, req: StopCharging) -> Result<ChargeStopped, Status> {
+        Ok(self.stop(&req))
+    }
+
+    /// Readings every `interval_ms` until the server cancels the stream.
+    async fn watch_slot(
+        &self,
+        _call: Call,
+        req: WatchSlot,
+        out: Sink<SlotReading>,
+    ) -> Result<(), Status> {
+        if req.slot >= SLOTS {
+            return Err(Status::not_found(format!("no slot {}", req.slot)));
+        }
+        let mut tick = tokio::time::interval(Duration::from_millis(u64::from(req.interval_ms)));
+        loop {
+            tick.tick().await;
+            let charging = self.charging.load(Ordering::Relaxed) & (1 << req.slot) != 0;
+            let reading = SlotReading {
+                at: Timestamp { millis: now_ms() },
+                slot: Slot {
+                    index: req.slot,
+                    state: if charging {
+                        SlotState::Charging
+                    } else {
+                        SlotState::Full
+                    },
+                    battery: None,
+                    current_limit_ma: if charging { 16_000 } else { 0 },
+                },
+                power_w: if charging { 3_680.0 } else { 0.0 },
+            };
+            if out.send(reading).await.is_err() {
+                // The server cancelled the watch.
+                return Ok(());
+            }
+        }
+    }
+
+    async fn reboot(&self, _call: Call, _req: Reboot) {
+        self.charging.store(0, Ordering::Relaxed);
+    }
+
+    async fn execute(&self, call: Call, req: Command) -> Result<StatusReport, Status> {
+        match req {
+            Command::Start(m) => {
+                self.start(&m)?;
+            }
+            Command::Stop(m) => {
+                self.stop(&m);
+            }
+            Command::Reboot(r) => self.reboot(call, r).await,
+            Command::Door(_) => {}
+            other => {
+                return Err(Status::invalid_argument(format!(
+                    "unsupported command {other:?}"
+                )));
+            }
+        }
+        Ok(self.status(Duration::ZERO))
+    }
+
+    async fn firmware(&self, _call: Call, _req: GetFirmware) -> Result<FirmwareReport, Status> {
+        Ok(FirmwareReport {
+            main: FirmwareInfo {
+                image: "cabinet-main".into(),
+                version: Version {
+                    major: 1,
+                    minor: 4,
+                    patch: 2,
+                },
+                ..Default::default()
+            },
+            ..Default::default()
+        })
     }
 }

@@ -62,8 +62,11 @@ pub(crate) enum Command {
         after_help = "Examples:\n  isml compat -I old old/charging.isml schemas/charging.isml\n  isml compat --allow-bounds old/charging.isml schemas/charging.isml   # bound changes only warn"
     )]
     Compat(CompatArgs),
-    /// Table of messages: ids, fingerprints and encoded sizes.
-    #[command(after_help = "Example:\n  isml describe schemas/charging.isml --mtu 64")]
+    /// Table of messages: ids, fingerprints and encoded sizes; or, with
+    /// --remote, what a running peer serves.
+    #[command(
+        after_help = "Examples:\n  isml describe schemas/charging.isml --mtu 64\n  isml describe --remote tcp://127.0.0.1:7000 --token demo-token"
+    )]
     Describe(DescribeArgs),
     /// Print a shell completion script.
     #[command(after_help = "Example:\n  isml completions zsh > ~/.zfunc/_isml")]
@@ -209,9 +212,27 @@ pub(crate) struct DescribeArgs {
     #[command(flatten)]
     pub(crate) includes: Includes,
     /// The schema file.
-    #[arg(value_name = "FILE")]
-    pub(crate) file: PathBuf,
+    #[arg(value_name = "FILE", required_unless_present = "remote")]
+    pub(crate) file: Option<PathBuf>,
     /// Flag (`!`) messages whose largest stream frame exceeds N bytes.
     #[arg(long, value_name = "N")]
     pub(crate) mtu: Option<u64>,
+    /// Ask a running peer instead (tcp://, tls://, ws://): its services,
+    /// their methods and fingerprints, and the `.isml` text of their types.
+    #[arg(long, value_name = "URL", conflicts_with_all = ["file", "mtu"])]
+    pub(crate) remote: Option<String>,
+    /// Bearer token for --remote.
+    #[arg(long, value_name = "TOKEN", requires = "remote")]
+    pub(crate) token: Option<String>,
+    /// Device id to claim for --remote (default: let the server assign one).
+    #[arg(long, value_name = "ID", requires = "remote")]
+    pub(crate) device_id: Option<String>,
+    /// Seconds to wait for --remote.
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value_t = 10,
+        requires = "remote"
+    )]
+    pub(crate) timeout: u64,
 }

@@ -10,7 +10,15 @@ use crate::output::outln;
 use crate::{Failure, Outcome};
 
 pub(crate) fn describe(a: &DescribeArgs) -> Outcome {
-    let schema = crate::commands::load(&a.includes, std::slice::from_ref(&a.file))?;
+    if let Some(url) = &a.remote {
+        return remote(a, url);
+    }
+    let Some(file) = &a.file else {
+        return Err(Failure::usage(
+            "describe needs a schema file or --remote URL",
+        ));
+    };
+    let schema = crate::commands::load(&a.includes, std::slice::from_ref(file))?;
     let mut rows: Vec<[String; 8]> = Vec::new();
     let mut flagged = 0;
     let mut types: Vec<_> = schema
@@ -161,4 +169,54 @@ fn methods(schema: &Schema) -> Result<(), Failure> {
         "KIND: one-way, unary, server streaming, client streaming or bidirectional streaming; FINGERPRINT: over the request, the response and the kind."
     )?;
     Ok(())
+}
+
+/// `isml describe --remote URL`: connects, asks the peer's reflection
+/// service, prints its services and the `.isml` text of their types.
+fn remote(a: &DescribeArgs, url: &str) -> Outcome {
+    use isml_runtime::client::Client;
+    use isml_runtime::handshake::Credentials;
+    use std::time::Duration;
+
+    let timeout = Duration::from_secs(a.timeout.max(1));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::usage(format!("cannot start the runtime: {e}")))?;
+    let description = rt.block_on(async {
+        let mut builder = Client::builder(url)
+            .agent(concat!("isml-cli/", env!("CARGO_PKG_VERSION")))
+            .handshake_timeout(timeout);
+        if let Some(t) = &a.token {
+            builder = builder.credentials(Credentials::Token(t.clone()));
+        }
+        if let Some(id) = &a.device_id {
+            builder = builder.device_id(id);
+        }
+        let client = builder
+            .connect()
+            .await
+            .map_err(|e| Failure::invalid(format!("cannot connect to {url}: {e}")))?;
+        let d = isml_runtime::rpc::describe(&client, timeout)
+            .await
+            .map_err(|e| Failure::invalid(format!("{url}: {e}")));
+        client.close("describe done").await;
+        d
+    })?;
+    outln!("// {url}: {} service(s)", description.services.len())?;
+    for s in &description.services {
+        outln!("// service {}", s.name)?;
+        for (id, fp) in &s.methods {
+            outln!("//   method {id:>5}  fingerprint {fp:016x}")?;
+        }
+    }
+    for (id, fp) in &description.types {
+        outln!("// type id {id:>5}  fingerprint {fp:016x}")?;
+    }
+    if description.schema.is_empty() {
+        outln!("// (it serves no service)")?;
+    } else {
+        outln!("{}", description.schema.trim_end())?;
+    }
+    Ok(0)
 }

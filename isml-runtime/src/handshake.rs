@@ -223,7 +223,8 @@ fn put_types(buf: &mut BytesMut, types: &[(u32, u64)]) {
     }
 }
 
-/// Stream window of a payload that announces none (it ends after the types).
+/// The stream window a hello of another protocol version is given (it is
+/// refused anyway).
 pub const DEFAULT_STREAM_WINDOW: u32 = 16;
 
 fn put_services(buf: &mut BytesMut, window: u32, services: &[PeerService]) {
@@ -240,9 +241,6 @@ fn put_services(buf: &mut BytesMut, window: u32, services: &[PeerService]) {
 }
 
 fn get_services(r: &mut Reader<'_>) -> Result<(u32, Vec<PeerService>), DecodeError> {
-    if r.remaining() == 0 {
-        return Ok((DEFAULT_STREAM_WINDOW, Vec::new()));
-    }
     let at = r.position();
     let window = r.uvarint()?;
     let window = match u32::try_from(window) {

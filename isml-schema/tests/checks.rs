@@ -499,13 +499,13 @@ fn rpc_and_channel_types() {
         "E",
     );
     expect_one(
-        "message X {}\nservice S { rpc f(X) -> u8 = 1; }",
+        "message X [id = 1] {}\nservice S { rpc f(X) -> u8 = 1; }",
         ErrorKind::NotAMessage,
         "rpc response",
         "u8",
     );
     expect_one(
-        "enum E { a = 0; }\nmessage X {}\nservice S { rpc f(X) -> stream E = 1; }",
+        "enum E { a = 0; }\nmessage X [id = 1] {}\nservice S { rpc f(X) -> stream E = 1; }",
         ErrorKind::NotAMessage,
         "rpc response",
         "E",
@@ -522,12 +522,24 @@ fn rpc_and_channel_types() {
         "channel type",
         "list<u8>",
     );
-    assert!(errors("message X {}\nunion U { x: X = 1; }\nservice S { rpc f(U) -> stream X = 1; rpc g(X) = 2; }\nchannel c: U = 1 [keyed];").is_empty());
+    expect_one(
+        "message X {}\nservice S { rpc f(X) = 1; }",
+        ErrorKind::MissingTypeId,
+        "an rpc request must have a type id, but `t.X` has none",
+        "X",
+    );
+    expect_one(
+        "message X {}\nchannel c: X = 1;",
+        ErrorKind::MissingTypeId,
+        "channel type must have a type id",
+        "X",
+    );
+    assert!(errors("message X [id = 1] {}\nunion U [id = 2] { x: X = 1; }\nservice S { rpc f(U) -> stream X = 1; rpc g(X) = 2; }\nchannel c: U = 1 [keyed];").is_empty());
 }
 
 #[test]
 fn rpc_forms_and_streams_without_a_response() {
-    let ok = "message A {}\nmessage B {}\nservice S {\n\
+    let ok = "message A [id = 1] {}\nmessage B [id = 2] {}\nservice S {\n\
               rpc o(A) = 1;\n rpc u(A) -> B = 2;\n rpc s(A) -> stream B = 3;\n\
               rpc c(stream A) -> B = 4;\n rpc b(stream A) -> stream B = 5;\n}";
     assert_eq!(errors(ok), vec![]);
@@ -554,21 +566,21 @@ fn rpc_forms_and_streams_without_a_response() {
         ]
     );
     expect_one(
-        "message A {}\nservice S { rpc up(stream A) = 1; }",
+        "message A [id = 1] {}\nservice S { rpc up(stream A) = 1; }",
         ErrorKind::StreamWithoutResponse,
         "rpc `up` in service `t.S` takes a stream of requests but has no response",
         "A",
     );
     // The request of a client stream is checked like any other.
     expect_one(
-        "enum E { a = 0; }\nmessage X {}\nservice S { rpc f(stream E) -> X = 1; }",
+        "enum E { a = 0; }\nmessage X [id = 1] {}\nservice S { rpc f(stream E) -> X = 1; }",
         ErrorKind::NotAMessage,
         "rpc request",
         "E",
     );
     // `stream` alone is a type name; `stream stream stream` is not an rpc.
     expect_one(
-        "message X {}\nservice S { rpc f(stream) -> X = 1; }",
+        "message X [id = 1] {}\nservice S { rpc f(stream) -> X = 1; }",
         ErrorKind::UnknownType,
         "stream",
         "stream",

@@ -1,6 +1,8 @@
 //! A simulated charging cabinet: connects to a server by URL, reports its
-//! status every second, answers `StartCharging` / `StopCharging`, and
-//! reconnects with backoff when the connection drops.
+//! status every second, serves the `Charger` service the server calls
+//! (start, stop, watch a slot), reports a fault through the server's `Fleet`
+//! service once connected, and reconnects with backoff when the connection
+//! drops.
 //!
 //! ```text
 //! cargo run -p isml-examples --bin charging-server &
@@ -10,7 +12,8 @@
 use std::time::Duration;
 
 use isml_examples::cabinet::Cabinet;
-use isml_examples::charging::v1::AnyMessage;
+use isml_examples::charging::v1::{AnyMessage, Fault, FaultCode, FleetClient};
+use isml_examples::common::{Severity, Timestamp};
 use isml_runtime::client::{Backoff, Client};
 use isml_runtime::handshake::Credentials;
 
@@ -30,6 +33,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .connect()
         .await?;
     println!("{device} connected to {url}");
+    let fleet = FleetClient::new(&client);
+    let fault = Fault {
+        code: FaultCode::OverTemperature,
+        severity: Severity::Warning,
+        message: "slot 3 fan slow".into(),
+        slot: Some(3),
+        raised_at: Timestamp { millis: 0 },
+    };
+    match fleet.report_fault(&fault).await {
+        Ok(t) => println!("fault reported, ticket {}", t.ticket),
+        Err(e) => println!("fault report failed: {e}"),
+    }
     loop {
         let session = tokio::select! {
             s = client.wait_session() => s?,

@@ -1,7 +1,8 @@
 //! A fleet server: accepts cabinets on the URLs given (default
-//! `tcp://127.0.0.1:7000`), prints their telemetry, and starts charging a
-//! random slot of each cabinet every five seconds. Ctrl-C shuts it down
-//! gracefully.
+//! `tcp://127.0.0.1:7000`), prints their telemetry, serves the `Fleet`
+//! service cabinets call (fault tickets, reading uploads), and every five
+//! seconds calls each cabinet's `Charger` service: starts charging a random
+//! slot and watches it for three readings. Ctrl-C shuts it down gracefully.
 //!
 //! ```text
 //! cargo run -p isml-examples --bin charging-server -- tcp://0.0.0.0:7000 ws://0.0.0.0:7001/isml
@@ -9,9 +10,15 @@
 
 use std::time::Duration;
 
-use isml_examples::charging::v1::{AnyMessage, ChargeStarted, StartCharging, StatusReport};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use isml_examples::charging::v1::{
+    AnyMessage, ChargerClient, Fault, FaultTicket, Fleet, FleetServer, MeterReading, StartCharging,
+    StatusReport, UploadSummary, WatchSlot,
+};
 use isml_runtime::dispatch::Dispatcher;
 use isml_runtime::handshake::TokenAuthenticator;
+use isml_runtime::rpc::{Call, Status, Streaming};
 use isml_runtime::server::Server;
 
 #[tokio::main]
@@ -20,22 +27,24 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     if urls.is_empty() {
         urls.push("tcp://127.0.0.1:7000".into());
     }
-    let dispatcher = Dispatcher::new().on::<StatusReport, _, _>(|ctx, report| async move {
-        let charging = report
-            .slots
-            .iter()
-            .filter(|s| s.current_limit_ma > 0)
-            .count();
-        println!(
-            "{:>10} {}: {} slots, {charging} charging, {:.1} degC, up {} s",
-            ctx.session().device_id(),
-            report.station_id,
-            report.slots.len(),
-            report.temperature_c,
-            report.uptime_s
-        );
-        Ok(())
-    });
+    let dispatcher = Dispatcher::new()
+        .service(FleetServer::new(Tickets::default()))
+        .on::<StatusReport, _, _>(|ctx, report| async move {
+            let charging = report
+                .slots
+                .iter()
+                .filter(|s| s.current_limit_ma > 0)
+                .count();
+            println!(
+                "{:>10} {}: {} slots, {charging} charging, {:.1} degC, up {} s",
+                ctx.session().device_id(),
+                report.station_id,
+                report.slots.len(),
+                report.temperature_c,
+                report.uptime_s
+            );
+            Ok(())
+        });
     let mut builder = Server::builder()
         .types(AnyMessage::TYPES)
         .dispatcher(dispatcher)
@@ -57,10 +66,25 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 for s in server.sessions() {
                     let slot = fastrand_slot();
                     tokio::spawn(async move {
+                        let device = s.device_id().to_owned();
+                        let cabinet = ChargerClient::new(s).with_timeout(Duration::from_secs(5));
                         let cmd = StartCharging { slot, target_soc_percent: 90, max_current_ma: Some(16_000) };
-                        match s.request::<ChargeStarted>(&cmd).await {
-                            Ok(r) => println!("{:>10} slot {slot}: started, eta {:?} s, refused {:?}", s.device_id(), r.eta_s, r.refused),
-                            Err(e) => println!("{:>10} slot {slot}: {e}", s.device_id()),
+                        match cabinet.start_charging(&cmd).await {
+                            Ok(r) => println!("{device:>10} slot {slot}: started, eta {:?} s, refused {:?}", r.eta_s, r.refused),
+                            Err(e) => println!("{device:>10} slot {slot}: {e}"),
+                        }
+                        // Three readings, then the watch is dropped: cancelled at the cabinet.
+                        match cabinet.watch_slot(&WatchSlot { slot, interval_ms: 200 }).await {
+                            Ok(mut readings) => {
+                                for _ in 0..3 {
+                                    match readings.next().await {
+                                        Some(Ok(r)) => println!("{device:>10} slot {slot}: {:.0} W", r.power_w),
+                                        Some(Err(e)) => { println!("{device:>10} watch: {e}"); break; }
+                                        None => break,
+                                    }
+                                }
+                            }
+                            Err(e) => println!("{device:>10} watch: {e}"),
                         }
                     });
                 }
@@ -70,6 +94,43 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("shutting down");
     server.shutdown().await;
     Ok(())
+}
+
+/// The server's side of the `Fleet` service.
+#[derive(Default)]
+struct Tickets {
+    next: AtomicU32,
+}
+
+impl Fleet for Tickets {
+    async fn report_fault(&self, call: Call, req: Fault) -> Result<FaultTicket, Status> {
+        let ticket = self.next.fetch_add(1, Ordering::Relaxed) + 1;
+        println!(
+            "{:>10} fault {:?}: {} (ticket {ticket})",
+            call.device_id(),
+            req.code,
+            req.message
+        );
+        Ok(FaultTicket { ticket })
+    }
+
+    async fn upload_readings(
+        &self,
+        call: Call,
+        mut req: Streaming<MeterReading>,
+    ) -> Result<UploadSummary, Status> {
+        let mut summary = UploadSummary::default();
+        while let Some(reading) = req.next().await {
+            summary.readings += 1;
+            summary.total_wh += reading?.energy_wh;
+        }
+        println!(
+            "{:>10} uploaded {} readings",
+            call.device_id(),
+            summary.readings
+        );
+        Ok(summary)
+    }
 }
 
 /// A slot number from the clock: good enough to vary the demo.

@@ -1,7 +1,9 @@
 //! A fleet of 50 simulated charging cabinets talking to one server for a few
 //! seconds: 49 over TCP, one over a serial line (a real pseudo-terminal pair,
-//! COBS + CRC-32C framing). Cabinets send telemetry; the server sends
-//! `StartCharging` / `StopCharging` requests and measures their round trip.
+//! COBS + CRC-32C framing). Cabinets send telemetry and report a fault
+//! through the server's `Fleet` service; the server calls each cabinet's
+//! `Charger` service (start and stop charging, measuring the round trip, and
+//! now and then a `watch_slot` stream it cancels after a few readings).
 //!
 //! Run with `cargo run --release -p isml-examples --bin fleet-demo` (add
 //! `-- --seconds 10` for a longer run).
@@ -13,10 +15,13 @@ use std::time::{Duration, Instant};
 
 use isml_examples::cabinet::{Cabinet, SLOTS};
 use isml_examples::charging::v1::{
-    AnyMessage, ChargeStarted, ChargeStopped, StartCharging, StatusReport, StopCharging,
+    AnyMessage, ChargerClient, Fault, FaultCode, FaultTicket, Fleet, FleetClient, FleetServer,
+    MeterReading, StartCharging, StatusReport, StopCharging, UploadSummary, WatchSlot,
 };
+use isml_examples::common::{Severity, Timestamp};
 use isml_runtime::client::{Backoff, Client};
 use isml_runtime::dispatch::Dispatcher;
+use isml_runtime::rpc::{Call, Status, Streaming};
 use isml_runtime::server::Server;
 use isml_runtime::session::Session;
 use isml_runtime::transport::serial::PtyPair;
@@ -29,6 +34,45 @@ struct Tally {
     telemetry: AtomicU64,
     requests: AtomicU64,
     failures: AtomicU64,
+    /// Watch streams opened, items received on them, and streams cancelled.
+    streams: AtomicU64,
+    stream_items: AtomicU64,
+    cancelled: AtomicU64,
+    /// Calls the cabinets made on the server's `Fleet` service.
+    fault_reports: AtomicU64,
+}
+
+/// The server's side of the `Fleet` service: fault tickets.
+struct Tickets(Arc<Tally>);
+
+impl Fleet for Tickets {
+    async fn report_fault(&self, _call: Call, _req: Fault) -> Result<FaultTicket, Status> {
+        let n = self.0.fault_reports.fetch_add(1, Ordering::Relaxed) + 1;
+        Ok(FaultTicket { ticket: n as u32 })
+    }
+
+    async fn upload_readings(
+        &self,
+        _call: Call,
+        mut req: Streaming<MeterReading>,
+    ) -> Result<UploadSummary, Status> {
+        let mut summary = UploadSummary::default();
+        while let Some(r) = req.next().await {
+            summary.readings += 1;
+            summary.total_wh += r?.energy_wh;
+        }
+        Ok(summary)
+    }
+}
+
+fn fault() -> Fault {
+    Fault {
+        code: FaultCode::DoorStuck,
+        severity: Severity::Warning,
+        message: "door 2 does not close".into(),
+        slot: Some(2),
+        raised_at: Timestamp { millis: 0 },
+    }
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -39,16 +83,20 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[i]
 }
 
-/// Round-robin requests to every session until `until`; returns latencies.
+/// Calls every cabinet's `Charger` service until `until`; returns latencies.
 async fn commander(session: Session, tally: Arc<Tally>, until: Instant) -> Vec<Duration> {
     let mut latencies = Vec::new();
     let mut n = 0u32;
+    let cabinet = ChargerClient::new(&session);
     while Instant::now() < until && !session.is_closed() {
         let slot = (n % u32::from(SLOTS)) as u8;
+        if n % 25 == 12 {
+            watch(&cabinet, slot, &tally).await;
+        }
         let t0 = Instant::now();
         let ok = if n.is_multiple_of(2) {
-            session
-                .request::<ChargeStarted>(&StartCharging {
+            cabinet
+                .start_charging(&StartCharging {
                     slot,
                     target_soc_percent: 90,
                     max_current_ma: Some(16_000),
@@ -56,8 +104,8 @@ async fn commander(session: Session, tally: Arc<Tally>, until: Instant) -> Vec<D
                 .await
                 .is_ok()
         } else {
-            session
-                .request::<ChargeStopped>(&StopCharging { slot, reason: None })
+            cabinet
+                .stop_charging(&StopCharging { slot, reason: None })
                 .await
                 .is_ok()
         };
@@ -72,6 +120,35 @@ async fn commander(session: Session, tally: Arc<Tally>, until: Instant) -> Vec<D
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     latencies
+}
+
+/// Watches a slot for three readings, then drops the stream: the cabinet's
+/// handler sees its `send` fail and ends.
+async fn watch(cabinet: &ChargerClient, slot: u8, tally: &Tally) {
+    let Ok(mut readings) = cabinet
+        .watch_slot(&WatchSlot {
+            slot,
+            interval_ms: 100,
+        })
+        .await
+    else {
+        tally.failures.fetch_add(1, Ordering::Relaxed);
+        return;
+    };
+    tally.streams.fetch_add(1, Ordering::Relaxed);
+    for _ in 0..3 {
+        match readings.next().await {
+            Some(Ok(_)) => {
+                tally.stream_items.fetch_add(1, Ordering::Relaxed);
+            }
+            _ => {
+                tally.failures.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+        }
+    }
+    drop(readings);
+    tally.cancelled.fetch_add(1, Ordering::Relaxed);
 }
 
 fn per_message(bytes: u64, frames: u64) -> f64 {
@@ -95,13 +172,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let serial_url = pty.url(115_200);
     let tally = Arc::new(Tally::default());
     let t = tally.clone();
-    let dispatcher = Dispatcher::new().on::<StatusReport, _, _>(move |_ctx, _report| {
-        let t = t.clone();
-        async move {
-            t.telemetry.fetch_add(1, Ordering::Relaxed);
-            Ok(())
-        }
-    });
+    let dispatcher = Dispatcher::new()
+        .service(FleetServer::new(Tickets(tally.clone())))
+        .on::<StatusReport, _, _>(move |_ctx, _report| {
+            let t = t.clone();
+            async move {
+                t.telemetry.fetch_add(1, Ordering::Relaxed);
+                Ok(())
+            }
+        });
     let server = Server::builder()
         .listen("tcp://127.0.0.1:0")
         .listen(&serial_url)
@@ -130,6 +209,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .await?;
         let session = client.wait_session().await?;
         tokio::spawn(cab.clone().report(session, TELEMETRY_PERIOD));
+        FleetClient::new(&client).report_fault(&fault()).await?;
         cabinets.push((client, cab));
     }
     let serial_cab = Cabinet::new("CAB-SERIAL");
@@ -144,6 +224,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .clone()
             .report(serial_session.clone(), TELEMETRY_PERIOD),
     );
+    FleetClient::new(&serial_session)
+        .report_fault(&fault())
+        .await?;
 
     // The server commands every cabinet for the run's duration.
     let started = Instant::now();
@@ -250,6 +333,23 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         percentile(&serial_lat, 0.99).as_secs_f64() * 1e6
     );
     println!();
+    let streams = tally.streams.load(Ordering::Relaxed);
+    let cancelled = tally.cancelled.load(Ordering::Relaxed);
+    let fault_reports = tally.fault_reports.load(Ordering::Relaxed);
+    println!("| rpc                         | all sessions   |");
+    println!("|-----------------------------|----------------|");
+    println!(
+        "| server -> cabinet calls     | {:>14} |",
+        tcp_lat.len() + serial_lat.len()
+    );
+    println!("| cabinet -> server calls     | {fault_reports:>14} |");
+    println!("| watch streams opened        | {streams:>14} |");
+    println!(
+        "| stream items received       | {:>14} |",
+        tally.stream_items.load(Ordering::Relaxed)
+    );
+    println!("| streams cancelled by caller | {cancelled:>14} |");
+    println!();
     println!(
         "{telemetry} telemetry reports and {requests} requests in {elapsed:.1} s ({:.0} messages/s), {failures} failed",
         (telemetry + 2 * requests) as f64 / elapsed
@@ -260,7 +360,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     serial_session.close("demo over").await;
     server.shutdown().await;
-    if sessions.len() != CABINETS || failures > 0 || telemetry == 0 || serial_lat.is_empty() {
+    if sessions.len() != CABINETS
+        || failures > 0
+        || telemetry == 0
+        || serial_lat.is_empty()
+        || fault_reports != CABINETS as u64
+        || streams == 0
+        || cancelled != streams
+    {
         eprintln!("fleet-demo: something went wrong (see above)");
         std::process::exit(1);
     }

@@ -307,6 +307,9 @@ mod tests {
             device_id: "dev".into(),
             refused: Vec::new(),
             config: Arc::new(config),
+            initiator: true,
+            peer_services: Vec::new(),
+            peer_window: 16,
         };
         let (session, run) = start(est, rx, tx, info, Arc::new(dispatcher), |_| {});
         tokio::spawn(run);

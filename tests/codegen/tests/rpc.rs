@@ -66,6 +66,10 @@ impl Forms for Impl {
                 tokio::time::sleep(Duration::from_millis(20)).await;
                 Ok(Reply { ok: true })
             }
+            // Calls made from here would get the caller's deadline.
+            9 => Ok(Reply {
+                ok: call.deadline().is_some() && rpc::inherited_deadline() == call.deadline(),
+            }),
             n => Ok(Reply { ok: n % 2 == 0 }),
         }
     }
@@ -264,6 +268,9 @@ async fn an_expired_deadline_drops_the_handler() {
     assert!(!state.dropped.load(Ordering::SeqCst));
     let e = call.await.unwrap().unwrap_err();
     assert!(matches!(e, CallError::Timeout { .. }), "{e}");
+    // The deadline reached the handler, for the calls it makes.
+    let client = FormsClient::new(&c).with_timeout(Duration::from_secs(3));
+    assert!(client.unary(&Request { n: 9 }).await.unwrap().ok);
     assert_eq!(e.code(), Code::DeadlineExceeded);
     // The callee stops the handler at its own deadline (or at the cancel).
     tokio::time::timeout(Duration::from_secs(2), async {
