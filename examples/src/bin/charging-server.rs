@@ -36,35 +36,35 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dispatcher = Dispatcher::new()
         .service(FleetServer::new(Tickets::default()))
         .on::<StatusReport, _, _>(move |ctx, report| {
-        let b = b.clone();
-        async move {
-            if let Some(server) = b.get() {
-                let _ = server.publish::<channels::Telemetry>(&report).await;
-                let uptime = Variable {
-                    value: VariableValue::Int(report.uptime_s as i64),
-                    unit: Some("s".into()),
-                };
-                let key = format!("{}.uptime", ctx.session().device_id());
-                let _ = server
-                    .publish_keyed::<channels::Variables>(&key, &uptime)
-                    .await;
+            let b = b.clone();
+            async move {
+                if let Some(server) = b.get() {
+                    let _ = server.publish::<channels::Telemetry>(&report).await;
+                    let uptime = Variable {
+                        value: VariableValue::Int(report.uptime_s as i64),
+                        unit: Some("s".into()),
+                    };
+                    let key = format!("{}.uptime", ctx.session().device_id());
+                    let _ = server
+                        .publish_keyed::<channels::Variables>(&key, &uptime)
+                        .await;
+                }
+                let charging = report
+                    .slots
+                    .iter()
+                    .filter(|s| s.current_limit_ma > 0)
+                    .count();
+                println!(
+                    "{:>10} {}: {} slots, {charging} charging, {:.1} degC, up {} s",
+                    ctx.session().device_id(),
+                    report.station_id,
+                    report.slots.len(),
+                    report.temperature_c,
+                    report.uptime_s
+                );
+                Ok(())
             }
-            let charging = report
-                .slots
-                .iter()
-                .filter(|s| s.current_limit_ma > 0)
-                .count();
-            println!(
-                "{:>10} {}: {} slots, {charging} charging, {:.1} degC, up {} s",
-                ctx.session().device_id(),
-                report.station_id,
-                report.slots.len(),
-                report.temperature_c,
-                report.uptime_s
-            );
-            Ok(())
-        }
-    });
+        });
     let mut builder = Server::builder()
         .types(AnyMessage::TYPES)
         .channel::<channels::Telemetry>()

@@ -70,7 +70,9 @@ impl Forms for Impl {
             9 => Ok(Reply {
                 ok: call.deadline().is_some() && rpc::inherited_deadline() == call.deadline(),
             }),
-            n => Ok(Reply { ok: n.is_multiple_of(2) }),
+            n => Ok(Reply {
+                ok: n.is_multiple_of(2),
+            }),
         }
     }
 
@@ -83,7 +85,13 @@ impl Forms for Impl {
         if req.n == 0 {
             let mut i = 0u32;
             loop {
-                if out.send(Reply { ok: i.is_multiple_of(2) }).await.is_err() {
+                if out
+                    .send(Reply {
+                        ok: i.is_multiple_of(2),
+                    })
+                    .await
+                    .is_err()
+                {
                     self.0.send_failed_flag.store(true, Ordering::SeqCst);
                     self.0.send_failed.notify_one();
                     return Ok(());
@@ -96,9 +104,11 @@ impl Forms for Impl {
             }
         }
         for i in 0..req.n {
-            out.send(Reply { ok: i.is_multiple_of(2) })
-                .await
-                .map_err(|e| Status::internal(e.to_string()))?;
+            out.send(Reply {
+                ok: i.is_multiple_of(2),
+            })
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?;
         }
         Ok(())
     }
@@ -122,7 +132,9 @@ impl Forms for Impl {
         if count == 0 {
             return Err(Status::invalid_argument("no items"));
         }
-        Ok(Reply { ok: sum.is_multiple_of(2) })
+        Ok(Reply {
+            ok: sum.is_multiple_of(2),
+        })
     }
 
     async fn bidirectional(
@@ -189,7 +201,11 @@ async fn every_form(client: FormsClient, state: &State) {
         got.push(r.unwrap().ok);
     }
     assert_eq!(got.len(), 100);
-    assert!(got.iter().enumerate().all(|(i, ok)| *ok == (i.is_multiple_of(2))));
+    assert!(
+        got.iter()
+            .enumerate()
+            .all(|(i, ok)| *ok == (i.is_multiple_of(2)))
+    );
 
     // As a futures Stream too.
     let collected: Vec<_> = client
