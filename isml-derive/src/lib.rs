@@ -54,6 +54,7 @@ mod attr;
 mod ctxt;
 mod expand;
 mod lower;
+mod service;
 
 use proc_macro::TokenStream;
 
@@ -79,4 +80,16 @@ pub fn derive_enum(input: TokenStream) -> TokenStream {
 #[proc_macro_derive(Union, attributes(isml))]
 pub fn derive_union(input: TokenStream) -> TokenStream {
     expand::derive(input.into(), lower::Kind::Union).into()
+}
+
+/// Turns a trait into an rpc service: the trait implementations write, as
+/// generated for a schema `service`, plus its server (`NameServer<T>`), client
+/// (`NameClient`) and descriptor. Arguments: `package = "a.b"` (default: the
+/// crate name) and `name = "Name"` (the service's name on the wire; default:
+/// the trait's). Each method is an `async fn` with `#[rpc(id = N)]` (and
+/// optionally `name = "m"`), whose signature gives its form. See
+/// `isml_runtime`'s crate docs.
+#[proc_macro_attribute]
+pub fn service(args: TokenStream, input: TokenStream) -> TokenStream {
+    service::expand(args.into(), input.into()).into()
 }
