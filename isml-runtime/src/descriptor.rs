@@ -456,6 +456,11 @@ impl Named {
 /// # }
 /// ```
 pub fn export_schema(types: &[TypeRef]) -> Result<String, ExportError> {
+    export_package(types).map(|(_, text)| text)
+}
+
+/// [`export_schema`], with the package printed.
+pub(crate) fn export_package(types: &[TypeRef]) -> Result<(&'static str, String), ExportError> {
     // full name -> type, in name order, each reached once.
     let mut found: BTreeMap<&'static str, Named> = BTreeMap::new();
     let mut pending: Vec<TypeRef> = types.to_vec();
@@ -570,7 +575,7 @@ pub fn export_schema(types: &[TypeRef]) -> Result<String, ExportError> {
             }
         }
     }
-    Ok(out)
+    Ok((package, out))
 }
 
 fn doc_lines(out: &mut String, docs: &str, indent: &str) {

@@ -202,6 +202,7 @@ pub use message::{Enum, Message, TopLevel, View, Viewable};
 pub use {
     client::Client,
     dispatch::{Context, Dispatcher, HandlerError},
+    rpc::export_schema_with,
     server::Server,
     session::{CloseReason, Key, Session, SessionConfig},
 };

@@ -441,11 +441,56 @@ fn emit(
         }
         Err(_) => rest,
     };
+    let same = ready.iter().map(|(m, t)| same_types(m, t));
     let errors = errors.map(|e| e.to_compile_error());
     quote! {
         #errors
         #trait_def
         #rest
+        // The types the trait names (`Call`, `Sink`, `Status`...) are the
+        // runtime's: an import of another `Call` is an error, and the
+        // user's imports count as used.
+        const _: () = { #(#same)* };
+    }
+}
+
+/// `let _: PhantomData<(user's types)> = PhantomData::<(the runtime's)>;`
+/// for the parameter and result types of one method as written.
+fn same_types(m: &Method, t: &MethodTokens) -> TokenStream {
+    let rpc = quote!(::isml_runtime::__private::rpc);
+    let mut user = Vec::new();
+    let mut expected = Vec::new();
+    let typed = m.user.sig.inputs.iter().filter_map(|a| match a {
+        syn::FnArg::Typed(p) => Some(&p.ty),
+        syn::FnArg::Receiver(_) => None,
+    });
+    let req = &t.request;
+    let resp = t.response.clone().unwrap_or_else(|| quote!(()));
+    let want_req = if t.kind.client_streaming() {
+        quote!(#rpc::Streaming<#req>)
+    } else {
+        quote!(#req)
+    };
+    let wants = [quote!(#rpc::Call), want_req, quote!(#rpc::Sink<#resp>)];
+    for (ty, want) in typed.zip(wants) {
+        user.push(ty.to_token_stream());
+        expected.push(want);
+    }
+    if m.user.sig.asyncness.is_some()
+        && let syn::ReturnType::Type(_, ty) = &m.user.sig.output
+    {
+        user.push(ty.to_token_stream());
+        expected.push(if t.response.is_none() {
+            quote!(())
+        } else if t.kind.server_streaming() {
+            quote!(::core::result::Result<(), #rpc::Status>)
+        } else {
+            quote!(::core::result::Result<#resp, #rpc::Status>)
+        });
+    }
+    quote! {
+        let _: ::core::marker::PhantomData<(#(#user,)*)> =
+            ::core::marker::PhantomData::<(#(#expected,)*)>;
     }
 }
 

@@ -20,22 +20,22 @@ mod derived {
 
     #[derive(Debug, Clone, PartialEq, Default, isml_runtime::Message)]
     #[isml(id = 1, package = "fixtures.rpc_forms")]
-    pub struct Request {
+    pub(crate) struct Request {
         #[isml(tag = 1)]
-        pub n: u32,
+        pub(crate) n: u32,
     }
 
     #[derive(Debug, Clone, PartialEq, Default, isml_runtime::Message)]
     #[isml(id = 2, package = "fixtures.rpc_forms")]
-    pub struct Reply {
+    pub(crate) struct Reply {
         #[isml(tag = 1)]
-        pub ok: bool,
+        pub(crate) ok: bool,
     }
 
     /// `service Forms`, declared in Rust; methods in another order than
     /// their ids, and one renamed on the wire.
     #[isml_runtime::service(package = "fixtures.rpc_forms")]
-    pub trait Forms {
+    pub(crate) trait Forms {
         /// One-way: no reply.
         #[rpc(id = 3)]
         async fn one_way(&self, call: Call, req: Request);
@@ -263,8 +263,14 @@ async fn a_derived_client_calls_a_generated_server() {
     let client = derived::FormsClient::new(&c);
     use derived::{Reply, Request};
 
-    assert_eq!(client.unary(&Request { n: 4 }).await.unwrap(), Reply { ok: true });
-    assert_eq!(client.unary(&Request { n: 3 }).await.unwrap(), Reply { ok: false });
+    assert_eq!(
+        client.unary(&Request { n: 4 }).await.unwrap(),
+        Reply { ok: true }
+    );
+    assert_eq!(
+        client.unary(&Request { n: 3 }).await.unwrap(),
+        Reply { ok: false }
+    );
     let e = client.unary(&Request { n: 0 }).await.unwrap_err();
     assert_eq!(e.status().unwrap().message(), "no request 0");
 
@@ -279,7 +285,7 @@ async fn a_derived_client_calls_a_generated_server() {
     one_ways(&counts, 1).await;
 
     // The derived client's method keeps the trait's Rust name.
-    let mut up = client.upload().await.unwrap();
+    let up = client.upload().await.unwrap();
     for n in 0..3 {
         up.send(Request { n }).await.unwrap();
     }
@@ -309,7 +315,10 @@ async fn a_generated_client_calls_a_derived_server() {
     let client = generated::FormsClient::new(&c);
     use generated::{Reply, Request};
 
-    assert_eq!(client.unary(&Request { n: 4 }).await.unwrap(), Reply { ok: true });
+    assert_eq!(
+        client.unary(&Request { n: 4 }).await.unwrap(),
+        Reply { ok: true }
+    );
     let e = client.unary(&Request { n: 0 }).await.unwrap_err();
     assert_eq!(e.status().unwrap().message(), "no request 0");
 
@@ -323,7 +332,7 @@ async fn a_generated_client_calls_a_derived_server() {
     client.one_way(&Request { n: 1 }).await.unwrap();
     one_ways(&counts, 1).await;
 
-    let mut up = client.client_streaming().await.unwrap();
+    let up = client.client_streaming().await.unwrap();
     for n in 0..4 {
         up.send(Request { n }).await.unwrap();
     }
