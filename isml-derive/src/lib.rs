@@ -1,6 +1,7 @@
 //! Derive macros for isml: `#[derive(Message)]`, `#[derive(Enum)]` and
-//! `#[derive(Union)]`, used through `isml_runtime` (feature `derive`, on by
-//! default), whose crate docs list every attribute.
+//! `#[derive(Union)]`, and the `#[service]` attribute for rpc services
+//! (`#[isml_runtime::service]`), used through `isml_runtime` (feature
+//! `derive`, on by default), whose crate docs list every attribute.
 //!
 //! ```
 //! use isml_runtime::descriptor::TypeRef;
@@ -46,8 +47,16 @@
 //! that one mistake does not cascade into trait-bound errors. Message ids
 //! are checked within one derive only: one macro cannot see other types.
 //!
+//! `#[service]` on a trait does the same for a service: it reads each
+//! method's signature as one of the five forms of an rpc, lowers the trait
+//! into a `ServiceDef` (with placeholder request and response types),
+//! checks it, and emits the trait, descriptor, server and client through
+//! the schema generator's service emitters, so a derived service and the
+//! schema service of the same definition have the same method fingerprints.
+//!
 //! Modules: `attr` parses `#[isml(...)]`, `lower` builds the IR and maps
-//! diagnostics back to tokens, `expand` emits code, `ctxt` collects errors.
+//! diagnostics back to tokens, `expand` emits code, `ctxt` collects errors;
+//! `service` is the service front end.
 #![warn(missing_docs)]
 
 mod attr;

@@ -137,6 +137,67 @@
 //!   keeps variants from newer peers so they can be forwarded unchanged. It
 //!   implements what `Message` does plus `Default` (the lowest tag's variant).
 //!
+//! # Services without a schema
+//!
+//! With `derive` and `runtime`, `#[isml_runtime::service]` on a trait makes
+//! it an rpc service, as `service` in a schema does: it rewrites the trait
+//! as the schema generator writes it and adds `NameServer<T>`, `NameClient`
+//! and the descriptor, with the same method fingerprints as the equivalent
+//! schema. Arguments: `package = "a.b"` (default: the crate name) and
+//! `name = "Name"` (the wire name; default: the trait's). Each method is an
+//! `async fn` with `#[rpc(id = N)]` (1..=65535; `name = "m"` renames it on
+//! the wire), and its signature gives its form (see `docs/rpc.md`):
+//!
+//! ```
+//! # #[cfg(all(feature = "derive", feature = "runtime"))] {
+//! use isml_runtime::rpc::{Call, Sink, Status};
+//!
+//! #[derive(Debug, Clone, PartialEq, Default, isml_runtime::Message)]
+//! #[isml(id = 1, package = "charging.v1")]
+//! struct WatchSlot {
+//!     #[isml(tag = 1)]
+//!     slot: u8,
+//! }
+//!
+//! #[derive(Debug, Clone, PartialEq, Default, isml_runtime::Message)]
+//! #[isml(id = 2, package = "charging.v1")]
+//! struct SlotReading {
+//!     #[isml(tag = 1)]
+//!     voltage_mv: u32,
+//! }
+//!
+//! #[isml_runtime::service(package = "charging.v1")]
+//! trait Charger {
+//!     /// One request, one reply.
+//!     #[rpc(id = 1)]
+//!     async fn read_slot(&self, call: Call, req: WatchSlot) -> Result<SlotReading, Status>;
+//!     /// A stream of readings.
+//!     #[rpc(id = 2)]
+//!     async fn watch_slot(&self, call: Call, req: WatchSlot, out: Sink<SlotReading>) -> Result<(), Status>;
+//! }
+//!
+//! struct Cabinet;
+//!
+//! impl Charger for Cabinet {
+//!     async fn read_slot(&self, _call: Call, _req: WatchSlot) -> Result<SlotReading, Status> {
+//!         Ok(SlotReading { voltage_mv: 48_000 })
+//!     }
+//!     async fn watch_slot(&self, _call: Call, _req: WatchSlot, out: Sink<SlotReading>) -> Result<(), Status> {
+//!         out.send(SlotReading { voltage_mv: 48_000 }).await?;
+//!         Ok(())
+//!     }
+//! }
+//!
+//! let _dispatcher = isml_runtime::Dispatcher::new().service(ChargerServer::new(Cabinet));
+//! let schema = isml_runtime::export_schema_with(&[], &[ChargerClient::descriptor()])?;
+//! assert!(schema.contains("rpc watch_slot(WatchSlot) -> stream SlotReading = 2;"));
+//! # }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! [`export_schema_with`] (feature `runtime`) prints the schema of types and
+//! services together.
+//!
 //! Derived types have no inherent items except the view type's. Their
 //! descriptors record fingerprint `0`: [`TopLevel::fingerprint`] computes it
 //! from the descriptors on first use ([`descriptor::fingerprint`]). Generic
@@ -157,7 +218,8 @@
     doc = "[`session`]: https://docs.rs/isml-runtime/latest/isml_runtime/session/",
     doc = "[`dispatch`]: https://docs.rs/isml-runtime/latest/isml_runtime/dispatch/",
     doc = "[`server`]: https://docs.rs/isml-runtime/latest/isml_runtime/server/",
-    doc = "[`client`]: https://docs.rs/isml-runtime/latest/isml_runtime/client/"
+    doc = "[`client`]: https://docs.rs/isml-runtime/latest/isml_runtime/client/",
+    doc = "[`export_schema_with`]: https://docs.rs/isml-runtime/latest/isml_runtime/fn.export_schema_with.html"
 )]
 #![warn(missing_docs)]
 
