@@ -245,7 +245,7 @@ pub(crate) fn read(cx: &mut Ctxt, f: &TraitItemFn) -> Option<Signature> {
         },
         (None, ReturnType::Default) => {
             cx.error(
-                &sig.fn_token,
+                sig.fn_token,
                 format_args!(
                     "write the method as an `async fn`: rpcs are served asynchronously; {FORMS}"
                 ),

@@ -117,7 +117,9 @@ impl derived::Forms for DerivedImpl {
         if req.n == 0 {
             return Err(Status::not_found("no request 0"));
         }
-        Ok(derived::Reply { ok: req.n % 2 == 0 })
+        Ok(derived::Reply {
+            ok: req.n.is_multiple_of(2),
+        })
     }
 
     async fn server_streaming(
@@ -127,7 +129,10 @@ impl derived::Forms for DerivedImpl {
         out: Sink<derived::Reply>,
     ) -> Result<(), Status> {
         for i in 0..req.n {
-            out.send(derived::Reply { ok: i % 2 == 0 }).await?;
+            out.send(derived::Reply {
+                ok: i.is_multiple_of(2),
+            })
+            .await?;
         }
         Ok(())
     }
@@ -142,7 +147,9 @@ impl derived::Forms for DerivedImpl {
             item?;
             count += 1;
         }
-        Ok(derived::Reply { ok: count % 2 == 0 })
+        Ok(derived::Reply {
+            ok: count.is_multiple_of(2),
+        })
     }
 
     async fn bidirectional(
@@ -153,7 +160,7 @@ impl derived::Forms for DerivedImpl {
     ) -> Result<(), Status> {
         while let Some(item) = req.next().await {
             out.send(derived::Reply {
-                ok: item?.n % 2 == 0,
+                ok: item?.n.is_multiple_of(2),
             })
             .await?;
         }
@@ -173,7 +180,9 @@ impl generated::Forms for GeneratedImpl {
         if req.n == 0 {
             return Err(Status::not_found("no request 0"));
         }
-        Ok(generated::Reply { ok: req.n % 2 == 0 })
+        Ok(generated::Reply {
+            ok: req.n.is_multiple_of(2),
+        })
     }
 
     async fn server_streaming(
@@ -183,7 +192,10 @@ impl generated::Forms for GeneratedImpl {
         out: Sink<generated::Reply>,
     ) -> Result<(), Status> {
         for i in 0..req.n {
-            out.send(generated::Reply { ok: i % 2 == 0 }).await?;
+            out.send(generated::Reply {
+                ok: i.is_multiple_of(2),
+            })
+            .await?;
         }
         Ok(())
     }
@@ -202,7 +214,9 @@ impl generated::Forms for GeneratedImpl {
             item?;
             count += 1;
         }
-        Ok(generated::Reply { ok: count % 2 == 0 })
+        Ok(generated::Reply {
+            ok: count.is_multiple_of(2),
+        })
     }
 
     async fn bidirectional(
@@ -213,7 +227,7 @@ impl generated::Forms for GeneratedImpl {
     ) -> Result<(), Status> {
         while let Some(item) = req.next().await {
             out.send(generated::Reply {
-                ok: item?.n % 2 == 0,
+                ok: item?.n.is_multiple_of(2),
             })
             .await?;
         }
@@ -292,9 +306,9 @@ async fn a_derived_client_calls_a_generated_server() {
     assert_eq!(up.finish().await.unwrap(), Reply { ok: false });
 
     let (tx, mut rx) = client.bidirectional().await.unwrap();
-    for n in [2, 5] {
+    for n in [2u32, 5] {
         tx.send(Request { n }).await.unwrap();
-        assert_eq!(rx.next().await.unwrap().unwrap().ok, n % 2 == 0);
+        assert_eq!(rx.next().await.unwrap().unwrap().ok, n.is_multiple_of(2));
     }
     tx.finish().await.unwrap();
     assert!(rx.next().await.is_none());
@@ -339,9 +353,9 @@ async fn a_generated_client_calls_a_derived_server() {
     assert_eq!(up.finish().await.unwrap(), Reply { ok: true });
 
     let (tx, mut rx) = client.bidirectional().await.unwrap();
-    for n in [7, 8] {
+    for n in [7u32, 8] {
         tx.send(Request { n }).await.unwrap();
-        assert_eq!(rx.next().await.unwrap().unwrap().ok, n % 2 == 0);
+        assert_eq!(rx.next().await.unwrap().unwrap().ok, n.is_multiple_of(2));
     }
     tx.finish().await.unwrap();
     assert!(rx.next().await.is_none());
