@@ -1,6 +1,7 @@
 //! Derive macros for isml: `#[derive(Message)]`, `#[derive(Enum)]` and
-//! `#[derive(Union)]`, used through `isml_runtime` (feature `derive`, on by
-//! default), whose crate docs list every attribute.
+//! `#[derive(Union)]`, and the `#[service]` attribute for rpc services
+//! (`#[isml_runtime::service]`), used through `isml_runtime` (feature
+//! `derive`, on by default), whose crate docs list every attribute.
 //!
 //! ```
 //! use isml_runtime::descriptor::TypeRef;
@@ -46,14 +47,23 @@
 //! that one mistake does not cascade into trait-bound errors. Message ids
 //! are checked within one derive only: one macro cannot see other types.
 //!
+//! `#[service]` on a trait does the same for a service: it reads each
+//! method's signature as one of the five forms of an rpc, lowers the trait
+//! into a `ServiceDef` (with placeholder request and response types),
+//! checks it, and emits the trait, descriptor, server and client through
+//! the schema generator's service emitters, so a derived service and the
+//! schema service of the same definition have the same method fingerprints.
+//!
 //! Modules: `attr` parses `#[isml(...)]`, `lower` builds the IR and maps
-//! diagnostics back to tokens, `expand` emits code, `ctxt` collects errors.
+//! diagnostics back to tokens, `expand` emits code, `ctxt` collects errors;
+//! `service` is the service front end.
 #![warn(missing_docs)]
 
 mod attr;
 mod ctxt;
 mod expand;
 mod lower;
+mod service;
 
 use proc_macro::TokenStream;
 
@@ -79,4 +89,16 @@ pub fn derive_enum(input: TokenStream) -> TokenStream {
 #[proc_macro_derive(Union, attributes(isml))]
 pub fn derive_union(input: TokenStream) -> TokenStream {
     expand::derive(input.into(), lower::Kind::Union).into()
+}
+
+/// Turns a trait into an rpc service: the trait implementations write, as
+/// generated for a schema `service`, plus its server (`NameServer<T>`), client
+/// (`NameClient`) and descriptor. Arguments: `package = "a.b"` (default: the
+/// crate name) and `name = "Name"` (the service's name on the wire; default:
+/// the trait's). Each method is an `async fn` with `#[rpc(id = N)]` (and
+/// optionally `name = "m"`), whose signature gives its form. See
+/// `isml_runtime`'s crate docs.
+#[proc_macro_attribute]
+pub fn service(args: TokenStream, input: TokenStream) -> TokenStream {
+    service::expand(args.into(), input.into()).into()
 }

@@ -477,7 +477,7 @@ fn check_name(cx: &mut Ctxt, n: &Value<String>) {
     }
 }
 
-fn valid_ident(s: &str) -> bool {
+pub(crate) fn valid_ident(s: &str) -> bool {
     let mut chars = s.chars();
     chars
         .next()
@@ -485,13 +485,13 @@ fn valid_ident(s: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
-fn valid_package(s: &str) -> bool {
+pub(crate) fn valid_package(s: &str) -> bool {
     s.split('.').all(valid_ident)
 }
 
 /// The package of a type without `#[isml(package = "...")]`: the name of the
 /// crate being compiled, so that a crate's derived types share one package.
-fn default_package() -> String {
+pub(crate) fn default_package() -> String {
     std::env::var("CARGO_CRATE_NAME")
         .ok()
         .filter(|s| valid_package(s))

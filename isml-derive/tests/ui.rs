@@ -14,6 +14,7 @@ fn ui() {
         "unions",
         "ids",
         "recovery",
+        "services",
     ] {
         t.compile_fail(format!("tests/ui/{category}/*.rs"));
     }

@@ -493,6 +493,14 @@ pub fn export_schema_with_channels(
     types: &[TypeRef],
     channels: &[crate::pubsub::ChannelInfo],
 ) -> Result<String, ExportError> {
+    export_package(types, channels).map(|(_, text)| text)
+}
+
+/// [`export_schema_with_channels`], with the package printed.
+pub(crate) fn export_package(
+    types: &[TypeRef],
+    channels: &[crate::pubsub::ChannelInfo],
+) -> Result<(&'static str, String), ExportError> {
     // full name -> type, in name order, each reached once.
     let mut found: BTreeMap<&'static str, Named> = BTreeMap::new();
     let mut pending: Vec<TypeRef> = types.to_vec();
@@ -648,7 +656,7 @@ pub fn export_schema_with_channels(
         }
         out.push_str(";\n");
     }
-    Ok(out)
+    Ok((package, out))
 }
 
 fn doc_lines(out: &mut String, docs: &str, indent: &str) {

@@ -43,7 +43,7 @@ mod status;
 mod stream;
 
 pub use client::{ClientStreaming, Conn};
-pub use reflect::{DESCRIBE, Description, describe, schema_text};
+pub use reflect::{DESCRIBE, Description, describe, export_schema_with, schema_text};
 pub use server::{CANCEL_GRACE, Reply, Request};
 pub use status::{CallError, Code, Status};
 pub use stream::{Sink, Streaming};

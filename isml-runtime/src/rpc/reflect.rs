@@ -13,7 +13,7 @@ use tokio::time::Instant;
 use super::client::Conn;
 use super::stream::{send_error, status_of};
 use super::{CallError, Service, ServiceDescriptor};
-use crate::descriptor::{TypeRef, export_schema};
+use crate::descriptor::{ExportError, TypeRef, export_package, export_schema};
 use crate::session::{PeerService, Session, Started, codes};
 use crate::wire::{CallHeader, ErrorBody, Frame, FrameHeader, FrameKind, Reader, varint, write};
 
@@ -62,30 +62,103 @@ pub fn schema_text(services: &[&'static ServiceDescriptor]) -> String {
             }
         }
         for s in services {
-            let name = s.name.rsplit_once('.').map_or(s.name, |(_, n)| n);
-            let _ = writeln!(out, "\nservice {name} {{");
-            for m in s.methods {
-                let req = short(package, m.request.name);
-                let stream_in = if m.kind.client_streaming() {
-                    "stream "
-                } else {
-                    ""
-                };
-                let _ = write!(out, "    rpc {}({stream_in}{req})", m.name);
-                if let Some(resp) = m.response {
-                    let stream_out = if m.kind.server_streaming() {
-                        "stream "
-                    } else {
-                        ""
-                    };
-                    let _ = write!(out, " -> {stream_out}{}", short(package, resp.name));
-                }
-                let _ = writeln!(out, " = {};", m.id);
-            }
-            out.push_str("}\n");
+            write_service(&mut out, package, s);
         }
     }
     out
+}
+
+/// `service Name { rpc ...; }` in package `package`.
+fn write_service(out: &mut String, package: &str, s: &ServiceDescriptor) {
+    let name = s.name.rsplit_once('.').map_or(s.name, |(_, n)| n);
+    let _ = writeln!(out, "\nservice {name} {{");
+    for m in s.methods {
+        let req = short(package, m.request.name);
+        let stream_in = if m.kind.client_streaming() {
+            "stream "
+        } else {
+            ""
+        };
+        let _ = write!(out, "    rpc {}({stream_in}{req})", m.name);
+        if let Some(resp) = m.response {
+            let stream_out = if m.kind.server_streaming() {
+                "stream "
+            } else {
+                ""
+            };
+            let _ = write!(out, " -> {stream_out}{}", short(package, resp.name));
+        }
+        let _ = writeln!(out, " = {};", m.id);
+    }
+    out.push_str("}\n");
+}
+
+/// [`export_schema`](crate::export_schema) with services: the `.isml` text
+/// of `types`, of `services`, and of every type either refers to, so that a
+/// team defining its protocol in Rust (`#[derive(Message)]`,
+/// `#[isml_runtime::service]`) can hand a schema to a device team. Compiling
+/// the text gives the same type and method fingerprints.
+///
+/// A service's descriptor is `NameClient::descriptor()` (or the server's),
+/// for derived and generated services alike. Everything must share one
+/// package, as for `export_schema`; a service of another package is
+/// [`ExportError::MixedPackages`].
+///
+/// ```
+/// # #[cfg(feature = "derive")] {
+/// use isml_runtime::rpc::{Call, Status};
+///
+/// #[derive(Debug, Clone, PartialEq, Default, isml_runtime::Message)]
+/// #[isml(id = 1, package = "charging.v1")]
+/// struct StartCharging {
+///     #[isml(tag = 1)]
+///     slot: u8,
+/// }
+///
+/// #[derive(Debug, Clone, PartialEq, Default, isml_runtime::Message)]
+/// #[isml(id = 2, package = "charging.v1")]
+/// struct ChargeStarted {
+///     #[isml(tag = 1)]
+///     session: u32,
+/// }
+///
+/// #[isml_runtime::service(package = "charging.v1")]
+/// trait Charger {
+///     #[rpc(id = 1)]
+///     async fn start_charging(&self, call: Call, req: StartCharging) -> Result<ChargeStarted, Status>;
+/// }
+///
+/// let text = isml_runtime::export_schema_with(&[], &[ChargerClient::descriptor()])?;
+/// assert!(text.contains("package charging.v1;"));
+/// assert!(text.contains("message StartCharging [id = 1] {"));
+/// assert!(text.contains("service Charger {\n    rpc start_charging(StartCharging) -> ChargeStarted = 1;\n}"));
+/// # }
+/// # Ok::<(), isml_runtime::ExportError>(())
+/// ```
+pub fn export_schema_with(
+    types: &[TypeRef],
+    services: &[&'static ServiceDescriptor],
+) -> Result<String, ExportError> {
+    let mut all = types.to_vec();
+    all.extend(
+        services
+            .iter()
+            .flat_map(|s| s.methods.iter())
+            .flat_map(|m| std::iter::once(m.request).chain(m.response))
+            .map(|r| TypeRef::Message(r.descriptor)),
+    );
+    let (package, mut out) = export_package(&all, &[])?;
+    for s in services {
+        let theirs = s.name.rsplit_once('.').map_or("", |(p, _)| p);
+        if theirs != package {
+            return Err(ExportError::MixedPackages {
+                first: package.into(),
+                second: theirs.into(),
+            });
+        }
+        write_service(&mut out, package, s);
+    }
+    Ok(out)
 }
 
 fn types_of(services: &[&'static ServiceDescriptor]) -> Vec<(u32, u64)> {
