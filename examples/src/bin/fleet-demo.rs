@@ -289,7 +289,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let started = Instant::now();
     let until = started + Duration::from_secs(seconds);
     let mut tasks = Vec::new();
-    for s in server.sessions() {
+    // The cabinets only: the dashboard's session serves no `Charger`.
+    for s in server.find(|s| s.device_id().starts_with("cab-")) {
         let serial = s.scheme() == "serial";
         let h = tokio::spawn(commander(s, tally.clone(), until));
         tasks.push((serial, h));
@@ -327,7 +328,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     dashboard.await?.map_err(|e| e.to_string())?;
 
     // Wire statistics, from the server's side of each session.
-    let sessions = server.sessions();
+    let sessions = server.find(|s| s.device_id().starts_with("cab-"));
     let (mut tcp, mut ser) = ([0u64; 4], [0u64; 4]);
     for s in &sessions {
         let st = s.stats();
