@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 use super::stream::Side;
 use super::{Call, MethodDescriptor, MethodKind, Service, Sink, Status, Streaming, with_deadline};
 use crate::TopLevel;
-use crate::session::{Inflow, Outflow, Session, Started, codes};
+use crate::session::{Inflow, Outflow, Session, Started, codes, error_frame};
 use crate::wire::{ErrorBody, Frame, FrameHeader};
 
 /// What generated code gets of a received call: the request's payload, or
@@ -90,13 +90,6 @@ impl Reply {
             .map_err(|e| Status::internal(format!("cannot encode the answer {}: {e}", T::NAME)))?;
         Ok(Reply::Message(T::TYPE_ID, buf.freeze()))
     }
-}
-
-fn error_frame(correlation: u64, code: u64, message: &str) -> Frame {
-    let body = ErrorBody { code, message };
-    let mut buf = BytesMut::with_capacity(body.encoded_len());
-    body.encode(&mut buf);
-    Frame::new(FrameHeader::error(correlation), buf.freeze())
 }
 
 fn stream_end(correlation: u64, status: Option<&Status>) -> Frame {

@@ -115,7 +115,8 @@ pub(super) fn close_frame(reason: &CloseReason) -> Frame {
     Frame::new(FrameHeader::control(ControlOp::Close), buf.freeze())
 }
 
-pub(super) fn error_frame(correlation: u64, code: u64, message: &str) -> Frame {
+/// An error response (wire format §2.4) to exchange `correlation`.
+pub(crate) fn error_frame(correlation: u64, code: u64, message: &str) -> Frame {
     let body = ErrorBody { code, message };
     let mut buf = BytesMut::with_capacity(body.encoded_len());
     body.encode(&mut buf);

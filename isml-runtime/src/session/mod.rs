@@ -115,7 +115,7 @@ pub use config::*;
 use conn::*;
 pub use error::*;
 pub use handle::*;
-pub(crate) use handle::{Exchange, Pending};
+pub(crate) use handle::{Exchange, Pending, error_frame};
 use lend::*;
 use outbox::*;
 use writer::*;

@@ -83,15 +83,10 @@ impl crate::session::Calls for Front {
     ) -> crate::session::Started {
         let h = frame.header;
         let refuse = |code: u64, message: String| {
-            let body = crate::wire::ErrorBody {
+            crate::session::Started::Done(Some(crate::session::error_frame(
+                h.correlation,
                 code,
-                message: &message,
-            };
-            let mut buf = bytes::BytesMut::with_capacity(body.encoded_len());
-            body.encode(&mut buf);
-            crate::session::Started::Done(Some(crate::wire::Frame::new(
-                crate::wire::FrameHeader::error(h.correlation),
-                buf.freeze(),
+                &message,
             )))
         };
         let method = h.call.and_then(|addr| {
