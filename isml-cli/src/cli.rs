@@ -263,9 +263,19 @@ pub(crate) struct ServeArgs {
     /// Schema files; every message type and channel in them is served.
     #[arg(required = true, value_name = "FILE")]
     pub(crate) files: Vec<PathBuf>,
-    /// Listener URL (`tcp://HOST:PORT`, `tls://HOST:PORT`); repeatable.
+    /// Listener URL (`tcp://HOST:PORT`, `tls://HOST:PORT`, and for text-protocol
+    /// devices `text+tcp://HOST:PORT`, `text+tls://HOST:PORT`, with options such as
+    /// `?time=on&require_id=on`, see docs/text-protocol.md); repeatable.
     #[arg(long, value_name = "URL", default_value = "tcp://0.0.0.0:7000")]
     pub(crate) listen: Vec<String>,
+    /// Maps a text variable to a typed channel (`telemetry=charging.v1.telemetry`):
+    /// text devices publish and receive its values as JSON; repeatable.
+    #[arg(long = "text-map", value_name = "VARIABLE=CHANNEL")]
+    pub(crate) text_map: Vec<String>,
+    /// Keep-alive interval of binary and text sessions (`5s`, `500ms`, `2m`; `0`
+    /// turns it off). Default 30s.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub(crate) keepalive: Option<std::time::Duration>,
     /// PEM certificate chain for `tls://` listeners.
     #[arg(long, value_name = "PEM", requires = "tls_key")]
     pub(crate) tls_cert: Option<PathBuf>,
@@ -350,4 +360,45 @@ pub(crate) struct SubArgs {
     /// Exit after N publications (retained ones included).
     #[arg(long, value_name = "N")]
     pub(crate) count: Option<u64>,
+}
+
+/// `500ms`, `5s`, `2m`, `1h`, or `0`.
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let text = text.trim();
+    if text == "0" {
+        return Ok(std::time::Duration::ZERO);
+    }
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .ok_or_else(|| format!("`{text}`: give a unit (ms, s, m, h)"))?;
+    let (number, unit) = text.split_at(split);
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("`{text}`: expected a whole number before the unit"))?;
+    let ms = match unit {
+        "ms" => Some(n),
+        "s" => n.checked_mul(1000),
+        "m" => n.checked_mul(60_000),
+        "h" => n.checked_mul(3_600_000),
+        _ => return Err(format!("`{text}`: unknown unit `{unit}` (ms, s, m, h)")),
+    }
+    .ok_or_else(|| format!("`{text}`: too long"))?;
+    Ok(std::time::Duration::from_millis(ms))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_duration;
+    use std::time::Duration;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("5s"), Ok(Duration::from_secs(5)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
+        assert!(parse_duration("5").is_err());
+        assert!(parse_duration("5x").is_err());
+        assert!(parse_duration("s").is_err());
+    }
 }

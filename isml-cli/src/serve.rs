@@ -29,6 +29,7 @@ pub(crate) fn serve(a: &ServeArgs) -> Outcome {
         Some(path) => Some(Acl::from_toml_file(path).map_err(|e| Failure::invalid(e.to_string()))?),
         None => None,
     };
+    let text_maps = text_maps(&schema, &a.text_map)?;
     let tls = tls_config(a)?;
     std::fs::create_dir_all(&a.data_dir).map_err(|e| {
         Failure::usage(format!(
@@ -53,6 +54,14 @@ pub(crate) fn serve(a: &ServeArgs) -> Outcome {
     for url in &a.listen {
         b = b.listen(url.clone());
     }
+    if let Some(k) = a.keepalive {
+        b = b.keepalive((!k.is_zero()).then_some(k));
+    }
+    for (variable, channel) in text_maps {
+        b = b.text_map(variable, channel);
+    }
+    let schema: &'static isml_schema::Schema = Box::leak(Box::new(schema));
+    b = b.text_values(DynamicValues::new(schema));
     for c in &channels {
         b = b.channel_info(c.clone());
     }
@@ -138,7 +147,10 @@ fn init_logging(a: &ServeArgs) {
 /// The rustls configuration for `tls://` listeners, from `--tls-cert` and
 /// `--tls-key`.
 fn tls_config(a: &ServeArgs) -> Result<Option<Arc<rustls::ServerConfig>>, Failure> {
-    let wants_tls = a.listen.iter().any(|u| u.starts_with("tls://"));
+    let wants_tls = a
+        .listen
+        .iter()
+        .any(|u| u.starts_with("tls://") || u.starts_with("text+tls://"));
     let (cert, key) = match (&a.tls_cert, &a.tls_key) {
         (Some(c), Some(k)) => (c, k),
         _ if wants_tls => {
@@ -191,4 +203,74 @@ fn read_key(path: &Path) -> Result<rustls::pki_types::PrivateKeyDer<'static>, Fa
             path.display()
         ))
     })
+}
+
+/// `--text-map VARIABLE=CHANNEL`, the channel by full or simple name.
+fn text_maps(
+    schema: &isml_schema::Schema,
+    maps: &[String],
+) -> Result<Vec<(String, String)>, Failure> {
+    maps.iter()
+        .map(|m| {
+            let (variable, channel) = m.split_once('=').ok_or_else(|| {
+                Failure::usage(format!("--text-map {m}: expected VARIABLE=CHANNEL"))
+            })?;
+            let (variable, channel) = (variable.trim(), channel.trim());
+            if variable.is_empty() {
+                return Err(Failure::usage(format!(
+                    "--text-map {m}: the variable is empty"
+                )));
+            }
+            let c = crate::served::find_channel(schema, channel)
+                .map_err(|e| Failure::usage(format!("--text-map {m}: {}", e.message)))?;
+            Ok((variable.to_owned(), crate::served::full_name(c)))
+        })
+        .collect()
+}
+
+/// JSON for text devices, through the schemas' dynamic messages: values of
+/// variables mapped to typed channels, and messages of any type sent to a
+/// text device.
+struct DynamicValues {
+    schema: &'static isml_schema::Schema,
+    by_id: std::collections::HashMap<u32, isml_schema::ir::TypeId>,
+}
+
+impl DynamicValues {
+    fn new(schema: &'static isml_schema::Schema) -> DynamicValues {
+        let by_id = schema
+            .types
+            .iter()
+            .enumerate()
+            .filter_map(|(i, t)| Some((t.message_id()?, isml_schema::ir::TypeId(i as u32))))
+            .collect();
+        DynamicValues { schema, by_id }
+    }
+
+    fn descriptor(
+        &self,
+        type_id: u32,
+    ) -> Result<isml_schema::dynamic::Descriptor<'static>, String> {
+        self.by_id
+            .get(&type_id)
+            .and_then(|t| isml_schema::dynamic::Descriptor::new(self.schema, *t))
+            .ok_or_else(|| format!("no loaded schema has type id {type_id}"))
+    }
+}
+
+impl isml_runtime::text::TextValues for DynamicValues {
+    fn encode(&self, type_id: u32, json: &str) -> Result<bytes::Bytes, String> {
+        let desc = self.descriptor(type_id)?;
+        let value = isml_schema::dynamic::from_json_str(desc, json).map_err(|e| e.to_string())?;
+        value
+            .encode()
+            .map(bytes::Bytes::from)
+            .map_err(|e| e.to_string())
+    }
+
+    fn decode(&self, type_id: u32, payload: &[u8]) -> Result<String, String> {
+        let desc = self.descriptor(type_id)?;
+        let value = isml_schema::dynamic::decode(desc, payload).map_err(|e| e.to_string())?;
+        Ok(value.to_json_string(false))
+    }
 }

@@ -114,6 +114,9 @@ pub struct ClientBuilder {
     agent: String,
     types: Vec<(u32, &'static str, u64)>,
     dispatcher: Arc<Dispatcher>,
+    /// Replaces the dispatcher as what received frames go to (the text
+    /// protocol's in-process sessions).
+    inbound: Option<Arc<dyn session::Dispatch>>,
     options: ConnectOptions,
     handshake_timeout: Duration,
     reconnect: Option<Backoff>,
@@ -311,13 +314,24 @@ impl ClientBuilder {
             peer_window: welcome.stream_window,
         };
         let hook = self.on_connect.clone();
-        let (session, run) = session::start(est, rx, tx, info, self.dispatcher.clone(), |s| {
+        let inbound: Arc<dyn session::Dispatch> = match &self.inbound {
+            Some(i) => i.clone(),
+            None => self.dispatcher.clone(),
+        };
+        let (session, run) = session::start(est, rx, tx, info, inbound, |s| {
             if let Some(h) = &hook {
                 h(s);
             }
         });
         tokio::spawn(run);
         Ok(session)
+    }
+
+    /// Received frames go to `inbound` rather than the dispatcher.
+    #[cfg(feature = "tcp")]
+    pub(crate) fn inbound(mut self, inbound: Arc<dyn session::Dispatch>) -> Self {
+        self.inbound = Some(inbound);
+        self
     }
 
     /// Connects (the first attempt's failure is returned), then keeps the
@@ -416,6 +430,7 @@ impl Client {
             agent: concat!("isml-runtime/", env!("CARGO_PKG_VERSION")).to_owned(),
             types: Vec::new(),
             dispatcher: Arc::new(Dispatcher::new()),
+            inbound: None,
             options: ConnectOptions::default(),
             handshake_timeout: Duration::from_secs(10),
             reconnect: None,

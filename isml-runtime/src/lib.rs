@@ -224,6 +224,9 @@
 #![warn(missing_docs)]
 
 extern crate alloc;
+// Generated code names the runtime `::isml_runtime`, also inside it
+// (the text protocol's types, `text`).
+extern crate self as isml_runtime;
 
 #[cfg(feature = "runtime")]
 pub mod client;
@@ -243,6 +246,8 @@ pub mod rpc;
 pub mod server;
 #[cfg(feature = "runtime")]
 pub mod session;
+#[cfg(feature = "runtime")]
+pub mod text;
 #[cfg(feature = "runtime")]
 pub mod transport;
 pub mod view;

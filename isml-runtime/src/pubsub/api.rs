@@ -390,6 +390,33 @@ impl Session {
             type_id: M::TYPE_ID,
         };
         let frame = self.publish_frame(&head, msg)?;
+        self.send_to_with(device_id, correlation, frame).await
+    }
+
+    /// [`Session::send_to`] with an encoded message of type `type_id`
+    /// (tools, dynamic messages, the text protocol's `MSG`).
+    pub async fn send_to_raw(
+        &self,
+        device_id: &str,
+        type_id: u32,
+        payload: Bytes,
+    ) -> Result<(), PublishError> {
+        let correlation = self.next_correlation();
+        let head = PublishHead::Message {
+            correlation,
+            to: device_id,
+            type_id,
+        };
+        let frame = self.raw_publish_frame(&head, &payload)?;
+        self.send_to_with(device_id, correlation, frame).await
+    }
+
+    async fn send_to_with(
+        &self,
+        device_id: &str,
+        correlation: u64,
+        frame: Frame,
+    ) -> Result<(), PublishError> {
         match self.pubsub_exchange(correlation, frame).await {
             Ok(Ok(_)) => Ok(()),
             Ok(Err(refusal)) => Err(PublishError::Refused {
@@ -499,5 +526,15 @@ impl Client {
     /// [`Session::send_to`] on the current session.
     pub async fn send_to<M: TopLevel>(&self, device_id: &str, msg: &M) -> Result<(), PublishError> {
         self.now()?.send_to(device_id, msg).await
+    }
+
+    /// [`Session::send_to_raw`] on the current session.
+    pub async fn send_to_raw(
+        &self,
+        device_id: &str,
+        type_id: u32,
+        payload: Bytes,
+    ) -> Result<(), PublishError> {
+        self.now()?.send_to_raw(device_id, type_id, payload).await
     }
 }

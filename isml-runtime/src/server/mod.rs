@@ -28,10 +28,14 @@ use tokio_util::task::TaskTracker;
 
 mod admission;
 pub(crate) mod broker;
+#[cfg(feature = "tcp")]
+mod text;
 
 pub use admission::Rate;
 use admission::{Admission, AdmissionConfig, Refusal, Source, Ticket};
 pub use broker::BrokerError;
+#[cfg(feature = "tcp")]
+pub use text::TextStats;
 
 use crate::TopLevel;
 use crate::dispatch::Dispatcher;
@@ -85,6 +89,12 @@ pub enum ServerError {
     /// The broker could not start (duplicate channel ids, the store).
     #[error(transparent)]
     Broker(#[from] BrokerError),
+    /// A text listener's URL or options, or a text variable's mapping, is invalid.
+    #[error("{message}")]
+    Text {
+        /// What is wrong, and where.
+        message: String,
+    },
 }
 
 type OpenHook = Arc<dyn Fn(&Session) + Send + Sync>;
@@ -107,6 +117,8 @@ pub struct ServerBuilder {
     max_handshake_frame: usize,
     duplicates: DuplicateIds,
     pubsub: broker::BrokerSetup,
+    #[cfg(feature = "tcp")]
+    text: text::TextSetup,
 }
 
 impl fmt::Debug for ServerBuilder {
@@ -314,9 +326,66 @@ impl ServerBuilder {
     }
 
     /// Binds every listener and starts accepting.
-    pub async fn start(self) -> Result<Server, ServerError> {
+    /// Maps text variable `variable` to the typed channel named `channel`
+    /// (`charging.v1.telemetry`): a text `PUB` carries the value as JSON,
+    /// checked and encoded by [`ServerBuilder::text_values`], and typed
+    /// publications reach text subscribers as compact JSON. On a keyed
+    /// channel the variable's name is the key. Other variables live on
+    /// [`isml.text.variables`](crate::text::channels::Variables).
+    #[cfg(feature = "tcp")]
+    pub fn text_map(mut self, variable: impl Into<String>, channel: impl Into<String>) -> Self {
+        self.text.maps.push((variable.into(), channel.into()));
+        self
+    }
+
+    /// The JSON codec of text variables mapped to typed channels, and of
+    /// messages of other types sent to text devices.
+    #[cfg(feature = "tcp")]
+    pub fn text_values(mut self, values: impl crate::text::TextValues) -> Self {
+        self.text.values = Some(Arc::new(values));
+        self
+    }
+
+    /// Starts the listeners and the broker. `text+tcp://HOST:PORT` and
+    /// `text+tls://HOST:PORT` URLs start text-protocol listeners
+    /// ([`crate::text`]), which also serve the `isml.text.variables` channel.
+    pub async fn start(mut self) -> Result<Server, ServerError> {
         if self.listen.is_empty() {
             return Err(ServerError::NoListener);
+        }
+        let (text_urls, binary_urls): (Vec<String>, Vec<String>) = std::mem::take(&mut self.listen)
+            .into_iter()
+            .partition(|u| u.starts_with("text+"));
+        self.listen = binary_urls;
+        #[cfg(feature = "tcp")]
+        let text_state = if text_urls.is_empty() && self.text.maps.is_empty() {
+            None
+        } else {
+            let variables = text::variables_info();
+            if !self.pubsub.channels.iter().any(|c| c.id == variables.id) {
+                self.pubsub.channels.push(variables);
+            }
+            let setup = std::mem::take(&mut self.text);
+            Some(Arc::new(text::TextShared::new(
+                setup,
+                &self.pubsub.channels,
+            )?))
+        };
+        #[cfg(not(feature = "tcp"))]
+        if let Some(url) = text_urls.first() {
+            return Err(ServerError::Listen {
+                url: url.clone(),
+                source: TransportError::Unsupported {
+                    scheme: "text+tcp",
+                    feature: "tcp",
+                },
+            });
+        }
+        #[cfg(feature = "tcp")]
+        let mut text_listeners = Vec::new();
+        #[cfg(feature = "tcp")]
+        for url in &text_urls {
+            text_listeners.push(text::TextListener::bind(url, &self.options).await?);
         }
         let registry = Arc::new(Registry::default());
         let broker = Arc::new(broker::Broker::new(self.pubsub, registry.clone())?);
@@ -338,8 +407,12 @@ impl ServerBuilder {
                     .map_err(err)?,
             );
         }
+        #[allow(unused_mut)]
+        let mut urls: Vec<String> = listeners.iter().map(|l| l.url().to_owned()).collect();
+        #[cfg(feature = "tcp")]
+        urls.extend(text_listeners.iter().map(|l| l.url().to_owned()));
         let inner = Arc::new(Inner {
-            urls: listeners.iter().map(|l| l.url().to_owned()).collect(),
+            urls,
             registry,
             shutdown: CancellationToken::new(),
             tracker: TaskTracker::new(),
@@ -360,10 +433,16 @@ impl ServerBuilder {
             refusals: Arc::new(Semaphore::new(64)),
             max_handshake_frame: self.max_handshake_frame,
             duplicates: self.duplicates,
+            #[cfg(feature = "tcp")]
+            text: text_state,
         });
         for l in listeners {
             let inner2 = inner.clone();
             inner.tracker.spawn(accept_loop(inner2, l));
+        }
+        #[cfg(feature = "tcp")]
+        for l in text_listeners {
+            inner.tracker.spawn(text::accept_loop(inner.clone(), l));
         }
         Ok(Server { inner })
     }
@@ -407,6 +486,9 @@ struct Inner {
     types: Vec<(u32, &'static str, u64)>,
     on_open: Option<OpenHook>,
     on_close: Option<CloseHook>,
+    /// Text listeners' shared state (with text listeners or mappings only).
+    #[cfg(feature = "tcp")]
+    text: Option<Arc<text::TextShared>>,
 }
 
 /// Counters of a server.
@@ -487,6 +569,8 @@ impl Server {
             max_handshake_frame: DEFAULT_MAX_HANDSHAKE_FRAME,
             duplicates: DuplicateIds::default(),
             pubsub: broker::BrokerSetup::default(),
+            #[cfg(feature = "tcp")]
+            text: text::TextSetup::default(),
         }
     }
 
@@ -562,6 +646,17 @@ impl Server {
             }
         }
         Ok(report)
+    }
+
+    /// Counters of the text listeners (lines, answers, `BAD` by reason);
+    /// all zero without text listeners.
+    #[cfg(feature = "tcp")]
+    pub fn text_stats(&self) -> TextStats {
+        self.inner
+            .text
+            .as_ref()
+            .map(|t| t.stats())
+            .unwrap_or_default()
     }
 
     /// Stops accepting, closes every session with code 9 ("server shutting

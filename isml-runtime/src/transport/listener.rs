@@ -55,6 +55,16 @@ impl Incoming {
     pub async fn upgrade(self) -> Result<Transport, TransportError> {
         self.upgrade.await
     }
+
+    /// A connection whose transport is already there (the server's side of
+    /// a text connection's in-process session).
+    #[cfg(feature = "tcp")]
+    pub(crate) fn ready(peer: String, transport: Transport) -> Incoming {
+        Incoming {
+            peer,
+            upgrade: Box::pin(async move { Ok(transport) }),
+        }
+    }
 }
 
 enum Kind {
@@ -226,7 +236,7 @@ impl Listener {
 const BACKLOG: u32 = 4096;
 
 #[cfg(feature = "tcp")]
-async fn bind_tcp(addr: &str) -> Result<tokio::net::TcpListener, TransportError> {
+pub(crate) async fn bind_tcp(addr: &str) -> Result<tokio::net::TcpListener, TransportError> {
     let err = |e| TransportError::io(format!("binding {addr}"), e);
     let mut last = None;
     for a in tokio::net::lookup_host(addr).await.map_err(err)? {

@@ -37,7 +37,7 @@ pub mod tls;
 #[cfg(feature = "websocket")]
 mod ws;
 
-mod listener;
+pub(crate) mod listener;
 mod reader;
 mod writer;
 pub use listener::{Incoming, ListenOptions, Listener};
