@@ -276,6 +276,11 @@ pub(crate) struct ServeArgs {
     /// turns it off). Default 30s.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub(crate) keepalive: Option<std::time::Duration>,
+    /// New connections accepted per second from one address, and at once
+    /// after a quiet spell (`PER_SECOND/BURST`, or `off`). A fleet behind one
+    /// NAT reconnecting after an outage needs room here.
+    #[arg(long, value_name = "RATE", default_value = "100/200", value_parser = parse_rate)]
+    pub(crate) handshake_rate: HandshakeRate,
     /// PEM certificate chain for `tls://` listeners.
     #[arg(long, value_name = "PEM", requires = "tls_key")]
     pub(crate) tls_cert: Option<PathBuf>,
@@ -362,6 +367,34 @@ pub(crate) struct SubArgs {
     pub(crate) count: Option<u64>,
 }
 
+/// `isml serve --handshake-rate`: `(per second, burst)`, or `None` for off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct HandshakeRate(pub(crate) Option<(u32, u32)>);
+
+/// `PER_SECOND/BURST`, `PER_SECOND` (the burst twice that), or `off`.
+fn parse_rate(text: &str) -> Result<HandshakeRate, String> {
+    if text == "off" {
+        return Ok(HandshakeRate(None));
+    }
+    let number = |s: &str| {
+        s.trim()
+            .parse::<u32>()
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| {
+                format!("`{text}`: expected PER_SECOND/BURST (whole numbers above 0) or off")
+            })
+    };
+    let (rate, burst) = match text.split_once('/') {
+        Some((r, b)) => (number(r)?, number(b)?),
+        None => {
+            let r = number(text)?;
+            (r, r.saturating_mul(2))
+        }
+    };
+    Ok(HandshakeRate(Some((rate, burst))))
+}
+
 /// `500ms`, `5s`, `2m`, `1h`, or `0`.
 fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
     let text = text.trim();
@@ -390,6 +423,16 @@ fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
 mod tests {
     use super::parse_duration;
     use std::time::Duration;
+
+    #[test]
+    fn rates() {
+        use super::HandshakeRate as R;
+        assert_eq!(super::parse_rate("off"), Ok(R(None)));
+        assert_eq!(super::parse_rate("20/40"), Ok(R(Some((20, 40)))));
+        assert_eq!(super::parse_rate("5"), Ok(R(Some((5, 10)))));
+        assert!(super::parse_rate("0/1").is_err());
+        assert!(super::parse_rate("fast").is_err());
+    }
 
     #[test]
     fn durations() {

@@ -54,6 +54,11 @@ pub(crate) fn serve(a: &ServeArgs) -> Outcome {
     for url in &a.listen {
         b = b.listen(url.clone());
     }
+    b = b.handshake_rate(
+        a.handshake_rate
+            .0
+            .map(|(per_second, burst)| isml_runtime::server::Rate { per_second, burst }),
+    );
     if let Some(k) = a.keepalive {
         b = b.keepalive((!k.is_zero()).then_some(k));
     }

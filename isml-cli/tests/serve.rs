@@ -2,95 +2,13 @@
 //! `isml serve` on a free loopback port (`:0`, the port read from its
 //! `listening on` line), killed by a guard whatever happens to the test.
 
-use std::io::{BufRead as _, BufReader, Write as _};
+use std::io::Write as _;
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Output, Stdio};
-use std::sync::mpsc;
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_isml"))
-}
-
-fn schemas() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../schemas")
-}
-
-/// `-I schemas schemas/charging.isml`
-fn schema_args() -> Vec<String> {
-    let dir = schemas();
-    vec![
-        "-I".into(),
-        dir.display().to_string(),
-        dir.join("charging.isml").display().to_string(),
-    ]
-}
-
-/// A child process, killed and reaped when dropped.
-struct Guard(Child);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-impl Guard {
-    /// Waits for the exit at most `limit`.
-    fn wait_timeout(&mut self, limit: Duration) -> Option<ExitStatus> {
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Some(status) = self.0.try_wait().expect("try_wait") {
-                return Some(status);
-            }
-            if Instant::now() > deadline {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-/// A running `isml serve`.
-struct Server {
-    child: Guard,
-    url: String,
-}
-
-/// Starts `isml serve` on `tcp://127.0.0.1:0` with `data_dir` and `extra`
-/// arguments, and waits for its `listening on` line.
-fn serve(data_dir: &Path, extra: &[&str]) -> Server {
-    let mut cmd = bin();
-    cmd.arg("serve")
-        .args(schema_args())
-        .args(["--data-dir", &data_dir.display().to_string()])
-        .args(extra);
-    if !extra.contains(&"--listen") {
-        cmd.args(["--listen", "tcp://127.0.0.1:0"]);
-    }
-    let mut child = Guard(
-        cmd.stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("isml serve starts"),
-    );
-    let stdout = child.0.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { return };
-            if let Some(url) = line.strip_prefix("listening on ") {
-                let _ = tx.send(url.to_owned());
-            }
-        }
-    });
-    let url = rx
-        .recv_timeout(Duration::from_secs(30))
-        .expect("isml serve prints `listening on URL`");
-    Server { child, url }
-}
+mod common;
+use common::{Guard, bin, schema_args, serve};
 
 /// Runs `isml pub` against `url` on `channel` with more arguments and stdin.
 fn publish(url: &str, channel: &str, args: &[&str], stdin: &str) -> Output {

@@ -247,6 +247,13 @@ impl Ticket {
         }
     }
 
+    /// The token [`Ticket::shed`] waits on, for a select loop that cannot
+    /// borrow the ticket; `None` once established.
+    #[cfg(feature = "tcp")]
+    pub(crate) fn shed_token(&self) -> Option<CancellationToken> {
+        self.shed.clone()
+    }
+
     /// The connection has authenticated: it is no longer pending, and can
     /// no longer be shed.
     pub(crate) fn established(&mut self) {

@@ -496,6 +496,15 @@ impl Conn {
                 }
             };
             let waiting_for_id = self.session.is_none();
+            // A connection still waiting for its ID is pending, and may be
+            // shed for a newer one, as a binary connection in its handshake.
+            let shed_token = self.ticket.as_ref().and_then(Ticket::shed_token);
+            let shed = async move {
+                match shed_token {
+                    Some(t) => t.cancelled_owned().await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 _ = inner.shutdown.cancelled() => return End::Server("server shutting down".into()),
                 r = framed.next() => {
@@ -539,6 +548,9 @@ impl Conn {
                 }
                 reason = closed => {
                     return End::Server(format!("session closed: {}", reason.message));
+                }
+                () = shed, if waiting_for_id => {
+                    return End::Server("too many connections are waiting for their ID; this one waited longest".into());
                 }
                 () = tokio::time::sleep_until(identify_by), if waiting_for_id => {
                     return End::Server(format!("no ID within {:?}", inner.handshake_timeout));

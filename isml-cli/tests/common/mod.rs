@@ -1,0 +1,116 @@
+//! Helpers of the tests that run `isml serve` as a child process: a free
+//! loopback port (`:0`, the port read from its `listening on` lines) and a
+//! guard that kills the child whatever happens to the test.
+#![allow(dead_code)]
+
+use std::io::{BufRead as _, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+pub(crate) fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_isml"))
+}
+
+pub(crate) fn schemas() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../schemas")
+}
+
+/// `-I schemas schemas/charging.isml`
+pub(crate) fn schema_args() -> Vec<String> {
+    let dir = schemas();
+    vec![
+        "-I".into(),
+        dir.display().to_string(),
+        dir.join("charging.isml").display().to_string(),
+    ]
+}
+
+/// A child process, killed and reaped when dropped.
+pub(crate) struct Guard(pub(crate) Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Guard {
+    /// Waits for the exit at most `limit`.
+    pub(crate) fn wait_timeout(&mut self, limit: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.0.try_wait().expect("try_wait") {
+                return Some(status);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// A running `isml serve`.
+pub(crate) struct Server {
+    pub(crate) child: Guard,
+    /// The first listener's URL.
+    pub(crate) url: String,
+    /// Every listener's URL, in the order of the `--listen` arguments.
+    pub(crate) urls: Vec<String>,
+}
+
+/// Starts `isml serve` with `data_dir` and `extra` arguments (and
+/// `--listen tcp://127.0.0.1:0` unless `extra` has a `--listen`), and waits
+/// for a `listening on` line per listener.
+pub(crate) fn serve(data_dir: &Path, extra: &[&str]) -> Server {
+    let mut cmd = bin();
+    cmd.arg("serve")
+        .args(schema_args())
+        .args(["--data-dir", &data_dir.display().to_string()])
+        .args(extra);
+    let listeners = extra.iter().filter(|a| **a == "--listen").count();
+    if listeners == 0 {
+        cmd.args(["--listen", "tcp://127.0.0.1:0"]);
+    }
+    let mut child = Guard(
+        cmd.stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("isml serve starts"),
+    );
+    let stdout = child.0.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { return };
+            if let Some(url) = line.strip_prefix("listening on ") {
+                let _ = tx.send(url.to_owned());
+            }
+        }
+    });
+    let urls: Vec<String> = (0..listeners.max(1))
+        .map(|_| {
+            rx.recv_timeout(Duration::from_secs(30))
+                .expect("isml serve prints `listening on URL` for each listener")
+        })
+        .collect();
+    Server {
+        child,
+        url: urls[0].clone(),
+        urls,
+    }
+}
+
+/// The resident memory of a process, in bytes (`VmRSS`).
+pub(crate) fn rss(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc status");
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS in /proc/<pid>/status");
+    kib * 1024
+}
