@@ -226,6 +226,7 @@
 extern crate alloc;
 // Generated code names the runtime `::isml_runtime`, also inside it
 // (the text protocol's types, `text`).
+#[cfg(feature = "runtime")]
 extern crate self as isml_runtime;
 
 #[cfg(feature = "runtime")]

@@ -5,6 +5,8 @@
 //! many clients, is in isml-cli/tests/textproto.rs.)
 #![cfg(feature = "tcp")]
 
+mod common;
+
 use std::time::Duration;
 
 use isml_runtime::client::Client;
@@ -297,5 +299,78 @@ names = ["isml.text.variables"]
     let push = r.next().await.unwrap();
     assert_eq!(push.get("VALUE"), Some("y"));
     assert_eq!(server.text_stats().refused, 2);
+    server.shutdown().await;
+}
+
+#[cfg(feature = "tls")]
+#[tokio::test]
+async fn text_over_tls_with_client_certificates() {
+    use common::pki::{key, pki};
+    use isml_runtime::handshake::{AuthError, Identity, auth_fn};
+    use isml_runtime::transport::tls::{client_config, rustls, server_config};
+
+    let pki = pki();
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(pki.ca.clone()).unwrap();
+    let srv = server_config(
+        vec![pki.server.0.clone()],
+        key(&pki.server.1),
+        Some(roots.clone()),
+    )
+    .unwrap();
+    let expected = pki.client.0.to_vec();
+    // The certificate names the device, as for a binary TLS session.
+    let auth = auth_fn(move |req| match req.peer_certificates {
+        Some(chain) if chain.first() == Some(&expected) => Ok(Identity {
+            device_id: Some("cabinet-17".into()),
+            principal: None,
+        }),
+        _ => Err(AuthError("client certificate required".into())),
+    });
+    let server = Server::builder()
+        .listen("tcp://127.0.0.1:0")
+        .listen("text+tls://127.0.0.1:0")
+        .tls(srv)
+        .authenticator(auth)
+        .start()
+        .await
+        .unwrap();
+    let addr = server.urls()[1]
+        .strip_prefix("text+tls://")
+        .unwrap()
+        .to_owned();
+    let client = client_config(
+        roots,
+        Some((vec![pki.client.0.clone()], key(&pki.client.1))),
+    )
+    .unwrap();
+    let tcp = TcpStream::connect(&addr).await.unwrap();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let tls = tokio_rustls::TlsConnector::from(client)
+        .connect(name, tcp)
+        .await
+        .unwrap();
+    let (r, mut w) = tokio::io::split(tls);
+    let mut lines = BufReader::new(r).lines();
+    w.write_all(b"START | COMMAND=PUB | VARIABLE=door | VALUE=locked | END\n")
+        .await
+        .unwrap();
+    let answer = tokio::time::timeout(Duration::from_secs(10), lines.next_line())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(answer, "START | COMMAND=OK | END");
+    let s = server
+        .session_by_device("cabinet-17")
+        .expect("named by its certificate");
+    assert_eq!(s.scheme(), "text+tls");
+    let retained = server
+        .retained_raw(
+            <Variables as isml_runtime::pubsub::Channel>::ID,
+            Some("door"),
+        )
+        .unwrap();
+    assert_eq!(retained.publisher, "cabinet-17");
     server.shutdown().await;
 }

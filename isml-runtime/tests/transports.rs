@@ -104,44 +104,7 @@ mod tls {
     use isml_runtime::handshake::{AuthError, Identity, auth_fn};
     use isml_runtime::transport::tls::{client_config, rustls, server_config};
 
-    struct Pki {
-        ca: rustls::pki_types::CertificateDer<'static>,
-        server: (rustls::pki_types::CertificateDer<'static>, Vec<u8>),
-        client: (rustls::pki_types::CertificateDer<'static>, Vec<u8>),
-    }
-
-    fn pki() -> Pki {
-        use rcgen::{
-            BasicConstraints, CertificateParams, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-        };
-        let ca_key = KeyPair::generate().unwrap();
-        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        let ca = ca_params.self_signed(&ca_key).unwrap();
-        let issuer = Issuer::new(ca_params, ca_key);
-        let leaf = |names: Vec<String>, usage| {
-            let key = KeyPair::generate().unwrap();
-            let mut p = CertificateParams::new(names).unwrap();
-            p.extended_key_usages = vec![usage];
-            let cert = p.signed_by(&key, &issuer).unwrap();
-            (cert.der().clone(), key.serialize_der())
-        };
-        Pki {
-            ca: ca.der().clone(),
-            server: leaf(
-                vec!["localhost".into()],
-                ExtendedKeyUsagePurpose::ServerAuth,
-            ),
-            client: leaf(
-                vec!["cabinet-17.example".into()],
-                ExtendedKeyUsagePurpose::ClientAuth,
-            ),
-        }
-    }
-
-    fn key(der: &[u8]) -> rustls::pki_types::PrivateKeyDer<'static> {
-        rustls::pki_types::PrivateKeyDer::Pkcs8(der.to_vec().into())
-    }
+    use crate::common::pki::{key, pki};
 
     #[tokio::test]
     async fn mutual_tls_passes_the_client_identity_to_authentication() {

@@ -26,6 +26,11 @@ mod generated {
     include!("generated.rs");
 }
 
+/// The `.isml` source of [`Value`] and [`channels::Variables`]
+/// (`isml-runtime/schemas/text.isml`), for tools that load schemas at run
+/// time; the Rust types here are generated from it.
+pub const SCHEMA: &str = include_str!("../../schemas/text.isml");
+
 pub use codec::{LineCodec, Received};
 pub use generated::{AnyMessage, Value, ValueLazy, ValueView, channels};
 pub use line::{Command, Line, MAX_NAME, ParseError, escape, rfc3339, unescape};

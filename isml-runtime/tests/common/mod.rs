@@ -198,3 +198,49 @@ any_message!(
     Reboot,
     GetFirmware,
 );
+
+/// A certificate authority, a server certificate for `localhost` and a
+/// client certificate for `cabinet-17.example`, made with rcgen.
+#[cfg(feature = "tls")]
+pub(crate) mod pki {
+    use isml_runtime::transport::tls::rustls;
+
+    pub(crate) struct Pki {
+        pub(crate) ca: rustls::pki_types::CertificateDer<'static>,
+        pub(crate) server: (rustls::pki_types::CertificateDer<'static>, Vec<u8>),
+        pub(crate) client: (rustls::pki_types::CertificateDer<'static>, Vec<u8>),
+    }
+
+    pub(crate) fn pki() -> Pki {
+        use rcgen::{
+            BasicConstraints, CertificateParams, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+        };
+        let ca_key = KeyPair::generate().unwrap();
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca = ca_params.self_signed(&ca_key).unwrap();
+        let issuer = Issuer::new(ca_params, ca_key);
+        let leaf = |names: Vec<String>, usage| {
+            let key = KeyPair::generate().unwrap();
+            let mut p = CertificateParams::new(names).unwrap();
+            p.extended_key_usages = vec![usage];
+            let cert = p.signed_by(&key, &issuer).unwrap();
+            (cert.der().clone(), key.serialize_der())
+        };
+        Pki {
+            ca: ca.der().clone(),
+            server: leaf(
+                vec!["localhost".into()],
+                ExtendedKeyUsagePurpose::ServerAuth,
+            ),
+            client: leaf(
+                vec!["cabinet-17.example".into()],
+                ExtendedKeyUsagePurpose::ClientAuth,
+            ),
+        }
+    }
+
+    pub(crate) fn key(der: &[u8]) -> rustls::pki_types::PrivateKeyDer<'static> {
+        rustls::pki_types::PrivateKeyDer::Pkcs8(der.to_vec().into())
+    }
+}
