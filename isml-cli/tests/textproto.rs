@@ -440,3 +440,104 @@ fn msg_between_text_and_binary_devices_through_serve() {
     assert!(e.to_string().contains("text-none"), "{e}");
     rt.block_on(binary.close("done"));
 }
+
+#[test]
+fn every_malformed_form_gets_bad_from_isml_serve_and_the_connection_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve_text(
+        &dir.path().join("data"),
+        &["text+tcp://127.0.0.1:0?max_line=256"],
+        &[],
+    );
+    let mut t = Text::connect(&server.urls[1]);
+    let long = format!(
+        "START | COMMAND=PUB | VARIABLE=x | VALUE={} | END",
+        "z".repeat(1000)
+    );
+    for line in [
+        "COMMAND=SUB | VARIABLE=x | END",
+        "START | COMMAND=SUB | VARIABLE=x",
+        "START | VARIABLE=x | END",
+        "START | COMMAND=TELEPORT | END",
+        "START | COMMAND=SUB | END",
+        "START | COMMAND=UNSUB | END",
+        "START | COMMAND=PUB | VARIABLE=x | END",
+        "START | COMMAND=DEL | END",
+        "START | COMMAND=MSG | DEVICE=x | END",
+        "START | COMMAND=MSG | VALUE=x | END",
+        "START | COMMAND=ID | END",
+        "START | COMMAND=SUB | VARIABLE=x || END",
+        "START | COMMAND=SUB | VARIABLE | END",
+        "START | COMMAND=SUB | VARIABLE=a | VARIABLE=b | END",
+        "START | COMMAND=SUB | VARIABLE=%FF | END",
+        "START | COMMAND=ID | ID=%20padded | END",
+        &long,
+    ] {
+        t.bad(line);
+    }
+    t.writer
+        .write_all(b"START | COMMAND=SUB | VARIABLE=\xc3\x28 | END\n")
+        .unwrap();
+    assert_eq!(t.next().unwrap().command, "BAD");
+    // Three commands in one write, and one command a byte at a time.
+    t.writer
+        .write_all(b"START | COMMAND=SUB | VARIABLE=p | END\nSTART | COMMAND=PUB | VARIABLE=p | VALUE=1 | END\r\nSTART | COMMAND=HELLO! | END\n")
+        .unwrap();
+    assert_eq!(t.next().unwrap().command, "OK");
+    assert_eq!(t.next().unwrap().command, "OK");
+    let mut rest = Vec::new();
+    for _ in 0..2 {
+        rest.push(t.next().unwrap().command);
+    }
+    rest.sort();
+    assert_eq!(rest, ["OK", "SUB"], "the HELLO!'s OK and p's push");
+    for b in b"START | COMMAND=PUB | VARIABLE=p | VALUE=2 | END\n" {
+        t.writer.write_all(&[*b]).unwrap();
+        t.writer.flush().unwrap();
+    }
+    let mut got = [t.next().unwrap(), t.next().unwrap()];
+    got.sort_by(|a, b| a.command.cmp(&b.command));
+    assert_eq!(got[0].command, "OK");
+    assert_eq!(got[1].get("VALUE"), Some("2"));
+}
+
+#[test]
+fn the_python_example_client_talks_to_isml_serve() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve_text(&dir.path().join("data"), &["text+tcp://127.0.0.1:0"], &[]);
+    let port = server.urls[1].rsplit_once(':').unwrap().1.to_owned();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/textproto/client.py");
+    let out = std::process::Command::new("python3")
+        .arg(script)
+        .args(["--port", &port, "--id", "py-1"])
+        .args([
+            "sub",
+            "door",
+            "pub",
+            "door",
+            "open|shut",
+            "msg",
+            "py-1",
+            "to myself",
+        ])
+        .args(["msg", "nobody", "x", "listen", "1"])
+        .output()
+        .expect("python3 runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for want in [
+        "ID OK",
+        "SUB door OK",
+        "PUB door open|shut OK",
+        "MSG py-1 to myself OK",
+        "MSG nobody x BAD",
+        "SUB {'VARIABLE': 'door', 'VALUE': 'open|shut'}",
+        "MSG {'DEVICE': 'py-1', 'VALUE': 'to myself'}",
+    ] {
+        assert!(stdout.contains(want), "missing {want:?} in:\n{stdout}");
+    }
+}

@@ -87,7 +87,7 @@ impl Line {
             }
             let name = name.to_ascii_uppercase();
             let value = unescape(value.trim_matches(is_space))
-                .map_err(|()| ParseError::NotUtf8Value { name: name.clone() })?;
+                .ok_or_else(|| ParseError::NotUtf8Value { name: name.clone() })?;
             if i == 0 {
                 if name != "COMMAND" {
                     return Err(ParseError::MissingCommand);
@@ -370,10 +370,10 @@ pub fn escape(value: &str) -> std::borrow::Cow<'_, str> {
 }
 
 /// Reverses [`escape`]: `%` and two hex digits is that byte; any other `%`
-/// is kept as it is. `Err` when the bytes are not UTF-8.
-pub fn unescape(value: &str) -> Result<String, ()> {
+/// is kept as it is. `None` when the bytes are not UTF-8.
+pub fn unescape(value: &str) -> Option<String> {
     if !value.contains('%') {
-        return Ok(value.to_owned());
+        return Some(value.to_owned());
     }
     let bytes = value.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
@@ -392,7 +392,7 @@ pub fn unescape(value: &str) -> Result<String, ()> {
         out.push(bytes[i]);
         i += 1;
     }
-    String::from_utf8(out).map_err(|_| ())
+    String::from_utf8(out).ok()
 }
 
 fn hex(b: u8) -> Option<u8> {

@@ -146,7 +146,7 @@ mod tests {
         use crate::pubsub::Channel;
         assert_eq!(channels::Variables::ID, 65535);
         assert_eq!(channels::Variables::NAME, "isml.text.variables");
-        assert!(channels::Variables::RETAIN && channels::Variables::KEYED);
+        const { assert!(channels::Variables::RETAIN && channels::Variables::KEYED) };
         assert_eq!(<Value as crate::TopLevel>::TYPE_ID, 0xFFFF_FF01);
     }
 }
