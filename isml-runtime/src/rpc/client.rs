@@ -190,7 +190,10 @@ impl Conn {
             None => {
                 return Err(CallError::Unimplemented {
                     method: name,
-                    detail: format!(" (service {} has no method id {})", method.service, method.id),
+                    detail: format!(
+                        " (service {} has no method id {})",
+                        method.service, method.id
+                    ),
                 });
             }
             Some(fp) if fp != method.fingerprint => {
