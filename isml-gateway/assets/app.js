@@ -12,6 +12,7 @@ const state = {
   byDevice: new Map(),    // device -> Map("channel|key" -> publication)
   ws: null,
   wsReady: false,
+  subscribed: new Set(),
   timers: [],
   streams: [],
 };
@@ -94,7 +95,8 @@ function connectWs() {
     state.wsReady = true;
     live.className = "live on";
     $("#live-text").textContent = "live";
-    for (const c of state.channels) ws.send(JSON.stringify({ op: "subscribe", channel: c.name }));
+    state.subscribed.clear();
+    ensureSubscriptions();
   };
   ws.onmessage = (m) => {
     let msg;
@@ -104,10 +106,22 @@ function connectWs() {
   };
   ws.onclose = () => {
     state.wsReady = false;
+    state.subscribed.clear();
     live.className = "live off";
     $("#live-text").textContent = "offline";
     setTimeout(connectWs, 2000);
   };
+}
+
+// Every channel, once the socket is open and the channels are known
+// (whichever comes last).
+function ensureSubscriptions() {
+  if (!state.wsReady) return;
+  for (const c of state.channels) {
+    if (state.subscribed.has(c.name)) continue;
+    state.subscribed.add(c.name);
+    state.ws.send(JSON.stringify({ op: "subscribe", channel: c.name }));
+  }
 }
 
 function onPublication(p) {
@@ -203,11 +217,8 @@ function drawSessions() {
 async function refreshChannels() {
   const r = await api("/api/channels");
   if (!r.ok) return;
-  const fresh = state.channels.length === 0;
   state.channels = r.body.channels;
-  if (fresh && state.wsReady) {
-    for (const c of state.channels) state.ws.send(JSON.stringify({ op: "subscribe", channel: c.name }));
-  }
+  ensureSubscriptions();
   drawChannels();
 }
 
@@ -360,6 +371,7 @@ function methodForm(device, svc, m, compatible) {
   const result = el("div", { class: "result", id: "result-" + m.name, "aria-live": "polite" });
   const text = el("textarea", { id: "req-" + m.name, spellcheck: "false", "aria-label": m.name + " request (JSON)" });
   text.value = JSON.stringify(m.example, null, 2);
+  text.rows = Math.min(14, text.value.split("\n").length + 1);
   const streaming = m.kind === "server_streaming";
   const unsupported = m.kind === "client_streaming" || m.kind === "bidirectional";
   const button = el("button", { type: "submit", id: "call-" + m.name, text: streaming ? "Start stream" : "Call" });

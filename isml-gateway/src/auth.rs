@@ -71,7 +71,8 @@ impl State {
         let Some(auth) = &self.auth else {
             return Ok(Caller::default());
         };
-        let creds = credentials(headers, query_token)?;
+        let creds =
+            credentials(headers, query_token).inspect_err(|_| self.metrics.auth_refused())?;
         let agent = headers
             .get(header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
