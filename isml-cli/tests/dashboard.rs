@@ -151,14 +151,24 @@ async fn dashboard_in_chromium() {
         .unwrap();
     let expected: Vec<String> = (1..=10).map(|i| format!("cab-{i:03}")).collect();
     assert_eq!(devices, json!(expected));
-    until(&c, "the WebSocket", "return document.getElementById('live').classList.contains('on')").await;
+    until(
+        &c,
+        "the WebSocket",
+        "return document.getElementById('live').classList.contains('on')",
+    )
+    .await;
     until(
         &c,
         "a live telemetry value",
         "const e = document.querySelector('[data-latest=\"charging.v1.telemetry\"]'); return e && /^cab-0\\d\\d: \\{/.test(e.textContent)",
     )
     .await;
-    until(&c, "the session count", "return document.getElementById('stat-sessions').textContent === '10'").await;
+    until(
+        &c,
+        "the session count",
+        "return document.getElementById('stat-sessions').textContent === '10'",
+    )
+    .await;
     screenshot(&c, "fleet-1280x800.png").await;
 
     // A device page, reached by clicking its row.
@@ -168,7 +178,12 @@ async fn dashboard_in_chromium() {
         .click()
         .await
         .unwrap();
-    until(&c, "the device page", "return location.hash === '#/device/cab-003'").await;
+    until(
+        &c,
+        "the device page",
+        "return location.hash === '#/device/cab-003'",
+    )
+    .await;
     let form = c
         .wait()
         .at_most(PATIENCE)
@@ -185,13 +200,18 @@ async fn dashboard_in_chromium() {
     .await;
     // The form is prefilled with a valid request.
     let prefilled = c
-        .execute("return JSON.parse(document.getElementById('req-start_charging').value)", vec![])
+        .execute(
+            "return JSON.parse(document.getElementById('req-start_charging').value)",
+            vec![],
+        )
         .await
         .unwrap();
     assert_eq!(prefilled, json!({ "slot": 0, "target_soc_percent": 1 }));
     let text = c.find(Locator::Id("req-start_charging")).await.unwrap();
     text.clear().await.unwrap();
-    text.send_keys(r#"{"slot": 6, "target_soc_percent": 75}"#).await.unwrap();
+    text.send_keys(r#"{"slot": 6, "target_soc_percent": 75}"#)
+        .await
+        .unwrap();
     form.click().await.unwrap();
     let result = until(
         &c,
@@ -201,7 +221,10 @@ async fn dashboard_in_chromium() {
     .await;
     let result = result.as_str().unwrap();
     assert!(result.contains("200 OK"), "{result}");
-    assert!(result.contains("\"eta_s\": 900") && result.contains("\"slot\": 6"), "{result}");
+    assert!(
+        result.contains("\"eta_s\": 900") && result.contains("\"slot\": 6"),
+        "{result}"
+    );
     // The cabinet publishes its new charging slots; the page shows them live.
     until(
         &c,
@@ -212,7 +235,9 @@ async fn dashboard_in_chromium() {
     assert!(cabs[2].cabinet.charging_slots() == "6");
     // A refusal shows as an error.
     text.clear().await.unwrap();
-    text.send_keys(r#"{"slot": 60, "target_soc_percent": 75}"#).await.unwrap();
+    text.send_keys(r#"{"slot": 60, "target_soc_percent": 75}"#)
+        .await
+        .unwrap();
     form.click().await.unwrap();
     let err = until(
         &c,
@@ -226,12 +251,23 @@ async fn dashboard_in_chromium() {
     // A phone's width: nothing overflows the page sideways.
     c.set_window_size(390, 844).await.unwrap();
     c.goto(&format!("{base}/#/")).await.unwrap();
-    until(&c, "ten rows on a phone", "return document.querySelectorAll('tr.session-row').length === 10").await;
+    until(
+        &c,
+        "ten rows on a phone",
+        "return document.querySelectorAll('tr.session-row').length === 10",
+    )
+    .await;
     let overflow = c
-        .execute("return document.documentElement.scrollWidth - document.documentElement.clientWidth", vec![])
+        .execute(
+            "return document.documentElement.scrollWidth - document.documentElement.clientWidth",
+            vec![],
+        )
         .await
         .unwrap();
-    assert!(overflow.as_i64().unwrap() <= 0, "the page is wider than the phone: {overflow}");
+    assert!(
+        overflow.as_i64().unwrap() <= 0,
+        "the page is wider than the phone: {overflow}"
+    );
     let table_overflow = c
         .execute(
             "const w = document.querySelector('.table-wrap'); return w.scrollWidth - w.clientWidth",
@@ -239,15 +275,28 @@ async fn dashboard_in_chromium() {
         )
         .await
         .unwrap();
-    assert!(table_overflow.as_i64().unwrap() <= 0, "the sessions table scrolls sideways: {table_overflow}");
+    assert!(
+        table_overflow.as_i64().unwrap() <= 0,
+        "the sessions table scrolls sideways: {table_overflow}"
+    );
     screenshot(&c, "fleet-phone.png").await;
     c.goto(&format!("{base}/#/device/cab-003")).await.unwrap();
-    c.wait().at_most(PATIENCE).for_element(Locator::Id("call-start_charging")).await.unwrap();
-    let overflow = c
-        .execute("return document.documentElement.scrollWidth - document.documentElement.clientWidth", vec![])
+    c.wait()
+        .at_most(PATIENCE)
+        .for_element(Locator::Id("call-start_charging"))
         .await
         .unwrap();
-    assert!(overflow.as_i64().unwrap() <= 0, "the device page is wider than the phone: {overflow}");
+    let overflow = c
+        .execute(
+            "return document.documentElement.scrollWidth - document.documentElement.clientWidth",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert!(
+        overflow.as_i64().unwrap() <= 0,
+        "the device page is wider than the phone: {overflow}"
+    );
     screenshot(&c, "device-phone.png").await;
 
     c.close().await.unwrap();

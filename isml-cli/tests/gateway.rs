@@ -33,7 +33,11 @@ async fn get(c: &reqwest::Client, url: &str) -> (StatusCode, Value) {
     (status, r.json().await.unwrap_or(Value::Null))
 }
 
-async fn post(c: &reqwest::Client, url: &str, body: impl Into<reqwest::Body>) -> (StatusCode, Value) {
+async fn post(
+    c: &reqwest::Client,
+    url: &str,
+    body: impl Into<reqwest::Body>,
+) -> (StatusCode, Value) {
     let r = c
         .post(url)
         .header("content-type", "application/json")
@@ -70,13 +74,18 @@ async fn rest_api_with_cabinets() {
 
     // Sessions, with what the issue lists.
     let list = sessions(&c, &base, 3).await;
-    let devices: Vec<&str> = list.iter().map(|s| s["device_id"].as_str().unwrap()).collect();
+    let devices: Vec<&str> = list
+        .iter()
+        .map(|s| s["device_id"].as_str().unwrap())
+        .collect();
     assert_eq!(devices, ["cab-001", "cab-002", "cab-003"]);
     for s in &list {
         assert_eq!(s["transport"], "tcp");
         assert!(s["peer"].as_str().unwrap().starts_with("127.0.0.1:"));
         assert!(s["connected_since"].as_str().unwrap().ends_with('Z'));
-        assert!(s["last_activity_ms"].as_u64().unwrap() >= s["connected_since_ms"].as_u64().unwrap());
+        assert!(
+            s["last_activity_ms"].as_u64().unwrap() >= s["connected_since_ms"].as_u64().unwrap()
+        );
         assert!(s["bytes_in"].as_u64().unwrap() > 0 && s["frames_out"].as_u64().unwrap() > 0);
         assert_eq!(s["refused_types"], json!([]));
         assert!(s["properties"].is_object());
@@ -98,9 +107,22 @@ async fn rest_api_with_cabinets() {
             m["name"].as_str().unwrap()
         })
         .collect();
-    assert_eq!(methods, ["start_charging", "stop_charging", "watch_slot", "reboot", "execute", "firmware"]);
+    assert_eq!(
+        methods,
+        [
+            "start_charging",
+            "stop_charging",
+            "watch_slot",
+            "reboot",
+            "execute",
+            "firmware"
+        ]
+    );
     let (status, e) = get(&c, &format!("{base}/api/sessions/cab-404")).await;
-    assert_eq!((status, e["error"]["code"].as_str()), (StatusCode::NOT_FOUND, Some("not_found")));
+    assert_eq!(
+        (status, e["error"]["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("not_found"))
+    );
 
     // A round trip to a device and back, and its refusal the second time.
     let start = rpc(&base, "cab-002", "start_charging");
@@ -113,7 +135,13 @@ async fn rest_api_with_cabinets() {
     let (status, e) = post(&c, &start, r#"{"slot": 99, "target_soc_percent": 80}"#).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(e["error"]["code"], "not_found");
-    assert!(e["error"]["message"].as_str().unwrap().contains("no slot 99"), "{e}");
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no slot 99"),
+        "{e}"
+    );
     // A union request, a unary answer with nested messages.
     let (status, report) = post(
         &c,
@@ -133,11 +161,22 @@ async fn rest_api_with_cabinets() {
     assert_eq!(status, StatusCode::NOT_FOUND);
     let (status, e) = post(&c, &rpc(&base, "cab-001", "explode"), "{}").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    assert!(e["error"]["message"].as_str().unwrap().contains("start_charging"), "{e}");
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("start_charging"),
+        "{e}"
+    );
     let (status, _) = post(&c, &format!("{base}/api/devices/cab-001/rpc/Nope/x"), "{}").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     // Client streaming is not served over HTTP (the Fleet service is the server's).
-    let (status, _) = post(&c, &format!("{base}/api/devices/cab-001/rpc/charging.v1.Fleet/upload_readings"), "{}").await;
+    let (status, _) = post(
+        &c,
+        &format!("{base}/api/devices/cab-001/rpc/charging.v1.Fleet/upload_readings"),
+        "{}",
+    )
+    .await;
     assert_eq!(status, StatusCode::NOT_IMPLEMENTED);
 
     // Malformed JSON: 400 naming the field, or the line and column.
@@ -147,10 +186,17 @@ async fn rest_api_with_cabinets() {
     assert_eq!(e["error"]["code"], "invalid_argument");
     let (status, e) = post(&c, &start, r#"{"slot": 1, "target_soc_percent": 300}"#).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert_eq!(e["error"]["field"], "charging.v1.StartCharging.target_soc_percent", "{e}");
+    assert_eq!(
+        e["error"]["field"], "charging.v1.StartCharging.target_soc_percent",
+        "{e}"
+    );
     let (status, e) = post(&c, &start, "{\n  \"slot\": ").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert_eq!((e["error"]["line"].as_u64(), e["error"]["column"].as_u64()), (Some(2), Some(10)), "{e}");
+    assert_eq!(
+        (e["error"]["line"].as_u64(), e["error"]["column"].as_u64()),
+        (Some(2), Some(10)),
+        "{e}"
+    );
     // The deadline header, malformed.
     let r = c
         .post(&start)
@@ -167,7 +213,12 @@ async fn rest_api_with_cabinets() {
     let (status, e) = post(&c, &start, big.clone()).await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(e["error"]["status"], 413);
-    let (status, _) = post(&c, &format!("{base}/api/channels/charging.v1.telemetry"), big).await;
+    let (status, _) = post(
+        &c,
+        &format!("{base}/api/channels/charging.v1.telemetry"),
+        big,
+    )
+    .await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
 
     // A server stream as NDJSON, ended by its deadline with a 504 line.
@@ -182,7 +233,10 @@ async fn rest_api_with_cabinets() {
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(r.headers()["content-type"], "application/x-ndjson");
     let text = r.text().await.unwrap();
-    let lines: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     let (last, items) = lines.split_last().unwrap();
     assert!(items.len() >= 3, "{text}");
     for item in items {
@@ -201,18 +255,32 @@ async fn rest_api_with_cabinets() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
-    assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
     let mut body = r.bytes_stream();
     let mut seen = String::new();
     while seen.matches("event: item").count() < 3 {
-        let chunk = tokio::time::timeout(PATIENCE, body.next()).await.unwrap().unwrap().unwrap();
+        let chunk = tokio::time::timeout(PATIENCE, body.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
         seen.push_str(std::str::from_utf8(&chunk).unwrap());
     }
     assert!(seen.contains("\"index\":2"), "{seen}");
     drop(body);
     // A stream the device refuses: the status as the one NDJSON line.
     let (status, e) = {
-        let r = c.post(&watch).body(r#"{"slot": 42, "interval_ms": 100}"#).send().await.unwrap();
+        let r = c
+            .post(&watch)
+            .body(r#"{"slot": 42, "interval_ms": 100}"#)
+            .send()
+            .await
+            .unwrap();
         (r.status(), r.text().await.unwrap())
     };
     assert_eq!(status, StatusCode::OK);
@@ -223,7 +291,12 @@ async fn rest_api_with_cabinets() {
     let (status, v) = get(&c, &format!("{vars}?key=cab-002/charging")).await;
     assert_eq!(status, StatusCode::OK, "{v}");
     assert_eq!(v["values"][0]["publisher"], "cab-002");
-    let (status, _) = post(&c, &rpc(&base, "cab-003", "start_charging"), r#"{"slot": 7, "target_soc_percent": 90}"#).await;
+    let (status, _) = post(
+        &c,
+        &rpc(&base, "cab-003", "start_charging"),
+        r#"{"slot": 7, "target_soc_percent": 90}"#,
+    )
+    .await;
     assert_eq!(status, StatusCode::OK);
     eventually("cab-003's charging slots after start_charging", || {
         let (c, vars) = (c.clone(), vars.clone());
@@ -234,11 +307,24 @@ async fn rest_api_with_cabinets() {
     })
     .await;
     let (_, all) = get(&c, &vars).await;
-    let keys: Vec<&str> = all["values"].as_array().unwrap().iter().map(|v| v["key"].as_str().unwrap()).collect();
-    assert_eq!(keys, ["cab-001/charging", "cab-002/charging", "cab-003/charging"]);
+    let keys: Vec<&str> = all["values"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["key"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        keys,
+        ["cab-001/charging", "cab-002/charging", "cab-003/charging"]
+    );
     let (_, t) = get(&c, &format!("{base}/api/channels/telemetry/retained")).await;
     assert_eq!(t["values"].as_array().unwrap().len(), 1);
-    assert!(t["values"][0]["value"]["station_id"].as_str().unwrap().starts_with("CAB-00"));
+    assert!(
+        t["values"][0]["value"]["station_id"]
+            .as_str()
+            .unwrap()
+            .starts_with("CAB-00")
+    );
 
     // Publish, read back, delete.
     let note = format!("{base}/api/channels/charging.v1.variables?key=ops/note");
@@ -247,13 +333,33 @@ async fn rest_api_with_cabinets() {
     assert_eq!(ack["ack"], "persisted");
     let (status, v) = get(&c, &format!("{vars}?key=ops/note")).await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(v["values"][0]["value"], json!({ "value": { "text": "hello" }, "unit": "msg" }));
+    assert_eq!(
+        v["values"][0]["value"],
+        json!({ "value": { "text": "hello" }, "unit": "msg" })
+    );
     assert_eq!(v["values"][0]["publisher"], "");
-    let (status, e) = post(&c, &format!("{base}/api/channels/charging.v1.variables"), r#"{"value": {"int": 1}}"#).await;
-    assert_eq!((status, e["error"]["field"].as_str()), (StatusCode::BAD_REQUEST, Some("key")));
-    let (status, e) = post(&c, &format!("{base}/api/channels/charging.v1.variables?key=k"), r#"{"value": {"float": 1}}"#).await;
+    let (status, e) = post(
+        &c,
+        &format!("{base}/api/channels/charging.v1.variables"),
+        r#"{"value": {"int": 1}}"#,
+    )
+    .await;
+    assert_eq!(
+        (status, e["error"]["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("key"))
+    );
+    let (status, e) = post(
+        &c,
+        &format!("{base}/api/channels/charging.v1.variables?key=k"),
+        r#"{"value": {"float": 1}}"#,
+    )
+    .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{e}");
-    let r = c.delete(format!("{vars}?key=ops/note")).send().await.unwrap();
+    let r = c
+        .delete(format!("{vars}?key=ops/note"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
     let (status, _) = get(&c, &format!("{vars}?key=ops/note")).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
@@ -272,14 +378,34 @@ async fn rest_api_with_cabinets() {
         }
     })
     .await;
-    let names: Vec<&str> = channels.iter().map(|c| c["name"].as_str().unwrap()).collect();
-    assert_eq!(names, ["charging.v1.faults", "charging.v1.telemetry", "charging.v1.variables"]);
-    let t = channels.iter().find(|x| x["name"] == "charging.v1.telemetry").unwrap();
+    let names: Vec<&str> = channels
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "charging.v1.faults",
+            "charging.v1.telemetry",
+            "charging.v1.variables"
+        ]
+    );
+    let t = channels
+        .iter()
+        .find(|x| x["name"] == "charging.v1.telemetry")
+        .unwrap();
     assert!(t["published"].as_u64().unwrap() >= 3);
     assert!(!t["history"].as_array().unwrap().is_empty());
 
     // Prometheus metrics.
-    let text = c.get(format!("{base}/metrics")).send().await.unwrap().text().await.unwrap();
+    let text = c
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     for needle in [
         "isml_sessions{transport=\"tcp\"} 3",
         "isml_gateway_calls_total{method=\"charging.v1.Charger/start_charging\",code=\"ok\"}",
@@ -302,7 +428,14 @@ async fn rest_api_with_cabinets() {
     sessions(&c, &base, 0).await;
     let (status, _) = post(&c, &rpc(&base, "cab-001", "firmware"), "{}").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    let text = c.get(format!("{base}/metrics")).send().await.unwrap().text().await.unwrap();
+    let text = c
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(text.contains("isml_sessions_closed_total 3"), "{text}");
     let frames: u64 = text
         .lines()
@@ -313,7 +446,12 @@ async fn rest_api_with_cabinets() {
     assert!(frames > 10, "{text}");
 }
 
-async fn ws_next(ws: &mut (impl futures_util::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin)) -> Value {
+async fn ws_next(
+    ws: &mut (
+             impl futures_util::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>>
+             + Unpin
+         ),
+) -> Value {
     loop {
         let m = tokio::time::timeout(PATIENCE, ws.next())
             .await
@@ -328,7 +466,10 @@ async fn ws_next(ws: &mut (impl futures_util::Stream<Item = Result<Message, toki
 
 /// Reads messages until one satisfies `want`.
 async fn ws_until(
-    ws: &mut (impl futures_util::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin),
+    ws: &mut (
+             impl futures_util::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>>
+             + Unpin
+         ),
     want: impl Fn(&Value) -> bool,
 ) -> Value {
     loop {
@@ -348,10 +489,16 @@ async fn websocket_publications_and_session_events() {
     sessions(&http(), &base, 2).await;
 
     let ws_url = format!("{}/api/ws?events=sessions", base.replacen("http", "ws", 1));
-    let (mut ws, _) = tokio_tungstenite::connect_async(&ws_url).await.expect("WebSocket");
+    let (mut ws, _) = tokio_tungstenite::connect_async(&ws_url)
+        .await
+        .expect("WebSocket");
     let v = ws_next(&mut ws).await;
     assert_eq!(v, json!({ "type": "subscribed", "events": "sessions" }));
-    ws.send(Message::text(r#"{"op":"subscribe","channel":"variables","key":"cab-001/charging"}"#)).await.unwrap();
+    ws.send(Message::text(
+        r#"{"op":"subscribe","channel":"variables","key":"cab-001/charging"}"#,
+    ))
+    .await
+    .unwrap();
     let v = ws_until(&mut ws, |v| v["type"] == "subscribed").await;
     assert_eq!(v["channel"], "charging.v1.variables");
     // The retained value first, then live ones.
@@ -360,32 +507,59 @@ async fn websocket_publications_and_session_events() {
     assert_eq!(p["publisher"], "cab-001");
     assert_eq!(p["value"]["value"]["text"], "none");
     // A call changes it; the socket sees the change.
-    let (status, _) = post(&http(), &rpc(&base, "cab-001", "start_charging"), r#"{"slot": 4, "target_soc_percent": 60}"#).await;
+    let (status, _) = post(
+        &http(),
+        &rpc(&base, "cab-001", "start_charging"),
+        r#"{"slot": 4, "target_soc_percent": 60}"#,
+    )
+    .await;
     assert_eq!(status, StatusCode::OK);
-    let p = ws_until(&mut ws, |v| v["type"] == "publication" && v["value"]["value"]["text"] == "4").await;
+    let p = ws_until(&mut ws, |v| {
+        v["type"] == "publication" && v["value"]["value"]["text"] == "4"
+    })
+    .await;
     assert_eq!(p["retained"], false);
     // A publication through the REST API reaches subscribers of the key only.
-    ws.send(Message::text(r#"{"op":"subscribe","channel":"charging.v1.telemetry"}"#)).await.unwrap();
-    let p = ws_until(&mut ws, |v| v["type"] == "publication" && v["channel"] == "charging.v1.telemetry").await;
+    ws.send(Message::text(
+        r#"{"op":"subscribe","channel":"charging.v1.telemetry"}"#,
+    ))
+    .await
+    .unwrap();
+    let p = ws_until(&mut ws, |v| {
+        v["type"] == "publication" && v["channel"] == "charging.v1.telemetry"
+    })
+    .await;
     assert!(p["value"]["slots"].is_array());
 
     // Session events: a cabinet connects and leaves.
     let late = cabinet(&server.url, "cab-009", None, Duration::from_millis(200)).await;
-    let e = ws_until(&mut ws, |v| v["type"] == "session" && v["device_id"] == "cab-009").await;
+    let e = ws_until(&mut ws, |v| {
+        v["type"] == "session" && v["device_id"] == "cab-009"
+    })
+    .await;
     assert_eq!(e["event"], "connected");
     assert_eq!(e["transport"], "tcp");
     late.close().await;
-    let e = ws_until(&mut ws, |v| v["type"] == "session" && v["device_id"] == "cab-009" && v["event"] == "disconnected").await;
+    let e = ws_until(&mut ws, |v| {
+        v["type"] == "session" && v["device_id"] == "cab-009" && v["event"] == "disconnected"
+    })
+    .await;
     assert!(e["reason"].is_string());
 
     // Bad commands are answered, not fatal.
     ws.send(Message::text("{\"op\":\"fly\"}")).await.unwrap();
     let e = ws_until(&mut ws, |v| v["type"] == "error").await;
     assert_eq!(e["error"]["code"], "invalid_argument");
-    ws.send(Message::text(r#"{"op":"subscribe","channel":"nope"}"#)).await.unwrap();
+    ws.send(Message::text(r#"{"op":"subscribe","channel":"nope"}"#))
+        .await
+        .unwrap();
     let e = ws_until(&mut ws, |v| v["type"] == "error").await;
     assert_eq!(e["error"]["code"], "not_found");
-    ws.send(Message::text(r#"{"op":"unsubscribe","channel":"charging.v1.telemetry"}"#)).await.unwrap();
+    ws.send(Message::text(
+        r#"{"op":"unsubscribe","channel":"charging.v1.telemetry"}"#,
+    ))
+    .await
+    .unwrap();
     ws_until(&mut ws, |v| v["type"] == "unsubscribed").await;
     ws.send(Message::text(r#"{"op":"ping"}"#)).await.unwrap();
     ws_until(&mut ws, |v| v["type"] == "pong").await;
@@ -464,7 +638,13 @@ async fn authentication_and_acl() {
         ],
     );
     let base = server.http.clone().unwrap();
-    let cabs = cabinets(&server.url, 1, Some("demo-token"), Duration::from_millis(200)).await;
+    let cabs = cabinets(
+        &server.url,
+        1,
+        Some("demo-token"),
+        Duration::from_millis(200),
+    )
+    .await;
     let c = http();
     let sessions_url = format!("{base}/api/sessions");
 
@@ -477,7 +657,12 @@ async fn authentication_and_acl() {
     ] {
         let r = req.send().await.unwrap();
         assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
-        assert!(r.headers()["www-authenticate"].to_str().unwrap().contains("Bearer"));
+        assert!(
+            r.headers()["www-authenticate"]
+                .to_str()
+                .unwrap()
+                .contains("Bearer")
+        );
         let e: Value = r.json().await.unwrap();
         assert_eq!(e["error"]["code"], "unauthenticated");
     }
@@ -485,42 +670,115 @@ async fn authentication_and_acl() {
     let v: Value = eventually("the cabinet's session", || {
         let (c, url) = (c.clone(), sessions_url.clone());
         async move {
-            let v: Value = c.get(&url).bearer_auth("ops-token").send().await.ok()?.json().await.ok()?;
+            let v: Value = c
+                .get(&url)
+                .bearer_auth("ops-token")
+                .send()
+                .await
+                .ok()?
+                .json()
+                .await
+                .ok()?;
             (v["sessions"].as_array()?.len() == 1).then_some(v)
         }
     })
     .await;
     assert_eq!(v["sessions"][0]["properties"]["principal"], "devices");
-    let r = c.get(&sessions_url).basic_auth("admin", Some("s3cret")).send().await.unwrap();
+    let r = c
+        .get(&sessions_url)
+        .basic_auth("admin", Some("s3cret"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     // `?access_token=` works too (browsers' WebSockets cannot set headers).
-    let r = c.get(format!("{sessions_url}?access_token=viewer-token")).send().await.unwrap();
+    let r = c
+        .get(format!("{sessions_url}?access_token=viewer-token"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
 
     // The ACL: the viewer reads, and may not call, publish or delete.
     let start = rpc(&base, "cab-001", "start_charging");
     let body = r#"{"slot": 1, "target_soc_percent": 50}"#;
-    let r = c.post(&start).bearer_auth("viewer-token").body(body).send().await.unwrap();
+    let r = c
+        .post(&start)
+        .bearer_auth("viewer-token")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
     let e: Value = r.json().await.unwrap();
     assert_eq!(e["error"]["code"], "permission_denied");
-    assert!(e["error"]["message"].as_str().unwrap().contains("viewer:bob"), "{e}");
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("viewer:bob"),
+        "{e}"
+    );
     let publish = format!("{base}/api/channels/charging.v1.variables?key=x");
-    let r = c.post(&publish).bearer_auth("viewer-token").body(r#"{"value":{"int":1}}"#).send().await.unwrap();
+    let r = c
+        .post(&publish)
+        .bearer_auth("viewer-token")
+        .body(r#"{"value":{"int":1}}"#)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
-    let r = c.delete(format!("{base}/api/channels/charging.v1.variables/retained?key=cab-001/charging")).bearer_auth("viewer-token").send().await.unwrap();
+    let r = c
+        .delete(format!(
+            "{base}/api/channels/charging.v1.variables/retained?key=cab-001/charging"
+        ))
+        .bearer_auth("viewer-token")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
-    let r = c.get(format!("{base}/api/channels/charging.v1.variables/retained")).bearer_auth("viewer-token").send().await.unwrap();
+    let r = c
+        .get(format!(
+            "{base}/api/channels/charging.v1.variables/retained"
+        ))
+        .bearer_auth("viewer-token")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     // The devices' token may publish but not call.
-    let r = c.post(&start).bearer_auth("demo-token").body(body).send().await.unwrap();
+    let r = c
+        .post(&start)
+        .bearer_auth("demo-token")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
-    let r = c.post(&publish).bearer_auth("demo-token").body(r#"{"value":{"int":1}}"#).send().await.unwrap();
+    let r = c
+        .post(&publish)
+        .bearer_auth("demo-token")
+        .body(r#"{"value":{"int":1}}"#)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     // Operators may do everything.
-    let r = c.post(&start).bearer_auth("ops-token").body(body).send().await.unwrap();
+    let r = c
+        .post(&start)
+        .bearer_auth("ops-token")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
-    let r = c.post(&start).basic_auth("admin", Some("s3cret")).body(r#"{"slot": 2, "target_soc_percent": 50}"#).send().await.unwrap();
+    let r = c
+        .post(&start)
+        .basic_auth("admin", Some("s3cret"))
+        .body(r#"{"slot": 2, "target_soc_percent": 50}"#)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
 
     // The WebSocket: refused without credentials; the viewer subscribes.
@@ -530,22 +788,45 @@ async fn authentication_and_acl() {
         Err(tokio_tungstenite::tungstenite::Error::Http(r)) => assert_eq!(r.status(), 401),
         other => panic!("expected a 401, got {other:?}"),
     }
-    let (mut ws, _) = tokio_tungstenite::connect_async(format!("{ws_base}/api/ws?access_token=viewer-token&channels=charging.v1.variables"))
-        .await
-        .unwrap();
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!(
+        "{ws_base}/api/ws?access_token=viewer-token&channels=charging.v1.variables"
+    ))
+    .await
+    .unwrap();
     let p = ws_until(&mut ws, |v| v["type"] == "publication").await;
     assert_eq!(p["channel"], "charging.v1.variables");
     // A principal no rule names is refused per channel.
-    let (mut ws, _) = tokio_tungstenite::connect_async(format!("{ws_base}/api/ws?access_token=guest-token")).await.unwrap();
-    ws.send(Message::text(r#"{"op":"subscribe","channel":"charging.v1.telemetry"}"#)).await.unwrap();
+    let (mut ws, _) =
+        tokio_tungstenite::connect_async(format!("{ws_base}/api/ws?access_token=guest-token"))
+            .await
+            .unwrap();
+    ws.send(Message::text(
+        r#"{"op":"subscribe","channel":"charging.v1.telemetry"}"#,
+    ))
+    .await
+    .unwrap();
     let v = ws_next(&mut ws).await;
     assert_eq!(v["type"], "error", "{v}");
     assert_eq!(v["error"]["code"], "permission_denied");
 
     // Refusals are counted.
-    let text = c.get(format!("{base}/metrics")).bearer_auth("ops-token").send().await.unwrap().text().await.unwrap();
-    assert!(text.contains("isml_gateway_refused_total{reason=\"unauthenticated\"} 5"), "{text}");
-    assert!(text.contains("isml_gateway_refused_total{reason=\"permission_denied\"} 5"), "{text}");
+    let text = c
+        .get(format!("{base}/metrics"))
+        .bearer_auth("ops-token")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.contains("isml_gateway_refused_total{reason=\"unauthenticated\"} 5"),
+        "{text}"
+    );
+    assert!(
+        text.contains("isml_gateway_refused_total{reason=\"permission_denied\"} 5"),
+        "{text}"
+    );
     for cab in cabs {
         cab.close().await;
     }
@@ -564,18 +845,30 @@ async fn openapi_document_validates() {
     assert_eq!(doc["openapi"], "3.1.0");
 
     let paths = doc["paths"].as_object().unwrap();
-    for m in ["start_charging", "stop_charging", "watch_slot", "reboot", "execute", "firmware"] {
+    for m in [
+        "start_charging",
+        "stop_charging",
+        "watch_slot",
+        "reboot",
+        "execute",
+        "firmware",
+    ] {
         let p = format!("/api/devices/{{device}}/rpc/charging.v1.Charger/{m}");
         assert!(paths.contains_key(&p), "no path {p}");
     }
     for m in ["report_fault", "upload_readings"] {
-        assert!(paths.contains_key(&format!("/api/devices/{{device}}/rpc/charging.v1.Fleet/{m}")));
+        assert!(paths.contains_key(&format!(
+            "/api/devices/{{device}}/rpc/charging.v1.Fleet/{m}"
+        )));
     }
     for ch in ["telemetry", "faults", "variables"] {
         assert!(paths.contains_key(&format!("/api/channels/charging.v1.{ch}")));
     }
     assert!(paths.contains_key("/api/channels/charging.v1.telemetry/retained"));
-    assert!(!paths.contains_key("/api/channels/charging.v1.faults/retained"), "faults retains nothing");
+    assert!(
+        !paths.contains_key("/api/channels/charging.v1.faults/retained"),
+        "faults retains nothing"
+    );
     let start = &paths["/api/devices/{device}/rpc/charging.v1.Charger/start_charging"]["post"];
     assert_eq!(
         start["requestBody"]["content"]["application/json"]["schema"]["$ref"],
@@ -590,7 +883,12 @@ async fn openapi_document_validates() {
     assert_eq!(sc["properties"]["target_soc_percent"]["minimum"], 1);
     assert_eq!(sc["properties"]["target_soc_percent"]["maximum"], 100);
     assert!(schemas["charging.v1.Command"]["oneOf"].is_array());
-    assert!(schemas["charging.v1.SlotState"]["oneOf"][0]["enum"].as_array().unwrap().contains(&json!("charging")));
+    assert!(
+        schemas["charging.v1.SlotState"]["oneOf"][0]["enum"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("charging"))
+    );
 
     // Every reference resolves.
     fn refs(v: &Value, out: &mut Vec<String>) {
@@ -674,11 +972,13 @@ async fn https_gateway() {
 
     let mut roots = rustls::RootCertStore::empty();
     roots.add(cert.der().clone()).unwrap();
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
     let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
     let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
     let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
@@ -693,7 +993,9 @@ async fn https_gateway() {
 
     // Plain HTTP on the HTTPS port gets no answer.
     let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    tcp.write_all(b"GET /api/sessions HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+    tcp.write_all(b"GET /api/sessions HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
     let mut buf = Vec::new();
     let _ = tokio::time::timeout(PATIENCE, tcp.read_to_end(&mut buf)).await;
     assert!(!String::from_utf8_lossy(&buf).contains("sessions"));

@@ -622,3 +622,120 @@ pub(crate) fn describe(catalog: &Catalog) -> Json {
         "channels": channels,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn charging() -> &'static Schema {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../schemas");
+        let options =
+            isml_schema::LoadOptions::new([format!("{dir}/charging.isml")]).include_dir(dir);
+        Box::leak(Box::new(
+            isml_schema::load(&options).expect("charging.isml loads"),
+        ))
+    }
+
+    /// The dashboard's forms are prefilled with these: each must be a
+    /// request the gateway accepts as it is.
+    #[test]
+    fn every_example_is_a_valid_value() {
+        let catalog = Catalog::new(charging());
+        let mut checked = 0;
+        for s in &catalog.services {
+            for m in &s.methods {
+                let ex = example(m.request);
+                from_json(m.request, &ex).unwrap_or_else(|e| {
+                    panic!("{}: {ex} is refused: {}", m.raw.full_name, e.message)
+                });
+                checked += 1;
+            }
+        }
+        for c in &catalog.channels {
+            let ex = example(c.ty);
+            from_json(c.ty, &ex).unwrap_or_else(|e| panic!("{}: {}", c.full_name, e.message));
+            checked += 1;
+        }
+        assert_eq!(checked, 8 + 3);
+        let start = catalog.service("Charger").unwrap();
+        let m = catalog.method(start, "start_charging").unwrap();
+        assert_eq!(
+            example(m.request),
+            json!({ "slot": 0, "target_soc_percent": 1 })
+        );
+        let m = catalog.method(start, "5").unwrap();
+        assert_eq!(m.name(), "execute");
+        assert_eq!(
+            example(m.request),
+            json!({ "start": { "slot": 0, "target_soc_percent": 1 } })
+        );
+    }
+
+    #[test]
+    fn lookups_by_full_simple_and_numeric_names() {
+        let catalog = Catalog::new(charging());
+        assert_eq!(
+            catalog.channel("telemetry").unwrap().full_name,
+            "charging.v1.telemetry"
+        );
+        assert_eq!(
+            catalog.channel("3").unwrap().full_name,
+            "charging.v1.variables"
+        );
+        assert_eq!(catalog.channel("charging.v1.faults").unwrap().def.id, 2);
+        let e = catalog.channel("nope").err().unwrap();
+        assert_eq!(e.status, axum::http::StatusCode::NOT_FOUND);
+        assert!(e.message.contains("charging.v1.telemetry"), "{}", e.message);
+        let svc = catalog.service("charging.v1.Fleet").unwrap();
+        assert_eq!(svc.methods.len(), 2);
+        assert_eq!(
+            catalog.method(svc, "upload_readings").unwrap().raw.kind,
+            MethodKind::ClientStreaming
+        );
+        assert!(catalog.service("Nope").is_err());
+    }
+
+    #[test]
+    fn json_errors_name_the_field() {
+        let catalog = Catalog::new(charging());
+        let svc = catalog.service("Charger").unwrap();
+        let m = catalog.method(svc, "execute").unwrap();
+        let e = from_json(m.request, &json!({ "start": { "slot": -1 } }))
+            .err()
+            .unwrap();
+        assert_eq!(e.field.as_deref(), Some("charging.v1.Command.start.slot"));
+        let e = parse_body(b"{\n\"a\": }").err().unwrap();
+        assert_eq!(e.position, Some((2, 6)));
+        assert_eq!(parse_body(b"  ").unwrap(), json!({}));
+    }
+
+    #[test]
+    fn component_schemas_follow_the_json_mapping() {
+        let catalog = Catalog::new(charging());
+        let s = component_schemas(&catalog);
+        let report = &s["charging.v1.StatusReport"];
+        assert_eq!(report["additionalProperties"], false);
+        assert_eq!(report["properties"]["station_id"]["maxLength"], 64);
+        assert_eq!(
+            report["properties"]["uptime_s"]["oneOf"][1]["type"],
+            "string"
+        );
+        assert_eq!(report["properties"]["old_uptime"]["deprecated"], true);
+        assert_eq!(report["properties"]["mac"]["minItems"], 6);
+        assert_eq!(
+            report["properties"]["firmware"]["oneOf"][1],
+            json!({ "type": "null" })
+        );
+        assert_eq!(
+            report["properties"]["slots"]["items"]["$ref"],
+            "#/components/schemas/charging.v1.Slot"
+        );
+        assert_eq!(
+            s["charging.v1.VariableValue"]["oneOf"]
+                .as_array()
+                .unwrap()
+                .len(),
+            5
+        );
+    }
+}

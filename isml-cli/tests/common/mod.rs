@@ -100,7 +100,10 @@ pub(crate) fn serve(data_dir: &Path, extra: &[&str]) -> Server {
                 .expect("isml serve prints `listening on URL` for each listener")
         })
         .collect();
-    let http = urls.iter().position(|u| u.starts_with("http")).map(|i| urls.remove(i));
+    let http = urls
+        .iter()
+        .position(|u| u.starts_with("http"))
+        .map(|i| urls.remove(i));
     Server {
         child,
         url: urls[0].clone(),

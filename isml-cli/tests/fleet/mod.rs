@@ -29,7 +29,12 @@ impl Cabinet1 {
 }
 
 /// Connects cabinet `device` to `url`, with `token` if given, publishing every `period`.
-pub(crate) async fn cabinet(url: &str, device: &str, token: Option<&str>, period: Duration) -> Cabinet1 {
+pub(crate) async fn cabinet(
+    url: &str,
+    device: &str,
+    token: Option<&str>,
+    period: Duration,
+) -> Cabinet1 {
     let cabinet = Cabinet::new(device.to_uppercase());
     let mut b = Client::builder(url)
         .device_id(device)
@@ -50,7 +55,12 @@ pub(crate) async fn cabinet(url: &str, device: &str, token: Option<&str>, period
 }
 
 /// `n` cabinets `cab-001` ... connected to `url`.
-pub(crate) async fn cabinets(url: &str, n: usize, token: Option<&str>, period: Duration) -> Vec<Cabinet1> {
+pub(crate) async fn cabinets(
+    url: &str,
+    n: usize,
+    token: Option<&str>,
+    period: Duration,
+) -> Vec<Cabinet1> {
     let mut v = Vec::new();
     for i in 1..=n {
         v.push(cabinet(url, &format!("cab-{i:03}"), token, period).await);
