@@ -188,20 +188,18 @@ async fn next_event(
     events: &mut Option<broadcast::Receiver<crate::events::SessionEvent>>,
 ) -> Option<serde_json::Value> {
     let rx = events.as_mut()?;
-    loop {
-        match rx.recv().await {
-            Ok(e) => {
-                let mut v = serde_json::to_value(&e).unwrap_or_default();
-                if let Some(obj) = v.as_object_mut() {
-                    obj.insert("type".into(), json!("session"));
-                }
-                return Some(v);
+    match rx.recv().await {
+        Ok(e) => {
+            let mut v = serde_json::to_value(&e).unwrap_or_default();
+            if let Some(obj) = v.as_object_mut() {
+                obj.insert("type".into(), json!("session"));
             }
-            Err(broadcast::error::RecvError::Lagged(n)) => {
-                return Some(json!({ "type": "lagged", "missed_events": n }));
-            }
-            Err(broadcast::error::RecvError::Closed) => return None,
+            Some(v)
         }
+        Err(broadcast::error::RecvError::Lagged(n)) => {
+            Some(json!({ "type": "lagged", "missed_events": n }))
+        }
+        Err(broadcast::error::RecvError::Closed) => None,
     }
 }
 
