@@ -127,6 +127,9 @@ impl Socket {
                     e.to_string(),
                 )
             })?;
+        // Announced before the forwarding starts, so that the retained values
+        // follow the confirmation.
+        self.send(json!({ "type": "subscribed", "channel": name, "key": key }));
         let (st, tx, dropped) = (self.st.clone(), self.tx.clone(), self.dropped.clone());
         let task = tokio::spawn(async move {
             while let Some(p) = sub.next().await {
@@ -142,8 +145,7 @@ impl Socket {
                 }
             }
         });
-        self.subs.insert((name.clone(), key.clone()), task);
-        self.send(json!({ "type": "subscribed", "channel": name, "key": key }));
+        self.subs.insert((name, key), task);
         Ok(())
     }
 
