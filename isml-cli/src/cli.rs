@@ -298,6 +298,10 @@ pub(crate) struct ServeArgs {
     /// Serves the gateway over HTTPS with --tls-cert and --tls-key.
     #[arg(long, requires = "http", requires = "tls_cert")]
     pub(crate) http_tls: bool,
+    /// HTTP connections open at once (WebSockets and streams included);
+    /// beyond it newcomers wait until one closes.
+    #[arg(long, value_name = "N", default_value_t = 4096)]
+    pub(crate) http_max_connections: usize,
     /// The largest HTTP request body, in bytes; larger ones get 413.
     #[arg(long, value_name = "BYTES", default_value_t = 65536)]
     pub(crate) http_body_limit: usize,

@@ -103,6 +103,7 @@ pub(crate) fn serve(a: &ServeArgs) -> Outcome {
                 let mut g = isml_gateway::Gateway::builder(server.clone(), schema)
                     .events(events)
                     .body_limit(a.http_body_limit)
+                    .max_connections(a.http_max_connections)
                     .request_timeout(a.http_timeout);
                 if let Some(auth) = &auth {
                     g = g.authenticator(auth.clone());

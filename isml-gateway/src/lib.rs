@@ -57,6 +57,7 @@ mod catalog;
 mod dashboard;
 mod error;
 mod events;
+mod limit;
 mod metrics;
 mod openapi;
 mod rates;
@@ -66,6 +67,9 @@ mod ws;
 
 pub use error::http_status;
 pub use events::{SessionEvent, SessionEvents};
+
+/// HTTP connections open at once, by default.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
 
 /// Request bodies larger than this are refused with 413, by default.
 pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
@@ -93,6 +97,7 @@ pub struct GatewayBuilder {
     events: Option<SessionEvents>,
     tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
     body_limit: usize,
+    max_connections: usize,
     request_timeout: Duration,
     call_timeout: Duration,
 }
@@ -148,6 +153,14 @@ impl GatewayBuilder {
         self
     }
 
+    /// HTTP connections (WebSockets and streams included) open at once
+    /// ([`DEFAULT_MAX_CONNECTIONS`]); beyond it a newcomer waits in the
+    /// kernel's backlog until one closes.
+    pub fn max_connections(mut self, n: usize) -> Self {
+        self.max_connections = n.max(1);
+        self
+    }
+
     /// The longest a request may take before it is answered (30 s by
     /// default); beyond it the answer is 408. Streams and WebSockets are
     /// bounded by this only until their headers are sent. A call's deadline
@@ -182,6 +195,7 @@ impl GatewayBuilder {
         Gateway {
             state,
             body_limit: self.body_limit,
+            max_connections: self.max_connections,
             tls: self.tls,
         }
     }
@@ -197,6 +211,7 @@ impl GatewayBuilder {
 pub struct Gateway {
     state: Arc<api::State>,
     body_limit: usize,
+    max_connections: usize,
     tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
 }
 
@@ -220,6 +235,7 @@ impl Gateway {
             events: None,
             tls: None,
             body_limit: DEFAULT_BODY_LIMIT,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
             request_timeout: Duration::from_secs(30),
             call_timeout: Duration::from_secs(10),
         }
@@ -246,8 +262,11 @@ impl Gateway {
         let stop = token.clone();
         let (scheme, task) = match self.tls {
             Some(config) => {
-                let listener = tls::TlsListener::new(listener, config, token.clone());
-                let app = router.into_make_service_with_connect_info::<tls::TlsPeer>();
+                let listener = limit::Limited::new(
+                    tls::TlsListener::new(listener, config, token.clone()),
+                    self.max_connections,
+                );
+                let app = router.into_make_service_with_connect_info::<limit::PeerAddr>();
                 let task = tokio::spawn(async move {
                     let _ = axum::serve(listener, app)
                         .with_graceful_shutdown(stop.cancelled_owned())
@@ -256,7 +275,8 @@ impl Gateway {
                 ("https", task)
             }
             None => {
-                let app = router.into_make_service_with_connect_info::<SocketAddr>();
+                let listener = limit::Limited::new(listener, self.max_connections);
+                let app = router.into_make_service_with_connect_info::<limit::PeerAddr>();
                 let task = tokio::spawn(async move {
                     let _ = axum::serve(listener, app)
                         .with_graceful_shutdown(stop.cancelled_owned())

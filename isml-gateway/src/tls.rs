@@ -84,15 +84,3 @@ impl axum::serve::Listener for TlsListener {
         Ok(self.local)
     }
 }
-
-/// The client address of an HTTPS connection, as connect info.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct TlsPeer(pub(crate) SocketAddr);
-
-impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, TlsListener>>
-    for TlsPeer
-{
-    fn connect_info(stream: axum::serve::IncomingStream<'_, TlsListener>) -> Self {
-        TlsPeer(*stream.remote_addr())
-    }
-}

@@ -156,3 +156,48 @@ async fn a_gateway_over_a_server_of_ones_own() {
 fn gateway_router(server: &Server, schema: &'static isml_schema::Schema) -> axum::Router {
     Gateway::builder(server.clone(), schema).build().router()
 }
+
+/// With one place, a second connection is served only once the first
+/// closes: idle connections cannot pile up without bound.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_beyond_the_bound_wait_for_a_place() {
+    let schema = isml_schema::load_str("demo.isml", SCHEMA).unwrap();
+    let schema: &'static isml_schema::Schema = Box::leak(Box::new(schema));
+    let server = Server::builder()
+        .listen("tcp://127.0.0.1:0")
+        .start()
+        .await
+        .unwrap();
+    let gateway = Gateway::builder(server.clone(), schema)
+        .max_connections(1)
+        .bind("127.0.0.1:0")
+        .await
+        .unwrap();
+    let hog = tokio::net::TcpStream::connect(gateway.local_addr())
+        .await
+        .unwrap();
+    // The kernel hands connections to accept() in the order they were
+    // made: the hog's comes first and takes the place.
+    let url = format!("{}/api/sessions", gateway.url());
+    let waiting = tokio::spawn(async move {
+        reqwest::Client::new()
+            .get(url)
+            .send()
+            .await
+            .map(|r| r.status().as_u16())
+    });
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(
+        !waiting.is_finished(),
+        "served while the only place was taken"
+    );
+    drop(hog);
+    let status = tokio::time::timeout(Duration::from_secs(60), waiting)
+        .await
+        .expect("served once the place is free")
+        .unwrap()
+        .unwrap();
+    assert_eq!(status, 200);
+    gateway.shutdown().await;
+    server.shutdown().await;
+}

@@ -58,7 +58,10 @@ impl<S: Send + Sync> FromRequestParts<S> for Peer {
         let addr = ext
             .get::<ConnectInfo<SocketAddr>>()
             .map(|c| c.0)
-            .or_else(|| ext.get::<ConnectInfo<crate::tls::TlsPeer>>().map(|c| c.0.0));
+            .or_else(|| {
+                ext.get::<ConnectInfo<crate::limit::PeerAddr>>()
+                    .map(|c| c.0.0)
+            });
         Ok(Peer(addr.unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0)))))
     }
 }
