@@ -439,6 +439,28 @@ pub struct AuthRequest<'a> {
     pub peer_certificates: Option<&'a [Vec<u8>]>,
 }
 
+impl<'a> AuthRequest<'a> {
+    /// A request to check credentials presented outside a handshake (an
+    /// HTTP gateway's bearer token or Basic credentials), so that the same
+    /// [`Authenticator`] decides for devices and for people.
+    pub fn new(
+        credentials: &'a Credentials,
+        device_id: &'a str,
+        agent: &'a str,
+        peer: &'a str,
+        scheme: &'static str,
+    ) -> Self {
+        AuthRequest {
+            credentials,
+            device_id,
+            agent,
+            peer,
+            scheme,
+            peer_certificates: None,
+        }
+    }
+}
+
 /// Who the client turned out to be.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Identity {

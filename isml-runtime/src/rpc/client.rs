@@ -47,10 +47,19 @@ impl From<&Client> for Conn {
 }
 
 /// A call in flight and where it goes.
-struct Target {
-    session: Session,
-    header: FrameHeader,
-    deadline: Option<Instant>,
+pub(super) struct Target {
+    pub(super) session: Session,
+    pub(super) header: FrameHeader,
+    pub(super) deadline: Option<Instant>,
+}
+
+/// What a call needs to know of its method, typed or not.
+pub(super) struct MethodRef {
+    pub(super) service: &'static str,
+    pub(super) full_name: &'static str,
+    pub(super) id: u32,
+    pub(super) fingerprint: u64,
+    pub(super) request_type: u32,
 }
 
 /// A client-streaming call in progress: send items with
@@ -130,7 +139,7 @@ impl Conn {
     }
 
     /// The default time a call may take: the session's request timeout.
-    fn default_timeout(&self) -> Duration {
+    pub(super) fn default_timeout(&self) -> Duration {
         match self {
             Conn::Session(s) => s.config().request_timeout,
             Conn::Client(c) => c
@@ -148,6 +157,22 @@ impl Conn {
         method: &'static MethodDescriptor,
         timeout: Option<Duration>,
     ) -> Result<Target, CallError> {
+        let m = MethodRef {
+            service: service.name,
+            full_name: method.full_name,
+            id: method.id,
+            fingerprint: method.fingerprint(),
+            request_type: method.request.type_id,
+        };
+        self.target_of(&m, timeout).await
+    }
+
+    /// [`Conn::target`] for a method known by its parts (typed or raw).
+    pub(super) async fn target_of(
+        &self,
+        method: &MethodRef,
+        timeout: Option<Duration>,
+    ) -> Result<Target, CallError> {
         let name = method.full_name;
         let own = timeout.map(|t| Instant::now() + t);
         let deadline = match (own, inherited_deadline()) {
@@ -155,25 +180,28 @@ impl Conn {
             (a, b) => a.or(b),
         };
         let session = self.session(name, deadline).await?;
-        let Some((index, peer)) = session.calls().peer_service(service.name) else {
+        let Some((index, peer)) = session.calls().peer_service(method.service) else {
             return Err(CallError::Unimplemented {
                 method: name,
-                detail: format!(" (service {} is not served by the peer)", service.name),
+                detail: format!(" (service {} is not served by the peer)", method.service),
             });
         };
         match peer.method(method.id) {
             None => {
                 return Err(CallError::Unimplemented {
                     method: name,
-                    detail: format!(" (service {} has no method id {})", service.name, method.id),
+                    detail: format!(
+                        " (service {} has no method id {})",
+                        method.service, method.id
+                    ),
                 });
             }
-            Some(fp) if fp != method.fingerprint() => {
+            Some(fp) if fp != method.fingerprint => {
                 return Err(CallError::Incompatible {
                     method: name,
                     reason: format!(
                         "its request, response or streaming kind differs on the peer (method fingerprint {fp:016x}, ours {:016x})",
-                        method.fingerprint()
+                        method.fingerprint
                     ),
                 });
             }
@@ -200,7 +228,7 @@ impl Conn {
         };
         let correlation = session.next_correlation();
         Ok(Target {
-            header: FrameHeader::call(method.request.type_id, correlation, call),
+            header: FrameHeader::call(method.request_type, correlation, call),
             session,
             deadline,
         })
@@ -340,7 +368,7 @@ impl Conn {
     }
 }
 
-fn exchange_error(method: &'static str, e: Exchange, after: Duration) -> CallError {
+pub(super) fn exchange_error(method: &'static str, e: Exchange, after: Duration) -> CallError {
     match e {
         Exchange::Send(e) => send_error(method, e),
         Exchange::Disconnected(reason) => CallError::Closed {

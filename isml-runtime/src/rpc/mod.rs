@@ -37,12 +37,14 @@ use crate::descriptor::MessageDescriptor;
 use crate::session::Session;
 
 mod client;
+mod raw;
 mod reflect;
 pub(crate) mod server;
 mod status;
 mod stream;
 
 pub use client::{ClientStreaming, Conn};
+pub use raw::{RawMethod, RawStreaming};
 pub use reflect::{DESCRIBE, Description, describe, export_schema_with, schema_text};
 pub use server::{CANCEL_GRACE, Reply, Request};
 pub use status::{CallError, Code, Status};

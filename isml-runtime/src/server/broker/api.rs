@@ -278,6 +278,27 @@ impl Server {
         s.pubsub().peer().map(|p| p.stats())
     }
 
+    /// Every retained value of a channel (each key's, on a keyed channel),
+    /// sorted by key.
+    pub fn retained_all_raw(&self, channel: u32) -> Vec<RawPublication> {
+        let mut all: Vec<RawPublication> = self
+            .inner
+            .broker
+            .retained_values(channel)
+            .into_iter()
+            .map(|(key, v)| RawPublication {
+                channel,
+                key,
+                publisher: v.publisher,
+                timestamp_ms: v.timestamp_ms,
+                retained: true,
+                payload: v.payload,
+            })
+            .collect();
+        all.sort_by(|a, b| a.key.cmp(&b.key));
+        all
+    }
+
     /// The retained value of a channel (and key), as the broker holds it.
     pub fn retained_raw(&self, channel: u32, key: Option<&str>) -> Option<RawPublication> {
         let v = self.inner.broker.retained_value(channel, key)?;

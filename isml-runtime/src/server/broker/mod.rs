@@ -945,6 +945,16 @@ impl Broker {
         lock(&c.retained).get(&key.map(str::to_owned)).cloned()
     }
 
+    /// Every retained value of a channel, by key (`None` on a channel
+    /// without keys).
+    pub(crate) fn retained_values(&self, channel: u32) -> Vec<(Option<String>, Retained)> {
+        let Some(c) = self.channels.get(&channel) else {
+            return Vec::new();
+        };
+        let held = lock(&c.retained);
+        held.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+    }
+
     /// A subscription of the server process itself.
     pub(crate) fn subscribe_local(
         &self,
