@@ -237,6 +237,26 @@ async fn id_goes_through_the_authenticator_and_is_required_when_asked() {
     t.ok("START | COMMAND=CLOSE | END").await;
     assert!(t.next().await.is_none());
     server.shutdown().await;
+
+    // Without require_id, a device the authenticator refuses anonymously
+    // is not cut off: it is asked for an ID (and a token).
+    let b = Server::builder().authenticator(TokenAuthenticator::new(["s3cret"]));
+    let (server, url) = start(b, "reasons=on").await;
+    let mut t = Text::connect(&url).await;
+    let (answer, reason) = t
+        .command("START | COMMAND=PUB | VARIABLE=door | VALUE=1 | END")
+        .await;
+    assert_eq!(answer, "BAD");
+    let reason = reason.unwrap();
+    assert!(
+        reason.contains("send ID first") && reason.contains("token"),
+        "{reason}"
+    );
+    t.ok("START | COMMAND=ID | ID=cab-2 | TOKEN=s3cret | END")
+        .await;
+    t.ok("START | COMMAND=PUB | VARIABLE=door | VALUE=1 | END")
+        .await;
+    server.shutdown().await;
 }
 
 #[tokio::test]

@@ -31,26 +31,19 @@
 //! # Ok::<(), isml_schema::Diagnostics>(())
 //! ```
 #![warn(missing_docs)]
+//!
+//! The crate is grouped the same way: `front` (load, parse, lower, resolve,
+//! check), [`ir`] (the checked schema, names, sizes, fingerprints),
+//! [`codegen`] (Rust code for `build.rs` and the derive macros) and `tools`
+//! (the build API, formatter, compatibility checks, dynamic messages).
 
-mod ast;
-pub mod builder;
-mod check;
 pub mod codegen;
-pub mod compat;
-pub mod diagnostic;
-mod dump;
-pub mod dynamic;
-pub mod fingerprint;
-pub mod format;
+mod front;
 pub mod ir;
-pub mod load;
-mod lower;
-mod naming;
-mod parse;
-mod resolve;
-pub mod size;
-pub mod source;
-mod suggest;
+mod tools;
+
+pub use front::{diagnostic, load, source};
+pub use tools::{builder, compat, dynamic, format};
 
 use std::path::PathBuf;
 
@@ -92,8 +85,8 @@ fn compile(provider: &load::Provider<'_>, roots: &[PathBuf]) -> Result<Schema, D
         sort(&mut diags);
         return Err(Diagnostics::new(loaded.files, diags));
     }
-    let (schema, spans) = resolve::resolve(&loaded.files, &loaded.parsed, &mut diags);
-    diags.extend(check::check(&schema, &spans));
+    let (schema, spans) = front::resolve::resolve(&loaded.files, &loaded.parsed, &mut diags);
+    diags.extend(front::check::check(&schema, &spans));
     if diags.is_empty() {
         Ok(schema)
     } else {

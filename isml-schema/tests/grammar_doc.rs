@@ -1,5 +1,5 @@
 //! The grammar printed in `docs/schema-language.md` is the grammar the parser
-//! uses: every rule of `src/grammar.pest` appears in the document's ```pest
+//! uses: every rule of `src/front/grammar.pest` appears in the document's ```pest
 //! blocks exactly once, with the same definition, and no other rule does.
 //! Comments and layout may differ; tokens may not. The document's opening
 //! example compiles.
@@ -119,7 +119,7 @@ fn pest_blocks(markdown: &str) -> String {
 #[test]
 fn the_reference_prints_the_parsers_grammar() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let pest = std::fs::read_to_string(root.join("src/grammar.pest")).expect("grammar.pest");
+    let pest = std::fs::read_to_string(root.join("src/front/grammar.pest")).expect("grammar.pest");
     let doc = std::fs::read_to_string(root.join("../docs/schema-language.md")).expect("doc");
 
     let real = rules(&pest).expect("grammar.pest parses");

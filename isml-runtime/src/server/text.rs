@@ -387,6 +387,8 @@ struct Conn {
     push_rx: Option<mpsc::Receiver<Push>>,
     /// `HELLO?` sent and not answered.
     unanswered: u32,
+    /// Why the session opened at connection (without `require_id`) was refused.
+    anonymous_refused: Option<String>,
 }
 
 impl Drop for Conn {
@@ -419,6 +421,7 @@ impl Conn {
             push_tx,
             push_rx: Some(push_rx),
             unanswered: 0,
+            anonymous_refused: None,
         }
     }
 
@@ -476,7 +479,11 @@ impl Conn {
         if !self.options.require_id
             && let Err(reason) = self.open(None, None).await
         {
-            return End::Server(format!("no session: {reason}"));
+            // An authenticator that wants credentials refuses a device
+            // without them: it may still send ID (with a TOKEN), within the
+            // handshake timeout, as on a listener that requires ID.
+            tracing::info!(peer = %self.peer, reason = %Untrusted(&reason), "no anonymous session for a text device; waiting for ID");
+            self.anonymous_refused = Some(reason);
         }
         let period = inner.config.keepalive;
         let mut keepalive = period.map(|p| tokio::time::interval_at(Instant::now() + p, p));
@@ -615,7 +622,13 @@ impl Conn {
             _ => {}
         }
         let Some(session) = self.session.clone() else {
-            return Answer::bad("not_identified", "send ID first");
+            return Answer::bad(
+                "not_identified",
+                match &self.anonymous_refused {
+                    Some(why) => format!("send ID first (without it: {why})"),
+                    None => "send ID first".to_owned(),
+                },
+            );
         };
         match command {
             Command::Sub { variable } => self.subscribe(&session, variable).await,

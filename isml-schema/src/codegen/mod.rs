@@ -33,10 +33,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use proc_macro2::{Literal, TokenStream};
 use quote::{format_ident, quote};
 
+use crate::ir::naming::{self, Namer, ident};
 use crate::ir::{ChannelDef, FieldDef, Schema, Type, TypeDef, TypeDefKind, TypeId};
-use crate::naming::{self, Namer, ident};
 
-pub use crate::naming::schema_variant_name;
+pub use crate::ir::naming::schema_variant_name;
 pub use service::{MethodTokens, ServiceNames, method_ident, service_tokens, trait_tokens};
 
 /// The header line every generated file starts with.

@@ -12,8 +12,8 @@ use proc_macro2::{Literal, TokenStream};
 use quote::{format_ident, quote};
 
 use super::Gen;
+use crate::ir::naming::{self, ident};
 use crate::ir::{MethodKind, ServiceDef};
-use crate::naming::{self, ident};
 
 /// The Rust names of one service's items.
 #[derive(Clone, Debug)]

@@ -9,7 +9,7 @@ use crate::source::{SourceFile, Span};
 
 /// The pest parser generated from `grammar.pest`.
 #[derive(Parser)]
-#[grammar = "grammar.pest"]
+#[grammar = "front/grammar.pest"]
 pub(crate) struct IsmlParser;
 
 /// The parse tree of one file.

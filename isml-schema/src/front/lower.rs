@@ -1,4 +1,4 @@
-//! Stage 2: pest parse tree to the spanned [`ast`](crate::ast).
+//! Stage 2: pest parse tree to the spanned [`ast`](crate::front::ast).
 //!
 //! There is one `lower_*` function per grammar rule. The grammar guarantees
 //! the shape of each pair; if it ever does not hold (a grammar bug, never a
@@ -8,9 +8,9 @@
 
 use pest::iterators::{Pair, Pairs};
 
-use crate::ast::*;
 use crate::diagnostic::{Diagnostic, ErrorKind};
-use crate::parse::{Rule, Tree};
+use crate::front::ast::*;
+use crate::front::parse::{Rule, Tree};
 use crate::source::{FileId, Span};
 
 /// Lowers the `file` pair of file `file_id`.

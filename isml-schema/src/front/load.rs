@@ -10,8 +10,8 @@ use std::collections::HashMap;
 use std::path::{Component, Path, PathBuf};
 
 use crate::diagnostic::{Diagnostic, ErrorKind};
-use crate::parse;
-use crate::resolve::ParsedFile;
+use crate::front::parse;
+use crate::front::resolve::ParsedFile;
 use crate::source::{FileId, SourceFile};
 
 /// What to compile: the root files and where to look for imports.
@@ -213,7 +213,7 @@ pub(crate) fn load_all(provider: &Provider<'_>, roots: &[PathBuf]) -> (Loaded, V
                 continue;
             }
         };
-        let Some(ast) = crate::lower::lower(files[i].id, tree, &mut diags) else {
+        let Some(ast) = crate::front::lower::lower(files[i].id, tree, &mut diags) else {
             i += 1;
             continue;
         };

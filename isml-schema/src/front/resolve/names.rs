@@ -25,9 +25,9 @@ use std::collections::HashMap;
 
 use super::Resolver;
 use crate::diagnostic::{Diagnostic, ErrorKind};
+use crate::front::suggest::{closest, scalar_names};
 use crate::ir::{Type, TypeId, qualify};
 use crate::source::Span;
-use crate::suggest::{closest, scalar_names};
 
 /// Every declared type by full name, with the package and file of each.
 #[derive(Default)]

@@ -5,7 +5,7 @@
 //! file and the files it imports ([`names`]), attributes are interpreted per
 //! place ([`attrs`]), and literals are narrowed
 //! to the IR's integer types. Everything that can be represented is passed
-//! on so that [`check`](crate::check) can report its own errors in the same
+//! on so that [`check`](crate::front::check) can report its own errors in the same
 //! run; an item that cannot be represented (an unknown type, a tag that does
 //! not fit in `u32`) is reported here and left out of the IR.
 
@@ -14,9 +14,9 @@ mod names;
 
 use std::collections::BTreeMap;
 
-use crate::ast::{self, Decl, IntLit, TypeExpr, TypeExprKind};
-use crate::check::{self, AttrKey, SpanKey, SpanTable, out_of_range};
 use crate::diagnostic::{Diagnostic, ErrorKind};
+use crate::front::ast::{self, Decl, IntLit, TypeExpr, TypeExprKind};
+use crate::front::check::{self, AttrKey, SpanKey, SpanTable, out_of_range};
 use crate::ir::*;
 use crate::source::{FileId, SourceFile, Span};
 use attrs::Place;

@@ -32,7 +32,7 @@ pub fn format_source(text: &str) -> Result<String, Diagnostics> {
 /// Formats schema text, naming the file `name` in diagnostics.
 pub fn format_named(name: &str, text: &str) -> Result<String, Diagnostics> {
     let file = SourceFile::new(FileId(0), name, None, text.to_string());
-    if let Err(d) = crate::parse::parse(&file) {
+    if let Err(d) = crate::front::parse::parse(&file) {
         return Err(Diagnostics::new(vec![file], vec![d]));
     }
     let fail = |file: SourceFile, at: usize, msg: &str| {

@@ -4,11 +4,11 @@
 use std::collections::HashMap;
 
 use super::Resolver;
-use crate::ast::{AttrValueKind, Attribute};
-use crate::check::{self, out_of_range};
 use crate::diagnostic::{Diagnostic, ErrorKind};
+use crate::front::ast::{AttrValueKind, Attribute};
+use crate::front::check::{self, out_of_range};
+use crate::front::suggest::closest;
 use crate::source::Span;
-use crate::suggest::closest;
 
 /// Where attributes are written.
 #[derive(Clone, Copy, PartialEq, Eq)]

@@ -11,6 +11,10 @@
 //! position is their [`TypeId`]), fields and variants by tag or value,
 //! services and channels by package then name, methods by id.
 
+pub mod fingerprint;
+pub(crate) mod naming;
+pub mod size;
+
 use std::collections::BTreeMap;
 use std::fmt;
 use std::ops::RangeInclusive;
@@ -639,7 +643,7 @@ impl Schema {
     /// ranges, attribute applicability, map keys, infinite size, rpc and
     /// channel types, dangling ids) on an IR built by another front end.
     pub fn validate(&self) -> Result<(), crate::Diagnostics> {
-        let diags = crate::check::check(self, &crate::check::SpanTable::default());
+        let diags = crate::front::check::check(self, &crate::front::check::SpanTable::default());
         if diags.is_empty() {
             Ok(())
         } else {
@@ -650,7 +654,7 @@ impl Schema {
     /// A compact, stable, human-readable dump of the whole IR (used by
     /// snapshot tests and `isml describe`-like tools).
     pub fn dump(&self) -> String {
-        crate::dump::dump(self)
+        crate::tools::dump::dump(self)
     }
 }
 

@@ -1,4 +1,4 @@
-//! The spanned syntax tree produced by [`lower`](crate::lower) from the pest
+//! The spanned syntax tree produced by [`lower`](crate::front::lower) from the pest
 //! parse tree. It mirrors the source closely: nothing is resolved or checked
 //! yet, numbers are kept as written (wide), attributes are uninterpreted.
 
