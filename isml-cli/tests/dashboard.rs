@@ -87,6 +87,25 @@ async fn browser(driver: &Driver) -> Client {
     }
 }
 
+/// Sizes the window so that the page's viewport is `w`×`h` (the window's
+/// own frame, if any, comes on top).
+async fn viewport(c: &Client, w: u32, h: u32) {
+    c.set_window_size(w, h).await.unwrap();
+    let inner = c
+        .execute("return [window.innerWidth, window.innerHeight]", vec![])
+        .await
+        .unwrap();
+    let (iw, ih) = (
+        inner[0].as_u64().unwrap() as u32,
+        inner[1].as_u64().unwrap() as u32,
+    );
+    if (iw, ih) != (w, h) {
+        c.set_window_size(w + w.saturating_sub(iw), h + h.saturating_sub(ih))
+            .await
+            .unwrap();
+    }
+}
+
 fn artifacts() -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("dashboard");
     std::fs::create_dir_all(&dir).unwrap();
@@ -136,6 +155,7 @@ async fn dashboard_in_chromium() {
 
     // The fleet: ten rows, live.
     c.goto(&format!("{base}/")).await.unwrap();
+    viewport(&c, 1280, 800).await;
     until(
         &c,
         "ten session rows",
@@ -167,6 +187,16 @@ async fn dashboard_in_chromium() {
         &c,
         "the session count",
         "return document.getElementById('stat-sessions').textContent === '10'",
+    )
+    .await;
+    // The rate charts: a line once two samples are in, a rate above zero,
+    // and the page's own subscription counted.
+    until(
+        &c,
+        "a telemetry rate chart",
+        r#"const ch = document.querySelector('[data-channel="charging.v1.telemetry"]');
+           return ch && ch.querySelector('polyline') && / 1 subscriber /.test(ch.textContent)
+               && parseFloat(ch.querySelector('.rate').textContent) > 0"#,
     )
     .await;
     screenshot(&c, "fleet-1280x800.png").await;
@@ -249,8 +279,8 @@ async fn dashboard_in_chromium() {
     screenshot(&c, "device-1280x800.png").await;
 
     // A phone's width: nothing overflows the page sideways.
-    c.set_window_size(390, 844).await.unwrap();
     c.goto(&format!("{base}/#/")).await.unwrap();
+    viewport(&c, 390, 844).await;
     until(
         &c,
         "ten rows on a phone",
