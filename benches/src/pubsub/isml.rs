@@ -30,7 +30,8 @@ use crate::bench::{AnyMessage, Blob};
 pub const CHANNELS: u32 = 512;
 
 /// Runs the isml broker on `127.0.0.1:port` until the process exits.
-pub(crate) fn run_broker(port: u16) {
+/// With `stats`, it prints its counters on stderr every second.
+pub(crate) fn run_broker(port: u16, stats: bool) {
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -63,13 +64,59 @@ pub(crate) fn run_broker(port: u16) {
             });
         }
         match b.start().await {
-            Ok(_server) => std::future::pending::<()>().await,
+            Ok(server) => {
+                if stats {
+                    report_stats(server).await;
+                }
+                std::future::pending::<()>().await
+            }
             Err(e) => {
                 eprintln!("isml broker: {e}");
                 std::process::exit(1);
             }
         }
     });
+}
+
+/// Prints, every second, what changed in the broker's counters: per channel
+/// (published, delivered at once, dropped), and over all subscribers
+/// (delivered, dropped, queued now, the largest queue in bytes).
+async fn report_stats(server: Server) {
+    let mut last: std::collections::HashMap<u32, (u64, u64, u64)> = Default::default();
+    loop {
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        for c in server.broker_stats().channels {
+            let now = (c.published, c.delivered, c.dropped);
+            let before = last.insert(c.id, now).unwrap_or_default();
+            if now != before {
+                eprintln!(
+                    "    isml broker: channel {} +{} published, +{} delivered at once, +{} dropped, {} subscribers",
+                    c.id,
+                    now.0 - before.0,
+                    now.1 - before.1,
+                    now.2 - before.2,
+                    c.subscribers
+                );
+            }
+        }
+        let (mut n, mut delivered, mut dropped, mut queued, mut max_bytes) = (0, 0, 0, 0, 0);
+        for s in server.sessions() {
+            if let Some(st) = server.subscriber_stats(s.id())
+                && st.subscriptions > 0
+            {
+                n += 1;
+                delivered += st.delivered;
+                dropped += st.dropped;
+                queued += st.queued;
+                max_bytes = max_bytes.max(st.max_queued_bytes);
+            }
+        }
+        if n > 0 {
+            eprintln!(
+                "    isml broker: {n} subscribers: {delivered} delivered, {dropped} dropped, {queued} queued, largest queue {max_bytes} B"
+            );
+        }
+    }
 }
 
 async fn connect(port: u16, id: &str) -> Result<Session, String> {

@@ -62,6 +62,11 @@ struct Entry {
 /// What the connection task does after a pub/sub frame.
 pub(crate) enum LinkOutcome {
     Done,
+    /// Done, and a queue it filled needs its reader to run: the connection
+    /// task ends its read burst and lets other tasks run before it reads
+    /// on (a subscriber's writer on the broker, a subscription's reader on
+    /// a client). It waits for nobody: on an idle machine it goes on at once.
+    Yield,
     /// Write this frame (a reply) with the task's own frames.
     Reply(Frame),
     /// Wait for this before reading more (the store's queue is full).
@@ -172,24 +177,28 @@ impl Local {
         }
     }
 
-    fn route(&self, payload: Bytes, channel: u32, key: Option<&str>, replay: u64) {
+    /// Hands a delivery to the subscriptions it is for. Returns whether one
+    /// of their queues is full.
+    fn route(&self, payload: Bytes, channel: u32, key: Option<&str>, replay: u64) -> bool {
         let s = lock(&self.subs);
         if replay != 0 {
             if let Some(e) = s.replay.get(&replay).and_then(|id| s.entries.get(id)) {
-                e.queue.push(payload);
+                return e.queue.push(payload);
             }
-            return;
+            return false;
         }
         let Some(ids) = s.by_channel.get(&channel) else {
-            return;
+            return false;
         };
+        let mut filling = false;
         for id in ids {
             if let Some(e) = s.entries.get(id)
                 && (e.key.is_none() || e.key.as_deref() == key)
             {
-                e.queue.push(payload.clone());
+                filling |= e.queue.push(payload.clone());
             }
         }
+        filling
     }
 }
 
@@ -211,8 +220,11 @@ pub(crate) fn on_frame(
             Ok(Delivered::Publication(head, _)) => {
                 let (channel, replay) = (head.channel, head.replay);
                 let key = head.key.map(str::to_owned);
-                local.route(payload.clone(), channel, key.as_deref(), replay);
-                LinkOutcome::Done
+                if local.route(payload.clone(), channel, key.as_deref(), replay) {
+                    LinkOutcome::Yield
+                } else {
+                    LinkOutcome::Done
+                }
             }
             Ok(Delivered::Message { from, type_id, at }) => {
                 let message = super::frames::rest(&payload, at);
@@ -242,7 +254,9 @@ pub(crate) fn on_frame(
 
 /// The bounded queue of one subscription. Policy when full: the oldest
 /// delivery is dropped and counted ([`SubQueue::dropped`]); the connection
-/// task never waits for a subscriber that does not read.
+/// task never waits for a subscriber that does not read. It does let the
+/// reader run once before it reads on (`LinkOutcome::Yield`), so that a
+/// reader that is only waiting for its turn on a busy runtime loses nothing.
 pub(crate) struct SubQueue {
     items: Mutex<VecDeque<Bytes>>,
     waker: AtomicWaker,
@@ -262,19 +276,24 @@ impl SubQueue {
         }
     }
 
-    pub(crate) fn push(&self, item: Bytes) {
+    /// Queues a delivery (dropping the oldest when full). Returns whether
+    /// the queue is full now: the next delivery would drop one unless the
+    /// reader runs first.
+    pub(crate) fn push(&self, item: Bytes) -> bool {
         if self.closed.load(Ordering::Acquire) {
-            return;
+            return false;
         }
-        {
+        let filling = {
             let mut q = lock(&self.items);
             if q.len() >= self.capacity {
                 q.pop_front();
                 self.dropped.fetch_add(1, Ordering::Relaxed);
             }
             q.push_back(item);
-        }
+            q.len() >= self.capacity
+        };
         self.waker.wake();
+        filling
     }
 
     pub(crate) fn close(&self) {

@@ -35,6 +35,8 @@ pub(super) fn transport_reason(e: &TransportError) -> CloseReason {
 /// What handling a received frame left to do.
 pub(super) enum Handled {
     Done,
+    /// Done; let other tasks run before reading on (see `LinkOutcome::Yield`).
+    Yield,
     End(CloseReason),
     /// A one-way handler that did not finish at once: the task waits for it
     /// (handlers of one session run in arrival order) while still writing.
@@ -173,6 +175,7 @@ impl Connection {
     async fn on_frames(&mut self, first: Read) -> Option<CloseReason> {
         let shared = self.shared.clone();
         let mut read = first;
+        let mut yield_turn = false;
         for burst in 0..READ_BURST {
             let frame = match read {
                 Some(Ok(frame)) => frame,
@@ -199,6 +202,7 @@ impl Connection {
             );
             match handled {
                 Handled::Done => {}
+                Handled::Yield => yield_turn = true,
                 Handled::End(reason) => return Some(reason),
                 // Boxed: rare (a handler that did not finish at once), and the
                 // wait would otherwise make every session's task larger.
@@ -252,7 +256,9 @@ impl Connection {
             }
             // Whatever the probe below returns is handled, so it runs only
             // when there is another turn for it.
-            if burst + 1 == READ_BURST || !self.writer().may_read(self.capacity, self.write_budget)
+            if burst + 1 == READ_BURST
+                || yield_turn
+                || !self.writer().may_read(self.capacity, self.write_budget)
             {
                 break;
             }
@@ -263,6 +269,9 @@ impl Connection {
             }
         }
         self.keepalive.received(&shared);
+        if yield_turn {
+            tokio::task::yield_now().await;
+        }
         None
     }
 
@@ -635,6 +644,7 @@ pub(super) fn handle_frame(
                 |from: &str, type_id, payload| inbound.direct(session, from, type_id, payload);
             match on_frame(session, op, frame.payload, inbound.broker(), &direct) {
                 LinkOutcome::Done => {}
+                LinkOutcome::Yield => return Handled::Yield,
                 LinkOutcome::Reply(f) => w.push(f),
                 LinkOutcome::Wait(fut) => return Handled::OneWay(Box::pin(fut.map(Ok))),
                 LinkOutcome::End(msg) => {

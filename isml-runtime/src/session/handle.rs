@@ -366,6 +366,20 @@ impl Session {
         })
     }
 
+    /// Waits until the outbound queue has room for a frame of `len` bytes,
+    /// without queueing anything (another sender may take the room first).
+    /// `Err` when the session has ended.
+    pub(crate) async fn writable(&self, len: usize) -> Result<(), SendError> {
+        if self.is_closed() {
+            return Err(self.closed_error());
+        }
+        self.shared
+            .out
+            .ready(len)
+            .await
+            .map_err(|()| self.closed_error())
+    }
+
     /// Writes a frame straight to the transport, from the caller's task, when
     /// nothing else is queued or being written (so that order is kept); gives
     /// the frame back otherwise. Saves a request sent on an idle connection

@@ -105,6 +105,24 @@ impl Outbox {
         Ok(())
     }
 
+    /// Waits until a frame of `len` encoded bytes would be taken by
+    /// [`Outbox::try_send`], taking no room; `Err` when the queue has closed.
+    pub(super) async fn ready(&self, len: usize) -> Result<(), ()> {
+        let cost = len.min(self.byte_capacity);
+        // Held while the bytes are checked, given back at the end.
+        let _room = self.room.acquire().await.map_err(|_| ())?;
+        loop {
+            let freed = self.freed.notified();
+            if self.bytes.load(Ordering::Acquire) + cost <= self.byte_capacity {
+                return Ok(());
+            }
+            if self.room.is_closed() {
+                return Err(());
+            }
+            freed.await;
+        }
+    }
+
     pub(super) fn try_send(&self, frame: Frame) -> Result<(), TryPush> {
         let room = match self.room.try_acquire() {
             Ok(permit) => permit,

@@ -16,7 +16,9 @@
 //! its session's outbound queue while that has room; when it has not, in
 //! the subscriber's own bounded queue (policy: the newest retained value of
 //! a channel and key replaces the queued one; otherwise the oldest is
-//! dropped and counted), which a task drains as the session writes.
+//! dropped and counted), which drains as the session writes. The publishing
+//! session then yields its turn (`LinkOutcome::Yield`), so that the
+//! subscriber's writer runs before it reads more publications.
 
 pub(crate) mod acl;
 mod api;
@@ -251,6 +253,13 @@ impl Peer {
 
     /// Hands a delivery to the subscriber, or queues it (see the module docs
     /// for the policy). Returns (delivered now, dropped, replaced).
+    ///
+    /// Deliveries already queued go to the session first, as far as its
+    /// outbound queue takes them: every publication helps drain the queue,
+    /// so that it empties at the pace the session writes, however busy the
+    /// draining task's worker is (100 publishers flooding one subscriber
+    /// would otherwise leave that task one turn in a hundred, and the
+    /// subscriber's queue would drop almost everything).
     fn deliver(
         self: &Arc<Self>,
         frame: &Frame,
@@ -259,23 +268,48 @@ impl Peer {
         retained: bool,
     ) -> (u64, u64, u64) {
         let mut q = lock(&self.queue);
-        if q.items.is_empty() && !q.draining {
-            match &self.sink {
-                Sink::Local(sq) => {
-                    sq.push(frame.payload.clone());
-                    self.stats.delivered.fetch_add(1, Ordering::Relaxed);
-                    return (1, 0, 0);
+        match &self.sink {
+            Sink::Local(sq) => {
+                // A local subscription's own queue applies the policy.
+                sq.push(frame.payload.clone());
+                self.stats.delivered.fetch_add(1, Ordering::Relaxed);
+                return (1, 0, 0);
+            }
+            Sink::Session(s) => {
+                if self.move_queued(&mut q, s).is_err() {
+                    return (0, 1, 0);
                 }
-                Sink::Session(s) => match s.try_enqueue(frame.clone()) {
-                    Ok(()) => {
-                        self.stats.delivered.fetch_add(1, Ordering::Relaxed);
-                        return (1, 0, 0);
+                if q.items.is_empty() {
+                    match s.try_enqueue(frame.clone()) {
+                        Ok(()) => {
+                            self.stats.delivered.fetch_add(1, Ordering::Relaxed);
+                            return (1, 0, 0);
+                        }
+                        Err(SendError::QueueFull { .. }) => {}
+                        Err(_) => return (0, 1, 0),
                     }
-                    Err(SendError::QueueFull { .. }) => {}
-                    Err(_) => return (0, 1, 0),
-                },
+                }
             }
         }
+        let (dropped, replaced) = self.queue_delivery(&mut q, frame, channel, key, retained);
+        if !q.draining && !q.items.is_empty() {
+            q.draining = true;
+            let peer = self.clone();
+            tokio::spawn(async move { peer.drain().await });
+        }
+        (0, dropped, replaced)
+    }
+
+    /// Queues a delivery the session has no room for, under the policy.
+    /// Returns (dropped, replaced).
+    fn queue_delivery(
+        &self,
+        q: &mut PeerQueue,
+        frame: &Frame,
+        channel: u32,
+        key: Option<&str>,
+        retained: bool,
+    ) -> (u64, u64) {
         let cost = frame.len();
         let (mut dropped, mut replaced) = (0, 0);
         if retained
@@ -314,42 +348,66 @@ impl Peer {
         self.stats.max_bytes.fetch_max(q.bytes, Ordering::Relaxed);
         self.stats.dropped.fetch_add(dropped, Ordering::Relaxed);
         self.stats.replaced.fetch_add(replaced, Ordering::Relaxed);
-        if !q.draining && !q.items.is_empty() {
-            q.draining = true;
-            let peer = self.clone();
-            tokio::spawn(async move { peer.drain().await });
+        (dropped, replaced)
+    }
+
+    /// Moves queued deliveries, oldest first, to the session's outbound
+    /// queue while it has room. `Err` when the session has ended (the queue
+    /// is then emptied: nobody will read it).
+    fn move_queued(&self, q: &mut PeerQueue, session: &Session) -> Result<(), ()> {
+        let mut moved = 0;
+        let result = loop {
+            let Some(head) = q.items.front() else {
+                break Ok(());
+            };
+            match session.try_enqueue(head.frame.clone()) {
+                Ok(()) => {
+                    if let Some(item) = q.items.pop_front() {
+                        q.bytes -= item.frame.len();
+                    }
+                    moved += 1;
+                }
+                Err(SendError::QueueFull { .. }) => break Ok(()),
+                Err(_) => {
+                    q.items.clear();
+                    q.bytes = 0;
+                    break Err(());
+                }
+            }
+        };
+        if moved > 0 {
+            self.stats.delivered.fetch_add(moved, Ordering::Relaxed);
         }
-        (0, dropped, replaced)
+        result
     }
 
     /// Moves queued deliveries to the session as its outbound queue makes
-    /// room; ends when the queue is empty.
+    /// room; ends when the queue is empty. It never holds a delivery while
+    /// it waits, so that publications handled meanwhile, which move queued
+    /// deliveries too, keep them in order.
     async fn drain(self: Arc<Self>) {
         let Sink::Session(session) = &self.sink else {
             return;
         };
         loop {
-            let frame = {
+            let cost = {
                 let mut q = lock(&self.queue);
-                match q.items.pop_front() {
-                    Some(item) => {
-                        q.bytes -= item.frame.len();
-                        item.frame
-                    }
-                    None => {
+                let moved = self.move_queued(&mut q, session);
+                match q.items.front() {
+                    Some(head) if moved.is_ok() => head.frame.len(),
+                    _ => {
                         q.draining = false;
                         return;
                     }
                 }
             };
-            if session.send_frame(frame).await.is_err() {
+            if session.writable(cost).await.is_err() {
                 let mut q = lock(&self.queue);
                 q.items.clear();
                 q.bytes = 0;
                 q.draining = false;
                 return;
             }
-            self.stats.delivered.fetch_add(1, Ordering::Relaxed);
         }
     }
 }
@@ -620,7 +678,15 @@ impl Broker {
                     let message = rest(&payload, at);
                     let who = Self::who(session);
                     let ack = store::AckTo::of(Some(session), correlation);
-                    answer(correlation, self.publish(&who, channel, key, message, ack))
+                    let mut congested = false;
+                    let published =
+                        self.publish_from(&who, channel, key, message, ack, &mut congested);
+                    match answer(correlation, published) {
+                        // A subscriber's queue took it: its writer needs a
+                        // turn before this session reads more publications.
+                        LinkOutcome::Done if congested => LinkOutcome::Yield,
+                        outcome => outcome,
+                    }
                 }
                 Ok((
                     PublishHead::Message {
@@ -790,6 +856,20 @@ impl Broker {
         message: Bytes,
         ack: store::AckTo,
     ) -> Result<Published, Refusal> {
+        self.publish_from(who, channel, key, message, ack, &mut false)
+    }
+
+    /// [`Broker::publish`]; sets `congested` when a subscriber's session had
+    /// no room and the delivery went to (or was dropped from) its queue.
+    fn publish_from(
+        &self,
+        who: &Who<'_>,
+        channel: u32,
+        key: Option<&str>,
+        message: Bytes,
+        ack: store::AckTo,
+        congested: &mut bool,
+    ) -> Result<Published, Refusal> {
         let c = self.channel(channel)?;
         let checked = Self::check_key(c, key)
             .and_then(|()| self.allowed(who, Action::Publish, &c.info.name))
@@ -837,6 +917,7 @@ impl Broker {
             let (mut d, mut x, mut r) = (0, 0, 0);
             let mut send = |p: &Arc<Peer>| {
                 let (a, b, c) = p.deliver(&frame, channel, key, c.info.retain);
+                *congested |= a == 0;
                 d += a;
                 x += b;
                 r += c;
