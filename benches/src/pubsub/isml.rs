@@ -16,7 +16,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use bytes::Bytes;
+use bytes::{BufMut as _, Bytes, BytesMut};
 use futures_util::StreamExt as _;
 use futures_util::stream::FuturesUnordered;
 use isml_runtime::pubsub::{ChannelInfo, PublishError};
@@ -128,12 +128,31 @@ async fn connect(port: u16, id: &str) -> Result<Session, String> {
         .map_err(|e| format!("isml client {id}: {e}"))
 }
 
-fn blob(size: usize) -> Bytes {
-    let data = super::payload(size);
-    // `data` is the last (only) field: the send time stays the last 8 bytes.
-    match (Blob { data: data.clone() }).encode_to_vec() {
-        Ok(v) => Bytes::from(v),
-        Err(_) => data,
+/// `bench.Blob` payloads, made in reused buffers: `publish_raw` copies a
+/// payload into its frame and drops it, so a buffer is free again by the
+/// next publication and nothing is allocated per publication.
+#[derive(Default)]
+struct Blobs {
+    data: BytesMut,
+    out: BytesMut,
+}
+
+impl Blobs {
+    /// The next payload: a `Blob` whose `data` is `size` bytes ending with
+    /// the send time (the last field: the send time stays the last 8 bytes).
+    fn next(&mut self, size: usize) -> Bytes {
+        let size = size.max(8);
+        self.data.reserve(size);
+        self.data.put_bytes(0x5a, size - 8);
+        self.data.put_u64_le(super::now_ns());
+        let blob = Blob {
+            data: self.data.split().freeze(),
+        };
+        self.out.reserve(blob.encoded_len() + 16);
+        match blob.encode(&mut self.out) {
+            Ok(()) => self.out.split().freeze(),
+            Err(_) => blob.data,
+        }
     }
 }
 
@@ -171,11 +190,12 @@ pub(crate) async fn publisher(
     let s = session.clone();
     let task = tokio::spawn(async move {
         let mut pacer = plan.pacer();
+        let mut blobs = Blobs::default();
         match q {
             Qos::AtMostOnce => {
                 while !stop.load(Ordering::Relaxed) {
                     pacer.wait().await;
-                    let payload = blob(size);
+                    let payload = blobs.next(size);
                     match s.try_publish_raw(channel, None, payload.clone()) {
                         Ok(()) => {}
                         // A full outbound queue: this one waits for room
@@ -200,7 +220,7 @@ pub(crate) async fn publisher(
                     }
                     pacer.wait().await;
                     let s = s.clone();
-                    let payload = blob(size);
+                    let payload = blobs.next(size);
                     inflight.push(async move { s.publish_raw(channel, None, payload).await });
                     // Lets the futures already pushed make progress.
                     while let Some(Some(r)) = futures_util::FutureExt::now_or_never(inflight.next())

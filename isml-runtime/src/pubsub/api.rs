@@ -287,14 +287,14 @@ impl Session {
         let (id, queue) =
             self.pubsub()
                 .add_subscription(channel, key.clone(), correlation, SUBSCRIPTION_QUEUE);
-        let mut raw = RawSubscription {
+        let mut raw = RawSubscription::new(
             queue,
-            owner: Owner::Session {
+            Owner::Session {
                 session: self.clone(),
                 id,
             },
             channel,
-        };
+        );
         let frame = SubscribeFrame {
             correlation,
             op: SubOp::Subscribe { channel, key },

@@ -3,7 +3,7 @@
 //! (`pubsub-reply`). Every field is a `uvarint` or a string (`uvarint`
 //! length + UTF-8); the message of a publication is the rest of the frame.
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 use super::{Reason, Refusal};
 use crate::wire::{ControlOp, DecodeError, Frame, FrameHeader, Reader, varint};
@@ -418,6 +418,13 @@ impl Reply {
 /// The message part of a received frame, sharing its buffer.
 pub(crate) fn rest(payload: &Bytes, at: usize) -> Bytes {
     payload.slice(at.min(payload.len())..)
+}
+
+/// [`rest`] of a payload no longer needed: moved past the head in place,
+/// without a second reference to its buffer to take and drop.
+pub(crate) fn into_rest(mut payload: Bytes, at: usize) -> Bytes {
+    payload.advance(at.min(payload.len()));
+    payload
 }
 
 #[cfg(test)]

@@ -191,12 +191,18 @@ impl Local {
             return false;
         };
         let mut filling = false;
-        for id in ids {
-            if let Some(e) = s.entries.get(id)
-                && (e.key.is_none() || e.key.as_deref() == key)
-            {
-                filling |= e.queue.push(payload.clone());
+        let mut matching = ids
+            .iter()
+            .filter_map(|id| s.entries.get(id))
+            .filter(|e| e.key.is_none() || e.key.as_deref() == key)
+            .peekable();
+        while let Some(e) = matching.next() {
+            if matching.peek().is_none() {
+                // The last (usually the only) one takes the delivery itself.
+                filling |= e.queue.push(payload);
+                break;
             }
+            filling |= e.queue.push(payload.clone());
         }
         filling
     }
@@ -216,25 +222,26 @@ pub(crate) fn on_frame(
 ) -> LinkOutcome {
     let local = session.pubsub();
     match op {
-        ControlOp::Deliver => match Delivered::decode(&payload) {
-            Ok(Delivered::Publication(head, _)) => {
-                let (channel, replay) = (head.channel, head.replay);
-                let key = head.key.map(str::to_owned);
-                if local.route(payload.clone(), channel, key.as_deref(), replay) {
-                    LinkOutcome::Yield
-                } else {
-                    LinkOutcome::Done
+        ControlOp::Deliver => {
+            let (channel, replay, key) = match Delivered::decode(&payload) {
+                Ok(Delivered::Publication(head, _)) => {
+                    (head.channel, head.replay, head.key.map(str::to_owned))
                 }
-            }
-            Ok(Delivered::Message { from, type_id, at }) => {
-                let message = super::frames::rest(&payload, at);
-                match direct(from, type_id, message) {
-                    Some(fut) => LinkOutcome::Wait(fut),
-                    None => LinkOutcome::Done,
+                Ok(Delivered::Message { from, type_id, at }) => {
+                    let message = super::frames::rest(&payload, at);
+                    return match direct(from, type_id, message) {
+                        Some(fut) => LinkOutcome::Wait(fut),
+                        None => LinkOutcome::Done,
+                    };
                 }
+                Err(e) => return LinkOutcome::End(format!("malformed deliver frame: {e}")),
+            };
+            if local.route(payload, channel, key.as_deref(), replay) {
+                LinkOutcome::Yield
+            } else {
+                LinkOutcome::Done
             }
-            Err(e) => LinkOutcome::End(format!("malformed deliver frame: {e}")),
-        },
+        }
         ControlOp::PubSubReply => match Reply::decode(&payload) {
             Ok(reply) => {
                 if let Some(tx) = lock(&local.waiters).remove(&reply.correlation) {
@@ -310,17 +317,28 @@ impl SubQueue {
         self.dropped.load(Ordering::Relaxed)
     }
 
-    /// The next delivery; `None` once closed and empty.
-    pub(crate) fn poll_next(&self, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
-        if let Some(item) = lock(&self.items).pop_front() {
-            return Poll::Ready(Some(item));
+    /// Moves every queued delivery to `into` (which must be empty) at once,
+    /// under one lock: `Ready(true)` when it moved some, `Ready(false)` once
+    /// closed and empty.
+    pub(crate) fn poll_take(&self, cx: &mut Context<'_>, into: &mut VecDeque<Bytes>) -> Poll<bool> {
+        let take = |into: &mut VecDeque<Bytes>| {
+            let mut q = lock(&self.items);
+            if q.is_empty() {
+                return false;
+            }
+            // The two buffers change places: neither allocates again.
+            std::mem::swap(&mut *q, into);
+            true
+        };
+        if take(into) {
+            return Poll::Ready(true);
         }
         self.waker.register(cx.waker());
-        if let Some(item) = lock(&self.items).pop_front() {
-            return Poll::Ready(Some(item));
+        if take(into) {
+            return Poll::Ready(true);
         }
         if self.is_closed() {
-            return Poll::Ready(None);
+            return Poll::Ready(false);
         }
         Poll::Pending
     }

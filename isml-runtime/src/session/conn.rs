@@ -193,13 +193,13 @@ impl Connection {
             };
             shared.counters.frames_in.fetch_add(1, Ordering::Relaxed);
             let room = self.inflight.as_ref().is_none_or(Inflight::has_room);
-            let handled = handle_frame(
-                &self.session,
-                frame,
-                &*self.inbound,
-                &mut self.writer(),
-                room,
-            );
+            // One lock for the frame and the check after it: what it finds
+            // can only improve while the rest of this turn runs.
+            let (handled, may_read) = {
+                let mut w = self.writer();
+                let handled = handle_frame(&self.session, frame, &*self.inbound, &mut w, room);
+                (handled, w.may_read(self.capacity, self.write_budget))
+            };
             match handled {
                 Handled::Done => {}
                 Handled::Yield => yield_turn = true,
@@ -256,10 +256,7 @@ impl Connection {
             }
             // Whatever the probe below returns is handled, so it runs only
             // when there is another turn for it.
-            if burst + 1 == READ_BURST
-                || yield_turn
-                || !self.writer().may_read(self.capacity, self.write_budget)
-            {
+            if burst + 1 == READ_BURST || yield_turn || !may_read {
                 break;
             }
             let mut probe = std::task::Context::from_waker(Waker::noop());

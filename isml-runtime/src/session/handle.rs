@@ -212,7 +212,7 @@ impl Session {
 
     /// Whether the session has ended (or is closing).
     pub fn is_closed(&self) -> bool {
-        self.shared.closed.is_cancelled() || self.shared.closing.load(Ordering::Relaxed)
+        self.shared.ended.load(Ordering::Acquire) || self.shared.closing.load(Ordering::Relaxed)
     }
 
     /// Why the session ended, once it has.
@@ -506,7 +506,7 @@ impl Session {
             correlation,
             answered: false,
         };
-        if shared.closed.is_cancelled() {
+        if shared.ended.load(Ordering::Acquire) {
             guard.answered = true;
             return Err(Exchange::Disconnected(shared.reason()));
         }
@@ -570,7 +570,7 @@ impl Session {
     /// [`Session::close`] with an error code (wire format §2.4).
     pub async fn close_with(&self, code: u64, reason: impl Into<String>) {
         let shared = &self.shared;
-        if shared.closing.swap(true, Ordering::AcqRel) || shared.closed.is_cancelled() {
+        if shared.closing.swap(true, Ordering::AcqRel) || shared.ended.load(Ordering::Acquire) {
             shared.closed.cancelled().await;
             return;
         }
@@ -582,11 +582,11 @@ impl Session {
         let queued =
             tokio::time::timeout(shared.config.close_timeout, shared.out.send(frame)).await;
         if !matches!(queued, Ok(Ok(()))) {
-            shared.closed.cancel();
+            shared.end();
         }
         let _ =
             tokio::time::timeout(shared.config.close_timeout * 2, shared.closed.cancelled()).await;
-        shared.closed.cancel();
+        shared.end();
     }
 }
 

@@ -547,10 +547,17 @@ impl Broker {
         })
     }
 
-    fn who<'a>(session: &'a Session) -> Who<'a> {
+    fn who<'a>(&self, session: &'a Session) -> Who<'a> {
+        // Only the ACL and the filters look at the principal: without them,
+        // a publication need not look it up (a lock and a map lookup).
+        let checked = self.acl.is_some() || !self.filters.is_empty();
         Who {
             device: session.device_id(),
-            principal: session.get(&PRINCIPAL),
+            principal: if checked {
+                session.get(&PRINCIPAL)
+            } else {
+                None
+            },
             session: Some(session),
         }
     }
@@ -656,7 +663,7 @@ impl Broker {
                     correlation,
                     op: SubOp::Delete { channel, key },
                 }) => {
-                    let who = Self::who(session);
+                    let who = self.who(session);
                     let ack = store::AckTo::of(Some(session), correlation);
                     answer(correlation, self.delete(&who, channel, key.as_deref(), ack))
                 }
@@ -676,7 +683,7 @@ impl Broker {
                     at,
                 )) => {
                     let message = rest(&payload, at);
-                    let who = Self::who(session);
+                    let who = self.who(session);
                     let ack = store::AckTo::of(Some(session), correlation);
                     let mut congested = false;
                     let published =
@@ -697,7 +704,7 @@ impl Broker {
                     at,
                 )) => {
                     let message = rest(&payload, at);
-                    let who = Self::who(session);
+                    let who = self.who(session);
                     match self.send_to(&who, to, type_id, &message) {
                         Ok(None) => reply(correlation, Ok(false)),
                         Ok(Some((target, frame))) => {
@@ -743,7 +750,7 @@ impl Broker {
     }
 
     fn on_subscribe(&self, session: &Session, correlation: u64, op: SubOp) -> Result<(), Refusal> {
-        let who = Self::who(session);
+        let who = self.who(session);
         match op {
             SubOp::Subscribe { channel, key } => {
                 let c = self.channel(channel)?;
