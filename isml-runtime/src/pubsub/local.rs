@@ -39,6 +39,9 @@ pub(crate) struct Local {
     pub(crate) peer: Mutex<Option<Arc<Peer>>>,
     /// Messages the server's filters refused on this session.
     pub(crate) filtered: AtomicU64,
+    /// On a server: publications of the current read burst, not yet
+    /// handed to the subscribers.
+    pub(crate) staged: Mutex<crate::server::broker::Staged>,
 }
 
 #[derive(Default)]

@@ -169,6 +169,14 @@ impl Connection {
         }
     }
 
+    /// Hands the publications staged during the burst to their subscribers
+    /// (see `Broker::publish_staged`); whether a subscriber had no room.
+    fn publish_staged(&self) -> bool {
+        self.inbound
+            .broker()
+            .is_some_and(|b| b.publish_staged(&self.session))
+    }
+
     /// Handles what was read and whatever else is ready at once (a burst),
     /// writing the first reply before looking for more. `Some` when the
     /// session ends.
@@ -206,15 +214,19 @@ impl Connection {
                 Handled::End(reason) => return Some(reason),
                 // Boxed: rare (a handler that did not finish at once), and the
                 // wait would otherwise make every session's task larger.
-                Handled::OneWay(fut) => match Box::pin(self.drive(fut)).await {
-                    Ok(Ok(())) => {}
-                    Ok(Err(e)) => {
-                        shared.error();
-                        tracing::debug!(session = shared.id, error = %e, "one-way handler failed");
+                Handled::OneWay(fut) => {
+                    yield_turn |= self.publish_staged();
+                    match Box::pin(self.drive(fut)).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(e)) => {
+                            shared.error();
+                            tracing::debug!(session = shared.id, error = %e, "one-way handler failed");
+                        }
+                        Err(reason) => return Some(reason),
                     }
-                    Err(reason) => return Some(reason),
-                },
+                }
                 Handled::Request(correlation, len, fut) => {
+                    yield_turn |= self.publish_staged();
                     let permits = match self.admit(len).await {
                         Ok(p) => p,
                         Err(reason) => return Some(reason),
@@ -227,6 +239,7 @@ impl Connection {
                     });
                 }
                 Handled::Call(_correlation, len, fut) => {
+                    yield_turn |= self.publish_staged();
                     let permits = match self.admit(len).await {
                         Ok(p) => p,
                         Err(reason) => return Some(reason),
@@ -245,6 +258,9 @@ impl Connection {
             // for a read that finds nothing); the rest of a burst's replies
             // leave together.
             if burst == 0 && !self.writer().is_idle() {
+                // Replies (a publication's acceptance) leave after the
+                // deliveries they speak of were handed over.
+                yield_turn |= self.publish_staged();
                 let flushed =
                     poll_fn(|cx| Poll::Ready(self.writer().poll_flush_all(cx, &shared))).await;
                 if let Poll::Ready(Err(e)) = flushed {
@@ -265,6 +281,7 @@ impl Connection {
                 Poll::Pending => break,
             }
         }
+        yield_turn |= self.publish_staged();
         self.keepalive.received(&shared);
         if yield_turn {
             tokio::task::yield_now().await;

@@ -366,6 +366,18 @@ impl Session {
         })
     }
 
+    /// Queues the longest prefix of `frames` the outbound queue has room
+    /// for, with one wake of the connection task; gives how many.
+    pub(crate) fn try_enqueue_many(&self, frames: &[Frame]) -> Result<usize, SendError> {
+        if self.is_closed() {
+            return Err(self.closed_error());
+        }
+        self.shared
+            .out
+            .try_send_many(frames)
+            .map_err(|_| self.closed_error())
+    }
+
     /// Waits until the outbound queue has room for a frame of `len` bytes,
     /// without queueing anything (another sender may take the room first).
     /// `Err` when the session has ended.

@@ -137,6 +137,42 @@ impl Outbox {
         Ok(())
     }
 
+    /// Queues the longest prefix of `frames` that fits, under one lock and
+    /// with one wake of the connection task; gives how many. `Ok(0)` also
+    /// when another sender took the room meanwhile.
+    pub(super) fn try_send_many(&self, frames: &[Frame]) -> Result<usize, TryPush> {
+        if self.room.is_closed() {
+            return Err(TryPush::Closed);
+        }
+        let free_bytes = self
+            .byte_capacity
+            .saturating_sub(self.bytes.load(Ordering::Acquire));
+        let (mut n, mut cost) = (0, 0);
+        for f in frames.iter().take(self.room.available_permits()) {
+            let c = self.cost(f);
+            if cost + c > free_bytes {
+                break;
+            }
+            cost += c;
+            n += 1;
+        }
+        if n == 0 {
+            return Ok(0);
+        }
+        let room = match self.room.try_acquire_many(n as u32) {
+            Ok(permit) => permit,
+            Err(TryAcquireError::NoPermits) => return Ok(0),
+            Err(TryAcquireError::Closed) => return Err(TryPush::Closed),
+        };
+        if !self.try_take_bytes(cost) {
+            return Ok(0);
+        }
+        room.forget();
+        lock(&self.frames).extend(frames[..n].iter().cloned());
+        self.task.wake();
+        Ok(n)
+    }
+
     pub(super) fn close(&self) {
         self.room.close();
         self.freed.notify_waiters();

@@ -300,6 +300,50 @@ impl Peer {
         (0, dropped, replaced)
     }
 
+    /// [`Peer::deliver`] for a run of live publications of one unkeyed,
+    /// unretained channel: what the session has room for goes in one push,
+    /// the rest to the queue. Returns (delivered now, dropped).
+    fn deliver_many(self: &Arc<Self>, frames: &[Frame], channel: u32) -> (u64, u64) {
+        let mut q = lock(&self.queue);
+        let mut rest = frames;
+        match &self.sink {
+            Sink::Local(sq) => {
+                for f in frames {
+                    sq.push(f.payload.clone());
+                }
+                self.stats
+                    .delivered
+                    .fetch_add(frames.len() as u64, Ordering::Relaxed);
+                return (frames.len() as u64, 0);
+            }
+            Sink::Session(s) => {
+                if self.move_queued(&mut q, s).is_err() {
+                    return (0, frames.len() as u64);
+                }
+                if q.items.is_empty() {
+                    match s.try_enqueue_many(frames) {
+                        Ok(n) => rest = &frames[n..],
+                        Err(_) => return (0, frames.len() as u64),
+                    }
+                }
+            }
+        }
+        let now = (frames.len() - rest.len()) as u64;
+        if now > 0 {
+            self.stats.delivered.fetch_add(now, Ordering::Relaxed);
+        }
+        let mut dropped = 0;
+        for f in rest {
+            dropped += self.queue_delivery(&mut q, f, channel, None, false).0;
+        }
+        if !q.draining && !q.items.is_empty() {
+            q.draining = true;
+            let peer = self.clone();
+            tokio::spawn(async move { peer.drain().await });
+        }
+        (now, dropped)
+    }
+
     /// Queues a delivery the session has no room for, under the policy.
     /// Returns (dropped, replaced).
     fn queue_delivery(
@@ -408,6 +452,25 @@ impl Peer {
                 q.draining = false;
                 return;
             }
+        }
+    }
+}
+
+/// The publications a session made during one read burst of its
+/// connection task, not yet handed to the subscribers: runs of frames of
+/// one channel, in order. The burst's deliveries leave together
+/// ([`Broker::publish_staged`]): one lock of each subscriber's queue and
+/// one wake of its writer for the run, not for every publication.
+#[derive(Default)]
+pub(crate) struct Staged {
+    runs: Vec<(Arc<ChannelState>, Vec<Frame>)>,
+}
+
+impl Staged {
+    fn push(&mut self, channel: &Arc<ChannelState>, frame: Frame) {
+        match self.runs.last_mut() {
+            Some((c, frames)) if Arc::ptr_eq(c, channel) => frames.push(frame),
+            _ => self.runs.push((channel.clone(), vec![frame])),
         }
     }
 }
@@ -657,6 +720,11 @@ impl Broker {
 
     /// Handles a `subscribe` or `publish` frame from a session.
     pub(crate) fn on_frame(&self, session: &Session, op: ControlOp, payload: Bytes) -> LinkOutcome {
+        if op != ControlOp::Publish {
+            // Publications staged before it go first (subscribing gets the
+            // retained values: after them).
+            self.publish_staged(session);
+        }
         match op {
             ControlOp::Subscribe => match SubscribeFrame::decode(&payload) {
                 Ok(SubscribeFrame {
@@ -705,6 +773,7 @@ impl Broker {
                 )) => {
                     let message = rest(&payload, at);
                     let who = self.who(session);
+                    self.publish_staged(session);
                     match self.send_to(&who, to, type_id, &message) {
                         Ok(None) => reply(correlation, Ok(false)),
                         Ok(Some((target, frame))) => {
@@ -845,6 +914,8 @@ impl Broker {
 
     /// A session ended: its subscriptions end with it.
     pub(crate) fn session_ended(&self, session: &Session) {
+        // Its last publications were accepted: they still go out.
+        self.publish_staged(session);
         if let Some(peer) = session.pubsub().take_peer() {
             self.detach_all(&peer);
             let mut q = lock(&peer.queue);
@@ -909,6 +980,20 @@ impl Broker {
             timestamp_ms,
         };
         let frame = head.frame(&message);
+        match who.session {
+            // A live publication of a session on an unkeyed channel waits
+            // for the end of its connection task's read burst.
+            Some(session) if !c.info.retain && key.is_none() => {
+                c.stats.published.fetch_add(1, Ordering::Relaxed);
+                lock(&session.pubsub().staged).push(c, frame);
+                return Ok(Published::Now(false));
+            }
+            // Anything else goes now: after what was staged before it.
+            Some(session) => {
+                *congested |= self.publish_staged(session);
+            }
+            None => {}
+        }
         {
             let subs = read(&c.subs);
             if c.info.retain {
@@ -956,6 +1041,38 @@ impl Broker {
             return Ok(self.store.submit(op, ack));
         }
         Ok(Published::Now(false))
+    }
+
+    /// Hands the publications `session` staged (see [`Staged`]) to their
+    /// subscribers; whether a subscriber's session had no room for some
+    /// (they went to, or were dropped from, its queue).
+    pub(crate) fn publish_staged(&self, session: &Session) -> bool {
+        let mut runs = {
+            let mut staged = lock(&session.pubsub().staged);
+            if staged.runs.is_empty() {
+                return false;
+            }
+            std::mem::take(&mut staged.runs)
+        };
+        let mut congested = false;
+        for (c, frames) in &runs {
+            let (mut d, mut x) = (0, 0);
+            for p in &read(&c.subs).all {
+                let (now, dropped) = p.deliver_many(frames, c.info.id);
+                congested |= now < frames.len() as u64;
+                d += now;
+                x += dropped;
+            }
+            c.stats.delivered.fetch_add(d, Ordering::Relaxed);
+            c.stats.dropped.fetch_add(x, Ordering::Relaxed);
+        }
+        // The list's room serves the next burst.
+        runs.clear();
+        let mut staged = lock(&session.pubsub().staged);
+        if staged.runs.is_empty() {
+            staged.runs = runs;
+        }
+        congested
     }
 
     /// Deletes a retained value.
