@@ -5,11 +5,12 @@
 //! what the connection task has to do.
 
 use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures_util::future::BoxFuture;
 use futures_util::task::AtomicWaker;
 use tokio::sync::oneshot;
@@ -28,11 +29,43 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// A map keyed by ids: channel ids, and ids this side chose (correlation
+/// and subscription ids). Looked up on every delivery, never grown by what
+/// a peer sends, so SipHash's resistance to chosen keys buys nothing here.
+pub(crate) type IdMap<K, V> = HashMap<K, V, BuildHasherDefault<IdHasher>>;
+
+/// One multiplication per integer (the high bits, which the map's control
+/// bytes use, are well mixed by it).
+#[derive(Default, Clone, Copy)]
+pub(crate) struct IdHasher(u64);
+
+const MIX: u64 = 0x9e37_79b9_7f4a_7c15;
+
+impl Hasher for IdHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(*b)).wrapping_mul(MIX);
+        }
+    }
+
+    fn write_u32(&mut self, n: u32) {
+        self.write_u64(u64::from(n));
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0 ^ n).wrapping_mul(MIX);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
 /// The publish/subscribe state of one session.
 #[derive(Default)]
 pub(crate) struct Local {
     /// Answers awaited from the broker, by correlation id.
-    waiters: Mutex<HashMap<u64, oneshot::Sender<Result<bool, Refusal>>>>,
+    waiters: Mutex<IdMap<u64, oneshot::Sender<Result<bool, Refusal>>>>,
     subs: Mutex<Subs>,
     /// On a server: the session as the broker's subscriber. Taken out when
     /// the session ends (the peer holds the session: a cycle until then).
@@ -42,13 +75,22 @@ pub(crate) struct Local {
     /// On a server: publications of the current read burst, not yet
     /// handed to the subscribers.
     pub(crate) staged: Mutex<crate::server::broker::Staged>,
+    /// Small publish frames are written here and split off, so that one
+    /// allocation serves many (see [`Local::frame_buffer`]).
+    frames: Mutex<BytesMut>,
 }
+
+/// The allocation small publish frames share (an idle session that ever
+/// published holds at most this much of it).
+const FRAME_CHUNK: usize = 4 * 1024;
+/// Frames larger than this get a buffer of their own.
+const SHARED_FRAME_MAX: usize = 512;
 
 #[derive(Default)]
 struct Subs {
     next_id: u64,
-    entries: HashMap<u64, Entry>,
-    by_channel: HashMap<u32, Vec<u64>>,
+    entries: IdMap<u64, Entry>,
+    by_channel: IdMap<u32, Vec<u64>>,
     /// Subscriptions per (channel, key): the broker is told once.
     counts: HashMap<(u32, Option<String>), usize>,
     /// Retained values announced by a subscribe's correlation go to that
@@ -79,6 +121,25 @@ pub(crate) enum LinkOutcome {
 }
 
 impl Local {
+    /// Encodes a frame of `len` bytes with `write` (which gets an empty
+    /// buffer with room for them) and gives the bytes: small frames share
+    /// chunks of [`FRAME_CHUNK`] bytes (no allocation, and no free on the
+    /// writer's thread, per frame); larger ones get a buffer of their own.
+    pub(crate) fn frame_buffer(&self, len: usize, write: impl FnOnce(&mut BytesMut)) -> Bytes {
+        if len > SHARED_FRAME_MAX {
+            let mut buf = BytesMut::new();
+            write(&mut buf);
+            return buf.freeze();
+        }
+        let mut chunk = lock(&self.frames);
+        if chunk.capacity() < len {
+            // Reclaims the chunk when every frame cut from it is gone.
+            chunk.reserve(FRAME_CHUNK);
+        }
+        write(&mut chunk);
+        chunk.split().freeze()
+    }
+
     /// The session's subscriber record, if it ever subscribed.
     pub(crate) fn peer(&self) -> Option<Arc<Peer>> {
         lock(&self.peer).clone()

@@ -40,7 +40,7 @@ use super::Registry;
 use crate::pubsub::frames::{
     DeliverHead, PublishHead, Reply, SubOp, SubscribeFrame, message_frame, rest,
 };
-use crate::pubsub::local::{LinkOutcome, SubQueue};
+use crate::pubsub::local::{IdMap, LinkOutcome, SubQueue};
 use crate::pubsub::{ChannelInfo, Reason, Refusal};
 use crate::session::{PRINCIPAL, SendError, Session, codes};
 use crate::wire::{ControlOp, Frame};
@@ -461,23 +461,24 @@ impl Peer {
 /// one channel, in order. The burst's deliveries leave together
 /// ([`Broker::publish_staged`]): one lock of each subscriber's queue and
 /// one wake of its writer for the run, not for every publication.
+/// Their `deliver` frames are made at the end too, with one timestamp.
 #[derive(Default)]
 pub(crate) struct Staged {
-    runs: Vec<(Arc<ChannelState>, Vec<Frame>)>,
+    runs: Vec<(Arc<ChannelState>, Vec<Bytes>)>,
 }
 
 impl Staged {
-    fn push(&mut self, channel: &Arc<ChannelState>, frame: Frame) {
+    fn push(&mut self, channel: &Arc<ChannelState>, message: Bytes) {
         match self.runs.last_mut() {
-            Some((c, frames)) if Arc::ptr_eq(c, channel) => frames.push(frame),
-            _ => self.runs.push((channel.clone(), vec![frame])),
+            Some((c, messages)) if Arc::ptr_eq(c, channel) => messages.push(message),
+            _ => self.runs.push((channel.clone(), vec![message])),
         }
     }
 }
 
 /// The server's broker.
 pub(crate) struct Broker {
-    channels: HashMap<u32, Arc<ChannelState>>,
+    channels: IdMap<u32, Arc<ChannelState>>,
     store: Store,
     acl: Option<Acl>,
     filters: Vec<Box<dyn Filter>>,
@@ -563,7 +564,7 @@ pub(crate) struct Who<'a> {
 
 impl Broker {
     pub(crate) fn new(setup: BrokerSetup, registry: Arc<Registry>) -> Result<Broker, BrokerError> {
-        let mut channels: HashMap<u32, Arc<ChannelState>> = HashMap::new();
+        let mut channels: IdMap<u32, Arc<ChannelState>> = IdMap::default();
         for info in setup.channels {
             if let Some(old) = channels.get(&info.id) {
                 if old.info == info {
@@ -970,6 +971,20 @@ impl Broker {
             }
             return Err(refusal);
         }
+        match who.session {
+            // A live publication of a session on an unkeyed channel waits
+            // for the end of its connection task's read burst.
+            Some(session) if !c.info.retain && key.is_none() => {
+                c.stats.published.fetch_add(1, Ordering::Relaxed);
+                lock(&session.pubsub().staged).push(c, message);
+                return Ok(Published::Now(false));
+            }
+            // Anything else goes now: after what was staged before it.
+            Some(session) => {
+                *congested |= self.publish_staged(session);
+            }
+            None => {}
+        }
         let timestamp_ms = now_ms();
         let head = DeliverHead {
             replay: 0,
@@ -980,20 +995,6 @@ impl Broker {
             timestamp_ms,
         };
         let frame = head.frame(&message);
-        match who.session {
-            // A live publication of a session on an unkeyed channel waits
-            // for the end of its connection task's read burst.
-            Some(session) if !c.info.retain && key.is_none() => {
-                c.stats.published.fetch_add(1, Ordering::Relaxed);
-                lock(&session.pubsub().staged).push(c, frame);
-                return Ok(Published::Now(false));
-            }
-            // Anything else goes now: after what was staged before it.
-            Some(session) => {
-                *congested |= self.publish_staged(session);
-            }
-            None => {}
-        }
         {
             let subs = read(&c.subs);
             if c.info.retain {
@@ -1055,7 +1056,22 @@ impl Broker {
             std::mem::take(&mut staged.runs)
         };
         let mut congested = false;
-        for (c, frames) in &runs {
+        let timestamp_ms = now_ms();
+        let mut frames = Vec::new();
+        for (c, messages) in &runs {
+            frames.clear();
+            frames.extend(messages.iter().map(|m| {
+                DeliverHead {
+                    replay: 0,
+                    channel: c.info.id,
+                    key: None,
+                    retained: false,
+                    publisher: session.device_id(),
+                    timestamp_ms,
+                }
+                .frame(m)
+            }));
+            let frames = &frames[..];
             let (mut d, mut x) = (0, 0);
             for p in &read(&c.subs).all {
                 let (now, dropped) = p.deliver_many(frames, c.info.id);
