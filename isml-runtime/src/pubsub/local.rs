@@ -78,6 +78,19 @@ pub(crate) struct Local {
     /// Small publish frames are written here and split off, so that one
     /// allocation serves many (see [`Local::frame_buffer`]).
     frames: Mutex<BytesMut>,
+    /// Deliveries of the current read burst, not yet in their queues.
+    routed: Mutex<Routed>,
+}
+
+/// Deliveries routed during the connection task's read burst: each
+/// subscription's go into its queue together at the end of the burst
+/// ([`Local::flush_routed`]), with one lock and one wake of its reader.
+#[derive(Default)]
+struct Routed {
+    runs: Vec<(Arc<SubQueue>, Vec<Bytes>)>,
+    /// Some did not fit, and the readers were given a turn since: they go
+    /// in now, the oldest dropped if need be.
+    held: bool,
 }
 
 /// The allocation small publish frames share (an idle session that ever
@@ -234,6 +247,8 @@ impl Local {
 
     /// The session ended: wake everything waiting on it.
     pub(crate) fn session_ended(&self) {
+        // What arrived before the end is read before it.
+        self.flush(true);
         lock(&self.waiters).clear();
         let s = lock(&self.subs);
         for e in s.entries.values() {
@@ -241,20 +256,19 @@ impl Local {
         }
     }
 
-    /// Hands a delivery to the subscriptions it is for. Returns whether one
-    /// of their queues is full.
-    fn route(&self, payload: Bytes, channel: u32, key: Option<&str>, replay: u64) -> bool {
+    /// Hands a delivery to the subscriptions it is for, staged until the
+    /// end of the burst (see [`Routed`]).
+    fn route(&self, payload: Bytes, channel: u32, key: Option<&str>, replay: u64) {
         let s = lock(&self.subs);
         if replay != 0 {
             if let Some(e) = s.replay.get(&replay).and_then(|id| s.entries.get(id)) {
-                return e.queue.push(payload);
+                self.stage(&e.queue, payload);
             }
-            return false;
+            return;
         }
         let Some(ids) = s.by_channel.get(&channel) else {
-            return false;
+            return;
         };
-        let mut filling = false;
         let mut matching = ids
             .iter()
             .filter_map(|id| s.entries.get(id))
@@ -263,12 +277,44 @@ impl Local {
         while let Some(e) = matching.next() {
             if matching.peek().is_none() {
                 // The last (usually the only) one takes the delivery itself.
-                filling |= e.queue.push(payload);
+                self.stage(&e.queue, payload);
                 break;
             }
-            filling |= e.queue.push(payload.clone());
+            self.stage(&e.queue, payload.clone());
         }
-        filling
+    }
+
+    fn stage(&self, queue: &Arc<SubQueue>, payload: Bytes) {
+        let mut r = lock(&self.routed);
+        match r.runs.iter_mut().find(|(q, _)| Arc::ptr_eq(q, queue)) {
+            Some((_, items)) => items.push(payload),
+            None => r.runs.push((queue.clone(), vec![payload])),
+        }
+    }
+
+    /// Pushes the deliveries of the burst into their queues. Returns
+    /// whether a queue is full: its reader should run before the
+    /// connection task reads on. What did not fit waits for that turn and
+    /// goes in at the next flush, dropping the oldest if the queue is still
+    /// full then.
+    pub(crate) fn flush_routed(&self) -> bool {
+        self.flush(false)
+    }
+
+    /// With `force`, everything goes in now.
+    fn flush(&self, force: bool) -> bool {
+        let mut r = lock(&self.routed);
+        if r.runs.is_empty() {
+            return false;
+        }
+        let force = std::mem::take(&mut r.held) || force;
+        let mut full = false;
+        r.runs.retain_mut(|(queue, items)| {
+            full |= queue.push_many(items, force);
+            !items.is_empty()
+        });
+        r.held = !r.runs.is_empty();
+        full
     }
 }
 
@@ -300,11 +346,8 @@ pub(crate) fn on_frame(
                 }
                 Err(e) => return LinkOutcome::End(format!("malformed deliver frame: {e}")),
             };
-            if local.route(payload, channel, key.as_deref(), replay) {
-                LinkOutcome::Yield
-            } else {
-                LinkOutcome::Done
-            }
+            local.route(payload, channel, key.as_deref(), replay);
+            LinkOutcome::Done
         }
         ControlOp::PubSubReply => match Reply::decode(&payload) {
             Ok(reply) => {
@@ -326,8 +369,9 @@ pub(crate) fn on_frame(
 /// The bounded queue of one subscription. Policy when full: the oldest
 /// delivery is dropped and counted ([`SubQueue::dropped`]); the connection
 /// task never waits for a subscriber that does not read. It does let the
-/// reader run once before it reads on (`LinkOutcome::Yield`), so that a
-/// reader that is only waiting for its turn on a busy runtime loses nothing.
+/// reader run once before it drops anything (see [`Local::flush_routed`]),
+/// so that a reader only waiting for its turn on a busy runtime loses
+/// nothing.
 pub(crate) struct SubQueue {
     items: Mutex<VecDeque<Bytes>>,
     waker: AtomicWaker,
@@ -347,24 +391,50 @@ impl SubQueue {
         }
     }
 
-    /// Queues a delivery (dropping the oldest when full). Returns whether
-    /// the queue is full now: the next delivery would drop one unless the
-    /// reader runs first.
-    pub(crate) fn push(&self, item: Bytes) -> bool {
+    /// Queues a delivery, dropping the oldest when full.
+    pub(crate) fn push(&self, item: Bytes) {
         if self.closed.load(Ordering::Acquire) {
-            return false;
+            return;
         }
-        let filling = {
+        {
             let mut q = lock(&self.items);
             if q.len() >= self.capacity {
                 q.pop_front();
                 self.dropped.fetch_add(1, Ordering::Relaxed);
             }
             q.push_back(item);
-            q.len() >= self.capacity
-        };
+        }
         self.waker.wake();
-        filling
+    }
+
+    /// Pushes deliveries from the front of `items` while the queue has
+    /// room (all of them with `force`, dropping the oldest queued); returns
+    /// whether the queue is full.
+    fn push_many(&self, items: &mut Vec<Bytes>, force: bool) -> bool {
+        if self.closed.load(Ordering::Acquire) {
+            items.clear();
+            return false;
+        }
+        let (pushed, full) = {
+            let mut q = lock(&self.items);
+            let n = if force {
+                items.len()
+            } else {
+                self.capacity.saturating_sub(q.len()).min(items.len())
+            };
+            for item in items.drain(..n) {
+                if q.len() >= self.capacity {
+                    q.pop_front();
+                    self.dropped.fetch_add(1, Ordering::Relaxed);
+                }
+                q.push_back(item);
+            }
+            (n, q.len() >= self.capacity)
+        };
+        if pushed > 0 {
+            self.waker.wake();
+        }
+        full
     }
 
     pub(crate) fn close(&self) {

@@ -169,21 +169,42 @@ impl Connection {
         }
     }
 
-    /// Hands the publications staged during the burst to their subscribers
-    /// (see `Broker::publish_staged`); whether a subscriber had no room.
-    fn publish_staged(&self) -> bool {
-        self.inbound
+    /// What the pub/sub layer keeps for the end of a read burst: on a
+    /// client, the deliveries it routed go into the subscriptions' queues
+    /// (`Local::flush_routed`); on a server, the burst's publications go to
+    /// their subscribers (`Broker::publish_staged`). Whether a queue had no
+    /// room: its reader (or writer) should run before this task reads on.
+    fn end_burst(&self) -> bool {
+        let routed = self.session.pubsub().flush_routed();
+        let staged = self
+            .inbound
             .broker()
-            .is_some_and(|b| b.publish_staged(&self.session))
+            .is_some_and(|b| b.publish_staged(&self.session));
+        routed || staged
     }
 
     /// Handles what was read and whatever else is ready at once (a burst),
     /// writing the first reply before looking for more. `Some` when the
     /// session ends.
     async fn on_frames(&mut self, first: Read) -> Option<CloseReason> {
+        let mut yield_turn = false;
+        let end = self.burst(first, &mut yield_turn).await;
+        // Also when the session ends: what arrived before the end goes on.
+        yield_turn |= self.end_burst();
+        if end.is_some() {
+            return end;
+        }
+        self.keepalive.received(&self.shared);
+        if yield_turn {
+            tokio::task::yield_now().await;
+        }
+        None
+    }
+
+    /// [`Connection::on_frames`] but for the end of the burst.
+    async fn burst(&mut self, first: Read, yield_turn: &mut bool) -> Option<CloseReason> {
         let shared = self.shared.clone();
         let mut read = first;
-        let mut yield_turn = false;
         for burst in 0..READ_BURST {
             let frame = match read {
                 Some(Ok(frame)) => frame,
@@ -210,12 +231,12 @@ impl Connection {
             };
             match handled {
                 Handled::Done => {}
-                Handled::Yield => yield_turn = true,
+                Handled::Yield => *yield_turn = true,
                 Handled::End(reason) => return Some(reason),
                 // Boxed: rare (a handler that did not finish at once), and the
                 // wait would otherwise make every session's task larger.
                 Handled::OneWay(fut) => {
-                    yield_turn |= self.publish_staged();
+                    *yield_turn |= self.end_burst();
                     match Box::pin(self.drive(fut)).await {
                         Ok(Ok(())) => {}
                         Ok(Err(e)) => {
@@ -226,7 +247,7 @@ impl Connection {
                     }
                 }
                 Handled::Request(correlation, len, fut) => {
-                    yield_turn |= self.publish_staged();
+                    *yield_turn |= self.end_burst();
                     let permits = match self.admit(len).await {
                         Ok(p) => p,
                         Err(reason) => return Some(reason),
@@ -239,7 +260,7 @@ impl Connection {
                     });
                 }
                 Handled::Call(_correlation, len, fut) => {
-                    yield_turn |= self.publish_staged();
+                    *yield_turn |= self.end_burst();
                     let permits = match self.admit(len).await {
                         Ok(p) => p,
                         Err(reason) => return Some(reason),
@@ -260,7 +281,7 @@ impl Connection {
             if burst == 0 && !self.writer().is_idle() {
                 // Replies (a publication's acceptance) leave after the
                 // deliveries they speak of were handed over.
-                yield_turn |= self.publish_staged();
+                *yield_turn |= self.end_burst();
                 let flushed =
                     poll_fn(|cx| Poll::Ready(self.writer().poll_flush_all(cx, &shared))).await;
                 if let Poll::Ready(Err(e)) = flushed {
@@ -272,7 +293,7 @@ impl Connection {
             }
             // Whatever the probe below returns is handled, so it runs only
             // when there is another turn for it.
-            if burst + 1 == READ_BURST || yield_turn || !may_read {
+            if burst + 1 == READ_BURST || *yield_turn || !may_read {
                 break;
             }
             let mut probe = std::task::Context::from_waker(Waker::noop());
@@ -280,11 +301,6 @@ impl Connection {
                 Poll::Ready(next) => read = next,
                 Poll::Pending => break,
             }
-        }
-        yield_turn |= self.publish_staged();
-        self.keepalive.received(&shared);
-        if yield_turn {
-            tokio::task::yield_now().await;
         }
         None
     }

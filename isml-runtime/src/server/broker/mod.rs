@@ -462,9 +462,15 @@ impl Peer {
 /// ([`Broker::publish_staged`]): one lock of each subscriber's queue and
 /// one wake of its writer for the run, not for every publication.
 /// Their `deliver` frames are made at the end too, with one timestamp.
+///
+/// While the last hand-over found a subscriber without room, publications
+/// are handed over one by one again, so that the publishing session yields
+/// at the first one that has to queue (see `LinkOutcome::Yield`) rather
+/// than after a whole burst.
 #[derive(Default)]
 pub(crate) struct Staged {
     runs: Vec<(Arc<ChannelState>, Vec<Bytes>)>,
+    congested: bool,
 }
 
 impl Staged {
@@ -976,7 +982,14 @@ impl Broker {
             // for the end of its connection task's read burst.
             Some(session) if !c.info.retain && key.is_none() => {
                 c.stats.published.fetch_add(1, Ordering::Relaxed);
-                lock(&session.pubsub().staged).push(c, message);
+                let at_once = {
+                    let mut staged = lock(&session.pubsub().staged);
+                    staged.push(c, message);
+                    staged.congested
+                };
+                if at_once {
+                    *congested |= self.publish_staged(session);
+                }
                 return Ok(Published::Now(false));
             }
             // Anything else goes now: after what was staged before it.
@@ -1088,6 +1101,7 @@ impl Broker {
         if staged.runs.is_empty() {
             staged.runs = runs;
         }
+        staged.congested = congested;
         congested
     }
 
