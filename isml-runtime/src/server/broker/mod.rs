@@ -27,7 +27,7 @@ pub(crate) mod front;
 pub(crate) mod store;
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -182,6 +182,9 @@ struct ChannelState {
     subs: RwLock<Subscribers>,
     retained: Mutex<HashMap<Option<String>, Retained>>,
     stats: ChannelCounters,
+    /// The last hand-over on the channel found a subscriber without room:
+    /// its publications are handed over one by one (see [`Staged`]).
+    congested: AtomicBool,
 }
 
 /// Where a subscriber's deliveries go.
@@ -463,18 +466,26 @@ impl Peer {
 /// one wake of its writer for the run, not for every publication.
 /// Their `deliver` frames are made at the end too, with one timestamp.
 ///
-/// While the last hand-over found a subscriber without room, publications
-/// are handed over one by one again, so that the publishing session yields
-/// at the first one that has to queue (see `LinkOutcome::Yield`) rather
-/// than after a whole burst.
+/// While the last hand-over on a channel found a subscriber without room,
+/// its publications are handed over one by one again, whoever publishes
+/// them, so that every publishing session yields at the first one that
+/// has to queue (see `LinkOutcome::Yield`) rather than after a whole burst:
+/// a hundred publishers' bursts would fill a subscriber's queue before any
+/// of them yielded.
 #[derive(Default)]
 pub(crate) struct Staged {
     runs: Vec<(Arc<ChannelState>, Vec<Bytes>)>,
-    congested: bool,
+    count: usize,
 }
+
+/// Publications handed over together while a subscriber of their channel
+/// has no room: few enough that a hundred publishers' runs fit a
+/// subscriber's queue.
+const CONGESTED_RUN: usize = 8;
 
 impl Staged {
     fn push(&mut self, channel: &Arc<ChannelState>, message: Bytes) {
+        self.count += 1;
         match self.runs.last_mut() {
             Some((c, messages)) if Arc::ptr_eq(c, channel) => messages.push(message),
             _ => self.runs.push((channel.clone(), vec![message])),
@@ -589,6 +600,7 @@ impl Broker {
                     subs: RwLock::new(Subscribers::default()),
                     retained: Mutex::new(HashMap::new()),
                     stats: ChannelCounters::default(),
+                    congested: AtomicBool::new(false),
                 }),
             );
         }
@@ -982,12 +994,12 @@ impl Broker {
             // for the end of its connection task's read burst.
             Some(session) if !c.info.retain && key.is_none() => {
                 c.stats.published.fetch_add(1, Ordering::Relaxed);
-                let at_once = {
+                let staged = {
                     let mut staged = lock(&session.pubsub().staged);
                     staged.push(c, message);
-                    staged.congested
+                    staged.count
                 };
-                if at_once {
+                if staged >= CONGESTED_RUN && c.congested.load(Ordering::Relaxed) {
                     *congested |= self.publish_staged(session);
                 }
                 return Ok(Published::Now(false));
@@ -1066,12 +1078,14 @@ impl Broker {
             if staged.runs.is_empty() {
                 return false;
             }
+            staged.count = 0;
             std::mem::take(&mut staged.runs)
         };
         let mut congested = false;
         let timestamp_ms = now_ms();
         let mut frames = Vec::new();
         for (c, messages) in &runs {
+            let mut queued = false;
             frames.clear();
             frames.extend(messages.iter().map(|m| {
                 DeliverHead {
@@ -1088,10 +1102,14 @@ impl Broker {
             let (mut d, mut x) = (0, 0);
             for p in &read(&c.subs).all {
                 let (now, dropped) = p.deliver_many(frames, c.info.id);
-                congested |= now < frames.len() as u64;
+                queued |= now < frames.len() as u64;
                 d += now;
                 x += dropped;
             }
+            if c.congested.load(Ordering::Relaxed) != queued {
+                c.congested.store(queued, Ordering::Relaxed);
+            }
+            congested |= queued;
             c.stats.delivered.fetch_add(d, Ordering::Relaxed);
             c.stats.dropped.fetch_add(x, Ordering::Relaxed);
         }
@@ -1101,7 +1119,6 @@ impl Broker {
         if staged.runs.is_empty() {
             staged.runs = runs;
         }
-        staged.congested = congested;
         congested
     }
 
