@@ -32,7 +32,9 @@ pub(crate) enum Owner {
 ///
 /// Its queue is bounded (1,024 deliveries); when the application reads
 /// more slowly than publications arrive, the oldest is dropped and counted
-/// ([`RawSubscription::dropped`]). Dropping the subscription unsubscribes.
+/// ([`RawSubscription::dropped`]). Reading takes everything queued at once
+/// and hands it out one by one, so up to another 1,024 may wait here.
+/// Dropping the subscription unsubscribes.
 pub struct RawSubscription {
     pub(crate) queue: Arc<SubQueue>,
     /// Deliveries taken from the queue in one go, handed out one by one.
