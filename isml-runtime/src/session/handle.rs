@@ -212,7 +212,7 @@ impl Session {
 
     /// Whether the session has ended (or is closing).
     pub fn is_closed(&self) -> bool {
-        self.shared.closed.is_cancelled() || self.shared.closing.load(Ordering::Relaxed)
+        self.shared.ended.load(Ordering::Acquire) || self.shared.closing.load(Ordering::Relaxed)
     }
 
     /// Why the session ended, once it has.
@@ -366,6 +366,32 @@ impl Session {
         })
     }
 
+    /// Queues the longest prefix of `frames` the outbound queue has room
+    /// for, with one wake of the connection task; gives how many.
+    pub(crate) fn try_enqueue_many(&self, frames: &[Frame]) -> Result<usize, SendError> {
+        if self.is_closed() {
+            return Err(self.closed_error());
+        }
+        self.shared
+            .out
+            .try_send_many(frames)
+            .map_err(|_| self.closed_error())
+    }
+
+    /// Waits until the outbound queue has room for a frame of `len` bytes,
+    /// without queueing anything (another sender may take the room first).
+    /// `Err` when the session has ended.
+    pub(crate) async fn writable(&self, len: usize) -> Result<(), SendError> {
+        if self.is_closed() {
+            return Err(self.closed_error());
+        }
+        self.shared
+            .out
+            .ready(len)
+            .await
+            .map_err(|()| self.closed_error())
+    }
+
     /// Writes a frame straight to the transport, from the caller's task, when
     /// nothing else is queued or being written (so that order is kept); gives
     /// the frame back otherwise. Saves a request sent on an idle connection
@@ -492,7 +518,7 @@ impl Session {
             correlation,
             answered: false,
         };
-        if shared.closed.is_cancelled() {
+        if shared.ended.load(Ordering::Acquire) {
             guard.answered = true;
             return Err(Exchange::Disconnected(shared.reason()));
         }
@@ -556,7 +582,7 @@ impl Session {
     /// [`Session::close`] with an error code (wire format §2.4).
     pub async fn close_with(&self, code: u64, reason: impl Into<String>) {
         let shared = &self.shared;
-        if shared.closing.swap(true, Ordering::AcqRel) || shared.closed.is_cancelled() {
+        if shared.closing.swap(true, Ordering::AcqRel) || shared.ended.load(Ordering::Acquire) {
             shared.closed.cancelled().await;
             return;
         }
@@ -568,11 +594,11 @@ impl Session {
         let queued =
             tokio::time::timeout(shared.config.close_timeout, shared.out.send(frame)).await;
         if !matches!(queued, Ok(Ok(()))) {
-            shared.closed.cancel();
+            shared.end();
         }
         let _ =
             tokio::time::timeout(shared.config.close_timeout * 2, shared.closed.cancelled()).await;
-        shared.closed.cancel();
+        shared.end();
     }
 }
 

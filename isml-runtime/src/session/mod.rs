@@ -149,6 +149,9 @@ pub(crate) struct Shared {
     calls: CallTable,
     refused: Vec<(u32, &'static str)>,
     closed: CancellationToken,
+    /// `closed` was cancelled: read on every send, where the token's own
+    /// check would take its lock.
+    ended: AtomicBool,
     closing: AtomicBool,
     reason: OnceLock<CloseReason>,
     config: Arc<SessionConfig>,
@@ -180,12 +183,18 @@ impl Shared {
             self.out.push(close_frame(&reason));
         }
         self.out.close();
-        self.closed.cancel();
+        self.end();
         // Dropping the senders wakes every waiting request with "disconnected".
         let pending: Vec<_> = lock(&self.pending).drain().collect();
         drop(pending);
         self.calls.close_all();
         self.pubsub.session_ended();
+    }
+
+    /// Cancels `closed`, waking everything that waits for the end.
+    fn end(&self) {
+        self.ended.store(true, Ordering::Release);
+        self.closed.cancel();
     }
 
     /// A correlation id for a new exchange: odd on the side that opened the
@@ -197,7 +206,7 @@ impl Shared {
     /// Queues a cancel for one of our exchanges, without waiting: a cancel
     /// is small and must not be lost to a full queue (the peer would work on).
     fn push_cancel(&self, correlation: u64) {
-        if !self.closed.is_cancelled() {
+        if !self.ended.load(Ordering::Acquire) {
             self.out
                 .push(Frame::new(FrameHeader::cancel(correlation), Bytes::new()));
         }
@@ -260,6 +269,7 @@ pub(crate) fn start(
         calls: CallTable::new(est.peer_services, est.peer_window, est.config.stream_window),
         refused: est.refused,
         closed: CancellationToken::new(),
+        ended: AtomicBool::new(false),
         closing: AtomicBool::new(false),
         reason: OnceLock::new(),
         config: est.config,

@@ -105,6 +105,24 @@ impl Outbox {
         Ok(())
     }
 
+    /// Waits until a frame of `len` encoded bytes would be taken by
+    /// [`Outbox::try_send`], taking no room; `Err` when the queue has closed.
+    pub(super) async fn ready(&self, len: usize) -> Result<(), ()> {
+        let cost = len.min(self.byte_capacity);
+        // Held while the bytes are checked, given back at the end.
+        let _room = self.room.acquire().await.map_err(|_| ())?;
+        loop {
+            let freed = self.freed.notified();
+            if self.bytes.load(Ordering::Acquire) + cost <= self.byte_capacity {
+                return Ok(());
+            }
+            if self.room.is_closed() {
+                return Err(());
+            }
+            freed.await;
+        }
+    }
+
     pub(super) fn try_send(&self, frame: Frame) -> Result<(), TryPush> {
         let room = match self.room.try_acquire() {
             Ok(permit) => permit,
@@ -117,6 +135,42 @@ impl Outbox {
         room.forget();
         self.push_counted(frame);
         Ok(())
+    }
+
+    /// Queues the longest prefix of `frames` that fits, under one lock and
+    /// with one wake of the connection task; gives how many. `Ok(0)` also
+    /// when another sender took the room meanwhile.
+    pub(super) fn try_send_many(&self, frames: &[Frame]) -> Result<usize, TryPush> {
+        if self.room.is_closed() {
+            return Err(TryPush::Closed);
+        }
+        let free_bytes = self
+            .byte_capacity
+            .saturating_sub(self.bytes.load(Ordering::Acquire));
+        let (mut n, mut cost) = (0, 0);
+        for f in frames.iter().take(self.room.available_permits()) {
+            let c = self.cost(f);
+            if cost + c > free_bytes {
+                break;
+            }
+            cost += c;
+            n += 1;
+        }
+        if n == 0 {
+            return Ok(0);
+        }
+        let room = match self.room.try_acquire_many(n as u32) {
+            Ok(permit) => permit,
+            Err(TryAcquireError::NoPermits) => return Ok(0),
+            Err(TryAcquireError::Closed) => return Err(TryPush::Closed),
+        };
+        if !self.try_take_bytes(cost) {
+            return Ok(0);
+        }
+        room.forget();
+        lock(&self.frames).extend(frames[..n].iter().cloned());
+        self.task.wake();
+        Ok(n)
     }
 
     pub(super) fn close(&self) {

@@ -169,14 +169,14 @@ impl Server {
     ) -> Result<RawSubscription, SubscribeError> {
         let broker = &self.inner.broker;
         match broker.subscribe_local(channel, key.map(str::to_owned)) {
-            Ok((peer, queue)) => Ok(RawSubscription {
+            Ok((peer, queue)) => Ok(RawSubscription::new(
                 queue,
-                owner: Owner::Broker {
+                Owner::Broker {
                     broker: broker.clone(),
                     peer,
                 },
                 channel,
-            }),
+            )),
             Err(refusal) => Err(SubscribeError::Refused {
                 channel: self.label(channel),
                 refusal,
