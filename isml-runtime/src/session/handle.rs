@@ -16,10 +16,17 @@ use tokio::time::Instant;
 
 use super::conn::transport_reason;
 use super::lend::Lend;
-use super::outbox::TryPush;
+use super::outbox::{Item, ItemError, TryPush};
 use super::{CloseReason, ClosedBy, RequestError, SendError, Shared, codes, lock};
 use crate::TopLevel;
+use crate::wire::batch::batched_len;
 use crate::wire::{ControlOp, EncodeError, ErrorBody, Frame, FrameHeader, FrameKind};
+
+/// The largest payload of a batch of stream items (wire format §2.7): items
+/// ready together leave in frames of up to this size. Small enough that a
+/// batch is soon read whole and its first item is not kept waiting; large
+/// enough that per-frame work is spread over hundreds of small items.
+pub(crate) const BATCH_BYTES: usize = 16 * 1024;
 
 /// A typed key for a session property: `const ROLE: Key<Role> = Key::new("role");`.
 ///
@@ -325,6 +332,57 @@ impl Session {
         Ok(Frame::new(header, buf.freeze()))
     }
 
+    /// Queues an item of the stream `correlation` (of the kind stream items
+    /// take, wire format §2.7), waiting for room. Small items are encoded
+    /// straight into a batch with the items of the same stream queued just
+    /// before them; a larger one gets a frame of its own. `len` is the
+    /// item's encoded length.
+    pub(crate) async fn send_item<M: TopLevel>(
+        &self,
+        correlation: u64,
+        msg: &M,
+        len: usize,
+    ) -> Result<(), SendError> {
+        let max_batch = self.max_batch();
+        if batched_len(len) > max_batch / 4 {
+            let frame = self.encode(FrameHeader::stream_item(M::TYPE_ID, correlation), msg)?;
+            return self.enqueue(frame).await;
+        }
+        if self.is_closed() {
+            return Err(self.closed_error());
+        }
+        if let Some(&(type_id, name)) = self.shared.refused.iter().find(|(id, _)| *id == M::TYPE_ID)
+        {
+            return Err(SendError::FingerprintMismatch {
+                session: self.shared.id,
+                type_id,
+                name,
+            });
+        }
+        let item = Item {
+            type_id: M::TYPE_ID,
+            correlation,
+            len,
+            encode: |buf: &mut BytesMut| msg.encode(buf),
+        };
+        match self.shared.out.send_item(item, max_batch).await {
+            Ok(()) => Ok(()),
+            Err(ItemError::Closed) => Err(self.closed_error()),
+            Err(ItemError::Encode(source)) => Err(SendError::Encode {
+                message: M::NAME,
+                source,
+            }),
+        }
+    }
+
+    /// The largest batch payload: [`BATCH_BYTES`], within one fragment
+    /// (or one frame, when the session does not fragment).
+    fn max_batch(&self) -> usize {
+        let c = &self.shared.config;
+        let frame = c.max_frame.saturating_sub(32);
+        BATCH_BYTES.min(c.fragment_size.unwrap_or(frame)).min(frame)
+    }
+
     /// Sends a one-way message, waiting for room in the outbound queue.
     pub async fn send<M: TopLevel>(&self, msg: &M) -> Result<(), SendError> {
         let frame = self.encode(FrameHeader::one_way(M::TYPE_ID), msg)?;
@@ -380,7 +438,7 @@ impl Session {
             || w.unflushed
             || !w.is_idle()
             || w.fragment_size.is_some_and(|n| frame.payload.len() > n)
-            || !lock(&shared.out.frames).is_empty()
+            || !shared.out.is_empty()
         {
             return Err(frame);
         }

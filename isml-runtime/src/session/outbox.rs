@@ -5,11 +5,13 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::Poll;
 
+use bytes::BytesMut;
 use futures_util::task::AtomicWaker;
 use tokio::sync::{Notify, Semaphore, TryAcquireError};
 
 use super::lock;
-use crate::wire::Frame;
+use crate::wire::batch::{batched_len, put_item_len};
+use crate::wire::{EncodeError, Frame, FrameHeader};
 
 /// The bounded outbound queue: senders push frames under a short lock and wake
 /// the connection task, which takes everything queued at once. It allocates
@@ -18,8 +20,13 @@ use crate::wire::Frame;
 /// closes; its room in bytes (encoded frame lengths) is a counter, checked
 /// after a frame's place is taken (a second semaphore cost a fifth of the
 /// one-way throughput), with a notification when bytes are freed.
+///
+/// Stream items are encoded straight into a batch frame at the queue's tail
+/// (wire format §2.7), which takes one place: items of the same stream
+/// queued one after the other, with nothing in between, leave in one frame
+/// (see [`Outbox::send_item`]).
 pub(super) struct Outbox {
-    pub(super) frames: Mutex<VecDeque<Frame>>,
+    queue: Mutex<Queue>,
     pub(super) room: Semaphore,
     /// Bytes of the frames queued now.
     bytes: AtomicUsize,
@@ -30,15 +37,88 @@ pub(super) struct Outbox {
     pub(super) byte_capacity: usize,
 }
 
+/// The frames queued, in order, and the batch being filled after them.
+#[derive(Default)]
+struct Queue {
+    frames: VecDeque<Frame>,
+    /// Stream items being batched: it follows every frame in `frames`.
+    open: Option<OpenBatch>,
+    /// What the queued frames and the open batch took of the byte budget.
+    charged: usize,
+    /// Encoded bytes of the frames in `frames`.
+    len: usize,
+    /// The payload size of the last batch: the next one starts this large.
+    hint: usize,
+}
+
+/// A batch of stream items being filled.
+struct OpenBatch {
+    type_id: u32,
+    correlation: u64,
+    payload: BytesMut,
+    items: usize,
+    /// Length of the first item's length prefix: a batch of one item leaves
+    /// as a plain stream item.
+    first_prefix: usize,
+}
+
+impl Queue {
+    /// Moves the open batch, if any, behind the queued frames.
+    fn close_batch(&mut self) {
+        let Some(b) = self.open.take() else {
+            return;
+        };
+        self.hint = b.payload.len();
+        let payload = b.payload.freeze();
+        let frame = if b.items == 1 {
+            Frame::new(
+                FrameHeader::stream_item(b.type_id, b.correlation),
+                payload.slice(b.first_prefix..),
+            )
+        } else {
+            Frame::new(FrameHeader::stream_batch(b.type_id, b.correlation), payload)
+        };
+        self.len += frame.len();
+        self.frames.push_back(frame);
+    }
+
+    fn push(&mut self, frame: Frame, charged: usize) {
+        self.close_batch();
+        self.len += frame.len();
+        self.charged += charged;
+        self.frames.push_back(frame);
+    }
+}
+
 pub(super) enum TryPush {
     Full,
     Closed,
 }
 
+/// Why [`Outbox::send_item`] did not queue an item.
+pub(super) enum ItemError {
+    Closed,
+    Encode(EncodeError),
+}
+
+/// A stream item to queue: its stream, its encoded length and how to encode it.
+pub(super) struct Item<F> {
+    pub(super) type_id: u32,
+    pub(super) correlation: u64,
+    pub(super) len: usize,
+    pub(super) encode: F,
+}
+
+/// What an item waits for.
+enum Wait {
+    Room,
+    Bytes(usize),
+}
+
 impl Outbox {
     pub(super) fn new(capacity: usize, byte_capacity: usize) -> Self {
         Outbox {
-            frames: Mutex::new(VecDeque::new()),
+            queue: Mutex::new(Queue::default()),
             room: Semaphore::new(capacity),
             bytes: AtomicUsize::new(0),
             freed: Notify::new(),
@@ -48,11 +128,22 @@ impl Outbox {
         }
     }
 
-    /// What a frame costs of the byte budget: its encoded length, but never
-    /// more than the whole budget, so that one large frame passes when the
-    /// queue is empty.
+    /// What `len` encoded bytes cost of the byte budget: all of them, but
+    /// never more than the whole budget, so that one large frame passes when
+    /// the queue is empty.
+    fn charge(&self, len: usize) -> usize {
+        len.min(self.byte_capacity)
+    }
+
+    /// What a frame costs of the byte budget.
     pub(super) fn cost(&self, frame: &Frame) -> usize {
-        frame.len().min(self.byte_capacity)
+        self.charge(frame.len())
+    }
+
+    /// Whether nothing is queued.
+    pub(super) fn is_empty(&self) -> bool {
+        let q = lock(&self.queue);
+        q.frames.is_empty() && q.open.is_none()
     }
 
     /// Bytes of the budget not taken.
@@ -75,12 +166,13 @@ impl Outbox {
     /// runtime itself must get out (the close frame of a failing session).
     /// Its bytes still count, so that the count stays exact.
     pub(super) fn push(&self, frame: Frame) {
-        self.bytes.fetch_add(self.cost(&frame), Ordering::AcqRel);
-        self.push_counted(frame);
+        let cost = self.cost(&frame);
+        self.bytes.fetch_add(cost, Ordering::AcqRel);
+        self.push_counted(frame, cost);
     }
 
-    fn push_counted(&self, frame: Frame) {
-        lock(&self.frames).push_back(frame);
+    fn push_counted(&self, frame: Frame, cost: usize) {
+        lock(&self.queue).push(frame, cost);
         self.task.wake();
     }
 
@@ -101,7 +193,7 @@ impl Outbox {
             freed.await;
         }
         room.forget();
-        self.push_counted(frame);
+        self.push_counted(frame, cost);
         Ok(())
     }
 
@@ -111,12 +203,123 @@ impl Outbox {
             Err(TryAcquireError::NoPermits) => return Err(TryPush::Full),
             Err(TryAcquireError::Closed) => return Err(TryPush::Closed),
         };
-        if !self.try_take_bytes(self.cost(&frame)) {
+        let cost = self.cost(&frame);
+        if !self.try_take_bytes(cost) {
             return Err(TryPush::Full);
         }
         room.forget();
-        self.push_counted(frame);
+        self.push_counted(frame, cost);
         Ok(())
+    }
+
+    /// Queues a stream item of at most `max_batch` bytes, encoded straight
+    /// into the batch at the queue's tail when that batch is of the same
+    /// stream and has room for it, otherwise into a new batch (which takes a
+    /// place in the queue). Waits for room as [`Outbox::send`] does. The
+    /// connection task is woken, once for as many items as arrive before it
+    /// takes them.
+    pub(super) async fn send_item<F>(
+        &self,
+        mut item: Item<F>,
+        max_batch: usize,
+    ) -> Result<(), ItemError>
+    where
+        F: FnMut(&mut BytesMut) -> Result<(), EncodeError>,
+    {
+        let need = batched_len(item.len);
+        let head = FrameHeader::stream_batch(item.type_id, item.correlation).encoded_len();
+        let mut place = None;
+        loop {
+            let wait = {
+                let mut q = lock(&self.queue);
+                let append = q.open.as_ref().is_some_and(|b| {
+                    b.type_id == item.type_id
+                        && b.correlation == item.correlation
+                        && b.payload.len() + need <= max_batch
+                });
+                if append {
+                    let charge = self.charge(need);
+                    if self.try_take_bytes(charge) {
+                        let b = q.open.as_mut().expect("checked above");
+                        let at = b.payload.len();
+                        b.payload.reserve(need);
+                        put_item_len(&mut b.payload, item.len);
+                        if let Err(e) = (item.encode)(&mut b.payload) {
+                            b.payload.truncate(at);
+                            drop(q);
+                            self.give_back_bytes(charge);
+                            return Err(ItemError::Encode(e));
+                        }
+                        b.items += 1;
+                        q.charged += charge;
+                        drop(q);
+                        self.task.wake();
+                        return Ok(());
+                    }
+                    Wait::Bytes(charge)
+                } else {
+                    let charge = self.charge(head + need);
+                    let permit = match place.take() {
+                        Some(p) => Some(p),
+                        None => match self.room.try_acquire() {
+                            Ok(p) => Some(p),
+                            Err(TryAcquireError::Closed) => return Err(ItemError::Closed),
+                            Err(TryAcquireError::NoPermits) => None,
+                        },
+                    };
+                    match permit {
+                        Some(p) if self.try_take_bytes(charge) => {
+                            q.close_batch();
+                            let size = q.hint.clamp(need, max_batch.max(need));
+                            let mut payload = BytesMut::with_capacity(size);
+                            put_item_len(&mut payload, item.len);
+                            let first_prefix = payload.len();
+                            if let Err(e) = (item.encode)(&mut payload) {
+                                drop(q);
+                                self.give_back_bytes(charge);
+                                return Err(ItemError::Encode(e));
+                            }
+                            p.forget();
+                            q.open = Some(OpenBatch {
+                                type_id: item.type_id,
+                                correlation: item.correlation,
+                                payload,
+                                items: 1,
+                                first_prefix,
+                            });
+                            q.charged += charge;
+                            drop(q);
+                            self.task.wake();
+                            return Ok(());
+                        }
+                        Some(p) => {
+                            place = Some(p);
+                            Wait::Bytes(charge)
+                        }
+                        None => Wait::Room,
+                    }
+                }
+            };
+            match wait {
+                Wait::Room => {
+                    place = Some(self.room.acquire().await.map_err(|_| ItemError::Closed)?);
+                }
+                Wait::Bytes(charge) => {
+                    let freed = self.freed.notified();
+                    if self.room.is_closed() {
+                        return Err(ItemError::Closed);
+                    }
+                    if self.bytes.load(Ordering::Acquire) + charge > self.byte_capacity {
+                        freed.await;
+                    }
+                }
+            }
+        }
+    }
+
+    fn give_back_bytes(&self, charge: usize) {
+        self.bytes.fetch_sub(charge, Ordering::AcqRel);
+        self.freed.notify_waiters();
     }
 
     pub(super) fn close(&self) {
@@ -137,18 +340,18 @@ impl Outbox {
     }
 
     pub(super) fn take(&self, into: &mut VecDeque<Frame>) -> Poll<usize> {
-        let mut q = lock(&self.frames);
-        if q.is_empty() {
+        let mut q = lock(&self.queue);
+        q.close_batch();
+        if q.frames.is_empty() {
             return Poll::Pending;
         }
-        let n = q.len();
-        let (bytes, cost) = q.iter().fold((0usize, 0usize), |(b, c), f| {
-            (b + f.len(), c + self.cost(f))
-        });
+        let n = q.frames.len();
+        let bytes = std::mem::take(&mut q.len);
+        let cost = std::mem::take(&mut q.charged);
         if into.is_empty() {
-            std::mem::swap(&mut *q, into);
+            std::mem::swap(&mut q.frames, into);
         } else {
-            into.append(&mut q);
+            into.append(&mut q.frames);
         }
         drop(q);
         // Frames pushed without room (close on error, the welcome) may give
