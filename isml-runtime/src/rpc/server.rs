@@ -85,10 +85,10 @@ pub enum Reply {
 impl Reply {
     /// The answer `msg`.
     pub fn message<T: TopLevel>(msg: &T) -> Result<Reply, Status> {
-        let mut buf = BytesMut::with_capacity(msg.encoded_len());
-        msg.encode(&mut buf)
+        let payload = msg
+            .encode_to_bytes()
             .map_err(|e| Status::internal(format!("cannot encode the answer {}: {e}", T::NAME)))?;
-        Ok(Reply::Message(T::TYPE_ID, buf.freeze()))
+        Ok(Reply::Message(T::TYPE_ID, payload))
     }
 }
 

@@ -19,7 +19,7 @@ use super::{CallError, Code, Status};
 use crate::TopLevel;
 use crate::session::{Inflow, Outflow, SendError, Session, credit_frame};
 use crate::wire::batch::{BatchItems, item_cost};
-use crate::wire::{ErrorBody, Frame, FrameHeader, FrameKind};
+use crate::wire::{ErrorBody, Frame, FrameHeader, FrameKind, Limits, Reader};
 
 /// Which end of the call a stream end belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -116,24 +116,28 @@ impl<T: TopLevel> Sink<T> {
     /// in batches (wire format §2.7), without waiting for one another.
     pub async fn send(&self, item: impl Borrow<T>) -> Result<(), CallError> {
         let item = item.borrow();
-        if self.ended.load(Ordering::Acquire) {
-            return Err(CallError::Cancelled {
-                method: self.method,
-            });
+        let cancelled = || CallError::Cancelled {
+            method: self.method,
+        };
+        if self.ended.load(Ordering::Acquire) || self.outflow.is_closed() {
+            return Err(cancelled());
         }
         let len = item.encoded_len();
         let cost = item_cost(len);
-        if !self.outflow.acquire(cost).await {
-            return Err(CallError::Cancelled {
-                method: self.method,
-            });
+        // The usual case first, without building the futures that wait.
+        if !self.outflow.try_take(cost) && !self.outflow.acquire(cost).await {
+            return Err(cancelled());
         }
-        let r = tokio::select! {
-            biased;
-            r = self.session.send_item(self.correlation, item, len) => {
-                r.map_err(|e| send_error(self.method, e))
-            }
-            () = self.outflow.closed() => Err(CallError::Cancelled { method: self.method }),
+        let r = match self.session.try_send_item(self.correlation, item, len) {
+            Ok(true) => return Ok(()),
+            Ok(false) => tokio::select! {
+                biased;
+                r = self.session.send_item(self.correlation, item, len) => {
+                    r.map_err(|e| send_error(self.method, e))
+                }
+                () = self.outflow.closed() => Err(cancelled()),
+            },
+            Err(e) => Err(send_error(self.method, e)),
         };
         if r.is_err() {
             // Nothing was sent: the credit is still there.
@@ -317,9 +321,14 @@ impl<T: TopLevel> Streaming<T> {
         match items.next() {
             Some(Ok(range)) => {
                 *pos = items.position();
-                let item = payload.slice(range);
-                let len = item.len();
-                let decoded = self.decode(item);
+                let len = range.len();
+                // Read in place: `bytes` fields share the payload.
+                let mut r = Reader::from_bytes(payload, &Limits::DEFAULT).region(range);
+                let decoded = T::decode_reader(&mut r).map_err(|source| CallError::Decode {
+                    method: self.method,
+                    message: T::NAME,
+                    source: Box::new(source),
+                });
                 self.took(len);
                 Some(decoded)
             }

@@ -240,7 +240,7 @@ impl Outflow {
     }
 
     /// Takes `cost` if some credit is left.
-    fn try_take(&self, cost: u64) -> bool {
+    pub(crate) fn try_take(&self, cost: u64) -> bool {
         let cost = i64::try_from(cost).unwrap_or(i64::MAX);
         self.credit
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |c| {

@@ -219,7 +219,7 @@ impl Session {
 
     /// Whether the session has ended (or is closing).
     pub fn is_closed(&self) -> bool {
-        self.shared.closed.is_cancelled() || self.shared.closing.load(Ordering::Relaxed)
+        self.shared.has_ended() || self.shared.closing.load(Ordering::Relaxed)
     }
 
     /// Why the session ended, once it has.
@@ -327,16 +327,45 @@ impl Session {
                 max,
             }));
         }
-        let mut buf = BytesMut::with_capacity(len);
+        // A `Vec`: its writes are inlined, where `BytesMut` makes a call
+        // for every byte of a varint. Of exactly the encoded length, it
+        // becomes `Bytes` without another allocation.
+        let mut buf = Vec::with_capacity(len);
         msg.encode(&mut buf).map_err(err)?;
-        Ok(Frame::new(header, buf.freeze()))
+        Ok(Frame::new(header, buf))
     }
 
-    /// Queues an item of the stream `correlation` (of the kind stream items
-    /// take, wire format §2.7), waiting for room. Small items are encoded
-    /// straight into a batch with the items of the same stream queued just
-    /// before them; a larger one gets a frame of its own. `len` is the
-    /// item's encoded length.
+    /// Queues an item of the stream `correlation` (wire format §2.7) if
+    /// there is room now; `Ok(false)` when it must wait (then
+    /// [`Session::send_item`] queues it). Small items are encoded straight
+    /// into a batch with the items of the same stream queued just before
+    /// them. `len` is the item's encoded length.
+    pub(crate) fn try_send_item<M: TopLevel>(
+        &self,
+        correlation: u64,
+        msg: &M,
+        len: usize,
+    ) -> Result<bool, SendError> {
+        let max_batch = self.max_batch();
+        if batched_len(len) > max_batch / 4 {
+            return Ok(false);
+        }
+        self.check_item::<M>()?;
+        let mut item = self.item(correlation, msg, len);
+        match self
+            .shared
+            .out
+            .try_send_item(&mut item, max_batch, &mut None)
+        {
+            Ok(()) => Ok(true),
+            Err(ItemError::Wait(_)) => Ok(false),
+            Err(e) => Err(self.item_error::<M>(e)),
+        }
+    }
+
+    /// Queues an item of the stream `correlation`, waiting for room: small
+    /// items as [`Session::try_send_item`] does, a larger one in a frame of
+    /// its own.
     pub(crate) async fn send_item<M: TopLevel>(
         &self,
         correlation: u64,
@@ -348,6 +377,16 @@ impl Session {
             let frame = self.encode(FrameHeader::stream_item(M::TYPE_ID, correlation), msg)?;
             return self.enqueue(frame).await;
         }
+        self.check_item::<M>()?;
+        let item = self.item(correlation, msg, len);
+        self.shared
+            .out
+            .send_item(item, max_batch)
+            .await
+            .map_err(|e| self.item_error::<M>(e))
+    }
+
+    fn check_item<M: TopLevel>(&self) -> Result<(), SendError> {
         if self.is_closed() {
             return Err(self.closed_error());
         }
@@ -359,19 +398,30 @@ impl Session {
                 name,
             });
         }
-        let item = Item {
+        Ok(())
+    }
+
+    fn item<'a, M: TopLevel>(
+        &self,
+        correlation: u64,
+        msg: &'a M,
+        len: usize,
+    ) -> Item<impl FnMut(&mut Vec<u8>) -> Result<(), EncodeError> + use<'a, M>> {
+        Item {
             type_id: M::TYPE_ID,
             correlation,
             len,
-            encode: |buf: &mut BytesMut| msg.encode(buf),
-        };
-        match self.shared.out.send_item(item, max_batch).await {
-            Ok(()) => Ok(()),
-            Err(ItemError::Closed) => Err(self.closed_error()),
-            Err(ItemError::Encode(source)) => Err(SendError::Encode {
+            encode: move |buf: &mut Vec<u8>| msg.encode(buf),
+        }
+    }
+
+    fn item_error<M: TopLevel>(&self, e: ItemError) -> SendError {
+        match e {
+            ItemError::Encode(source) => SendError::Encode {
                 message: M::NAME,
                 source,
-            }),
+            },
+            ItemError::Closed | ItemError::Wait(_) => self.closed_error(),
         }
     }
 
@@ -550,7 +600,7 @@ impl Session {
             correlation,
             answered: false,
         };
-        if shared.closed.is_cancelled() {
+        if shared.has_ended() {
             guard.answered = true;
             return Err(Exchange::Disconnected(shared.reason()));
         }
@@ -614,7 +664,7 @@ impl Session {
     /// [`Session::close`] with an error code (wire format §2.4).
     pub async fn close_with(&self, code: u64, reason: impl Into<String>) {
         let shared = &self.shared;
-        if shared.closing.swap(true, Ordering::AcqRel) || shared.closed.is_cancelled() {
+        if shared.closing.swap(true, Ordering::AcqRel) || shared.has_ended() {
             shared.closed.cancelled().await;
             return;
         }
@@ -626,11 +676,11 @@ impl Session {
         let queued =
             tokio::time::timeout(shared.config.close_timeout, shared.out.send(frame)).await;
         if !matches!(queued, Ok(Ok(()))) {
-            shared.closed.cancel();
+            shared.end();
         }
         let _ =
             tokio::time::timeout(shared.config.close_timeout * 2, shared.closed.cancelled()).await;
-        shared.closed.cancel();
+        shared.end();
     }
 }
 

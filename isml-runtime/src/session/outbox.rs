@@ -5,9 +5,9 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::Poll;
 
-use bytes::BytesMut;
+use bytes::Bytes;
 use futures_util::task::AtomicWaker;
-use tokio::sync::{Notify, Semaphore, TryAcquireError};
+use tokio::sync::{Notify, Semaphore, SemaphorePermit, TryAcquireError};
 
 use super::lock;
 use crate::wire::batch::{batched_len, put_item_len};
@@ -51,11 +51,13 @@ struct Queue {
     hint: usize,
 }
 
-/// A batch of stream items being filled.
+/// A batch of stream items being filled. A `Vec` rather than a `BytesMut`:
+/// its writes are inlined, where `BytesMut` makes a call for every byte of
+/// a varint.
 struct OpenBatch {
     type_id: u32,
     correlation: u64,
-    payload: BytesMut,
+    payload: Vec<u8>,
     items: usize,
     /// Length of the first item's length prefix: a batch of one item leaves
     /// as a plain stream item.
@@ -69,7 +71,7 @@ impl Queue {
             return;
         };
         self.hint = b.payload.len();
-        let payload = b.payload.freeze();
+        let payload = Bytes::from(b.payload);
         let frame = if b.items == 1 {
             Frame::new(
                 FrameHeader::stream_item(b.type_id, b.correlation),
@@ -95,10 +97,12 @@ pub(super) enum TryPush {
     Closed,
 }
 
-/// Why [`Outbox::send_item`] did not queue an item.
+/// Why [`Outbox::try_send_item`] did not queue an item.
 pub(super) enum ItemError {
     Closed,
     Encode(EncodeError),
+    /// No room now: a place in the queue, or bytes of its budget.
+    Wait(Wait),
 }
 
 /// A stream item to queue: its stream, its encoded length and how to encode it.
@@ -110,7 +114,7 @@ pub(super) struct Item<F> {
 }
 
 /// What an item waits for.
-enum Wait {
+pub(super) enum Wait {
     Room,
     Bytes(usize),
 }
@@ -215,96 +219,102 @@ impl Outbox {
     /// Queues a stream item of at most `max_batch` bytes, encoded straight
     /// into the batch at the queue's tail when that batch is of the same
     /// stream and has room for it, otherwise into a new batch (which takes a
-    /// place in the queue). Waits for room as [`Outbox::send`] does. The
-    /// connection task is woken, once for as many items as arrive before it
-    /// takes them.
+    /// place in the queue); `Err(Wait)` when there is no room now. `place`
+    /// is a place taken while waiting, used for a new batch. The connection
+    /// task is woken by the item that opens a batch only, once for as many
+    /// items as arrive before it takes them.
+    pub(super) fn try_send_item<'a, F>(
+        &'a self,
+        item: &mut Item<F>,
+        max_batch: usize,
+        place: &mut Option<SemaphorePermit<'a>>,
+    ) -> Result<(), ItemError>
+    where
+        F: FnMut(&mut Vec<u8>) -> Result<(), EncodeError>,
+    {
+        let need = batched_len(item.len);
+        let mut q = lock(&self.queue);
+        let append = q.open.as_ref().is_some_and(|b| {
+            b.type_id == item.type_id
+                && b.correlation == item.correlation
+                && b.payload.len() + need <= max_batch
+        });
+        if append {
+            let charge = self.charge(need);
+            if !self.try_take_bytes(charge) {
+                return Err(ItemError::Wait(Wait::Bytes(charge)));
+            }
+            let b = q.open.as_mut().expect("checked above");
+            let at = b.payload.len();
+            put_item_len(&mut b.payload, item.len);
+            if let Err(e) = (item.encode)(&mut b.payload) {
+                b.payload.truncate(at);
+                drop(q);
+                self.give_back_bytes(charge);
+                return Err(ItemError::Encode(e));
+            }
+            b.items += 1;
+            q.charged += charge;
+            // No wake: the item that opened the batch woke the task after
+            // its last take, and the task takes the batch with this item.
+            return Ok(());
+        }
+        let head = FrameHeader::stream_batch(item.type_id, item.correlation).encoded_len();
+        let charge = self.charge(head + need);
+        let permit = match place.take() {
+            Some(p) => p,
+            None => match self.room.try_acquire() {
+                Ok(p) => p,
+                Err(TryAcquireError::Closed) => return Err(ItemError::Closed),
+                Err(TryAcquireError::NoPermits) => return Err(ItemError::Wait(Wait::Room)),
+            },
+        };
+        if !self.try_take_bytes(charge) {
+            *place = Some(permit);
+            return Err(ItemError::Wait(Wait::Bytes(charge)));
+        }
+        let mut payload = Vec::with_capacity(q.hint.clamp(need, max_batch.max(need)));
+        put_item_len(&mut payload, item.len);
+        let first_prefix = payload.len();
+        if let Err(e) = (item.encode)(&mut payload) {
+            drop(q);
+            *place = Some(permit);
+            self.give_back_bytes(charge);
+            return Err(ItemError::Encode(e));
+        }
+        permit.forget();
+        q.close_batch();
+        q.open = Some(OpenBatch {
+            type_id: item.type_id,
+            correlation: item.correlation,
+            payload,
+            items: 1,
+            first_prefix,
+        });
+        q.charged += charge;
+        drop(q);
+        self.task.wake();
+        Ok(())
+    }
+
+    /// [`Outbox::try_send_item`], waiting for room when there is none.
     pub(super) async fn send_item<F>(
         &self,
         mut item: Item<F>,
         max_batch: usize,
     ) -> Result<(), ItemError>
     where
-        F: FnMut(&mut BytesMut) -> Result<(), EncodeError>,
+        F: FnMut(&mut Vec<u8>) -> Result<(), EncodeError>,
     {
-        let need = batched_len(item.len);
-        let head = FrameHeader::stream_batch(item.type_id, item.correlation).encoded_len();
         let mut place = None;
         loop {
-            let wait = {
-                let mut q = lock(&self.queue);
-                let append = q.open.as_ref().is_some_and(|b| {
-                    b.type_id == item.type_id
-                        && b.correlation == item.correlation
-                        && b.payload.len() + need <= max_batch
-                });
-                if append {
-                    let charge = self.charge(need);
-                    if self.try_take_bytes(charge) {
-                        let b = q.open.as_mut().expect("checked above");
-                        let at = b.payload.len();
-                        b.payload.reserve(need);
-                        put_item_len(&mut b.payload, item.len);
-                        if let Err(e) = (item.encode)(&mut b.payload) {
-                            b.payload.truncate(at);
-                            drop(q);
-                            self.give_back_bytes(charge);
-                            return Err(ItemError::Encode(e));
-                        }
-                        b.items += 1;
-                        q.charged += charge;
-                        drop(q);
-                        self.task.wake();
-                        return Ok(());
-                    }
-                    Wait::Bytes(charge)
-                } else {
-                    let charge = self.charge(head + need);
-                    let permit = match place.take() {
-                        Some(p) => Some(p),
-                        None => match self.room.try_acquire() {
-                            Ok(p) => Some(p),
-                            Err(TryAcquireError::Closed) => return Err(ItemError::Closed),
-                            Err(TryAcquireError::NoPermits) => None,
-                        },
-                    };
-                    match permit {
-                        Some(p) if self.try_take_bytes(charge) => {
-                            q.close_batch();
-                            let size = q.hint.clamp(need, max_batch.max(need));
-                            let mut payload = BytesMut::with_capacity(size);
-                            put_item_len(&mut payload, item.len);
-                            let first_prefix = payload.len();
-                            if let Err(e) = (item.encode)(&mut payload) {
-                                drop(q);
-                                self.give_back_bytes(charge);
-                                return Err(ItemError::Encode(e));
-                            }
-                            p.forget();
-                            q.open = Some(OpenBatch {
-                                type_id: item.type_id,
-                                correlation: item.correlation,
-                                payload,
-                                items: 1,
-                                first_prefix,
-                            });
-                            q.charged += charge;
-                            drop(q);
-                            self.task.wake();
-                            return Ok(());
-                        }
-                        Some(p) => {
-                            place = Some(p);
-                            Wait::Bytes(charge)
-                        }
-                        None => Wait::Room,
-                    }
-                }
-            };
-            match wait {
-                Wait::Room => {
+            match self.try_send_item(&mut item, max_batch, &mut place) {
+                Err(ItemError::Wait(Wait::Room)) => {
                     place = Some(self.room.acquire().await.map_err(|_| ItemError::Closed)?);
                 }
-                Wait::Bytes(charge) => {
+                Err(ItemError::Wait(Wait::Bytes(charge))) => {
+                    // Registered before the check, so that bytes freed in
+                    // between are not missed.
                     let freed = self.freed.notified();
                     if self.room.is_closed() {
                         return Err(ItemError::Closed);
@@ -313,6 +323,7 @@ impl Outbox {
                         freed.await;
                     }
                 }
+                r => return r,
             }
         }
     }
@@ -414,5 +425,135 @@ mod tests {
         assert_eq!(out.room.available_permits(), 4);
         out.close();
         assert!(matches!(out.try_send(f()), Err(TryPush::Closed)));
+    }
+
+    fn item(
+        correlation: u64,
+        byte: u8,
+    ) -> Item<impl FnMut(&mut Vec<u8>) -> Result<(), EncodeError>> {
+        Item {
+            type_id: 24,
+            correlation,
+            len: 1,
+            encode: move |b: &mut Vec<u8>| {
+                b.push(byte);
+                Ok(())
+            },
+        }
+    }
+
+    fn try_item(out: &Outbox, correlation: u64, byte: u8, max_batch: usize) -> bool {
+        out.try_send_item(&mut item(correlation, byte), max_batch, &mut None)
+            .is_ok()
+    }
+
+    #[test]
+    fn stream_items_leave_in_batches_in_the_order_they_were_queued() {
+        let out = Outbox::new(8, 10_000);
+        for byte in [0xa, 0xb, 0xc] {
+            assert!(try_item(&out, 1, byte, 64));
+        }
+        // Another frame ends the batch; the next item opens one.
+        out.push(Frame::new(FrameHeader::cancel(9), Bytes::new()));
+        assert!(try_item(&out, 1, 0xd, 64));
+        // Items of another stream do not join it.
+        assert!(try_item(&out, 3, 0xe, 64));
+        assert!(try_item(&out, 3, 0xf, 64));
+        assert!(try_item(&out, 1, 0x10, 64));
+        assert!(!out.is_empty());
+        let mut q = VecDeque::new();
+        let Poll::Ready(bytes) = out.take(&mut q) else {
+            panic!("nothing taken");
+        };
+        let got: Vec<(FrameHeader, Vec<u8>)> =
+            q.iter().map(|f| (f.header, f.payload.to_vec())).collect();
+        assert_eq!(
+            got,
+            vec![
+                (
+                    FrameHeader::stream_batch(24, 1),
+                    vec![1, 0xa, 1, 0xb, 1, 0xc]
+                ),
+                (FrameHeader::cancel(9), vec![]),
+                // A batch of one item leaves as a plain stream item.
+                (FrameHeader::stream_item(24, 1), vec![0xd]),
+                (FrameHeader::stream_batch(24, 3), vec![1, 0xe, 1, 0xf]),
+                (FrameHeader::stream_item(24, 1), vec![0x10]),
+            ]
+        );
+        assert_eq!(bytes, q.iter().map(Frame::len).sum::<usize>());
+        // Every byte and place taken is given back.
+        assert_eq!(out.bytes_free(), 10_000);
+        assert_eq!(out.room.available_permits(), 8);
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn a_batch_ends_at_its_size_and_items_wait_for_room() {
+        // Items take 2 bytes of a batch: 5 fit in 10.
+        let out = Outbox::new(2, 10_000);
+        for byte in 0..7 {
+            assert!(try_item(&out, 1, byte, 10));
+        }
+        // Two batches hold the queue's two places: a third must wait.
+        for byte in 7..10 {
+            assert!(try_item(&out, 1, byte, 10));
+        }
+        assert!(matches!(
+            out.try_send_item(&mut item(1, 10), 10, &mut None),
+            Err(ItemError::Wait(Wait::Room))
+        ));
+        let mut q = VecDeque::new();
+        assert!(out.take(&mut q).is_ready());
+        let lens: Vec<usize> = q.iter().map(|f| f.payload.len()).collect();
+        assert_eq!(lens, [10, 10]);
+        // The byte budget holds back an item too.
+        let out = Outbox::new(8, 20);
+        assert!(try_item(&out, 1, 0, 64));
+        let mut n = 1;
+        while try_item(&out, 1, n, 64) {
+            n += 1;
+        }
+        assert!(matches!(
+            out.try_send_item(&mut item(1, 0), 64, &mut None),
+            Err(ItemError::Wait(Wait::Bytes(2)))
+        ));
+        assert_eq!(out.bytes_free(), 20 - (4 + 2 + 2 * usize::from(n - 1)));
+        q.clear();
+        assert!(out.take(&mut q).is_ready());
+        assert_eq!(q.len(), 1);
+        assert_eq!(out.bytes_free(), 20);
+        assert_eq!(out.room.available_permits(), 8);
+        // An item that cannot be encoded leaves nothing behind, whether it
+        // would open a batch or join one.
+        let failing = || Item {
+            type_id: 24,
+            correlation: 1,
+            len: 1,
+            encode: |_: &mut Vec<u8>| Err(EncodeError::InvalidHeader { reason: "test" }),
+        };
+        assert!(matches!(
+            out.try_send_item(&mut failing(), 64, &mut None),
+            Err(ItemError::Encode(_))
+        ));
+        assert!(out.is_empty());
+        assert_eq!(out.bytes_free(), 20);
+        assert_eq!(out.room.available_permits(), 8);
+        assert!(try_item(&out, 1, 0x2a, 64));
+        assert!(matches!(
+            out.try_send_item(&mut failing(), 64, &mut None),
+            Err(ItemError::Encode(_))
+        ));
+        q.clear();
+        assert!(out.take(&mut q).is_ready());
+        assert_eq!(q.len(), 1);
+        assert_eq!(q[0].header, FrameHeader::stream_item(24, 1));
+        assert_eq!(&q[0].payload[..], [0x2a]);
+        assert_eq!(out.bytes_free(), 20);
+        out.close();
+        assert!(matches!(
+            out.try_send_item(&mut item(2, 0), 64, &mut None),
+            Err(ItemError::Closed)
+        ));
     }
 }
