@@ -22,12 +22,6 @@ use crate::TopLevel;
 use crate::wire::batch::batched_len;
 use crate::wire::{ControlOp, EncodeError, ErrorBody, Frame, FrameHeader, FrameKind};
 
-/// The largest payload of a batch of stream items (wire format §2.7): items
-/// ready together leave in frames of up to this size. Small enough that a
-/// batch is soon read whole and its first item is not kept waiting; large
-/// enough that per-frame work is spread over hundreds of small items.
-pub(crate) const BATCH_BYTES: usize = 16 * 1024;
-
 /// A typed key for a session property: `const ROLE: Key<Role> = Key::new("role");`.
 ///
 /// Two keys are the same when they have the same name and value type.
@@ -425,12 +419,8 @@ impl Session {
         }
     }
 
-    /// The largest batch payload: [`BATCH_BYTES`], within one fragment
-    /// (or one frame, when the session does not fragment).
     fn max_batch(&self) -> usize {
-        let c = &self.shared.config;
-        let frame = c.max_frame.saturating_sub(32);
-        BATCH_BYTES.min(c.fragment_size.unwrap_or(frame)).min(frame)
+        self.shared.max_batch
     }
 
     /// Sends a one-way message, waiting for room in the outbound queue.

@@ -141,6 +141,8 @@ pub(crate) struct Shared {
     props: Mutex<Props>,
     counters: Counters,
     out: Outbox,
+    /// The largest batch of stream items the session sends.
+    max_batch: usize,
     writer: Mutex<Writer>,
     reader: Mutex<ReadSide>,
     pending: Mutex<HashMap<u64, oneshot::Sender<Frame>>>,
@@ -258,6 +260,7 @@ pub(crate) fn start(
         props: Mutex::new(HashMap::new()),
         counters: Counters::default(),
         out: Outbox::new(est.config.outbound_queue.max(1), est.config.outbound_bytes),
+        max_batch: max_batch(&est.config),
         writer: Mutex::new(Writer::new(tx, &est.config)),
         reader: Mutex::new(ReadSide {
             rx: Some(rx),

@@ -25,6 +25,22 @@ use crate::wire::{EncodeError, Frame, FrameHeader};
 /// (wire format §2.7), which takes one place: items of the same stream
 /// queued one after the other, with nothing in between, leave in one frame
 /// (see [`Outbox::send_item`]).
+/// The largest payload of a batch of stream items (wire format §2.7): items
+/// ready together leave in frames of up to this size. Small enough that a
+/// batch is soon read whole and its first item is not kept waiting; large
+/// enough that per-frame work is spread over hundreds of small items.
+pub(super) const BATCH_BYTES: usize = 16 * 1024;
+
+/// The largest batch payload of a session: [`BATCH_BYTES`], within one
+/// fragment (or one frame, when the session does not fragment).
+pub(super) fn max_batch(config: &super::SessionConfig) -> usize {
+    let frame = config.max_frame.saturating_sub(32);
+    BATCH_BYTES
+        .min(config.fragment_size.unwrap_or(frame))
+        .min(frame)
+        .max(1)
+}
+
 pub(super) struct Outbox {
     queue: Mutex<Queue>,
     pub(super) room: Semaphore,
@@ -43,7 +59,8 @@ struct Queue {
     frames: VecDeque<Frame>,
     /// Stream items being batched: it follows every frame in `frames`.
     open: Option<OpenBatch>,
-    /// What the queued frames and the open batch took of the byte budget.
+    /// What the queued frames and the open batch took of the byte budget
+    /// (with what batches reserved and did not use).
     charged: usize,
     /// Encoded bytes of the frames in `frames`.
     len: usize,
@@ -59,6 +76,10 @@ struct OpenBatch {
     correlation: u64,
     payload: Vec<u8>,
     items: usize,
+    /// Bytes of the budget taken for the batch and not used yet: a batch
+    /// takes its room at once, when there is that much, so that its items
+    /// need not each update the shared count.
+    reserved: usize,
     /// Length of the first item's length prefix: a batch of one item leaves
     /// as a plain stream item.
     first_prefix: usize,
@@ -240,10 +261,16 @@ impl Outbox {
                 && b.payload.len() + need <= max_batch
         });
         if append {
-            let charge = self.charge(need);
-            if !self.try_take_bytes(charge) {
-                return Err(ItemError::Wait(Wait::Bytes(charge)));
-            }
+            let reserved = q.open.as_ref().map_or(0, |b| b.reserved);
+            let charge = if need <= reserved {
+                0
+            } else {
+                let charge = self.charge(need);
+                if !self.try_take_bytes(charge) {
+                    return Err(ItemError::Wait(Wait::Bytes(charge)));
+                }
+                charge
+            };
             let b = q.open.as_mut().expect("checked above");
             let at = b.payload.len();
             put_item_len(&mut b.payload, item.len);
@@ -254,13 +281,17 @@ impl Outbox {
                 return Err(ItemError::Encode(e));
             }
             b.items += 1;
+            if charge == 0 {
+                b.reserved -= need;
+            }
             q.charged += charge;
             // No wake: the item that opened the batch woke the task after
             // its last take, and the task takes the batch with this item.
             return Ok(());
         }
         let head = FrameHeader::stream_batch(item.type_id, item.correlation).encoded_len();
-        let charge = self.charge(head + need);
+        let exact = self.charge(head + need);
+        let full = self.charge(head + max_batch.max(need));
         let permit = match place.take() {
             Some(p) => p,
             None => match self.room.try_acquire() {
@@ -269,10 +300,14 @@ impl Outbox {
                 Err(TryAcquireError::NoPermits) => return Err(ItemError::Wait(Wait::Room)),
             },
         };
-        if !self.try_take_bytes(charge) {
+        let charge = if self.try_take_bytes(full) {
+            full
+        } else if self.try_take_bytes(exact) {
+            exact
+        } else {
             *place = Some(permit);
-            return Err(ItemError::Wait(Wait::Bytes(charge)));
-        }
+            return Err(ItemError::Wait(Wait::Bytes(exact)));
+        };
         let mut payload = Vec::with_capacity(q.hint.clamp(need, max_batch.max(need)));
         put_item_len(&mut payload, item.len);
         let first_prefix = payload.len();
@@ -290,6 +325,7 @@ impl Outbox {
             payload,
             items: 1,
             first_prefix,
+            reserved: charge.saturating_sub(head + need),
         });
         q.charged += charge;
         drop(q);
