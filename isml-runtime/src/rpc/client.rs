@@ -174,7 +174,8 @@ impl Conn {
         timeout: Option<Duration>,
     ) -> Result<Target, CallError> {
         let name = method.full_name;
-        let own = timeout.map(|t| Instant::now() + t);
+        let now = Instant::now();
+        let own = timeout.map(|t| now + t);
         let deadline = match (own, inherited_deadline()) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -210,7 +211,13 @@ impl Conn {
         let deadline_ms = match deadline {
             None => 0,
             Some(d) => {
-                let left = d.saturating_duration_since(Instant::now());
+                // The time waited for a session (a reconnecting client) counts.
+                let now = if matches!(self, Conn::Client(_)) {
+                    Instant::now()
+                } else {
+                    now
+                };
+                let left = d.saturating_duration_since(now);
                 if left.is_zero() {
                     return Err(CallError::Timeout {
                         method: name,

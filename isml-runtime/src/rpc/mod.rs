@@ -61,6 +61,12 @@ pub fn inherited_deadline() -> Option<Instant> {
     DEADLINE.try_with(|d| *d).ok().flatten()
 }
 
+/// Runs `f` (one poll of a handler) with `deadline` as the deadline calls
+/// made from it inherit.
+pub(crate) fn in_deadline<R>(deadline: Option<Instant>, f: impl FnOnce() -> R) -> R {
+    DEADLINE.sync_scope(deadline, f)
+}
+
 /// Runs `fut` with `deadline` as the deadline calls made from it inherit.
 pub(crate) fn with_deadline<F: Future>(
     deadline: Option<Instant>,

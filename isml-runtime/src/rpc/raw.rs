@@ -15,6 +15,7 @@ use super::client::{MethodRef, Target, exchange_error};
 use super::stream::{send_error, status_of};
 use super::{CallError, Conn, MethodKind};
 use crate::session::{Inflow, Session, credit_frame};
+use crate::wire::batch::{BatchItems, item_cost};
 use crate::wire::{EncodeError, Frame, FrameKind};
 
 /// A method as a raw call needs it: names, wire id, kind, fingerprint and
@@ -143,7 +144,10 @@ impl Conn {
         let correlation = t.header.correlation;
         let inflow = t.session.calls().open_inflow(correlation);
         let stream = RawStreaming {
-            window: t.session.calls().window,
+            grant_at: u64::from(t.session.calls().window).div_ceil(2),
+            taken: 0,
+            frames: std::collections::VecDeque::new(),
+            batch: None,
             session: t.session.clone(),
             correlation,
             inflow,
@@ -174,7 +178,14 @@ pub struct RawStreaming {
     inflow: Arc<Inflow>,
     method: &'static str,
     item_type: u32,
-    window: u32,
+    /// Frames taken from the inflow, all at once, and not read yet.
+    frames: std::collections::VecDeque<Frame>,
+    /// The batch being read: its payload and where its next item starts.
+    batch: Option<(Bytes, usize)>,
+    /// Credit is granted once this many bytes of items have been taken.
+    grant_at: u64,
+    /// Bytes of items taken since the last grant.
+    taken: u64,
     done: bool,
     timeout: Option<(std::pin::Pin<Box<Sleep>>, Duration)>,
 }
@@ -202,45 +213,91 @@ impl RawStreaming {
         self.session.calls().close_inflow(self.correlation);
     }
 
+    /// An item of `len` bytes was taken: grant credit for what was taken
+    /// once it reaches half the window (as typed streams do).
+    fn took(&mut self, len: usize) {
+        self.taken += item_cost(len);
+        if self.taken >= self.grant_at && !self.inflow.is_ended() {
+            let bytes = std::mem::take(&mut self.taken);
+            self.inflow.grant(bytes);
+            self.session
+                .push_frame(credit_frame(self.correlation, bytes));
+        }
+    }
+
     fn poll_item(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, CallError>>> {
         if self.done {
             return Poll::Ready(None);
         }
-        let (session, correlation) = (&self.session, self.correlation);
-        let polled = self.inflow.poll_next(cx, self.window, |n| {
-            session.push_frame(credit_frame(correlation, n));
-        });
-        let frame = match polled {
-            Poll::Ready(Some(frame)) => frame,
-            Poll::Ready(None) => {
-                self.finish();
-                let reason = self.session.close_reason().map_or_else(
-                    || "the stream ended without a stream end".to_owned(),
-                    |r| r.to_string(),
-                );
-                return Poll::Ready(Some(Err(CallError::Closed {
-                    method: self.method,
-                    reason,
-                })));
+        let frame = loop {
+            if let Some((payload, pos)) = self.batch.as_mut() {
+                let mut items = BatchItems::resume(payload, *pos);
+                match items.next() {
+                    Some(Ok(range)) => {
+                        *pos = items.position();
+                        let len = range.len();
+                        let item = payload.slice(range);
+                        self.took(len);
+                        return Poll::Ready(Some(Ok(item)));
+                    }
+                    Some(Err(source)) => {
+                        self.batch = None;
+                        self.finish();
+                        return Poll::Ready(Some(Err(CallError::Decode {
+                            method: self.method,
+                            message: "a batch of stream items",
+                            source: Box::new(source),
+                        })));
+                    }
+                    None => self.batch = None,
+                }
+                continue;
             }
-            Poll::Pending => {
-                if let Some((sleep, after)) = &mut self.timeout
-                    && sleep.as_mut().poll(cx).is_ready()
+            if let Some(frame) = self.frames.pop_front() {
+                if frame.header.kind == FrameKind::StreamItem
+                    && frame.header.batch
+                    && frame.header.type_id == self.item_type
                 {
-                    let after = *after;
+                    self.batch = Some((frame.payload, 0));
+                    continue;
+                }
+                break frame;
+            }
+            match self.inflow.poll_take(cx, &mut self.frames) {
+                Poll::Ready(true) => {}
+                Poll::Ready(false) => {
                     self.finish();
-                    self.session.push_cancel(self.correlation);
-                    return Poll::Ready(Some(Err(CallError::Timeout {
+                    let reason = self.session.close_reason().map_or_else(
+                        || "the stream ended without a stream end".to_owned(),
+                        |r| r.to_string(),
+                    );
+                    return Poll::Ready(Some(Err(CallError::Closed {
                         method: self.method,
-                        after,
+                        reason,
                     })));
                 }
-                return Poll::Pending;
+                Poll::Pending => {
+                    if let Some((sleep, after)) = &mut self.timeout
+                        && sleep.as_mut().poll(cx).is_ready()
+                    {
+                        let after = *after;
+                        self.finish();
+                        self.session.push_cancel(self.correlation);
+                        return Poll::Ready(Some(Err(CallError::Timeout {
+                            method: self.method,
+                            after,
+                        })));
+                    }
+                    return Poll::Pending;
+                }
             }
         };
         let h = frame.header;
         Poll::Ready(match h.kind {
-            FrameKind::StreamItem if h.type_id == self.item_type => Some(Ok(frame.payload)),
+            FrameKind::StreamItem if h.type_id == self.item_type => {
+                self.took(frame.payload.len());
+                Some(Ok(frame.payload))
+            }
             FrameKind::StreamItem => {
                 self.finish();
                 self.session.push_cancel(self.correlation);

@@ -521,6 +521,11 @@ fn routed(shared: &Shared, r: Routed) -> Handled {
             codes::RESOURCE_EXHAUSTED,
             "stream items beyond the credit granted (wire format §2.7)",
         )),
+        Routed::Malformed(e) => Handled::End(CloseReason::new(
+            ClosedBy::Error,
+            codes::MALFORMED,
+            format!("malformed batch of stream items (wire format §2.7): {e}"),
+        )),
     }
 }
 

@@ -141,6 +141,8 @@ pub(crate) struct Shared {
     props: Mutex<Props>,
     counters: Counters,
     out: Outbox,
+    /// The largest batch of stream items the session sends.
+    max_batch: usize,
     writer: Mutex<Writer>,
     reader: Mutex<ReadSide>,
     pending: Mutex<HashMap<u64, oneshot::Sender<Frame>>>,
@@ -149,8 +151,7 @@ pub(crate) struct Shared {
     calls: CallTable,
     refused: Vec<(u32, &'static str)>,
     closed: CancellationToken,
-    /// `closed` was cancelled: read on every send, where the token's own
-    /// check would take its lock.
+    /// Set with `closed`: checking a token takes its lock, this a load.
     ended: AtomicBool,
     closing: AtomicBool,
     reason: OnceLock<CloseReason>,
@@ -191,10 +192,15 @@ impl Shared {
         self.pubsub.session_ended();
     }
 
-    /// Cancels `closed`, waking everything that waits for the end.
+    /// Marks the session ended and wakes everything waiting for its end.
     fn end(&self) {
         self.ended.store(true, Ordering::Release);
         self.closed.cancel();
+    }
+
+    /// Whether the session has ended (`closed` is cancelled).
+    fn has_ended(&self) -> bool {
+        self.ended.load(Ordering::Acquire)
     }
 
     /// A correlation id for a new exchange: odd on the side that opened the
@@ -206,7 +212,7 @@ impl Shared {
     /// Queues a cancel for one of our exchanges, without waiting: a cancel
     /// is small and must not be lost to a full queue (the peer would work on).
     fn push_cancel(&self, correlation: u64) {
-        if !self.ended.load(Ordering::Acquire) {
+        if !self.has_ended() {
             self.out
                 .push(Frame::new(FrameHeader::cancel(correlation), Bytes::new()));
         }
@@ -254,6 +260,7 @@ pub(crate) fn start(
         props: Mutex::new(HashMap::new()),
         counters: Counters::default(),
         out: Outbox::new(est.config.outbound_queue.max(1), est.config.outbound_bytes),
+        max_batch: max_batch(&est.config),
         writer: Mutex::new(Writer::new(tx, &est.config)),
         reader: Mutex::new(ReadSide {
             rx: Some(rx),
