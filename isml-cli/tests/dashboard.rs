@@ -238,6 +238,19 @@ async fn dashboard_in_chromium() {
         .unwrap();
     assert_eq!(prefilled, json!({ "slot": 0, "target_soc_percent": 1 }));
     let text = c.find(Locator::Id("req-start_charging")).await.unwrap();
+    // A refusal shows as an error, then a call that succeeds.
+    text.clear().await.unwrap();
+    text.send_keys(r#"{"slot": 60, "target_soc_percent": 75}"#)
+        .await
+        .unwrap();
+    form.click().await.unwrap();
+    let err = until(
+        &c,
+        "the refusal",
+        "const r = document.getElementById('result-start_charging'); return r && r.classList.contains('err') && r.textContent",
+    )
+    .await;
+    assert!(err.as_str().unwrap().contains("404"), "{err}");
     text.clear().await.unwrap();
     text.send_keys(r#"{"slot": 6, "target_soc_percent": 75}"#)
         .await
@@ -263,19 +276,6 @@ async fn dashboard_in_chromium() {
     )
     .await;
     assert!(cabs[2].cabinet.charging_slots() == "6");
-    // A refusal shows as an error.
-    text.clear().await.unwrap();
-    text.send_keys(r#"{"slot": 60, "target_soc_percent": 75}"#)
-        .await
-        .unwrap();
-    form.click().await.unwrap();
-    let err = until(
-        &c,
-        "the refusal",
-        "const r = document.getElementById('result-start_charging'); return r && r.classList.contains('err') && r.textContent",
-    )
-    .await;
-    assert!(err.as_str().unwrap().contains("404"), "{err}");
     screenshot(&c, "device-1280x800.png").await;
 
     // A phone's width: nothing overflows the page sideways.
