@@ -186,7 +186,8 @@ pub struct Hello {
     pub credentials: Credentials,
     /// `(type id, fingerprint)` of every message type the client knows.
     pub types: Vec<(u32, u64)>,
-    /// Items the client accepts on a stream before it grants more credit.
+    /// Bytes of items the client accepts on a stream before it grants more
+    /// credit (wire format §2.7).
     pub stream_window: u32,
     /// The services the client serves (the server may call them).
     pub services: Vec<PeerService>,
@@ -205,7 +206,8 @@ pub struct Welcome {
     pub keepalive_ms: u64,
     /// `(type id, fingerprint)` of every message type the server knows.
     pub types: Vec<(u32, u64)>,
-    /// Items the server accepts on a stream before it grants more credit.
+    /// Bytes of items the server accepts on a stream before it grants more
+    /// credit (wire format §2.7).
     pub stream_window: u32,
     /// The services the server serves.
     pub services: Vec<PeerService>,

@@ -306,12 +306,12 @@ impl<T: TopLevel> Streaming<T> {
         }
     }
 
-    fn decode(&self, payload: Bytes) -> Result<T, CallError> {
-        T::decode(payload).map_err(|source| CallError::Decode {
+    fn decode_error(&self, source: crate::wire::DecodeError) -> CallError {
+        CallError::Decode {
             method: self.method,
             message: T::NAME,
             source: Box::new(source),
-        })
+        }
     }
 
     /// The next item of the batch being read, if any.
@@ -324,11 +324,7 @@ impl<T: TopLevel> Streaming<T> {
                 let len = range.len();
                 // Read in place: `bytes` fields share the payload.
                 let mut r = Reader::from_bytes(payload, &Limits::DEFAULT).region(range);
-                let decoded = T::decode_reader(&mut r).map_err(|source| CallError::Decode {
-                    method: self.method,
-                    message: T::NAME,
-                    source: Box::new(source),
-                });
+                let decoded = T::decode_reader(&mut r).map_err(|e| self.decode_error(e));
                 self.took(len);
                 Some(decoded)
             }
@@ -409,7 +405,7 @@ impl<T: TopLevel> Streaming<T> {
         Poll::Ready(match h.kind {
             FrameKind::StreamItem if h.type_id == T::TYPE_ID => {
                 let len = frame.payload.len();
-                let decoded = self.decode(frame.payload);
+                let decoded = T::decode(frame.payload).map_err(|e| self.decode_error(e));
                 self.took(len);
                 Some(decoded)
             }

@@ -234,7 +234,7 @@ pub(crate) struct Established {
     pub(crate) initiator: bool,
     /// The services the peer announced.
     pub(crate) peer_services: Vec<PeerService>,
-    /// The peer's stream window.
+    /// The peer's stream window, in bytes.
     pub(crate) peer_window: u32,
 }
 

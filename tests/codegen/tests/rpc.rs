@@ -528,23 +528,21 @@ async fn ten_thousand_concurrent_calls_on_one_session_stay_bounded() {
     server.shutdown().await;
 }
 
-#[tokio::test]
-async fn a_malformed_request_gets_invalid_argument() {
+/// A raw transport to the server at `url`, past the handshake (a hello
+/// claiming `device_id`, the welcome read).
+async fn raw_session(url: &str, device_id: &str) -> isml_runtime::transport::Transport {
     use futures_util::SinkExt;
     use isml_runtime::handshake::{Credentials, Hello};
     use isml_runtime::transport::{self, ConnectOptions, Endpoint};
-    use isml_runtime::wire::{CallHeader, ControlOp, ErrorBody, Frame, FrameHeader, FrameKind};
-    use isml_runtime::{Message, TopLevel};
+    use isml_runtime::wire::{ControlOp, Frame, FrameHeader, FrameKind};
 
-    let state = Arc::new(State::default());
-    let server = serve("mem://rpc-malformed", state).await;
-    let ep: Endpoint = "mem://rpc-malformed".parse().unwrap();
+    let ep: Endpoint = url.parse().unwrap();
     let mut t = transport::connect(&ep, &ConnectOptions::default())
         .await
         .unwrap();
     let hello = Hello {
         version: 1,
-        device_id: "raw".into(),
+        device_id: device_id.into(),
         agent: "test".into(),
         credentials: Credentials::None,
         types: vec![],
@@ -559,6 +557,18 @@ async fn a_malformed_request_gets_invalid_argument() {
     .unwrap();
     let welcome = t.next().await.unwrap().unwrap();
     assert_eq!(welcome.header.kind, FrameKind::Control(ControlOp::Welcome));
+    t
+}
+
+#[tokio::test]
+async fn a_malformed_request_gets_invalid_argument() {
+    use futures_util::SinkExt;
+    use isml_runtime::wire::{CallHeader, ErrorBody, Frame, FrameHeader, FrameKind};
+    use isml_runtime::{Message, TopLevel};
+
+    let state = Arc::new(State::default());
+    let server = serve("mem://rpc-malformed", state).await;
+    let mut t = raw_session("mem://rpc-malformed", "raw").await;
     let call = |correlation, payload: Vec<u8>| {
         Frame::new(
             FrameHeader::call(
@@ -654,31 +664,9 @@ async fn a_consumer_that_stops_reading_holds_at_most_its_window() {
 async fn close_code_after(url: &str, frame: isml_runtime::wire::Frame) -> u64 {
     use futures_util::SinkExt;
     use isml_runtime::TopLevel;
-    use isml_runtime::handshake::{Credentials, Hello};
-    use isml_runtime::transport::{self, ConnectOptions, Endpoint};
     use isml_runtime::wire::{CallHeader, ControlOp, ErrorBody, Frame, FrameHeader, FrameKind};
 
-    let ep: Endpoint = url.parse().unwrap();
-    let mut t = transport::connect(&ep, &ConnectOptions::default())
-        .await
-        .unwrap();
-    let hello = Hello {
-        version: 1,
-        device_id: "raw-stream".into(),
-        agent: "test".into(),
-        credentials: Credentials::None,
-        types: vec![],
-        stream_window: 16,
-        services: vec![],
-    };
-    t.send(Frame::new(
-        FrameHeader::control(ControlOp::Hello),
-        hello.encode(),
-    ))
-    .await
-    .unwrap();
-    let welcome = t.next().await.unwrap().unwrap();
-    assert_eq!(welcome.header.kind, FrameKind::Control(ControlOp::Welcome));
+    let mut t = raw_session(url, "raw-stream").await;
     let call = FrameHeader::call(
         Request::TYPE_ID,
         1,
