@@ -121,6 +121,29 @@ impl Session {
     }
 
     /// Sends `frame` and waits for the broker's answer to `correlation`.
+    /// Subscribes again, on this session, to every channel and key the
+    /// subscriptions it took over hold (the server did not resume the
+    /// session they were made on); gives how many pairs, and how many of
+    /// them failed.
+    pub(crate) async fn resubscribe(&self) -> (usize, usize) {
+        let pairs = self.pubsub().resubscribe(|| self.next_correlation());
+        let mut failed = 0;
+        for (correlation, channel, key) in &pairs {
+            let frame = SubscribeFrame {
+                correlation: *correlation,
+                op: SubOp::Subscribe {
+                    channel: *channel,
+                    key: key.clone(),
+                },
+            }
+            .encode();
+            if !matches!(self.pubsub_exchange(*correlation, frame).await, Ok(Ok(_))) {
+                failed += 1;
+            }
+        }
+        (pairs.len(), failed)
+    }
+
     async fn pubsub_exchange(
         &self,
         correlation: u64,

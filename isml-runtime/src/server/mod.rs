@@ -28,12 +28,15 @@ use tokio_util::task::TaskTracker;
 
 mod admission;
 pub(crate) mod broker;
+mod resume;
 #[cfg(feature = "tcp")]
 mod text;
 
 pub use admission::Rate;
 use admission::{Admission, AdmissionConfig, Refusal, Source, Ticket};
 pub use broker::BrokerError;
+pub use resume::ResumeStats;
+use resume::{Claimed, ResumeConfig, Resumes};
 #[cfg(feature = "tcp")]
 pub use text::TextStats;
 
@@ -41,10 +44,10 @@ use crate::TopLevel;
 use crate::dispatch::Dispatcher;
 use crate::handshake::{
     AllowAll, AuthRequest, Authenticator, Hello, PROTOCOL_VERSION, ReadError, SharedAuthenticator,
-    Untrusted, Welcome, mismatched, read_whole, validate_device_id,
+    Untrusted, Welcome, WelcomeResume, mismatched, read_whole, validate_device_id,
 };
 use crate::session::{
-    self, CloseReason, Established, PRINCIPAL, SendError, Session, SessionConfig, codes,
+    self, CloseReason, ClosedBy, Established, PRINCIPAL, SendError, Session, SessionConfig, codes,
 };
 use crate::transport::{
     Endpoint, FrameSink, FrameStream, Incoming, ListenOptions, Listener, TransportError,
@@ -117,6 +120,7 @@ pub struct ServerBuilder {
     max_handshake_frame: usize,
     duplicates: DuplicateIds,
     pubsub: broker::BrokerSetup,
+    resume: ResumeConfig,
     #[cfg(feature = "tcp")]
     text: text::TextSetup,
 }
@@ -219,6 +223,22 @@ impl ServerBuilder {
     /// hello lists every message type's fingerprint (about 10 bytes each).
     pub fn max_handshake_frame(mut self, bytes: usize) -> Self {
         self.max_handshake_frame = bytes.max(16);
+        self
+    }
+
+    /// How long the reliable state of a session whose connection broke is
+    /// kept for the client to resume it (60 s by default; zero: not kept).
+    /// See `docs/reliability.md`.
+    pub fn session_expiry(mut self, expiry: Duration) -> Self {
+        self.resume.expiry = expiry;
+        self
+    }
+
+    /// Reliable states kept without a connection at most (16,384 by
+    /// default); beyond it the one whose connection broke first expires.
+    /// Each holds at most `unacked_bytes` of unacknowledged frames.
+    pub fn max_detached_sessions(mut self, states: usize) -> Self {
+        self.resume.max_detached = states.max(1);
         self
     }
 
@@ -433,6 +453,7 @@ impl ServerBuilder {
             refusals: Arc::new(Semaphore::new(64)),
             max_handshake_frame: self.max_handshake_frame,
             duplicates: self.duplicates,
+            resumes: Resumes::new(self.resume),
             #[cfg(feature = "tcp")]
             text: text_state,
         });
@@ -486,6 +507,8 @@ struct Inner {
     types: Vec<(u32, &'static str, u64)>,
     on_open: Option<OpenHook>,
     on_close: Option<CloseHook>,
+    /// Reliable session states, by resume token.
+    resumes: Resumes,
     /// Text listeners' shared state (with text listeners or mappings only).
     #[cfg(feature = "tcp")]
     text: Option<Arc<text::TextShared>>,
@@ -569,6 +592,7 @@ impl Server {
             max_handshake_frame: DEFAULT_MAX_HANDSHAKE_FRAME,
             duplicates: DuplicateIds::default(),
             pubsub: broker::BrokerSetup::default(),
+            resume: ResumeConfig::default(),
             #[cfg(feature = "tcp")]
             text: text::TextSetup::default(),
         }
@@ -605,6 +629,17 @@ impl Server {
     /// Number of established sessions.
     pub fn session_count(&self) -> usize {
         read(&self.inner.registry.by_id).len()
+    }
+
+    /// Counters of the reliable session states (resumed, expired, kept).
+    pub fn resume_stats(&self) -> ResumeStats {
+        self.inner.resumes.stats()
+    }
+
+    /// Statistics of the reliable state of `device`'s session, connected
+    /// or waiting to be resumed.
+    pub fn link_stats(&self, device: &str) -> Option<session::LinkStats> {
+        self.inner.resumes.link_stats(device)
     }
 
     /// Counters.
@@ -754,6 +789,8 @@ async fn refuse(incoming: Incoming, message: String) {
 
 struct Handshaken {
     est: Established,
+    /// The reliable state claimed, and what the client reported received.
+    resume: Option<(Claimed, u64)>,
     /// Written as the session's first frame once it is registered, so that a
     /// client whose `connect` returned finds its session on the server.
     welcome: Frame,
@@ -790,6 +827,7 @@ async fn connection(inner: Arc<Inner>, incoming: Incoming, mut ticket: Ticket) {
         let message = format!("session limit of {} reached", inner.max_connections);
         tracing::info!(%peer, "session refused: {message}");
         refuse_with(&mut h.tx, codes::RESOURCE_EXHAUSTED, &message).await;
+        release_claim(&inner, &h.resume);
         return;
     };
     let id = h.est.id;
@@ -814,10 +852,22 @@ async fn connection(inner: Arc<Inner>, incoming: Incoming, mut ticket: Ticket) {
             let message = format!("device id {device} is already connected");
             tracing::info!(%peer, device = %Untrusted(&device), "session refused: device id in use");
             refuse_with(&mut h.tx, codes::DEVICE_ID_IN_USE, &message).await;
+            release_claim(&inner, &h.resume);
             return;
         }
         Some((s, false)) => Some(s),
         None => None,
+    };
+    // What a resumed session takes over: the subscriptions and properties
+    // of the session that carried the state, from it when it is still open
+    // (its connection broke, but the server has not noticed yet), otherwise
+    // as kept when it ended.
+    let restore = match &h.resume {
+        Some((c, _)) if c.resumed => Some(match c.link.session() {
+            Some(old) => (inner.broker.subscriptions_of(&old), Some(old.props())),
+            None => c.link.kept(),
+        }),
+        _ => None,
     };
     if let Some(old) = older {
         inner.stats.replaced.fetch_add(1, Ordering::Relaxed);
@@ -842,8 +892,21 @@ async fn connection(inner: Arc<Inner>, incoming: Incoming, mut ticket: Ticket) {
     if let Err(e) = session.try_enqueue(h.welcome) {
         tracing::info!(%peer, error = %e, "welcome not queued");
         forget_device(&inner, &device, id);
+        release_claim(&inner, &h.resume);
         return;
     }
+    // After the welcome: the subscriptions again, then what the client has
+    // not received, in order, before anything new.
+    let link = h.resume.as_ref().map(|(c, received)| {
+        if let Some((subscriptions, props)) = restore {
+            if let Some(props) = props {
+                session.restore_props(props);
+            }
+            inner.broker.restore(&session, subscriptions);
+        }
+        c.link.attach(&session, c.token, *received, c.resumed);
+        c.link.clone()
+    });
     write(&inner.registry.by_id).insert(id, session.clone());
     tracing::debug!(session = id, device = %Untrusted(&device), %peer, "session open");
     if let Some(hook) = &inner.on_open {
@@ -859,6 +922,14 @@ async fn connection(inner: Arc<Inner>, incoming: Incoming, mut ticket: Ticket) {
         }
     };
     let (reason, ()) = tokio::join!(run, late_shutdown);
+    // The reliable state waits for the session that resumes it, unless
+    // another carries it already, or the client closed the session itself.
+    if let Some(link) = &link
+        && link.session().is_none()
+    {
+        link.keep(inner.broker.subscriptions_of(&session), session.props());
+        inner.resumes.detached(link, reason.by != ClosedBy::Peer);
+    }
     inner.broker.session_ended(&session);
     write(&inner.registry.by_id).remove(&id);
     forget_device(&inner, &device, id);
@@ -873,6 +944,13 @@ async fn connection(inner: Arc<Inner>, incoming: Incoming, mut ticket: Ticket) {
     );
     if let Some(hook) = &inner.on_close {
         hook(&session, &reason);
+    }
+}
+
+/// A claimed reliable state whose session was refused waits to expire.
+fn release_claim(inner: &Inner, resume: &Option<(Claimed, u64)>) {
+    if let Some((c, _)) = resume {
+        inner.resumes.detached(&c.link, true);
     }
 }
 
@@ -943,7 +1021,7 @@ async fn handshake(
         let msg = format!("expected a hello frame, got {}", first.header.kind.name());
         return Err(refuse_with(&mut tx, codes::MALFORMED, &msg).await);
     }
-    let hello = match Hello::decode(&first.payload) {
+    let (hello, hello_resume) = match Hello::decode_with(&first.payload) {
         Ok(h) => h,
         Err(e) => {
             let msg = format!("malformed hello: {e}");
@@ -1005,7 +1083,25 @@ async fn handshake(
         stream_window: inner.config.stream_window,
         services: inner.front.dispatcher.announced(),
     };
-    let welcome = Frame::new(FrameHeader::control(ControlOp::Welcome), welcome.encode());
+    // A client that asked for a reliable session gets its state back (or a
+    // new one), named by the token in the welcome.
+    let resume = hello_resume.map(|r| {
+        let claimed =
+            inner
+                .resumes
+                .claim(r.token, &device_id, inner.config.unacked_bytes);
+        (claimed, r.received)
+    });
+    let welcome_resume = resume.as_ref().map(|(c, _)| WelcomeResume {
+        token: c.token,
+        resumed: c.resumed,
+        received: if c.resumed { c.link.received() } else { 0 },
+        expiry_ms: inner.resumes.expiry().as_millis() as u64,
+    });
+    let welcome = Frame::new(
+        FrameHeader::control(ControlOp::Welcome),
+        welcome.encode_with(welcome_resume.as_ref()),
+    );
     Ok(Handshaken {
         welcome,
         est: Established {
@@ -1016,10 +1112,12 @@ async fn handshake(
             initiator: false,
             peer_services: hello.services,
             peer_window: hello.stream_window,
+            link: resume.as_ref().map(|(c, _)| c.link.clone()),
         },
         rx,
         tx,
         info,
         principal: identity.principal,
+        resume,
     })
 }

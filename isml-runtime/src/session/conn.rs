@@ -43,14 +43,17 @@ pub(super) enum Handled {
     OneWay(BoxFuture<'static, Result<(), HandlerError>>),
     /// A request handler that did not finish at once: it gets its own task.
     /// The payload's length counts against the in-flight byte budget.
+    /// `true` in the last place: the request came at least once, its reply
+    /// goes through the reliable state.
     Request(
         u64,
         usize,
         BoxFuture<'static, Result<(u32, Bytes), HandlerError>>,
+        bool,
     ),
     /// A call that runs on: it gets its own task, like a request; its
     /// future gives the last frame to write.
-    Call(u64, usize, BoxFuture<'static, Option<Frame>>),
+    Call(u64, usize, BoxFuture<'static, Option<Frame>>, bool),
 }
 
 /// Runs a session's connection: one loop over shutdown, the outbound queue,
@@ -93,6 +96,8 @@ enum Event {
     Stopped(Result<(), TransportError>),
     Read(Read),
     Tick,
+    /// The acknowledgement delay passed.
+    Ack,
 }
 
 impl Connection {
@@ -111,6 +116,11 @@ impl Connection {
         tokio::pin!(closed);
         let sleep = tokio::time::sleep(self.keepalive.first());
         tokio::pin!(sleep);
+        // Acknowledgements of frames sent at least once leave with the next
+        // frames written, or alone after `ack_delay` (docs/reliability.md).
+        let ack_sleep = tokio::time::sleep(Duration::ZERO);
+        tokio::pin!(ack_sleep);
+        let mut ack_armed = false;
         loop {
             let event = tokio::select! {
                 biased;
@@ -118,11 +128,37 @@ impl Connection {
                 r = self.pump(), if !self.writer().broken => Event::Stopped(r),
                 read = self.read() => Event::Read(read),
                 () = &mut sleep, if self.keepalive.is_on() => Event::Tick,
+                () = &mut ack_sleep, if ack_armed => Event::Ack,
             };
             let end = match event {
                 Event::Closed => Some(shared.reason()),
                 Event::Stopped(r) => Some(self.writer().stopped(r, &shared)),
-                Event::Read(read) => self.on_frames(read).await,
+                Event::Read(read) => {
+                    let end = self.on_frames(read).await;
+                    if let Some(link) = &shared.link
+                        && !ack_armed
+                        && link.owes_ack()
+                    {
+                        let delay = shared.config.ack_delay;
+                        if delay.is_zero() || !self.writer().is_idle() {
+                            // Replies are about to leave: the ack goes with them.
+                            if let Some(ack) = link.take_ack() {
+                                self.writer().push(ack);
+                            }
+                        } else {
+                            ack_armed = true;
+                            ack_sleep.as_mut().reset(Instant::now() + delay);
+                        }
+                    }
+                    end
+                }
+                Event::Ack => {
+                    ack_armed = false;
+                    if let Some(ack) = shared.link.as_ref().and_then(|l| l.take_ack()) {
+                        self.writer().push(ack);
+                    }
+                    None
+                }
                 Event::Tick => {
                     let capacity = self.capacity;
                     let mut w = lock(&shared.writer);
@@ -246,7 +282,7 @@ impl Connection {
                         Err(reason) => return Some(reason),
                     }
                 }
-                Handled::Request(correlation, len, fut) => {
+                Handled::Request(correlation, len, fut, reliable) => {
                     *yield_turn |= self.end_burst();
                     let permits = match self.admit(len).await {
                         Ok(p) => p,
@@ -255,11 +291,11 @@ impl Connection {
                     let session = self.session.clone();
                     tokio::spawn(async move {
                         let frame = reply_frame(&session.shared, correlation, fut.await);
-                        let _ = session.enqueue(frame).await;
+                        send_reply(&session, frame, reliable).await;
                         drop(permits);
                     });
                 }
-                Handled::Call(_correlation, len, fut) => {
+                Handled::Call(_correlation, len, fut, reliable) => {
                     *yield_turn |= self.end_burst();
                     let permits = match self.admit(len).await {
                         Ok(p) => p,
@@ -268,7 +304,7 @@ impl Connection {
                     let session = self.session.clone();
                     tokio::spawn(async move {
                         if let Some(frame) = fut.await {
-                            let _ = session.enqueue(frame).await;
+                            send_reply(&session, frame, reliable).await;
                         }
                         drop(permits);
                     });
@@ -507,6 +543,18 @@ pub(super) fn reply_frame(
     }
 }
 
+/// Writes the reply of a handler that ran on. A reply to a request that
+/// came at least once goes through the reliable state: to the session that
+/// resumed this one, if this one has ended meanwhile, or kept for it.
+async fn send_reply(session: &Session, frame: Frame, reliable: bool) {
+    match session.link() {
+        Some(link) if reliable => link.push_reply(frame),
+        _ => {
+            let _ = session.enqueue(frame).await;
+        }
+    }
+}
+
 /// What routing a stream frame leaves to do.
 fn routed(shared: &Shared, r: Routed) -> Handled {
     match r {
@@ -542,6 +590,26 @@ pub(super) fn handle_frame(
     let shared = &session.shared;
     let h = frame.header;
     let refused = |id: u32| shared.refused.iter().find(|(r, _)| *r == id).map(|e| e.1);
+    // Sent at least once (docs/reliability.md): a duplicate of what this
+    // side already has is dropped, and either way acknowledged.
+    let reliable = match (h.seq, &shared.link) {
+        (Some(seq), Some(link)) => {
+            let (fresh, now) = link.on_receive(seq);
+            if now && let Some(ack) = link.take_ack() {
+                w.push(ack);
+            }
+            if !fresh {
+                return Handled::Done;
+            }
+            true
+        }
+        _ => false,
+    };
+    // Replies to what came at least once go the same way.
+    let reply = |w: &mut Writer, f: Frame| match &shared.link {
+        Some(link) if reliable => link.push_reply(f),
+        _ => w.push(f),
+    };
     match h.kind {
         FrameKind::OneWay => {
             if let Some(name) = refused(h.type_id) {
@@ -568,13 +636,13 @@ pub(super) fn handle_frame(
             }
         }
         FrameKind::Request if h.call.is_some() => match inbound.call(session, frame, room) {
-            Started::Done(Some(f)) => w.push(f),
+            Started::Done(Some(f)) => reply(w, f),
             Started::Done(None) => {}
             Started::Running {
                 correlation,
                 len,
                 fut,
-            } => return Handled::Call(correlation, len, fut),
+            } => return Handled::Call(correlation, len, fut, reliable),
         },
         FrameKind::Request => {
             let correlation = h.correlation;
@@ -584,7 +652,7 @@ pub(super) fn handle_frame(
                     "message {name} (type id {}) refused: its definition differs on the two sides (fingerprint mismatch)",
                     h.type_id
                 );
-                w.push(error_frame(correlation, codes::FINGERPRINT_MISMATCH, &msg));
+                reply(w, error_frame(correlation, codes::FINGERPRINT_MISMATCH, &msg));
                 return Handled::Done;
             }
             let len = frame.payload.len();
@@ -592,15 +660,24 @@ pub(super) fn handle_frame(
             else {
                 shared.counters.unknown.fetch_add(1, Ordering::Relaxed);
                 let msg = format!("unknown message type id {} for a request", h.type_id);
-                w.push(error_frame(correlation, codes::UNKNOWN_TYPE, &msg));
+                reply(w, error_frame(correlation, codes::UNKNOWN_TYPE, &msg));
                 return Handled::Done;
             };
             match (&mut fut).now_or_never() {
-                Some(result) => w.push(reply_frame(shared, correlation, result)),
-                None => return Handled::Request(correlation, len, fut),
+                Some(result) => reply(w, reply_frame(shared, correlation, result)),
+                None => return Handled::Request(correlation, len, fut, reliable),
             }
         }
         FrameKind::Response | FrameKind::Error => {
+            // The reply to a request sent at least once, maybe on an
+            // earlier session of the reliable state.
+            let frame = match &shared.link {
+                Some(link) if reliable => match link.answer(frame) {
+                    Ok(()) => return Handled::Done,
+                    Err(frame) => frame,
+                },
+                _ => frame,
+            };
             let waiter = lock(&shared.pending).remove(&h.correlation);
             match waiter {
                 Some(tx) => {
@@ -655,7 +732,21 @@ pub(super) fn handle_frame(
                 return Handled::End(CloseReason::new(ClosedBy::Error, codes::MALFORMED, e));
             }
         }
-        FrameKind::Control(ControlOp::Pong) | FrameKind::Ack => {}
+        FrameKind::Ack => {
+            if let Some(link) = &shared.link {
+                match super::read_ack(&frame.payload) {
+                    Some(n) => link.on_ack(n),
+                    None => {
+                        return Handled::End(CloseReason::new(
+                            ClosedBy::Error,
+                            codes::MALFORMED,
+                            "malformed ack frame: expected one uvarint (wire format §2.2)",
+                        ));
+                    }
+                }
+            }
+        }
+        FrameKind::Control(ControlOp::Pong) => {}
         FrameKind::Control(ControlOp::Close) => {
             let reason = match ErrorBody::decode(&frame.payload) {
                 Ok(b) => CloseReason::new(ClosedBy::Peer, b.code, b.message),

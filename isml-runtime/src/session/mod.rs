@@ -105,6 +105,7 @@ mod conn;
 mod error;
 mod handle;
 mod lend;
+mod link;
 mod outbox;
 mod writer;
 
@@ -117,6 +118,8 @@ pub use error::*;
 pub use handle::*;
 pub(crate) use handle::{Exchange, Pending, error_frame};
 use lend::*;
+pub use link::{Delivered, Delivery, DeliveryError, LinkStats};
+pub(crate) use link::{Link, read_ack};
 use outbox::*;
 use writer::*;
 
@@ -130,7 +133,7 @@ struct Counters {
     last_activity_ms: AtomicU64,
 }
 
-type Props = HashMap<(TypeId, &'static str), Arc<dyn Any + Send + Sync>>;
+pub(crate) type Props = HashMap<(TypeId, &'static str), Arc<dyn Any + Send + Sync>>;
 
 pub(crate) struct Shared {
     id: u64,
@@ -158,6 +161,9 @@ pub(crate) struct Shared {
     config: Arc<SessionConfig>,
     /// Subscriptions, answers awaited from the broker, the broker's record.
     pubsub: crate::pubsub::local::Local,
+    /// The reliable state this session writes through, when the two sides
+    /// agreed on one in the handshake (see [`Link`]).
+    link: Option<Arc<Link>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -189,7 +195,13 @@ impl Shared {
         let pending: Vec<_> = lock(&self.pending).drain().collect();
         drop(pending);
         self.calls.close_all();
-        self.pubsub.session_ended();
+        // With a reliable state that lives on, the subscriptions wait for
+        // the session that resumes it.
+        let resumable = self.link.as_ref().is_some_and(|l| l.ended().is_none());
+        self.pubsub.session_ended(!resumable);
+        if let Some(link) = &self.link {
+            link.detach(self.id);
+        }
     }
 
     /// Marks the session ended and wakes everything waiting for its end.
@@ -206,7 +218,12 @@ impl Shared {
     /// A correlation id for a new exchange: odd on the side that opened the
     /// connection, even on the side that accepted it (wire format §2.7).
     fn correlation(&self) -> u64 {
-        self.next_correlation.fetch_add(2, Ordering::Relaxed)
+        match &self.link {
+            // Continued across the sessions of the link: a reply resent on
+            // a resumed session never matches a newer exchange.
+            Some(link) => link.correlation(),
+            None => self.next_correlation.fetch_add(2, Ordering::Relaxed),
+        }
     }
 
     /// Queues a cancel for one of our exchanges, without waiting: a cancel
@@ -236,6 +253,8 @@ pub(crate) struct Established {
     pub(crate) peer_services: Vec<PeerService>,
     /// The peer's stream window, in bytes.
     pub(crate) peer_window: u32,
+    /// The reliable state, when the handshake agreed on one.
+    pub(crate) link: Option<Arc<Link>>,
 }
 
 /// Builds a session and the future that runs its connection: one task per
@@ -281,6 +300,7 @@ pub(crate) fn start(
         reason: OnceLock::new(),
         config: est.config,
         pubsub: Default::default(),
+        link: est.link,
     });
     let session = Session { shared };
     setup(&session);
