@@ -47,7 +47,7 @@ use crate::handshake::{
     Untrusted, Welcome, WelcomeResume, mismatched, read_whole, validate_device_id,
 };
 use crate::session::{
-    self, CloseReason, ClosedBy, Established, PRINCIPAL, SendError, Session, SessionConfig, codes,
+    self, CloseReason, Established, PRINCIPAL, SendError, Session, SessionConfig, codes,
 };
 use crate::transport::{
     Endpoint, FrameSink, FrameStream, Incoming, ListenOptions, Listener, TransportError,
@@ -928,7 +928,7 @@ async fn connection(inner: Arc<Inner>, incoming: Incoming, mut ticket: Ticket) {
         && link.session().is_none()
     {
         link.keep(inner.broker.subscriptions_of(&session), session.props());
-        inner.resumes.detached(link, reason.by != ClosedBy::Peer);
+        inner.resumes.detached(link, !session.peer_closed());
     }
     inner.broker.session_ended(&session);
     write(&inner.registry.by_id).remove(&id);

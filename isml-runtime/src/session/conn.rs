@@ -748,6 +748,7 @@ pub(super) fn handle_frame(
         }
         FrameKind::Control(ControlOp::Pong) => {}
         FrameKind::Control(ControlOp::Close) => {
+            shared.peer_closed.store(true, Ordering::Relaxed);
             let reason = match ErrorBody::decode(&frame.payload) {
                 Ok(b) => CloseReason::new(ClosedBy::Peer, b.code, b.message),
                 Err(e) => CloseReason::new(

@@ -272,6 +272,12 @@ impl Session {
             .unwrap_or_else(|| self.clone())
     }
 
+    /// Whether the peer ended the session with a close frame (rather than
+    /// the connection breaking).
+    pub(crate) fn peer_closed(&self) -> bool {
+        self.shared.peer_closed.load(Ordering::Relaxed)
+    }
+
     /// A copy of the session's properties (for the session that resumes it).
     pub(crate) fn props(&self) -> super::Props {
         lock(&self.shared.props).clone()

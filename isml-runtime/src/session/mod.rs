@@ -157,6 +157,8 @@ pub(crate) struct Shared {
     /// Set with `closed`: checking a token takes its lock, this a load.
     ended: AtomicBool,
     closing: AtomicBool,
+    /// The peer ended the session with a close frame (not a broken link).
+    peer_closed: AtomicBool,
     reason: OnceLock<CloseReason>,
     config: Arc<SessionConfig>,
     /// Subscriptions, answers awaited from the broker, the broker's record.
@@ -297,6 +299,7 @@ pub(crate) fn start(
         closed: CancellationToken::new(),
         ended: AtomicBool::new(false),
         closing: AtomicBool::new(false),
+        peer_closed: AtomicBool::new(false),
         reason: OnceLock::new(),
         config: est.config,
         pubsub: Default::default(),

@@ -1,0 +1,481 @@
+//! Reliable sessions over real TCP through a proxy that cuts the connection:
+//! at-least-once sends in both directions lose nothing and deliver nothing
+//! twice, requests sent at least once run once, subscriptions go on across
+//! a resume and are made again after the server expired the session.
+
+#![cfg(feature = "tcp")]
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use isml_runtime::client::{Backoff, Client, ClientEvent};
+use isml_runtime::dispatch::Dispatcher;
+use isml_runtime::pubsub::Channel;
+use isml_runtime::server::Server;
+use isml_runtime::session::{Delivery, DeliveryError, SendError};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::broadcast;
+use tokio::task::JoinSet;
+
+use common::{AnyMessage, ChargeStarted, Fault, Reboot, StartCharging};
+
+/// Not retained: each publication counts.
+struct Events;
+impl Channel for Events {
+    type Message = Fault;
+    const ID: u32 = 3;
+    const NAME: &'static str = "charging.v1.events";
+    const RETAIN: bool = false;
+    const KEYED: bool = false;
+}
+
+/// A TCP proxy whose connections can be cut (both sockets dropped, as when
+/// a modem loses its carrier) and which can refuse new ones for a while.
+struct Proxy {
+    url: String,
+    cut: broadcast::Sender<()>,
+    refusing: Arc<std::sync::atomic::AtomicBool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Proxy {
+    async fn start(target: String) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("tcp://{}", listener.local_addr().unwrap());
+        let (cut, _) = broadcast::channel::<()>(4);
+        let refusing = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (cut2, refusing2) = (cut.clone(), refusing.clone());
+        let task = tokio::spawn(async move {
+            let mut pipes = JoinSet::new();
+            loop {
+                let Ok((inbound, _)) = listener.accept().await else {
+                    return;
+                };
+                if refusing2.load(Ordering::SeqCst) {
+                    continue;
+                }
+                let Ok(outbound) = TcpStream::connect(&target).await else {
+                    continue;
+                };
+                let mut stop = cut2.subscribe();
+                pipes.spawn(async move {
+                    let (mut a, mut b) = (inbound, outbound);
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut a, &mut b) => {}
+                        _ = stop.recv() => {}
+                    }
+                });
+                while pipes.try_join_next().is_some() {}
+            }
+        });
+        Proxy {
+            url,
+            cut,
+            refusing,
+            task,
+        }
+    }
+
+    /// Drops every connection through the proxy.
+    fn cut(&self) {
+        let _ = self.cut.send(());
+    }
+
+    fn refuse(&self, on: bool) {
+        self.refusing.store(on, Ordering::SeqCst);
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+fn tcp_target(server: &Server) -> String {
+    server.urls()[0].trim_start_matches("tcp://").to_owned()
+}
+
+fn fast_backoff() -> Backoff {
+    Backoff {
+        initial: Duration::from_millis(10),
+        max: Duration::from_millis(50),
+        jitter: 0.5,
+    }
+}
+
+async fn within<T>(what: &str, secs: u64, fut: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(secs), fut)
+        .await
+        .unwrap_or_else(|_| panic!("{what}: not within {secs} s"))
+}
+
+/// Records the codes of the faults a handler saw, and duplicates.
+#[derive(Default)]
+struct Seen {
+    codes: Mutex<BTreeSet<u32>>,
+    duplicates: AtomicU64,
+}
+
+impl Seen {
+    fn record(&self, code: u32) {
+        if !self.codes.lock().unwrap().insert(code) {
+            self.duplicates.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.codes.lock().unwrap().len()
+    }
+}
+
+fn fault(code: u32) -> Fault {
+    Fault {
+        code,
+        message: format!("fault {code}"),
+        ..Default::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_least_once_both_ways_survives_cuts_without_loss_or_duplicates() {
+    const UP: u32 = 3_000;
+    const DOWN: u32 = 1_000;
+    let at_server = Arc::new(Seen::default());
+    let seen = at_server.clone();
+    let server = Server::builder()
+        .listen("tcp://127.0.0.1:0")
+        .types(AnyMessage::types())
+        .dispatcher(Dispatcher::new().on::<Fault, _, _>(move |_ctx, m| {
+            let seen = seen.clone();
+            async move {
+                seen.record(m.code);
+                Ok(())
+            }
+        }))
+        .start()
+        .await
+        .unwrap();
+    let proxy = Proxy::start(tcp_target(&server)).await;
+    let at_client = Arc::new(Seen::default());
+    let seen = at_client.clone();
+    let client = Client::builder(&proxy.url)
+        .device_id("cabinet-1")
+        .types(AnyMessage::types())
+        .dispatcher(Dispatcher::new().on::<Fault, _, _>(move |_ctx, m| {
+            let seen = seen.clone();
+            async move {
+                seen.record(m.code);
+                Ok(())
+            }
+        }))
+        .reconnect(fast_backoff())
+        .resume(true)
+        .unacked_bytes(16 * 1024)
+        .connect()
+        .await
+        .unwrap();
+    let mut events = client.events().unwrap();
+
+    // The link is cut every 40 ms while both sides send.
+    let cutter = {
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let s = stop.clone();
+        let cut = proxy.cut.clone();
+        let task = tokio::spawn(async move {
+            while !s.load(Ordering::SeqCst) {
+                tokio::time::sleep(Duration::from_millis(40)).await;
+                let _ = cut.send(());
+            }
+        });
+        (stop, task)
+    };
+    let up = {
+        let client = client.clone();
+        tokio::spawn(async move {
+            let mut handles = Vec::new();
+            for code in 0..UP {
+                handles.push(
+                    client
+                        .send_with(&fault(code), Delivery::AtLeastOnce)
+                        .await
+                        .expect("queued"),
+                );
+            }
+            for h in handles {
+                h.await.expect("acknowledged");
+            }
+        })
+    };
+    let down = {
+        let server = server.clone();
+        tokio::spawn(async move {
+            let mut handles = Vec::new();
+            for code in 0..DOWN {
+                // Whichever session of the device is current (or the last).
+                let session = loop {
+                    if let Some(s) = server.session_by_device("cabinet-1") {
+                        break s;
+                    }
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                };
+                match session.send_with(&fault(code), Delivery::AtLeastOnce).await {
+                    Ok(h) => handles.push(h),
+                    Err(e) => panic!("server send {code}: {e}"),
+                }
+            }
+            for h in handles {
+                h.await.expect("acknowledged by the device");
+            }
+        })
+    };
+    within("device -> server", 60, up).await.unwrap();
+    within("server -> device", 60, down).await.unwrap();
+    cutter.0.store(true, Ordering::SeqCst);
+    cutter.1.await.unwrap();
+
+    // Acknowledged means handled: every message, once.
+    assert_eq!(at_server.len(), UP as usize, "server saw every message");
+    assert_eq!(at_server.duplicates.load(Ordering::SeqCst), 0);
+    within("device saw all", 10, async {
+        while at_client.len() < DOWN as usize {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    assert_eq!(at_client.duplicates.load(Ordering::SeqCst), 0);
+    let stats = client.link_stats().unwrap();
+    assert!(stats.resumes > 0, "the link was cut and resumed: {stats:?}");
+    assert_eq!(stats.unacked, 0);
+    let rs = server.resume_stats();
+    assert!(rs.resumed > 0, "{rs:?}");
+    // Every reconnection resumed the same session.
+    let mut resumed = 0;
+    while let Ok(e) = events.try_recv() {
+        if let ClientEvent::Connected { resumed: r, .. } = e {
+            assert!(r, "a reconnection did not resume");
+            resumed += 1;
+        }
+    }
+    assert!(resumed > 0);
+    client.close("done").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_sent_at_least_once_run_once_across_cuts() {
+    const CALLS: u32 = 300;
+    let runs = Arc::new(AtomicU32::new(0));
+    let r = runs.clone();
+    let server = Server::builder()
+        .listen("tcp://127.0.0.1:0")
+        .types(AnyMessage::types())
+        .dispatcher(Dispatcher::new().on_request::<StartCharging, ChargeStarted, _, _>(
+            move |_ctx, m| {
+                let runs = r.clone();
+                async move {
+                    runs.fetch_add(1, Ordering::SeqCst);
+                    // Some handlers outlive the connection that brought them.
+                    if m.slot % 7 == 0 {
+                        tokio::time::sleep(Duration::from_millis(30)).await;
+                    }
+                    Ok(ChargeStarted {
+                        slot: m.slot,
+                        eta_s: m.max_current_ma,
+                        refused: None,
+                    })
+                }
+            },
+        ))
+        .start()
+        .await
+        .unwrap();
+    let proxy = Proxy::start(tcp_target(&server)).await;
+    let client = Client::builder(&proxy.url)
+        .device_id("cabinet-2")
+        .types(AnyMessage::types())
+        .reconnect(fast_backoff())
+        .resume(true)
+        .request_timeout(Duration::from_secs(30))
+        .connect()
+        .await
+        .unwrap();
+    let cuts = Arc::new(AtomicU32::new(0));
+    let cutter = {
+        let cut = proxy.cut.clone();
+        let cuts = cuts.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(25)).await;
+                let _ = cut.send(());
+                cuts.fetch_add(1, Ordering::SeqCst);
+            }
+        })
+    };
+    let mut calls = JoinSet::new();
+    for i in 0..CALLS {
+        let client = client.clone();
+        calls.spawn(async move {
+            let req = StartCharging {
+                slot: (i % 250) as u8,
+                target_soc_percent: 80,
+                max_current_ma: Some(i),
+            };
+            let reply: ChargeStarted = client
+                .request_with(&req, Delivery::AtLeastOnce)
+                .await
+                .unwrap_or_else(|e| panic!("call {i}: {e}"));
+            assert_eq!(reply.eta_s, Some(i), "the reply to call {i}");
+        });
+        if i % 10 == 0 {
+            tokio::time::sleep(Duration::from_millis(3)).await;
+        }
+    }
+    within("calls", 60, async {
+        while let Some(r) = calls.join_next().await {
+            r.unwrap();
+        }
+    })
+    .await;
+    cutter.abort();
+    assert!(cuts.load(Ordering::SeqCst) > 3, "the link was cut");
+    assert_eq!(runs.load(Ordering::SeqCst), CALLS, "each handler ran once");
+    client.close("done").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscriptions_go_on_across_a_resume_and_are_made_again_after_expiry() {
+    let server = Server::builder()
+        .listen("tcp://127.0.0.1:0")
+        .types(AnyMessage::types())
+        .channel::<Events>()
+        .session_expiry(Duration::from_millis(300))
+        .start()
+        .await
+        .unwrap();
+    let proxy = Proxy::start(tcp_target(&server)).await;
+    let subscriber = Client::builder(&proxy.url)
+        .device_id("dashboard")
+        .reconnect(fast_backoff())
+        .resume(true)
+        .connect()
+        .await
+        .unwrap();
+    let mut events = subscriber.events().unwrap();
+    let mut sub = subscriber.subscribe::<Events>().await.unwrap();
+    let publisher = Client::builder(server.urls()[0].clone())
+        .device_id("cabinet-3")
+        .connect()
+        .await
+        .unwrap();
+
+    // Cut: the client resumes; the subscription is the same one.
+    proxy.cut();
+    let connected = within("resumed", 10, async {
+        loop {
+            match events.recv().await.unwrap() {
+                ClientEvent::Connected { resumed, .. } => break resumed,
+                _ => continue,
+            }
+        }
+    })
+    .await;
+    assert!(connected, "reconnected within the expiry: resumed");
+    publisher.publish::<Events>(&fault(1)).await.unwrap();
+    let p = within("delivery after resume", 10, sub.next()).await.unwrap();
+    assert_eq!(p.value.code, 1);
+    assert_eq!(server.resume_stats().resumed, 1);
+
+    // Cut and stay away past the expiry: the server forgets the session,
+    // and the client subscribes again by itself.
+    proxy.refuse(true);
+    proxy.cut();
+    within("disconnected", 10, async {
+        loop {
+            if let ClientEvent::Disconnected { .. } = events.recv().await.unwrap() {
+                break;
+            }
+        }
+    })
+    .await;
+    within("expired", 10, async {
+        while server.resume_stats().expired == 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    proxy.refuse(false);
+    let (resumed, subscriptions) = within("resubscribed", 10, async {
+        let mut resumed = None;
+        loop {
+            match events.recv().await.unwrap() {
+                ClientEvent::Connected { resumed: r, .. } => resumed = Some(r),
+                ClientEvent::Resubscribed {
+                    subscriptions,
+                    failed,
+                } => {
+                    assert_eq!(failed, 0);
+                    break (resumed, subscriptions);
+                }
+                _ => {}
+            }
+        }
+    })
+    .await;
+    assert_eq!(resumed, Some(false), "after expiry: a new session");
+    assert_eq!(subscriptions, 1);
+    publisher.publish::<Events>(&fault(2)).await.unwrap();
+    let p = within("delivery after resubscribe", 10, sub.next())
+        .await
+        .unwrap();
+    assert_eq!(p.value.code, 2);
+    subscriber.close("done").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_least_once_needs_a_reliable_session_and_fails_when_closed() {
+    let server = Server::builder()
+        .listen("tcp://127.0.0.1:0")
+        .types(AnyMessage::types())
+        .start()
+        .await
+        .unwrap();
+    let plain = Client::builder(server.urls()[0].clone())
+        .types(AnyMessage::types())
+        .connect()
+        .await
+        .unwrap();
+    let e = plain
+        .send_with(&Reboot { delay_s: 1 }, Delivery::AtLeastOnce)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, SendError::Unreliable { .. }), "{e}");
+    assert!(e.to_string().contains("resume"), "{e}");
+
+    // Queued while the server is unreachable, then the client is closed:
+    // the handle says the message was not acknowledged.
+    let proxy = Proxy::start(tcp_target(&server)).await;
+    let client = Client::builder(&proxy.url)
+        .types(AnyMessage::types())
+        .reconnect(fast_backoff())
+        .resume(true)
+        .connect()
+        .await
+        .unwrap();
+    proxy.refuse(true);
+    proxy.cut();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let handle = client
+        .send_with(&Reboot { delay_s: 2 }, Delivery::AtLeastOnce)
+        .await
+        .unwrap();
+    client.close("shutting down").await;
+    let r = within("handle", 5, handle).await;
+    assert!(
+        matches!(&r, Err(DeliveryError::Lost { reason }) if reason.contains("client closed")),
+        "{r:?}"
+    );
+}
