@@ -137,6 +137,9 @@ pub enum ClientEvent {
 /// as the client runs, whichever session carries it.
 struct Reliable {
     link: std::sync::Mutex<Option<Arc<Link>>>,
+    /// Whether the link's token names a session the server may know (not
+    /// one made up for a fresh outbox).
+    known: std::sync::atomic::AtomicBool,
     /// The last session (open or not): a resumed one takes over its
     /// subscriptions.
     last: std::sync::Mutex<Option<Session>>,
@@ -147,6 +150,7 @@ impl Reliable {
     fn new() -> Arc<Reliable> {
         Arc::new(Reliable {
             link: std::sync::Mutex::new(None),
+            known: std::sync::atomic::AtomicBool::new(false),
             last: std::sync::Mutex::new(None),
             events: tokio::sync::broadcast::channel(64).0,
         })
@@ -184,6 +188,8 @@ pub struct ClientBuilder {
     on_connect: Option<ConnectHook>,
     /// Set by `resume(true)`; made anew by each `connect`.
     reliable: Option<Arc<Reliable>>,
+    /// Taken by the first `connect`.
+    outbox: Option<Arc<std::sync::Mutex<Option<crate::outbox::Outbox>>>>,
 }
 
 impl fmt::Debug for ClientBuilder {
@@ -273,6 +279,16 @@ impl ClientBuilder {
         self
     }
 
+    /// Keeps at-least-once messages in `outbox` until acknowledged
+    /// ([`Outbox::open`](crate::outbox::Outbox::open) on disk, so that they
+    /// survive `kill -9` and reboots; [`Outbox::memory`](crate::outbox::Outbox::memory)
+    /// by default), with its limits and overflow policy. Turns on
+    /// [`ClientBuilder::resume`].
+    pub fn outbox(mut self, outbox: crate::outbox::Outbox) -> Self {
+        self.outbox = Some(Arc::new(std::sync::Mutex::new(Some(outbox))));
+        self.resume(true)
+    }
+
     /// Called on every new session (the first and each reconnection), before
     /// it is handed out: re-subscribe or re-announce here.
     pub fn on_connect(mut self, hook: impl Fn(&Session) + Send + Sync + 'static) -> Self {
@@ -331,9 +347,12 @@ impl ClientBuilder {
             services: self.dispatcher.announced(),
         };
         let link = self.reliable.as_ref().and_then(|r| r.link());
-        let resume = self.reliable.as_ref().map(|_| HelloResume {
-            token: link.as_ref().map(|l| l.token()),
-            received: link.as_ref().map_or(0, |l| l.received()),
+        let resume = self.reliable.as_ref().map(|r| {
+            let known = r.known.load(Ordering::Relaxed);
+            HelloResume {
+                token: link.as_ref().filter(|_| known).map(|l| l.token()),
+                received: link.as_ref().filter(|_| known).map_or(0, |l| l.received()),
+            }
         });
         tx.send(Frame::new(
             FrameHeader::control(ControlOp::Hello),
@@ -425,6 +444,7 @@ impl ClientBuilder {
                     resubscribe = !resumed;
                 }
                 link.attach(s, w.token, w.received, *resumed);
+                r.known.store(true, Ordering::Relaxed);
                 *r.link.lock().unwrap_or_else(|e| e.into_inner()) = Some(link.clone());
                 *r.last.lock().unwrap_or_else(|e| e.into_inner()) = Some(s.clone());
             }
@@ -463,8 +483,18 @@ impl ClientBuilder {
     /// connection up if [`ClientBuilder::reconnect`] was set.
     pub async fn connect(mut self) -> Result<Client, ConnectError> {
         if self.reliable.is_some() {
-            // A state of this client's own, even when the builder is reused.
-            self.reliable = Some(Reliable::new());
+            // A state of this client's own, even when the builder is reused,
+            // from the outbox (with what it kept from an earlier run).
+            let r = Reliable::new();
+            let outbox = self
+                .outbox
+                .as_ref()
+                .and_then(|o| o.lock().unwrap_or_else(|e| e.into_inner()).take())
+                .unwrap_or_else(crate::outbox::Outbox::memory);
+            r.known.store(outbox.has_token(), Ordering::Relaxed);
+            *r.link.lock().unwrap_or_else(|e| e.into_inner()) =
+                Some(outbox.into_link(self.config.unacked_bytes));
+            self.reliable = Some(r);
         }
         let session = self.connect_session().await?;
         let (current, _) = watch::channel(Some(session.clone()));
@@ -572,6 +602,7 @@ impl Client {
             reconnect: None,
             on_connect: None,
             reliable: None,
+            outbox: None,
         }
     }
 
@@ -659,6 +690,20 @@ impl Client {
             Delivery::AtMostOnce => self.current()?.send_with(msg, delivery).await,
             _ => self.reliable_session()?.send_with(msg, delivery).await,
         }
+    }
+
+    /// Sends a one-way message at least once with a time-to-live, a
+    /// priority or "latest value wins" coalescing (see
+    /// [`SendOptions`](session::SendOptions)); like
+    /// [`Client::send_with`], it works while reconnecting.
+    pub async fn send_with_options<M: TopLevel>(
+        &self,
+        msg: &M,
+        options: &session::SendOptions,
+    ) -> Result<Delivered, SendError> {
+        self.reliable_session()?
+            .send_with_options(msg, options)
+            .await
     }
 
     /// Sends a request with the given guarantee (see

@@ -240,6 +240,8 @@ pub mod dispatch;
 pub mod handshake;
 pub mod lazy;
 mod message;
+#[cfg(feature = "runtime")]
+pub mod outbox;
 pub mod pubsub;
 #[cfg(feature = "runtime")]
 pub mod rpc;

@@ -479,3 +479,216 @@ async fn at_least_once_needs_a_reliable_session_and_fails_when_closed() {
         "{r:?}"
     );
 }
+
+/// A server recording the faults it handles, in order.
+async fn recording_server(expiry: Duration) -> (Server, Arc<Mutex<Vec<u32>>>) {
+    let order = Arc::new(Mutex::new(Vec::new()));
+    let o = order.clone();
+    let server = Server::builder()
+        .listen("tcp://127.0.0.1:0")
+        .types(AnyMessage::types())
+        .session_expiry(expiry)
+        .dispatcher(Dispatcher::new().on::<Fault, _, _>(move |_ctx, m| {
+            let o = o.clone();
+            async move {
+                o.lock().unwrap().push(m.code);
+                Ok(())
+            }
+        }))
+        .start()
+        .await
+        .unwrap();
+    (server, order)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_offline_outbox_sends_by_priority_keeps_the_latest_value_and_drops_the_expired() {
+    use isml_runtime::outbox::Outbox;
+    use isml_runtime::session::SendOptions;
+
+    let (server, order) = recording_server(Duration::from_secs(60)).await;
+    let proxy = Proxy::start(tcp_target(&server)).await;
+    let client = Client::builder(&proxy.url)
+        .device_id("cabinet-4")
+        .types(AnyMessage::types())
+        .reconnect(fast_backoff())
+        .outbox(Outbox::memory().max_messages(10_000))
+        .connect()
+        .await
+        .unwrap();
+    proxy.refuse(true);
+    proxy.cut();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let plain = SendOptions::new();
+    let mut handles = vec![
+        client.send_with_options(&fault(1), &plain).await.unwrap(),
+        client.send_with_options(&fault(2), &plain).await.unwrap(),
+    ];
+    handles.push(
+        client
+            .send_with_options(&fault(100), &SendOptions::new().priority(5))
+            .await
+            .unwrap(),
+    );
+    // A day offline: 1,000 statuses, one key; only the last one leaves.
+    let mut superseded = 0;
+    let mut last = None;
+    for code in 1_000..2_000 {
+        let h = client
+            .send_with_options(&fault(code), &SendOptions::new().latest("status"))
+            .await
+            .unwrap();
+        if let Some(previous) = last.replace(h) {
+            assert_eq!(previous.await, Err(DeliveryError::Superseded));
+            superseded += 1;
+        }
+    }
+    handles.push(last.unwrap());
+    let expired = client
+        .send_with_options(&fault(7), &SendOptions::new().ttl(Duration::from_millis(100)))
+        .await
+        .unwrap();
+    assert_eq!(
+        within("ttl", 5, expired).await,
+        Err(DeliveryError::Expired)
+    );
+    assert_eq!(superseded, 999);
+    proxy.refuse(false);
+    for h in handles {
+        within("acknowledged", 10, h).await.unwrap();
+    }
+    assert_eq!(*order.lock().unwrap(), vec![100, 1, 2, 1_999]);
+    let stats = client.link_stats().unwrap();
+    assert_eq!((stats.expired, stats.superseded), (1, 999));
+    client.close("done").await;
+}
+
+/// The device process of `a_device_killed_mid_stream_loses_nothing`: sends
+/// faults at least once through its outbox and prints each one queued.
+#[cfg(feature = "store")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn device_process_for_the_kill_test() {
+    use std::io::Write;
+
+    use isml_runtime::outbox::Outbox;
+    let (Ok(url), Ok(path)) = (
+        std::env::var("ISML_KILL_TEST_URL"),
+        std::env::var("ISML_KILL_TEST_OUTBOX"),
+    ) else {
+        // Run by the parent test only.
+        return;
+    };
+    let client = Client::builder(url)
+        .device_id("cabinet-kill")
+        .types(AnyMessage::types())
+        .reconnect(fast_backoff())
+        .outbox(Outbox::open(&path).unwrap())
+        .connect()
+        .await
+        .unwrap();
+    let mut out = std::io::stdout();
+    for code in 0.. {
+        let _ = client
+            .send_with(&fault(code), Delivery::AtLeastOnce)
+            .await
+            .unwrap();
+        writeln!(out, "queued {code}").unwrap();
+        out.flush().unwrap();
+        if code % 50 == 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+}
+
+#[cfg(feature = "store")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_killed_mid_stream_loses_nothing() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+
+    use isml_runtime::outbox::Outbox;
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("outbox.redb");
+    let (server, order) = recording_server(Duration::from_secs(60)).await;
+    let proxy = Proxy::start(tcp_target(&server)).await;
+    // The link is cut every 30 ms while the device sends.
+    let cutter = {
+        let cut = proxy.cut.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(30)).await;
+                let _ = cut.send(());
+            }
+        })
+    };
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args(["device_process_for_the_kill_test", "--exact", "--nocapture"])
+        .env("ISML_KILL_TEST_URL", &proxy.url)
+        .env("ISML_KILL_TEST_OUTBOX", &path)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let stdout = child.stdout.take().unwrap();
+    let mut child = Kill(child);
+    // Read until 2,000 messages are queued, then SIGKILL mid-stream.
+    let queued = tokio::task::spawn_blocking(move || {
+        let mut last = None;
+        for line in BufReader::new(stdout).lines() {
+            let line = line.unwrap();
+            if let Some(n) = line.strip_prefix("queued ") {
+                let n: u32 = n.parse().unwrap();
+                last = Some(n);
+                if n >= 2_000 {
+                    break;
+                }
+            }
+        }
+        last
+    });
+    let queued = within("child queued", 60, queued).await.unwrap().unwrap();
+    child.0.kill().unwrap();
+    child.0.wait().unwrap();
+    cutter.abort();
+    let before = order.lock().unwrap().len();
+
+    // Restarted from its outbox: everything it had queued arrives.
+    let outbox = Outbox::open(&path).unwrap();
+    let restored = outbox.restored();
+    let client = Client::builder(&proxy.url)
+        .device_id("cabinet-kill")
+        .types(AnyMessage::types())
+        .reconnect(fast_backoff())
+        .outbox(outbox)
+        .connect()
+        .await
+        .unwrap();
+    within("all delivered", 30, async {
+        loop {
+            let seen: BTreeSet<u32> = order.lock().unwrap().iter().copied().collect();
+            if (0..=queued).all(|c| seen.contains(&c)) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    within("outbox empty", 10, async {
+        while client.link_stats().unwrap().unacked + client.link_stats().unwrap().queued > 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    eprintln!(
+        "kill test: {queued} queued before SIGKILL, {before} handled before it, {restored} restored from the outbox"
+    );
+    client.close("done").await;
+}

@@ -101,6 +101,14 @@ pub enum SendError {
         /// The session id.
         session: u64,
     },
+    /// The outbox did not take the message (full, or its store failed).
+    #[error("session {session}: {source}")]
+    Outbox {
+        /// The session id.
+        session: u64,
+        /// Why.
+        source: super::DeliveryError,
+    },
     /// The reliable state ended (the client was closed, or the server
     /// expired the session) before the message was queued.
     #[error("session {session} cannot deliver at least once: {reason}")]

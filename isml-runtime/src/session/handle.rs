@@ -494,6 +494,17 @@ impl Session {
         self.send_frame_with(frame, delivery).await
     }
 
+    /// [`Session::send_with`] at least once, with a time-to-live, a
+    /// priority or "latest value wins" coalescing ([`SendOptions`](super::SendOptions)).
+    pub async fn send_with_options<M: TopLevel>(
+        &self,
+        msg: &M,
+        options: &super::SendOptions,
+    ) -> Result<super::Delivered, SendError> {
+        let frame = self.encode(FrameHeader::one_way(M::TYPE_ID), msg)?;
+        self.send_reliably(frame, options).await
+    }
+
     /// [`Session::send_with`] for an already encoded frame.
     pub async fn send_frame_with(
         &self,
@@ -505,14 +516,24 @@ impl Session {
                 self.enqueue(frame).await?;
                 Ok(super::Delivered::ready())
             }
-            _ => {
-                let session = self.shared.id;
-                let link = self.link().ok_or(SendError::Unreliable { session })?;
-                link.send(frame).await.map_err(|e| match e {
-                    super::DeliveryError::Lost { reason } => SendError::Lost { session, reason },
-                })
-            }
+            _ => self.send_reliably(frame, &super::SendOptions::new()).await,
         }
+    }
+
+    async fn send_reliably(
+        &self,
+        frame: Frame,
+        options: &super::SendOptions,
+    ) -> Result<super::Delivered, SendError> {
+        let session = self.shared.id;
+        let link = self.link().ok_or(SendError::Unreliable { session })?;
+        link.send(frame, options).await.map_err(|e| match e {
+            super::DeliveryError::Lost { reason } => SendError::Lost { session, reason },
+            other => SendError::Outbox {
+                session,
+                source: other,
+            },
+        })
     }
 
     /// Queues an already encoded frame, waiting for room.

@@ -22,6 +22,7 @@ use std::task::{Context, Poll};
 
 use bytes::{Bytes, BytesMut};
 use tokio::sync::{Notify, oneshot};
+use tokio::time::Instant;
 
 use super::{Props, Session, lock};
 use crate::wire::{Frame, FrameHeader, varint};
@@ -44,11 +45,36 @@ pub enum Delivery {
 #[non_exhaustive]
 pub enum DeliveryError {
     /// The reliable state ended before the peer acknowledged the message:
-    /// the client was closed, or the server expired the session.
+    /// the client was closed, or the server expired the session. A durable
+    /// outbox still holds it for the next run.
     #[error("not acknowledged: {reason}")]
     Lost {
         /// Why the state ended.
         reason: String,
+    },
+    /// Its time-to-live passed before it was written.
+    #[error("not sent: its time-to-live passed while it was queued")]
+    Expired,
+    /// A full outbox dropped it ([`Overflow::DropOldest`]).
+    #[error("not sent: dropped from a full outbox")]
+    Dropped,
+    /// A later message with the same type and key replaced it while it was
+    /// queued ([`SendOptions::latest`]).
+    #[error("not sent: replaced by a later value with the same key")]
+    Superseded,
+    /// The outbox is full ([`Overflow::Refuse`]).
+    #[error("outbox full ({messages} messages, {bytes} bytes)")]
+    Full {
+        /// Messages queued.
+        messages: usize,
+        /// Their bytes.
+        bytes: usize,
+    },
+    /// The durable outbox could not record it.
+    #[error("outbox store: {message}")]
+    Store {
+        /// What failed.
+        message: String,
     },
 }
 
@@ -60,8 +86,8 @@ pub struct Delivered {
 }
 
 impl Delivered {
-    /// The sequence number the message was sent with (0: sent at most once).
-    pub fn seq(&self) -> u64 {
+    /// The message's number in the sender's outbox (0: sent at most once).
+    pub fn id(&self) -> u64 {
         self.seq
     }
 
@@ -93,8 +119,93 @@ impl Future for Delivered {
     }
 }
 
+/// How an at-least-once message is queued (see [`Session::send_with_options`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SendOptions {
+    pub(crate) ttl: Option<std::time::Duration>,
+    pub(crate) priority: u8,
+    pub(crate) latest: Option<String>,
+}
+
+impl SendOptions {
+    /// At least once, priority 0, no time-to-live, no coalescing.
+    pub fn new() -> Self {
+        SendOptions::default()
+    }
+
+    /// Dropped (its handle fails with [`DeliveryError::Expired`]) when not
+    /// written to a connection within `ttl` of being sent.
+    pub fn ttl(mut self, ttl: std::time::Duration) -> Self {
+        self.ttl = Some(ttl);
+        self
+    }
+
+    /// Queued messages of a higher priority are written first (0 by
+    /// default; messages of one priority keep their order).
+    pub fn priority(mut self, priority: u8) -> Self {
+        self.priority = priority;
+        self
+    }
+
+    /// "Latest value wins": a queued, not yet written message of the same
+    /// type and `key` is replaced by this one (its handle fails with
+    /// [`DeliveryError::Superseded`]), so that a device offline for a day
+    /// sends one status, not thousands.
+    pub fn latest(mut self, key: impl Into<String>) -> Self {
+        self.latest = Some(key.into());
+        self
+    }
+}
+
+/// What a full outbox does with another at-least-once message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Overflow {
+    /// The sender waits for room (backpressure, nothing lost). The default.
+    #[default]
+    Wait,
+    /// The oldest queued message of the lowest priority is dropped (its
+    /// handle fails with [`DeliveryError::Dropped`]) to make room.
+    DropOldest,
+    /// The new message is refused ([`DeliveryError::Full`]).
+    Refuse,
+}
+
+/// Limits of the queue of at-least-once messages not yet written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutboxLimits {
+    /// Messages queued at most (65,536 by default).
+    pub max_messages: usize,
+    /// Bytes (encoded frames) queued at most (16 MiB by default).
+    pub max_bytes: usize,
+    /// What happens beyond either.
+    pub overflow: Overflow,
+}
+
+impl Default for OutboxLimits {
+    fn default() -> Self {
+        OutboxLimits {
+            max_messages: 64 * 1024,
+            max_bytes: 16 * 1024 * 1024,
+            overflow: Overflow::Wait,
+        }
+    }
+}
+
+/// A message queued and not yet written.
+struct Queued {
+    id: u64,
+    frame: Frame,
+    cost: usize,
+    done: Option<oneshot::Sender<Result<(), DeliveryError>>>,
+    expires: Option<Instant>,
+    latest: Option<(u32, String)>,
+}
+
 /// A frame sent at least once and not yet acknowledged.
 struct Sent {
+    /// The outbox record (0: not recorded, a reply the runtime made).
+    id: u64,
     seq: u64,
     frame: Frame,
     cost: usize,
@@ -110,13 +221,16 @@ struct Counters {
     duplicates: AtomicU64,
     acks_sent: AtomicU64,
     resumes: AtomicU64,
+    expired: AtomicU64,
+    dropped: AtomicU64,
+    superseded: AtomicU64,
 }
 
 /// Statistics of the reliable state of a session.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct LinkStats {
-    /// At-least-once frames sent (each once, resends not counted).
+    /// At-least-once frames written (each once, resends not counted).
     pub sent: u64,
     /// Of them, acknowledged by the peer.
     pub acked: u64,
@@ -132,14 +246,34 @@ pub struct LinkStats {
     pub unacked: u64,
     /// Their bytes.
     pub unacked_bytes: u64,
+    /// Messages queued, not yet written.
+    pub queued: u64,
+    /// Their bytes.
+    pub queued_bytes: u64,
+    /// Messages dropped because their time-to-live passed.
+    pub expired: u64,
+    /// Messages dropped by a full outbox ([`Overflow::DropOldest`]).
+    pub dropped: u64,
+    /// Messages replaced by a later one with the same key
+    /// ([`SendOptions::latest`]).
+    pub superseded: u64,
     /// The highest sequence number received.
     pub received: u64,
 }
+
+/// Priority-ordered: the highest first, then in sending order.
+type QueueKey = (std::cmp::Reverse<u8>, u64);
 
 struct State {
     /// Names the state in the server's resume table.
     token: [u8; 16],
     next_seq: u64,
+    /// Outbox record ids.
+    next_id: u64,
+    queue: std::collections::BTreeMap<QueueKey, Queued>,
+    queued_bytes: usize,
+    /// Where each "latest value" key's message waits.
+    latest: HashMap<(u32, String), QueueKey>,
     unacked: VecDeque<Sent>,
     unacked_bytes: usize,
     /// The highest sequence number received.
@@ -165,10 +299,14 @@ struct State {
 /// The reliable state of a session, shared by the connections that resume
 /// it (see the module documentation).
 pub(crate) struct Link {
-    budget: usize,
+    /// Bytes of frames written and not acknowledged at most (the window).
+    window: usize,
+    limits: OutboxLimits,
     state: Mutex<State>,
     room: Notify,
     counters: Counters,
+    /// Where the outbox is kept across restarts, if anywhere.
+    durable: Option<Arc<dyn Durable>>,
 }
 
 impl fmt::Debug for Link {
@@ -181,15 +319,82 @@ impl fmt::Debug for Link {
 /// at once, without waiting for the acknowledgement delay.
 pub(crate) const ACK_EVERY: u32 = 64;
 
+/// A change of the outbox, recorded durably.
+#[derive(Debug, Clone)]
+pub(crate) enum Record {
+    /// A message queued: its frame (without sequence number), priority,
+    /// expiry (Unix ms, 0: none) and "latest value" key.
+    Put {
+        id: u64,
+        frame: Frame,
+        priority: u8,
+        expires_unix_ms: u64,
+        latest: Option<String>,
+    },
+    /// The message was written with this sequence number.
+    Numbered { id: u64, seq: u64 },
+    /// Acknowledged, expired, dropped or replaced.
+    Remove { id: u64 },
+    /// The state's token and the highest sequence number received.
+    Meta { token: [u8; 16], received: u64 },
+}
+
+/// Keeps the outbox across restarts (the redb store of
+/// [`crate::outbox::Outbox`]).
+pub(crate) trait Durable: Send + Sync + 'static {
+    /// Records changes; `done` is told once they are durable.
+    fn record(&self, records: Vec<Record>, done: Option<oneshot::Sender<Result<(), String>>>);
+}
+
+/// What a durable outbox held when it was opened.
+#[derive(Debug, Default)]
+pub(crate) struct Restored {
+    pub(crate) token: Option<[u8; 16]>,
+    pub(crate) received: u64,
+    /// `(id, seq (0: not written), frame, priority, expires_unix_ms, latest)`, by id.
+    pub(crate) messages: Vec<(u64, u64, Frame, u8, u64, Option<String>)>,
+}
+
+fn unix_ms(at: Instant) -> u64 {
+    let from_now = at.saturating_duration_since(Instant::now());
+    (std::time::SystemTime::now() + from_now)
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+        .max(1)
+}
+
+fn instant_of(unix_ms: u64) -> Instant {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    Instant::now() + std::time::Duration::from_millis(unix_ms.saturating_sub(now))
+}
+
 impl Link {
     /// A new link; `initiator`: this side opened the connection (odd
-    /// correlation ids). `budget`: bytes of unacknowledged frames.
-    pub(crate) fn new(token: [u8; 16], initiator: bool, budget: usize) -> Arc<Link> {
+    /// correlation ids). `window`: bytes of unacknowledged frames.
+    pub(crate) fn new(token: [u8; 16], initiator: bool, window: usize) -> Arc<Link> {
+        Self::with(token, initiator, window, OutboxLimits::default(), None)
+    }
+
+    /// A new link with outbox limits and a durable store.
+    pub(crate) fn with(
+        token: [u8; 16],
+        initiator: bool,
+        window: usize,
+        limits: OutboxLimits,
+        durable: Option<Arc<dyn Durable>>,
+    ) -> Arc<Link> {
         Arc::new(Link {
-            budget: budget.max(1),
+            window: window.max(1),
+            limits,
             state: Mutex::new(State {
                 token,
                 next_seq: 1,
+                next_id: 1,
+                queue: Default::default(),
+                queued_bytes: 0,
+                latest: HashMap::new(),
                 unacked: VecDeque::new(),
                 unacked_bytes: 0,
                 received: 0,
@@ -203,7 +408,57 @@ impl Link {
             }),
             room: Notify::new(),
             counters: Counters::default(),
+            durable,
         })
+    }
+
+    /// Puts back what a durable outbox held: written messages wait for an
+    /// acknowledgement (they are written again when the session resumes),
+    /// the others are queued again.
+    pub(crate) fn restore(&self, restored: Restored) {
+        let mut s = lock(&self.state);
+        if let Some(t) = restored.token {
+            s.token = t;
+        }
+        s.received = restored.received;
+        let mut numbered: Vec<_> = Vec::new();
+        for (id, seq, frame, priority, expires, latest) in restored.messages {
+            s.next_id = s.next_id.max(id + 1);
+            let cost = frame.len();
+            if seq != 0 {
+                numbered.push(Sent {
+                    id,
+                    seq,
+                    frame: Frame::new(frame.header.with_seq(seq), frame.payload),
+                    cost,
+                    done: None,
+                });
+                continue;
+            }
+            let key = (std::cmp::Reverse(priority), id);
+            let latest = latest.map(|k| (frame.header.type_id, k));
+            if let Some(l) = &latest {
+                s.latest.insert(l.clone(), key);
+            }
+            s.queued_bytes += cost;
+            s.queue.insert(
+                key,
+                Queued {
+                    id,
+                    frame,
+                    cost,
+                    done: None,
+                    expires: (expires != 0).then(|| instant_of(expires)),
+                    latest,
+                },
+            );
+        }
+        numbered.sort_by_key(|f| f.seq);
+        for f in numbered {
+            s.next_seq = s.next_seq.max(f.seq + 1);
+            s.unacked_bytes += f.cost;
+            s.unacked.push_back(f);
+        }
     }
 
     /// A random token naming a link.
@@ -233,8 +488,13 @@ impl Link {
             duplicates: c.duplicates.load(Ordering::Relaxed),
             acks_sent: c.acks_sent.load(Ordering::Relaxed),
             resumes: c.resumes.load(Ordering::Relaxed),
+            expired: c.expired.load(Ordering::Relaxed),
+            dropped: c.dropped.load(Ordering::Relaxed),
+            superseded: c.superseded.load(Ordering::Relaxed),
             unacked: s.unacked.len() as u64,
             unacked_bytes: s.unacked_bytes as u64,
+            queued: s.queue.len() as u64,
+            queued_bytes: s.queued_bytes as u64,
             received: s.received,
         }
     }
@@ -257,78 +517,287 @@ impl Link {
         lock(&self.state).ended.clone()
     }
 
-    /// Waits until `cost` more bytes fit the budget of unacknowledged frames
-    /// (a frame larger than the budget passes when nothing is unacknowledged).
-    async fn room(&self, cost: usize) -> Result<(), DeliveryError> {
-        loop {
-            let notified = self.room.notified();
-            {
-                let s = lock(&self.state);
-                if let Some(reason) = &s.ended {
-                    return Err(DeliveryError::Lost {
-                        reason: reason.clone(),
-                    });
-                }
-                if s.unacked.is_empty() || s.unacked_bytes + cost <= self.budget {
-                    return Ok(());
-                }
-            }
-            notified.await;
+    fn lost(reason: &str) -> DeliveryError {
+        DeliveryError::Lost {
+            reason: reason.to_owned(),
         }
     }
 
-    /// Sends `frame` at least once: waits for room in the budget, gives it
-    /// the next sequence number, keeps it until acknowledged, and queues it
-    /// on the attached session, if any (otherwise it leaves on the next).
-    pub(crate) async fn send(&self, frame: Frame) -> Result<Delivered, DeliveryError> {
-        let cost = frame.len();
-        self.room(cost).await?;
-        let (tx, rx) = oneshot::channel();
-        let seq = self.push(frame, cost, Some(tx))?;
-        Ok(Delivered { rx, seq })
+    /// Makes room in the queue for a message of `cost` bytes, by the
+    /// overflow policy: `Ok(true)` when there is room now, `Ok(false)` when
+    /// the caller should wait.
+    fn make_room(&self, s: &mut State, cost: usize) -> Result<bool, DeliveryError> {
+        let fits = |s: &State| {
+            s.queue.is_empty()
+                || (s.queue.len() < self.limits.max_messages
+                    && s.queued_bytes + cost <= self.limits.max_bytes)
+        };
+        if fits(s) {
+            return Ok(true);
+        }
+        match self.limits.overflow {
+            Overflow::Wait => Ok(false),
+            Overflow::Refuse => Err(DeliveryError::Full {
+                messages: s.queue.len(),
+                bytes: s.queued_bytes,
+            }),
+            Overflow::DropOldest => {
+                while !fits(s) {
+                    // The lowest priority is last in the map; its oldest
+                    // message is the first of that priority.
+                    let Some(lowest) = s.queue.keys().next_back().map(|k| k.0) else {
+                        break;
+                    };
+                    let key = *s
+                        .queue
+                        .range((lowest, 0)..)
+                        .next()
+                        .map(|(k, _)| k)
+                        .expect("a key of that priority exists");
+                    let q = self.unqueue(s, key);
+                    self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+                    self.forget(q, DeliveryError::Dropped);
+                }
+                Ok(true)
+            }
+        }
     }
 
-    /// Sends `frame` at least once without waiting for room and without a
-    /// handle: replies the runtime makes itself.
-    pub(crate) fn push_reply(&self, frame: Frame) {
-        let cost = frame.len();
-        let _ = self.push(frame, cost, None);
+    /// Takes a message out of the queue.
+    fn unqueue(&self, s: &mut State, key: QueueKey) -> Queued {
+        let q = s.queue.remove(&key).expect("queued");
+        s.queued_bytes -= q.cost;
+        if let Some(l) = &q.latest
+            && s.latest.get(l) == Some(&key)
+        {
+            s.latest.remove(l);
+        }
+        q
     }
 
-    fn push(
-        &self,
+    /// A message leaves the outbox without being written.
+    fn forget(&self, q: Queued, why: DeliveryError) {
+        if let Some(d) = &self.durable {
+            d.record(vec![Record::Remove { id: q.id }], None);
+        }
+        if let Some(done) = q.done {
+            let _ = done.send(Err(why));
+        }
+    }
+
+    /// Sends `frame` at least once: queues it (waiting for room, or by the
+    /// overflow policy), durably when the outbox is kept on disk, and
+    /// writes it on the attached session as soon as the window allows
+    /// (otherwise it leaves on the next session).
+    pub(crate) async fn send(
+        self: &Arc<Self>,
         frame: Frame,
-        cost: usize,
-        done: Option<oneshot::Sender<Result<(), DeliveryError>>>,
-    ) -> Result<u64, DeliveryError> {
+        options: &SendOptions,
+    ) -> Result<Delivered, DeliveryError> {
+        let cost = frame.len();
+        let (tx, rx) = oneshot::channel();
+        let mut tx = Some(tx);
+        let (id, durable) = loop {
+            let notified = self.room.notified();
+            {
+                let mut s = lock(&self.state);
+                if let Some(reason) = &s.ended {
+                    return Err(Self::lost(reason));
+                }
+                // "Latest value wins": the one waiting goes.
+                let latest = options
+                    .latest
+                    .as_ref()
+                    .map(|k| (frame.header.type_id, k.clone()));
+                if let Some(l) = &latest
+                    && let Some(key) = s.latest.get(l).copied()
+                {
+                    let q = self.unqueue(&mut s, key);
+                    self.counters.superseded.fetch_add(1, Ordering::Relaxed);
+                    self.forget(q, DeliveryError::Superseded);
+                }
+                if self.make_room(&mut s, cost)? {
+                    let id = s.next_id;
+                    s.next_id += 1;
+                    let key = (std::cmp::Reverse(options.priority), id);
+                    let expires = options.ttl.map(|t| Instant::now() + t);
+                    if let Some(l) = &latest {
+                        s.latest.insert(l.clone(), key);
+                    }
+                    let record = self.durable.as_ref().map(|_| Record::Put {
+                        id,
+                        frame: frame.clone(),
+                        priority: options.priority,
+                        expires_unix_ms: expires.map_or(0, unix_ms),
+                        latest: options.latest.clone(),
+                    });
+                    s.queued_bytes += cost;
+                    s.queue.insert(
+                        key,
+                        Queued {
+                            id,
+                            frame: frame.clone(),
+                            cost,
+                            done: tx.take(),
+                            expires,
+                            latest,
+                        },
+                    );
+                    if let Some(expires) = expires {
+                        let weak = Arc::downgrade(self);
+                        tokio::spawn(async move {
+                            tokio::time::sleep_until(expires).await;
+                            if let Some(link) = weak.upgrade() {
+                                link.expire();
+                            }
+                        });
+                    }
+                    break (id, record);
+                }
+            }
+            notified.await;
+        };
+        // Durable before it may leave: a message written and acknowledged
+        // must never be one a restart brings back from nowhere, and one
+        // queued must survive a crash once `send` returned.
+        if let (Some(d), Some(record)) = (&self.durable, durable) {
+            let (done, committed) = oneshot::channel();
+            d.record(vec![record], Some(done));
+            match committed.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    self.withdraw(id);
+                    return Err(DeliveryError::Store { message: e });
+                }
+                Err(_) => {
+                    self.withdraw(id);
+                    return Err(DeliveryError::Store {
+                        message: "the outbox store stopped".into(),
+                    });
+                }
+            }
+        }
+        self.pump();
+        Ok(Delivered { rx, seq: id })
+    }
+
+    /// Takes back a message whose record could not be stored.
+    fn withdraw(&self, id: u64) {
         let mut s = lock(&self.state);
-        if let Some(reason) = &s.ended {
-            return Err(DeliveryError::Lost {
-                reason: reason.clone(),
-            });
+        let key = s.queue.keys().find(|k| k.1 == id).copied();
+        if let Some(key) = key {
+            let _ = self.unqueue(&mut s, key);
+        }
+        drop(s);
+        self.room.notify_waiters();
+    }
+
+    /// Drops the queued messages whose time-to-live has passed.
+    fn expire(&self) {
+        let now = Instant::now();
+        let gone: Vec<Queued> = {
+            let mut s = lock(&self.state);
+            let keys: Vec<QueueKey> = s
+                .queue
+                .iter()
+                .filter(|(_, q)| q.expires.is_some_and(|e| e <= now))
+                .map(|(k, _)| *k)
+                .collect();
+            keys.into_iter().map(|k| self.unqueue(&mut s, k)).collect()
+        };
+        if gone.is_empty() {
+            return;
+        }
+        for q in gone {
+            self.counters.expired.fetch_add(1, Ordering::Relaxed);
+            self.forget(q, DeliveryError::Expired);
+        }
+        self.room.notify_waiters();
+    }
+
+    /// Writes queued messages on the attached session while the window of
+    /// unacknowledged bytes has room, each with the next sequence number.
+    pub(crate) fn pump(&self) {
+        let mut records = Vec::new();
+        let mut expired = Vec::new();
+        let moved = {
+            let mut s = lock(&self.state);
+            let Some(session) = s.session.clone().filter(|x| !x.is_closed()) else {
+                return;
+            };
+            let now = Instant::now();
+            let mut moved = false;
+            while let Some((&key, q)) = s.queue.iter().next() {
+                if q.expires.is_some_and(|e| e <= now) {
+                    expired.push(self.unqueue(&mut s, key));
+                    continue;
+                }
+                if !s.unacked.is_empty() && s.unacked_bytes + q.cost > self.window {
+                    break;
+                }
+                let q = self.unqueue(&mut s, key);
+                let seq = s.next_seq;
+                s.next_seq += 1;
+                let frame = Frame::new(q.frame.header.with_seq(seq), q.frame.payload);
+                // Queued under the lock: the order of sequence numbers is
+                // the order of the frames on the wire.
+                session.push_frame(frame.clone());
+                if self.durable.is_some() {
+                    records.push(Record::Numbered { id: q.id, seq });
+                }
+                s.unacked_bytes += q.cost;
+                s.unacked.push_back(Sent {
+                    id: q.id,
+                    seq,
+                    frame,
+                    cost: q.cost,
+                    done: q.done,
+                });
+                self.counters.sent.fetch_add(1, Ordering::Relaxed);
+                moved = true;
+            }
+            moved
+        };
+        for q in expired {
+            self.counters.expired.fetch_add(1, Ordering::Relaxed);
+            self.forget(q, DeliveryError::Expired);
+        }
+        if let (Some(d), false) = (&self.durable, records.is_empty()) {
+            d.record(records, None);
+        }
+        if moved {
+            self.room.notify_waiters();
+        }
+    }
+
+    /// Sends a reply the runtime made at least once, at once (not through
+    /// the outbox queue, not recorded: a reply is not the device's data).
+    pub(crate) fn push_reply(&self, frame: Frame) {
+        let mut s = lock(&self.state);
+        if s.ended.is_some() {
+            return;
         }
         let seq = s.next_seq;
         s.next_seq += 1;
         let frame = Frame::new(frame.header.with_seq(seq), frame.payload);
-        // Queued under the lock: the order of sequence numbers is the order
-        // of the frames on the wire.
         if let Some(session) = s.session.as_ref().filter(|x| !x.is_closed()) {
             session.push_frame(frame.clone());
         }
+        let cost = frame.len();
         s.unacked_bytes += cost;
         s.unacked.push_back(Sent {
+            id: 0,
             seq,
             frame,
             cost,
-            done,
+            done: None,
         });
-        self.counters.sent.fetch_add(1, Ordering::Relaxed);
-        Ok(seq)
     }
 
     /// The peer acknowledged every frame up to `n`.
     pub(crate) fn on_ack(&self, n: u64) {
         let mut done = Vec::new();
+        let mut records = Vec::new();
         {
             let mut s = lock(&self.state);
             while s.unacked.front().is_some_and(|f| f.seq <= n) {
@@ -336,16 +805,22 @@ impl Link {
                     break;
                 };
                 s.unacked_bytes -= f.cost;
+                if f.id != 0 && self.durable.is_some() {
+                    records.push(Record::Remove { id: f.id });
+                }
                 if let Some(d) = f.done {
                     done.push(d);
                 }
                 self.counters.acked.fetch_add(1, Ordering::Relaxed);
             }
         }
+        if let (Some(d), false) = (&self.durable, records.is_empty()) {
+            d.record(records, None);
+        }
         for d in done {
             let _ = d.send(Ok(()));
         }
-        self.room.notify_waiters();
+        self.pump();
     }
 
     /// A frame with sequence number `seq` arrived: whether it is new (a
@@ -365,13 +840,25 @@ impl Link {
 
     /// The acknowledgement frame, when one is owed.
     pub(crate) fn take_ack(&self) -> Option<Frame> {
-        let mut s = lock(&self.state);
-        if s.owed == 0 {
-            return None;
+        let (frame, meta) = {
+            let mut s = lock(&self.state);
+            if s.owed == 0 {
+                return None;
+            }
+            s.owed = 0;
+            self.counters.acks_sent.fetch_add(1, Ordering::Relaxed);
+            (
+                ack_frame(s.received),
+                Record::Meta {
+                    token: s.token,
+                    received: s.received,
+                },
+            )
+        };
+        if let Some(d) = &self.durable {
+            d.record(vec![meta], None);
         }
-        s.owed = 0;
-        self.counters.acks_sent.fetch_add(1, Ordering::Relaxed);
-        Some(ack_frame(s.received))
+        Some(frame)
     }
 
     /// Whether an acknowledgement is owed.
@@ -396,7 +883,7 @@ impl Link {
     /// least once and waits for its reply until `deadline`: `Err(None)` on
     /// time out, `Err(Some(reason))` when the state ended.
     pub(crate) async fn exchange(
-        &self,
+        self: &Arc<Self>,
         frame: Frame,
         deadline: tokio::time::Instant,
     ) -> Result<Frame, Option<String>> {
@@ -412,9 +899,10 @@ impl Link {
         let _unpend = Unpend(self, correlation);
         let wait = async {
             // The reply acknowledges the request better than the handle.
-            let _ = self.send(frame).await.map_err(|e| match e {
-                DeliveryError::Lost { reason } => Some(reason),
-            })?;
+            let _ = self
+                .send(frame, &SendOptions::default())
+                .await
+                .map_err(|e| Some(e.to_string()))?;
             rx.await
                 .map_err(|_| Some(self.ended().unwrap_or_else(|| "reliable state ended".into())))
         };
@@ -452,24 +940,38 @@ impl Link {
             self.on_ack(peer_received);
             self.counters.resumes.fetch_add(1, Ordering::Relaxed);
         }
-        let mut s = lock(&self.state);
-        s.token = token;
-        if !resumed {
-            s.received = 0;
-            s.owed = 0;
-            let mut seq = 1;
-            for f in s.unacked.iter_mut() {
-                f.seq = seq;
-                f.frame = Frame::new(f.frame.header.with_seq(seq), f.frame.payload.clone());
-                seq += 1;
+        let mut records = Vec::new();
+        {
+            let mut s = lock(&self.state);
+            s.token = token;
+            if !resumed {
+                s.received = 0;
+                s.owed = 0;
+                let mut seq = 1;
+                for f in s.unacked.iter_mut() {
+                    f.seq = seq;
+                    f.frame = Frame::new(f.frame.header.with_seq(seq), f.frame.payload.clone());
+                    if f.id != 0 {
+                        records.push(Record::Numbered { id: f.id, seq });
+                    }
+                    seq += 1;
+                }
+                s.next_seq = seq;
             }
-            s.next_seq = seq;
+            records.push(Record::Meta {
+                token,
+                received: s.received,
+            });
+            for f in &s.unacked {
+                session.push_frame(f.frame.clone());
+                self.counters.resent.fetch_add(1, Ordering::Relaxed);
+            }
+            s.session = Some(session.clone());
         }
-        for f in &s.unacked {
-            session.push_frame(f.frame.clone());
-            self.counters.resent.fetch_add(1, Ordering::Relaxed);
+        if let Some(d) = &self.durable {
+            d.record(records, None);
         }
-        s.session = Some(session.clone());
+        self.pump();
     }
 
     /// The session `id` ended: the link keeps what it holds for the next.
@@ -494,9 +996,10 @@ impl Link {
         (std::mem::take(&mut s.subscriptions), s.props.take())
     }
 
-    /// Ends the state: every unacknowledged message fails with `reason`.
+    /// Ends the state: every message not acknowledged fails with `reason`
+    /// (a durable outbox keeps them for the next run).
     pub(crate) fn end(&self, reason: &str) {
-        let sent: Vec<Sent> = {
+        let (sent, queued): (Vec<Sent>, Vec<Queued>) = {
             let mut s = lock(&self.state);
             if s.ended.is_some() {
                 return;
@@ -505,14 +1008,19 @@ impl Link {
             s.session = None;
             s.pending.clear();
             s.unacked_bytes = 0;
-            s.unacked.drain(..).collect()
+            s.queued_bytes = 0;
+            s.latest.clear();
+            (
+                s.unacked.drain(..).collect(),
+                std::mem::take(&mut s.queue).into_values().collect(),
+            )
         };
-        for f in sent {
-            if let Some(d) = f.done {
-                let _ = d.send(Err(DeliveryError::Lost {
-                    reason: reason.to_owned(),
-                }));
-            }
+        let dones = sent
+            .into_iter()
+            .filter_map(|f| f.done)
+            .chain(queued.into_iter().filter_map(|q| q.done));
+        for d in dones {
+            let _ = d.send(Err(Self::lost(reason)));
         }
         self.room.notify_waiters();
     }
@@ -546,26 +1054,89 @@ mod tests {
         assert_eq!(read_ack(&Bytes::from_static(&[1, 2])), None);
     }
 
+    fn one_way(type_id: u32, len: usize) -> Frame {
+        Frame::new(FrameHeader::one_way(type_id), Bytes::from(vec![0u8; len]))
+    }
+
     #[tokio::test]
-    async fn cumulative_acks_resolve_in_order_and_free_the_budget() {
-        let link = Link::new([0; 16], true, 100);
-        let frame = || Frame::new(FrameHeader::one_way(3), Bytes::from_static(&[0; 40]));
-        let a = link.send(frame()).await.unwrap();
-        let b = link.send(frame()).await.unwrap();
-        assert_eq!((a.seq(), b.seq()), (1, 2));
-        // The third does not fit the budget until the first is acknowledged.
-        let third = link.send(frame());
+    async fn a_full_outbox_waits_drops_the_oldest_lowest_or_refuses() {
+        let limits = |overflow| OutboxLimits {
+            max_messages: 2,
+            max_bytes: 1 << 20,
+            overflow,
+        };
+        let opts = SendOptions::new();
+        // Wait: the third waits until the link ends.
+        let link = Link::with([0; 16], true, 100, limits(Overflow::Wait), None);
+        let _a = link.send(one_way(3, 4), &opts).await.unwrap();
+        let _b = link.send(one_way(3, 4), &opts).await.unwrap();
+        let third = link.send(one_way(3, 4), &opts);
         tokio::pin!(third);
         assert!(futures_util::poll!(third.as_mut()).is_pending());
-        link.on_ack(1);
-        assert_eq!(a.await, Ok(()));
-        let c = third.await.unwrap();
-        assert_eq!(c.seq(), 3);
-        assert_eq!(link.stats().unacked, 2);
-        link.on_ack(3);
-        assert_eq!(b.await, Ok(()));
-        assert_eq!(c.await, Ok(()));
-        assert_eq!(link.stats().unacked_bytes, 0);
+        link.end("closed");
+        assert!(matches!(third.await, Err(DeliveryError::Lost { .. })));
+
+        // Refuse: at once, naming the size.
+        let link = Link::with([0; 16], true, 100, limits(Overflow::Refuse), None);
+        let _a = link.send(one_way(3, 4), &opts).await.unwrap();
+        let _b = link.send(one_way(3, 4), &opts).await.unwrap();
+        let e = link.send(one_way(3, 4), &opts).await.unwrap_err();
+        assert_eq!(
+            e,
+            DeliveryError::Full {
+                messages: 2,
+                bytes: 2 * one_way(3, 4).len()
+            }
+        );
+
+        // DropOldest: the oldest of the lowest priority goes.
+        let link = Link::with([0; 16], true, 100, limits(Overflow::DropOldest), None);
+        let high = link
+            .send(one_way(3, 4), &SendOptions::new().priority(9))
+            .await
+            .unwrap();
+        let low = link.send(one_way(3, 4), &opts).await.unwrap();
+        let _c = link.send(one_way(3, 4), &opts).await.unwrap();
+        assert_eq!(low.await, Err(DeliveryError::Dropped));
+        assert_eq!(link.stats().dropped, 1);
+        assert_eq!(link.stats().queued, 2);
+        link.end("closed");
+        assert!(matches!(high.await, Err(DeliveryError::Lost { .. })));
+    }
+
+    #[tokio::test]
+    async fn the_latest_value_replaces_a_queued_one_of_its_type_and_key() {
+        let link = Link::new([0; 16], true, 100);
+        let latest = |k: &str| SendOptions::new().latest(k);
+        let first = link.send(one_way(3, 4), &latest("slot-1")).await.unwrap();
+        let other_key = link.send(one_way(3, 4), &latest("slot-2")).await.unwrap();
+        let other_type = link.send(one_way(4, 4), &latest("slot-1")).await.unwrap();
+        let _second = link.send(one_way(3, 5), &latest("slot-1")).await.unwrap();
+        assert_eq!(first.await, Err(DeliveryError::Superseded));
+        let stats = link.stats();
+        assert_eq!((stats.queued, stats.superseded), (3, 1));
+        link.end("closed");
+        assert!(other_key.await.is_err());
+        assert!(other_type.await.is_err());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn queued_messages_expire_after_their_time_to_live() {
+        let link = Link::new([0; 16], true, 100);
+        let short = link
+            .send(
+                one_way(3, 4),
+                &SendOptions::new().ttl(std::time::Duration::from_secs(5)),
+            )
+            .await
+            .unwrap();
+        let forever = link.send(one_way(3, 4), &SendOptions::new()).await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_secs(6)).await;
+        assert_eq!(short.await, Err(DeliveryError::Expired));
+        let stats = link.stats();
+        assert_eq!((stats.queued, stats.expired), (1, 1));
+        link.end("closed");
+        assert!(forever.await.is_err());
     }
 
     #[test]
@@ -588,13 +1159,13 @@ mod tests {
     async fn ending_fails_what_is_unacknowledged() {
         let link = Link::new([0; 16], true, 100);
         let a = link
-            .send(Frame::new(FrameHeader::one_way(3), Bytes::new()))
+            .send(one_way(3, 0), &SendOptions::new())
             .await
             .unwrap();
         link.end("client closed");
         assert!(matches!(a.await, Err(DeliveryError::Lost { .. })));
         assert!(
-            link.send(Frame::new(FrameHeader::one_way(3), Bytes::new()))
+            link.send(one_way(3, 0), &SendOptions::new())
                 .await
                 .is_err()
         );

@@ -118,8 +118,10 @@ pub use error::*;
 pub use handle::*;
 pub(crate) use handle::{Exchange, Pending, error_frame};
 use lend::*;
-pub use link::{Delivered, Delivery, DeliveryError, LinkStats};
-pub(crate) use link::{Link, read_ack};
+pub use link::{
+    Delivered, Delivery, DeliveryError, LinkStats, OutboxLimits, Overflow, SendOptions,
+};
+pub(crate) use link::{Durable, Link, Record, Restored, read_ack};
 use outbox::*;
 use writer::*;
 
