@@ -149,6 +149,8 @@ async fn at_least_once_both_ways_survives_cuts_without_loss_or_duplicates() {
     let seen = at_server.clone();
     let server = Server::builder()
         .listen("tcp://127.0.0.1:0")
+        // Every reconnection comes from the proxy's one address.
+        .handshake_rate(None)
         .types(AnyMessage::types())
         .dispatcher(Dispatcher::new().on::<Fault, _, _>(move |_ctx, m| {
             let seen = seen.clone();
@@ -272,6 +274,8 @@ async fn requests_sent_at_least_once_run_once_across_cuts() {
     let r = runs.clone();
     let server = Server::builder()
         .listen("tcp://127.0.0.1:0")
+        // Every reconnection comes from the proxy's one address.
+        .handshake_rate(None)
         .types(AnyMessage::types())
         .dispatcher(Dispatcher::new().on_request::<StartCharging, ChargeStarted, _, _>(
             move |_ctx, m| {
@@ -341,6 +345,7 @@ async fn requests_sent_at_least_once_run_once_across_cuts() {
     })
     .await;
     cutter.abort();
+    let _ = cutter.await;
     assert!(cuts.load(Ordering::SeqCst) > 3, "the link was cut");
     assert_eq!(runs.load(Ordering::SeqCst), CALLS, "each handler ran once");
     client.close("done").await;
@@ -350,6 +355,8 @@ async fn requests_sent_at_least_once_run_once_across_cuts() {
 async fn subscriptions_go_on_across_a_resume_and_are_made_again_after_expiry() {
     let server = Server::builder()
         .listen("tcp://127.0.0.1:0")
+        // Every reconnection comes from the proxy's one address.
+        .handshake_rate(None)
         .types(AnyMessage::types())
         .channel::<Events>()
         .session_expiry(Duration::from_millis(300))
@@ -439,6 +446,8 @@ async fn subscriptions_go_on_across_a_resume_and_are_made_again_after_expiry() {
 async fn at_least_once_needs_a_reliable_session_and_fails_when_closed() {
     let server = Server::builder()
         .listen("tcp://127.0.0.1:0")
+        // Every reconnection comes from the proxy's one address.
+        .handshake_rate(None)
         .types(AnyMessage::types())
         .start()
         .await
@@ -486,6 +495,8 @@ async fn recording_server(expiry: Duration) -> (Server, Arc<Mutex<Vec<u32>>>) {
     let o = order.clone();
     let server = Server::builder()
         .listen("tcp://127.0.0.1:0")
+        // Every reconnection comes from the proxy's one address.
+        .handshake_rate(None)
         .types(AnyMessage::types())
         .session_expiry(expiry)
         .dispatcher(Dispatcher::new().on::<Fault, _, _>(move |_ctx, m| {
@@ -657,7 +668,9 @@ async fn a_device_killed_mid_stream_loses_nothing() {
     let queued = within("child queued", 60, queued).await.unwrap().unwrap();
     child.0.kill().unwrap();
     child.0.wait().unwrap();
+    // Stopped for certain (an abort lets a poll under way finish).
     cutter.abort();
+    let _ = cutter.await;
     let before = order.lock().unwrap().len();
 
     // Restarted from its outbox: everything it had queued arrives.

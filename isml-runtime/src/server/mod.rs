@@ -905,7 +905,7 @@ async fn connection(inner: Arc<Inner>, incoming: Incoming, mut ticket: Ticket) {
             inner.broker.restore(&session, subscriptions);
         }
         c.link.attach(&session, c.token, *received, c.resumed);
-        c.link.clone()
+        (c.link.clone(), c.claim)
     });
     write(&inner.registry.by_id).insert(id, session.clone());
     tracing::debug!(session = id, device = %Untrusted(&device), %peer, "session open");
@@ -924,11 +924,11 @@ async fn connection(inner: Arc<Inner>, incoming: Incoming, mut ticket: Ticket) {
     let (reason, ()) = tokio::join!(run, late_shutdown);
     // The reliable state waits for the session that resumes it, unless
     // another carries it already, or the client closed the session itself.
-    if let Some(link) = &link
+    if let Some((link, claim)) = &link
         && link.session().is_none()
     {
         link.keep(inner.broker.subscriptions_of(&session), session.props());
-        inner.resumes.detached(link, !session.peer_closed());
+        inner.resumes.detached(link, *claim, !session.peer_closed());
     }
     inner.broker.session_ended(&session);
     write(&inner.registry.by_id).remove(&id);
@@ -950,7 +950,7 @@ async fn connection(inner: Arc<Inner>, incoming: Incoming, mut ticket: Ticket) {
 /// A claimed reliable state whose session was refused waits to expire.
 fn release_claim(inner: &Inner, resume: &Option<(Claimed, u64)>) {
     if let Some((c, _)) = resume {
-        inner.resumes.detached(&c.link, true);
+        inner.resumes.detached(&c.link, c.claim, true);
     }
 }
 

@@ -35,6 +35,9 @@ impl Default for ResumeConfig {
 struct Entry {
     link: Arc<Link>,
     device: String,
+    /// Counts the sessions that claimed the state: only the latest one's
+    /// end detaches it.
+    claims: u64,
     /// When the last connection broke; `None` while a session carries it.
     detached: Option<Instant>,
 }
@@ -42,6 +45,8 @@ struct Entry {
 /// What a hello's resume section got.
 pub(crate) struct Claimed {
     pub(crate) link: Arc<Link>,
+    /// Which claim of the state this is (see [`Resumes::detached`]).
+    pub(crate) claim: u64,
     /// The token the state goes by from now on.
     pub(crate) token: [u8; 16],
     pub(crate) resumed: bool,
@@ -118,10 +123,12 @@ impl Resumes {
                 .filter(|e| e.device == device && e.link.ended().is_none());
             if let Some(e) = found {
                 e.detached = None;
-                let link = e.link.clone();
+                e.claims += 1;
+                let (link, claim) = (e.link.clone(), e.claims);
                 t.stats.resumed += 1;
                 return Claimed {
                     link,
+                    claim,
                     token,
                     resumed: true,
                 };
@@ -133,33 +140,44 @@ impl Resumes {
             token = Link::random_token();
         }
         let previous = t.by_device.get(device).copied();
-        let link = match previous.and_then(|p| t.remove(&p)) {
-            Some(e) if e.link.ended().is_none() => e.link,
-            _ => Link::new(token, false, budget),
+        let (link, claim) = match previous.and_then(|p| t.remove(&p)) {
+            Some(e) if e.link.ended().is_none() => (e.link, e.claims + 1),
+            _ => (Link::new(token, false, budget), 1),
         };
         t.entries.insert(
             token,
             Entry {
                 link: link.clone(),
                 device: device.to_owned(),
+                claims: claim,
                 detached: None,
             },
         );
         t.by_device.insert(device.to_owned(), token);
         Claimed {
             link,
+            claim,
             token,
             resumed: false,
         }
     }
 
-    /// The session carrying `link` ended and no other carries it now: the
-    /// state is kept for the expiry time (or dropped at once when `keep` is
-    /// false: the client closed the session itself).
-    pub(crate) fn detached(&self, link: &Arc<Link>, keep: bool) {
-        let token = link.token();
+    /// The session of claim `claim` of `link` ended: unless a later session
+    /// claimed the state meanwhile, it is kept for the expiry time (or
+    /// dropped at once when `keep` is false: the client closed the session
+    /// itself).
+    pub(crate) fn detached(&self, link: &Arc<Link>, claim: u64, keep: bool) {
         let now = Instant::now();
         let mut t = lock(&self.table);
+        let token = link.token();
+        let ours = t
+            .entries
+            .get(&token)
+            .is_some_and(|e| Arc::ptr_eq(&e.link, link) && e.claims == claim);
+        if !ours {
+            // Claimed again since (or gone): not this session's to detach.
+            return;
+        }
         if !keep || self.config.expiry.is_zero() {
             if t.remove(&token).is_some() {
                 link.end("session closed");
