@@ -115,7 +115,8 @@ impl Link {
 
     /// The link that [`connect`](crate::transport::connect) uses for an
     /// `impair+…` endpoint (created on first use, shared by every connection
-    /// to the same URL in this process); `None` for other endpoints.
+    /// to the same URL in this process, and kept for the life of the
+    /// process: one entry per distinct URL); `None` for other endpoints.
     pub fn shared(endpoint: &Endpoint) -> Option<Arc<Link>> {
         let Endpoint::Impair { link, .. } = endpoint else {
             return None;
