@@ -56,6 +56,18 @@ impl Incoming {
         self.upgrade.await
     }
 
+    /// A connection whose transport handshake is `upgrade`.
+    #[cfg_attr(not(feature = "impair"), allow(dead_code))]
+    pub(crate) fn new(
+        peer: String,
+        upgrade: impl Future<Output = Result<Transport, TransportError>> + Send + 'static,
+    ) -> Incoming {
+        Incoming {
+            peer,
+            upgrade: Box::pin(upgrade),
+        }
+    }
+
     /// A connection whose transport is already there (the server's side of
     /// a text connection's in-process session).
     #[cfg(feature = "tcp")]
@@ -81,6 +93,8 @@ enum Kind {
         baud: u32,
         slot: std::sync::Arc<tokio::sync::Semaphore>,
     },
+    #[cfg(feature = "impair")]
+    Impair(super::impair::ImpairListener),
 }
 
 /// A bound endpoint that accepts connections.
@@ -144,6 +158,11 @@ impl Listener {
                 },
                 endpoint.to_string(),
             ),
+            #[cfg(feature = "impair")]
+            Endpoint::Impair { .. } => {
+                let (l, url) = super::impair::ImpairListener::bind(endpoint).await?;
+                (Kind::Impair(l), url)
+            }
             #[allow(unreachable_patterns)]
             other => return Err(super::unsupported(other)),
         };
@@ -157,6 +176,16 @@ impl Listener {
     /// The bound URL (with the actual port when 0 was asked for).
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    /// The link shaping an `impair+…` listener's connections (its counters,
+    /// its cut schedule); `None` for other listeners.
+    #[cfg(feature = "impair")]
+    pub fn impair_link(&self) -> Option<&std::sync::Arc<super::impair::Link>> {
+        match &self.kind {
+            Kind::Impair(l) => Some(l.link()),
+            _ => None,
+        }
     }
 
     /// Waits for the next connection.
@@ -224,6 +253,8 @@ impl Listener {
                     upgrade: Box::pin(async move { Ok(t.with_guard(permit)) }),
                 })
             }
+            #[cfg(feature = "impair")]
+            Kind::Impair(l) => l.accept(max_frame).await,
         }
     }
 }
