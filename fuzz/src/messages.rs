@@ -1,0 +1,121 @@
+//! Generated message decoding: the types `isml-schema` generated for
+//! `schemas/charging.isml`, `tests/codegen/schemas/alltypes.isml` and the
+//! recursion fixture, read owned, as validated views and as lazy views.
+
+use isml_codegen_tests::{alltypes, charging::v1 as charging, fixtures::recursion};
+use isml_runtime::{LazyViewable, Message, View, Viewable};
+
+/// Decodes `payload` as `M` owned and as a view: both accept the same
+/// bytes and mean the same message; what decodes encodes, and the encoding
+/// decodes to a message that encodes to the same bytes again.
+fn owned_and_view<M: Viewable>(payload: &[u8]) -> Option<(M, Vec<u8>)> {
+    let owned = M::decode_slice(payload);
+    let view = M::view(payload);
+    match (&owned, &view) {
+        (Ok(_), Ok(_)) | (Err(_), Err(_)) => {}
+        (o, v) => panic!(
+            "{}: owned decode and view disagree: {:?} vs {:?}",
+            std::any::type_name::<M>(),
+            o.as_ref().err(),
+            v.as_ref().err()
+        ),
+    }
+    let (Ok(msg), Ok(view)) = (owned, view) else {
+        return None;
+    };
+    let bytes = msg.encode_to_vec().expect("a decoded message encodes");
+    let from_view = view.to_owned_message();
+    assert_eq!(
+        from_view.encode_to_vec().expect("a viewed message encodes"),
+        bytes,
+        "the view means another message than the owned decode"
+    );
+    let again = M::decode_slice(&bytes).expect("a re-encoded message decodes");
+    assert_eq!(
+        again.encode_to_vec().expect("encodes"),
+        bytes,
+        "encoding is not stable"
+    );
+    assert_eq!(msg.encoded_len(), bytes.len(), "encoded_len");
+    Some((msg, bytes))
+}
+
+/// As [`owned_and_view`], and the lazy view: made over any presence field,
+/// it accepts whatever the validated view accepted and decodes the same
+/// message.
+macro_rules! with_lazy {
+    ($ty:ty, $payload:expr) => {{
+        let payload: &[u8] = $payload;
+        let decoded = owned_and_view::<$ty>(payload);
+        if let Ok(lazy) = <$ty as LazyViewable>::lazy(payload) {
+            let owned = lazy.to_owned_message();
+            let view = lazy.to_view();
+            match &decoded {
+                Some((_, bytes)) => {
+                    let owned = owned.expect("the lazy view decodes what the owned decode did");
+                    assert_eq!(&owned.encode_to_vec().expect("encodes"), bytes);
+                    let view = view.expect("the lazy view validates what the view did");
+                    assert_eq!(
+                        &view.to_owned_message().encode_to_vec().expect("encodes"),
+                        bytes
+                    );
+                }
+                None => {
+                    assert!(
+                        owned.is_err(),
+                        "the lazy view decoded what the owned decode refused"
+                    );
+                    assert!(
+                        view.is_err(),
+                        "the lazy view validated what the view refused"
+                    );
+                }
+            }
+        }
+    }};
+}
+
+/// The first byte picks the type, the rest is the frame payload.
+pub fn message_decode(data: &[u8]) {
+    let Some((&which, payload)) = data.split_first() else {
+        return;
+    };
+    match which % 16 {
+        0 => with_lazy!(alltypes::Scalars, payload),
+        1 => with_lazy!(alltypes::Containers, payload),
+        2 => {
+            owned_and_view::<alltypes::Choice>(payload);
+        }
+        3 => with_lazy!(alltypes::Node, payload),
+        4 => {
+            owned_and_view::<alltypes::Expr>(payload);
+        }
+        5 => with_lazy!(alltypes::Type, payload),
+        6 => with_lazy!(alltypes::Limited, payload),
+        7 => with_lazy!(alltypes::Sparse, payload),
+        8 => with_lazy!(alltypes::SlotTelemetry, payload),
+        9 => with_lazy!(charging::StatusReport, payload),
+        10 => with_lazy!(charging::MeterReading, payload),
+        11 => {
+            owned_and_view::<charging::Command>(payload);
+        }
+        12 => with_lazy!(charging::Variable, payload),
+        13 => with_lazy!(recursion::Node, payload),
+        14 => {
+            owned_and_view::<recursion::Json>(payload);
+        }
+        _ => {
+            // The dispatch table: the type id from the payload's first
+            // bytes, as a session reads a frame.
+            if let Some((&id, rest)) = payload.split_first() {
+                let bytes = bytes::Bytes::copy_from_slice(rest);
+                if let Ok(m) = alltypes::AnyMessage::decode(u32::from(id), bytes.clone()) {
+                    let mut again = Vec::new();
+                    m.encode(&mut again).expect("a decoded message encodes");
+                    assert_eq!(again.len(), m.encoded_len());
+                }
+                let _ = charging::AnyMessage::decode(u32::from(id), bytes);
+            }
+        }
+    }
+}
