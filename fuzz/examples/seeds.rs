@@ -269,7 +269,9 @@ fn messages() {
         (
             11,
             "command",
-            charging::Command::default().encode_to_vec().unwrap(),
+            charging::Command::Reboot(Default::default())
+                .encode_to_vec()
+                .unwrap(),
         ),
         (
             12,
@@ -451,7 +453,6 @@ async fn sessions() {
         .listen(url)
         .types(rpc_forms::AnyMessage::TYPES)
         .dispatcher(session::dispatcher())
-        .channel::<channels::Telemetry>()
         .channel::<channels::Faults>()
         .channel::<channels::Variables>()
         .max_frame(MAX_FRAME)
@@ -509,18 +510,24 @@ async fn sessions() {
         forms.one_way(&rpc_forms::Request { n: 1 }).await
     );
     step!("client-streaming", {
-        let items = futures_util::stream::iter((0..3).map(|n| rpc_forms::Request { n }));
-        forms.client_streaming(items).await
+        let up = forms.client_streaming().await.unwrap();
+        for n in 0..3u32 {
+            up.send(rpc_forms::Request { n }).await.unwrap();
+        }
+        up.finish().await
     });
     step!("bidirectional", {
-        let items = futures_util::stream::iter((0..2).map(|n| rpc_forms::Request { n }));
-        if let Ok(mut replies) = forms.bidirectional(items).await {
-            while let Some(Ok(_)) = replies.next().await {}
+        let (tx, mut rx) = forms.bidirectional().await.unwrap();
+        for n in 0..2u32 {
+            tx.send(rpc_forms::Request { n }).await.unwrap();
+            let _ = rx.next().await;
         }
+        tx.finish().await.unwrap();
+        while let Some(Ok(_)) = rx.next().await {}
     });
     step!("subscribe-publish", {
-        let mut sub = s.subscribe::<channels::Telemetry>().await.unwrap();
-        s.publish::<channels::Telemetry>(&charging::StatusReport::default())
+        let mut sub = s.subscribe::<channels::Faults>().await.unwrap();
+        s.publish::<channels::Faults>(&charging::Fault::default())
             .await
             .unwrap();
         let _ = tokio::time::timeout(Duration::from_secs(1), sub.next()).await;
@@ -597,6 +604,11 @@ async fn sessions() {
             &format!("session-{name}"),
             &stream_bytes(0x03, sent),
         );
+        write(
+            "serial_frame",
+            &format!("bodies-{name}"),
+            &serial_bodies(sent),
+        );
         everything.extend(sent.iter().cloned());
     }
     write(
@@ -604,4 +616,20 @@ async fn sessions() {
         "to-server-everything",
         &stream_bytes(1, &everything),
     );
+}
+
+/// The serial target's harness-framed form (first byte 0x81: no addressing,
+/// the harness adds CRC and COBS): `[len][header and payload]` per frame.
+fn serial_bodies(frames: &[Frame]) -> Vec<u8> {
+    let mut out = vec![0x81, 0x03];
+    for f in frames {
+        let mut body = Vec::new();
+        f.header.encode(&mut body).unwrap();
+        body.extend_from_slice(&f.payload);
+        if let Ok(len) = u8::try_from(body.len()) {
+            out.push(len);
+            out.extend_from_slice(&body);
+        }
+    }
+    out
 }

@@ -192,6 +192,16 @@ pub fn serial_frame(data: &[u8]) {
         1 => Addressing::Any,
         _ => Addressing::Node(addr_sel),
     };
+    // With the top bit set, the rest is `[len][body]...` and the harness
+    // adds the CRC and the COBS framing itself, so that the search reaches
+    // the header and payload checks behind a valid checksum.
+    let framed;
+    let data = if addr_sel & 0x80 != 0 {
+        framed = frame_bodies(data);
+        &framed[..]
+    } else {
+        data
+    };
 
     let mut whole = Vec::new();
     let mut buf = BytesMut::from(data);
@@ -266,4 +276,46 @@ pub fn serial_frame(data: &[u8]) {
 /// encoded frame and a read's worth of bytes.
 fn serial_buffer_bound(max: usize) -> usize {
     isml_wire::cobs_max_len(max + 1 + 4) + 64
+}
+
+/// Serial frames around the `[len][body]` records of `data`: each body with
+/// its CRC-32C, COBS-encoded, then the delimiter.
+fn frame_bodies(data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut rest = data;
+    while let Some((&len, tail)) = rest.split_first() {
+        let (body, tail) = tail.split_at(usize::from(len).min(tail.len()));
+        let mut raw = body.to_vec();
+        raw.extend_from_slice(&isml_wire::Crc32c::checksum(body).to_le_bytes());
+        cobs_encode(&raw, &mut out);
+        out.push(0);
+        rest = tail;
+    }
+    out
+}
+
+/// COBS (written here from the algorithm, so that the decoder under test
+/// is not also the reference).
+fn cobs_encode(src: &[u8], out: &mut Vec<u8>) {
+    let mut code_at = out.len();
+    out.push(0);
+    let mut code = 1u8;
+    for &b in src {
+        if b == 0 {
+            out[code_at] = code;
+            code_at = out.len();
+            out.push(0);
+            code = 1;
+        } else {
+            out.push(b);
+            code += 1;
+            if code == 0xff {
+                out[code_at] = code;
+                code_at = out.len();
+                out.push(0);
+                code = 1;
+            }
+        }
+    }
+    out[code_at] = code;
 }

@@ -223,7 +223,7 @@ async fn against_server(frames: Vec<Frame>, handshake: bool) {
         .listen(&url)
         .types(AnyMessage::TYPES)
         .dispatcher(dispatcher())
-        .channel::<charging_channels::Telemetry>()
+        // Not `telemetry`: its StatusReport has type id 1, as Request has.
         .channel::<charging_channels::Faults>()
         .channel::<charging_channels::Variables>()
         .max_frame(MAX_FRAME)
