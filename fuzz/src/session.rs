@@ -232,9 +232,9 @@ async fn against_server(frames: Vec<Frame>, handshake: bool) {
         .await
         .expect("the server starts");
     let endpoint: Endpoint = url.parse().expect("a mem url");
+    // Without the `tls` feature, the frame limit is the only option.
     let options = ConnectOptions {
         max_frame: Some(MAX_FRAME),
-        ..ConnectOptions::default()
     };
     let t = transport::connect(&endpoint, &options)
         .await
@@ -283,15 +283,10 @@ async fn against_server(frames: Vec<Frame>, handshake: bool) {
 async fn against_client(frames: Vec<Frame>) {
     let url = url("client");
     let endpoint: Endpoint = url.parse().expect("a mem url");
-    let mut listener = Listener::bind(
-        &endpoint,
-        &ListenOptions {
-            max_frame: Some(MAX_FRAME),
-            ..ListenOptions::default()
-        },
-    )
-    .await
-    .expect("binds");
+    let options = ListenOptions {
+        max_frame: Some(MAX_FRAME),
+    };
+    let mut listener = Listener::bind(&endpoint, &options).await.expect("binds");
     let client = tokio::spawn({
         let url = url.clone();
         async move {
