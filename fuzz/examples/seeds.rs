@@ -599,6 +599,17 @@ async fn sessions() {
             &format!("to-client-{name}"),
             &stream_bytes(2, &received),
         );
+        // Modes 3 and 5: the same with tight limits.
+        write(
+            "session",
+            &format!("tight-to-server-{name}"),
+            &stream_bytes(3, sent),
+        );
+        write(
+            "session",
+            &format!("tight-to-client-{name}"),
+            &stream_bytes(5, &received),
+        );
         write(
             "stream_frame",
             &format!("session-{name}"),

@@ -13,6 +13,11 @@
 //! | 1 | a client of a server | nothing: its first frame is the hello (or not) |
 //! | 2 | a server of a client | the client's hello read, a valid welcome sent |
 //!
+//! With `mode / 3` odd, the real side runs with tight limits (two requests
+//! in flight, small queues and byte budgets, 64-byte fragments, 1 KiB
+//! messages, a one-second keep-alive, a 64-byte stream window), so that the
+//! backpressure and budget paths run on small inputs.
+//!
 //! After the frames comes a probe: a request the other side's dispatcher
 //! answers. The property: no panic anywhere (libFuzzer aborts on a panic in
 //! any task), and within an hour of virtual time the session either answers
@@ -30,11 +35,11 @@ use isml_codegen_tests::charging::v1::channels as charging_channels;
 use isml_codegen_tests::fixtures::rpc_forms::{
     AnyMessage, Forms, FormsClient, FormsServer, Reply, Request, Stream as Note,
 };
-use isml_runtime::client::Client;
+use isml_runtime::client::{Client, ClientBuilder};
 use isml_runtime::dispatch::Dispatcher;
 use isml_runtime::handshake::{Credentials, Hello, PROTOCOL_VERSION, Welcome};
 use isml_runtime::rpc::{Call, Sink, Status, Streaming};
-use isml_runtime::server::Server;
+use isml_runtime::server::{Server, ServerBuilder};
 use isml_runtime::session::PeerService;
 use isml_runtime::transport::{
     self, ConnectOptions, Endpoint, FrameSink, FrameStream, ListenOptions, Listener,
@@ -77,11 +82,12 @@ pub fn session(data: &[u8]) {
         .build()
         .expect("a runtime");
     rt.block_on(async move {
+        let tight = (mode / 3) % 2 == 1;
         let run = async {
             match mode % 3 {
-                0 => against_server(frames, true).await,
-                1 => against_server(frames, false).await,
-                _ => against_client(frames).await,
+                0 => against_server(frames, true, tight).await,
+                1 => against_server(frames, false, tight).await,
+                _ => against_client(frames, tight).await,
             }
         };
         match tokio::time::timeout(PATIENCE, run).await {
@@ -89,6 +95,32 @@ pub fn session(data: &[u8]) {
             Err(_) => panic!("the session neither answered the probe nor closed in {PATIENCE:?}"),
         }
     });
+}
+
+/// The tight limits of the module documentation, on a server.
+fn tight_server(b: ServerBuilder) -> ServerBuilder {
+    b.max_inflight(2)
+        .outbound_queue(4)
+        .outbound_bytes(512)
+        .reply_bytes(512)
+        .inflight_bytes(512)
+        .max_message(1024)
+        .fragment_size(Some(64))
+        .keepalive(Some(Duration::from_secs(1)))
+        .stream_window(64)
+}
+
+/// The same limits on a client (the builders share their session setters).
+fn tight_client(b: ClientBuilder) -> ClientBuilder {
+    b.max_inflight(2)
+        .outbound_queue(4)
+        .outbound_bytes(512)
+        .reply_bytes(512)
+        .inflight_bytes(512)
+        .max_message(1024)
+        .fragment_size(Some(64))
+        .keepalive(Some(Duration::from_secs(1)))
+        .stream_window(64)
 }
 
 /// A fresh in-memory name per connection: inputs never share a listener.
@@ -217,9 +249,9 @@ async fn write(mut tx: FrameSink, frames: Vec<Frame>) -> FrameSink {
     tx
 }
 
-async fn against_server(frames: Vec<Frame>, handshake: bool) {
+async fn against_server(frames: Vec<Frame>, handshake: bool, tight: bool) {
     let url = url("server");
-    let server = Server::builder()
+    let builder = Server::builder()
         .listen(&url)
         .types(AnyMessage::TYPES)
         .dispatcher(dispatcher())
@@ -227,10 +259,13 @@ async fn against_server(frames: Vec<Frame>, handshake: bool) {
         .channel::<charging_channels::Faults>()
         .channel::<charging_channels::Variables>()
         .max_frame(MAX_FRAME)
-        .stream_window(4096)
-        .start()
-        .await
-        .expect("the server starts");
+        .stream_window(4096);
+    let builder = if tight {
+        tight_server(builder)
+    } else {
+        builder
+    };
+    let server = builder.start().await.expect("the server starts");
     let endpoint: Endpoint = url.parse().expect("a mem url");
     // Without the `tls` feature, the frame limit is the only option.
     let options = ConnectOptions {
@@ -280,7 +315,7 @@ async fn against_server(frames: Vec<Frame>, handshake: bool) {
     server.shutdown().await;
 }
 
-async fn against_client(frames: Vec<Frame>) {
+async fn against_client(frames: Vec<Frame>, tight: bool) {
     let url = url("client");
     let endpoint: Endpoint = url.parse().expect("a mem url");
     let options = ListenOptions {
@@ -290,14 +325,17 @@ async fn against_client(frames: Vec<Frame>) {
     let client = tokio::spawn({
         let url = url.clone();
         async move {
-            let session = Client::builder(url)
+            let builder = Client::builder(url)
                 .device_id("fuzz-device")
                 .types(AnyMessage::TYPES)
                 .dispatcher(dispatcher())
-                .stream_window(4096)
-                .connect_session()
-                .await
-                .ok()?;
+                .stream_window(4096);
+            let builder = if tight {
+                tight_client(builder)
+            } else {
+                builder
+            };
+            let session = builder.connect_session().await.ok()?;
             // The client's own calls, whose replies the fuzzer may forge.
             let forms = FormsClient::new(session.clone()).with_timeout(Duration::from_secs(30));
             let request = session.request::<Reply>(&Request { n: 1 });
