@@ -1,10 +1,75 @@
 //! Generated message decoding: the types `isml-schema` generated for
 //! `schemas/charging.isml`, `tests/codegen/schemas/alltypes.isml` and the
-//! recursion fixture, read owned, as validated views and as lazy views.
+//! recursion fixture, read owned, as validated views and as lazy views; and
+//! the same bytes through the dynamic codec (`isml_schema::dynamic`, what
+//! `isml serve` decodes peers' payloads with) over the same schemas,
+//! including its JSON conversion.
+
+use std::sync::LazyLock;
 
 use isml_codegen_tests::{alltypes, charging::v1 as charging, fixtures::recursion};
 use isml_runtime::wire::EncodeError;
 use isml_runtime::{LazyViewable, Message, View, Viewable};
+use isml_schema::Schema;
+use isml_schema::dynamic::MessageFactory;
+
+/// The schemas the generated types came from, compiled at run time.
+static SCHEMAS: LazyLock<[Schema; 3]> = LazyLock::new(|| {
+    let load = |files: &[(&str, &str)]| {
+        isml_schema::load_sources(files).unwrap_or_else(|d| panic!("{}", d.render()))
+    };
+    [
+        load(&[(
+            "alltypes.isml",
+            include_str!("../../tests/codegen/schemas/alltypes.isml"),
+        )]),
+        load(&[
+            ("charging.isml", include_str!("../../schemas/charging.isml")),
+            ("common.isml", include_str!("../../schemas/common.isml")),
+        ]),
+        load(&[(
+            "recursion.isml",
+            include_str!("../../isml-schema/tests/fixtures/valid/recursion.isml"),
+        )]),
+    ]
+});
+
+/// Which of [`SCHEMAS`] and the full name of a type in it.
+type Dynamic = (usize, &'static str);
+
+/// The dynamic codec decodes what the generated code decodes, refuses what
+/// it refuses, and encodes what it decoded to the same bytes; its JSON
+/// converts back to the same message.
+fn dynamic(which: Dynamic, payload: &[u8], decoded: &Decoded) {
+    let factory = MessageFactory::new(&SCHEMAS[which.0]);
+    let value = factory.decode(which.1, payload);
+    match (decoded, &value) {
+        (Decoded::Refused, Err(_)) => return,
+        (Decoded::Refused, Ok(v)) => {
+            panic!("the dynamic codec decoded what generated code refused: {v:?}")
+        }
+        (_, Err(e)) => panic!("the dynamic codec refused what generated code decoded: {e}"),
+        (Decoded::OmittedDefaultOutOfRange, Ok(_)) => return,
+        (Decoded::Encodes(_), Ok(_)) => {}
+    }
+    let (Decoded::Encodes(bytes), Ok(value)) = (decoded, value) else {
+        unreachable!()
+    };
+    assert_eq!(
+        &value
+            .encode()
+            .expect("a dynamic message that decoded encodes"),
+        bytes,
+        "the dynamic codec encodes differently"
+    );
+    // JSON writes NaN as "NaN", without its payload bits, so the check is
+    // on the JSON text: it converts back to a message with the same JSON.
+    let json = value.to_json_string(false);
+    match factory.message_from_json_str(which.1, &json) {
+        Ok(back) => assert_eq!(back.to_json_string(false), json, "JSON round trip"),
+        Err(e) => panic!("the JSON of a decoded message does not convert back: {e}\n{json}"),
+    }
+}
 
 /// What [`owned_and_view`] found.
 enum Decoded {
@@ -19,7 +84,13 @@ enum Decoded {
 /// Decodes `payload` as `M` owned and as a view: both accept the same
 /// bytes and mean the same message; what decodes encodes, and the encoding
 /// decodes to a message that encodes to the same bytes again.
-fn owned_and_view<M: Viewable>(payload: &[u8]) -> Decoded {
+fn owned_and_view<M: Viewable>(payload: &[u8], which: Dynamic) -> Decoded {
+    let decoded = generated::<M>(payload);
+    dynamic(which, payload, &decoded);
+    decoded
+}
+
+fn generated<M: Viewable>(payload: &[u8]) -> Decoded {
     let owned = M::decode_slice(payload);
     let view = M::view(payload);
     match (&owned, &view) {
@@ -69,9 +140,9 @@ fn owned_and_view<M: Viewable>(payload: &[u8]) -> Decoded {
 /// it accepts whatever the validated view accepted and decodes the same
 /// message.
 macro_rules! with_lazy {
-    ($ty:ty, $payload:expr) => {{
+    ($ty:ty, $payload:expr, $which:expr) => {{
         let payload: &[u8] = $payload;
-        let decoded = owned_and_view::<$ty>(payload);
+        let decoded = owned_and_view::<$ty>(payload, $which);
         if let Ok(lazy) = <$ty as LazyViewable>::lazy(payload) {
             let owned = lazy.to_owned_message();
             let view = lazy.to_view();
@@ -113,28 +184,40 @@ pub fn message_decode(data: &[u8]) {
         return;
     };
     match which % 16 {
-        0 => with_lazy!(alltypes::Scalars, payload),
-        1 => with_lazy!(alltypes::Containers, payload),
+        0 => with_lazy!(alltypes::Scalars, payload, (0, "alltypes.Scalars")),
+        1 => with_lazy!(alltypes::Containers, payload, (0, "alltypes.Containers")),
         2 => {
-            owned_and_view::<alltypes::Choice>(payload);
+            owned_and_view::<alltypes::Choice>(payload, (0, "alltypes.Choice"));
         }
-        3 => with_lazy!(alltypes::Node, payload),
+        3 => with_lazy!(alltypes::Node, payload, (0, "alltypes.Node")),
         4 => {
-            owned_and_view::<alltypes::Expr>(payload);
+            owned_and_view::<alltypes::Expr>(payload, (0, "alltypes.Expr"));
         }
-        5 => with_lazy!(alltypes::Type, payload),
-        6 => with_lazy!(alltypes::Limited, payload),
-        7 => with_lazy!(alltypes::Sparse, payload),
-        8 => with_lazy!(alltypes::SlotTelemetry, payload),
-        9 => with_lazy!(charging::StatusReport, payload),
-        10 => with_lazy!(charging::MeterReading, payload),
+        5 => with_lazy!(alltypes::Type, payload, (0, "alltypes.type")),
+        6 => with_lazy!(alltypes::Limited, payload, (0, "alltypes.Limited")),
+        7 => with_lazy!(alltypes::Sparse, payload, (0, "alltypes.Sparse")),
+        8 => with_lazy!(
+            alltypes::SlotTelemetry,
+            payload,
+            (0, "alltypes.SlotTelemetry")
+        ),
+        9 => with_lazy!(
+            charging::StatusReport,
+            payload,
+            (1, "charging.v1.StatusReport")
+        ),
+        10 => with_lazy!(
+            charging::MeterReading,
+            payload,
+            (1, "charging.v1.MeterReading")
+        ),
         11 => {
-            owned_and_view::<charging::Command>(payload);
+            owned_and_view::<charging::Command>(payload, (1, "charging.v1.Command"));
         }
-        12 => with_lazy!(charging::Variable, payload),
-        13 => with_lazy!(recursion::Node, payload),
+        12 => with_lazy!(charging::Variable, payload, (1, "charging.v1.Variable")),
+        13 => with_lazy!(recursion::Node, payload, (2, "fixtures.recursion.Node")),
         14 => {
-            owned_and_view::<recursion::Json>(payload);
+            owned_and_view::<recursion::Json>(payload, (2, "fixtures.recursion.Json"));
         }
         _ => {
             // The dispatch table: the type id from the payload's first
