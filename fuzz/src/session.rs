@@ -94,6 +94,11 @@ pub fn session(data: &[u8]) {
             Ok(()) => {}
             Err(_) => panic!("the session neither answered the probe nor closed in {PATIENCE:?}"),
         }
+        // The sessions have ended: every handler has returned or been
+        // dropped, after the grace a cancelled stream gets.
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        let running = RUNNING.load(Ordering::Relaxed);
+        assert_eq!(running, 0, "{running} handlers outlived their session");
     });
 }
 
@@ -147,11 +152,31 @@ pub fn dispatcher() -> Dispatcher {
         .service(FormsServer::new(Impl))
 }
 
+/// Handlers running now, on either side: none may outlive its session.
+static RUNNING: AtomicU64 = AtomicU64::new(0);
+
+/// Counts a handler in [`RUNNING`] while it lives.
+struct Running;
+
+impl Running {
+    fn new() -> Running {
+        RUNNING.fetch_add(1, Ordering::Relaxed);
+        Running
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        RUNNING.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// Every rpc form, each bounded: a stream sends at most 8 items.
 struct Impl;
 
 impl Forms for Impl {
     async fn unary(&self, _call: Call, req: Request) -> Result<Reply, Status> {
+        let _running = Running::new();
         match req.n {
             0 => Err(Status::not_found("no request 0")),
             n => Ok(Reply {
@@ -166,6 +191,7 @@ impl Forms for Impl {
         req: Request,
         out: Sink<Reply>,
     ) -> Result<(), Status> {
+        let _running = Running::new();
         for i in 0..req.n.min(8) {
             out.send(Reply {
                 ok: i.is_multiple_of(2),
@@ -175,13 +201,16 @@ impl Forms for Impl {
         Ok(())
     }
 
-    async fn one_way(&self, _call: Call, _req: Request) {}
+    async fn one_way(&self, _call: Call, _req: Request) {
+        let _running = Running::new();
+    }
 
     async fn client_streaming(
         &self,
         _call: Call,
         mut req: Streaming<Request>,
     ) -> Result<Reply, Status> {
+        let _running = Running::new();
         let mut sum = 0u64;
         while let Some(item) = req.next().await {
             sum += u64::from(item?.n);
@@ -197,6 +226,7 @@ impl Forms for Impl {
         mut req: Streaming<Request>,
         out: Sink<Reply>,
     ) -> Result<(), Status> {
+        let _running = Running::new();
         while let Some(item) = req.next().await {
             out.send(Reply {
                 ok: item?.n.is_multiple_of(2),

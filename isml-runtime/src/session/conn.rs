@@ -49,8 +49,8 @@ pub(super) enum Handled {
         BoxFuture<'static, Result<(u32, Bytes), HandlerError>>,
     ),
     /// A call that runs on: it gets its own task, like a request; its
-    /// future gives the last frame to write.
-    Call(u64, usize, BoxFuture<'static, Option<Frame>>),
+    /// future gives the last frame to write. `bool`: the call has a stream.
+    Call(u64, usize, bool, BoxFuture<'static, Option<Frame>>),
 }
 
 /// Runs a session's connection: one loop over shutdown, the outbound queue,
@@ -259,7 +259,31 @@ impl Connection {
                         drop(permits);
                     });
                 }
-                Handled::Call(_correlation, len, fut) => {
+                Handled::Call(correlation, _len, true, fut) => match self.admit_stream() {
+                    Some(permit) => {
+                        let session = self.session.clone();
+                        tokio::spawn(async move {
+                            if let Some(frame) = fut.await {
+                                let _ = session.enqueue(frame).await;
+                            }
+                            drop(permit);
+                        });
+                    }
+                    None => {
+                        drop(fut);
+                        self.session.calls().cancel(correlation);
+                        let msg = format!(
+                            "{} calls with streams are running: this one is refused",
+                            shared.config.max_inflight
+                        );
+                        self.writer().push(error_frame(
+                            correlation,
+                            codes::RESOURCE_EXHAUSTED,
+                            &msg,
+                        ));
+                    }
+                },
+                Handled::Call(_correlation, len, false, fut) => {
                     *yield_turn |= self.end_burst();
                     let permits = match self.admit(len).await {
                         Ok(p) => p,
@@ -324,6 +348,21 @@ impl Connection {
         }
     }
 
+    /// A place for a call with a stream (either way): at once, or none.
+    /// Its handler waits on the peer, for items or for credit, which the
+    /// session reads only while it is not waiting for places: were such
+    /// calls waited for, or were other handlers to wait for their places,
+    /// `max_inflight` of them would stop the session for good (it would
+    /// neither read nor notice the peer leave). So they have places of
+    /// their own, and one beyond them is refused (code 8).
+    fn admit_stream(&mut self) -> Option<OwnedSemaphorePermit> {
+        let shared = self.shared.clone();
+        let inflight = self
+            .inflight
+            .get_or_insert_with(|| Inflight::new(&shared.config));
+        inflight.streams.clone().try_acquire_owned().ok()
+    }
+
     /// Ends the session: records why, lets go of the receiving half, and
     /// writes what is already queued (the close frame among it), bounded in
     /// time so that a peer that stopped reading cannot hold the task.
@@ -355,9 +394,11 @@ impl Connection {
 }
 
 /// Incoming requests whose handlers run at once: at most `max_inflight`,
-/// with at most `inflight_bytes` of payload.
+/// with at most `inflight_bytes` of payload; and at most `max_inflight`
+/// calls with streams besides ([`Connection::admit_stream`]).
 struct Inflight {
     count: Arc<Semaphore>,
+    streams: Arc<Semaphore>,
     bytes: Arc<Semaphore>,
     byte_budget: usize,
 }
@@ -370,6 +411,7 @@ impl Inflight {
         let byte_budget = bytes_budget(config);
         Inflight {
             count: Arc::new(Semaphore::new(config.max_inflight.max(1))),
+            streams: Arc::new(Semaphore::new(config.max_inflight.max(1))),
             bytes: Arc::new(Semaphore::new(byte_budget)),
             byte_budget,
         }
@@ -573,8 +615,9 @@ pub(super) fn handle_frame(
             Started::Running {
                 correlation,
                 len,
+                streams,
                 fut,
-            } => return Handled::Call(correlation, len, fut),
+            } => return Handled::Call(correlation, len, streams, fut),
         },
         FrameKind::Request => {
             let correlation = h.correlation;
