@@ -408,9 +408,8 @@ impl ClientBuilder {
         let reliable = match (&self.reliable, welcome_resume) {
             (Some(r), Some(w)) => {
                 let resumed = w.resumed && link.as_ref().is_some_and(|l| l.token() == w.token);
-                let link = link.unwrap_or_else(|| {
-                    Link::new(w.token, true, self.config.unacked_bytes)
-                });
+                let link =
+                    link.unwrap_or_else(|| Link::new(w.token, true, self.config.unacked_bytes));
                 Some((r.clone(), link, w, resumed))
             }
             (Some(_), None) => {

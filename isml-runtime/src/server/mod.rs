@@ -1086,10 +1086,9 @@ async fn handshake(
     // A client that asked for a reliable session gets its state back (or a
     // new one), named by the token in the welcome.
     let resume = hello_resume.map(|r| {
-        let claimed =
-            inner
-                .resumes
-                .claim(r.token, &device_id, inner.config.unacked_bytes);
+        let claimed = inner
+            .resumes
+            .claim(r.token, &device_id, inner.config.unacked_bytes);
         (claimed, r.received)
     });
     let welcome_resume = resume.as_ref().map(|(c, _)| WelcomeResume {

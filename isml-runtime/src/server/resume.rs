@@ -217,10 +217,8 @@ impl Resumes {
             if expired && let Some(e) = t.remove(&token) {
                 t.stats.expired += 1;
                 drop(t);
-                e.link.end(&format!(
-                    "session expired: not resumed within {:?}",
-                    expiry
-                ));
+                e.link
+                    .end(&format!("session expired: not resumed within {:?}", expiry));
             }
         });
     }

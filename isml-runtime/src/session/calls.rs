@@ -371,6 +371,11 @@ impl Calls {
         lock(&self.serving).insert(correlation, Serving { cancel, outflow });
     }
 
+    /// Whether a call with this correlation id is being served.
+    pub(crate) fn is_serving(&self, correlation: u64) -> bool {
+        lock(&self.serving).contains_key(&correlation)
+    }
+
     /// The call is over: forget it.
     pub(crate) fn served(&self, correlation: u64) {
         lock(&self.serving).remove(&correlation);

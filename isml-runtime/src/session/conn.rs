@@ -52,8 +52,9 @@ pub(super) enum Handled {
         bool,
     ),
     /// A call that runs on: it gets its own task, like a request; its
-    /// future gives the last frame to write.
-    Call(u64, usize, BoxFuture<'static, Option<Frame>>, bool),
+    /// future gives the last frame to write. The first `bool`: the call
+    /// has a stream; the last: it came at least once (see `Request`).
+    Call(u64, usize, bool, BoxFuture<'static, Option<Frame>>, bool),
 }
 
 /// Runs a session's connection: one loop over shutdown, the outbound queue,
@@ -295,7 +296,33 @@ impl Connection {
                         drop(permits);
                     });
                 }
-                Handled::Call(_correlation, len, fut, reliable) => {
+                Handled::Call(correlation, _len, true, fut, reliable) => {
+                    match self.admit_stream() {
+                        Some(permit) => {
+                            let session = self.session.clone();
+                            tokio::spawn(async move {
+                                if let Some(frame) = fut.await {
+                                    send_reply(&session, frame, reliable).await;
+                                }
+                                drop(permit);
+                            });
+                        }
+                        None => {
+                            drop(fut);
+                            self.session.calls().cancel(correlation);
+                            let msg = format!(
+                                "{} calls with streams are running: this one is refused",
+                                shared.config.max_inflight
+                            );
+                            self.writer().push(error_frame(
+                                correlation,
+                                codes::RESOURCE_EXHAUSTED,
+                                &msg,
+                            ));
+                        }
+                    }
+                }
+                Handled::Call(_correlation, len, false, fut, reliable) => {
                     *yield_turn |= self.end_burst();
                     let permits = match self.admit(len).await {
                         Ok(p) => p,
@@ -360,6 +387,21 @@ impl Connection {
         }
     }
 
+    /// A place for a call with a stream (either way): at once, or none.
+    /// Its handler waits on the peer, for items or for credit, which the
+    /// session reads only while it is not waiting for places: were such
+    /// calls waited for, or were other handlers to wait for their places,
+    /// `max_inflight` of them would stop the session for good (it would
+    /// neither read nor notice the peer leave). So they have places of
+    /// their own, and one beyond them is refused (code 8).
+    fn admit_stream(&mut self) -> Option<OwnedSemaphorePermit> {
+        let shared = self.shared.clone();
+        let inflight = self
+            .inflight
+            .get_or_insert_with(|| Inflight::new(&shared.config));
+        inflight.streams.clone().try_acquire_owned().ok()
+    }
+
     /// Ends the session: records why, lets go of the receiving half, and
     /// writes what is already queued (the close frame among it), bounded in
     /// time so that a peer that stopped reading cannot hold the task.
@@ -391,9 +433,11 @@ impl Connection {
 }
 
 /// Incoming requests whose handlers run at once: at most `max_inflight`,
-/// with at most `inflight_bytes` of payload.
+/// with at most `inflight_bytes` of payload; and at most `max_inflight`
+/// calls with streams besides ([`Connection::admit_stream`]).
 struct Inflight {
     count: Arc<Semaphore>,
+    streams: Arc<Semaphore>,
     bytes: Arc<Semaphore>,
     byte_budget: usize,
 }
@@ -406,6 +450,7 @@ impl Inflight {
         let byte_budget = bytes_budget(config);
         Inflight {
             count: Arc::new(Semaphore::new(config.max_inflight.max(1))),
+            streams: Arc::new(Semaphore::new(config.max_inflight.max(1))),
             bytes: Arc::new(Semaphore::new(byte_budget)),
             byte_budget,
         }
@@ -641,8 +686,9 @@ pub(super) fn handle_frame(
             Started::Running {
                 correlation,
                 len,
+                streams,
                 fut,
-            } => return Handled::Call(correlation, len, fut, reliable),
+            } => return Handled::Call(correlation, len, streams, fut, reliable),
         },
         FrameKind::Request => {
             let correlation = h.correlation;
@@ -652,7 +698,10 @@ pub(super) fn handle_frame(
                     "message {name} (type id {}) refused: its definition differs on the two sides (fingerprint mismatch)",
                     h.type_id
                 );
-                reply(w, error_frame(correlation, codes::FINGERPRINT_MISMATCH, &msg));
+                reply(
+                    w,
+                    error_frame(correlation, codes::FINGERPRINT_MISMATCH, &msg),
+                );
                 return Handled::Done;
             }
             let len = frame.payload.len();

@@ -311,7 +311,9 @@ pub(crate) struct Link {
 
 impl fmt::Debug for Link {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Link").field("stats", &self.stats()).finish()
+        f.debug_struct("Link")
+            .field("stats", &self.stats())
+            .finish()
     }
 }
 
@@ -903,8 +905,12 @@ impl Link {
                 .send(frame, &SendOptions::default())
                 .await
                 .map_err(|e| Some(e.to_string()))?;
-            rx.await
-                .map_err(|_| Some(self.ended().unwrap_or_else(|| "reliable state ended".into())))
+            rx.await.map_err(|_| {
+                Some(
+                    self.ended()
+                        .unwrap_or_else(|| "reliable state ended".into()),
+                )
+            })
         };
         tokio::time::timeout_at(deadline, wait)
             .await
@@ -1158,16 +1164,9 @@ mod tests {
     #[tokio::test]
     async fn ending_fails_what_is_unacknowledged() {
         let link = Link::new([0; 16], true, 100);
-        let a = link
-            .send(one_way(3, 0), &SendOptions::new())
-            .await
-            .unwrap();
+        let a = link.send(one_way(3, 0), &SendOptions::new()).await.unwrap();
         link.end("client closed");
         assert!(matches!(a.await, Err(DeliveryError::Lost { .. })));
-        assert!(
-            link.send(one_way(3, 0), &SendOptions::new())
-                .await
-                .is_err()
-        );
+        assert!(link.send(one_way(3, 0), &SendOptions::new()).await.is_err());
     }
 }

@@ -86,6 +86,10 @@ pub(crate) enum Started {
     Running {
         correlation: u64,
         len: usize,
+        /// The call has a stream (either way): its handler waits on the
+        /// peer (items, or credit), so it is never waited for (see
+        /// `Connection::admit_stream`).
+        streams: bool,
         fut: futures_util::future::BoxFuture<'static, Option<Frame>>,
     },
 }
