@@ -126,12 +126,14 @@ where
                 r = &mut out, if !out_done => {
                     out_done = true;
                     if r.is_err() {
+                        count_cut(&config, clock, &counters, number);
                         break;
                     }
                 }
                 r = &mut inward, if !in_done => {
                     in_done = true;
                     if r.is_err() {
+                        count_cut(&config, clock, &counters, number);
                         break;
                     }
                 }
@@ -142,11 +144,7 @@ where
                 }
                 () = sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => break,
                 () = sleep_until(clock.at(cut.unwrap_or_default())), if cut.is_some() => {
-                    if let LinkState::Cut { mode: CutMode::Drop, .. } =
-                        link_state(config.cuts.as_ref(), clock.now())
-                    {
-                        counters.dropped.fetch_add(1, Ordering::Relaxed);
-                        tracing::debug!(connection = number, "impaired link cut: connection dropped");
+                    if count_cut(&config, clock, &counters, number) {
                         break;
                     }
                 }
@@ -156,6 +154,22 @@ where
             }
         }
     }
+}
+
+/// Counts the connection as dropped by a cut if the link is cut now (a
+/// direction may meet the cut before the schedule's timer fires: its
+/// shaper is refused by the model); whether it is.
+fn count_cut(config: &LinkConfig, clock: Clock, counters: &Counters, number: u64) -> bool {
+    let LinkState::Cut {
+        mode: CutMode::Drop,
+        ..
+    } = link_state(config.cuts.as_ref(), clock.now())
+    else {
+        return false;
+    };
+    counters.dropped.fetch_add(1, Ordering::Relaxed);
+    tracing::debug!(connection = number, "impaired link cut: connection dropped");
+    true
 }
 
 /// When the next cut that drops connections starts.
