@@ -151,6 +151,11 @@ pub struct MethodDescriptor {
     /// The response type (of each item, for a response stream); `None` for
     /// a one-way method.
     pub response: Option<MessageRef>,
+    /// `[once]` in the schema (`#[rpc(once)]` on a derived service): a
+    /// unary or one-way method whose calls go through the session's
+    /// reliable state, so that a call runs once across reconnects
+    /// (`docs/rpc.md`, "Exactly once"). Not part of the fingerprint.
+    pub once: bool,
     fingerprint: OnceLock<u64>,
 }
 
@@ -171,8 +176,18 @@ impl MethodDescriptor {
             kind,
             request,
             response,
+            once: false,
             fingerprint: OnceLock::new(),
         }
+    }
+
+    /// The descriptor with [`MethodDescriptor::once`] set to `once`
+    /// (generated code builds `[once]` methods with it). Streaming methods
+    /// cannot be `once`: the schema checker refuses them, and the runtime
+    /// sends their calls as usual.
+    pub const fn with_once(mut self, once: bool) -> Self {
+        self.once = once;
+        self
     }
 
     /// The method's fingerprint (wire format §8): over the request's and
