@@ -665,7 +665,7 @@ impl Client {
     /// The session carrying the reliable state: the current one, or the
     /// last one while reconnecting (what is sent at least once then is kept
     /// and leaves on the session that resumes it).
-    fn reliable_session(&self) -> Result<Session, SendError> {
+    pub(crate) fn reliable_session(&self) -> Result<Session, SendError> {
         match &self.inner.reliable {
             Some(r) => self
                 .session()

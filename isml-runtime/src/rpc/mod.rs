@@ -37,6 +37,7 @@ use crate::descriptor::MessageDescriptor;
 use crate::session::Session;
 
 mod client;
+mod once;
 mod raw;
 mod reflect;
 pub(crate) mod server;
@@ -315,7 +316,11 @@ impl Call {
 
     /// Resolves when the caller cancelled the call, its deadline passed or
     /// the session ended. The handler's own future is dropped then; this is
-    /// for tasks it spawned and clean-ups that must run.
+    /// for tasks it spawned and clean-ups that must run. A call of a
+    /// `[once]` method that came through the reliable state is not
+    /// cancelled by the end of the session: it runs on, and its answer goes
+    /// to the session that resumes this one ([`Call::session`] stays the
+    /// one it came on).
     pub fn cancelled(&self) -> impl Future<Output = ()> + Send + 'static {
         self.inner.cancel.clone().cancelled_owned()
     }

@@ -284,8 +284,8 @@ impl Connection {
                 }
                 Handled::Request(correlation, len, fut, reliable) => {
                     *yield_turn |= self.end_burst();
-                    let permits = match self.admit(len).await {
-                        Ok(p) => p,
+                    let (permits, end) = match self.admit_reliable(len, reliable).await {
+                        Ok(admitted) => admitted,
                         Err(reason) => return Some(reason),
                     };
                     let session = self.session.clone();
@@ -294,11 +294,14 @@ impl Connection {
                         send_reply(&session, frame, reliable).await;
                         drop(permits);
                     });
+                    if end.is_some() {
+                        return end;
+                    }
                 }
                 Handled::Call(_correlation, len, fut, reliable) => {
                     *yield_turn |= self.end_burst();
-                    let permits = match self.admit(len).await {
-                        Ok(p) => p,
+                    let (permits, end) = match self.admit_reliable(len, reliable).await {
+                        Ok(admitted) => admitted,
                         Err(reason) => return Some(reason),
                     };
                     let session = self.session.clone();
@@ -308,6 +311,9 @@ impl Connection {
                         }
                         drop(permits);
                     });
+                    if end.is_some() {
+                        return end;
+                    }
                 }
             }
             // The first reply of a burst leaves at once, before looking for
@@ -339,6 +345,24 @@ impl Connection {
             }
         }
         None
+    }
+
+    /// [`Connection::admit`] for a handler of a frame that came at least
+    /// once (`reliable`): such a frame was counted as received, so the peer
+    /// will not send it again, and the handler runs even when the session
+    /// ends while it waits for a place (without one, and with the reason
+    /// the session ends in the second place). `Err` (to return) for
+    /// another frame.
+    async fn admit_reliable(
+        &mut self,
+        len: usize,
+        reliable: bool,
+    ) -> Result<(Option<Permits>, Option<CloseReason>), CloseReason> {
+        match self.admit(len).await {
+            Ok(p) => Ok((Some(p), None)),
+            Err(reason) if reliable => Ok((None, Some(reason))),
+            Err(reason) => Err(reason),
+        }
     }
 
     /// Places for a handler that runs on: at once when there are some,
