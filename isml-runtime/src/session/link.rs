@@ -25,7 +25,7 @@ use tokio::sync::{Notify, oneshot};
 use tokio::time::Instant;
 
 use super::{Props, Session, lock};
-use crate::wire::{Frame, FrameHeader, varint};
+use crate::wire::{Frame, FrameHeader};
 
 /// How a message is delivered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -1034,17 +1034,15 @@ impl Link {
 
 /// An acknowledgement frame (link opcode 0): `uvarint(n)`.
 pub(crate) fn ack_frame(n: u64) -> Frame {
-    let mut b = BytesMut::with_capacity(10);
-    varint::put(&mut b, n);
+    let ack = crate::wire::Ack { received: n };
+    let mut b = BytesMut::with_capacity(ack.encoded_len());
+    ack.encode(&mut b);
     Frame::new(FrameHeader::ack(), b.freeze())
 }
 
 /// Reads an acknowledgement's payload.
 pub(crate) fn read_ack(payload: &Bytes) -> Option<u64> {
-    let mut r = crate::wire::Reader::new(payload);
-    let n = r.uvarint().ok()?;
-    r.finish("ack").ok()?;
-    Some(n)
+    crate::wire::Ack::decode(payload).ok().map(|a| a.received)
 }
 
 #[cfg(test)]
