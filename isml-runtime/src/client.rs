@@ -676,6 +676,15 @@ impl Client {
         }
     }
 
+    /// The session to send on with `delivery`: at least once, the one
+    /// carrying the reliable state (also while reconnecting).
+    pub(crate) fn delivering(&self, delivery: Delivery) -> Result<Session, SendError> {
+        match delivery {
+            Delivery::AtMostOnce => self.current(),
+            _ => self.reliable_session(),
+        }
+    }
+
     /// Sends a one-way message with the given guarantee (see
     /// [`Session::send_with`]). At least once, it works while the client is
     /// reconnecting: the message leaves on the resumed session. Needs
