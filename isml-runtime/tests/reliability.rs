@@ -601,10 +601,13 @@ async fn device_process_for_the_kill_test() {
         .unwrap();
     let mut out = std::io::stdout();
     for code in 0.. {
-        let _ = client
-            .send_with(&fault(code), Delivery::AtLeastOnce)
-            .await
-            .unwrap();
+        // Queued durably; not waiting for the acknowledgement.
+        drop(
+            client
+                .send_with(&fault(code), Delivery::AtLeastOnce)
+                .await
+                .unwrap(),
+        );
         writeln!(out, "queued {code}").unwrap();
         out.flush().unwrap();
         if code % 50 == 0 {

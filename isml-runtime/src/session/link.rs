@@ -901,10 +901,11 @@ impl Link {
         let _unpend = Unpend(self, correlation);
         let wait = async {
             // The reply acknowledges the request better than the handle.
-            let _ = self
+            let delivered = self
                 .send(frame, &SendOptions::default())
                 .await
                 .map_err(|e| Some(e.to_string()))?;
+            drop(delivered);
             rx.await.map_err(|_| {
                 Some(
                     self.ended()
