@@ -105,6 +105,13 @@ impl Backoff {
 
 type ConnectHook = Arc<dyn Fn(&Session) + Send + Sync>;
 
+type Connector = Arc<
+    dyn Fn()
+            -> futures_util::future::BoxFuture<'static, Result<transport::Transport, TransportError>>
+        + Send
+        + Sync,
+>;
+
 /// What happened to a [`Client`]'s connection ([`Client::events`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -190,6 +197,8 @@ pub struct ClientBuilder {
     reliable: Option<Arc<Reliable>>,
     /// Taken by the first `connect`.
     outbox: Option<Arc<std::sync::Mutex<Option<crate::outbox::Outbox>>>>,
+    /// Opens the transport instead of the URL (see `ClientBuilder::connector`).
+    connector: Option<Connector>,
 }
 
 impl fmt::Debug for ClientBuilder {
@@ -296,11 +305,56 @@ impl ClientBuilder {
         self
     }
 
+    /// Opens each connection (the first and every reconnection) with
+    /// `connect` instead of by URL; the URL then only names the server in
+    /// errors and logs. For links the URL schemes do not cover: a socket
+    /// handed over by a supervisor, a modem dialled with AT commands, a
+    /// tunnel, or a simulated network in tests. Build the transport with
+    /// [`Transport::from_io`](transport::Transport::from_io) over any byte
+    /// stream. The handshake timeout covers `connect` too.
+    ///
+    /// ```no_run
+    /// # #[cfg(feature = "tcp")]
+    /// # async fn f() -> Result<(), isml_runtime::client::ConnectError> {
+    /// use isml_runtime::client::Client;
+    /// use isml_runtime::transport::{Transport, TransportError};
+    ///
+    /// // The server is reached through a tunnel's local end.
+    /// let client = Client::builder("tcp://gateway.local:7000")
+    ///     .connector(|| async {
+    ///         let stream = tokio::net::TcpStream::connect("127.0.0.1:7000")
+    ///             .await
+    ///             .map_err(|e| TransportError::Io {
+    ///                 context: "connecting through the tunnel".into(),
+    ///                 source: e,
+    ///             })?;
+    ///         Ok(Transport::from_io(stream, "tcp", "tunnel".into(), None))
+    ///     })
+    ///     .connect()
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn connector<F, Fut>(mut self, connect: F) -> Self
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = Result<transport::Transport, TransportError>>
+            + Send
+            + 'static,
+    {
+        self.connector = Some(Arc::new(move || Box::pin(connect())));
+        self
+    }
+
     /// Connects once, without a reconnecting supervisor.
     pub async fn connect_session(&self) -> Result<Session, ConnectError> {
-        let endpoint: Endpoint = self.url.parse()?;
         let attempt = async {
-            let t = transport::connect(&endpoint, &self.options).await?;
+            let t = match &self.connector {
+                Some(connect) => connect().await?,
+                None => {
+                    let endpoint: Endpoint = self.url.parse()?;
+                    transport::connect(&endpoint, &self.options).await?
+                }
+            };
             self.handshake(t).await
         };
         match tokio::time::timeout(self.handshake_timeout, attempt).await {
@@ -408,9 +462,8 @@ impl ClientBuilder {
         let reliable = match (&self.reliable, welcome_resume) {
             (Some(r), Some(w)) => {
                 let resumed = w.resumed && link.as_ref().is_some_and(|l| l.token() == w.token);
-                let link = link.unwrap_or_else(|| {
-                    Link::new(w.token, true, self.config.unacked_bytes)
-                });
+                let link =
+                    link.unwrap_or_else(|| Link::new(w.token, true, self.config.unacked_bytes));
                 Some((r.clone(), link, w, resumed))
             }
             (Some(_), None) => {
@@ -603,6 +656,7 @@ impl Client {
             on_connect: None,
             reliable: None,
             outbox: None,
+            connector: None,
         }
     }
 

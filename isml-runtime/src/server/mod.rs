@@ -106,6 +106,8 @@ type CloseHook = Arc<dyn Fn(&Session, &CloseReason) + Send + Sync>;
 /// Configures and starts a [`Server`].
 pub struct ServerBuilder {
     listen: Vec<String>,
+    /// Listeners given whole (`ServerBuilder::listener`).
+    listeners: Vec<Listener>,
     config: SessionConfig,
     max_connections: usize,
     handshake_timeout: Duration,
@@ -139,6 +141,18 @@ impl ServerBuilder {
     /// Adds a listener (`tcp://0.0.0.0:7000`, `mem://server`, ...).
     pub fn listen(mut self, url: impl Into<String>) -> Self {
         self.listen.push(url.into());
+        self
+    }
+
+    /// Adds a listener made by the caller: one bound with
+    /// [`Listener::bind`], or one over connections accepted by code of the
+    /// caller's own ([`Listener::from_incoming`]: an inherited socket, a
+    /// tunnel, a simulated network). Its connections go through the same
+    /// admission, handshake and session limit as those of
+    /// [`ServerBuilder::listen`]; [`ServerBuilder::max_frame`] does not
+    /// apply to transports the caller built.
+    pub fn listener(mut self, listener: Listener) -> Self {
+        self.listeners.push(listener);
         self
     }
 
@@ -370,7 +384,7 @@ impl ServerBuilder {
     /// `text+tls://HOST:PORT` URLs start text-protocol listeners
     /// ([`crate::text`]), which also serve the `isml.text.variables` channel.
     pub async fn start(mut self) -> Result<Server, ServerError> {
-        if self.listen.is_empty() {
+        if self.listen.is_empty() && self.listeners.is_empty() {
             return Err(ServerError::NoListener);
         }
         let (text_urls, binary_urls): (Vec<String>, Vec<String>) = std::mem::take(&mut self.listen)
@@ -414,7 +428,7 @@ impl ServerBuilder {
             dispatcher: dispatcher.clone(),
             broker: broker.clone(),
         });
-        let mut listeners = Vec::new();
+        let mut listeners = std::mem::take(&mut self.listeners);
         for url in &self.listen {
             let err = |source| ServerError::Listen {
                 url: url.clone(),
@@ -578,6 +592,7 @@ impl Server {
     pub fn builder() -> ServerBuilder {
         ServerBuilder {
             listen: Vec::new(),
+            listeners: Vec::new(),
             config: SessionConfig::default(),
             max_connections: 10_000,
             handshake_timeout: Duration::from_secs(10),
@@ -598,7 +613,9 @@ impl Server {
         }
     }
 
-    /// The bound URLs, in the order the listeners were added (actual ports).
+    /// The bound URLs (actual ports): those of [`ServerBuilder::listener`]
+    /// first, then those of [`ServerBuilder::listen`], each in the order
+    /// added.
     pub fn urls(&self) -> &[String] {
         &self.inner.urls
     }
@@ -727,6 +744,11 @@ async fn accept_loop(inner: Arc<Inner>, mut listener: Listener) {
             Ok(i) => {
                 backoff = Duration::from_millis(10);
                 i
+            }
+            Err(TransportError::Closed) => {
+                // Connections given by a stream that ended.
+                tracing::info!(listener = listener.url(), "listener closed");
+                return;
             }
             Err(e) => {
                 // Out of file descriptors, a serial port gone: wait and retry.
@@ -1086,10 +1108,9 @@ async fn handshake(
     // A client that asked for a reliable session gets its state back (or a
     // new one), named by the token in the welcome.
     let resume = hello_resume.map(|r| {
-        let claimed =
-            inner
-                .resumes
-                .claim(r.token, &device_id, inner.config.unacked_bytes);
+        let claimed = inner
+            .resumes
+            .claim(r.token, &device_id, inner.config.unacked_bytes);
         (claimed, r.received)
     });
     let welcome_resume = resume.as_ref().map(|(c, _)| WelcomeResume {
