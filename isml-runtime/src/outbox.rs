@@ -113,9 +113,7 @@ impl Outbox {
     /// written and not acknowledged at most.
     pub(crate) fn into_link(self, window: usize) -> Arc<Link> {
         #[cfg(feature = "store")]
-        let durable = self
-            .durable
-            .map(|d| d as Arc<dyn crate::session::Durable>);
+        let durable = self.durable.map(|d| d as Arc<dyn crate::session::Durable>);
         #[cfg(not(feature = "store"))]
         let durable = None;
         let link = Link::with(
@@ -203,9 +201,11 @@ mod disk {
             for item in messages.iter().map_err(|e| err(&e))? {
                 let (k, v) = item.map_err(|e| err(&e))?;
                 match parse(v.value()) {
-                    Some((seq, frame, priority, expires, latest)) => restored
-                        .messages
-                        .push((k.value(), seq, frame, priority, expires, latest)),
+                    Some((seq, frame, priority, expires, latest)) => {
+                        restored
+                            .messages
+                            .push((k.value(), seq, frame, priority, expires, latest))
+                    }
                     None => tracing::warn!(
                         path = %path.display(),
                         id = k.value(),
@@ -282,7 +282,8 @@ mod disk {
                                 expires_unix_ms,
                                 latest,
                             } => {
-                                let v = value(0, frame, *priority, *expires_unix_ms, latest.as_deref());
+                                let v =
+                                    value(0, frame, *priority, *expires_unix_ms, latest.as_deref());
                                 messages.insert(*id, v.as_slice())?;
                             }
                             Record::Numbered { id, seq } => {
@@ -290,7 +291,8 @@ mod disk {
                                 if let Some((_, frame, priority, expires, latest)) =
                                     old.as_deref().and_then(parse)
                                 {
-                                    let v = value(*seq, &frame, priority, expires, latest.as_deref());
+                                    let v =
+                                        value(*seq, &frame, priority, expires, latest.as_deref());
                                     messages.insert(*id, v.as_slice())?;
                                 }
                             }

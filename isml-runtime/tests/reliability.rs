@@ -273,8 +273,8 @@ async fn requests_sent_at_least_once_run_once_across_cuts() {
     let server = Server::builder()
         .listen("tcp://127.0.0.1:0")
         .types(AnyMessage::types())
-        .dispatcher(Dispatcher::new().on_request::<StartCharging, ChargeStarted, _, _>(
-            move |_ctx, m| {
+        .dispatcher(
+            Dispatcher::new().on_request::<StartCharging, ChargeStarted, _, _>(move |_ctx, m| {
                 let runs = r.clone();
                 async move {
                     runs.fetch_add(1, Ordering::SeqCst);
@@ -288,8 +288,8 @@ async fn requests_sent_at_least_once_run_once_across_cuts() {
                         refused: None,
                     })
                 }
-            },
-        ))
+            }),
+        )
         .start()
         .await
         .unwrap();
@@ -385,7 +385,9 @@ async fn subscriptions_go_on_across_a_resume_and_are_made_again_after_expiry() {
     .await;
     assert!(connected, "reconnected within the expiry: resumed");
     publisher.publish::<Events>(&fault(1)).await.unwrap();
-    let p = within("delivery after resume", 10, sub.next()).await.unwrap();
+    let p = within("delivery after resume", 10, sub.next())
+        .await
+        .unwrap();
     assert_eq!(p.value.code, 1);
     assert_eq!(server.resume_stats().resumed, 1);
 
@@ -545,13 +547,13 @@ async fn an_offline_outbox_sends_by_priority_keeps_the_latest_value_and_drops_th
     }
     handles.push(last.unwrap());
     let expired = client
-        .send_with_options(&fault(7), &SendOptions::new().ttl(Duration::from_millis(100)))
+        .send_with_options(
+            &fault(7),
+            &SendOptions::new().ttl(Duration::from_millis(100)),
+        )
         .await
         .unwrap();
-    assert_eq!(
-        within("ttl", 5, expired).await,
-        Err(DeliveryError::Expired)
-    );
+    assert_eq!(within("ttl", 5, expired).await, Err(DeliveryError::Expired));
     assert_eq!(superseded, 999);
     proxy.refuse(false);
     for h in handles {

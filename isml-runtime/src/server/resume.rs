@@ -199,10 +199,8 @@ impl Resumes {
             if expired && let Some(e) = t.remove(&token) {
                 t.stats.expired += 1;
                 drop(t);
-                e.link.end(&format!(
-                    "session expired: not resumed within {:?}",
-                    expiry
-                ));
+                e.link
+                    .end(&format!("session expired: not resumed within {:?}", expiry));
             }
         });
     }
