@@ -58,7 +58,19 @@ pub(super) enum Handled {
 
 /// Runs a session's connection: one loop over shutdown, the outbound queue,
 /// received frames and the keep-alive timer; then the end of the session.
-pub(super) async fn run(session: Session, inbound: Arc<dyn Dispatch>) -> CloseReason {
+pub(super) fn run(
+    session: Session,
+    inbound: Arc<dyn Dispatch>,
+) -> impl Future<Output = CloseReason> + Send + 'static {
+    // Made before the first poll: a task dropped unpolled lets go too.
+    let detach = Detach(session.shared.clone());
+    async move {
+        let _detach = detach;
+        serve(session, inbound).await
+    }
+}
+
+async fn serve(session: Session, inbound: Arc<dyn Dispatch>) -> CloseReason {
     let shared = session.shared.clone();
     let config = &shared.config;
     let mut conn = Connection {
@@ -74,6 +86,22 @@ pub(super) async fn run(session: Session, inbound: Arc<dyn Dispatch>) -> CloseRe
     // Boxed: it runs once, and its state would otherwise enlarge the task
     // of every session for its whole life.
     Box::pin(conn.shutdown(reason)).await
+}
+
+/// Lets go of the reliable state when the connection task is dropped
+/// before the session ended (its runtime was shut down, as when a process
+/// stops its runtime and builds a new one): the state holds the session it
+/// writes to, and the session the state, so neither would ever be freed,
+/// nor a durable outbox's database closed. A session that ended has let go
+/// already; letting go again changes nothing.
+struct Detach(Arc<Shared>);
+
+impl Drop for Detach {
+    fn drop(&mut self) {
+        if let Some(link) = &self.0.link {
+            link.detach(self.0.id);
+        }
+    }
 }
 
 /// The connection task's state.
@@ -652,7 +680,10 @@ pub(super) fn handle_frame(
                     "message {name} (type id {}) refused: its definition differs on the two sides (fingerprint mismatch)",
                     h.type_id
                 );
-                reply(w, error_frame(correlation, codes::FINGERPRINT_MISMATCH, &msg));
+                reply(
+                    w,
+                    error_frame(correlation, codes::FINGERPRINT_MISMATCH, &msg),
+                );
                 return Handled::Done;
             }
             let len = frame.payload.len();
