@@ -311,7 +311,9 @@ pub(crate) struct Link {
 
 impl fmt::Debug for Link {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Link").field("stats", &self.stats()).finish()
+        f.debug_struct("Link")
+            .field("stats", &self.stats())
+            .finish()
     }
 }
 
@@ -663,7 +665,14 @@ impl Link {
         if let (Some(d), Some(record)) = (&self.durable, durable) {
             let (done, committed) = oneshot::channel();
             d.record(vec![record], Some(done));
-            match committed.await {
+            // Waited for on the blocking pool: under a paused clock (tokio's
+            // test-util, a simulator) time then stands still while the
+            // store's thread commits, so that a run does not depend on how
+            // fast the disk is.
+            let committed = tokio::task::spawn_blocking(move || committed.blocking_recv())
+                .await
+                .unwrap_or_else(|_| Ok(Err("the outbox store's wait failed".into())));
+            match committed {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => {
                     self.withdraw(id);
@@ -903,8 +912,12 @@ impl Link {
                 .send(frame, &SendOptions::default())
                 .await
                 .map_err(|e| Some(e.to_string()))?;
-            rx.await
-                .map_err(|_| Some(self.ended().unwrap_or_else(|| "reliable state ended".into())))
+            rx.await.map_err(|_| {
+                Some(
+                    self.ended()
+                        .unwrap_or_else(|| "reliable state ended".into()),
+                )
+            })
         };
         tokio::time::timeout_at(deadline, wait)
             .await
@@ -944,9 +957,24 @@ impl Link {
         {
             let mut s = lock(&self.state);
             s.token = token;
-            if !resumed {
+            if resumed {
+                // The peer has everything up to `peer_received`: what is
+                // sent next must be numbered above it, or the peer would
+                // take it for a duplicate, acknowledge it and drop it. A
+                // link restored from a durable outbox does not know the
+                // last number it used (replies and acknowledged messages
+                // leave no record); the peer does.
+                s.next_seq = s.next_seq.max(peer_received.saturating_add(1));
+            } else {
                 s.received = 0;
                 s.owed = 0;
+                // Replies answer requests of the peer's lost state: its new
+                // state numbers its requests from the start again, so an old
+                // reply would answer a new request that happens to have the
+                // same correlation id.
+                let stale: usize = s.unacked.iter().filter(|f| f.id == 0).map(|f| f.cost).sum();
+                s.unacked.retain(|f| f.id != 0);
+                s.unacked_bytes -= stale;
                 let mut seq = 1;
                 for f in s.unacked.iter_mut() {
                     f.seq = seq;
@@ -1158,16 +1186,9 @@ mod tests {
     #[tokio::test]
     async fn ending_fails_what_is_unacknowledged() {
         let link = Link::new([0; 16], true, 100);
-        let a = link
-            .send(one_way(3, 0), &SendOptions::new())
-            .await
-            .unwrap();
+        let a = link.send(one_way(3, 0), &SendOptions::new()).await.unwrap();
         link.end("client closed");
         assert!(matches!(a.await, Err(DeliveryError::Lost { .. })));
-        assert!(
-            link.send(one_way(3, 0), &SendOptions::new())
-                .await
-                .is_err()
-        );
+        assert!(link.send(one_way(3, 0), &SendOptions::new()).await.is_err());
     }
 }
