@@ -212,6 +212,15 @@ struct Sent {
     done: Option<oneshot::Sender<Result<(), DeliveryError>>>,
 }
 
+/// A request sent at least once that waits for its reply.
+struct Waiting {
+    reply: oneshot::Sender<Frame>,
+    /// The request (its outbox id, and the frame without sequence number),
+    /// once queued: sent again if the peer loses its state after it
+    /// acknowledged the request but before its reply was acknowledged.
+    request: Option<(u64, Frame)>,
+}
+
 /// Counters of a link (see [`LinkStats`]).
 #[derive(Default)]
 struct Counters {
@@ -278,13 +287,19 @@ struct State {
     unacked_bytes: usize,
     /// The highest sequence number received.
     received: u64,
+    /// Received frames whose handlers have not ended: acknowledgements stop
+    /// below the lowest (see [`Link::begin`]).
+    running: std::collections::BTreeSet<u64>,
+    /// Counts the peer's states: a handler of an earlier one that ends
+    /// late does not touch `running`, numbered anew since.
+    epoch: u64,
     /// Frames received since the last acknowledgement was written.
     owed: u32,
     /// The session this link writes to now.
     session: Option<Session>,
     /// Requests sent at least once, awaiting their reply, by correlation id:
     /// they survive the session, and the reply may come on the next.
-    pending: HashMap<u64, oneshot::Sender<Frame>>,
+    pending: HashMap<u64, Waiting>,
     /// The next correlation id (continues across sessions, so that a reply
     /// of a resumed request can never match a new one).
     next_correlation: u64,
@@ -400,6 +415,8 @@ impl Link {
                 unacked: VecDeque::new(),
                 unacked_bytes: 0,
                 received: 0,
+                running: Default::default(),
+                epoch: 0,
                 owed: 0,
                 session: None,
                 pending: HashMap::new(),
@@ -475,9 +492,11 @@ impl Link {
         lock(&self.state).token
     }
 
-    /// The highest sequence number received.
+    /// What a resuming handshake reports received: as acknowledgements do,
+    /// only what was handled when it had to be (the rest is sent again,
+    /// and dropped here as a duplicate while its handler runs on).
     pub(crate) fn received(&self) -> u64 {
-        lock(&self.state).received
+        Self::acknowledgeable(&lock(&self.state))
     }
 
     pub(crate) fn stats(&self) -> LinkStats {
@@ -847,6 +866,32 @@ impl Link {
         (true, now)
     }
 
+    /// The handler of received frame `seq` runs on (it did not finish at
+    /// once): acknowledgements cover only what precedes it until
+    /// [`Link::finish`]. A peer told that a frame was received drops its
+    /// copy; if this process then stopped before the handler ended, the
+    /// message would be lost.
+    /// Returns the epoch to give [`Link::finish`].
+    pub(crate) fn begin(&self, seq: u64) -> u64 {
+        let mut s = lock(&self.state);
+        s.running.insert(seq);
+        s.epoch
+    }
+
+    /// The handler of received frame `seq` has ended.
+    pub(crate) fn finish(&self, seq: u64, epoch: u64) {
+        let mut s = lock(&self.state);
+        if s.epoch == epoch && s.running.remove(&seq) {
+            // What the peer may now drop goes with the next frames written.
+            s.owed = s.owed.max(1);
+        }
+    }
+
+    /// What acknowledgements say: received, and handled if it had to be.
+    fn acknowledgeable(s: &State) -> u64 {
+        s.running.first().map_or(s.received, |&r| r - 1)
+    }
+
     /// The acknowledgement frame, when one is owed.
     pub(crate) fn take_ack(&self) -> Option<Frame> {
         let (frame, meta) = {
@@ -856,11 +901,12 @@ impl Link {
             }
             s.owed = 0;
             self.counters.acks_sent.fetch_add(1, Ordering::Relaxed);
+            let n = Self::acknowledgeable(&s);
             (
-                ack_frame(s.received),
+                ack_frame(n),
                 Record::Meta {
                     token: s.token,
-                    received: s.received,
+                    received: n,
                 },
             )
         };
@@ -879,7 +925,13 @@ impl Link {
     /// session of the link.
     pub(crate) fn pend(&self, correlation: u64) -> oneshot::Receiver<Frame> {
         let (tx, rx) = oneshot::channel();
-        lock(&self.state).pending.insert(correlation, tx);
+        lock(&self.state).pending.insert(
+            correlation,
+            Waiting {
+                reply: tx,
+                request: None,
+            },
+        );
         rx
     }
 
@@ -908,10 +960,13 @@ impl Link {
         let _unpend = Unpend(self, correlation);
         let wait = async {
             // The reply acknowledges the request better than the handle.
-            let _ = self
-                .send(frame, &SendOptions::default())
+            let queued = self
+                .send(frame.clone(), &SendOptions::default())
                 .await
                 .map_err(|e| Some(e.to_string()))?;
+            if let Some(w) = lock(&self.state).pending.get_mut(&correlation) {
+                w.request = Some((queued.id(), frame));
+            }
             rx.await.map_err(|_| {
                 Some(
                     self.ended()
@@ -929,8 +984,8 @@ impl Link {
     pub(crate) fn answer(&self, frame: Frame) -> Result<(), Frame> {
         let waiter = lock(&self.state).pending.remove(&frame.header.correlation);
         match waiter {
-            Some(tx) => {
-                let _ = tx.send(frame);
+            Some(w) => {
+                let _ = w.reply.send(frame);
                 Ok(())
             }
             None => Err(frame),
@@ -967,6 +1022,8 @@ impl Link {
                 s.next_seq = s.next_seq.max(peer_received.saturating_add(1));
             } else {
                 s.received = 0;
+                s.running.clear();
+                s.epoch += 1;
                 s.owed = 0;
                 // Replies answer requests of the peer's lost state: its new
                 // state numbers its requests from the start again, so an old
@@ -975,6 +1032,31 @@ impl Link {
                 let stale: usize = s.unacked.iter().filter(|f| f.id == 0).map(|f| f.cost).sum();
                 s.unacked.retain(|f| f.id != 0);
                 s.unacked_bytes -= stale;
+                // Requests the peer had acknowledged and not answered yet:
+                // the answer went with its state. They go again, first (they
+                // were sent before anything still unacknowledged); the new
+                // state runs them (at least once: the lost one may have).
+                let mut again: Vec<(u64, u64, Frame)> = s
+                    .pending
+                    .iter()
+                    .filter_map(|(c, w)| w.request.as_ref().map(|(id, f)| (*c, *id, f.clone())))
+                    .filter(|(_, id, _)| {
+                        !s.unacked.iter().any(|f| f.id == *id)
+                            && !s.queue.values().any(|q| q.id == *id)
+                    })
+                    .collect();
+                again.sort_by_key(|(c, _, _)| *c);
+                for (_, id, frame) in again.into_iter().rev() {
+                    let cost = frame.len();
+                    s.unacked_bytes += cost;
+                    s.unacked.push_front(Sent {
+                        id,
+                        seq: 0,
+                        frame,
+                        cost,
+                        done: None,
+                    });
+                }
                 let mut seq = 1;
                 for f in s.unacked.iter_mut() {
                     f.seq = seq;
