@@ -132,6 +132,8 @@ pub enum ClientEvent {
     /// The server did not resume the session (it expired it, or restarted
     /// without its state): the client subscribed again to what it was
     /// subscribed to, and sent again what the server had not acknowledged.
+    /// Also after a resumed session when subscribing again had not
+    /// completed on the one before (its connection broke meanwhile).
     Resubscribed {
         /// Subscriptions (distinct channel and key pairs) made again.
         subscriptions: usize,
@@ -150,6 +152,11 @@ struct Reliable {
     /// The last session (open or not): a resumed one takes over its
     /// subscriptions.
     last: std::sync::Mutex<Option<Session>>,
+    /// Subscribing again after a session that was not resumed did not
+    /// complete (the connection broke meanwhile): the server's state has
+    /// not got them all, and the next session subscribes again, resumed
+    /// or not.
+    resubscribe_owed: std::sync::atomic::AtomicBool,
     events: tokio::sync::broadcast::Sender<ClientEvent>,
 }
 
@@ -159,6 +166,7 @@ impl Reliable {
             link: std::sync::Mutex::new(None),
             known: std::sync::atomic::AtomicBool::new(false),
             last: std::sync::Mutex::new(None),
+            resubscribe_owed: std::sync::atomic::AtomicBool::new(false),
             events: tokio::sync::broadcast::channel(64).0,
         })
     }
@@ -494,7 +502,10 @@ impl ClientBuilder {
                 // neither side acknowledged is queued first.
                 if let Some(old) = r.last() {
                     s.pubsub().adopt(old.pubsub());
-                    resubscribe = !resumed;
+                    resubscribe = !resumed || r.resubscribe_owed.load(Ordering::Relaxed);
+                    if resubscribe {
+                        r.resubscribe_owed.store(true, Ordering::Relaxed);
+                    }
                 }
                 link.attach(s, w.token, w.received, *resumed);
                 r.known.store(true, Ordering::Relaxed);
@@ -513,6 +524,7 @@ impl ClientBuilder {
             });
             if resubscribe {
                 let (subscriptions, failed) = session.resubscribe().await;
+                r.resubscribe_owed.store(failed > 0, Ordering::Relaxed);
                 if subscriptions > 0 {
                     tracing::info!(url = %self.url, subscriptions, failed, "session not resumed: subscribed again");
                 }

@@ -28,7 +28,10 @@ struct Proxy {
     url: String,
     target: Arc<Mutex<String>>,
     cut: broadcast::Sender<()>,
-    stalled: watch::Sender<bool>,
+    /// Each open connection's stall switch.
+    pipes: Arc<Mutex<Vec<watch::Sender<bool>>>>,
+    /// New connections start stalled.
+    stall_new: Arc<AtomicBool>,
     refusing: Arc<AtomicBool>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -70,12 +73,14 @@ impl Proxy {
         let url = format!("tcp://{}", listener.local_addr().unwrap());
         let target = Arc::new(Mutex::new(target));
         let (cut, _) = broadcast::channel::<()>(4);
-        let (stalled, _) = watch::channel(false);
+        let pipes: Arc<Mutex<Vec<watch::Sender<bool>>>> = Arc::default();
+        let stall_new = Arc::new(AtomicBool::new(false));
         let refusing = Arc::new(AtomicBool::new(false));
-        let (t, c, s, r) = (
+        let (t, c, p, n, r) = (
             target.clone(),
             cut.clone(),
-            stalled.clone(),
+            pipes.clone(),
+            stall_new.clone(),
             refusing.clone(),
         );
         let task = tokio::spawn(async move {
@@ -90,7 +95,9 @@ impl Proxy {
                 let Ok(outbound) = TcpStream::connect(&to).await else {
                     continue;
                 };
-                let (mut stop, stalled) = (c.subscribe(), s.subscribe());
+                let (switch, stalled) = watch::channel(n.load(Ordering::SeqCst));
+                p.lock().unwrap().push(switch);
+                let mut stop = c.subscribe();
                 tokio::spawn(async move {
                     let (ir, iw) = inbound.into_split();
                     let (or, ow) = outbound.into_split();
@@ -108,7 +115,8 @@ impl Proxy {
             url,
             target,
             cut,
-            stalled,
+            pipes,
+            stall_new,
             refusing,
             task,
         }
@@ -122,8 +130,21 @@ impl Proxy {
         self.refusing.store(on, Ordering::SeqCst);
     }
 
+    /// Stalls (or lets go on) every connection open now.
     fn stall(&self, on: bool) {
-        self.stalled.send_replace(on);
+        for p in self.pipes.lock().unwrap().iter() {
+            p.send_replace(on);
+        }
+    }
+
+    /// Whether connections made from now on start stalled.
+    fn stall_new(&self, on: bool) {
+        self.stall_new.store(on, Ordering::SeqCst);
+    }
+
+    /// Connections made so far.
+    fn connections(&self) -> usize {
+        self.pipes.lock().unwrap().len()
     }
 
     fn point_at(&self, target: String) {
@@ -489,5 +510,74 @@ async fn a_message_is_acknowledged_once_its_handler_ended_even_across_a_cut() {
     assert_eq!(finished, vec![1], "acknowledged before its handler ended");
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(*done.lock().unwrap(), vec![1], "handled once");
+    client.close("done").await;
+}
+
+/// Seeds 3 and 352: a connection attempt that the client gave up on (its
+/// handshake timed out) delivered its hello late, naming a state the server
+/// had expired meanwhile. The server took it for a client that had lost its
+/// state, replaced the live session the client had made since with one for
+/// a connection that was gone, and told the live one its device id was
+/// taken (code 12), after which a client stops reconnecting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_hello_of_an_abandoned_attempt_does_not_replace_the_live_session() {
+    let server = Server::builder()
+        .listen("tcp://127.0.0.1:0")
+        .types(AnyMessage::types())
+        .session_expiry(Duration::from_millis(50))
+        .start()
+        .await
+        .unwrap();
+    let proxy = Proxy::start(tcp_target(&server)).await;
+    let client = Client::builder(&proxy.url)
+        .device_id("cabinet-late")
+        .types(AnyMessage::types())
+        .reconnect(fast_backoff())
+        .resume(true)
+        .handshake_timeout(Duration::from_millis(200))
+        .connect()
+        .await
+        .unwrap();
+    let mut events = client.events().unwrap();
+    // Away past the expiry: the server forgets the state.
+    proxy.refuse(true);
+    proxy.cut();
+    within("expired", 10, async {
+        while server.resume_stats().expired == 0 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    // The next attempt stalls: its hello waits in the proxy while the
+    // client gives up on it, and the attempt after it gets through.
+    let before = proxy.connections();
+    proxy.stall_new(true);
+    proxy.refuse(false);
+    within("an attempt stalls", 10, async {
+        while proxy.connections() == before {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    })
+    .await;
+    proxy.stall_new(false);
+    assert!(
+        !within("reconnected", 10, next_connected(&mut events)).await,
+        "the state had expired"
+    );
+    let live = within("session", 10, client.wait_session())
+        .await
+        .unwrap()
+        .id();
+    // The abandoned attempt's hello arrives now.
+    proxy.stall(false);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(server.stats().replaced, 0, "the live session was replaced");
+    assert_eq!(client.session().map(|s| s.id()), Some(live));
+    while let Ok(e) = events.try_recv() {
+        assert!(
+            matches!(e, ClientEvent::Resubscribed { .. }),
+            "the live session went on undisturbed: {e:?}"
+        );
+    }
     client.close("done").await;
 }

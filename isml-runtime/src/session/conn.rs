@@ -140,7 +140,7 @@ struct Detach(Arc<Shared>);
 impl Drop for Detach {
     fn drop(&mut self) {
         if let Some(link) = &self.0.link {
-            link.detach(self.0.id);
+            link.detach(&self.0);
         }
     }
 }

@@ -1084,10 +1084,16 @@ impl Link {
         self.pump();
     }
 
-    /// The session `id` ended: the link keeps what it holds for the next.
-    pub(crate) fn detach(&self, id: u64) {
+    /// The session whose state is `ended` ended: the link keeps what it
+    /// holds for the next. Compared by identity, not by session id: the
+    /// ids a restarted server gives start again, and the session attached
+    /// since may have the same one.
+    pub(crate) fn detach(&self, ended: &super::Shared) {
         let mut s = lock(&self.state);
-        if s.session.as_ref().is_some_and(|x| x.id() == id) {
+        if s.session
+            .as_ref()
+            .is_some_and(|x| std::ptr::eq(Arc::as_ptr(&x.shared), ended))
+        {
             s.session = None;
         }
     }

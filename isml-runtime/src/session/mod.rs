@@ -211,7 +211,7 @@ impl Shared {
         let resumable = self.link.as_ref().is_some_and(|l| l.ended().is_none());
         self.pubsub.session_ended(!resumable);
         if let Some(link) = &self.link {
-            link.detach(self.id);
+            link.detach(self);
         }
     }
 
