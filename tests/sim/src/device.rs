@@ -144,6 +144,16 @@ pub(crate) async fn run(
         });
     }
     tokio::spawn(subscribe(client.clone(), ledger.clone(), device));
+    {
+        // For the report of a run that does not finish.
+        let (c, l) = (client.clone(), ledger.clone());
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                l.link_stats(device, format!("{:?}", c.link_stats()));
+            }
+        });
+    }
     let readings = tokio::spawn(readings(
         client.clone(),
         plan.clone(),

@@ -68,6 +68,8 @@ struct Device {
     status: u64,
     connects: u64,
     resumed: u64,
+    /// The client's reliable state, as last seen.
+    link: String,
 }
 
 #[derive(Debug, Default)]
@@ -227,6 +229,12 @@ impl Ledger {
         Self::log(&mut b, format!("d{device} connected, resumed: {resumed}"));
     }
 
+    /// The device's client reports its reliable state (shown in the report
+    /// of a run that does not finish; not logged).
+    pub fn link_stats(&self, device: u32, stats: String) {
+        self.book().devices[device as usize].link = stats;
+    }
+
     /// A device process starts: returns its incarnation number.
     pub fn device_starts(&self, device: u32) -> u32 {
         let mut b = self.book();
@@ -336,6 +344,7 @@ impl Ledger {
                 "device {k}: incarnation {} done {:?}, status seen {}, connects {} (resumed {});",
                 d.incarnation, d.done, d.status, d.connects, d.resumed
             );
+            let _ = write!(out, " link: {};", d.link);
             for (kind, f) in &d.flows {
                 let open: Vec<_> = f
                     .sent

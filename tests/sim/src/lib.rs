@@ -38,7 +38,7 @@ pub use ledger::{Ledger, Totals};
 pub use plan::{Fault, FaultKind, Plan};
 
 /// Simulated time per step of the simulation.
-pub const TICK: Duration = Duration::from_millis(1);
+pub const TICK: Duration = Duration::from_millis(5);
 
 /// How long a run may take, in simulated time, after the faults end: the
 /// network is healthy then, so everything sent must be acknowledged and
@@ -303,28 +303,70 @@ fn simulate(plan: &Plan, ledger: &Ledger, dir: Option<&Path>) -> Result<Duration
     }
 }
 
+/// How long one seed may take in wall-clock time before the run is taken
+/// for hung (a task that spins without letting simulated time move): the
+/// process then prints the seed and stops.
+pub const WALL_LIMIT: Duration = Duration::from_secs(120);
+
 /// Runs seeds `seeds` on `threads` threads (each seed on one thread, from
-/// start to end); the reports, and the failures, by seed.
+/// start to end); the reports, and the failures, by seed. A seed that runs
+/// longer than [`WALL_LIMIT`] stops the process, after printing how to run
+/// it alone.
 pub fn run_many(seeds: std::ops::Range<u64>, threads: usize) -> (Vec<Report>, Vec<Box<Failure>>) {
-    let next = std::sync::atomic::AtomicU64::new(seeds.start);
-    let results = std::sync::Mutex::new((Vec::new(), Vec::new()));
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::time::Instant;
+
+    let threads = threads.max(1);
+    let next = AtomicU64::new(seeds.start);
+    let results = Mutex::new((Vec::new(), Vec::new()));
+    let running: Mutex<Vec<Option<(u64, Instant)>>> = Mutex::new(vec![None; threads]);
+    let finished = AtomicBool::new(false);
+    let lock = |m: &Mutex<Vec<Option<(u64, Instant)>>>| {
+        m.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    };
     std::thread::scope(|s| {
-        for _ in 0..threads.max(1) {
-            s.spawn(|| {
-                loop {
-                    let seed = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    if seed >= seeds.end {
-                        return;
-                    }
-                    let r = run(seed);
-                    let mut results = results.lock().unwrap_or_else(|e| e.into_inner());
-                    match r {
-                        Ok(report) => results.0.push(report),
-                        Err(failure) => results.1.push(failure),
+        s.spawn(|| {
+            while !finished.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(200));
+                for (seed, since) in lock(&running).into_iter().flatten() {
+                    if since.elapsed() > WALL_LIMIT {
+                        eprintln!(
+                            "seed {seed} has run for {:?} of wall time: hung; reproduce with: {}",
+                            since.elapsed(),
+                            reproduce(seed)
+                        );
+                        std::process::abort();
                     }
                 }
-            });
+            }
+        });
+        let workers: Vec<_> = (0..threads)
+            .map(|slot| {
+                let (next, results, running, seeds) = (&next, &results, &running, &seeds);
+                s.spawn(move || {
+                    loop {
+                        let seed = next.fetch_add(1, Ordering::Relaxed);
+                        if seed >= seeds.end {
+                            return;
+                        }
+                        running.lock().unwrap_or_else(|e| e.into_inner())[slot] =
+                            Some((seed, Instant::now()));
+                        let r = run(seed);
+                        running.lock().unwrap_or_else(|e| e.into_inner())[slot] = None;
+                        let mut results = results.lock().unwrap_or_else(|e| e.into_inner());
+                        match r {
+                            Ok(report) => results.0.push(report),
+                            Err(failure) => results.1.push(failure),
+                        }
+                    }
+                })
+            })
+            .collect();
+        for w in workers {
+            let _ = w.join();
         }
+        finished.store(true, Ordering::Relaxed);
     });
     let (mut reports, mut failures) = results.into_inner().unwrap_or_else(|e| e.into_inner());
     reports.sort_by_key(|r: &Report| r.seed);
