@@ -581,3 +581,100 @@ async fn a_late_hello_of_an_abandoned_attempt_does_not_replace_the_live_session(
     }
     client.close("done").await;
 }
+
+/// Seed 1680: a device restarted from its durable outbox numbered its
+/// requests from 1 again; the reply to a request of the process before,
+/// still held by the server (or made again for a request the outbox kept),
+/// answered a new request with the same correlation id.
+#[cfg(feature = "store")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_device_gets_the_answers_to_its_own_requests() {
+    use isml_runtime::outbox::Outbox;
+
+    let server = Server::builder()
+        .listen("tcp://127.0.0.1:0")
+        .types(AnyMessage::types())
+        .session_expiry(Duration::from_secs(60))
+        .dispatcher(
+            Dispatcher::new().on_request::<StartCharging, ChargeStarted, _, _>(
+                |_ctx, m| async move {
+                    if m.slot == 1 {
+                        tokio::time::sleep(Duration::from_millis(300)).await;
+                    }
+                    Ok(ChargeStarted {
+                        slot: m.slot,
+                        eta_s: None,
+                        refused: None,
+                    })
+                },
+            ),
+        )
+        .start()
+        .await
+        .unwrap();
+    let url = server.urls()[0].clone();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("outbox.redb");
+    let ask = |slot: u8| StartCharging {
+        slot,
+        target_soc_percent: 80,
+        max_current_ma: None,
+    };
+    // Each run of the device process has a runtime of its own, dropped at
+    // its end without closing the client. The first one stops while the
+    // server works on its request.
+    let run = move |slot: u8, wait: bool| {
+        let (url, path) = (url.clone(), path.clone());
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let outbox = loop {
+                    match Outbox::open(&path) {
+                        Ok(o) => break o,
+                        Err(_) => tokio::time::sleep(Duration::from_millis(5)).await,
+                    }
+                };
+                let client = Client::builder(url)
+                    .device_id("cabinet-asks")
+                    .types(AnyMessage::types())
+                    .reconnect(fast_backoff())
+                    .outbox(outbox)
+                    .connect()
+                    .await
+                    .unwrap();
+                let request = ask(slot);
+                let call = client
+                    .request_with::<ChargeStarted, StartCharging>(&request, Delivery::AtLeastOnce);
+                if wait {
+                    Some(within("answered", 10, call).await.map(|r| r.slot))
+                } else {
+                    let _ = tokio::time::timeout(Duration::from_millis(100), call).await;
+                    None
+                }
+            })
+        })
+    };
+    let first = run(1, false);
+    tokio::task::spawn_blocking(move || first.join().unwrap())
+        .await
+        .unwrap();
+    // The first request's answer is made meanwhile, and waits for the
+    // device to come back.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let second = run(2, true);
+    let answer = within(
+        "second run",
+        30,
+        tokio::task::spawn_blocking(move || second.join().unwrap()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        answer.map(|r| r.map_err(|e| e.to_string())),
+        Some(Ok(2)),
+        "the answer to the request asked"
+    );
+}

@@ -303,6 +303,9 @@ struct State {
     /// The next correlation id (continues across sessions, so that a reply
     /// of a resumed request can never match a new one).
     next_correlation: u64,
+    /// Correlation ids below it are covered by a recorded reservation
+    /// (durable outbox only).
+    reserved: u64,
     /// Server side: the subscriptions and properties of the last session,
     /// restored on the next one.
     subscriptions: Vec<(u32, Option<String>)>,
@@ -332,6 +335,10 @@ impl fmt::Debug for Link {
     }
 }
 
+/// Correlation ids a durable outbox reserves at a time (see
+/// [`Link::correlation`]).
+const CORRELATION_BLOCK: u64 = 8192;
+
 /// Frames received without an acknowledgement after which one is written
 /// at once, without waiting for the acknowledgement delay.
 pub(crate) const ACK_EVERY: u32 = 64;
@@ -354,6 +361,9 @@ pub(crate) enum Record {
     Remove { id: u64 },
     /// The state's token and the highest sequence number received.
     Meta { token: [u8; 16], received: u64 },
+    /// Correlation ids from this one up are unused: where a restarted
+    /// process starts numbering its requests.
+    Correlations { from: u64 },
 }
 
 /// Keeps the outbox across restarts (the redb store of
@@ -368,6 +378,8 @@ pub(crate) trait Durable: Send + Sync + 'static {
 pub(crate) struct Restored {
     pub(crate) token: Option<[u8; 16]>,
     pub(crate) received: u64,
+    /// Correlation ids from this one up were never used.
+    pub(crate) correlations: u64,
     /// `(id, seq (0: not written), frame, priority, expires_unix_ms, latest)`, by id.
     pub(crate) messages: Vec<(u64, u64, Frame, u8, u64, Option<String>)>,
 }
@@ -421,6 +433,7 @@ impl Link {
                 session: None,
                 pending: HashMap::new(),
                 next_correlation: if initiator { 1 } else { 2 },
+                reserved: 0,
                 subscriptions: Vec::new(),
                 props: None,
                 ended: None,
@@ -440,6 +453,13 @@ impl Link {
             s.token = t;
         }
         s.received = restored.received;
+        // Above every id the earlier process used (and of the same parity).
+        let parity = s.next_correlation % 2;
+        let mut from = restored.correlations.max(s.next_correlation);
+        for (_, _, frame, ..) in &restored.messages {
+            from = from.max(frame.header.correlation + 1);
+        }
+        s.next_correlation = from + (from % 2 != parity) as u64;
         let mut numbered: Vec<_> = Vec::new();
         for (id, seq, frame, priority, expires, latest) in restored.messages {
             s.next_id = s.next_id.max(id + 1);
@@ -525,6 +545,17 @@ impl Link {
         let mut s = lock(&self.state);
         let c = s.next_correlation;
         s.next_correlation += 2;
+        // With a durable outbox, the ids a restarted process may use start
+        // above every id this one used: a reply the peer still holds for a
+        // request of this process must not answer one of the next. The
+        // bound is recorded a block ahead, so that a record still in the
+        // store's queue when the process dies is never the one needed.
+        if let Some(d) = &self.durable
+            && s.next_correlation + CORRELATION_BLOCK > s.reserved
+        {
+            s.reserved = s.next_correlation + 2 * CORRELATION_BLOCK;
+            d.record(vec![Record::Correlations { from: s.reserved }], None);
+        }
         c
     }
 

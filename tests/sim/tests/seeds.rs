@@ -100,9 +100,10 @@ fn seeds_that_found_faults() {
     // an abandoned attempt replacing the live session; 311: subscribing
     // again cut short, then a resumed session without the subscription;
     // 381: a session of an earlier server detaching the state from the
-    // current one with the same session id.
+    // current one with the same session id; 1680: a device restarted from
+    // its durable outbox numbering its requests from 1 again.
     for seed in [
-        3, 7, 29, 38, 51, 59, 176, 295, 311, 312, 351, 352, 381, 424, 468,
+        3, 7, 29, 38, 51, 59, 176, 295, 311, 312, 351, 352, 381, 424, 468, 1680,
     ] {
         if let Err(f) = isml_sim::run(seed) {
             panic!("{f}");
