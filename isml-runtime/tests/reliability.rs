@@ -590,10 +590,13 @@ async fn device_process_for_the_kill_test() {
         .unwrap();
     let mut out = std::io::stdout();
     for code in 0.. {
-        let _ = client
-            .send_with(&fault(code), Delivery::AtLeastOnce)
-            .await
-            .unwrap();
+        // Queued durably is what counts here, not the acknowledgement.
+        drop(
+            client
+                .send_with(&fault(code), Delivery::AtLeastOnce)
+                .await
+                .unwrap(),
+        );
         writeln!(out, "queued {code}").unwrap();
         out.flush().unwrap();
         if code % 50 == 0 {

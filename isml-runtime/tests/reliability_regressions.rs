@@ -6,7 +6,6 @@
 
 mod common;
 
-use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -199,6 +198,8 @@ async fn next_connected(events: &mut broadcast::Receiver<ClientEvent>) -> bool {
 #[cfg(feature = "store")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_device_restarted_from_its_outbox_numbers_new_messages_above_what_the_server_has() {
+    use std::collections::BTreeSet;
+
     use isml_runtime::outbox::Outbox;
 
     let seen = Arc::new(Mutex::new(BTreeSet::new()));

@@ -345,6 +345,8 @@ pub(crate) const ACK_EVERY: u32 = 64;
 
 /// A change of the outbox, recorded durably.
 #[derive(Debug, Clone)]
+// Read by the redb store only (feature `store`).
+#[cfg_attr(not(feature = "store"), allow(dead_code))]
 pub(crate) enum Record {
     /// A message queued: its frame (without sequence number), priority,
     /// expiry (Unix ms, 0: none) and "latest value" key.

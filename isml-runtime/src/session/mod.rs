@@ -121,7 +121,9 @@ use lend::*;
 pub use link::{
     Delivered, Delivery, DeliveryError, LinkStats, OutboxLimits, Overflow, SendOptions,
 };
-pub(crate) use link::{Durable, Link, Record, Restored, read_ack};
+#[cfg(feature = "store")]
+pub(crate) use link::{Durable, Record};
+pub(crate) use link::{Link, Restored, read_ack};
 use outbox::*;
 use writer::*;
 

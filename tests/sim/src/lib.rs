@@ -370,6 +370,6 @@ pub fn run_many(seeds: std::ops::Range<u64>, threads: usize) -> (Vec<Report>, Ve
     });
     let (mut reports, mut failures) = results.into_inner().unwrap_or_else(|e| e.into_inner());
     reports.sort_by_key(|r: &Report| r.seed);
-    failures.sort_by_key(|f: &Box<Failure>| f.seed);
+    failures.sort_by_key(|f| f.seed);
     (reports, failures)
 }

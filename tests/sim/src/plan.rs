@@ -112,7 +112,7 @@ impl Plan {
     pub fn from_seed(seed: u64) -> Plan {
         // A generator of the plan's own: the runtime's draws (seeded from
         // the same number) do not shift the plan, and the other way round.
-        let mut rng = fastrand::Rng::with_seed(seed ^ 0x5eed_0f_1511);
+        let mut rng = fastrand::Rng::with_seed(seed ^ 0x005e_ed0f_1511);
         let devices = rng.u32(1..=3);
         let chaos = ms(rng.u64(6_000..=14_000));
         let min_latency = ms(rng.u64(0..=5));
