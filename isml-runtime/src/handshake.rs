@@ -779,7 +779,10 @@ mod tests {
         let b = w.encode_with(Some(&r));
         assert_eq!(Welcome::decode_with(&b).unwrap(), (w.clone(), Some(r)));
         for n in w.encode().len() + 1..b.len() {
-            assert!(Welcome::decode_with(&b[..n]).is_err(), "prefix of {n} bytes");
+            assert!(
+                Welcome::decode_with(&b[..n]).is_err(),
+                "prefix of {n} bytes"
+            );
         }
     }
 

@@ -16,7 +16,9 @@
 //! Unix milliseconds (0: none), "latest value" key (`uvarint` length + UTF-8,
 //! length 0: none), then the frame (header without sequence number, and
 //! payload, as on the wire without framing). Table `meta`: `token` (16
-//! bytes), `received` (`u64` little endian).
+//! bytes), `received` (`u64` little endian), `correlations` (`u64` little
+//! endian: request correlation ids from it up are unused, where the next
+//! process starts).
 
 use std::fmt;
 use std::sync::Arc;
@@ -113,9 +115,7 @@ impl Outbox {
     /// written and not acknowledged at most.
     pub(crate) fn into_link(self, window: usize) -> Arc<Link> {
         #[cfg(feature = "store")]
-        let durable = self
-            .durable
-            .map(|d| d as Arc<dyn crate::session::Durable>);
+        let durable = self.durable.map(|d| d as Arc<dyn crate::session::Durable>);
         #[cfg(not(feature = "store"))]
         let durable = None;
         let link = Link::with(
@@ -199,13 +199,20 @@ mod disk {
             {
                 restored.received = u64::from_le_bytes(b);
             }
+            if let Some(r) = meta.get("correlations").map_err(|e| err(&e))?
+                && let Ok(b) = <[u8; 8]>::try_from(r.value())
+            {
+                restored.correlations = u64::from_le_bytes(b);
+            }
             let messages = txn.open_table(MESSAGES).map_err(|e| err(&e))?;
             for item in messages.iter().map_err(|e| err(&e))? {
                 let (k, v) = item.map_err(|e| err(&e))?;
                 match parse(v.value()) {
-                    Some((seq, frame, priority, expires, latest)) => restored
-                        .messages
-                        .push((k.value(), seq, frame, priority, expires, latest)),
+                    Some((seq, frame, priority, expires, latest)) => {
+                        restored
+                            .messages
+                            .push((k.value(), seq, frame, priority, expires, latest))
+                    }
                     None => tracing::warn!(
                         path = %path.display(),
                         id = k.value(),
@@ -282,7 +289,8 @@ mod disk {
                                 expires_unix_ms,
                                 latest,
                             } => {
-                                let v = value(0, frame, *priority, *expires_unix_ms, latest.as_deref());
+                                let v =
+                                    value(0, frame, *priority, *expires_unix_ms, latest.as_deref());
                                 messages.insert(*id, v.as_slice())?;
                             }
                             Record::Numbered { id, seq } => {
@@ -290,12 +298,16 @@ mod disk {
                                 if let Some((_, frame, priority, expires, latest)) =
                                     old.as_deref().and_then(parse)
                                 {
-                                    let v = value(*seq, &frame, priority, expires, latest.as_deref());
+                                    let v =
+                                        value(*seq, &frame, priority, expires, latest.as_deref());
                                     messages.insert(*id, v.as_slice())?;
                                 }
                             }
                             Record::Remove { id } => {
                                 messages.remove(*id)?;
+                            }
+                            Record::Correlations { from } => {
+                                meta.insert("correlations", from.to_le_bytes().as_slice())?;
                             }
                             Record::Meta { token, received } => {
                                 meta.insert("token", token.as_slice())?;

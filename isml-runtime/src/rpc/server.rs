@@ -159,6 +159,14 @@ pub(crate) fn start(
             ),
         );
     }
+    // A second call under the id of one still running would take over its
+    // streams and its cancellation: the first handler would wait for ever.
+    if session.calls().is_serving(correlation) {
+        return fail(
+            codes::ALREADY_EXISTS,
+            format!("call with correlation id {correlation}, of a call still in progress"),
+        );
+    }
     if addr.service == 0 {
         return super::reflect::answer(session, services, correlation, addr.method);
     }
@@ -236,6 +244,7 @@ pub(crate) fn start(
     Started::Running {
         correlation,
         len,
+        streams,
         fut: Box::pin(run(session, method, correlation, deadline, cancel, fut)),
     }
 }

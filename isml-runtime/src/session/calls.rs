@@ -383,6 +383,11 @@ impl Calls {
         );
     }
 
+    /// Whether a call with this correlation id is being served.
+    pub(crate) fn is_serving(&self, correlation: u64) -> bool {
+        lock(&self.serving).contains_key(&correlation)
+    }
+
     /// The call is over: forget it.
     pub(crate) fn served(&self, correlation: u64) {
         lock(&self.serving).remove(&correlation);

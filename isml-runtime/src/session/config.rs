@@ -64,7 +64,9 @@ pub struct SessionConfig {
     pub request_timeout: Duration,
     /// Frames the outbound queue holds.
     pub outbound_queue: usize,
-    /// Incoming requests handled at once; beyond it the session stops reading.
+    /// Incoming requests handled at once; beyond it the session stops
+    /// reading. Calls with a stream have as many places of their own, and
+    /// one beyond them is refused (code 8) rather than waited for.
     pub max_inflight: usize,
     /// How long a closing session may take to write what is queued.
     pub close_timeout: Duration,
@@ -174,7 +176,8 @@ macro_rules! session_setters {
         }
 
         /// Incoming requests handled at once per session (256 by default);
-        /// beyond it the session stops reading.
+        /// beyond it the session stops reading. Calls with a stream have as
+        /// many places of their own; one beyond them is refused (code 8).
         pub fn max_inflight(mut self, requests: usize) -> Self {
             self.config.max_inflight = requests.max(1);
             self

@@ -952,10 +952,7 @@ impl Broker {
             let Ok(c) = self.channel(channel) else {
                 continue;
             };
-            if self
-                .allowed(&who, Action::Subscribe, &c.info.name)
-                .is_err()
-            {
+            if self.allowed(&who, Action::Subscribe, &c.info.name).is_err() {
                 continue;
             }
             self.attach(c, &peer, key, 0);
