@@ -105,6 +105,13 @@ impl Backoff {
 
 type ConnectHook = Arc<dyn Fn(&Session) + Send + Sync>;
 
+type Connector = Arc<
+    dyn Fn()
+            -> futures_util::future::BoxFuture<'static, Result<transport::Transport, TransportError>>
+        + Send
+        + Sync,
+>;
+
 /// What happened to a [`Client`]'s connection ([`Client::events`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -125,6 +132,8 @@ pub enum ClientEvent {
     /// The server did not resume the session (it expired it, or restarted
     /// without its state): the client subscribed again to what it was
     /// subscribed to, and sent again what the server had not acknowledged.
+    /// Also after a resumed session when subscribing again had not
+    /// completed on the one before (its connection broke meanwhile).
     Resubscribed {
         /// Subscriptions (distinct channel and key pairs) made again.
         subscriptions: usize,
@@ -143,6 +152,11 @@ struct Reliable {
     /// The last session (open or not): a resumed one takes over its
     /// subscriptions.
     last: std::sync::Mutex<Option<Session>>,
+    /// Subscribing again after a session that was not resumed did not
+    /// complete (the connection broke meanwhile): the server's state has
+    /// not got them all, and the next session subscribes again, resumed
+    /// or not.
+    resubscribe_owed: std::sync::atomic::AtomicBool,
     events: tokio::sync::broadcast::Sender<ClientEvent>,
 }
 
@@ -152,6 +166,7 @@ impl Reliable {
             link: std::sync::Mutex::new(None),
             known: std::sync::atomic::AtomicBool::new(false),
             last: std::sync::Mutex::new(None),
+            resubscribe_owed: std::sync::atomic::AtomicBool::new(false),
             events: tokio::sync::broadcast::channel(64).0,
         })
     }
@@ -190,6 +205,8 @@ pub struct ClientBuilder {
     reliable: Option<Arc<Reliable>>,
     /// Taken by the first `connect`.
     outbox: Option<Arc<std::sync::Mutex<Option<crate::outbox::Outbox>>>>,
+    /// Opens the transport instead of the URL (see `ClientBuilder::connector`).
+    connector: Option<Connector>,
 }
 
 impl fmt::Debug for ClientBuilder {
@@ -296,11 +313,56 @@ impl ClientBuilder {
         self
     }
 
+    /// Opens each connection (the first and every reconnection) with
+    /// `connect` instead of by URL; the URL then only names the server in
+    /// errors and logs. For links the URL schemes do not cover: a socket
+    /// handed over by a supervisor, a modem dialled with AT commands, a
+    /// tunnel, or a simulated network in tests. Build the transport with
+    /// [`Transport::from_io`](transport::Transport::from_io) over any byte
+    /// stream. The handshake timeout covers `connect` too.
+    ///
+    /// ```no_run
+    /// # #[cfg(feature = "tcp")]
+    /// # async fn f() -> Result<(), isml_runtime::client::ConnectError> {
+    /// use isml_runtime::client::Client;
+    /// use isml_runtime::transport::{Transport, TransportError};
+    ///
+    /// // The server is reached through a tunnel's local end.
+    /// let client = Client::builder("tcp://gateway.local:7000")
+    ///     .connector(|| async {
+    ///         let stream = tokio::net::TcpStream::connect("127.0.0.1:7000")
+    ///             .await
+    ///             .map_err(|e| TransportError::Io {
+    ///                 context: "connecting through the tunnel".into(),
+    ///                 source: e,
+    ///             })?;
+    ///         Ok(Transport::from_io(stream, "tcp", "tunnel".into(), None))
+    ///     })
+    ///     .connect()
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn connector<F, Fut>(mut self, connect: F) -> Self
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = Result<transport::Transport, TransportError>>
+            + Send
+            + 'static,
+    {
+        self.connector = Some(Arc::new(move || Box::pin(connect())));
+        self
+    }
+
     /// Connects once, without a reconnecting supervisor.
     pub async fn connect_session(&self) -> Result<Session, ConnectError> {
-        let endpoint: Endpoint = self.url.parse()?;
         let attempt = async {
-            let t = transport::connect(&endpoint, &self.options).await?;
+            let t = match &self.connector {
+                Some(connect) => connect().await?,
+                None => {
+                    let endpoint: Endpoint = self.url.parse()?;
+                    transport::connect(&endpoint, &self.options).await?
+                }
+            };
             self.handshake(t).await
         };
         match tokio::time::timeout(self.handshake_timeout, attempt).await {
@@ -440,7 +502,10 @@ impl ClientBuilder {
                 // neither side acknowledged is queued first.
                 if let Some(old) = r.last() {
                     s.pubsub().adopt(old.pubsub());
-                    resubscribe = !resumed;
+                    resubscribe = !resumed || r.resubscribe_owed.load(Ordering::Relaxed);
+                    if resubscribe {
+                        r.resubscribe_owed.store(true, Ordering::Relaxed);
+                    }
                 }
                 link.attach(s, w.token, w.received, *resumed);
                 r.known.store(true, Ordering::Relaxed);
@@ -459,6 +524,7 @@ impl ClientBuilder {
             });
             if resubscribe {
                 let (subscriptions, failed) = session.resubscribe().await;
+                r.resubscribe_owed.store(failed > 0, Ordering::Relaxed);
                 if subscriptions > 0 {
                     tracing::info!(url = %self.url, subscriptions, failed, "session not resumed: subscribed again");
                 }
@@ -602,6 +668,7 @@ impl Client {
             on_connect: None,
             reliable: None,
             outbox: None,
+            connector: None,
         }
     }
 
@@ -664,7 +731,7 @@ impl Client {
     /// The session carrying the reliable state: the current one, or the
     /// last one while reconnecting (what is sent at least once then is kept
     /// and leaves on the session that resumes it).
-    fn reliable_session(&self) -> Result<Session, SendError> {
+    pub(crate) fn reliable_session(&self) -> Result<Session, SendError> {
         match &self.inner.reliable {
             Some(r) => self
                 .session()
@@ -673,6 +740,15 @@ impl Client {
             None => Err(SendError::Unreliable {
                 session: self.session().map_or(0, |s| s.id()),
             }),
+        }
+    }
+
+    /// The session to send on with `delivery`: at least once, the one
+    /// carrying the reliable state (also while reconnecting).
+    pub(crate) fn delivering(&self, delivery: Delivery) -> Result<Session, SendError> {
+        match delivery {
+            Delivery::AtMostOnce => self.current(),
+            _ => self.reliable_session(),
         }
     }
 

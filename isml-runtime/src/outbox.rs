@@ -16,7 +16,9 @@
 //! Unix milliseconds (0: none), "latest value" key (`uvarint` length + UTF-8,
 //! length 0: none), then the frame (header without sequence number, and
 //! payload, as on the wire without framing). Table `meta`: `token` (16
-//! bytes), `received` (`u64` little endian).
+//! bytes), `received` (`u64` little endian), `correlations` (`u64` little
+//! endian: request correlation ids from it up are unused, where the next
+//! process starts).
 
 use std::fmt;
 use std::sync::Arc;
@@ -197,6 +199,11 @@ mod disk {
             {
                 restored.received = u64::from_le_bytes(b);
             }
+            if let Some(r) = meta.get("correlations").map_err(|e| err(&e))?
+                && let Ok(b) = <[u8; 8]>::try_from(r.value())
+            {
+                restored.correlations = u64::from_le_bytes(b);
+            }
             let messages = txn.open_table(MESSAGES).map_err(|e| err(&e))?;
             for item in messages.iter().map_err(|e| err(&e))? {
                 let (k, v) = item.map_err(|e| err(&e))?;
@@ -298,6 +305,9 @@ mod disk {
                             }
                             Record::Remove { id } => {
                                 messages.remove(*id)?;
+                            }
+                            Record::Correlations { from } => {
+                                meta.insert("correlations", from.to_le_bytes().as_slice())?;
                             }
                             Record::Meta { token, received } => {
                                 meta.insert("token", token.as_slice())?;

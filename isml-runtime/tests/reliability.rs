@@ -601,10 +601,13 @@ async fn device_process_for_the_kill_test() {
         .unwrap();
     let mut out = std::io::stdout();
     for code in 0.. {
-        let _ = client
-            .send_with(&fault(code), Delivery::AtLeastOnce)
-            .await
-            .unwrap();
+        // Queued durably; not waiting for the acknowledgement.
+        drop(
+            client
+                .send_with(&fault(code), Delivery::AtLeastOnce)
+                .await
+                .unwrap(),
+        );
         writeln!(out, "queued {code}").unwrap();
         out.flush().unwrap();
         if code % 50 == 0 {
@@ -706,4 +709,70 @@ async fn a_device_killed_mid_stream_loses_nothing() {
         "kill test: {queued} queued before SIGKILL, {before} handled before it, {restored} restored from the outbox"
     );
     client.close("done").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publications_sent_at_least_once_reach_subscribers_once_across_cuts() {
+    const N: u32 = 2_000;
+    let server = Server::builder()
+        .listen("tcp://127.0.0.1:0")
+        .handshake_rate(None)
+        .types(AnyMessage::types())
+        .channel::<Events>()
+        .start()
+        .await
+        .unwrap();
+    let subscriber = Client::builder(server.urls()[0].clone())
+        .device_id("dashboard")
+        .connect()
+        .await
+        .unwrap();
+    let mut sub = subscriber.subscribe::<Events>().await.unwrap();
+    let proxy = Proxy::start(tcp_target(&server)).await;
+    let publisher = Client::builder(&proxy.url)
+        .device_id("cabinet-5")
+        .reconnect(fast_backoff())
+        .resume(true)
+        .connect()
+        .await
+        .unwrap();
+    let cutter = {
+        let cut = proxy.cut.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(30)).await;
+                let _ = cut.send(());
+            }
+        })
+    };
+    // Read while publishing (a subscription's queue is bounded).
+    let reader = tokio::spawn(async move {
+        let seen = Seen::default();
+        while seen.len() < N as usize {
+            let p = sub.next().await.expect("subscription open");
+            seen.record(p.value.code);
+        }
+        // Nothing more arrives: no duplicate was published.
+        let extra = tokio::time::timeout(Duration::from_millis(300), sub.next()).await;
+        assert!(extra.is_err(), "a duplicate delivery: {extra:?}");
+        seen
+    });
+    let mut handles = Vec::new();
+    for code in 0..N {
+        handles.push(
+            publisher
+                .publish_with::<Events>(&fault(code), Delivery::AtLeastOnce)
+                .await
+                .unwrap(),
+        );
+    }
+    for h in handles {
+        within("acknowledged", 60, h).await.unwrap();
+    }
+    cutter.abort();
+    let _ = cutter.await;
+    let seen = within("all delivered", 30, reader).await.unwrap();
+    assert_eq!(seen.duplicates.load(Ordering::SeqCst), 0);
+    assert!(publisher.link_stats().unwrap().resumes > 0);
+    publisher.close("done").await;
 }

@@ -232,7 +232,14 @@ pub(crate) fn start(
         return Started::Done(outcome(session, kind, correlation, result));
     }
     let fut = with_deadline(deadline, fut).boxed();
-    calls.serve(correlation, cancel.clone(), outflow);
+    // A unary or one-way call that came through the reliable state (a
+    // `[once]` method, `docs/rpc.md`) is counted as received: the caller
+    // will not send it again. So it runs to its end even when the
+    // connection breaks meanwhile, and its answer goes through the reliable
+    // state to the session that resumes this one. A cancel from the caller
+    // still stops it, and so does its deadline.
+    let lasting = h.seq.is_some() && session.link().is_some() && !streams;
+    calls.serve(correlation, cancel.clone(), outflow, lasting);
     let session = session.clone();
     Started::Running {
         correlation,
@@ -259,7 +266,8 @@ async fn run(
     tokio::pin!(fut);
     let result = tokio::select! {
         biased;
-        // The caller cancelled (or the session ended): nothing more is sent.
+        // The caller cancelled (or the session ended, for a call that did
+        // not come through the reliable state): nothing more is sent.
         () = cancel.cancelled() => {
             if method.kind.server_streaming() {
                 // A streaming handler learns of it from its failing `send`

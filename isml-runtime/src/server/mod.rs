@@ -106,6 +106,8 @@ type CloseHook = Arc<dyn Fn(&Session, &CloseReason) + Send + Sync>;
 /// Configures and starts a [`Server`].
 pub struct ServerBuilder {
     listen: Vec<String>,
+    /// Listeners given whole (`ServerBuilder::listener`).
+    listeners: Vec<Listener>,
     config: SessionConfig,
     max_connections: usize,
     handshake_timeout: Duration,
@@ -139,6 +141,18 @@ impl ServerBuilder {
     /// Adds a listener (`tcp://0.0.0.0:7000`, `mem://server`, ...).
     pub fn listen(mut self, url: impl Into<String>) -> Self {
         self.listen.push(url.into());
+        self
+    }
+
+    /// Adds a listener made by the caller: one bound with
+    /// [`Listener::bind`], or one over connections accepted by code of the
+    /// caller's own ([`Listener::from_incoming`]: an inherited socket, a
+    /// tunnel, a simulated network). Its connections go through the same
+    /// admission, handshake and session limit as those of
+    /// [`ServerBuilder::listen`]; [`ServerBuilder::max_frame`] does not
+    /// apply to transports the caller built.
+    pub fn listener(mut self, listener: Listener) -> Self {
+        self.listeners.push(listener);
         self
     }
 
@@ -370,7 +384,7 @@ impl ServerBuilder {
     /// `text+tls://HOST:PORT` URLs start text-protocol listeners
     /// ([`crate::text`]), which also serve the `isml.text.variables` channel.
     pub async fn start(mut self) -> Result<Server, ServerError> {
-        if self.listen.is_empty() {
+        if self.listen.is_empty() && self.listeners.is_empty() {
             return Err(ServerError::NoListener);
         }
         let (text_urls, binary_urls): (Vec<String>, Vec<String>) = std::mem::take(&mut self.listen)
@@ -414,7 +428,7 @@ impl ServerBuilder {
             dispatcher: dispatcher.clone(),
             broker: broker.clone(),
         });
-        let mut listeners = Vec::new();
+        let mut listeners = std::mem::take(&mut self.listeners);
         for url in &self.listen {
             let err = |source| ServerError::Listen {
                 url: url.clone(),
@@ -578,6 +592,7 @@ impl Server {
     pub fn builder() -> ServerBuilder {
         ServerBuilder {
             listen: Vec::new(),
+            listeners: Vec::new(),
             config: SessionConfig::default(),
             max_connections: 10_000,
             handshake_timeout: Duration::from_secs(10),
@@ -598,7 +613,9 @@ impl Server {
         }
     }
 
-    /// The bound URLs, in the order the listeners were added (actual ports).
+    /// The bound URLs (actual ports): those of [`ServerBuilder::listener`]
+    /// first, then those of [`ServerBuilder::listen`], each in the order
+    /// added.
     pub fn urls(&self) -> &[String] {
         &self.inner.urls
     }
@@ -727,6 +744,11 @@ async fn accept_loop(inner: Arc<Inner>, mut listener: Listener) {
             Ok(i) => {
                 backoff = Duration::from_millis(10);
                 i
+            }
+            Err(TransportError::Closed) => {
+                // Connections given by a stream that ended.
+                tracing::info!(listener = listener.url(), "listener closed");
+                return;
             }
             Err(e) => {
                 // Out of file descriptors, a serial port gone: wait and retry.
@@ -872,9 +894,29 @@ async fn connection(inner: Arc<Inner>, incoming: Incoming, mut ticket: Ticket) {
     if let Some(old) = older {
         inner.stats.replaced.fetch_add(1, Ordering::Relaxed);
         tracing::info!(device = %Untrusted(&device), old = old.id(), new = id, %peer, "device connected again: older session replaced");
-        let message = format!("replaced by a newer session of device {device} (session {id})");
+        // A newcomer that resumed the reliable state the older session
+        // carries is the same client: an attempt it gave up on whose hello
+        // arrived late, or a reconnection before this side noticed the old
+        // connection was gone. The older session is told to reconnect
+        // (code 9), not that another client took its device id (code 12,
+        // after which a client stops reconnecting).
+        let same_state = matches!(
+            (&h.resume, old.link()),
+            (Some((c, _)), Some(l)) if c.resumed && Arc::ptr_eq(&c.link, l)
+        );
+        let (code, message) = if same_state {
+            (
+                codes::UNAVAILABLE,
+                format!("replaced by a newer connection that resumed this session (session {id})"),
+            )
+        } else {
+            (
+                codes::DEVICE_ID_IN_USE,
+                format!("replaced by a newer session of device {device} (session {id})"),
+            )
+        };
         tokio::spawn(async move {
-            old.close_with(codes::DEVICE_ID_IN_USE, message).await;
+            old.close_with(code, message).await;
         });
     }
     if let Some(limit) = &h.info.receive_limit {
@@ -945,6 +987,16 @@ async fn connection(inner: Arc<Inner>, incoming: Incoming, mut ticket: Ticket) {
     if let Some(hook) = &inner.on_close {
         hook(&session, &reason);
     }
+}
+
+/// Whether `device` has an open session that carries a reliable state.
+fn live_reliable_session(inner: &Inner, device: &str) -> bool {
+    let Some(id) = read(&inner.registry.by_device).get(device).copied() else {
+        return false;
+    };
+    read(&inner.registry.by_id)
+        .get(&id)
+        .is_some_and(|s| !s.is_closed() && s.link().is_some())
 }
 
 /// A claimed reliable state whose session was refused waits to expire.
@@ -1083,6 +1135,21 @@ async fn handshake(
         stream_window: inner.config.stream_window,
         services: inner.front.dispatcher.announced(),
     };
+    // A hello naming a state this side no longer has, while the device is
+    // connected with another: a connection attempt its client gave up on
+    // (its hello was slow to come), or a client whose record of its session
+    // is out of date. Taking it would replace the live session and renumber
+    // its state for a connection that is likely gone; it is refused, and a
+    // client that is really there tries again (code 9) once the live
+    // session has ended.
+    if let Some(token) = hello_resume.as_ref().and_then(|r| r.token)
+        && !inner.resumes.knows(&token, &device_id)
+        && live_reliable_session(inner, &device_id)
+    {
+        let msg =
+            format!("device {device_id} is connected with another session state; try again later");
+        return Err(refuse_with(&mut tx, codes::UNAVAILABLE, &msg).await);
+    }
     // A client that asked for a reliable session gets its state back (or a
     // new one), named by the token in the welcome.
     let resume = hello_resume.map(|r| {

@@ -109,6 +109,15 @@ impl Resumes {
         self.config.expiry
     }
 
+    /// Whether `token` names a state kept for `device` (one a hello would
+    /// resume).
+    pub(crate) fn knows(&self, token: &[u8; 16], device: &str) -> bool {
+        lock(&self.table)
+            .entries
+            .get(token)
+            .is_some_and(|e| e.device == device && e.link.ended().is_none())
+    }
+
     /// The state a hello names, if it is kept for `device`; otherwise the
     /// device's last state under a new token, not resumed (the client lost
     /// its side: what the server had not had acknowledged is renumbered and

@@ -18,8 +18,8 @@ use super::handle::error_frame;
 use super::lend::{Read, ReadSide};
 use super::writer::{READ_BURST, Writer};
 use super::{
-    CloseReason, ClosedBy, Dispatch, HandlerError, MAX_PING_ECHO, Session, SessionConfig, Shared,
-    Started, codes, lock,
+    CloseReason, ClosedBy, Dispatch, HandlerError, Link, MAX_PING_ECHO, Session, SessionConfig,
+    Shared, Started, codes, lock,
 };
 use crate::transport::TransportError;
 use crate::wire::{ControlOp, ErrorBody, Frame, FrameHeader, FrameKind};
@@ -40,26 +40,48 @@ pub(super) enum Handled {
     End(CloseReason),
     /// A one-way handler that did not finish at once: the task waits for it
     /// (handlers of one session run in arrival order) while still writing.
-    OneWay(BoxFuture<'static, Result<(), HandlerError>>),
+    /// With a receipt: the message came at least once.
+    OneWay(
+        BoxFuture<'static, Result<(), HandlerError>>,
+        Option<Receipt>,
+    ),
     /// A request handler that did not finish at once: it gets its own task.
     /// The payload's length counts against the in-flight byte budget.
-    /// `true` in the last place: the request came at least once, its reply
-    /// goes through the reliable state.
+    /// With a receipt: the request came at least once, its reply goes
+    /// through the reliable state.
     Request(
         u64,
         usize,
         BoxFuture<'static, Result<(u32, Bytes), HandlerError>>,
-        bool,
+        Option<Receipt>,
     ),
     /// A call that runs on: it gets its own task, like a request; its
-    /// future gives the last frame to write. The first `bool`: the call
-    /// has a stream; the last: it came at least once (see `Request`).
-    Call(u64, usize, bool, BoxFuture<'static, Option<Frame>>, bool),
+    /// future gives the last frame to write. The `bool`: the call has a
+    /// stream.
+    Call(
+        u64,
+        usize,
+        bool,
+        BoxFuture<'static, Option<Frame>>,
+        Option<Receipt>,
+    ),
 }
 
 /// Runs a session's connection: one loop over shutdown, the outbound queue,
 /// received frames and the keep-alive timer; then the end of the session.
-pub(super) async fn run(session: Session, inbound: Arc<dyn Dispatch>) -> CloseReason {
+pub(super) fn run(
+    session: Session,
+    inbound: Arc<dyn Dispatch>,
+) -> impl Future<Output = CloseReason> + Send + 'static {
+    // Made before the first poll: a task dropped unpolled lets go too.
+    let detach = Detach(session.shared.clone());
+    async move {
+        let _detach = detach;
+        serve(session, inbound).await
+    }
+}
+
+async fn serve(session: Session, inbound: Arc<dyn Dispatch>) -> CloseReason {
     let shared = session.shared.clone();
     let config = &shared.config;
     let mut conn = Connection {
@@ -75,6 +97,54 @@ pub(super) async fn run(session: Session, inbound: Arc<dyn Dispatch>) -> CloseRe
     // Boxed: it runs once, and its state would otherwise enlarge the task
     // of every session for its whole life.
     Box::pin(conn.shutdown(reason)).await
+}
+
+/// A message that came at least once and whose handler did not finish at
+/// once: acknowledgements stop below it until the handler has ended (see
+/// [`Link::begin`]), so that what the peer was told is handled is handled,
+/// even if this process stops right after.
+pub(super) struct Receipt {
+    link: Arc<Link>,
+    seq: u64,
+    epoch: u64,
+}
+
+impl Receipt {
+    fn new(link: &Arc<Link>, seq: u64) -> Receipt {
+        let epoch = link.begin(seq);
+        Receipt {
+            link: link.clone(),
+            seq,
+            epoch,
+        }
+    }
+
+    /// The handler has ended: the acknowledgement it held back leaves now
+    /// (nothing else may be about to go).
+    fn done(self) {
+        self.link.finish(self.seq, self.epoch);
+        if let Some(session) = self.link.session()
+            && let Some(ack) = self.link.take_ack()
+        {
+            session.push_frame(ack);
+        }
+    }
+}
+
+/// Lets go of the reliable state when the connection task is dropped
+/// before the session ended (its runtime was shut down, as when a process
+/// stops its runtime and builds a new one): the state holds the session it
+/// writes to, and the session the state, so neither would ever be freed,
+/// nor a durable outbox's database closed. A session that ended has let go
+/// already; letting go again changes nothing.
+struct Detach(Arc<Shared>);
+
+impl Drop for Detach {
+    fn drop(&mut self) {
+        if let Some(link) = &self.0.link {
+            link.detach(&self.0);
+        }
+    }
 }
 
 /// The connection task's state.
@@ -272,37 +342,66 @@ impl Connection {
                 Handled::End(reason) => return Some(reason),
                 // Boxed: rare (a handler that did not finish at once), and the
                 // wait would otherwise make every session's task larger.
-                Handled::OneWay(fut) => {
+                Handled::OneWay(fut, receipt) => {
                     *yield_turn |= self.end_burst();
-                    match Box::pin(self.drive(fut)).await {
-                        Ok(Ok(())) => {}
-                        Ok(Err(e)) => {
-                            shared.error();
-                            tracing::debug!(session = shared.id, error = %e, "one-way handler failed");
+                    let mut fut = fut;
+                    match Box::pin(self.drive(&mut fut)).await {
+                        Ok(r) => {
+                            if let Some(receipt) = receipt {
+                                receipt.done();
+                            }
+                            if let Err(e) = r {
+                                shared.error();
+                                tracing::debug!(session = shared.id, error = %e, "one-way handler failed");
+                            }
                         }
-                        Err(reason) => return Some(reason),
+                        Err(reason) => {
+                            // A message that came at least once counts as
+                            // received (a duplicate of it is dropped): its
+                            // handler runs to its end even though the
+                            // session does not.
+                            if let Some(receipt) = receipt {
+                                tokio::spawn(async move {
+                                    let _ = fut.await;
+                                    receipt.done();
+                                });
+                            }
+                            return Some(reason);
+                        }
                     }
                 }
-                Handled::Request(correlation, len, fut, reliable) => {
+                Handled::Request(correlation, len, fut, receipt) => {
                     *yield_turn |= self.end_burst();
-                    let permits = match self.admit(len).await {
-                        Ok(p) => p,
+                    let (permits, end) = match self.admit(len).await {
+                        Ok(p) => (Some(p), None),
+                        // The session ended while the request waited for a
+                        // place; one that came at least once still runs.
+                        Err(reason) if receipt.is_some() => (None, Some(reason)),
                         Err(reason) => return Some(reason),
                     };
                     let session = self.session.clone();
                     tokio::spawn(async move {
                         let frame = reply_frame(&session.shared, correlation, fut.await);
-                        send_reply(&session, frame, reliable).await;
+                        send_reply(&session, frame, receipt.is_some()).await;
+                        if let Some(receipt) = receipt {
+                            receipt.done();
+                        }
                         drop(permits);
                     });
+                    if end.is_some() {
+                        return end;
+                    }
                 }
-                Handled::Call(correlation, _len, true, fut, reliable) => {
+                Handled::Call(correlation, _len, true, fut, receipt) => {
                     match self.admit_stream() {
                         Some(permit) => {
                             let session = self.session.clone();
                             tokio::spawn(async move {
                                 if let Some(frame) = fut.await {
-                                    send_reply(&session, frame, reliable).await;
+                                    send_reply(&session, frame, receipt.is_some()).await;
+                                }
+                                if let Some(receipt) = receipt {
+                                    receipt.done();
                                 }
                                 drop(permit);
                             });
@@ -314,27 +413,43 @@ impl Connection {
                                 "{} calls with streams are running: this one is refused",
                                 shared.config.max_inflight
                             );
-                            self.writer().push(error_frame(
-                                correlation,
-                                codes::RESOURCE_EXHAUSTED,
-                                &msg,
-                            ));
+                            let frame = error_frame(correlation, codes::RESOURCE_EXHAUSTED, &msg);
+                            match receipt {
+                                // The refusal is the call's answer: it goes
+                                // at least once too, and then the call counts
+                                // as handled.
+                                Some(receipt) => {
+                                    let session = self.session.clone();
+                                    tokio::spawn(async move {
+                                        send_reply(&session, frame, true).await;
+                                        receipt.done();
+                                    });
+                                }
+                                None => self.writer().push(frame),
+                            }
                         }
                     }
                 }
-                Handled::Call(_correlation, len, false, fut, reliable) => {
+                Handled::Call(_correlation, len, false, fut, receipt) => {
                     *yield_turn |= self.end_burst();
-                    let permits = match self.admit(len).await {
-                        Ok(p) => p,
+                    let (permits, end) = match self.admit(len).await {
+                        Ok(p) => (Some(p), None),
+                        Err(reason) if receipt.is_some() => (None, Some(reason)),
                         Err(reason) => return Some(reason),
                     };
                     let session = self.session.clone();
                     tokio::spawn(async move {
                         if let Some(frame) = fut.await {
-                            send_reply(&session, frame, reliable).await;
+                            send_reply(&session, frame, receipt.is_some()).await;
+                        }
+                        if let Some(receipt) = receipt {
+                            receipt.done();
                         }
                         drop(permits);
                     });
+                    if end.is_some() {
+                        return end;
+                    }
                 }
             }
             // The first reply of a burst leaves at once, before looking for
@@ -637,7 +752,7 @@ pub(super) fn handle_frame(
     let refused = |id: u32| shared.refused.iter().find(|(r, _)| *r == id).map(|e| e.1);
     // Sent at least once (docs/reliability.md): a duplicate of what this
     // side already has is dropped, and either way acknowledged.
-    let reliable = match (h.seq, &shared.link) {
+    let received = match (h.seq, &shared.link) {
         (Some(seq), Some(link)) => {
             let (fresh, now) = link.on_receive(seq);
             if now && let Some(ack) = link.take_ack() {
@@ -646,10 +761,13 @@ pub(super) fn handle_frame(
             if !fresh {
                 return Handled::Done;
             }
-            true
+            Some((link, seq))
         }
-        _ => false,
+        _ => None,
     };
+    let reliable = received.is_some();
+    // For a handler that runs on.
+    let receipt = || received.map(|(link, seq)| Receipt::new(link, seq));
     // Replies to what came at least once go the same way.
     let reply = |w: &mut Writer, f: Frame| match &shared.link {
         Some(link) if reliable => link.push_reply(f),
@@ -673,7 +791,7 @@ pub(super) fn handle_frame(
                         shared.error();
                         tracing::debug!(session = shared.id, type_id = h.type_id, error = %e, "one-way handler failed");
                     }
-                    None => return Handled::OneWay(fut),
+                    None => return Handled::OneWay(fut, receipt()),
                 },
                 None => {
                     shared.counters.unknown.fetch_add(1, Ordering::Relaxed);
@@ -688,7 +806,7 @@ pub(super) fn handle_frame(
                 len,
                 streams,
                 fut,
-            } => return Handled::Call(correlation, len, streams, fut, reliable),
+            } => return Handled::Call(correlation, len, streams, fut, receipt()),
         },
         FrameKind::Request => {
             let correlation = h.correlation;
@@ -714,7 +832,7 @@ pub(super) fn handle_frame(
             };
             match (&mut fut).now_or_never() {
                 Some(result) => reply(w, reply_frame(shared, correlation, result)),
-                None => return Handled::Request(correlation, len, fut, reliable),
+                None => return Handled::Request(correlation, len, fut, receipt()),
             }
         }
         FrameKind::Response | FrameKind::Error => {
@@ -822,7 +940,9 @@ pub(super) fn handle_frame(
                 LinkOutcome::Done => {}
                 LinkOutcome::Yield => return Handled::Yield,
                 LinkOutcome::Reply(f) => w.push(f),
-                LinkOutcome::Wait(fut) => return Handled::OneWay(Box::pin(fut.map(Ok))),
+                LinkOutcome::Wait(fut) => {
+                    return Handled::OneWay(Box::pin(fut.map(Ok)), None);
+                }
                 LinkOutcome::End(msg) => {
                     return Handled::End(CloseReason::new(ClosedBy::Error, codes::MALFORMED, msg));
                 }

@@ -477,10 +477,10 @@ impl Session {
     }
 
     /// Sends a one-way message with the given guarantee. The handle resolves
-    /// when the peer acknowledged the message ([`Delivery::AtLeastOnce`]:
+    /// when the peer acknowledged the message ([`Delivery::AtLeastOnce`](super::Delivery::AtLeastOnce):
     /// kept, and written again on the session that resumes this one, until
     /// then; the peer's handler sees it once), or at once for
-    /// [`Delivery::AtMostOnce`] (then it is [`Session::send`]).
+    /// [`Delivery::AtMostOnce`](super::Delivery::AtMostOnce) (then it is [`Session::send`]).
     ///
     /// At least once waits for room in the budget of unacknowledged bytes
     /// (`unacked_bytes`), not in the outbound queue; it works on a session

@@ -25,7 +25,7 @@ use tokio::sync::{Notify, oneshot};
 use tokio::time::Instant;
 
 use super::{Props, Session, lock};
-use crate::wire::{Frame, FrameHeader, varint};
+use crate::wire::{Frame, FrameHeader};
 
 /// How a message is delivered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -212,6 +212,15 @@ struct Sent {
     done: Option<oneshot::Sender<Result<(), DeliveryError>>>,
 }
 
+/// A request sent at least once that waits for its reply.
+struct Waiting {
+    reply: oneshot::Sender<Frame>,
+    /// The request (its outbox id, and the frame without sequence number),
+    /// once queued: sent again if the peer loses its state after it
+    /// acknowledged the request but before its reply was acknowledged.
+    request: Option<(u64, Frame)>,
+}
+
 /// Counters of a link (see [`LinkStats`]).
 #[derive(Default)]
 struct Counters {
@@ -278,16 +287,25 @@ struct State {
     unacked_bytes: usize,
     /// The highest sequence number received.
     received: u64,
+    /// Received frames whose handlers have not ended: acknowledgements stop
+    /// below the lowest (see [`Link::begin`]).
+    running: std::collections::BTreeSet<u64>,
+    /// Counts the peer's states: a handler of an earlier one that ends
+    /// late does not touch `running`, numbered anew since.
+    epoch: u64,
     /// Frames received since the last acknowledgement was written.
     owed: u32,
     /// The session this link writes to now.
     session: Option<Session>,
     /// Requests sent at least once, awaiting their reply, by correlation id:
     /// they survive the session, and the reply may come on the next.
-    pending: HashMap<u64, oneshot::Sender<Frame>>,
+    pending: HashMap<u64, Waiting>,
     /// The next correlation id (continues across sessions, so that a reply
     /// of a resumed request can never match a new one).
     next_correlation: u64,
+    /// Correlation ids below it are covered by a recorded reservation
+    /// (durable outbox only).
+    reserved: u64,
     /// Server side: the subscriptions and properties of the last session,
     /// restored on the next one.
     subscriptions: Vec<(u32, Option<String>)>,
@@ -317,12 +335,18 @@ impl fmt::Debug for Link {
     }
 }
 
+/// Correlation ids a durable outbox reserves at a time (see
+/// [`Link::correlation`]).
+const CORRELATION_BLOCK: u64 = 8192;
+
 /// Frames received without an acknowledgement after which one is written
 /// at once, without waiting for the acknowledgement delay.
 pub(crate) const ACK_EVERY: u32 = 64;
 
 /// A change of the outbox, recorded durably.
 #[derive(Debug, Clone)]
+// Read by the redb store only (feature `store`).
+#[cfg_attr(not(feature = "store"), allow(dead_code))]
 pub(crate) enum Record {
     /// A message queued: its frame (without sequence number), priority,
     /// expiry (Unix ms, 0: none) and "latest value" key.
@@ -339,6 +363,9 @@ pub(crate) enum Record {
     Remove { id: u64 },
     /// The state's token and the highest sequence number received.
     Meta { token: [u8; 16], received: u64 },
+    /// Correlation ids from this one up are unused: where a restarted
+    /// process starts numbering its requests.
+    Correlations { from: u64 },
 }
 
 /// Keeps the outbox across restarts (the redb store of
@@ -353,6 +380,8 @@ pub(crate) trait Durable: Send + Sync + 'static {
 pub(crate) struct Restored {
     pub(crate) token: Option<[u8; 16]>,
     pub(crate) received: u64,
+    /// Correlation ids from this one up were never used.
+    pub(crate) correlations: u64,
     /// `(id, seq (0: not written), frame, priority, expires_unix_ms, latest)`, by id.
     pub(crate) messages: Vec<(u64, u64, Frame, u8, u64, Option<String>)>,
 }
@@ -400,10 +429,13 @@ impl Link {
                 unacked: VecDeque::new(),
                 unacked_bytes: 0,
                 received: 0,
+                running: Default::default(),
+                epoch: 0,
                 owed: 0,
                 session: None,
                 pending: HashMap::new(),
                 next_correlation: if initiator { 1 } else { 2 },
+                reserved: 0,
                 subscriptions: Vec::new(),
                 props: None,
                 ended: None,
@@ -423,6 +455,13 @@ impl Link {
             s.token = t;
         }
         s.received = restored.received;
+        // Above every id the earlier process used (and of the same parity).
+        let parity = s.next_correlation % 2;
+        let mut from = restored.correlations.max(s.next_correlation);
+        for (_, _, frame, ..) in &restored.messages {
+            from = from.max(frame.header.correlation + 1);
+        }
+        s.next_correlation = from + (from % 2 != parity) as u64;
         let mut numbered: Vec<_> = Vec::new();
         for (id, seq, frame, priority, expires, latest) in restored.messages {
             s.next_id = s.next_id.max(id + 1);
@@ -475,9 +514,11 @@ impl Link {
         lock(&self.state).token
     }
 
-    /// The highest sequence number received.
+    /// What a resuming handshake reports received: as acknowledgements do,
+    /// only what was handled when it had to be (the rest is sent again,
+    /// and dropped here as a duplicate while its handler runs on).
     pub(crate) fn received(&self) -> u64 {
-        lock(&self.state).received
+        Self::acknowledgeable(&lock(&self.state))
     }
 
     pub(crate) fn stats(&self) -> LinkStats {
@@ -506,6 +547,17 @@ impl Link {
         let mut s = lock(&self.state);
         let c = s.next_correlation;
         s.next_correlation += 2;
+        // With a durable outbox, the ids a restarted process may use start
+        // above every id this one used: a reply the peer still holds for a
+        // request of this process must not answer one of the next. The
+        // bound is recorded a block ahead, so that a record still in the
+        // store's queue when the process dies is never the one needed.
+        if let Some(d) = &self.durable
+            && s.next_correlation + CORRELATION_BLOCK > s.reserved
+        {
+            s.reserved = s.next_correlation + 2 * CORRELATION_BLOCK;
+            d.record(vec![Record::Correlations { from: s.reserved }], None);
+        }
         c
     }
 
@@ -665,7 +717,14 @@ impl Link {
         if let (Some(d), Some(record)) = (&self.durable, durable) {
             let (done, committed) = oneshot::channel();
             d.record(vec![record], Some(done));
-            match committed.await {
+            // Waited for on the blocking pool: under a paused clock (tokio's
+            // test-util, a simulator) time then stands still while the
+            // store's thread commits, so that a run does not depend on how
+            // fast the disk is.
+            let committed = tokio::task::spawn_blocking(move || committed.blocking_recv())
+                .await
+                .unwrap_or_else(|_| Ok(Err("the outbox store's wait failed".into())));
+            match committed {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => {
                     self.withdraw(id);
@@ -840,6 +899,32 @@ impl Link {
         (true, now)
     }
 
+    /// The handler of received frame `seq` runs on (it did not finish at
+    /// once): acknowledgements cover only what precedes it until
+    /// [`Link::finish`]. A peer told that a frame was received drops its
+    /// copy; if this process then stopped before the handler ended, the
+    /// message would be lost.
+    /// Returns the epoch to give [`Link::finish`].
+    pub(crate) fn begin(&self, seq: u64) -> u64 {
+        let mut s = lock(&self.state);
+        s.running.insert(seq);
+        s.epoch
+    }
+
+    /// The handler of received frame `seq` has ended.
+    pub(crate) fn finish(&self, seq: u64, epoch: u64) {
+        let mut s = lock(&self.state);
+        if s.epoch == epoch && s.running.remove(&seq) {
+            // What the peer may now drop goes with the next frames written.
+            s.owed = s.owed.max(1);
+        }
+    }
+
+    /// What acknowledgements say: received, and handled if it had to be.
+    fn acknowledgeable(s: &State) -> u64 {
+        s.running.first().map_or(s.received, |&r| r - 1)
+    }
+
     /// The acknowledgement frame, when one is owed.
     pub(crate) fn take_ack(&self) -> Option<Frame> {
         let (frame, meta) = {
@@ -849,11 +934,12 @@ impl Link {
             }
             s.owed = 0;
             self.counters.acks_sent.fetch_add(1, Ordering::Relaxed);
+            let n = Self::acknowledgeable(&s);
             (
-                ack_frame(s.received),
+                ack_frame(n),
                 Record::Meta {
                     token: s.token,
-                    received: s.received,
+                    received: n,
                 },
             )
         };
@@ -872,7 +958,13 @@ impl Link {
     /// session of the link.
     pub(crate) fn pend(&self, correlation: u64) -> oneshot::Receiver<Frame> {
         let (tx, rx) = oneshot::channel();
-        lock(&self.state).pending.insert(correlation, tx);
+        lock(&self.state).pending.insert(
+            correlation,
+            Waiting {
+                reply: tx,
+                request: None,
+            },
+        );
         rx
     }
 
@@ -901,10 +993,13 @@ impl Link {
         let _unpend = Unpend(self, correlation);
         let wait = async {
             // The reply acknowledges the request better than the handle.
-            let _ = self
-                .send(frame, &SendOptions::default())
+            let queued = self
+                .send(frame.clone(), &SendOptions::default())
                 .await
                 .map_err(|e| Some(e.to_string()))?;
+            if let Some(w) = lock(&self.state).pending.get_mut(&correlation) {
+                w.request = Some((queued.id(), frame));
+            }
             rx.await.map_err(|_| {
                 Some(
                     self.ended()
@@ -922,8 +1017,8 @@ impl Link {
     pub(crate) fn answer(&self, frame: Frame) -> Result<(), Frame> {
         let waiter = lock(&self.state).pending.remove(&frame.header.correlation);
         match waiter {
-            Some(tx) => {
-                let _ = tx.send(frame);
+            Some(w) => {
+                let _ = w.reply.send(frame);
                 Ok(())
             }
             None => Err(frame),
@@ -950,9 +1045,51 @@ impl Link {
         {
             let mut s = lock(&self.state);
             s.token = token;
-            if !resumed {
+            if resumed {
+                // The peer has everything up to `peer_received`: what is
+                // sent next must be numbered above it, or the peer would
+                // take it for a duplicate, acknowledge it and drop it. A
+                // link restored from a durable outbox does not know the
+                // last number it used (replies and acknowledged messages
+                // leave no record); the peer does.
+                s.next_seq = s.next_seq.max(peer_received.saturating_add(1));
+            } else {
                 s.received = 0;
+                s.running.clear();
+                s.epoch += 1;
                 s.owed = 0;
+                // Replies answer requests of the peer's lost state: its new
+                // state numbers its requests from the start again, so an old
+                // reply would answer a new request that happens to have the
+                // same correlation id.
+                let stale: usize = s.unacked.iter().filter(|f| f.id == 0).map(|f| f.cost).sum();
+                s.unacked.retain(|f| f.id != 0);
+                s.unacked_bytes -= stale;
+                // Requests the peer had acknowledged and not answered yet:
+                // the answer went with its state. They go again, first (they
+                // were sent before anything still unacknowledged); the new
+                // state runs them (at least once: the lost one may have).
+                let mut again: Vec<(u64, u64, Frame)> = s
+                    .pending
+                    .iter()
+                    .filter_map(|(c, w)| w.request.as_ref().map(|(id, f)| (*c, *id, f.clone())))
+                    .filter(|(_, id, _)| {
+                        !s.unacked.iter().any(|f| f.id == *id)
+                            && !s.queue.values().any(|q| q.id == *id)
+                    })
+                    .collect();
+                again.sort_by_key(|(c, _, _)| *c);
+                for (_, id, frame) in again.into_iter().rev() {
+                    let cost = frame.len();
+                    s.unacked_bytes += cost;
+                    s.unacked.push_front(Sent {
+                        id,
+                        seq: 0,
+                        frame,
+                        cost,
+                        done: None,
+                    });
+                }
                 let mut seq = 1;
                 for f in s.unacked.iter_mut() {
                     f.seq = seq;
@@ -980,10 +1117,16 @@ impl Link {
         self.pump();
     }
 
-    /// The session `id` ended: the link keeps what it holds for the next.
-    pub(crate) fn detach(&self, id: u64) {
+    /// The session whose state is `ended` ended: the link keeps what it
+    /// holds for the next. Compared by identity, not by session id: the
+    /// ids a restarted server gives start again, and the session attached
+    /// since may have the same one.
+    pub(crate) fn detach(&self, ended: &super::Shared) {
         let mut s = lock(&self.state);
-        if s.session.as_ref().is_some_and(|x| x.id() == id) {
+        if s.session
+            .as_ref()
+            .is_some_and(|x| std::ptr::eq(Arc::as_ptr(&x.shared), ended))
+        {
             s.session = None;
         }
     }
@@ -1034,17 +1177,15 @@ impl Link {
 
 /// An acknowledgement frame (link opcode 0): `uvarint(n)`.
 pub(crate) fn ack_frame(n: u64) -> Frame {
-    let mut b = BytesMut::with_capacity(10);
-    varint::put(&mut b, n);
+    let ack = crate::wire::Ack { received: n };
+    let mut b = BytesMut::with_capacity(ack.encoded_len());
+    ack.encode(&mut b);
     Frame::new(FrameHeader::ack(), b.freeze())
 }
 
 /// Reads an acknowledgement's payload.
 pub(crate) fn read_ack(payload: &Bytes) -> Option<u64> {
-    let mut r = crate::wire::Reader::new(payload);
-    let n = r.uvarint().ok()?;
-    r.finish("ack").ok()?;
-    Some(n)
+    crate::wire::Ack::decode(payload).ok().map(|a| a.received)
 }
 
 #[cfg(test)]

@@ -125,7 +125,9 @@ use lend::*;
 pub use link::{
     Delivered, Delivery, DeliveryError, LinkStats, OutboxLimits, Overflow, SendOptions,
 };
-pub(crate) use link::{Durable, Link, Record, Restored, read_ack};
+#[cfg(feature = "store")]
+pub(crate) use link::{Durable, Record};
+pub(crate) use link::{Link, Restored, read_ack};
 use outbox::*;
 use writer::*;
 
@@ -194,7 +196,14 @@ impl Shared {
     /// Records why the session ends (the first reason wins), tells the peer
     /// when it did not end the session itself, and wakes everything waiting.
     fn finish(&self, reason: CloseReason) {
-        if self.reason.set(reason.clone()).is_ok() && reason.by == ClosedBy::Error {
+        // An expired keep-alive (the only session error with this code)
+        // takes the link for dead. On a reliable session nothing more is
+        // written on it: a close frame that arrived after all, once a stall
+        // ended, would tell the peer this side ended the session on
+        // purpose, and the peer would drop the state that the next
+        // connection resumes.
+        let link_dead = self.link.is_some() && reason.code == codes::DEADLINE_EXCEEDED;
+        if self.reason.set(reason.clone()).is_ok() && reason.by == ClosedBy::Error && !link_dead {
             self.out.push(close_frame(&reason));
         }
         self.out.close();
@@ -208,7 +217,7 @@ impl Shared {
         let resumable = self.link.as_ref().is_some_and(|l| l.ended().is_none());
         self.pubsub.session_ended(!resumable);
         if let Some(link) = &self.link {
-            link.detach(self.id);
+            link.detach(self);
         }
     }
 

@@ -481,7 +481,7 @@ impl ImpairListener {
                     let (io, peer) = l.accept().await.ok_or(TransportError::Closed)?;
                     let Ok(io) = self.link.wrap(io) else { continue };
                     let p = peer.clone();
-                    return Ok(Incoming::new(peer, async move {
+                    return Ok(Incoming::upgrading(peer, async move {
                         Ok(Transport::from_io(io, scheme, p, max_frame))
                     }));
                 }
@@ -495,7 +495,7 @@ impl ImpairListener {
                     let Ok(io) = self.link.wrap(s) else { continue };
                     let peer = addr.to_string();
                     let p = peer.clone();
-                    return Ok(Incoming::new(peer, async move {
+                    return Ok(Incoming::upgrading(peer, async move {
                         Ok(Transport::from_io(io, scheme, p, max_frame))
                     }));
                 }
@@ -521,7 +521,7 @@ impl ImpairListener {
                     };
                     let path = path.clone();
                     let p = path.clone();
-                    return Ok(Incoming::new(path, async move {
+                    return Ok(Incoming::upgrading(path, async move {
                         Ok(super::serial::transport_as(io, scheme, p, max_frame))
                     }));
                 }
