@@ -20,7 +20,11 @@ async fn two_g_profile_loses_nothing_duplicates_nothing_and_fills_the_link() {
     // its handler, none twice.
     assert_eq!((r.up.sent, r.up.acked), (100_000, 100_000), "{r}");
     assert_eq!((r.down.sent, r.down.acked), (10_000, 10_000), "{r}");
-    assert_eq!((r.lost(), r.duplicated(), r.unacknowledged()), (0, 0, 0), "{r}");
+    assert_eq!(
+        (r.lost(), r.duplicated(), r.unacknowledged()),
+        (0, 0, 0),
+        "{r}"
+    );
     assert_eq!((r.up.delivered, r.down.delivered), (100_000, 10_000), "{r}");
 
     // The link was really cut, and every reconnection resumed the session.
@@ -35,9 +39,15 @@ async fn two_g_profile_loses_nothing_duplicates_nothing_and_fills_the_link() {
     let burst = config.link.burst_bytes().unwrap() as f64;
     let bound = rate * (r.elapsed - r.cut_time).as_secs_f64() + burst * r.connections as f64;
     for (way, bytes) in [("up", r.up.link_bytes), ("down", r.down.link_bytes)] {
-        assert!((bytes as f64) <= bound, "{way}: {bytes} bytes > {bound:.0} the link allows");
+        assert!(
+            (bytes as f64) <= bound,
+            "{way}: {bytes} bytes > {bound:.0} the link allows"
+        );
     }
-    assert!(r.up.goodput() <= 1.0 && r.up.session_goodput() <= 1.0, "{r}");
+    assert!(
+        r.up.goodput() <= 1.0 && r.up.session_goodput() <= 1.0,
+        "{r}"
+    );
 
     // Goodput (docs/reliability.md): delivered message frames over what the
     // link could carry while a session was up, at least 90 % each way; over

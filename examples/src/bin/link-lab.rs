@@ -49,7 +49,9 @@ fn parse(args: impl Iterator<Item = String>) -> Result<(LabConfig, u64), String>
             }
             "--seconds" => seconds = number(value()?, "--seconds")?,
             "--seed" => seed = number(value()?, "--seed")?,
-            "--transport" => transport = value()?.parse().map_err(|e| format!("--transport: {e}"))?,
+            "--transport" => {
+                transport = value()?.parse().map_err(|e| format!("--transport: {e}"))?
+            }
             "--window" => window = Some(number(value()?, "--window")?.max(1) as usize),
             "--ack-delay" => {
                 ack_delay = Some(Duration::from_millis(number(value()?, "--ack-delay")?));

@@ -168,7 +168,10 @@ mod tests {
         l.book().entries[b as usize].acked = true;
         l.book().acked += 1;
         let t = l.totals();
-        assert_eq!((t.sent, t.delivered, t.duplicated, t.unknown, t.lost), (2, 1, 1, 1, 1));
+        assert_eq!(
+            (t.sent, t.delivered, t.duplicated, t.unknown, t.lost),
+            (2, 1, 1, 1, 1)
+        );
         assert_eq!((t.frame_bytes, t.payload_bytes), (30, 20));
         assert_eq!(t.latencies, vec![Duration::from_millis(700)]);
     }

@@ -336,7 +336,11 @@ pub async fn run(config: &LabConfig) -> Result<LabReport, LabError> {
     // a few queued behind it.
     let places = |frame: u32| config.window / frame.max(1) as usize + QUEUE_BEHIND_WINDOW;
     let up = {
-        let first = stream_frame_len(MeterReading::TYPE_ID, 1, reading(0, Duration::ZERO).encoded_len());
+        let first = stream_frame_len(
+            MeterReading::TYPE_ID,
+            1,
+            reading(0, Duration::ZERO).encoded_len(),
+        );
         let (book, client, budget) = (up_book.clone(), client.clone(), config.up);
         let window = Arc::new(Semaphore::new(places(first)));
         tokio::spawn(async move {
@@ -347,7 +351,9 @@ pub async fn run(config: &LabConfig) -> Result<LabReport, LabError> {
                     stream_frame_len(MeterReading::TYPE_ID, n + 1, m.encoded_len()),
                     m.encoded_len() as u32,
                 );
-                (sizes, async move { client.send_with(&m, Delivery::AtLeastOnce).await })
+                (sizes, async move {
+                    client.send_with(&m, Delivery::AtLeastOnce).await
+                })
             })
             .await
         })
@@ -364,13 +370,19 @@ pub async fn run(config: &LabConfig) -> Result<LabReport, LabError> {
                     stream_frame_len(StopCharging::TYPE_ID, n + 1, m.encoded_len()),
                     m.encoded_len() as u32,
                 );
-                (sizes, async move { session.send_with(&m, Delivery::AtLeastOnce).await })
+                (sizes, async move {
+                    session.send_with(&m, Delivery::AtLeastOnce).await
+                })
             })
             .await
         })
     };
-    let up = up.await.map_err(|e| LabError::new("the cabinet's sender", e))?;
-    let down = down.await.map_err(|e| LabError::new("the server's sender", e))?;
+    let up = up
+        .await
+        .map_err(|e| LabError::new("the cabinet's sender", e))?;
+    let down = down
+        .await
+        .map_err(|e| LabError::new("the server's sender", e))?;
     up.map_err(|e| LabError::new("the cabinet sending", e))?;
     down.map_err(|e| LabError::new("the server sending", e))?;
 

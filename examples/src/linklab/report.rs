@@ -176,7 +176,12 @@ fn describe(link: &LinkConfig) -> String {
             CutMode::Drop => "cut",
             CutMode::Stall => "stalled",
         };
-        let _ = write!(s, ", {what} every {} for {}", secs(c.every), secs(c.duration));
+        let _ = write!(
+            s,
+            ", {what} every {} for {}",
+            secs(c.every),
+            secs(c.duration)
+        );
     }
     s
 }
@@ -215,23 +220,60 @@ impl fmt::Display for LabReport {
         row("acked", n(u.acked), n(d.acked))?;
         row("delivered to the handler", n(u.delivered), n(d.delivered))?;
         row("lost (acked, never delivered)", n(u.lost), n(d.lost))?;
-        row("duplicated (delivered twice)", n(u.duplicated), n(d.duplicated))?;
+        row(
+            "duplicated (delivered twice)",
+            n(u.duplicated),
+            n(d.duplicated),
+        )?;
         row(
             "failed / unacked at the end",
             format!("{} / {}", u.failed, u.unacked),
             format!("{} / {}", d.failed, d.unacked),
         )?;
         row("resent after a resume", n(u.resent), n(d.resent))?;
-        row("duplicates dropped by the runtime", n(u.dropped_duplicates), n(d.dropped_duplicates))?;
+        row(
+            "duplicates dropped by the runtime",
+            n(u.dropped_duplicates),
+            n(d.dropped_duplicates),
+        )?;
         row("acks written by the receiver", n(u.acks), n(d.acks))?;
-        row("message frame bytes (each message once)", n(u.frame_bytes), n(d.frame_bytes))?;
+        row(
+            "message frame bytes (each message once)",
+            n(u.frame_bytes),
+            n(d.frame_bytes),
+        )?;
         row("  of which payload", n(u.payload_bytes), n(d.payload_bytes))?;
-        row("link capacity while up (bytes)", b(u.capacity), b(d.capacity))?;
-        row("  of which with a session up", b(u.session_capacity), b(d.session_capacity))?;
-        row("goodput of the link while up", percent(u.goodput()), percent(d.goodput()))?;
-        row("goodput while a session was up", percent(u.session_goodput()), percent(d.session_goodput()))?;
-        row("all bytes the link carried", n(u.link_bytes), n(d.link_bytes))?;
-        for (name, q) in [("latency p50", 0.5), ("latency p90", 0.9), ("latency p99", 0.99), ("latency max", 1.0)] {
+        row(
+            "link capacity while up (bytes)",
+            b(u.capacity),
+            b(d.capacity),
+        )?;
+        row(
+            "  of which with a session up",
+            b(u.session_capacity),
+            b(d.session_capacity),
+        )?;
+        row(
+            "goodput of the link while up",
+            percent(u.goodput()),
+            percent(d.goodput()),
+        )?;
+        row(
+            "goodput while a session was up",
+            percent(u.session_goodput()),
+            percent(d.session_goodput()),
+        )?;
+        row(
+            "all bytes the link carried",
+            n(u.link_bytes),
+            n(d.link_bytes),
+        )?;
+        for (name, q) in [
+            ("latency p50", 0.5),
+            ("latency p90", 0.9),
+            ("latency p99", 0.99),
+            ("latency max", 1.0),
+        ] {
             row(name, secs(u.latency(q)), secs(d.latency(q)))?;
         }
         Ok(())
