@@ -230,7 +230,10 @@ impl Conn {
     ) -> Result<R, CallError> {
         let timeout = timeout.unwrap_or_else(|| self.default_timeout());
         if let Conn::Remote(r) = self {
-            return match r.call(service, method, request, Some(timeout), true).await? {
+            return match r
+                .call(service, method, request, Some(timeout), true)
+                .await?
+            {
                 Some(reply) => decode_reply(method.full_name, reply),
                 None => Err(CallError::Closed {
                     method: method.full_name,
@@ -260,7 +263,10 @@ impl Conn {
     ) -> Result<(), CallError> {
         if let Conn::Remote(r) = self {
             let timeout = Some(r.default_timeout());
-            return r.call(service, method, request, timeout, false).await.map(drop);
+            return r
+                .call(service, method, request, timeout, false)
+                .await
+                .map(drop);
         }
         let t = self.target(service, method, None).await?;
         let name = method.full_name;

@@ -337,7 +337,12 @@ impl Node {
         let Some(session) = self.session(device).filter(|s| s.id() == session_id) else {
             return;
         };
-        tracing::info!(device, session = session_id, node = by, "device connected to another node: session replaced");
+        tracing::info!(
+            device,
+            session = session_id,
+            node = by,
+            "device connected to another node: session replaced"
+        );
         let message = format!("replaced by a newer session of device {device} on node {by}");
         tokio::spawn(async move {
             session.close_with(codes::DEVICE_ID_IN_USE, message).await;
