@@ -108,6 +108,8 @@ type ConnectHook = Arc<dyn Fn(&Session) + Send + Sync>;
 #[derive(Clone)]
 pub struct ClientBuilder {
     url: String,
+    /// More servers to try, in order after `url` (a cluster's nodes).
+    others: Vec<String>,
     config: SessionConfig,
     credentials: Credentials,
     device_id: String,
@@ -186,6 +188,20 @@ impl ClientBuilder {
         self
     }
 
+    /// More servers to try, in turn after the first (the nodes of a
+    /// cluster): connecting tries each until one answers, and a
+    /// reconnection starts with the server after the one that was lost, so
+    /// a device whose node died moves to another within its backoff.
+    pub fn fallback_urls(mut self, urls: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.others.extend(urls.into_iter().map(Into::into));
+        self
+    }
+
+    /// Every server this client may use, the first first.
+    fn all_urls(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.url.as_str()).chain(self.others.iter().map(String::as_str))
+    }
+
     /// Reconnect with this backoff when the session ends (not after [`Client::close`]).
     pub fn reconnect(mut self, backoff: Backoff) -> Self {
         self.reconnect = Some(backoff);
@@ -206,17 +222,37 @@ impl ClientBuilder {
         self
     }
 
-    /// Connects once, without a reconnecting supervisor.
+    /// Connects once, without a reconnecting supervisor: to the first
+    /// server that answers, in order (the error is the last server's).
     pub async fn connect_session(&self) -> Result<Session, ConnectError> {
-        let endpoint: Endpoint = self.url.parse()?;
+        self.connect_from(0).await.map(|(s, _)| s)
+    }
+
+    /// Tries the servers in turn from number `first` (wrapping around);
+    /// gives the session and the number of the server that answered.
+    async fn connect_from(&self, first: usize) -> Result<(Session, usize), ConnectError> {
+        let urls: Vec<&str> = self.all_urls().collect();
+        let mut last = None;
+        for i in 0..urls.len() {
+            let n = (first + i) % urls.len();
+            match self.connect_url(urls[n]).await {
+                Ok(s) => return Ok((s, n)),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or(ConnectError::Closed))
+    }
+
+    async fn connect_url(&self, url: &str) -> Result<Session, ConnectError> {
+        let endpoint: Endpoint = url.parse()?;
         let attempt = async {
             let t = transport::connect(&endpoint, &self.options).await?;
-            self.handshake(t).await
+            self.handshake(t, url).await
         };
         match tokio::time::timeout(self.handshake_timeout, attempt).await {
             Ok(r) => r,
             Err(_) => Err(ConnectError::Timeout {
-                url: self.url.clone(),
+                url: url.to_owned(),
                 after: self.handshake_timeout,
             }),
         }
@@ -228,7 +264,9 @@ impl ClientBuilder {
         &self,
         transport: transport::Transport,
     ) -> Result<Session, ConnectError> {
-        match tokio::time::timeout(self.handshake_timeout, self.handshake(transport)).await {
+        match tokio::time::timeout(self.handshake_timeout, self.handshake(transport, &self.url))
+            .await
+        {
             Ok(r) => r,
             Err(_) => Err(ConnectError::Timeout {
                 url: self.url.clone(),
@@ -237,7 +275,7 @@ impl ClientBuilder {
         }
     }
 
-    async fn handshake(&self, t: transport::Transport) -> Result<Session, ConnectError> {
+    async fn handshake(&self, t: transport::Transport, url: &str) -> Result<Session, ConnectError> {
         if !self.device_id.is_empty()
             && let Err(source) = crate::handshake::validate_device_id(&self.device_id)
         {
@@ -262,7 +300,7 @@ impl ClientBuilder {
         ))
         .await?;
         let protocol = |message: String| ConnectError::Protocol {
-            url: self.url.clone(),
+            url: url.to_owned(),
             message,
         };
         let mut joiner = Reassembler::new(self.config.max_message.max(1));
@@ -283,7 +321,7 @@ impl ClientBuilder {
                     Err(e) => (codes::UNSPECIFIED, format!("malformed close reason: {e}")),
                 };
                 return Err(ConnectError::Refused {
-                    url: self.url.clone(),
+                    url: url.to_owned(),
                     code,
                     message,
                 });
@@ -292,7 +330,7 @@ impl ClientBuilder {
         };
         if welcome.version != PROTOCOL_VERSION {
             return Err(ConnectError::Refused {
-                url: self.url.clone(),
+                url: url.to_owned(),
                 code: codes::VERSION_MISMATCH,
                 message: format!(
                     "version mismatch: client speaks protocol {PROTOCOL_VERSION}, server {}",
@@ -302,7 +340,7 @@ impl ClientBuilder {
         }
         let refused = mismatched(&self.types, &welcome.types);
         for (type_id, name) in &refused {
-            tracing::warn!(url = %self.url, %name, type_id, "message refused: fingerprint mismatch");
+            tracing::warn!(url = %url, %name, type_id, "message refused: fingerprint mismatch");
         }
         let est = Established {
             id: welcome.session_id,
@@ -337,7 +375,7 @@ impl ClientBuilder {
     /// Connects (the first attempt's failure is returned), then keeps the
     /// connection up if [`ClientBuilder::reconnect`] was set.
     pub async fn connect(self) -> Result<Client, ConnectError> {
-        let session = self.connect_session().await?;
+        let (session, server) = self.connect_from(0).await?;
         let (current, _) = watch::channel(Some(session.clone()));
         let inner = Arc::new(ClientInner {
             current,
@@ -346,7 +384,7 @@ impl ClientBuilder {
             url: self.url.clone(),
         });
         if let Some(backoff) = self.reconnect {
-            tokio::spawn(supervise(inner.clone(), self, backoff, session));
+            tokio::spawn(supervise(inner.clone(), self, backoff, session, server));
         }
         Ok(Client { inner })
     }
@@ -364,6 +402,7 @@ async fn supervise(
     builder: ClientBuilder,
     backoff: Backoff,
     first: Session,
+    mut server: usize,
 ) {
     let mut session = first;
     loop {
@@ -387,8 +426,12 @@ async fn supervise(
                 _ = inner.stop.cancelled() => return,
                 () = tokio::time::sleep(delay) => {}
             }
-            match builder.connect_session().await {
-                Ok(s) => break s,
+            // The next server first: the one just lost may be gone for good.
+            match builder.connect_from(server + 1).await {
+                Ok((s, n)) => {
+                    server = n;
+                    break s;
+                }
                 Err(e) => {
                     tracing::debug!(url = %inner.url, error = %e, attempt, "reconnect failed");
                     attempt = attempt.saturating_add(1);
@@ -424,6 +467,7 @@ impl Client {
     pub fn builder(url: impl Into<String>) -> ClientBuilder {
         ClientBuilder {
             url: url.into(),
+            others: Vec::new(),
             config: SessionConfig::default(),
             credentials: Credentials::None,
             device_id: String::new(),

@@ -1040,7 +1040,11 @@ async fn handshake(
     let device_id = identity
         .device_id
         .or_else(|| (!hello.device_id.is_empty()).then(|| hello.device_id.clone()))
-        .unwrap_or_else(|| format!("device-{id}"));
+        .unwrap_or_else(|| match inner.cluster.node_id() {
+            // Unique across the cluster's nodes, whose session ids are not.
+            "" => format!("device-{id}"),
+            node => format!("device-{node}-{id}"),
+        });
     if let Err(e) = validate_device_id(&device_id) {
         let msg = format!("the authenticator assigned an invalid device id: {e}");
         return Err(refuse_with(&mut tx, codes::UNAUTHENTICATED, &msg).await);
