@@ -3,6 +3,7 @@
 //! comparison table printed by `src/bin/compare.rs`; and, in [`rpc`], the
 //! isml, tonic and raw TCP peers of `src/bin/rpc-compare.rs`.
 
+pub mod cluster;
 pub mod rpc;
 
 /// isml types generated from `schemas/bench.isml`.
