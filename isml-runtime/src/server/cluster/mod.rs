@@ -338,7 +338,7 @@ impl Node {
             return;
         };
         tracing::info!(
-            device,
+            device = %crate::handshake::Untrusted(device),
             session = session_id,
             node = by,
             "device connected to another node: session replaced"

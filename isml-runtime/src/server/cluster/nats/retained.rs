@@ -3,9 +3,12 @@
 //! and each node's broker (memory and its store) is a cache of it.
 //!
 //! - A value published or deleted here is written to the bucket by one
-//!   task; while the link is down it waits, the newest per key only, and is
-//!   written when the link returns, unless the bucket meanwhile got a value
-//!   with a later timestamp from another node (the later one wins).
+//!   task (while the link is down it waits, the newest per key only). The
+//!   later timestamp wins: a write is a compare-and-set on the revision it
+//!   read, and is dropped if the bucket holds a later value or delete
+//!   (a delete's time is when the bucket took it), so a value written late
+//!   — queued, or kept through an outage — never undoes a later delete or
+//!   value of another node.
 //! - Every node watches the bucket and applies what it sees, in the
 //!   bucket's order. An entry older than a value this node has not written
 //!   yet, or than one it wrote and has not seen come back, is skipped, so a
@@ -43,9 +46,10 @@ struct Op {
     /// The envelope to put; `None` to delete.
     value: Option<Bytes>,
     timestamp_ms: u64,
-    /// Made while the link was down: the bucket may have a later value.
-    offline: bool,
 }
+
+/// Attempts of one write whose compare-and-set lost to another writer.
+const CAS_ATTEMPTS: usize = 5;
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
@@ -53,10 +57,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 fn queue(shared: &Shared, key: String, op: Op) {
     let state = &shared.retained_state;
-    let mut dirty = lock(&state.dirty);
-    let offline = op.offline || dirty.get(&key).is_some_and(|o| o.offline);
-    dirty.insert(key, Op { offline, ..op });
-    drop(dirty);
+    lock(&state.dirty).insert(key, op);
     state.changed.notify_one();
 }
 
@@ -71,7 +72,6 @@ pub(super) fn put(shared: &Shared, p: &Publication<'_>) {
     let op = Op {
         value: Some(value),
         timestamp_ms: p.timestamp_ms,
-        offline: !shared.link.connected(),
     };
     queue(shared, subject::retained_key(&p.channel.name, p.key), op);
 }
@@ -80,7 +80,6 @@ pub(super) fn delete(shared: &Shared, channel: &ChannelInfo, key: Option<&str>) 
     let op = Op {
         value: None,
         timestamp_ms: now_ms(),
-        offline: !shared.link.connected(),
     };
     queue(shared, subject::retained_key(&channel.name, key), op);
 }
@@ -132,27 +131,55 @@ pub(super) async fn write(shared: Arc<Shared>) {
 
 async fn apply(shared: &Shared, key: &str, op: &Op) -> Result<(), String> {
     let bucket = &shared.retained;
-    if op.offline {
-        // Written late: a value another node wrote meanwhile, later, wins.
+    let mut last = String::new();
+    for _ in 0..CAS_ATTEMPTS {
         let current = bucket.entry(key).await.map_err(|e| e.to_string())?;
-        if let Some(e) = current
-            && e.operation == Operation::Put
-            && Envelope::decode(&e.value).is_some_and(|v| v.value.timestamp_ms > op.timestamp_ms)
-        {
-            return Ok(());
-        }
-    }
-    match &op.value {
-        Some(v) => {
-            let rev = bucket
-                .put(key, v.clone())
+        let (put_there, rev) = match &current {
+            None => (false, None),
+            Some(e) => {
+                let at = match e.operation {
+                    Operation::Put => Envelope::decode(&e.value).map(|v| v.value.timestamp_ms),
+                    Operation::Delete | Operation::Purge => {
+                        u64::try_from(e.created.unix_timestamp_nanos() / 1_000_000).ok()
+                    }
+                };
+                if at.is_some_and(|t| t > op.timestamp_ms) {
+                    // A later value or delete is there: it wins.
+                    return Ok(());
+                }
+                (e.operation == Operation::Put, Some(e.revision))
+            }
+        };
+        let written = match (&op.value, rev) {
+            (Some(v), Some(r)) => bucket
+                .update(key, v.clone(), r)
                 .await
-                .map_err(|e| e.to_string())?;
-            lock(&shared.retained_state.written).insert(key.to_owned(), rev);
+                .map(Some)
+                .map_err(|e| e.to_string()),
+            (Some(v), None) => bucket
+                .create(key, v.clone())
+                .await
+                .map(Some)
+                .map_err(|e| e.to_string()),
+            (None, Some(r)) if put_there => bucket
+                .delete_expect_revision(key, Some(r))
+                .await
+                .map(|()| None)
+                .map_err(|e| e.to_string()),
+            // Nothing to delete.
+            (None, _) => return Ok(()),
+        };
+        match written {
+            Ok(Some(rev)) => {
+                lock(&shared.retained_state.written).insert(key.to_owned(), rev);
+                return Ok(());
+            }
+            Ok(None) => return Ok(()),
+            // Another node wrote in between: read again.
+            Err(e) => last = e,
         }
-        None => bucket.delete(key).await.map_err(|e| e.to_string())?,
     }
-    Ok(())
+    Err(last)
 }
 
 /// Follows the bucket: drops what it no longer holds, then applies every
