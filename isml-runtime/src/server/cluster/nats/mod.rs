@@ -30,6 +30,7 @@ use crate::session::Session;
 use crate::wire::Frame;
 
 mod link;
+mod pending;
 mod presence;
 mod pubsub;
 mod remote;

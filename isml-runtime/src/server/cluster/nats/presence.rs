@@ -20,9 +20,9 @@ use std::time::Duration;
 
 use async_nats::jetstream::kv::Operation;
 use futures_util::StreamExt;
-use tokio::sync::Notify;
 
 use super::Shared;
+use super::pending::Pending;
 use crate::server::broker::now_ms;
 use crate::server::cluster::codec::{self, Presence};
 use crate::server::cluster::subject::{escape, unescape};
@@ -33,8 +33,7 @@ pub(crate) struct State {
     /// The sessions here, by device id.
     local: Mutex<HashMap<String, Local>>,
     /// Writes not done yet, the newest per device.
-    dirty: Mutex<HashMap<String, Op>>,
-    changed: Notify,
+    dirty: Pending<Op>,
     /// The bucket as the watch shows it: device -> (entry, revision).
     mirror: Mutex<HashMap<String, (Presence, u64)>>,
     /// Node incarnations found without a lease, and in how many sweeps.
@@ -78,8 +77,9 @@ pub(super) fn opened(shared: &Shared, session: &Session) {
             rev: None,
         },
     );
-    lock(&state.dirty).insert(device, Op::Put(entry(shared, session.id(), since_ms)));
-    state.changed.notify_one();
+    state
+        .dirty
+        .set(device, Op::Put(entry(shared, session.id(), since_ms)));
 }
 
 pub(super) fn closed(shared: &Shared, session: &Session) {
@@ -93,7 +93,7 @@ pub(super) fn closed(shared: &Shared, session: &Session) {
     let rev = l.rev;
     local.remove(device);
     drop(local);
-    let mut dirty = lock(&state.dirty);
+    let mut dirty = state.dirty.lock();
     match dirty.get(device) {
         // Never written: nothing to remove.
         Some(Op::Put(p)) if p.session == session.id() => {
@@ -110,14 +110,14 @@ pub(super) fn closed(shared: &Shared, session: &Session) {
         }
     }
     drop(dirty);
-    state.changed.notify_one();
+    state.dirty.wake();
 }
 
 /// Writes the entry of every session here again (the link is back).
 pub(super) fn reannounce(shared: &Shared) {
     let state = &shared.presence_state;
     let mut local = lock(&state.local);
-    let mut dirty = lock(&state.dirty);
+    let mut dirty = state.dirty.lock();
     for (device, l) in local.iter_mut() {
         l.rev = None;
         dirty.insert(
@@ -126,31 +126,19 @@ pub(super) fn reannounce(shared: &Shared) {
         );
     }
     drop((local, dirty));
-    state.changed.notify_one();
+    state.dirty.wake();
 }
 
 /// Writes the queued entries and removals.
 pub(super) async fn write(shared: Arc<Shared>) {
-    let state = &shared.presence_state;
-    loop {
-        let changed = state.changed.notified();
-        if shared.link.connected() {
-            let batch: Vec<(String, Op)> = lock(&state.dirty).drain().collect();
-            let mut failed = false;
-            for (device, op) in batch {
-                if let Err(e) = apply(&shared, &device, &op).await {
-                    tracing::debug!(device = %device, error = %e, "cluster: presence not written yet");
-                    lock(&state.dirty).entry(device).or_insert(op);
-                    failed = true;
-                }
-            }
-            if failed {
-                tokio::time::sleep(Duration::from_millis(250)).await;
-                continue;
-            }
-        }
-        changed.await;
-    }
+    let s = &shared;
+    s.presence_state
+        .dirty
+        .write(s, "presence", |device, op| async move {
+            let r = apply(s, &device, &op).await;
+            (device, op, r)
+        })
+        .await;
 }
 
 async fn apply(shared: &Shared, device: &str, op: &Op) -> Result<(), String> {
@@ -233,11 +221,8 @@ fn apply_entry(shared: &Shared, e: &async_nats::jetstream::kv::Entry) {
         // dead): write it again.
         let local = lock(&state.local);
         if let Some(l) = local.get(&device).filter(|l| l.rev.is_some()) {
-            lock(&state.dirty).insert(
-                device.clone(),
-                Op::Put(entry(shared, l.session, l.since_ms)),
-            );
-            state.changed.notify_one();
+            let put = Op::Put(entry(shared, l.session, l.since_ms));
+            state.dirty.set(device.clone(), put);
         }
         return;
     }
@@ -272,8 +257,7 @@ fn apply_entry(shared: &Shared, e: &async_nats::jetstream::kv::Entry) {
         // that node, seeing it, closes its own.
         let put = Op::Put(entry(shared, l.session, l.since_ms));
         drop(local);
-        lock(&state.dirty).insert(device, put);
-        state.changed.notify_one();
+        state.dirty.set(device, put);
     }
 }
 
@@ -393,13 +377,7 @@ async fn sweep_once(shared: &Shared) -> Result<(), String> {
 /// Leaves: writes the removals queued (the sessions just closed), then
 /// gives up the lease.
 pub(super) async fn leave(shared: &Shared) {
-    let until = tokio::time::Instant::now() + Duration::from_secs(2);
-    while shared.link.connected()
-        && !lock(&shared.presence_state.dirty).is_empty()
-        && tokio::time::Instant::now() < until
-    {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    shared.presence_state.dirty.flushed(shared).await;
     if shared.link.connected() {
         let _ = shared.nodes.delete(escape(&shared.id)).await;
     }

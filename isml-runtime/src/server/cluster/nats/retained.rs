@@ -24,9 +24,9 @@ use std::time::Duration;
 use async_nats::jetstream::kv::Operation;
 use bytes::Bytes;
 use futures_util::StreamExt;
-use tokio::sync::Notify;
 
 use super::Shared;
+use super::pending::Pending;
 use crate::pubsub::ChannelInfo;
 use crate::server::broker::now_ms;
 use crate::server::cluster::codec::Envelope;
@@ -35,8 +35,7 @@ use crate::server::cluster::{Publication, subject};
 #[derive(Default)]
 pub(crate) struct State {
     /// Writes not done yet, the newest per bucket key.
-    dirty: Mutex<HashMap<String, Op>>,
-    changed: Notify,
+    dirty: Pending<Op>,
     /// Revisions written by this node and not seen back from the watch.
     written: Mutex<HashMap<String, u64>>,
 }
@@ -56,9 +55,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 fn queue(shared: &Shared, key: String, op: Op) {
-    let state = &shared.retained_state;
-    lock(&state.dirty).insert(key, op);
-    state.changed.notify_one();
+    shared.retained_state.dirty.set(key, op);
 }
 
 pub(super) fn put(shared: &Shared, p: &Publication<'_>) {
@@ -86,47 +83,27 @@ pub(super) fn delete(shared: &Shared, channel: &ChannelInfo, key: Option<&str>) 
 
 /// Wakes the writer (the link is back).
 pub(super) fn wake(shared: &Shared) {
-    shared.retained_state.changed.notify_one();
+    shared.retained_state.dirty.wake();
 }
 
 /// Waits (a little) for the writer to empty its queue.
 pub(super) async fn flush(shared: &Shared) {
-    let until = tokio::time::Instant::now() + Duration::from_secs(2);
-    while shared.link.connected()
-        && !lock(&shared.retained_state.dirty).is_empty()
-        && tokio::time::Instant::now() < until
-    {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    shared.retained_state.dirty.flushed(shared).await;
 }
 
 /// Writes the queued values to the bucket.
 pub(super) async fn write(shared: Arc<Shared>) {
-    let state = &shared.retained_state;
-    loop {
-        let changed = state.changed.notified();
-        if shared.link.connected() {
-            let batch: Vec<(String, Op)> = lock(&state.dirty).drain().collect();
-            let mut failed = false;
-            for (key, op) in batch {
-                match apply(&shared, &key, &op).await {
-                    Ok(()) => {
-                        shared.stats.retained_writes.fetch_add(1, Ordering::Relaxed);
-                    }
-                    Err(e) => {
-                        tracing::debug!(key = %key, error = %e, "cluster: retained value not written yet");
-                        lock(&state.dirty).entry(key).or_insert(op);
-                        failed = true;
-                    }
-                }
+    let s = &shared;
+    s.retained_state
+        .dirty
+        .write(s, "retained value", |key, op| async move {
+            let r = apply(s, &key, &op).await;
+            if r.is_ok() {
+                s.stats.retained_writes.fetch_add(1, Ordering::Relaxed);
             }
-            if failed {
-                tokio::time::sleep(Duration::from_millis(250)).await;
-                continue;
-            }
-        }
-        changed.await;
-    }
+            (key, op, r)
+        })
+        .await;
 }
 
 async fn apply(shared: &Shared, key: &str, op: &Op) -> Result<(), String> {
@@ -216,7 +193,7 @@ async fn follow_once(shared: &Shared) -> Result<(), String> {
             continue;
         };
         let k = subject::retained_key(&info.name, key.as_deref());
-        if !keys.contains(&k) && !lock(&shared.retained_state.dirty).contains_key(&k) {
+        if !keys.contains(&k) && !shared.retained_state.dirty.contains(&k) {
             node.set_retained(channel, key.as_deref(), None);
         }
     }
@@ -257,7 +234,7 @@ fn apply_entry(
         return;
     };
     let state = &shared.retained_state;
-    if lock(&state.dirty).contains_key(&entry.key) {
+    if state.dirty.contains(&entry.key) {
         // A newer value of ours is on its way to the bucket.
         return;
     }
