@@ -10,10 +10,11 @@ use isml_runtime::dispatch::Dispatcher;
 use isml_runtime::rpc::{Call, Sink, Status};
 use isml_runtime::session::Session;
 
+use crate::charging::v1::channels::{Telemetry, Variables};
 use crate::charging::v1::{
     ChargeStarted, ChargeStopped, Charger, ChargerServer, Command, FirmwareReport, GetFirmware,
     Reboot, RefusalReason, Slot, SlotReading, SlotState, StartCharging, StatusReport, StopCharging,
-    WatchSlot,
+    Variable, VariableValue, WatchSlot,
 };
 use crate::common::{FirmwareInfo, Timestamp, Version};
 
@@ -102,6 +103,50 @@ impl Cabinet {
                 _ = session.closed() => return,
                 _ = tick.tick() => {
                     if session.send(&self.status(started.elapsed())).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl Cabinet {
+    /// The slots charging now, as text (`"0,3"`, or `"none"`).
+    pub fn charging_slots(&self) -> String {
+        let bits = self.charging.load(Ordering::Relaxed);
+        let slots: Vec<String> = (0..SLOTS)
+            .filter(|i| bits & (1 << i) != 0)
+            .map(|i| i.to_string())
+            .collect();
+        if slots.is_empty() {
+            "none".to_owned()
+        } else {
+            slots.join(",")
+        }
+    }
+
+    /// Publishes on the server's broker every `period` until the session
+    /// ends: the status on `charging.v1.telemetry`, and the slots charging
+    /// on `charging.v1.variables` under the key `<device id>/charging` (for
+    /// servers that broker those channels, such as `isml serve`).
+    pub async fn publish(self: Arc<Self>, session: Session, period: Duration) {
+        let started = tokio::time::Instant::now();
+        let key = format!("{}/charging", session.device_id());
+        let mut tick = tokio::time::interval(period);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = session.closed() => return,
+                _ = tick.tick() => {
+                    let status = self.status(started.elapsed());
+                    let slots = Variable {
+                        value: VariableValue::Text(self.charging_slots()),
+                        unit: None,
+                    };
+                    let sent = session.publish::<Telemetry>(&status).await.is_ok()
+                        && session.publish_keyed::<Variables>(&key, &slots).await.is_ok();
+                    if !sent && session.is_closed() {
                         return;
                     }
                 }

@@ -290,6 +290,30 @@ pub(crate) struct ServeArgs {
     /// Where retained values are kept (created if missing).
     #[arg(long, value_name = "DIR", default_value = "./isml-data")]
     pub(crate) data_dir: PathBuf,
+    /// Serves the HTTP/WebSocket gateway (REST API, OpenAPI, /metrics and the
+    /// dashboard at `/`) on this address, e.g. `0.0.0.0:8080` (see
+    /// docs/gateway.md).
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) http: Option<String>,
+    /// Serves the gateway over HTTPS with --tls-cert and --tls-key.
+    #[arg(long, requires = "http", requires = "tls_cert")]
+    pub(crate) http_tls: bool,
+    /// HTTP connections open at once (WebSockets and streams included);
+    /// beyond it newcomers wait until one closes.
+    #[arg(long, value_name = "N", default_value_t = 4096)]
+    pub(crate) http_max_connections: usize,
+    /// The largest HTTP request body, in bytes; larger ones get 413.
+    #[arg(long, value_name = "BYTES", default_value_t = 65536)]
+    pub(crate) http_body_limit: usize,
+    /// The longest an HTTP request may take before its answer starts
+    /// (`30s`, `500ms`); the bound of call deadlines too.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "30s")]
+    pub(crate) http_timeout: std::time::Duration,
+    /// Tokens and users allowed to connect (TOML, see docs/gateway.md),
+    /// checked for devices and for HTTP clients alike; without it everyone
+    /// is let in.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) auth: Option<PathBuf>,
     /// Access rules (TOML, see docs/pubsub.md); without it every
     /// authenticated session may do everything.
     #[arg(long, value_name = "FILE")]

@@ -10,6 +10,7 @@
 // Every byte for stdout goes through `output`, which handles a closed pipe.
 #![deny(clippy::print_stdout)]
 
+mod auth;
 mod cli;
 mod codec;
 mod commands;

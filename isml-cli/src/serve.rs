@@ -31,6 +31,10 @@ pub(crate) fn serve(a: &ServeArgs) -> Outcome {
         None => None,
     };
     let text_maps = text_maps(&schema, &a.text_map)?;
+    let auth = match &a.auth {
+        Some(path) => Some(Arc::new(crate::auth::CredentialsFile::from_file(path)?)),
+        None => None,
+    };
     let tls = tls_config(a)?;
     std::fs::create_dir_all(&a.data_dir).map_err(|e| {
         Failure::usage(format!(
@@ -40,10 +44,12 @@ pub(crate) fn serve(a: &ServeArgs) -> Outcome {
     })?;
     init_logging(a);
 
+    let events = isml_gateway::SessionEvents::new();
+    let (opened, closed) = (events.clone(), events.clone());
     let mut b = Server::builder()
         .types(types)
         .data_dir(&a.data_dir)
-        .on_open(|s| {
+        .on_open(move |s| {
             tracing::info!(
                 session = s.id(),
                 device = s.device_id(),
@@ -51,7 +57,12 @@ pub(crate) fn serve(a: &ServeArgs) -> Outcome {
                 transport = s.scheme(),
                 "session opened"
             );
-        });
+            opened.opened(s);
+        })
+        .on_close(move |s, reason| closed.closed(s, reason));
+    if let Some(auth) = &auth {
+        b = b.authenticator(crate::auth::Shared(auth.clone()));
+    }
     for url in &a.listen {
         b = b.listen(url.clone());
     }
@@ -71,10 +82,10 @@ pub(crate) fn serve(a: &ServeArgs) -> Outcome {
     for c in &channels {
         b = b.channel_info(c.clone());
     }
-    if let Some(acl) = acl {
+    if let Some(acl) = acl.clone() {
         b = b.acl(acl);
     }
-    if let Some(config) = tls {
+    if let Some(config) = tls.clone() {
         b = b.tls(config);
     }
 
@@ -102,6 +113,37 @@ pub(crate) fn serve(a: &ServeArgs) -> Outcome {
             tracing::info!(%url, "listening");
             outln!("listening on {url}")?;
         }
+        let gateway = match &a.http {
+            Some(addr) => {
+                let mut g = isml_gateway::Gateway::builder(server.clone(), schema)
+                    .events(events)
+                    .body_limit(a.http_body_limit)
+                    .max_connections(a.http_max_connections)
+                    .request_timeout(a.http_timeout);
+                if let Some(auth) = &auth {
+                    g = g.authenticator(auth.clone());
+                }
+                if let Some(acl) = acl {
+                    g = g.acl(acl);
+                }
+                if a.http_tls
+                    && let Some(config) = tls
+                {
+                    g = g.tls(config);
+                }
+                let g = match g.bind(addr).await {
+                    Ok(g) => g,
+                    Err(e) => {
+                        server.shutdown().await;
+                        return Err(Failure::usage(e.to_string()));
+                    }
+                };
+                tracing::info!(url = g.url(), "gateway listening");
+                outln!("listening on {}", g.url())?;
+                Some(g)
+            }
+            None => None,
+        };
         crate::output::flush()?;
         tracing::info!(
             channels = channels.len(),
@@ -114,6 +156,9 @@ pub(crate) fn serve(a: &ServeArgs) -> Outcome {
         );
         let signal = signals.next().await;
         tracing::info!("{signal}: shutting down");
+        if let Some(g) = gateway {
+            g.shutdown().await;
+        }
         server.shutdown().await;
         tracing::info!("stopped");
         Ok(0)
@@ -169,10 +214,10 @@ fn init_logging(a: &ServeArgs) {
 /// The rustls configuration for `tls://` listeners, from `--tls-cert` and
 /// `--tls-key`.
 fn tls_config(a: &ServeArgs) -> Result<Option<Arc<rustls::ServerConfig>>, Failure> {
-    let wants_tls = a
-        .listen
-        .iter()
-        .any(|u| u.starts_with("tls://") || u.starts_with("text+tls://"));
+    let wants_tls = a.http_tls
+        || a.listen
+            .iter()
+            .any(|u| u.starts_with("tls://") || u.starts_with("text+tls://"));
     let (cert, key) = match (&a.tls_cert, &a.tls_key) {
         (Some(c), Some(k)) => (c, k),
         _ if wants_tls => {

@@ -186,7 +186,8 @@ pub struct Hello {
     pub credentials: Credentials,
     /// `(type id, fingerprint)` of every message type the client knows.
     pub types: Vec<(u32, u64)>,
-    /// Items the client accepts on a stream before it grants more credit.
+    /// Bytes of items the client accepts on a stream before it grants more
+    /// credit (wire format §2.7).
     pub stream_window: u32,
     /// The services the client serves (the server may call them).
     pub services: Vec<PeerService>,
@@ -205,7 +206,8 @@ pub struct Welcome {
     pub keepalive_ms: u64,
     /// `(type id, fingerprint)` of every message type the server knows.
     pub types: Vec<(u32, u64)>,
-    /// Items the server accepts on a stream before it grants more credit.
+    /// Bytes of items the server accepts on a stream before it grants more
+    /// credit (wire format §2.7).
     pub stream_window: u32,
     /// The services the server serves.
     pub services: Vec<PeerService>,
@@ -437,6 +439,28 @@ pub struct AuthRequest<'a> {
     pub scheme: &'static str,
     /// The DER certificate chain of a TLS client (mutual TLS), leaf first.
     pub peer_certificates: Option<&'a [Vec<u8>]>,
+}
+
+impl<'a> AuthRequest<'a> {
+    /// A request to check credentials presented outside a handshake (an
+    /// HTTP gateway's bearer token or Basic credentials), so that the same
+    /// [`Authenticator`] decides for devices and for people.
+    pub fn new(
+        credentials: &'a Credentials,
+        device_id: &'a str,
+        agent: &'a str,
+        peer: &'a str,
+        scheme: &'static str,
+    ) -> Self {
+        AuthRequest {
+            credentials,
+            device_id,
+            agent,
+            peer,
+            scheme,
+            peer_certificates: None,
+        }
+    }
 }
 
 /// Who the client turned out to be.

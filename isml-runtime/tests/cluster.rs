@@ -19,7 +19,7 @@ use std::time::Duration;
 use isml_runtime::client::Client;
 use isml_runtime::cluster::{ClusterStatus, NatsCluster};
 use isml_runtime::dispatch::Dispatcher;
-use isml_runtime::pubsub::Subscription;
+use isml_runtime::pubsub::{Channel, Subscription};
 use isml_runtime::rpc::{Call, CallError, Status};
 use isml_runtime::server::Server;
 use isml_runtime::session::codes;
@@ -35,6 +35,11 @@ isml_runtime::channel! {
 isml_runtime::channel! {
     /// Faults by key, the last one per key retained.
     Variables: Fault = 2, "charging.v1.variables", [retain, keyed];
+}
+isml_runtime::channel! {
+    /// Live status reports, nothing retained: a session's publications on
+    /// such a channel are handed over at the end of its read burst.
+    Live: StatusReport = 3, "charging.v1.live";
 }
 
 /// The cabinets' service, as a device serves it.
@@ -149,6 +154,7 @@ async fn node(nats: &str, id: &str) -> Server {
         .listen("tcp://127.0.0.1:0")
         .channel::<Telemetry>()
         .channel::<Variables>()
+        .channel::<Live>()
         .types(types())
         .cluster(cluster)
         .start()
@@ -183,13 +189,16 @@ fn fault(code: u32) -> Fault {
 
 /// Publishes from `publisher` until `sub` receives one (the subscription
 /// crosses nodes asynchronously), then returns the uptime it was sent with.
-async fn first_across(publisher: &Client, sub: &mut Subscription<Telemetry>) -> u64 {
+async fn first_across<C: Channel<Message = StatusReport>>(
+    publisher: &Client,
+    sub: &mut Subscription<C>,
+) -> u64 {
     let n = AtomicU32::new(1_000_000);
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let uptime = u64::from(n.fetch_add(1, Ordering::Relaxed));
         publisher
-            .publish::<Telemetry>(&report("probe", uptime))
+            .publish::<C>(&report("probe", uptime))
             .await
             .unwrap();
         if let Ok(Some(p)) = tokio::time::timeout(Duration::from_millis(200), sub.next()).await
@@ -240,12 +249,39 @@ async fn three_nodes_act_as_one() {
             .is_err(),
         "no duplicate"
     );
+    // The same on a channel that retains nothing, whose publications a
+    // session hands over in batches (one per read burst).
+    let mut live = listener_b.subscribe::<Live>().await.unwrap();
+    first_across(&publisher, &mut live).await;
+    for i in 1..=200u64 {
+        publisher.publish::<Live>(&report("a", i)).await.unwrap();
+    }
+    let mut got = Vec::new();
+    while got.len() < 200 {
+        let p = tokio::time::timeout(Duration::from_secs(20), live.next())
+            .await
+            .expect("every live publication arrives")
+            .unwrap();
+        assert!(!p.retained, "nothing is retained on a live channel");
+        if p.value.uptime_s >= 1_000_000 {
+            continue; // a late probe
+        }
+        assert_eq!(p.publisher, "pub-a");
+        got.push(p.value.uptime_s);
+    }
+    assert_eq!(got, (1..=200).collect::<Vec<_>>(), "once each, in order");
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), live.next())
+            .await
+            .is_err(),
+        "no duplicate"
+    );
     assert_eq!(
         a.cluster_stats().received,
         0,
         "no echo of a's own publications"
     );
-    assert!(b.cluster_stats().received >= 200);
+    assert!(b.cluster_stats().received >= 400);
     assert_eq!(a.cluster_stats().status, ClusterStatus::Connected);
 
     // Retained values: the latest is visible from every node, and a new

@@ -30,12 +30,18 @@ impl Frame {
     }
 
     /// Decodes a whole frame (header and payload, without the stream length).
-    pub fn decode(frame: Bytes) -> Result<Frame, DecodeError> {
+    pub fn decode(mut frame: Bytes) -> Result<Frame, DecodeError> {
         let (header, n) = FrameHeader::decode(&frame)?;
-        Ok(Frame {
-            header,
-            payload: frame.slice(n..),
-        })
+        let payload = if n < frame.len() {
+            // The frame's own handle, moved past the header: no second
+            // reference to the buffer to take and drop.
+            frame.advance(n);
+            frame
+        } else {
+            // Empty: keep no reference to the (shared) receive buffer.
+            Bytes::new()
+        };
+        Ok(Frame { header, payload })
     }
 
     /// Bytes of header and payload (the frame without the stream length).

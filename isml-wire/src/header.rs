@@ -10,6 +10,7 @@ const X_BIT: u8 = 0x80;
 const FLAG_SEQ: u8 = 0x01;
 const FLAG_MORE: u8 = 0x02;
 const FLAG_CALL: u8 = 0x04;
+const FLAG_BATCH: u8 = 0x08;
 const FLAGS_KNOWN: u8 = FLAG_SEQ | FLAG_MORE;
 
 /// The call header of a request frame that calls a service method (wire
@@ -204,6 +205,9 @@ pub struct FrameHeader {
     pub more: bool,
     /// The call header, on request frames that call a service method.
     pub call: Option<CallHeader>,
+    /// On stream-item frames: the payload is a batch of items, each
+    /// length-prefixed (wire format §2.7, [`crate::batch`]).
+    pub batch: bool,
 }
 
 impl FrameHeader {
@@ -215,6 +219,7 @@ impl FrameHeader {
             seq: None,
             more: false,
             call: None,
+            batch: false,
         }
     }
 
@@ -282,10 +287,18 @@ impl FrameHeader {
         self
     }
 
+    /// A stream-item header whose payload is a batch of items (§2.7).
+    pub const fn stream_batch(type_id: u32, correlation: u64) -> Self {
+        let mut h = Self::new(FrameKind::StreamItem, type_id, correlation);
+        h.batch = true;
+        h
+    }
+
     fn flags(&self) -> u8 {
         (if self.seq.is_some() { FLAG_SEQ } else { 0 })
             | (if self.more { FLAG_MORE } else { 0 })
-            | if self.call.is_some() { FLAG_CALL } else { 0 }
+            | (if self.call.is_some() { FLAG_CALL } else { 0 })
+            | if self.batch { FLAG_BATCH } else { 0 }
     }
 
     /// Number of bytes [`FrameHeader::encode`] writes.
@@ -329,6 +342,11 @@ impl FrameHeader {
                     reason: "method id outside 1 ..= 65535",
                 });
             }
+        }
+        if self.batch && self.kind != FrameKind::StreamItem {
+            return Err(EncodeError::InvalidHeader {
+                reason: "the batch flag on a frame that is not a stream item",
+            });
         }
         Ok(())
     }
@@ -398,11 +416,12 @@ impl FrameHeader {
             let Some(&flags) = frame.get(pos) else {
                 return Err(DecodeError::UnexpectedEnd { at: pos, needed: 1 });
             };
-            // CALL is defined on requests only; elsewhere it is reserved.
-            let known = if kind == FrameKind::Request {
-                FLAGS_KNOWN | FLAG_CALL
-            } else {
-                FLAGS_KNOWN
+            // CALL is defined on requests only, BATCH on stream items only;
+            // elsewhere they are reserved.
+            let known = match kind {
+                FrameKind::Request => FLAGS_KNOWN | FLAG_CALL,
+                FrameKind::StreamItem => FLAGS_KNOWN | FLAG_BATCH,
+                _ => FLAGS_KNOWN,
             };
             if flags & !known != 0 {
                 return Err(DecodeError::ReservedFlags { at: pos, flags });
@@ -414,6 +433,7 @@ impl FrameHeader {
                 });
             }
             header.more = flags & FLAG_MORE != 0;
+            header.batch = flags & FLAG_BATCH != 0;
             if flags & FLAG_SEQ != 0 {
                 header.seq = Some(0);
             }
@@ -526,42 +546,43 @@ impl<'a> ErrorBody<'a> {
 }
 
 /// The payload of a credit link frame (wire format §2.7): the receiver of a
-/// stream lets its sender send `items` more items of the call with
-/// `correlation`.
+/// stream lets its sender send items costing `bytes` more
+/// ([`crate::batch::item_cost`]) on the call with `correlation`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Credit {
     /// The correlation id of the call whose stream the credit is for; its
     /// parity tells which of the call's two streams.
     pub correlation: u64,
-    /// How many more items the sender may send; a credit of 0 does not exist.
-    pub items: NonZeroU64,
+    /// How many more bytes of items the sender may send; a credit of 0 does
+    /// not exist.
+    pub bytes: NonZeroU64,
 }
 
 impl Credit {
     /// Encoded length.
     pub fn encoded_len(&self) -> usize {
-        varint::len(self.correlation) + varint::len(self.items.get())
+        varint::len(self.correlation) + varint::len(self.bytes.get())
     }
 
     /// Writes the payload.
     pub fn encode<B: BufMut + ?Sized>(&self, buf: &mut B) {
         varint::put(buf, self.correlation);
-        varint::put(buf, self.items.get());
+        varint::put(buf, self.bytes.get());
     }
 
-    /// Decodes a payload that fills `payload` exactly. A credit of 0 items is
+    /// Decodes a payload that fills `payload` exactly. A credit of 0 bytes is
     /// [`DecodeError::IntegerOutOfRange`].
     pub fn decode(payload: &[u8]) -> Result<Self, DecodeError> {
         let mut r = super::Reader::new(payload);
         let correlation = r.uvarint()?;
         let at = r.position();
-        let items = r.uvarint()?;
-        let items = NonZeroU64::new(items).ok_or(DecodeError::IntegerOutOfRange {
+        let bytes = r.uvarint()?;
+        let bytes = NonZeroU64::new(bytes).ok_or(DecodeError::IntegerOutOfRange {
             at,
             value: 0,
-            ty: "credit items (1 ..= 2^64-1)",
+            ty: "credit bytes (1 ..= 2^64-1)",
         })?;
         r.finish("credit")?;
-        Ok(Credit { correlation, items })
+        Ok(Credit { correlation, bytes })
     }
 }

@@ -65,6 +65,20 @@ impl<'a> Reader<'a> {
         r
     }
 
+    /// This reader limited to the bytes `range` of its buffer (absolute
+    /// offsets, clamped to the end of its region), at the same nesting
+    /// level: for one of several messages in a buffer, such as an item of a
+    /// batch (wire format §2.7), read without slicing the buffer first.
+    #[inline]
+    pub fn region(&self, range: core::ops::Range<usize>) -> Reader<'a> {
+        let end = range.end.min(self.end);
+        Reader {
+            pos: range.start.min(end),
+            end,
+            ..*self
+        }
+    }
+
     /// This reader moved to the absolute offset `pos` (an earlier
     /// [`Reader::position`] of it or of a reader it was copied from), with
     /// the same end and nesting budget. Offsets past the end are clamped.

@@ -123,7 +123,7 @@ pub fn kind_from_name(name: &str) -> Option<FrameKind> {
     })
 }
 
-/// A header from its vector JSON `{"kind", "type_id", "correlation", "call", "seq", "more"}`.
+/// A header from its vector JSON `{"kind", "type_id", "correlation", "call", "seq", "more", "batch"}`.
 /// `type_id` and `correlation` must be present exactly for the kinds that carry them;
 /// `call` (`{"service", "method", "deadline_ms"}`) only when CALL is set. A `call`
 /// on a kind other than a request is taken as it is, so that encoding refuses it.
@@ -181,6 +181,10 @@ pub fn header_from_json(v: &Value) -> Result<FrameHeader, String> {
         None => false,
         Some(m) => m.as_bool().ok_or_else(|| format!("bad more in {v}"))?,
     };
+    h.batch = match obj.get("batch") {
+        None => false,
+        Some(b) => b.as_bool().ok_or_else(|| format!("bad batch in {v}"))?,
+    };
     Ok(h)
 }
 
@@ -226,6 +230,9 @@ pub fn header_to_json(h: &FrameHeader) -> Value {
     }
     obj.insert("seq".into(), h.seq.map_or(Value::Null, Value::from));
     obj.insert("more".into(), h.more.into());
+    if h.batch {
+        obj.insert("batch".into(), true.into());
+    }
     Value::Object(obj)
 }
 

@@ -492,6 +492,23 @@ fn reserved_flags() {
             );
         }
     }
+    // Bit 3 is BATCH on stream items and reserved on every other kind
+    // (the leads above); on a stream item, the bits above it and CALL are.
+    for flags in [0x04u8, 0x0c, 0x10, 0x18, 0x88, 0xff] {
+        assert_eq!(
+            FrameHeader::decode(&[0xc5, flags, 0x01, 0x01, 0x01]),
+            Err(DecodeError::ReservedFlags { at: 1, flags }),
+            "{flags:#x}"
+        );
+    }
+    assert_eq!(
+        FrameHeader::decode(&[0xc5, 0x08, 0x01]).map(|(h, n)| (h.batch, h.more, n)),
+        Ok((true, false, 3))
+    );
+    assert_eq!(
+        FrameHeader::decode(&[0xc5, 0x0b, 0x01, 0x07]).map(|(h, n)| (h.batch, h.more, h.seq, n)),
+        Ok((true, true, Some(7), 4))
+    );
     // On a request, CALL (alone or with SEQ) is a flag, not an error.
     assert_eq!(
         FrameHeader::decode(&[0x94, 0x04, 0x03, 0x01, 0x02, 0x00]).map(|(h, n)| (h.call, n)),
@@ -505,6 +522,24 @@ fn reserved_flags() {
         ))
     );
     assert!(FrameHeader::decode(&[0x94, 0x05, 0x03, 0x09, 0x01, 0x02, 0x00]).is_ok());
+}
+
+#[test]
+fn batch_is_encoded_on_stream_items_only() {
+    let mut out = Vec::new();
+    FrameHeader::stream_batch(24, 1).encode(&mut out).unwrap();
+    assert_eq!(out, [0xc0, 0x08, 0x18, 0x01]);
+    for mut h in [
+        FrameHeader::one_way(3),
+        FrameHeader::request(3, 1),
+        FrameHeader::response(3, 1),
+        FrameHeader::stream_end(1),
+        FrameHeader::control(ControlOp::Credit),
+    ] {
+        h.batch = true;
+        assert!(h.validate().is_err(), "{h:?}");
+        assert!(h.encode(&mut Vec::new()).is_err(), "{h:?}");
+    }
 }
 
 #[test]

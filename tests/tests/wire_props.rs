@@ -74,8 +74,9 @@ fn any_header() -> impl Strategy<Value = FrameHeader> {
         any_u64(),
         proptest::option::of(any_u64()),
         any::<bool>(),
+        any::<bool>(),
     )
-        .prop_map(|(kind, type_id, correlation, seq, more)| {
+        .prop_map(|(kind, type_id, correlation, seq, more, batch)| {
             let mut h = FrameHeader::ack();
             h.kind = kind;
             h.type_id = if kind.has_type_id() { type_id } else { 0 };
@@ -86,6 +87,8 @@ fn any_header() -> impl Strategy<Value = FrameHeader> {
             };
             h.seq = seq;
             h.more = more;
+            // BATCH exists on stream items only (§2.3).
+            h.batch = batch && kind == FrameKind::StreamItem;
             h
         })
 }
@@ -300,7 +303,7 @@ proptest! {
         // The lead byte: X, kind, nibble as in §2.1.
         let lead = out[0];
         prop_assert_eq!((lead >> 4) & 7, h.kind.code());
-        prop_assert_eq!(lead & 0x80 != 0, h.seq.is_some() || h.more);
+        prop_assert_eq!(lead & 0x80 != 0, h.seq.is_some() || h.more || h.batch);
         let nibble = lead & 0x0f;
         match h.kind {
             FrameKind::Control(op) => prop_assert_eq!(nibble, op.opcode()),

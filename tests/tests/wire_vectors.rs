@@ -11,13 +11,16 @@ use std::collections::BTreeMap;
 use bytes::BytesMut;
 use std::num::NonZeroU64;
 
+use isml_runtime::wire::batch::{BatchItems, batched_len, item_cost, put_item_len};
 use isml_runtime::wire::{
     Addressing, Credit, DEFAULT_MAX_SERIAL_FRAME, DecodeError, ErrorBody, Frame, FrameHeader,
     Limits, Reader, SerialDecoder, SerialFrame, StreamDecoder, cobs_decode, put_serial_frame,
     put_stream_frame, put_stream_head, stream_frame_len, varint, write,
 };
 use isml_tests::values::{self, VectorType};
-use isml_tests::vectors::{ERROR_NAMES, encode_hex, error_name, header_from_json, hex_of, load};
+use isml_tests::vectors::{
+    ERROR_NAMES, decode_hex, encode_hex, error_name, header_from_json, hex_of, load,
+};
 use serde_json::Value;
 
 type Check = Result<(), String>;
@@ -190,16 +193,48 @@ fn check_credit(v: &Value, hex: &[u8], error: Option<&str>) -> Check {
         return expect_error(Credit::decode(hex), e);
     }
     let value = value_of(v)?;
-    let items = value["items"].as_u64().ok_or("bad `items`")?;
+    let bytes = value["bytes"].as_u64().ok_or("bad `bytes`")?;
     let credit = Credit {
         correlation: value["correlation"].as_u64().ok_or("bad `correlation`")?,
-        items: NonZeroU64::new(items).ok_or("a valid credit vector of 0 items")?,
+        bytes: NonZeroU64::new(bytes).ok_or("a valid credit vector of 0 bytes")?,
     };
     let mut out = Vec::new();
     credit.encode(&mut out);
     expect_bytes("encode", &out, hex)?;
     expect_eq("encoded_len", credit.encoded_len(), hex.len())?;
     expect_eq("decode", Credit::decode(hex), Ok(credit))
+}
+
+/// A batch payload (§2.7): its items, in order, and what they cost.
+fn check_batch(v: &Value, hex: &[u8], error: Option<&str>) -> Check {
+    let decoded: Result<Vec<&[u8]>, DecodeError> = BatchItems::new(hex)
+        .map(|r| r.map(|range| &hex[range]))
+        .collect();
+    if let Some(e) = error {
+        return expect_error(decoded, e);
+    }
+    let value = value_of(v)?;
+    let items = value["items"]
+        .as_array()
+        .ok_or("bad `items`")?
+        .iter()
+        .map(|i| {
+            let s = i.as_str().ok_or("an item that is not a hex string")?;
+            decode_hex(s).ok_or_else(|| format!("item {s} is not hex"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut out = Vec::new();
+    for item in &items {
+        put_item_len(&mut out, item.len());
+        out.extend_from_slice(item);
+    }
+    expect_bytes("encode", &out, hex)?;
+    let lens: usize = items.iter().map(|i| batched_len(i.len())).sum();
+    expect_eq("batched_len", lens, hex.len())?;
+    let want: Vec<&[u8]> = items.iter().map(Vec::as_slice).collect();
+    expect_eq("decode", decoded, Ok(want))?;
+    let cost: u64 = items.iter().map(|i| item_cost(i.len())).sum();
+    expect_eq("cost", Some(cost), value["cost"].as_u64())
 }
 
 /// Feeds a whole invalid input to a stream decoder: the first error counts; a
@@ -491,6 +526,7 @@ fn check_vector(v: &Value) -> Check {
         "header" => check_header(v, &hex, error),
         "error_body" => check_error_body(v, &hex, error),
         "credit" => check_credit(v, &hex, error),
+        "batch" => check_batch(v, &hex, error),
         "stream_frame" => check_stream_frame(v, &hex, error),
         "serial_frame" => check_serial_frame(v, &hex, error),
         "cobs" => check_cobs(v, &hex, error),
@@ -630,6 +666,49 @@ fn wire_v1_covers_calls_and_credit() {
     assert!(
         credit(true) > 0 && credit(false) > 0,
         "credit payload vectors"
+    );
+}
+
+/// The reference file covers the batches of §2.7: BATCH on stream items
+/// (valid) and on every other kind (reserved), batch payloads and their
+/// errors, and batch frames in both framings.
+#[test]
+fn wire_v1_covers_batches() {
+    let file = load("wire-v1.json").unwrap();
+    let batch_bit = |h: &[u8]| h.len() > 1 && h[0] & 0x80 != 0 && h[1] & 0x08 != 0;
+    let count = |group: &str, valid: bool, stream_item: Option<bool>| {
+        file.vectors
+            .iter()
+            .filter(|v| v["group"] == group && v.get("error").is_none() == valid)
+            .filter(|v| match stream_item {
+                None => true,
+                Some(si) => {
+                    let h = hex_of(v, "hex").unwrap();
+                    batch_bit(&h) && ((h[0] >> 4) & 7 == 4) == si
+                }
+            })
+            .count()
+    };
+    assert!(count("header", true, Some(true)) >= 4, "batch headers");
+    assert!(
+        count("header", false, Some(false)) >= 8,
+        "BATCH on other kinds"
+    );
+    assert!(count("batch", true, None) >= 5, "batch payloads");
+    assert!(count("batch", false, None) >= 5, "malformed batch payloads");
+    for group in ["stream_frame", "serial_frame"] {
+        assert!(
+            file.vectors
+                .iter()
+                .any(|v| v["group"] == group && v["value"]["header"]["batch"] == true),
+            "a batch {group}"
+        );
+    }
+    // The example of §2.7.
+    assert!(
+        file.vectors
+            .iter()
+            .any(|v| v["hex"] == "07c008180102aabb00" && v.get("error").is_none())
     );
 }
 

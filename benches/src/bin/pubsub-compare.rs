@@ -23,6 +23,12 @@
 //! maximum).
 //!
 //! `cargo run --release -p isml-benches --bin pubsub-compare [-- --brokers mosquitto,rumqttd]`
+//!
+//! For profiling, one throughput row alone, repeated:
+//! `pubsub-compare --row fanin,16,qos0 [--repeat 3] [--measure-ms 1000]
+//! [--brokers isml] [--broker-stats]` prints each broker's pid (for
+//! `perf record -p`), then the row's rate run by run; `--broker-stats` has
+//! the isml broker print its counters on stderr every second.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -47,6 +53,16 @@ enum Shape {
 impl Shape {
     const ALL: [Shape; 3] = [Shape::OneToOne, Shape::FanOut, Shape::FanIn];
 
+    /// The name `--row` takes.
+    fn parse(name: &str) -> Option<Shape> {
+        match name {
+            "1to1" => Some(Shape::OneToOne),
+            "fanout" => Some(Shape::FanOut),
+            "fanin" => Some(Shape::FanIn),
+            _ => None,
+        }
+    }
+
     fn name(self) -> &'static str {
         match self {
             Shape::OneToOne => "1->1",
@@ -66,6 +82,53 @@ impl Shape {
 }
 
 type Key = (Shape, usize, Qos, Broker);
+
+/// One throughput row (`--row SHAPE,SIZE,QOS`), run `repeat` times.
+struct Row {
+    shape: Shape,
+    size: usize,
+    qos: Qos,
+    repeat: usize,
+}
+
+fn value<'a>(args: &'a [String], flag: &str) -> Option<&'a str> {
+    args.iter()
+        .position(|a| a == flag)
+        .map(|i| args.get(i + 1).map_or("", String::as_str))
+}
+
+fn usage(message: String) -> ! {
+    eprintln!("pubsub-compare: {message}");
+    std::process::exit(2);
+}
+
+fn parse_row(args: &[String]) -> Option<Row> {
+    let spec = value(args, "--row")?;
+    let parts: Vec<&str> = spec.split(',').collect();
+    let [shape, size, qos] = parts[..] else {
+        usage(format!(
+            "--row takes SHAPE,SIZE,QOS (1to1|fanout|fanin, bytes, qos0|qos1), not `{spec}`"
+        ));
+    };
+    let shape = Shape::parse(shape).unwrap_or_else(|| usage(format!("unknown shape `{shape}`")));
+    let size = size
+        .parse()
+        .unwrap_or_else(|_| usage(format!("bad payload size `{size}`")));
+    let qos = Qos::ALL
+        .into_iter()
+        .find(|q| q.name() == qos)
+        .unwrap_or_else(|| usage(format!("unknown qos `{qos}`")));
+    let repeat = value(args, "--repeat").map_or(3, |r| {
+        r.parse()
+            .unwrap_or_else(|_| usage(format!("bad --repeat `{r}`")))
+    });
+    Some(Row {
+        shape,
+        size,
+        qos,
+        repeat,
+    })
+}
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -89,6 +152,16 @@ fn main() {
         }
         None => Broker::ALL.to_vec(),
     };
+    if let Some(ms) = value(&args, "--measure-ms") {
+        let ms: u64 = ms
+            .parse()
+            .unwrap_or_else(|_| usage(format!("bad --measure-ms `{ms}`")));
+        isml_benches::pubsub::set_measure(std::time::Duration::from_millis(ms));
+    }
+    if args.iter().any(|a| a == "--broker-stats") {
+        isml_benches::pubsub::process::set_broker_stats(true);
+    }
+    let row = parse_row(&args);
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -100,10 +173,51 @@ fn main() {
             std::process::exit(1);
         }
     };
-    if let Err(e) = rt.block_on(run(&brokers)) {
+    let result = match row {
+        Some(row) => rt.block_on(run_row(&brokers, row)),
+        None => rt.block_on(run(&brokers)),
+    };
+    if let Err(e) = result {
         eprintln!("pubsub-compare: {e}");
         std::process::exit(1);
     }
+}
+
+/// `--row`: one throughput row, the brokers taking turns, `repeat` times.
+async fn run_row(brokers: &[Broker], row: Row) -> Result<(), String> {
+    let mut procs = Vec::new();
+    for &b in brokers {
+        let p = BrokerProcess::start(b)?;
+        println!("{} broker: pid {}", b.name(), p.pid());
+        procs.push(p);
+    }
+    let targets: Vec<Target> = procs.iter().map(Target::of).collect();
+    let mut run_id = 0;
+    // The discarded runs are short whatever --measure-ms says: a profiler
+    // attached after a few seconds sees the row.
+    let measure = isml_benches::pubsub::measure();
+    isml_benches::pubsub::set_measure(isml_benches::pubsub::MEASURE);
+    for t in &targets {
+        run_id += 1;
+        t.throughput(run_id, 1, 1, 16, Qos::AtMostOnce).await?;
+    }
+    isml_benches::pubsub::set_measure(measure);
+    println!("row starts");
+    let (pubs, subs) = row.shape.peers();
+    for _ in 0..row.repeat {
+        for t in &targets {
+            run_id += 1;
+            let r = t.throughput(run_id, pubs, subs, row.size, row.qos).await?;
+            println!(
+                "{} {} {} B {}: {r:.0} msgs/s",
+                t.broker.name(),
+                row.shape.name(),
+                row.size,
+                row.qos.name()
+            );
+        }
+    }
+    Ok(())
 }
 
 async fn run(brokers: &[Broker]) -> Result<(), String> {
@@ -111,7 +225,7 @@ async fn run(brokers: &[Broker]) -> Result<(), String> {
     println!(
         "pub/sub brokers, one load generator (rumqttc for MQTT 3.1.1, isml's client for isml), \
          each broker a child process on loopback; {} ms per run after {} ms of warm-up\n",
-        isml_benches::pubsub::MEASURE.as_millis(),
+        isml_benches::pubsub::measure().as_millis(),
         isml_benches::pubsub::WARM_UP.as_millis()
     );
     let mut tput: HashMap<Key, f64> = HashMap::new();

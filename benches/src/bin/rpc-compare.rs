@@ -18,9 +18,10 @@
 //!
 //! For a profiler, `-- --profile ROW` runs one side's row alone for about ten
 //! seconds (ROW: `isml-c1`, `isml-c64`, `isml-stream`, `session-c1`,
-//! `session-c64`, `session-stream`, `tonic-c1`, `tonic-c64`, `tonic-stream`), e.g. under
+//! `session-c64`, `session-stream`, `tonic-c1`, `tonic-c64`, `tonic-stream`,
+//! `tonic-stream-iter`), e.g. under
 //! `perf record -g`. `RPC_COMPARE_STREAM_WINDOW=N` sets the isml client's
-//! stream window (items; the runtime's default otherwise), to try what the
+//! stream window (bytes; the runtime's default otherwise), to try what the
 //! window does to the stream row.
 
 use std::process::ExitCode;
@@ -331,6 +332,9 @@ async fn profile(row: &str) -> Result<(), BenchError> {
             }
             "tonic-stream" => {
                 tonic_peer::stream(&p.tonic, STREAM_ITEMS).await?;
+            }
+            "tonic-stream-iter" => {
+                tonic_peer::stream(&p.tonic_iter, STREAM_ITEMS).await?;
             }
             _ => return Err(BenchError::Usage(format!("unknown row {row:?}"))),
         }

@@ -16,7 +16,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use bytes::Bytes;
+use bytes::{BufMut as _, Bytes, BytesMut};
 use futures_util::StreamExt as _;
 use futures_util::stream::FuturesUnordered;
 use isml_runtime::pubsub::{ChannelInfo, PublishError};
@@ -30,7 +30,8 @@ use crate::bench::{AnyMessage, Blob};
 pub const CHANNELS: u32 = 512;
 
 /// Runs the isml broker on `127.0.0.1:port` until the process exits.
-pub(crate) fn run_broker(port: u16) {
+/// With `stats`, it prints its counters on stderr every second.
+pub(crate) fn run_broker(port: u16, stats: bool) {
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -63,13 +64,59 @@ pub(crate) fn run_broker(port: u16) {
             });
         }
         match b.start().await {
-            Ok(_server) => std::future::pending::<()>().await,
+            Ok(server) => {
+                if stats {
+                    report_stats(server).await;
+                }
+                std::future::pending::<()>().await
+            }
             Err(e) => {
                 eprintln!("isml broker: {e}");
                 std::process::exit(1);
             }
         }
     });
+}
+
+/// Prints, every second, what changed in the broker's counters: per channel
+/// (published, delivered at once, dropped), and over all subscribers
+/// (delivered, dropped, queued now, the largest queue in bytes).
+async fn report_stats(server: Server) {
+    let mut last: std::collections::HashMap<u32, (u64, u64, u64)> = Default::default();
+    loop {
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        for c in server.broker_stats().channels {
+            let now = (c.published, c.delivered, c.dropped);
+            let before = last.insert(c.id, now).unwrap_or_default();
+            if now != before {
+                eprintln!(
+                    "    isml broker: channel {} +{} published, +{} delivered at once, +{} dropped, {} subscribers",
+                    c.id,
+                    now.0 - before.0,
+                    now.1 - before.1,
+                    now.2 - before.2,
+                    c.subscribers
+                );
+            }
+        }
+        let (mut n, mut delivered, mut dropped, mut queued, mut max_bytes) = (0, 0, 0, 0, 0);
+        for s in server.sessions() {
+            if let Some(st) = server.subscriber_stats(s.id())
+                && st.subscriptions > 0
+            {
+                n += 1;
+                delivered += st.delivered;
+                dropped += st.dropped;
+                queued += st.queued;
+                max_bytes = max_bytes.max(st.max_queued_bytes);
+            }
+        }
+        if n > 0 {
+            eprintln!(
+                "    isml broker: {n} subscribers: {delivered} delivered, {dropped} dropped, {queued} queued, largest queue {max_bytes} B"
+            );
+        }
+    }
 }
 
 async fn connect(port: u16, id: &str) -> Result<Session, String> {
@@ -81,12 +128,31 @@ async fn connect(port: u16, id: &str) -> Result<Session, String> {
         .map_err(|e| format!("isml client {id}: {e}"))
 }
 
-fn blob(size: usize) -> Bytes {
-    let data = super::payload(size);
-    // `data` is the last (only) field: the send time stays the last 8 bytes.
-    match (Blob { data: data.clone() }).encode_to_vec() {
-        Ok(v) => Bytes::from(v),
-        Err(_) => data,
+/// `bench.Blob` payloads, made in reused buffers: `publish_raw` copies a
+/// payload into its frame and drops it, so a buffer is free again by the
+/// next publication and nothing is allocated per publication.
+#[derive(Default)]
+struct Blobs {
+    data: BytesMut,
+    out: BytesMut,
+}
+
+impl Blobs {
+    /// The next payload: a `Blob` whose `data` is `size` bytes ending with
+    /// the send time (the last field: the send time stays the last 8 bytes).
+    fn next(&mut self, size: usize) -> Bytes {
+        let size = size.max(8);
+        self.data.reserve(size);
+        self.data.put_bytes(0x5a, size - 8);
+        self.data.put_u64_le(super::now_ns());
+        let blob = Blob {
+            data: self.data.split().freeze(),
+        };
+        self.out.reserve(blob.encoded_len() + 16);
+        match blob.encode(&mut self.out) {
+            Ok(()) => self.out.split().freeze(),
+            Err(_) => blob.data,
+        }
     }
 }
 
@@ -124,11 +190,12 @@ pub(crate) async fn publisher(
     let s = session.clone();
     let task = tokio::spawn(async move {
         let mut pacer = plan.pacer();
+        let mut blobs = Blobs::default();
         match q {
             Qos::AtMostOnce => {
                 while !stop.load(Ordering::Relaxed) {
                     pacer.wait().await;
-                    let payload = blob(size);
+                    let payload = blobs.next(size);
                     match s.try_publish_raw(channel, None, payload.clone()) {
                         Ok(()) => {}
                         // A full outbound queue: this one waits for room
@@ -153,7 +220,7 @@ pub(crate) async fn publisher(
                     }
                     pacer.wait().await;
                     let s = s.clone();
-                    let payload = blob(size);
+                    let payload = blobs.next(size);
                     inflight.push(async move { s.publish_raw(channel, None, payload).await });
                     // Lets the futures already pushed make progress.
                     while let Some(Some(r)) = futures_util::FutureExt::now_or_never(inflight.next())

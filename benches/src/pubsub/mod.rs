@@ -80,7 +80,7 @@ pub fn epoch() -> Instant {
     *EPOCH.get_or_init(Instant::now)
 }
 
-fn now_ns() -> u64 {
+pub(crate) fn now_ns() -> u64 {
     epoch().elapsed().as_nanos() as u64
 }
 
@@ -208,6 +208,19 @@ impl Drop for Handle {
 
 /// How long a throughput or latency run measures, after its warm-up.
 pub const MEASURE: Duration = Duration::from_millis(1_000);
+
+static MEASURE_MS: AtomicU64 = AtomicU64::new(MEASURE.as_millis() as u64);
+
+/// How long each run measures: [`MEASURE`], unless [`set_measure`] changed it
+/// (single-row runs under a profiler measure longer).
+pub fn measure() -> Duration {
+    Duration::from_millis(MEASURE_MS.load(Ordering::Relaxed))
+}
+
+/// Sets how long each run measures.
+pub fn set_measure(d: Duration) {
+    MEASURE_MS.store(d.as_millis().max(1) as u64, Ordering::Relaxed);
+}
 /// The warm-up before a run measures.
 pub const WARM_UP: Duration = Duration::from_millis(300);
 
@@ -287,7 +300,7 @@ impl Target {
         );
         tokio::time::sleep(WARM_UP).await;
         let (c0, t0) = (delivered.load(Ordering::Relaxed), Instant::now());
-        tokio::time::sleep(MEASURE).await;
+        tokio::time::sleep(measure()).await;
         let (c1, t1) = (delivered.load(Ordering::Relaxed), Instant::now());
         stop.store(true, Ordering::Relaxed);
         drop(clients);
@@ -326,7 +339,7 @@ impl Target {
             .await?;
         tokio::time::sleep(WARM_UP).await;
         recording.store(true, Ordering::Relaxed);
-        tokio::time::sleep(MEASURE).await;
+        tokio::time::sleep(measure()).await;
         recording.store(false, Ordering::Relaxed);
         stop.store(true, Ordering::Relaxed);
         drop((publisher, sub));

@@ -14,9 +14,18 @@ use std::io::Read as _;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use super::Broker;
+
+static BROKER_STATS: AtomicBool = AtomicBool::new(false);
+
+/// Whether isml brokers started from now on print their counters on stderr
+/// every second (`--broker-stats`).
+pub fn set_broker_stats(on: bool) {
+    BROKER_STATS.store(on, Ordering::Relaxed);
+}
 
 /// A running broker; the process is killed and reaped on drop.
 #[derive(Debug)]
@@ -69,8 +78,12 @@ impl BrokerProcess {
             Broker::Rumqttd | Broker::Isml => {
                 let exe = std::env::current_exe()
                     .map_err(|e| format!("cannot find the bench binary: {e}"))?;
-                let child = Command::new(exe)
-                    .args(["--broker", broker.name(), "--port", &port.to_string()])
+                let mut command = Command::new(exe);
+                command.args(["--broker", broker.name(), "--port", &port.to_string()]);
+                if broker == Broker::Isml && BROKER_STATS.load(Ordering::Relaxed) {
+                    command.arg("--stats");
+                }
+                let child = command
                     .stdin(Stdio::piped())
                     .stdout(Stdio::null())
                     .stderr(Stdio::inherit())
@@ -182,7 +195,7 @@ pub fn child_main(args: &[String]) -> Option<()> {
     });
     match broker.as_str() {
         "rumqttd" => super::rumqttd::run(port),
-        "isml" => super::isml::run_broker(port),
+        "isml" => super::isml::run_broker(port, args.iter().any(|a| a == "--stats")),
         other => {
             eprintln!("unknown broker `{other}`");
             std::process::exit(2);

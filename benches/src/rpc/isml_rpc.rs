@@ -78,15 +78,15 @@ impl IsmlServer {
     }
 
     /// Opens one session to the server, and a client of the service on it;
-    /// `stream_window`: the items each stream it receives may hold (`None`:
+    /// `stream_window`: the bytes of items each stream it receives may hold (`None`:
     /// the runtime's default).
     pub async fn connect(
         &self,
         stream_window: Option<u32>,
     ) -> Result<(Session, Arc<ChargerClient>), BenchError> {
         let mut builder = Client::builder(&self.url).keepalive(None);
-        if let Some(items) = stream_window {
-            builder = builder.stream_window(items);
+        if let Some(bytes) = stream_window {
+            builder = builder.stream_window(bytes);
         }
         let session = builder.connect_session().await?;
         let client = Arc::new(ChargerClient::new(session.clone()));

@@ -8,6 +8,10 @@
 //! cargo run -p isml-examples --bin charging-server &
 //! cargo run -p isml-examples --bin charger -- tcp://127.0.0.1:7000 cab-017
 //! ```
+//!
+//! With `--publish` after the device id it also publishes its status and
+//! the slots it charges on the `telemetry` and `variables` channels, for
+//! servers that broker them (`isml serve schemas/charging.isml`).
 
 use std::time::Duration;
 
@@ -22,6 +26,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let url = args.next().unwrap_or_else(|| "tcp://127.0.0.1:7000".into());
     let device = args.next().unwrap_or_else(|| "cab-001".into());
+    let publish = args.next().is_some_and(|a| a == "--publish");
     let cabinet = Cabinet::new(device.to_uppercase());
     let client = Client::builder(&url)
         .device_id(&device)
@@ -51,6 +56,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             _ = tokio::signal::ctrl_c() => break,
         };
         println!("session {} as {}", session.id(), session.device_id());
+        if publish {
+            tokio::spawn(
+                cabinet
+                    .clone()
+                    .publish(session.clone(), Duration::from_secs(1)),
+            );
+        }
         tokio::select! {
             () = cabinet.clone().report(session.clone(), Duration::from_secs(1)) => {
                 println!("session ended: {}", session.closed().await);

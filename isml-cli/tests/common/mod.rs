@@ -60,6 +60,8 @@ pub(crate) struct Server {
     pub(crate) url: String,
     /// Every listener's URL, in the order of the `--listen` arguments.
     pub(crate) urls: Vec<String>,
+    /// The gateway's URL (`http://127.0.0.1:PORT`), with `--http`.
+    pub(crate) http: Option<String>,
 }
 
 /// Starts `isml serve` with `data_dir` and `extra` arguments (and
@@ -72,6 +74,7 @@ pub(crate) fn serve(data_dir: &Path, extra: &[&str]) -> Server {
         .args(["--data-dir", &data_dir.display().to_string()])
         .args(extra);
     let listeners = extra.iter().filter(|a| **a == "--listen").count();
+    let gateways = extra.iter().filter(|a| **a == "--http").count();
     if listeners == 0 {
         cmd.args(["--listen", "tcp://127.0.0.1:0"]);
     }
@@ -91,16 +94,21 @@ pub(crate) fn serve(data_dir: &Path, extra: &[&str]) -> Server {
             }
         }
     });
-    let urls: Vec<String> = (0..listeners.max(1))
+    let mut urls: Vec<String> = (0..listeners.max(1) + gateways)
         .map(|_| {
             rx.recv_timeout(Duration::from_secs(30))
                 .expect("isml serve prints `listening on URL` for each listener")
         })
         .collect();
+    let http = urls
+        .iter()
+        .position(|u| u.starts_with("http"))
+        .map(|i| urls.remove(i));
     Server {
         child,
         url: urls[0].clone(),
         urls,
+        http,
     }
 }
 
@@ -116,7 +124,8 @@ pub(crate) fn rss(pid: u32) -> u64 {
 }
 
 /// `isml serve` with its log lines (stderr) sent to a channel, for the
-/// tests that watch what it logs.
+/// tests that watch what it logs; listens on `tcp://127.0.0.1:0` (and on
+/// the gateway's address with `--http` in `extra`).
 pub(crate) fn serve_logged(data_dir: &Path, extra: &[&str]) -> (Server, mpsc::Receiver<String>) {
     let mut cmd = bin();
     cmd.arg("serve")
@@ -125,6 +134,7 @@ pub(crate) fn serve_logged(data_dir: &Path, extra: &[&str]) -> (Server, mpsc::Re
         .args(["--listen", "tcp://127.0.0.1:0"])
         .args(extra)
         .env("RUST_LOG", "info");
+    let gateways = extra.iter().filter(|a| **a == "--http").count();
     let mut child = Guard(
         cmd.stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -149,14 +159,22 @@ pub(crate) fn serve_logged(data_dir: &Path, extra: &[&str]) -> (Server, mpsc::Re
             let _ = log_tx.send(line);
         }
     });
-    let url = rx
-        .recv_timeout(Duration::from_secs(30))
-        .expect("isml serve prints `listening on URL`");
+    let mut urls: Vec<String> = (0..1 + gateways)
+        .map(|_| {
+            rx.recv_timeout(Duration::from_secs(30))
+                .expect("isml serve prints `listening on URL` for each listener")
+        })
+        .collect();
+    let http = urls
+        .iter()
+        .position(|u| u.starts_with("http"))
+        .map(|i| urls.remove(i));
     (
         Server {
             child,
-            url: url.clone(),
-            urls: vec![url],
+            url: urls[0].clone(),
+            urls,
+            http,
         },
         logs,
     )

@@ -87,9 +87,13 @@ impl Session {
                 max,
             }));
         }
-        let mut buf = head.begin(len);
-        msg.encode(&mut buf).map_err(err)?;
-        Ok(finish(buf))
+        let mut encoded = Ok(());
+        let bytes = self.pubsub().frame_buffer(head.len() + len, |buf| {
+            head.begin_in(buf, len);
+            encoded = msg.encode(buf);
+        });
+        encoded.map_err(err)?;
+        Ok(finish(bytes))
     }
 
     fn raw_publish_frame(
@@ -107,9 +111,13 @@ impl Session {
                 },
             });
         }
-        let mut buf = head.begin(payload.len());
-        buf.put_slice(payload);
-        Ok(finish(buf))
+        let bytes = self
+            .pubsub()
+            .frame_buffer(head.len() + payload.len(), |buf| {
+                head.begin_in(buf, payload.len());
+                buf.put_slice(payload);
+            });
+        Ok(finish(bytes))
     }
 
     /// Sends `frame` and waits for the broker's answer to `correlation`.
@@ -287,14 +295,14 @@ impl Session {
         let (id, queue) =
             self.pubsub()
                 .add_subscription(channel, key.clone(), correlation, SUBSCRIPTION_QUEUE);
-        let mut raw = RawSubscription {
+        let mut raw = RawSubscription::new(
             queue,
-            owner: Owner::Session {
+            Owner::Session {
                 session: self.clone(),
                 id,
             },
             channel,
-        };
+        );
         let frame = SubscribeFrame {
             correlation,
             op: SubOp::Subscribe { channel, key },

@@ -3,7 +3,7 @@
 //! (`pubsub-reply`). Every field is a `uvarint` or a string (`uvarint`
 //! length + UTF-8); the message of a publication is the rest of the frame.
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 use super::{Reason, Refusal};
 use crate::wire::{ControlOp, DecodeError, Frame, FrameHeader, Reader, varint};
@@ -167,33 +167,33 @@ impl PublishHead<'_> {
         }
     }
 
-    /// A buffer with the head written, and room for `len` bytes of message
-    /// after it; [`finish`] makes the frame.
-    pub(crate) fn begin(&self, len: usize) -> BytesMut {
-        let mut buf = BytesMut::with_capacity(self.encoded_len() + len);
+    /// Writes the head into `buf`, which must be empty, with room for `len`
+    /// bytes of message after it; `finish(buf.split())` makes the frame.
+    pub(crate) fn begin_in(&self, buf: &mut BytesMut, len: usize) {
+        buf.reserve(self.encoded_len() + len);
+        let buf = &mut *buf;
         match self {
             PublishHead::Publication {
                 correlation,
                 channel,
                 key,
             } => {
-                varint::put(&mut buf, *correlation);
-                varint::put(&mut buf, OP_PUBLICATION);
-                varint::put(&mut buf, u64::from(*channel));
-                put_key(&mut buf, *key);
+                varint::put(buf, *correlation);
+                varint::put(buf, OP_PUBLICATION);
+                varint::put(buf, u64::from(*channel));
+                put_key(buf, *key);
             }
             PublishHead::Message {
                 correlation,
                 to,
                 type_id,
             } => {
-                varint::put(&mut buf, *correlation);
-                varint::put(&mut buf, OP_MESSAGE);
-                put_str(&mut buf, to);
-                varint::put(&mut buf, u64::from(*type_id));
+                varint::put(buf, *correlation);
+                varint::put(buf, OP_MESSAGE);
+                put_str(buf, to);
+                varint::put(buf, u64::from(*type_id));
             }
         }
-        buf
     }
 
     /// The head's length on the wire.
@@ -240,9 +240,9 @@ impl PublishHead<'_> {
     }
 }
 
-/// The `publish` frame of a buffer made by [`PublishHead::begin`].
-pub(crate) fn finish(buf: BytesMut) -> Frame {
-    Frame::new(FrameHeader::control(ControlOp::Publish), buf.freeze())
+/// The `publish` frame of a payload begun by [`PublishHead::begin_in`].
+pub(crate) fn finish(payload: impl Into<Bytes>) -> Frame {
+    Frame::new(FrameHeader::control(ControlOp::Publish), payload)
 }
 
 /// A publication as delivered (opcode 10, operation 0), without its message.
@@ -420,6 +420,13 @@ pub(crate) fn rest(payload: &Bytes, at: usize) -> Bytes {
     payload.slice(at.min(payload.len())..)
 }
 
+/// [`rest`] of a payload no longer needed: moved past the head in place,
+/// without a second reference to its buffer to take and drop.
+pub(crate) fn into_rest(mut payload: Bytes, at: usize) -> Bytes {
+    payload.advance(at.min(payload.len()));
+    payload
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -449,7 +456,8 @@ mod tests {
             channel: 2,
             key: Some("k"),
         };
-        let mut buf = head.begin(2);
+        let mut buf = BytesMut::new();
+        head.begin_in(&mut buf, 2);
         buf.put_slice(&[0xaa, 0xbb]);
         let frame = finish(buf);
         assert_eq!(frame.payload[..], [3, 0, 2, 1, 1, b'k', 0xaa, 0xbb]);
@@ -488,7 +496,8 @@ mod tests {
             channel: 3,
             key: Some("k"),
         };
-        let mut buf = head.begin(2);
+        let mut buf = BytesMut::new();
+        head.begin_in(&mut buf, 2);
         buf.put_slice(&[1, 2]);
         let frame = finish(buf);
         let mut out = BytesMut::new();

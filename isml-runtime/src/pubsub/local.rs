@@ -5,11 +5,12 @@
 //! what the connection task has to do.
 
 use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures_util::future::BoxFuture;
 use futures_util::task::AtomicWaker;
 use tokio::sync::oneshot;
@@ -28,24 +29,81 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// A map keyed by ids: channel ids, and ids this side chose (correlation
+/// and subscription ids). Looked up on every delivery, never grown by what
+/// a peer sends, so SipHash's resistance to chosen keys buys nothing here.
+pub(crate) type IdMap<K, V> = HashMap<K, V, BuildHasherDefault<IdHasher>>;
+
+/// One multiplication per integer (the high bits, which the map's control
+/// bytes use, are well mixed by it).
+#[derive(Default, Clone, Copy)]
+pub(crate) struct IdHasher(u64);
+
+const MIX: u64 = 0x9e37_79b9_7f4a_7c15;
+
+impl Hasher for IdHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(*b)).wrapping_mul(MIX);
+        }
+    }
+
+    fn write_u32(&mut self, n: u32) {
+        self.write_u64(u64::from(n));
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0 ^ n).wrapping_mul(MIX);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
 /// The publish/subscribe state of one session.
 #[derive(Default)]
 pub(crate) struct Local {
     /// Answers awaited from the broker, by correlation id.
-    waiters: Mutex<HashMap<u64, oneshot::Sender<Result<bool, Refusal>>>>,
+    waiters: Mutex<IdMap<u64, oneshot::Sender<Result<bool, Refusal>>>>,
     subs: Mutex<Subs>,
     /// On a server: the session as the broker's subscriber. Taken out when
     /// the session ends (the peer holds the session: a cycle until then).
     pub(crate) peer: Mutex<Option<Arc<Peer>>>,
     /// Messages the server's filters refused on this session.
     pub(crate) filtered: AtomicU64,
+    /// On a server: publications of the current read burst, not yet
+    /// handed to the subscribers.
+    pub(crate) staged: Mutex<crate::server::broker::Staged>,
+    /// Small publish frames are written here and split off, so that one
+    /// allocation serves many (see [`Local::frame_buffer`]).
+    frames: Mutex<BytesMut>,
+    /// Deliveries of the current read burst, not yet in their queues.
+    routed: Mutex<Routed>,
 }
+
+/// Deliveries routed during the connection task's read burst: each
+/// subscription's go into its queue together at the end of the burst
+/// ([`Local::flush_routed`]), with one lock and one wake of its reader.
+#[derive(Default)]
+struct Routed {
+    runs: Vec<(Arc<SubQueue>, Vec<Bytes>)>,
+    /// Some did not fit, and the readers were given a turn since: they go
+    /// in now, the oldest dropped if need be.
+    held: bool,
+}
+
+/// The allocation small publish frames share (an idle session that ever
+/// published holds at most this much of it).
+const FRAME_CHUNK: usize = 4 * 1024;
+/// Frames larger than this get a buffer of their own.
+const SHARED_FRAME_MAX: usize = 512;
 
 #[derive(Default)]
 struct Subs {
     next_id: u64,
-    entries: HashMap<u64, Entry>,
-    by_channel: HashMap<u32, Vec<u64>>,
+    entries: IdMap<u64, Entry>,
+    by_channel: IdMap<u32, Vec<u64>>,
     /// Subscriptions per (channel, key): the broker is told once.
     counts: HashMap<(u32, Option<String>), usize>,
     /// Retained values announced by a subscribe's correlation go to that
@@ -62,6 +120,11 @@ struct Entry {
 /// What the connection task does after a pub/sub frame.
 pub(crate) enum LinkOutcome {
     Done,
+    /// Done, and a queue it filled needs its reader to run: the connection
+    /// task ends its read burst and lets other tasks run before it reads
+    /// on (a subscriber's writer on the broker, a subscription's reader on
+    /// a client). It waits for nobody: on an idle machine it goes on at once.
+    Yield,
     /// Write this frame (a reply) with the task's own frames.
     Reply(Frame),
     /// Wait for this before reading more (the store's queue is full).
@@ -71,6 +134,25 @@ pub(crate) enum LinkOutcome {
 }
 
 impl Local {
+    /// Encodes a frame of `len` bytes with `write` (which gets an empty
+    /// buffer with room for them) and gives the bytes: small frames share
+    /// chunks of [`FRAME_CHUNK`] bytes (no allocation, and no free on the
+    /// writer's thread, per frame); larger ones get a buffer of their own.
+    pub(crate) fn frame_buffer(&self, len: usize, write: impl FnOnce(&mut BytesMut)) -> Bytes {
+        if len > SHARED_FRAME_MAX {
+            let mut buf = BytesMut::new();
+            write(&mut buf);
+            return buf.freeze();
+        }
+        let mut chunk = lock(&self.frames);
+        if chunk.capacity() < len {
+            // Reclaims the chunk when every frame cut from it is gone.
+            chunk.reserve(FRAME_CHUNK);
+        }
+        write(&mut chunk);
+        chunk.split().freeze()
+    }
+
     /// The session's subscriber record, if it ever subscribed.
     pub(crate) fn peer(&self) -> Option<Arc<Peer>> {
         lock(&self.peer).clone()
@@ -165,6 +247,8 @@ impl Local {
 
     /// The session ended: wake everything waiting on it.
     pub(crate) fn session_ended(&self) {
+        // What arrived before the end is read before it.
+        self.flush(true);
         lock(&self.waiters).clear();
         let s = lock(&self.subs);
         for e in s.entries.values() {
@@ -172,24 +256,65 @@ impl Local {
         }
     }
 
+    /// Hands a delivery to the subscriptions it is for, staged until the
+    /// end of the burst (see [`Routed`]).
     fn route(&self, payload: Bytes, channel: u32, key: Option<&str>, replay: u64) {
         let s = lock(&self.subs);
         if replay != 0 {
             if let Some(e) = s.replay.get(&replay).and_then(|id| s.entries.get(id)) {
-                e.queue.push(payload);
+                self.stage(&e.queue, payload);
             }
             return;
         }
         let Some(ids) = s.by_channel.get(&channel) else {
             return;
         };
-        for id in ids {
-            if let Some(e) = s.entries.get(id)
-                && (e.key.is_none() || e.key.as_deref() == key)
-            {
-                e.queue.push(payload.clone());
+        let mut matching = ids
+            .iter()
+            .filter_map(|id| s.entries.get(id))
+            .filter(|e| e.key.is_none() || e.key.as_deref() == key)
+            .peekable();
+        while let Some(e) = matching.next() {
+            if matching.peek().is_none() {
+                // The last (usually the only) one takes the delivery itself.
+                self.stage(&e.queue, payload);
+                break;
             }
+            self.stage(&e.queue, payload.clone());
         }
+    }
+
+    fn stage(&self, queue: &Arc<SubQueue>, payload: Bytes) {
+        let mut r = lock(&self.routed);
+        match r.runs.iter_mut().find(|(q, _)| Arc::ptr_eq(q, queue)) {
+            Some((_, items)) => items.push(payload),
+            None => r.runs.push((queue.clone(), vec![payload])),
+        }
+    }
+
+    /// Pushes the deliveries of the burst into their queues. Returns
+    /// whether a queue is full: its reader should run before the
+    /// connection task reads on. What did not fit waits for that turn and
+    /// goes in at the next flush, dropping the oldest if the queue is still
+    /// full then.
+    pub(crate) fn flush_routed(&self) -> bool {
+        self.flush(false)
+    }
+
+    /// With `force`, everything goes in now.
+    fn flush(&self, force: bool) -> bool {
+        let mut r = lock(&self.routed);
+        if r.runs.is_empty() {
+            return false;
+        }
+        let force = std::mem::take(&mut r.held) || force;
+        let mut full = false;
+        r.runs.retain_mut(|(queue, items)| {
+            full |= queue.push_many(items, force);
+            !items.is_empty()
+        });
+        r.held = !r.runs.is_empty();
+        full
     }
 }
 
@@ -207,22 +332,23 @@ pub(crate) fn on_frame(
 ) -> LinkOutcome {
     let local = session.pubsub();
     match op {
-        ControlOp::Deliver => match Delivered::decode(&payload) {
-            Ok(Delivered::Publication(head, _)) => {
-                let (channel, replay) = (head.channel, head.replay);
-                let key = head.key.map(str::to_owned);
-                local.route(payload.clone(), channel, key.as_deref(), replay);
-                LinkOutcome::Done
-            }
-            Ok(Delivered::Message { from, type_id, at }) => {
-                let message = super::frames::rest(&payload, at);
-                match direct(from, type_id, message) {
-                    Some(fut) => LinkOutcome::Wait(fut),
-                    None => LinkOutcome::Done,
+        ControlOp::Deliver => {
+            let (channel, replay, key) = match Delivered::decode(&payload) {
+                Ok(Delivered::Publication(head, _)) => {
+                    (head.channel, head.replay, head.key.map(str::to_owned))
                 }
-            }
-            Err(e) => LinkOutcome::End(format!("malformed deliver frame: {e}")),
-        },
+                Ok(Delivered::Message { from, type_id, at }) => {
+                    let message = super::frames::rest(&payload, at);
+                    return match direct(from, type_id, message) {
+                        Some(fut) => LinkOutcome::Wait(fut),
+                        None => LinkOutcome::Done,
+                    };
+                }
+                Err(e) => return LinkOutcome::End(format!("malformed deliver frame: {e}")),
+            };
+            local.route(payload, channel, key.as_deref(), replay);
+            LinkOutcome::Done
+        }
         ControlOp::PubSubReply => match Reply::decode(&payload) {
             Ok(reply) => {
                 if let Some(tx) = lock(&local.waiters).remove(&reply.correlation) {
@@ -242,7 +368,10 @@ pub(crate) fn on_frame(
 
 /// The bounded queue of one subscription. Policy when full: the oldest
 /// delivery is dropped and counted ([`SubQueue::dropped`]); the connection
-/// task never waits for a subscriber that does not read.
+/// task never waits for a subscriber that does not read. It does let the
+/// reader run once before it drops anything (see [`Local::flush_routed`]),
+/// so that a reader only waiting for its turn on a busy runtime loses
+/// nothing.
 pub(crate) struct SubQueue {
     items: Mutex<VecDeque<Bytes>>,
     waker: AtomicWaker,
@@ -262,6 +391,7 @@ impl SubQueue {
         }
     }
 
+    /// Queues a delivery, dropping the oldest when full.
     pub(crate) fn push(&self, item: Bytes) {
         if self.closed.load(Ordering::Acquire) {
             return;
@@ -275,6 +405,36 @@ impl SubQueue {
             q.push_back(item);
         }
         self.waker.wake();
+    }
+
+    /// Pushes deliveries from the front of `items` while the queue has
+    /// room (all of them with `force`, dropping the oldest queued); returns
+    /// whether the queue is full.
+    fn push_many(&self, items: &mut Vec<Bytes>, force: bool) -> bool {
+        if self.closed.load(Ordering::Acquire) {
+            items.clear();
+            return false;
+        }
+        let (pushed, full) = {
+            let mut q = lock(&self.items);
+            let n = if force {
+                items.len()
+            } else {
+                self.capacity.saturating_sub(q.len()).min(items.len())
+            };
+            for item in items.drain(..n) {
+                if q.len() >= self.capacity {
+                    q.pop_front();
+                    self.dropped.fetch_add(1, Ordering::Relaxed);
+                }
+                q.push_back(item);
+            }
+            (n, q.len() >= self.capacity)
+        };
+        if pushed > 0 {
+            self.waker.wake();
+        }
+        full
     }
 
     pub(crate) fn close(&self) {
@@ -291,17 +451,28 @@ impl SubQueue {
         self.dropped.load(Ordering::Relaxed)
     }
 
-    /// The next delivery; `None` once closed and empty.
-    pub(crate) fn poll_next(&self, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
-        if let Some(item) = lock(&self.items).pop_front() {
-            return Poll::Ready(Some(item));
+    /// Moves every queued delivery to `into` (which must be empty) at once,
+    /// under one lock: `Ready(true)` when it moved some, `Ready(false)` once
+    /// closed and empty.
+    pub(crate) fn poll_take(&self, cx: &mut Context<'_>, into: &mut VecDeque<Bytes>) -> Poll<bool> {
+        let take = |into: &mut VecDeque<Bytes>| {
+            let mut q = lock(&self.items);
+            if q.is_empty() {
+                return false;
+            }
+            // The two buffers change places: neither allocates again.
+            std::mem::swap(&mut *q, into);
+            true
+        };
+        if take(into) {
+            return Poll::Ready(true);
         }
         self.waker.register(cx.waker());
-        if let Some(item) = lock(&self.items).pop_front() {
-            return Poll::Ready(Some(item));
+        if take(into) {
+            return Poll::Ready(true);
         }
         if self.is_closed() {
-            return Poll::Ready(None);
+            return Poll::Ready(false);
         }
         Poll::Pending
     }

@@ -1,14 +1,16 @@
 //! Subscriptions: the receiving end of a channel.
 
+use std::collections::VecDeque;
 use std::fmt;
 use std::marker::PhantomData;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use bytes::Bytes;
 use futures_util::Stream;
 
-use super::frames::{Delivered, SubOp, SubscribeFrame, rest};
+use super::frames::{Delivered, SubOp, SubscribeFrame, into_rest};
 use super::local::SubQueue;
 use super::{Channel, Publication, RawPublication, SubscribeError};
 use crate::server::broker::{Broker, Peer, SubscriberStats};
@@ -30,9 +32,13 @@ pub(crate) enum Owner {
 ///
 /// Its queue is bounded (1,024 deliveries); when the application reads
 /// more slowly than publications arrive, the oldest is dropped and counted
-/// ([`RawSubscription::dropped`]). Dropping the subscription unsubscribes.
+/// ([`RawSubscription::dropped`]). Reading takes everything queued at once
+/// and hands it out one by one, so up to another 1,024 may wait here.
+/// Dropping the subscription unsubscribes.
 pub struct RawSubscription {
     pub(crate) queue: Arc<SubQueue>,
+    /// Deliveries taken from the queue in one go, handed out one by one.
+    pub(crate) taken: VecDeque<Bytes>,
     pub(crate) owner: Owner,
     pub(crate) channel: u32,
 }
@@ -71,25 +77,43 @@ impl RawSubscription {
         std::future::poll_fn(|cx| self.poll_raw(cx)).await
     }
 
+    pub(crate) fn new(queue: Arc<SubQueue>, owner: Owner, channel: u32) -> Self {
+        RawSubscription {
+            queue,
+            taken: VecDeque::new(),
+            owner,
+            channel,
+        }
+    }
+
     fn poll_raw(&mut self, cx: &mut Context<'_>) -> Poll<Option<RawPublication>> {
         loop {
-            let Some(payload) = std::task::ready!(self.queue.poll_next(cx)) else {
-                return Poll::Ready(None);
+            let payload = match self.taken.pop_front() {
+                Some(payload) => payload,
+                None => {
+                    if !std::task::ready!(self.queue.poll_take(cx, &mut self.taken)) {
+                        return Poll::Ready(None);
+                    }
+                    continue;
+                }
             };
-            match Delivered::decode(&payload) {
-                Ok(Delivered::Publication(h, at)) => {
-                    return Poll::Ready(Some(RawPublication {
+            let (mut publication, at) = match Delivered::decode(&payload) {
+                Ok(Delivered::Publication(h, at)) => (
+                    RawPublication {
                         channel: h.channel,
                         key: h.key.map(str::to_owned),
                         publisher: h.publisher.to_owned(),
                         timestamp_ms: h.timestamp_ms,
                         retained: h.retained,
-                        payload: rest(&payload, at),
-                    }));
-                }
+                        payload: Bytes::new(),
+                    },
+                    at,
+                ),
                 // Routed here only after a successful decode.
                 _ => continue,
-            }
+            };
+            publication.payload = into_rest(payload, at);
+            return Poll::Ready(Some(publication));
         }
     }
 

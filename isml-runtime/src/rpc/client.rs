@@ -51,10 +51,19 @@ impl From<&Client> for Conn {
 }
 
 /// A call in flight and where it goes.
-struct Target {
-    session: Session,
-    header: FrameHeader,
-    deadline: Option<Instant>,
+pub(super) struct Target {
+    pub(super) session: Session,
+    pub(super) header: FrameHeader,
+    pub(super) deadline: Option<Instant>,
+}
+
+/// What a call needs to know of its method, typed or not.
+pub(super) struct MethodRef {
+    pub(super) service: &'static str,
+    pub(super) full_name: &'static str,
+    pub(super) id: u32,
+    pub(super) fingerprint: u64,
+    pub(super) request_type: u32,
 }
 
 /// A client-streaming call in progress: send items with
@@ -142,7 +151,7 @@ impl Conn {
     }
 
     /// The default time a call may take: the session's request timeout.
-    fn default_timeout(&self) -> Duration {
+    pub(super) fn default_timeout(&self) -> Duration {
         match self {
             Conn::Session(s) => s.config().request_timeout,
             Conn::Client(c) => c
@@ -161,32 +170,52 @@ impl Conn {
         method: &'static MethodDescriptor,
         timeout: Option<Duration>,
     ) -> Result<Target, CallError> {
+        let m = MethodRef {
+            service: service.name,
+            full_name: method.full_name,
+            id: method.id,
+            fingerprint: method.fingerprint(),
+            request_type: method.request.type_id,
+        };
+        self.target_of(&m, timeout).await
+    }
+
+    /// [`Conn::target`] for a method known by its parts (typed or raw).
+    pub(super) async fn target_of(
+        &self,
+        method: &MethodRef,
+        timeout: Option<Duration>,
+    ) -> Result<Target, CallError> {
         let name = method.full_name;
-        let own = timeout.map(|t| Instant::now() + t);
+        let now = Instant::now();
+        let own = timeout.map(|t| now + t);
         let deadline = match (own, inherited_deadline()) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
         let session = self.session(name, deadline).await?;
-        let Some((index, peer)) = session.calls().peer_service(service.name) else {
+        let Some((index, peer)) = session.calls().peer_service(method.service) else {
             return Err(CallError::Unimplemented {
                 method: name,
-                detail: format!(" (service {} is not served by the peer)", service.name),
+                detail: format!(" (service {} is not served by the peer)", method.service),
             });
         };
         match peer.method(method.id) {
             None => {
                 return Err(CallError::Unimplemented {
                     method: name,
-                    detail: format!(" (service {} has no method id {})", service.name, method.id),
+                    detail: format!(
+                        " (service {} has no method id {})",
+                        method.service, method.id
+                    ),
                 });
             }
-            Some(fp) if fp != method.fingerprint() => {
+            Some(fp) if fp != method.fingerprint => {
                 return Err(CallError::Incompatible {
                     method: name,
                     reason: format!(
                         "its request, response or streaming kind differs on the peer (method fingerprint {fp:016x}, ours {:016x})",
-                        method.fingerprint()
+                        method.fingerprint
                     ),
                 });
             }
@@ -195,7 +224,13 @@ impl Conn {
         let deadline_ms = match deadline {
             None => 0,
             Some(d) => {
-                let left = d.saturating_duration_since(Instant::now());
+                // The time waited for a session (a reconnecting client) counts.
+                let now = if matches!(self, Conn::Client(_)) {
+                    Instant::now()
+                } else {
+                    now
+                };
+                let left = d.saturating_duration_since(now);
                 if left.is_zero() {
                     return Err(CallError::Timeout {
                         method: name,
@@ -213,7 +248,7 @@ impl Conn {
         };
         let correlation = session.next_correlation();
         Ok(Target {
-            header: FrameHeader::call(method.request.type_id, correlation, call),
+            header: FrameHeader::call(method.request_type, correlation, call),
             session,
             deadline,
         })
@@ -372,7 +407,7 @@ impl Conn {
     }
 }
 
-fn exchange_error(method: &'static str, e: Exchange, after: Duration) -> CallError {
+pub(super) fn exchange_error(method: &'static str, e: Exchange, after: Duration) -> CallError {
     match e {
         Exchange::Send(e) => send_error(method, e),
         Exchange::Disconnected(reason) => CallError::Closed {

@@ -37,12 +37,14 @@ use crate::descriptor::MessageDescriptor;
 use crate::session::Session;
 
 mod client;
+mod raw;
 mod reflect;
 pub(crate) mod server;
 mod status;
 mod stream;
 
 pub use client::{ClientStreaming, Conn};
+pub use raw::{RawMethod, RawStreaming};
 pub use reflect::{DESCRIBE, Description, describe, export_schema_with, schema_text};
 pub use server::{CANCEL_GRACE, Reply, Request};
 pub use status::{CallError, Code, Status};
@@ -57,6 +59,12 @@ tokio::task_local! {
 /// call made from a handler gets no more time than its caller left it.
 pub fn inherited_deadline() -> Option<Instant> {
     DEADLINE.try_with(|d| *d).ok().flatten()
+}
+
+/// Runs `f` (one poll of a handler) with `deadline` as the deadline calls
+/// made from it inherit.
+pub(crate) fn in_deadline<R>(deadline: Option<Instant>, f: impl FnOnce() -> R) -> R {
+    DEADLINE.sync_scope(deadline, f)
 }
 
 /// Runs `fut` with `deadline` as the deadline calls made from it inherit.

@@ -10,7 +10,10 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::stream::Side;
-use super::{Call, MethodDescriptor, MethodKind, Service, Sink, Status, Streaming, with_deadline};
+use super::{
+    Call, MethodDescriptor, MethodKind, Service, Sink, Status, Streaming, in_deadline,
+    with_deadline,
+};
 use crate::TopLevel;
 use crate::session::{Inflow, Outflow, Session, Started, codes, error_frame};
 use crate::wire::{ErrorBody, Frame, FrameHeader};
@@ -85,10 +88,10 @@ pub enum Reply {
 impl Reply {
     /// The answer `msg`.
     pub fn message<T: TopLevel>(msg: &T) -> Result<Reply, Status> {
-        let mut buf = BytesMut::with_capacity(msg.encoded_len());
-        msg.encode(&mut buf)
+        let payload = msg
+            .encode_to_bytes()
             .map_err(|e| Status::internal(format!("cannot encode the answer {}: {e}", T::NAME)))?;
-        Ok(Reply::Message(T::TYPE_ID, buf.freeze()))
+        Ok(Reply::Message(T::TYPE_ID, payload))
     }
 }
 
@@ -209,14 +212,18 @@ pub(crate) fn start(
         inflow,
         outflow: outflow.clone(),
     };
-    let mut fut = with_deadline(deadline, service.call(method, call, request)).boxed();
+    let mut fut = service.call(method, call, request);
     let streams = kind.client_streaming() || kind.server_streaming();
+    // Most handlers finish on their first poll: that poll runs here, in the
+    // deadline's scope, and only a handler that runs on is wrapped (and
+    // boxed again) to keep the scope for its later polls.
     if inline
         && !streams
-        && let Some(result) = (&mut fut).now_or_never()
+        && let Some(result) = in_deadline(deadline, || (&mut fut).now_or_never())
     {
         return Started::Done(outcome(session, kind, correlation, result));
     }
+    let fut = with_deadline(deadline, fut).boxed();
     calls.serve(correlation, cancel.clone(), outflow);
     let session = session.clone();
     Started::Running {

@@ -3,6 +3,7 @@
 //! are taken.
 
 use std::borrow::Borrow;
+use std::collections::VecDeque;
 use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
@@ -17,7 +18,8 @@ use tokio::time::{Instant, Sleep};
 use super::{CallError, Code, Status};
 use crate::TopLevel;
 use crate::session::{Inflow, Outflow, SendError, Session, credit_frame};
-use crate::wire::{ErrorBody, Frame, FrameHeader, FrameKind};
+use crate::wire::batch::{BatchItems, item_cost};
+use crate::wire::{ErrorBody, Frame, FrameHeader, FrameKind, Limits, Reader};
 
 /// Which end of the call a stream end belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,24 +110,53 @@ impl<T: TopLevel> Sink<T> {
     /// Sends one item, waiting for credit and for room in the outbound
     /// queue. Fails once the other end has cancelled or gone (a handler's
     /// caller cancelled, the call ended, the session closed).
+    ///
+    /// The item is encoded straight into the session's outbound queue:
+    /// items sent faster than the connection writes them leave together,
+    /// in batches (wire format §2.7), without waiting for one another.
     pub async fn send(&self, item: impl Borrow<T>) -> Result<(), CallError> {
-        if self.ended.load(Ordering::Acquire) || !self.outflow.acquire().await {
-            return Err(CallError::Cancelled {
-                method: self.method,
-            });
+        let item = item.borrow();
+        let cancelled = || CallError::Cancelled {
+            method: self.method,
+        };
+        if self.ended.load(Ordering::Acquire) || self.outflow.is_closed() {
+            return Err(cancelled());
         }
-        let frame = self
-            .session
-            .encode(
-                FrameHeader::stream_item(T::TYPE_ID, self.correlation),
-                item.borrow(),
-            )
-            .map_err(|e| send_error(self.method, e))?;
-        tokio::select! {
-            biased;
-            r = self.session.enqueue(frame) => r.map_err(|e| send_error(self.method, e)),
-            () = self.outflow.closed() => Err(CallError::Cancelled { method: self.method }),
+        let len = item.encoded_len();
+        let cost = item_cost(len);
+        // The usual case first, without building the futures that wait.
+        if !self.outflow.try_take(cost) && !self.outflow.acquire(cost).await {
+            return Err(cancelled());
         }
+        let r = match self.session.try_send_item(self.correlation, item, len) {
+            Ok(true) => return Ok(()),
+            Ok(false) => tokio::select! {
+                biased;
+                r = self.session.send_item(self.correlation, item, len) => {
+                    r.map_err(|e| send_error(self.method, e))
+                }
+                () = self.outflow.closed() => Err(cancelled()),
+            },
+            Err(e) => Err(send_error(self.method, e)),
+        };
+        if r.is_err() {
+            // Nothing was sent: the credit is still there.
+            self.outflow.refund(cost);
+        }
+        r
+    }
+
+    /// Sends the items of `items` in order, as [`Sink::send`] does each;
+    /// stops at the first that fails.
+    pub async fn send_all<I>(&self, items: I) -> Result<(), CallError>
+    where
+        I: IntoIterator,
+        I::Item: Borrow<T>,
+    {
+        for item in items {
+            self.send(item).await?;
+        }
+        Ok(())
     }
 
     /// Whether the other end has cancelled or gone: sending fails from now on.
@@ -186,7 +217,16 @@ pub struct Streaming<T> {
     inflow: Arc<Inflow>,
     method: &'static str,
     side: Side,
-    window: u32,
+    /// Frames taken from the inflow, all at once, and not read yet.
+    frames: VecDeque<Frame>,
+    /// The batch being read: its payload and where its next item starts.
+    batch: Option<(Bytes, usize)>,
+    /// Credit is granted once this many bytes of items have been taken.
+    grant_at: u64,
+    /// Bytes of items taken since the last grant.
+    taken: u64,
+    /// Items taken in all.
+    items: u64,
     done: bool,
     timeout: Option<(Pin<Box<Sleep>>, std::time::Duration)>,
     _item: PhantomData<fn() -> T>,
@@ -211,7 +251,9 @@ impl<T: TopLevel> Streaming<T> {
         side: Side,
         deadline: Option<Instant>,
     ) -> Self {
-        let window = session.calls().window;
+        // Half the window at a time, like HTTP/2's window updates: the
+        // sender has the other half to go on with while the grant travels.
+        let grant_at = u64::from(session.calls().window).div_ceil(2);
         let timeout = deadline.map(|d| {
             let after = d.saturating_duration_since(Instant::now());
             (Box::pin(tokio::time::sleep_until(d)), after)
@@ -222,7 +264,11 @@ impl<T: TopLevel> Streaming<T> {
             inflow,
             method,
             side,
-            window,
+            frames: VecDeque::new(),
+            batch: None,
+            grant_at,
+            taken: 0,
+            items: 0,
             done: false,
             timeout,
             _item: PhantomData,
@@ -236,9 +282,10 @@ impl<T: TopLevel> Streaming<T> {
         std::future::poll_fn(|cx| self.poll_item(cx)).await
     }
 
-    /// Items received and not taken yet (at most the stream window).
+    /// Items received and not taken yet (their bytes are bounded by the
+    /// stream window).
     pub fn buffered(&self) -> usize {
-        self.inflow.queued()
+        self.inflow.items_received().saturating_sub(self.items) as usize
     }
 
     fn finish(&mut self) {
@@ -246,59 +293,122 @@ impl<T: TopLevel> Streaming<T> {
         self.session.calls().close_inflow(self.correlation);
     }
 
+    /// An item of `len` bytes was taken: grant credit for what was taken
+    /// once it reaches half the window (not after the stream's end).
+    fn took(&mut self, len: usize) {
+        self.items += 1;
+        self.taken += item_cost(len);
+        if self.taken >= self.grant_at && !self.inflow.is_ended() {
+            let bytes = std::mem::take(&mut self.taken);
+            self.inflow.grant(bytes);
+            self.session
+                .push_frame(credit_frame(self.correlation, bytes));
+        }
+    }
+
+    fn decode_error(&self, source: crate::wire::DecodeError) -> CallError {
+        CallError::Decode {
+            method: self.method,
+            message: T::NAME,
+            source: Box::new(source),
+        }
+    }
+
+    /// The next item of the batch being read, if any.
+    fn next_batched(&mut self) -> Option<Result<T, CallError>> {
+        let (payload, pos) = self.batch.as_mut()?;
+        let mut items = BatchItems::resume(payload, *pos);
+        match items.next() {
+            Some(Ok(range)) => {
+                *pos = items.position();
+                let len = range.len();
+                // Read in place: `bytes` fields share the payload.
+                let mut r = Reader::from_bytes(payload, &Limits::DEFAULT).region(range);
+                let decoded = T::decode_reader(&mut r).map_err(|e| self.decode_error(e));
+                self.took(len);
+                Some(decoded)
+            }
+            Some(Err(source)) => {
+                // The connection task reads every batch before queuing it:
+                // not reached, but an error rather than a panic.
+                self.batch = None;
+                self.done = true;
+                Some(Err(CallError::Decode {
+                    method: self.method,
+                    message: "a batch of stream items",
+                    source: Box::new(source),
+                }))
+            }
+            None => {
+                self.batch = None;
+                None
+            }
+        }
+    }
+
     fn poll_item(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<T, CallError>>> {
         if self.done {
             return Poll::Ready(None);
         }
-        let (session, correlation) = (&self.session, self.correlation);
-        let polled = self.inflow.poll_next(cx, self.window, |n| {
-            session.push_frame(credit_frame(correlation, n));
-        });
-        let frame = match polled {
-            Poll::Ready(Some(frame)) => frame,
-            Poll::Ready(None) => {
-                self.finish();
-                let reason = self.session.close_reason();
-                return Poll::Ready(Some(Err(match (self.side, reason) {
-                    (_, Some(reason)) => CallError::Closed {
-                        method: self.method,
-                        reason: reason.to_string(),
-                    },
-                    (Side::Callee, None) => CallError::Cancelled {
-                        method: self.method,
-                    },
-                    (Side::Caller, None) => CallError::Closed {
-                        method: self.method,
-                        reason: "the stream ended without a stream end".to_owned(),
-                    },
-                })));
+        let frame = loop {
+            if let Some(item) = self.next_batched() {
+                return Poll::Ready(Some(item));
             }
-            Poll::Pending => {
-                if let Some((sleep, after)) = &mut self.timeout
-                    && sleep.as_mut().poll(cx).is_ready()
+            if let Some(frame) = self.frames.pop_front() {
+                if frame.header.kind == FrameKind::StreamItem
+                    && frame.header.batch
+                    && frame.header.type_id == T::TYPE_ID
                 {
-                    let after = *after;
+                    self.batch = Some((frame.payload, 0));
+                    continue;
+                }
+                break frame;
+            }
+            match self.inflow.poll_take(cx, &mut self.frames) {
+                Poll::Ready(true) => {}
+                Poll::Ready(false) => {
                     self.finish();
-                    if self.side == Side::Caller {
-                        self.session.push_cancel(self.correlation);
-                    }
-                    return Poll::Ready(Some(Err(CallError::Timeout {
-                        method: self.method,
-                        after,
+                    let reason = self.session.close_reason();
+                    return Poll::Ready(Some(Err(match (self.side, reason) {
+                        (_, Some(reason)) => CallError::Closed {
+                            method: self.method,
+                            reason: reason.to_string(),
+                        },
+                        (Side::Callee, None) => CallError::Cancelled {
+                            method: self.method,
+                        },
+                        (Side::Caller, None) => CallError::Closed {
+                            method: self.method,
+                            reason: "the stream ended without a stream end".to_owned(),
+                        },
                     })));
                 }
-                return Poll::Pending;
+                Poll::Pending => {
+                    if let Some((sleep, after)) = &mut self.timeout
+                        && sleep.as_mut().poll(cx).is_ready()
+                    {
+                        let after = *after;
+                        self.finish();
+                        if self.side == Side::Caller {
+                            self.session.push_cancel(self.correlation);
+                        }
+                        return Poll::Ready(Some(Err(CallError::Timeout {
+                            method: self.method,
+                            after,
+                        })));
+                    }
+                    return Poll::Pending;
+                }
             }
         };
         let h = frame.header;
         Poll::Ready(match h.kind {
-            FrameKind::StreamItem if h.type_id == T::TYPE_ID => Some(
-                T::decode(frame.payload).map_err(|source| CallError::Decode {
-                    method: self.method,
-                    message: T::NAME,
-                    source: Box::new(source),
-                }),
-            ),
+            FrameKind::StreamItem if h.type_id == T::TYPE_ID => {
+                let len = frame.payload.len();
+                let decoded = T::decode(frame.payload).map_err(|e| self.decode_error(e));
+                self.took(len);
+                Some(decoded)
+            }
             FrameKind::StreamItem => Some(Err(CallError::Incompatible {
                 method: self.method,
                 reason: format!(

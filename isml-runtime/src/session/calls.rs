@@ -9,7 +9,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::task::{Context, Poll};
 
 use bytes::BytesMut;
@@ -20,7 +20,8 @@ use tokio_util::sync::CancellationToken;
 use super::lock;
 use std::num::NonZeroU64;
 
-use crate::wire::{ControlOp, Credit, Frame, FrameHeader, FrameKind};
+use crate::wire::batch::{BatchItems, item_cost};
+use crate::wire::{ControlOp, Credit, DecodeError, Frame, FrameHeader, FrameKind};
 
 /// A service the peer serves, as its handshake announced it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,132 +42,178 @@ impl PeerService {
     }
 }
 
-/// Items received for one stream and not taken yet, bounded by the credit
-/// granted to the sender.
+/// Items received for one stream and not taken yet: the frames as they came
+/// (single items and batches), bounded by the credit granted to the sender.
+///
+/// The connection task pushes; the stream's [`Streaming`] takes every frame
+/// queued at once, under one lock, and reads the items from its own copy.
+/// Credit counts bytes ([`item_cost`] per item, wire format §2.7).
+///
+/// [`Streaming`]: crate::rpc::Streaming
 pub(crate) struct Inflow {
-    state: Mutex<InflowState>,
+    frames: Mutex<InflowQueue>,
+    /// Credit granted in all, in bytes: the window plus every grant. The
+    /// consumer raises it before it sends the credit frame, so an item sent
+    /// on that credit always finds it raised.
+    granted: AtomicU64,
+    /// Cost of the items received in all. Only the connection task (the one
+    /// pusher) writes it.
+    received: AtomicU64,
+    /// Items received in all.
+    items: AtomicU64,
+    /// The last frame (stream end, error response, or a response that ends
+    /// a client-streaming call) has arrived, or the session ended.
+    ended: AtomicBool,
     waker: AtomicWaker,
 }
 
-struct InflowState {
+struct InflowQueue {
     frames: VecDeque<Frame>,
-    /// The last frame (stream end, error response, or a response that ends
-    /// a client-streaming call) has arrived, or the session ended.
     ended: bool,
-    /// Items received in all.
-    received: u64,
-    /// Items the sender may send in all (the window plus every grant).
-    granted: u64,
-    /// Items taken since the last grant.
-    taken: u64,
 }
 
 /// What [`Inflow::push`] found.
 pub(crate) enum Pushed {
     Ok,
-    /// More items than granted: the peer broke flow control.
+    /// Items beyond the credit granted: the peer broke flow control.
     Overrun,
+    /// A batch whose items cannot be told apart.
+    Malformed(DecodeError),
 }
 
 impl Inflow {
     pub(crate) fn new(window: u32) -> Self {
         Inflow {
-            state: Mutex::new(InflowState {
+            frames: Mutex::new(InflowQueue {
                 frames: VecDeque::new(),
                 ended: false,
-                received: 0,
-                granted: u64::from(window.max(1)),
-                taken: 0,
             }),
+            granted: AtomicU64::new(u64::from(window.max(1))),
+            received: AtomicU64::new(0),
+            items: AtomicU64::new(0),
+            ended: AtomicBool::new(false),
             waker: AtomicWaker::new(),
         }
     }
 
+    /// Queues a received frame. An item may arrive while the cost of the
+    /// items before it is below the credit granted (it may overdraw it):
+    /// checked for every item of a batch.
     fn push(&self, frame: Frame) -> Pushed {
-        let mut s = lock(&self.state);
-        if s.ended {
+        if self.ended.load(Ordering::Acquire) {
             return Pushed::Ok;
         }
-        if frame.header.kind == FrameKind::StreamItem {
-            s.received += 1;
-            if s.received > s.granted {
+        let last = frame.header.kind != FrameKind::StreamItem;
+        if !last {
+            let granted = self.granted.load(Ordering::Acquire);
+            let mut received = self.received.load(Ordering::Relaxed);
+            let mut items = 0;
+            let mut take = |len: usize| {
+                if received >= granted {
+                    return false;
+                }
+                received = received.saturating_add(item_cost(len));
+                items += 1;
+                true
+            };
+            if frame.header.batch {
+                for item in BatchItems::new(&frame.payload) {
+                    match item {
+                        Ok(range) if take(range.len()) => {}
+                        Ok(_) => return Pushed::Overrun,
+                        Err(e) => return Pushed::Malformed(e),
+                    }
+                }
+            } else if !take(frame.payload.len()) {
                 return Pushed::Overrun;
             }
-        } else {
-            s.ended = true;
+            self.received.store(received, Ordering::Relaxed);
+            self.items.fetch_add(items, Ordering::Relaxed);
         }
-        s.frames.push_back(frame);
-        drop(s);
+        let mut q = lock(&self.frames);
+        if q.ended {
+            return Pushed::Ok;
+        }
+        if last {
+            q.ended = true;
+            self.ended.store(true, Ordering::Release);
+        }
+        q.frames.push_back(frame);
+        drop(q);
         self.waker.wake();
         Pushed::Ok
     }
 
     /// Ends the stream without a last frame (the session ended).
     pub(crate) fn end(&self) {
-        lock(&self.state).ended = true;
+        lock(&self.frames).ended = true;
+        self.ended.store(true, Ordering::Release);
         self.waker.wake();
     }
 
-    /// The next frame; `Ready(None)` once the stream has ended and every
-    /// frame was taken. `grant` is called with the items to grant when half
-    /// the window has been taken.
-    pub(crate) fn poll_next(
-        &self,
-        cx: &mut Context<'_>,
-        window: u32,
-        grant: impl FnOnce(u64),
-    ) -> Poll<Option<Frame>> {
-        let mut s = lock(&self.state);
-        if s.frames.is_empty() && !s.ended {
-            drop(s);
+    /// Moves every frame received into `into` (empty): `Ready(true)` when
+    /// there were some, `Ready(false)` once the stream has ended and every
+    /// frame was taken.
+    pub(crate) fn poll_take(&self, cx: &mut Context<'_>, into: &mut VecDeque<Frame>) -> Poll<bool> {
+        let mut q = lock(&self.frames);
+        if q.frames.is_empty() && !q.ended {
+            drop(q);
             self.waker.register(cx.waker());
-            s = lock(&self.state);
+            q = lock(&self.frames);
         }
-        match s.frames.pop_front() {
-            Some(frame) => {
-                if frame.header.kind == FrameKind::StreamItem && !s.ended {
-                    s.taken += 1;
-                    if s.taken >= u64::from(window.div_ceil(2)) {
-                        let n = s.taken;
-                        s.taken = 0;
-                        s.granted += n;
-                        drop(s);
-                        grant(n);
-                    }
-                }
-                Poll::Ready(Some(frame))
-            }
-            None if s.ended => Poll::Ready(None),
-            None => Poll::Pending,
+        if !q.frames.is_empty() {
+            // Swapped, so that the two queues' buffers are reused in turn.
+            std::mem::swap(&mut q.frames, into);
+            return Poll::Ready(true);
+        }
+        if q.ended {
+            Poll::Ready(false)
+        } else {
+            Poll::Pending
         }
     }
 
-    /// Items received and not taken.
-    pub(crate) fn queued(&self) -> usize {
-        lock(&self.state).frames.len()
+    /// Whether the stream's last frame has arrived (or the session ended).
+    pub(crate) fn is_ended(&self) -> bool {
+        self.ended.load(Ordering::Acquire)
+    }
+
+    /// Raises the credit by `bytes`, before the credit frame goes out.
+    pub(crate) fn grant(&self, bytes: u64) {
+        self.granted.fetch_add(bytes, Ordering::AcqRel);
+    }
+
+    /// Items received in all.
+    pub(crate) fn items_received(&self) -> u64 {
+        self.items.load(Ordering::Relaxed)
     }
 }
 
-/// The sending side of one stream: the credit the receiver granted.
+/// The sending side of one stream: the credit the receiver granted, in
+/// bytes. An item may be sent while some credit is left, and takes its cost
+/// ([`item_cost`]); the credit may go below zero by the last item's cost.
 pub(crate) struct Outflow {
-    credit: Mutex<u64>,
+    credit: AtomicI64,
     closed: AtomicBool,
     notify: Notify,
 }
 
 impl Outflow {
-    pub(crate) fn new(credit: u32) -> Self {
+    pub(crate) fn new(window: u32) -> Self {
         Outflow {
-            credit: Mutex::new(u64::from(credit.max(1))),
+            credit: AtomicI64::new(i64::from(window.max(1))),
             closed: AtomicBool::new(false),
             notify: Notify::new(),
         }
     }
 
-    fn grant(&self, n: u64) {
-        let mut c = lock(&self.credit);
-        *c = c.saturating_add(n);
-        drop(c);
+    fn grant(&self, bytes: u64) {
+        let bytes = i64::try_from(bytes).unwrap_or(i64::MAX);
+        let _ = self
+            .credit
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |c| {
+                Some(c.saturating_add(bytes))
+            });
         self.notify.notify_waiters();
     }
 
@@ -192,19 +239,43 @@ impl Outflow {
         }
     }
 
-    /// Waits for credit and takes one item's worth; `false` when closed.
-    pub(crate) async fn acquire(&self) -> bool {
+    /// Takes `cost` if some credit is left.
+    pub(crate) fn try_take(&self, cost: u64) -> bool {
+        let cost = i64::try_from(cost).unwrap_or(i64::MAX);
+        self.credit
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |c| {
+                (c > 0).then(|| c.saturating_sub(cost))
+            })
+            .is_ok()
+    }
+
+    /// Gives back what an item that could not be sent took.
+    pub(crate) fn refund(&self, cost: u64) {
+        let cost = i64::try_from(cost).unwrap_or(i64::MAX);
+        let _ = self
+            .credit
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |c| {
+                Some(c.saturating_add(cost))
+            });
+    }
+
+    /// Waits for credit and takes an item's `cost`; `false` when closed.
+    pub(crate) async fn acquire(&self, cost: u64) -> bool {
+        if self.is_closed() {
+            return false;
+        }
+        if self.try_take(cost) {
+            return true;
+        }
         loop {
+            // Registered before the check, so that a grant in between is
+            // not missed.
             let notified = self.notify.notified();
             if self.is_closed() {
                 return false;
             }
-            {
-                let mut c = lock(&self.credit);
-                if *c > 0 {
-                    *c -= 1;
-                    return true;
-                }
+            if self.try_take(cost) {
+                return true;
             }
             notified.await;
         }
@@ -222,10 +293,11 @@ pub(crate) struct Calls {
     /// Services the peer announced, in order: a call addresses service `i`
     /// as `i + 1`.
     pub(crate) peer: Vec<PeerService>,
-    /// The stream window the peer announced: the first credit of every
-    /// stream we send.
+    /// The stream window the peer announced, in bytes: the first credit of
+    /// every stream we send.
     pub(crate) peer_window: u32,
-    /// Our stream window: the first credit of every stream we receive.
+    /// Our stream window, in bytes: the first credit of every stream we
+    /// receive.
     pub(crate) window: u32,
     inflows: Mutex<HashMap<u64, std::sync::Arc<Inflow>>>,
     outflows: Mutex<HashMap<u64, std::sync::Arc<Outflow>>>,
@@ -239,6 +311,8 @@ pub(crate) enum Routed {
     Unknown,
     /// The peer sent more items than it was granted.
     Overrun,
+    /// A batch of items that cannot be read.
+    Malformed(DecodeError),
 }
 
 impl Calls {
@@ -336,6 +410,7 @@ impl Calls {
             Some(i) => match i.push(frame) {
                 Pushed::Ok => Routed::Done,
                 Pushed::Overrun => Routed::Overrun,
+                Pushed::Malformed(e) => Routed::Malformed(e),
             },
             None => Routed::Unknown,
         }
@@ -370,11 +445,11 @@ impl Calls {
     }
 }
 
-/// A credit frame (wire format §2.7).
-pub(crate) fn credit_frame(correlation: u64, items: u64) -> Frame {
+/// A credit frame of `bytes` (wire format §2.7).
+pub(crate) fn credit_frame(correlation: u64, bytes: u64) -> Frame {
     let credit = Credit {
         correlation,
-        items: NonZeroU64::new(items).unwrap_or(NonZeroU64::MIN),
+        bytes: NonZeroU64::new(bytes).unwrap_or(NonZeroU64::MIN),
     };
     let mut buf = BytesMut::with_capacity(credit.encoded_len());
     credit.encode(&mut buf);
@@ -383,6 +458,6 @@ pub(crate) fn credit_frame(correlation: u64, items: u64) -> Frame {
 
 fn decode_credit(payload: &[u8]) -> Result<(u64, u64), String> {
     Credit::decode(payload)
-        .map(|c| (c.correlation, c.items.get()))
+        .map(|c| (c.correlation, c.bytes.get()))
         .map_err(|e| format!("malformed credit frame: {e}"))
 }

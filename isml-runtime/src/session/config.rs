@@ -88,9 +88,11 @@ pub struct SessionConfig {
     /// bytes, between which smaller frames may leave (`None`: never fragment;
     /// then no message may exceed `max_frame`).
     pub fragment_size: Option<usize>,
-    /// Items of a stream received and not yet taken by the application,
-    /// per stream: the credit the peer starts with, and what it gets again
-    /// each time half of it has been taken (wire format §2.7).
+    /// Bytes of a stream's items received and not yet taken by the
+    /// application, per stream (each item counts its encoded length plus 8):
+    /// the credit the peer starts with, and what it gets again each time
+    /// half of it has been taken (wire format §2.7). The receiver buffers at
+    /// most this much, plus one item, per stream.
     pub stream_window: u32,
 }
 
@@ -113,7 +115,7 @@ impl Default for SessionConfig {
             inflight_bytes: 4 * 1024 * 1024,
             max_message: Limits::DEFAULT.max_frame,
             fragment_size: Some(64 * 1024),
-            stream_window: 128,
+            stream_window: 256 * 1024,
         }
     }
 }
@@ -177,10 +179,11 @@ macro_rules! session_setters {
             self
         }
 
-        /// Items each received stream may hold before the application takes
-        /// them (128 by default): the peer's sender waits beyond it.
-        pub fn stream_window(mut self, items: u32) -> Self {
-            self.config.stream_window = items.max(1);
+        /// Bytes of items each received stream may hold before the
+        /// application takes them (256 KiB by default; an item counts its
+        /// encoded length plus 8): the peer's sender waits beyond it.
+        pub fn stream_window(mut self, bytes: u32) -> Self {
+            self.config.stream_window = bytes.max(1);
             self
         }
     };

@@ -35,6 +35,8 @@ pub(super) fn transport_reason(e: &TransportError) -> CloseReason {
 /// What handling a received frame left to do.
 pub(super) enum Handled {
     Done,
+    /// Done; let other tasks run before reading on (see `LinkOutcome::Yield`).
+    Yield,
     End(CloseReason),
     /// A one-way handler that did not finish at once: the task waits for it
     /// (handlers of one session run in arrival order) while still writing.
@@ -167,10 +169,40 @@ impl Connection {
         }
     }
 
+    /// What the pub/sub layer keeps for the end of a read burst: on a
+    /// client, the deliveries it routed go into the subscriptions' queues
+    /// (`Local::flush_routed`); on a server, the burst's publications go to
+    /// their subscribers (`Broker::publish_staged`). Whether a queue had no
+    /// room: its reader (or writer) should run before this task reads on.
+    fn end_burst(&self) -> bool {
+        let routed = self.session.pubsub().flush_routed();
+        let staged = self
+            .inbound
+            .broker()
+            .is_some_and(|b| b.publish_staged(&self.session));
+        routed || staged
+    }
+
     /// Handles what was read and whatever else is ready at once (a burst),
     /// writing the first reply before looking for more. `Some` when the
     /// session ends.
     async fn on_frames(&mut self, first: Read) -> Option<CloseReason> {
+        let mut yield_turn = false;
+        let end = self.burst(first, &mut yield_turn).await;
+        // Also when the session ends: what arrived before the end goes on.
+        yield_turn |= self.end_burst();
+        if end.is_some() {
+            return end;
+        }
+        self.keepalive.received(&self.shared);
+        if yield_turn {
+            tokio::task::yield_now().await;
+        }
+        None
+    }
+
+    /// [`Connection::on_frames`] but for the end of the burst.
+    async fn burst(&mut self, first: Read, yield_turn: &mut bool) -> Option<CloseReason> {
         let shared = self.shared.clone();
         let mut read = first;
         for burst in 0..READ_BURST {
@@ -190,27 +222,32 @@ impl Connection {
             };
             shared.counters.frames_in.fetch_add(1, Ordering::Relaxed);
             let room = self.inflight.as_ref().is_none_or(Inflight::has_room);
-            let handled = handle_frame(
-                &self.session,
-                frame,
-                &*self.inbound,
-                &mut self.writer(),
-                room,
-            );
+            // One lock for the frame and the check after it: what it finds
+            // can only improve while the rest of this turn runs.
+            let (handled, may_read) = {
+                let mut w = self.writer();
+                let handled = handle_frame(&self.session, frame, &*self.inbound, &mut w, room);
+                (handled, w.may_read(self.capacity, self.write_budget))
+            };
             match handled {
                 Handled::Done => {}
+                Handled::Yield => *yield_turn = true,
                 Handled::End(reason) => return Some(reason),
                 // Boxed: rare (a handler that did not finish at once), and the
                 // wait would otherwise make every session's task larger.
-                Handled::OneWay(fut) => match Box::pin(self.drive(fut)).await {
-                    Ok(Ok(())) => {}
-                    Ok(Err(e)) => {
-                        shared.error();
-                        tracing::debug!(session = shared.id, error = %e, "one-way handler failed");
+                Handled::OneWay(fut) => {
+                    *yield_turn |= self.end_burst();
+                    match Box::pin(self.drive(fut)).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(e)) => {
+                            shared.error();
+                            tracing::debug!(session = shared.id, error = %e, "one-way handler failed");
+                        }
+                        Err(reason) => return Some(reason),
                     }
-                    Err(reason) => return Some(reason),
-                },
+                }
                 Handled::Request(correlation, len, fut) => {
+                    *yield_turn |= self.end_burst();
                     let permits = match self.admit(len).await {
                         Ok(p) => p,
                         Err(reason) => return Some(reason),
@@ -223,6 +260,7 @@ impl Connection {
                     });
                 }
                 Handled::Call(_correlation, len, fut) => {
+                    *yield_turn |= self.end_burst();
                     let permits = match self.admit(len).await {
                         Ok(p) => p,
                         Err(reason) => return Some(reason),
@@ -241,6 +279,9 @@ impl Connection {
             // for a read that finds nothing); the rest of a burst's replies
             // leave together.
             if burst == 0 && !self.writer().is_idle() {
+                // Replies (a publication's acceptance) leave after the
+                // deliveries they speak of were handed over.
+                *yield_turn |= self.end_burst();
                 let flushed =
                     poll_fn(|cx| Poll::Ready(self.writer().poll_flush_all(cx, &shared))).await;
                 if let Poll::Ready(Err(e)) = flushed {
@@ -252,8 +293,7 @@ impl Connection {
             }
             // Whatever the probe below returns is handled, so it runs only
             // when there is another turn for it.
-            if burst + 1 == READ_BURST || !self.writer().may_read(self.capacity, self.write_budget)
-            {
+            if burst + 1 == READ_BURST || *yield_turn || !may_read {
                 break;
             }
             let mut probe = std::task::Context::from_waker(Waker::noop());
@@ -262,7 +302,6 @@ impl Connection {
                 Poll::Pending => break,
             }
         }
-        self.keepalive.received(&shared);
         None
     }
 
@@ -482,6 +521,11 @@ fn routed(shared: &Shared, r: Routed) -> Handled {
             codes::RESOURCE_EXHAUSTED,
             "stream items beyond the credit granted (wire format §2.7)",
         )),
+        Routed::Malformed(e) => Handled::End(CloseReason::new(
+            ClosedBy::Error,
+            codes::MALFORMED,
+            format!("malformed batch of stream items (wire format §2.7): {e}"),
+        )),
     }
 }
 
@@ -635,6 +679,7 @@ pub(super) fn handle_frame(
                 |from: &str, type_id, payload| inbound.direct(session, from, type_id, payload);
             match on_frame(session, op, frame.payload, inbound.broker(), &direct) {
                 LinkOutcome::Done => {}
+                LinkOutcome::Yield => return Handled::Yield,
                 LinkOutcome::Reply(f) => w.push(f),
                 LinkOutcome::Wait(fut) => return Handled::OneWay(Box::pin(fut.map(Ok))),
                 LinkOutcome::End(msg) => {

@@ -16,9 +16,10 @@ use tokio::time::Instant;
 
 use super::conn::transport_reason;
 use super::lend::Lend;
-use super::outbox::TryPush;
+use super::outbox::{Item, ItemError, TryPush};
 use super::{CloseReason, ClosedBy, RequestError, SendError, Shared, codes, lock};
 use crate::TopLevel;
+use crate::wire::batch::batched_len;
 use crate::wire::{ControlOp, EncodeError, ErrorBody, Frame, FrameHeader, FrameKind};
 
 /// A typed key for a session property: `const ROLE: Key<Role> = Key::new("role");`.
@@ -212,7 +213,7 @@ impl Session {
 
     /// Whether the session has ended (or is closing).
     pub fn is_closed(&self) -> bool {
-        self.shared.closed.is_cancelled() || self.shared.closing.load(Ordering::Relaxed)
+        self.shared.has_ended() || self.shared.closing.load(Ordering::Relaxed)
     }
 
     /// Why the session ended, once it has.
@@ -320,9 +321,106 @@ impl Session {
                 max,
             }));
         }
-        let mut buf = BytesMut::with_capacity(len);
+        // A `Vec`: its writes are inlined, where `BytesMut` makes a call
+        // for every byte of a varint. Of exactly the encoded length, it
+        // becomes `Bytes` without another allocation.
+        let mut buf = Vec::with_capacity(len);
         msg.encode(&mut buf).map_err(err)?;
-        Ok(Frame::new(header, buf.freeze()))
+        Ok(Frame::new(header, buf))
+    }
+
+    /// Queues an item of the stream `correlation` (wire format §2.7) if
+    /// there is room now; `Ok(false)` when it must wait (then
+    /// [`Session::send_item`] queues it). Small items are encoded straight
+    /// into a batch with the items of the same stream queued just before
+    /// them. `len` is the item's encoded length.
+    pub(crate) fn try_send_item<M: TopLevel>(
+        &self,
+        correlation: u64,
+        msg: &M,
+        len: usize,
+    ) -> Result<bool, SendError> {
+        let max_batch = self.max_batch();
+        if batched_len(len) > max_batch / 4 {
+            return Ok(false);
+        }
+        self.check_item::<M>()?;
+        let mut item = self.item(correlation, msg, len);
+        match self
+            .shared
+            .out
+            .try_send_item(&mut item, max_batch, &mut None)
+        {
+            Ok(()) => Ok(true),
+            Err(ItemError::Wait(_)) => Ok(false),
+            Err(e) => Err(self.item_error::<M>(e)),
+        }
+    }
+
+    /// Queues an item of the stream `correlation`, waiting for room: small
+    /// items as [`Session::try_send_item`] does, a larger one in a frame of
+    /// its own.
+    pub(crate) async fn send_item<M: TopLevel>(
+        &self,
+        correlation: u64,
+        msg: &M,
+        len: usize,
+    ) -> Result<(), SendError> {
+        let max_batch = self.max_batch();
+        if batched_len(len) > max_batch / 4 {
+            let frame = self.encode(FrameHeader::stream_item(M::TYPE_ID, correlation), msg)?;
+            return self.enqueue(frame).await;
+        }
+        self.check_item::<M>()?;
+        let item = self.item(correlation, msg, len);
+        self.shared
+            .out
+            .send_item(item, max_batch)
+            .await
+            .map_err(|e| self.item_error::<M>(e))
+    }
+
+    fn check_item<M: TopLevel>(&self) -> Result<(), SendError> {
+        if self.is_closed() {
+            return Err(self.closed_error());
+        }
+        if let Some(&(type_id, name)) = self.shared.refused.iter().find(|(id, _)| *id == M::TYPE_ID)
+        {
+            return Err(SendError::FingerprintMismatch {
+                session: self.shared.id,
+                type_id,
+                name,
+            });
+        }
+        Ok(())
+    }
+
+    fn item<'a, M: TopLevel>(
+        &self,
+        correlation: u64,
+        msg: &'a M,
+        len: usize,
+    ) -> Item<impl FnMut(&mut Vec<u8>) -> Result<(), EncodeError> + use<'a, M>> {
+        Item {
+            type_id: M::TYPE_ID,
+            correlation,
+            len,
+            encode: move |buf: &mut Vec<u8>| msg.encode(buf),
+        }
+    }
+
+    fn item_error<M: TopLevel>(&self, e: ItemError) -> SendError {
+        match e {
+            ItemError::Encode(source) => SendError::Encode {
+                message: M::NAME,
+                source,
+            },
+            ItemError::Closed | ItemError::Wait(_) => self.closed_error(),
+        }
+    }
+
+    fn max_batch(&self) -> usize {
+        self.shared.max_batch
     }
 
     /// Sends a one-way message, waiting for room in the outbound queue.
@@ -366,6 +464,32 @@ impl Session {
         })
     }
 
+    /// Queues the longest prefix of `frames` the outbound queue has room
+    /// for, with one wake of the connection task; gives how many.
+    pub(crate) fn try_enqueue_many(&self, frames: &[Frame]) -> Result<usize, SendError> {
+        if self.is_closed() {
+            return Err(self.closed_error());
+        }
+        self.shared
+            .out
+            .try_send_many(frames)
+            .map_err(|_| self.closed_error())
+    }
+
+    /// Waits until the outbound queue has room for a frame of `len` bytes,
+    /// without queueing anything (another sender may take the room first).
+    /// `Err` when the session has ended.
+    pub(crate) async fn writable(&self, len: usize) -> Result<(), SendError> {
+        if self.is_closed() {
+            return Err(self.closed_error());
+        }
+        self.shared
+            .out
+            .ready(len)
+            .await
+            .map_err(|()| self.closed_error())
+    }
+
     /// Writes a frame straight to the transport, from the caller's task, when
     /// nothing else is queued or being written (so that order is kept); gives
     /// the frame back otherwise. Saves a request sent on an idle connection
@@ -380,7 +504,7 @@ impl Session {
             || w.unflushed
             || !w.is_idle()
             || w.fragment_size.is_some_and(|n| frame.payload.len() > n)
-            || !lock(&shared.out.frames).is_empty()
+            || !shared.out.is_empty()
         {
             return Err(frame);
         }
@@ -492,7 +616,7 @@ impl Session {
             correlation,
             answered: false,
         };
-        if shared.closed.is_cancelled() {
+        if shared.has_ended() {
             guard.answered = true;
             return Err(Exchange::Disconnected(shared.reason()));
         }
@@ -556,7 +680,7 @@ impl Session {
     /// [`Session::close`] with an error code (wire format §2.4).
     pub async fn close_with(&self, code: u64, reason: impl Into<String>) {
         let shared = &self.shared;
-        if shared.closing.swap(true, Ordering::AcqRel) || shared.closed.is_cancelled() {
+        if shared.closing.swap(true, Ordering::AcqRel) || shared.has_ended() {
             shared.closed.cancelled().await;
             return;
         }
@@ -568,11 +692,11 @@ impl Session {
         let queued =
             tokio::time::timeout(shared.config.close_timeout, shared.out.send(frame)).await;
         if !matches!(queued, Ok(Ok(()))) {
-            shared.closed.cancel();
+            shared.end();
         }
         let _ =
             tokio::time::timeout(shared.config.close_timeout * 2, shared.closed.cancelled()).await;
-        shared.closed.cancel();
+        shared.end();
     }
 }
 

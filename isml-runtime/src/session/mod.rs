@@ -141,6 +141,8 @@ pub(crate) struct Shared {
     props: Mutex<Props>,
     counters: Counters,
     out: Outbox,
+    /// The largest batch of stream items the session sends.
+    max_batch: usize,
     writer: Mutex<Writer>,
     reader: Mutex<ReadSide>,
     pending: Mutex<HashMap<u64, oneshot::Sender<Frame>>>,
@@ -149,6 +151,8 @@ pub(crate) struct Shared {
     calls: CallTable,
     refused: Vec<(u32, &'static str)>,
     closed: CancellationToken,
+    /// Set with `closed`: checking a token takes its lock, this a load.
+    ended: AtomicBool,
     closing: AtomicBool,
     reason: OnceLock<CloseReason>,
     config: Arc<SessionConfig>,
@@ -180,12 +184,23 @@ impl Shared {
             self.out.push(close_frame(&reason));
         }
         self.out.close();
-        self.closed.cancel();
+        self.end();
         // Dropping the senders wakes every waiting request with "disconnected".
         let pending: Vec<_> = lock(&self.pending).drain().collect();
         drop(pending);
         self.calls.close_all();
         self.pubsub.session_ended();
+    }
+
+    /// Marks the session ended and wakes everything waiting for its end.
+    fn end(&self) {
+        self.ended.store(true, Ordering::Release);
+        self.closed.cancel();
+    }
+
+    /// Whether the session has ended (`closed` is cancelled).
+    fn has_ended(&self) -> bool {
+        self.ended.load(Ordering::Acquire)
     }
 
     /// A correlation id for a new exchange: odd on the side that opened the
@@ -197,7 +212,7 @@ impl Shared {
     /// Queues a cancel for one of our exchanges, without waiting: a cancel
     /// is small and must not be lost to a full queue (the peer would work on).
     fn push_cancel(&self, correlation: u64) {
-        if !self.closed.is_cancelled() {
+        if !self.has_ended() {
             self.out
                 .push(Frame::new(FrameHeader::cancel(correlation), Bytes::new()));
         }
@@ -219,7 +234,7 @@ pub(crate) struct Established {
     pub(crate) initiator: bool,
     /// The services the peer announced.
     pub(crate) peer_services: Vec<PeerService>,
-    /// The peer's stream window.
+    /// The peer's stream window, in bytes.
     pub(crate) peer_window: u32,
 }
 
@@ -245,6 +260,7 @@ pub(crate) fn start(
         props: Mutex::new(HashMap::new()),
         counters: Counters::default(),
         out: Outbox::new(est.config.outbound_queue.max(1), est.config.outbound_bytes),
+        max_batch: max_batch(&est.config),
         writer: Mutex::new(Writer::new(tx, &est.config)),
         reader: Mutex::new(ReadSide {
             rx: Some(rx),
@@ -260,6 +276,7 @@ pub(crate) fn start(
         calls: CallTable::new(est.peer_services, est.peer_window, est.config.stream_window),
         refused: est.refused,
         closed: CancellationToken::new(),
+        ended: AtomicBool::new(false),
         closing: AtomicBool::new(false),
         reason: OnceLock::new(),
         config: est.config,

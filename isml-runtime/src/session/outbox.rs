@@ -5,11 +5,13 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::Poll;
 
+use bytes::Bytes;
 use futures_util::task::AtomicWaker;
-use tokio::sync::{Notify, Semaphore, TryAcquireError};
+use tokio::sync::{Notify, Semaphore, SemaphorePermit, TryAcquireError};
 
 use super::lock;
-use crate::wire::Frame;
+use crate::wire::batch::{batched_len, put_item_len};
+use crate::wire::{EncodeError, Frame, FrameHeader};
 
 /// The bounded outbound queue: senders push frames under a short lock and wake
 /// the connection task, which takes everything queued at once. It allocates
@@ -18,8 +20,29 @@ use crate::wire::Frame;
 /// closes; its room in bytes (encoded frame lengths) is a counter, checked
 /// after a frame's place is taken (a second semaphore cost a fifth of the
 /// one-way throughput), with a notification when bytes are freed.
+///
+/// Stream items are encoded straight into a batch frame at the queue's tail
+/// (wire format §2.7), which takes one place: items of the same stream
+/// queued one after the other, with nothing in between, leave in one frame
+/// (see [`Outbox::send_item`]).
+/// The largest payload of a batch of stream items (wire format §2.7): items
+/// ready together leave in frames of up to this size. Small enough that a
+/// batch is soon read whole and its first item is not kept waiting; large
+/// enough that per-frame work is spread over hundreds of small items.
+pub(super) const BATCH_BYTES: usize = 16 * 1024;
+
+/// The largest batch payload of a session: [`BATCH_BYTES`], within one
+/// fragment (or one frame, when the session does not fragment).
+pub(super) fn max_batch(config: &super::SessionConfig) -> usize {
+    let frame = config.max_frame.saturating_sub(32);
+    BATCH_BYTES
+        .min(config.fragment_size.unwrap_or(frame))
+        .min(frame)
+        .max(1)
+}
+
 pub(super) struct Outbox {
-    pub(super) frames: Mutex<VecDeque<Frame>>,
+    queue: Mutex<Queue>,
     pub(super) room: Semaphore,
     /// Bytes of the frames queued now.
     bytes: AtomicUsize,
@@ -30,15 +53,97 @@ pub(super) struct Outbox {
     pub(super) byte_capacity: usize,
 }
 
+/// The frames queued, in order, and the batch being filled after them.
+#[derive(Default)]
+struct Queue {
+    frames: VecDeque<Frame>,
+    /// Stream items being batched: it follows every frame in `frames`.
+    open: Option<OpenBatch>,
+    /// What the queued frames and the open batch took of the byte budget
+    /// (with what batches reserved and did not use).
+    charged: usize,
+    /// Encoded bytes of the frames in `frames`.
+    len: usize,
+    /// The payload size of the last batch: the next one starts this large.
+    hint: usize,
+}
+
+/// A batch of stream items being filled. A `Vec` rather than a `BytesMut`:
+/// its writes are inlined, where `BytesMut` makes a call for every byte of
+/// a varint.
+struct OpenBatch {
+    type_id: u32,
+    correlation: u64,
+    payload: Vec<u8>,
+    items: usize,
+    /// Bytes of the budget taken for the batch and not used yet: a batch
+    /// takes its room at once, when there is that much, so that its items
+    /// need not each update the shared count.
+    reserved: usize,
+    /// Length of the first item's length prefix: a batch of one item leaves
+    /// as a plain stream item.
+    first_prefix: usize,
+}
+
+impl Queue {
+    /// Moves the open batch, if any, behind the queued frames.
+    fn close_batch(&mut self) {
+        let Some(b) = self.open.take() else {
+            return;
+        };
+        self.hint = b.payload.len();
+        let payload = Bytes::from(b.payload);
+        let frame = if b.items == 1 {
+            Frame::new(
+                FrameHeader::stream_item(b.type_id, b.correlation),
+                payload.slice(b.first_prefix..),
+            )
+        } else {
+            Frame::new(FrameHeader::stream_batch(b.type_id, b.correlation), payload)
+        };
+        self.len += frame.len();
+        self.frames.push_back(frame);
+    }
+
+    fn push(&mut self, frame: Frame, charged: usize) {
+        self.close_batch();
+        self.len += frame.len();
+        self.charged += charged;
+        self.frames.push_back(frame);
+    }
+}
+
 pub(super) enum TryPush {
     Full,
     Closed,
 }
 
+/// Why [`Outbox::try_send_item`] did not queue an item.
+pub(super) enum ItemError {
+    Closed,
+    Encode(EncodeError),
+    /// No room now: a place in the queue, or bytes of its budget.
+    Wait(Wait),
+}
+
+/// A stream item to queue: its stream, its encoded length and how to encode it.
+pub(super) struct Item<F> {
+    pub(super) type_id: u32,
+    pub(super) correlation: u64,
+    pub(super) len: usize,
+    pub(super) encode: F,
+}
+
+/// What an item waits for.
+pub(super) enum Wait {
+    Room,
+    Bytes(usize),
+}
+
 impl Outbox {
     pub(super) fn new(capacity: usize, byte_capacity: usize) -> Self {
         Outbox {
-            frames: Mutex::new(VecDeque::new()),
+            queue: Mutex::new(Queue::default()),
             room: Semaphore::new(capacity),
             bytes: AtomicUsize::new(0),
             freed: Notify::new(),
@@ -48,11 +153,22 @@ impl Outbox {
         }
     }
 
-    /// What a frame costs of the byte budget: its encoded length, but never
-    /// more than the whole budget, so that one large frame passes when the
-    /// queue is empty.
+    /// What `len` encoded bytes cost of the byte budget: all of them, but
+    /// never more than the whole budget, so that one large frame passes when
+    /// the queue is empty.
+    fn charge(&self, len: usize) -> usize {
+        len.min(self.byte_capacity)
+    }
+
+    /// What a frame costs of the byte budget.
     pub(super) fn cost(&self, frame: &Frame) -> usize {
-        frame.len().min(self.byte_capacity)
+        self.charge(frame.len())
+    }
+
+    /// Whether nothing is queued.
+    pub(super) fn is_empty(&self) -> bool {
+        let q = lock(&self.queue);
+        q.frames.is_empty() && q.open.is_none()
     }
 
     /// Bytes of the budget not taken.
@@ -75,12 +191,13 @@ impl Outbox {
     /// runtime itself must get out (the close frame of a failing session).
     /// Its bytes still count, so that the count stays exact.
     pub(super) fn push(&self, frame: Frame) {
-        self.bytes.fetch_add(self.cost(&frame), Ordering::AcqRel);
-        self.push_counted(frame);
+        let cost = self.cost(&frame);
+        self.bytes.fetch_add(cost, Ordering::AcqRel);
+        self.push_counted(frame, cost);
     }
 
-    fn push_counted(&self, frame: Frame) {
-        lock(&self.frames).push_back(frame);
+    fn push_counted(&self, frame: Frame, cost: usize) {
+        lock(&self.queue).push(frame, cost);
         self.task.wake();
     }
 
@@ -101,8 +218,26 @@ impl Outbox {
             freed.await;
         }
         room.forget();
-        self.push_counted(frame);
+        self.push_counted(frame, cost);
         Ok(())
+    }
+
+    /// Waits until a frame of `len` encoded bytes would be taken by
+    /// [`Outbox::try_send`], taking no room; `Err` when the queue has closed.
+    pub(super) async fn ready(&self, len: usize) -> Result<(), ()> {
+        let cost = len.min(self.byte_capacity);
+        // Held while the bytes are checked, given back at the end.
+        let _room = self.room.acquire().await.map_err(|_| ())?;
+        loop {
+            let freed = self.freed.notified();
+            if self.bytes.load(Ordering::Acquire) + cost <= self.byte_capacity {
+                return Ok(());
+            }
+            if self.room.is_closed() {
+                return Err(());
+            }
+            freed.await;
+        }
     }
 
     pub(super) fn try_send(&self, frame: Frame) -> Result<(), TryPush> {
@@ -111,12 +246,186 @@ impl Outbox {
             Err(TryAcquireError::NoPermits) => return Err(TryPush::Full),
             Err(TryAcquireError::Closed) => return Err(TryPush::Closed),
         };
-        if !self.try_take_bytes(self.cost(&frame)) {
+        let cost = self.cost(&frame);
+        if !self.try_take_bytes(cost) {
             return Err(TryPush::Full);
         }
         room.forget();
-        self.push_counted(frame);
+        self.push_counted(frame, cost);
         Ok(())
+    }
+
+    /// Queues the longest prefix of `frames` that fits, under one lock and
+    /// with one wake of the connection task; gives how many. `Ok(0)` also
+    /// when another sender took the room meanwhile.
+    pub(super) fn try_send_many(&self, frames: &[Frame]) -> Result<usize, TryPush> {
+        if self.room.is_closed() {
+            return Err(TryPush::Closed);
+        }
+        let free_bytes = self
+            .byte_capacity
+            .saturating_sub(self.bytes.load(Ordering::Acquire));
+        let (mut n, mut cost) = (0, 0);
+        for f in frames.iter().take(self.room.available_permits()) {
+            let c = self.cost(f);
+            if cost + c > free_bytes {
+                break;
+            }
+            cost += c;
+            n += 1;
+        }
+        if n == 0 {
+            return Ok(0);
+        }
+        let room = match self.room.try_acquire_many(n as u32) {
+            Ok(permit) => permit,
+            Err(TryAcquireError::NoPermits) => return Ok(0),
+            Err(TryAcquireError::Closed) => return Err(TryPush::Closed),
+        };
+        if !self.try_take_bytes(cost) {
+            return Ok(0);
+        }
+        room.forget();
+        let mut q = lock(&self.queue);
+        for f in &frames[..n] {
+            let c = self.cost(f);
+            q.push(f.clone(), c);
+        }
+        drop(q);
+        self.task.wake();
+        Ok(n)
+    }
+
+    /// Queues a stream item of at most `max_batch` bytes, encoded straight
+    /// into the batch at the queue's tail when that batch is of the same
+    /// stream and has room for it, otherwise into a new batch (which takes a
+    /// place in the queue); `Err(Wait)` when there is no room now. `place`
+    /// is a place taken while waiting, used for a new batch. The connection
+    /// task is woken by the item that opens a batch only, once for as many
+    /// items as arrive before it takes them.
+    pub(super) fn try_send_item<'a, F>(
+        &'a self,
+        item: &mut Item<F>,
+        max_batch: usize,
+        place: &mut Option<SemaphorePermit<'a>>,
+    ) -> Result<(), ItemError>
+    where
+        F: FnMut(&mut Vec<u8>) -> Result<(), EncodeError>,
+    {
+        let need = batched_len(item.len);
+        let mut q = lock(&self.queue);
+        let append = q.open.as_ref().is_some_and(|b| {
+            b.type_id == item.type_id
+                && b.correlation == item.correlation
+                && b.payload.len() + need <= max_batch
+        });
+        if append {
+            let reserved = q.open.as_ref().map_or(0, |b| b.reserved);
+            let charge = if need <= reserved {
+                0
+            } else {
+                let charge = self.charge(need);
+                if !self.try_take_bytes(charge) {
+                    return Err(ItemError::Wait(Wait::Bytes(charge)));
+                }
+                charge
+            };
+            let b = q.open.as_mut().expect("checked above");
+            let at = b.payload.len();
+            put_item_len(&mut b.payload, item.len);
+            if let Err(e) = (item.encode)(&mut b.payload) {
+                b.payload.truncate(at);
+                drop(q);
+                self.give_back_bytes(charge);
+                return Err(ItemError::Encode(e));
+            }
+            b.items += 1;
+            if charge == 0 {
+                b.reserved -= need;
+            }
+            q.charged += charge;
+            // No wake: the item that opened the batch woke the task after
+            // its last take, and the task takes the batch with this item.
+            return Ok(());
+        }
+        let head = FrameHeader::stream_batch(item.type_id, item.correlation).encoded_len();
+        let exact = self.charge(head + need);
+        let full = self.charge(head + max_batch.max(need));
+        let permit = match place.take() {
+            Some(p) => p,
+            None => match self.room.try_acquire() {
+                Ok(p) => p,
+                Err(TryAcquireError::Closed) => return Err(ItemError::Closed),
+                Err(TryAcquireError::NoPermits) => return Err(ItemError::Wait(Wait::Room)),
+            },
+        };
+        let charge = if self.try_take_bytes(full) {
+            full
+        } else if self.try_take_bytes(exact) {
+            exact
+        } else {
+            *place = Some(permit);
+            return Err(ItemError::Wait(Wait::Bytes(exact)));
+        };
+        let mut payload = Vec::with_capacity(q.hint.clamp(need, max_batch.max(need)));
+        put_item_len(&mut payload, item.len);
+        let first_prefix = payload.len();
+        if let Err(e) = (item.encode)(&mut payload) {
+            drop(q);
+            *place = Some(permit);
+            self.give_back_bytes(charge);
+            return Err(ItemError::Encode(e));
+        }
+        permit.forget();
+        q.close_batch();
+        q.open = Some(OpenBatch {
+            type_id: item.type_id,
+            correlation: item.correlation,
+            payload,
+            items: 1,
+            first_prefix,
+            reserved: charge.saturating_sub(head + need),
+        });
+        q.charged += charge;
+        drop(q);
+        self.task.wake();
+        Ok(())
+    }
+
+    /// [`Outbox::try_send_item`], waiting for room when there is none.
+    pub(super) async fn send_item<F>(
+        &self,
+        mut item: Item<F>,
+        max_batch: usize,
+    ) -> Result<(), ItemError>
+    where
+        F: FnMut(&mut Vec<u8>) -> Result<(), EncodeError>,
+    {
+        let mut place = None;
+        loop {
+            match self.try_send_item(&mut item, max_batch, &mut place) {
+                Err(ItemError::Wait(Wait::Room)) => {
+                    place = Some(self.room.acquire().await.map_err(|_| ItemError::Closed)?);
+                }
+                Err(ItemError::Wait(Wait::Bytes(charge))) => {
+                    // Registered before the check, so that bytes freed in
+                    // between are not missed.
+                    let freed = self.freed.notified();
+                    if self.room.is_closed() {
+                        return Err(ItemError::Closed);
+                    }
+                    if self.bytes.load(Ordering::Acquire) + charge > self.byte_capacity {
+                        freed.await;
+                    }
+                }
+                r => return r,
+            }
+        }
+    }
+
+    fn give_back_bytes(&self, charge: usize) {
+        self.bytes.fetch_sub(charge, Ordering::AcqRel);
+        self.freed.notify_waiters();
     }
 
     pub(super) fn close(&self) {
@@ -137,18 +446,18 @@ impl Outbox {
     }
 
     pub(super) fn take(&self, into: &mut VecDeque<Frame>) -> Poll<usize> {
-        let mut q = lock(&self.frames);
-        if q.is_empty() {
+        let mut q = lock(&self.queue);
+        q.close_batch();
+        if q.frames.is_empty() {
             return Poll::Pending;
         }
-        let n = q.len();
-        let (bytes, cost) = q.iter().fold((0usize, 0usize), |(b, c), f| {
-            (b + f.len(), c + self.cost(f))
-        });
+        let n = q.frames.len();
+        let bytes = std::mem::take(&mut q.len);
+        let cost = std::mem::take(&mut q.charged);
         if into.is_empty() {
-            std::mem::swap(&mut *q, into);
+            std::mem::swap(&mut q.frames, into);
         } else {
-            into.append(&mut q);
+            into.append(&mut q.frames);
         }
         drop(q);
         // Frames pushed without room (close on error, the welcome) may give
@@ -211,5 +520,135 @@ mod tests {
         assert_eq!(out.room.available_permits(), 4);
         out.close();
         assert!(matches!(out.try_send(f()), Err(TryPush::Closed)));
+    }
+
+    fn item(
+        correlation: u64,
+        byte: u8,
+    ) -> Item<impl FnMut(&mut Vec<u8>) -> Result<(), EncodeError>> {
+        Item {
+            type_id: 24,
+            correlation,
+            len: 1,
+            encode: move |b: &mut Vec<u8>| {
+                b.push(byte);
+                Ok(())
+            },
+        }
+    }
+
+    fn try_item(out: &Outbox, correlation: u64, byte: u8, max_batch: usize) -> bool {
+        out.try_send_item(&mut item(correlation, byte), max_batch, &mut None)
+            .is_ok()
+    }
+
+    #[test]
+    fn stream_items_leave_in_batches_in_the_order_they_were_queued() {
+        let out = Outbox::new(8, 10_000);
+        for byte in [0xa, 0xb, 0xc] {
+            assert!(try_item(&out, 1, byte, 64));
+        }
+        // Another frame ends the batch; the next item opens one.
+        out.push(Frame::new(FrameHeader::cancel(9), Bytes::new()));
+        assert!(try_item(&out, 1, 0xd, 64));
+        // Items of another stream do not join it.
+        assert!(try_item(&out, 3, 0xe, 64));
+        assert!(try_item(&out, 3, 0xf, 64));
+        assert!(try_item(&out, 1, 0x10, 64));
+        assert!(!out.is_empty());
+        let mut q = VecDeque::new();
+        let Poll::Ready(bytes) = out.take(&mut q) else {
+            panic!("nothing taken");
+        };
+        let got: Vec<(FrameHeader, Vec<u8>)> =
+            q.iter().map(|f| (f.header, f.payload.to_vec())).collect();
+        assert_eq!(
+            got,
+            vec![
+                (
+                    FrameHeader::stream_batch(24, 1),
+                    vec![1, 0xa, 1, 0xb, 1, 0xc]
+                ),
+                (FrameHeader::cancel(9), vec![]),
+                // A batch of one item leaves as a plain stream item.
+                (FrameHeader::stream_item(24, 1), vec![0xd]),
+                (FrameHeader::stream_batch(24, 3), vec![1, 0xe, 1, 0xf]),
+                (FrameHeader::stream_item(24, 1), vec![0x10]),
+            ]
+        );
+        assert_eq!(bytes, q.iter().map(Frame::len).sum::<usize>());
+        // Every byte and place taken is given back.
+        assert_eq!(out.bytes_free(), 10_000);
+        assert_eq!(out.room.available_permits(), 8);
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn a_batch_ends_at_its_size_and_items_wait_for_room() {
+        // Items take 2 bytes of a batch: 5 fit in 10.
+        let out = Outbox::new(2, 10_000);
+        for byte in 0..7 {
+            assert!(try_item(&out, 1, byte, 10));
+        }
+        // Two batches hold the queue's two places: a third must wait.
+        for byte in 7..10 {
+            assert!(try_item(&out, 1, byte, 10));
+        }
+        assert!(matches!(
+            out.try_send_item(&mut item(1, 10), 10, &mut None),
+            Err(ItemError::Wait(Wait::Room))
+        ));
+        let mut q = VecDeque::new();
+        assert!(out.take(&mut q).is_ready());
+        let lens: Vec<usize> = q.iter().map(|f| f.payload.len()).collect();
+        assert_eq!(lens, [10, 10]);
+        // The byte budget holds back an item too.
+        let out = Outbox::new(8, 20);
+        assert!(try_item(&out, 1, 0, 64));
+        let mut n = 1;
+        while try_item(&out, 1, n, 64) {
+            n += 1;
+        }
+        assert!(matches!(
+            out.try_send_item(&mut item(1, 0), 64, &mut None),
+            Err(ItemError::Wait(Wait::Bytes(2)))
+        ));
+        assert_eq!(out.bytes_free(), 20 - (4 + 2 + 2 * usize::from(n - 1)));
+        q.clear();
+        assert!(out.take(&mut q).is_ready());
+        assert_eq!(q.len(), 1);
+        assert_eq!(out.bytes_free(), 20);
+        assert_eq!(out.room.available_permits(), 8);
+        // An item that cannot be encoded leaves nothing behind, whether it
+        // would open a batch or join one.
+        let failing = || Item {
+            type_id: 24,
+            correlation: 1,
+            len: 1,
+            encode: |_: &mut Vec<u8>| Err(EncodeError::InvalidHeader { reason: "test" }),
+        };
+        assert!(matches!(
+            out.try_send_item(&mut failing(), 64, &mut None),
+            Err(ItemError::Encode(_))
+        ));
+        assert!(out.is_empty());
+        assert_eq!(out.bytes_free(), 20);
+        assert_eq!(out.room.available_permits(), 8);
+        assert!(try_item(&out, 1, 0x2a, 64));
+        assert!(matches!(
+            out.try_send_item(&mut failing(), 64, &mut None),
+            Err(ItemError::Encode(_))
+        ));
+        q.clear();
+        assert!(out.take(&mut q).is_ready());
+        assert_eq!(q.len(), 1);
+        assert_eq!(q[0].header, FrameHeader::stream_item(24, 1));
+        assert_eq!(&q[0].payload[..], [0x2a]);
+        assert_eq!(out.bytes_free(), 20);
+        out.close();
+        assert!(matches!(
+            out.try_send_item(&mut item(2, 0), 64, &mut None),
+            Err(ItemError::Closed)
+        ));
     }
 }

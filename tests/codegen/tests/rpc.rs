@@ -194,7 +194,8 @@ async fn every_form(client: FormsClient, state: &State) {
     assert_eq!(e.code(), Code::NotFound, "{e}");
     assert_eq!(e.status().unwrap().message(), "no request 0");
 
-    // Server streaming, beyond the window of 8 items: flow control lets it through.
+    // Server streaming, beyond the window of 8 bytes (every item waits for
+    // credit): flow control lets it through.
     let mut items = client.server_streaming(&Request { n: 100 }).await.unwrap();
     let mut got = Vec::new();
     while let Some(r) = items.next().await {
@@ -527,23 +528,21 @@ async fn ten_thousand_concurrent_calls_on_one_session_stay_bounded() {
     server.shutdown().await;
 }
 
-#[tokio::test]
-async fn a_malformed_request_gets_invalid_argument() {
+/// A raw transport to the server at `url`, past the handshake (a hello
+/// claiming `device_id`, the welcome read).
+async fn raw_session(url: &str, device_id: &str) -> isml_runtime::transport::Transport {
     use futures_util::SinkExt;
     use isml_runtime::handshake::{Credentials, Hello};
     use isml_runtime::transport::{self, ConnectOptions, Endpoint};
-    use isml_runtime::wire::{CallHeader, ControlOp, ErrorBody, Frame, FrameHeader, FrameKind};
-    use isml_runtime::{Message, TopLevel};
+    use isml_runtime::wire::{ControlOp, Frame, FrameHeader, FrameKind};
 
-    let state = Arc::new(State::default());
-    let server = serve("mem://rpc-malformed", state).await;
-    let ep: Endpoint = "mem://rpc-malformed".parse().unwrap();
+    let ep: Endpoint = url.parse().unwrap();
     let mut t = transport::connect(&ep, &ConnectOptions::default())
         .await
         .unwrap();
     let hello = Hello {
         version: 1,
-        device_id: "raw".into(),
+        device_id: device_id.into(),
         agent: "test".into(),
         credentials: Credentials::None,
         types: vec![],
@@ -558,6 +557,18 @@ async fn a_malformed_request_gets_invalid_argument() {
     .unwrap();
     let welcome = t.next().await.unwrap().unwrap();
     assert_eq!(welcome.header.kind, FrameKind::Control(ControlOp::Welcome));
+    t
+}
+
+#[tokio::test]
+async fn a_malformed_request_gets_invalid_argument() {
+    use futures_util::SinkExt;
+    use isml_runtime::wire::{CallHeader, ErrorBody, Frame, FrameHeader, FrameKind};
+    use isml_runtime::{Message, TopLevel};
+
+    let state = Arc::new(State::default());
+    let server = serve("mem://rpc-malformed", state).await;
+    let mut t = raw_session("mem://rpc-malformed", "raw").await;
     let call = |correlation, payload: Vec<u8>| {
         Frame::new(
             FrameHeader::call(
@@ -600,5 +611,114 @@ async fn a_malformed_request_gets_invalid_argument() {
     t.send(call(6, good.to_vec())).await.unwrap();
     let reply = t.next().await.unwrap().unwrap();
     assert_eq!(reply.header.kind, FrameKind::Error);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_consumer_that_stops_reading_holds_at_most_its_window() {
+    let state = Arc::new(State::default());
+    let server = serve("tcp://127.0.0.1:0", state).await;
+    // A window of 1000 bytes: items of `Reply` cost 8 to 10 bytes each.
+    let c = Client::builder(tcp_url(&server))
+        .types(AnyMessage::TYPES)
+        .stream_window(1000)
+        .connect()
+        .await
+        .unwrap();
+    let client = FormsClient::new(&c);
+    let mut items = client
+        .server_streaming(&Request { n: 20_000 })
+        .await
+        .unwrap();
+    // Nothing is taken: the sender stops once the window is used up.
+    let mut buffered = 0;
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        // Named in full: `StreamExt::buffered` would be taken otherwise.
+        let now = Streaming::buffered(&items);
+        if now > 0 && now == buffered {
+            break;
+        }
+        buffered = now;
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let buffered = Streaming::buffered(&items);
+    // At most the window, and the one item that may overdraw it.
+    assert!(buffered <= 1000 / 8 + 1, "{buffered} items buffered");
+    assert!(buffered >= 1000 / 10, "only {buffered} items buffered");
+    // Taking them grants credit again: every item arrives, in order.
+    let mut n = 0u32;
+    while let Some(r) = items.next().await {
+        assert_eq!(r.unwrap().ok, n.is_multiple_of(2), "item {n}");
+        n += 1;
+        assert!(Streaming::buffered(&items) <= 1000 / 8 + 1);
+    }
+    assert_eq!(n, 20_000);
+    c.close("done").await;
+    server.shutdown().await;
+}
+
+/// A raw connection to `serve`'s server (stream window 8 bytes) that has
+/// called `client_streaming` (method 4) with correlation 1 and sends `frame`
+/// as its stream: returns the code of the close frame the server answers.
+async fn close_code_after(url: &str, frame: isml_runtime::wire::Frame) -> u64 {
+    use futures_util::SinkExt;
+    use isml_runtime::TopLevel;
+    use isml_runtime::wire::{CallHeader, ControlOp, ErrorBody, Frame, FrameHeader, FrameKind};
+
+    let mut t = raw_session(url, "raw-stream").await;
+    let call = FrameHeader::call(
+        Request::TYPE_ID,
+        1,
+        CallHeader {
+            service: 1,
+            method: 4,
+            deadline_ms: 0,
+        },
+    );
+    t.send(Frame::new(call, Vec::new())).await.unwrap();
+    t.send(frame).await.unwrap();
+    loop {
+        let f = tokio::time::timeout(Duration::from_secs(5), t.next())
+            .await
+            .expect("the server answers")
+            .expect("a close frame before the end")
+            .unwrap();
+        if f.header.kind == FrameKind::Control(ControlOp::Close) {
+            return ErrorBody::decode(&f.payload).unwrap().code;
+        }
+    }
+}
+
+#[tokio::test]
+async fn items_beyond_the_credit_or_a_malformed_batch_close_the_connection() {
+    use isml_runtime::session::codes;
+    use isml_runtime::wire::{Frame, FrameHeader};
+    use isml_runtime::{Message, TopLevel};
+
+    let state = Arc::new(State::default());
+    let server = serve("mem://rpc-credit", state).await;
+    let item = Request { n: 300 }.encode_to_bytes().unwrap();
+    let mut two = Vec::new();
+    for _ in 0..2 {
+        isml_runtime::wire::batch::put_item_len(&mut two, item.len());
+        two.extend_from_slice(&item);
+    }
+    // The window is 8 bytes: the first item may overdraw it, the second,
+    // in the same frame, is beyond the credit.
+    let batch = Frame::new(FrameHeader::stream_batch(Request::TYPE_ID, 1), two);
+    assert_eq!(
+        close_code_after("mem://rpc-credit", batch).await,
+        codes::RESOURCE_EXHAUSTED
+    );
+    // A batch whose item runs past its end.
+    let bad = Frame::new(
+        FrameHeader::stream_batch(Request::TYPE_ID, 1),
+        vec![0x03, 0x01],
+    );
+    assert_eq!(
+        close_code_after("mem://rpc-credit", bad).await,
+        codes::MALFORMED
+    );
     server.shutdown().await;
 }

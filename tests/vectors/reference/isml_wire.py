@@ -198,6 +198,7 @@ HAS_CORRELATION = {1, 2, 3, 4, 5, 6}
 SEQ = 0x01
 MORE = 0x02
 CALL = 0x04  # §2.3: on request frames (kind 1) only; reserved on every other kind
+BATCH = 0x08  # §2.3: on stream-item frames (kind 4) only; reserved on every other kind
 U16_MAX = (1 << 16) - 1
 
 
@@ -207,9 +208,11 @@ def call(service: int, method: int, deadline_ms: int = 0) -> dict:
 
 
 def header(kind: str, type_id: int | None = None, correlation: int | None = None,
-           seq: int | None = None, more: bool = False, call_: dict | None = None) -> dict:
+           seq: int | None = None, more: bool = False, call_: dict | None = None,
+           batch: bool = False) -> dict:
     """A header's JSON.  `call` is present only when CALL is set (request
-    frames, §2.7), so a header without one has the same JSON as before §2.7."""
+    frames, §2.7), so a header without one has the same JSON as before §2.7;
+    likewise `batch` only when BATCH is set (stream-item frames)."""
     h = {"kind": kind}
     k = KINDS.get(kind, 7)
     if k in HAS_TYPE_ID:
@@ -220,6 +223,8 @@ def header(kind: str, type_id: int | None = None, correlation: int | None = None
         h["call"] = call_
     h["seq"] = seq
     h["more"] = more
+    if batch:
+        h["batch"] = True
     return h
 
 
@@ -227,7 +232,10 @@ def encode_header(h: dict) -> bytes:
     kind = h["kind"]
     c = h.get("call")
     ext = ((SEQ if h.get("seq") is not None else 0) | (MORE if h.get("more") else 0)
-           | (CALL if c is not None else 0))
+           | (CALL if c is not None else 0) | (BATCH if h.get("batch") else 0))
+    if h.get("batch") and kind != "stream-item":
+        # §2.3: BATCH exists on stream-item frames only.
+        raise EncodeError(f"BATCH on a {kind} frame")
     if c is not None:
         # §2.7: a call header exists on request frames only, and its fields
         # have the ranges a decoder checks.
@@ -283,12 +291,15 @@ def decode_header(r: Reader) -> dict:
     if x:
         ext_at = r.pos
         ext = r.byte()
-        if ext & ~(SEQ | MORE | CALL):
+        if ext & ~(SEQ | MORE | CALL | BATCH):
             raise WireError("reserved_flags", ext_at, f"extension byte {ext:02x}")
         if ext & CALL and k != KINDS["request"]:
             # §2.3, §2.7: bit 2 is CALL on request frames only, reserved on
             # every other kind (link frames included).
             raise WireError("reserved_flags", ext_at, f"CALL on kind {k}")
+        if ext & BATCH and k != KINDS["stream-item"]:
+            # §2.3: bit 3 is BATCH on stream-item frames only.
+            raise WireError("reserved_flags", ext_at, f"BATCH on kind {k}")
         if ext == 0:
             raise WireError("non_canonical_header", ext_at, "extension byte 00")
     type_id = None
@@ -305,7 +316,7 @@ def decode_header(r: Reader) -> dict:
     correlation = r.uvarint() if k in HAS_CORRELATION else None
     seq = r.uvarint() if ext & SEQ else None
     c = decode_call_header(r) if ext & CALL else None
-    return header(kind, type_id, correlation, seq, bool(ext & MORE), c)
+    return header(kind, type_id, correlation, seq, bool(ext & MORE), c, bool(ext & BATCH))
 
 
 def decode_call_header(r: Reader) -> dict:
@@ -326,24 +337,57 @@ def decode_call_header(r: Reader) -> dict:
 
 
 # §2.7 flow control: the payload of a credit link frame (opcode 7).  The
-# document states `items >= 1` and the error names as edited alongside this
-# code: items 0 is *integer out of range*, bytes after the two varints are
-# *content length* (as after an error body, §7).
+# document states `bytes >= 1` and the error names: bytes 0 is *integer out of
+# range*, bytes after the two varints are *content length* (as after an error
+# body, §7).
 
-def encode_credit(correlation: int, items: int) -> bytes:
-    if not 1 <= items <= U64_MAX:
-        raise EncodeError(f"credit of {items} items")
-    return uvarint(correlation) + uvarint(items)
+def encode_credit(correlation: int, n: int) -> bytes:
+    if not 1 <= n <= U64_MAX:
+        raise EncodeError(f"credit of {n} bytes")
+    return uvarint(correlation) + uvarint(n)
 
 
 def decode_credit(r: Reader) -> dict:
     correlation = r.uvarint()
     at = r.pos
-    items = r.uvarint()
-    if items == 0:
-        raise WireError("integer_out_of_range", at, "credit of 0 items")
+    n = r.uvarint()
+    if n == 0:
+        raise WireError("integer_out_of_range", at, "credit of 0 bytes")
     r.finish("credit payload")
-    return {"correlation": correlation, "items": items}
+    return {"correlation": correlation, "bytes": n}
+
+
+# §2.7 batches: the payload of a stream-item frame with BATCH is one or more
+# items, each uvarint(length) then the item's bytes.  Every item costs its
+# length plus 8 of the stream's credit.
+
+ITEM_OVERHEAD = 8
+
+
+def item_cost(item: bytes) -> int:
+    return len(item) + ITEM_OVERHEAD
+
+
+def encode_batch(items: list[bytes]) -> bytes:
+    if not items:
+        raise EncodeError("a batch without items")
+    return b"".join(uvarint(len(i)) + i for i in items)
+
+
+def decode_batch(r: Reader) -> list[bytes]:
+    """The items of a batch payload that fills the reader: an empty payload is
+    *unexpected end*; a length past the end is *length out of bounds*."""
+    if r.pos >= len(r.buf):
+        raise WireError("unexpected_end", r.pos, "a batch without items")
+    items = []
+    while r.pos < len(r.buf):
+        at = r.pos
+        n = r.uvarint()
+        if n > len(r.buf) - r.pos:
+            raise WireError("length_out_of_bounds", at, f"item of {n} bytes")
+        items.append(bytes(r.buf[r.pos:r.pos + n]))
+        r.pos += n
+    return items
 
 
 def encode_error_body(code: int, message: str) -> bytes:
@@ -1688,21 +1732,78 @@ def gen_call_headers():
 
 def gen_credit():
     """§2.7 flow control: the payload of a credit link frame."""
-    for c, n, d in [(1, 1, "correlation 1, one item"), (2, 8, "even correlation id, 8 items"),
-                    (0, 1, "correlation 0"), (300, 128, "2-byte correlation and items"),
-                    (U64_MAX, U64_MAX, "correlation and items 2^64-1")]:
-        add({"group": "credit", "description": d, "value": {"correlation": c, "items": n},
+    for c, n, d in [(1, 1, "correlation 1, one byte"), (2, 8, "even correlation id, 8 bytes"),
+                    (0, 1, "correlation 0"), (300, 128, "2-byte correlation and bytes"),
+                    (U64_MAX, U64_MAX, "correlation and bytes 2^64-1"),
+                    (1, 131072, "half of a 256 KiB window (3-byte varint)")]:
+        add({"group": "credit", "description": d, "value": {"correlation": c, "bytes": n},
              "hex": encode_credit(c, n).hex()})
-    for h, e, d in [("01 00", "integer_out_of_range", "credit of 0 items"),
+    for h, e, d in [("01 00", "integer_out_of_range", "credit of 0 bytes"),
                     ("", "unexpected_end", "empty payload"),
-                    ("01", "unexpected_end", "correlation without items"),
+                    ("01", "unexpected_end", "correlation without bytes"),
                     ("ac", "unexpected_end", "correlation cut inside its varint"),
-                    ("01 80", "unexpected_end", "items cut inside its varint"),
-                    ("01 02 00", "content_length", "a byte after the items"),
+                    ("01 80", "unexpected_end", "bytes cut inside its varint"),
+                    ("01 02 00", "content_length", "a byte after the bytes"),
                     ("80 00 01", "non_canonical_varint", "correlation 0 as 80 00"),
-                    ("01 81 00", "non_canonical_varint", "items 1 as 81 00"),
-                    ("01 ff ff ff ff ff ff ff ff ff 02", "varint_overflow", "items above 2^64-1")]:
+                    ("01 81 00", "non_canonical_varint", "bytes 1 as 81 00"),
+                    ("01 ff ff ff ff ff ff ff ff ff 02", "varint_overflow", "bytes above 2^64-1")]:
         add({"group": "credit", "description": d, "hex": H(h).hex(), "error": e})
+
+
+def gen_batch():
+    """§2.3 BATCH and §2.7 batches: headers, payloads and what items cost."""
+    hs = [
+        (header("stream-item", 24, 1, batch=True), "spec §2.7: batch of type 24, correlation 1"),
+        (header("stream-item", 5, 2, batch=True), "batch, type id in the nibble"),
+        (header("stream-item", 5, 2, seq=4, batch=True), "batch with SEQ (extension byte 09)"),
+        (header("stream-item", 300, 3, more=True, batch=True),
+         "batch with MORE: the first fragment of a batch"),
+        (header("stream-item", U32_MAX, U64_MAX, seq=U64_MAX, more=True, batch=True),
+         "batch with every field at its maximum, SEQ + MORE (extension byte 0b)"),
+    ]
+    for h, d in hs:
+        add({"group": "header", "description": d, "value": h, "hex": encode_header(h).hex()})
+    bad = [
+        ("83 08", "reserved_flags", "BATCH on a one-way frame"),
+        ("90 08 14 01", "reserved_flags", "BATCH on a request frame"),
+        ("9c 0c 01 01 02 00", "reserved_flags", "BATCH + CALL on a request frame"),
+        ("a4 08 01", "reserved_flags", "BATCH on a response frame"),
+        ("b0 08 01", "reserved_flags", "BATCH on an error response frame"),
+        ("d0 08 01", "reserved_flags", "BATCH on a stream end frame"),
+        ("e0 08 01", "reserved_flags", "BATCH on a cancel frame"),
+        ("f0 08 05", "reserved_flags", "BATCH on an ack (link) frame"),
+        ("f7 08", "reserved_flags", "BATCH on a credit (link) frame"),
+        ("c5 0c 01 01 02 00", "reserved_flags", "BATCH + CALL on a stream item frame"),
+        ("c5 18 01", "reserved_flags", "stream item: BATCH with bit 4 set"),
+        ("c5 88 01", "reserved_flags", "stream item: BATCH with bit 7 (future chaining) set"),
+        ("c5 08", "unexpected_end", "BATCH set, stream item without correlation id"),
+    ]
+    for h, e, d in bad:
+        add({"group": "header", "description": d, "hex": H(h).hex(), "error": e})
+    for items, d in [
+        ([H("aabb"), b""], "spec §2.7: two items, aa bb and an empty one (cost 10 + 8)"),
+        ([b""], "one empty item"),
+        ([H("01 01 2a")], "one item"),
+        ([H("01 01 2a"), H("01 02 2a"), H("01 03 2a")], "three items"),
+        ([bytes(range(1, 128))], "an item of 127 bytes: 1-byte length"),
+        ([bytes(range(1, 129)), H("07")], "an item of 128 bytes (2-byte length), then one of 1"),
+        ([b""] * 5, "five empty items (cost 8 each)"),
+        ([bytes(300)], "an item of 300 bytes"),
+    ]:
+        add({"group": "batch", "description": d,
+             "value": {"items": [i.hex() for i in items], "cost": sum(item_cost(i) for i in items)},
+             "hex": encode_batch(items).hex()})
+    for h, e, d in [
+        ("", "unexpected_end", "a batch without items"),
+        ("03 aa bb", "length_out_of_bounds", "an item longer than the rest of the payload"),
+        ("01 aa 02 bb", "length_out_of_bounds", "a second item cut short"),
+        ("01 aa 80", "unexpected_end", "a length prefix cut inside its varint"),
+        ("80 00", "non_canonical_varint", "length 0 written as 80 00"),
+        ("81 00 aa", "non_canonical_varint", "length 1 written as 81 00"),
+        ("ff ff ff ff ff ff ff ff ff 02", "varint_overflow", "a length above 2^64-1"),
+        ("ff ff ff ff 0f", "length_out_of_bounds", "a length of 2^32-1"),
+    ]:
+        add({"group": "batch", "description": d, "hex": H(h).hex(), "error": e})
 
 
 def gen_error_bodies():
@@ -1746,7 +1847,11 @@ def gen_stream():
         (header("request", 6, 5, call_=call(2, 3, 0)), b"",
          "call of a client-streaming method: empty payload"),
         (header("request", 1, 7, call_=call(0, 1, 0)), b"", "reflection describe call"),
-        (header("credit"), encode_credit(3, 16), "credit of 16 items for correlation 3"),
+        (header("credit"), encode_credit(3, 16), "credit of 16 bytes for correlation 3"),
+        (header("stream-item", 24, 1, batch=True), encode_batch([H("aabb"), b""]),
+         "spec §2.7: a batch of two items (aa bb, and an empty one), type 24, correlation 1"),
+        (header("stream-item", 5, 2, batch=True), encode_batch([H("01 01 2a")] * 3),
+         "a batch of three equal items, type 5 in the nibble"),
     ]
     for h, p, d in cases:
         add({"group": "stream_frame", "description": d, "value": {"header": h, "payload": p.hex()},
@@ -1793,6 +1898,8 @@ def gen_serial():
         (0x07, header("response", 300, 5, seq=1), H("0102"), "address, varint type, seq"),
         (None, header("request", 4, 3, call_=call(1, 2, 5000)), H("0101 2a"), "call frame (spec §2.7 header)"),
         (0x11, header("credit"), encode_credit(1, 4), "credit frame, addressed"),
+        (None, header("stream-item", 5, 1, batch=True), encode_batch([H("0101 2a"), H("0101 2b")]),
+         "a batch of two stream items"),
     ]
     for a, h, p, d in cases:
         add({"group": "serial_frame", "description": d,
@@ -2427,8 +2534,17 @@ def check(v):
             return decode_credit(Reader(data))
         if err:
             return expect_error(err, dec)
-        assert encode_credit(v["value"]["correlation"], v["value"]["items"]) == data
+        assert encode_credit(v["value"]["correlation"], v["value"]["bytes"]) == data
         assert dec() == v["value"]
+    elif g == "batch":
+        def dec():
+            return decode_batch(Reader(data))
+        if err:
+            return expect_error(err, dec)
+        items = [bytes.fromhex(i) for i in v["value"]["items"]]
+        assert encode_batch(items) == data
+        assert dec() == items
+        assert sum(item_cost(i) for i in items) == v["value"]["cost"]
     elif g == "stream_frame":
         if err:
             return expect_error(err, lambda: decode_stream_frame(data, v["max_frame"]))
@@ -2566,6 +2682,7 @@ def main():
     gen_call_headers()
     gen_error_bodies()
     gen_credit()
+    gen_batch()
     gen_stream()
     gen_serial()
     gen_cobs()

@@ -169,14 +169,14 @@ impl Server {
     ) -> Result<RawSubscription, SubscribeError> {
         let broker = &self.inner.broker;
         match broker.subscribe_local(channel, key.map(str::to_owned)) {
-            Ok((peer, queue)) => Ok(RawSubscription {
+            Ok((peer, queue)) => Ok(RawSubscription::new(
                 queue,
-                owner: Owner::Broker {
+                Owner::Broker {
                     broker: broker.clone(),
                     peer,
                 },
                 channel,
-            }),
+            )),
             Err(refusal) => Err(SubscribeError::Refused {
                 channel: self.label(channel),
                 refusal,
@@ -270,6 +270,27 @@ impl Server {
     pub fn subscriber_stats(&self, session_id: u64) -> Option<SubscriberStats> {
         let s = self.session(session_id)?;
         s.pubsub().peer().map(|p| p.stats())
+    }
+
+    /// Every retained value of a channel (each key's, on a keyed channel),
+    /// sorted by key.
+    pub fn retained_all_raw(&self, channel: u32) -> Vec<RawPublication> {
+        let mut all: Vec<RawPublication> = self
+            .inner
+            .broker
+            .retained_values(channel)
+            .into_iter()
+            .map(|(key, v)| RawPublication {
+                channel,
+                key,
+                publisher: v.publisher,
+                timestamp_ms: v.timestamp_ms,
+                retained: true,
+                payload: v.payload,
+            })
+            .collect();
+        all.sort_by(|a, b| a.key.cmp(&b.key));
+        all
     }
 
     /// The retained value of a channel (and key), as the broker holds it.

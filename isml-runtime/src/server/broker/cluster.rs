@@ -46,7 +46,7 @@ impl Broker {
         .frame(&payload);
         let subs = read(&c.subs);
         c.stats.published.fetch_add(1, Ordering::Relaxed);
-        c.fan_out(&subs, &frame, key)
+        c.fan_out(&subs, &frame, key).0
     }
 
     /// Sets or removes a retained value as the cluster holds it, here and
@@ -94,7 +94,7 @@ impl Broker {
     }
 
     /// Every retained value held here.
-    pub(crate) fn retained_values(&self) -> Vec<(u32, Option<String>, Retained)> {
+    pub(crate) fn all_retained_values(&self) -> Vec<(u32, Option<String>, Retained)> {
         let mut all = Vec::new();
         for c in self.channels.values() {
             for (k, v) in lock(&c.retained).iter() {

@@ -16,7 +16,9 @@
 //! its session's outbound queue while that has room; when it has not, in
 //! the subscriber's own bounded queue (policy: the newest retained value of
 //! a channel and key replaces the queued one; otherwise the oldest is
-//! dropped and counted), which a task drains as the session writes.
+//! dropped and counted), which drains as the session writes. The publishing
+//! session then yields its turn (`LinkOutcome::Yield`), so that the
+//! subscriber's writer runs before it reads more publications.
 
 pub(crate) mod acl;
 mod api;
@@ -26,7 +28,7 @@ pub(crate) mod front;
 pub(crate) mod store;
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -39,7 +41,7 @@ use super::Registry;
 use crate::pubsub::frames::{
     DeliverHead, PublishHead, Reply, SubOp, SubscribeFrame, message_frame, rest,
 };
-use crate::pubsub::local::{LinkOutcome, SubQueue};
+use crate::pubsub::local::{IdMap, LinkOutcome, SubQueue};
 use crate::pubsub::{ChannelInfo, Reason, Refusal};
 use crate::session::{PRINCIPAL, SendError, Session, codes};
 use crate::wire::{ControlOp, Frame};
@@ -196,6 +198,9 @@ struct ChannelState {
     subs: RwLock<Subscribers>,
     retained: Mutex<HashMap<Option<String>, Retained>>,
     stats: ChannelCounters,
+    /// The last hand-over on the channel found a subscriber without room:
+    /// its publications are handed over one by one (see [`Staged`]).
+    congested: AtomicBool,
 }
 
 /// Where a subscriber's deliveries go.
@@ -267,6 +272,13 @@ impl Peer {
 
     /// Hands a delivery to the subscriber, or queues it (see the module docs
     /// for the policy). Returns (delivered now, dropped, replaced).
+    ///
+    /// Deliveries already queued go to the session first, as far as its
+    /// outbound queue takes them: every publication helps drain the queue,
+    /// so that it empties at the pace the session writes, however busy the
+    /// draining task's worker is (100 publishers flooding one subscriber
+    /// would otherwise leave that task one turn in a hundred, and the
+    /// subscriber's queue would drop almost everything).
     fn deliver(
         self: &Arc<Self>,
         frame: &Frame,
@@ -275,23 +287,92 @@ impl Peer {
         retained: bool,
     ) -> (u64, u64, u64) {
         let mut q = lock(&self.queue);
-        if q.items.is_empty() && !q.draining {
-            match &self.sink {
-                Sink::Local(sq) => {
-                    sq.push(frame.payload.clone());
-                    self.stats.delivered.fetch_add(1, Ordering::Relaxed);
-                    return (1, 0, 0);
+        match &self.sink {
+            Sink::Local(sq) => {
+                // A local subscription's own queue applies the policy.
+                sq.push(frame.payload.clone());
+                self.stats.delivered.fetch_add(1, Ordering::Relaxed);
+                return (1, 0, 0);
+            }
+            Sink::Session(s) => {
+                if self.move_queued(&mut q, s).is_err() {
+                    return (0, 1, 0);
                 }
-                Sink::Session(s) => match s.try_enqueue(frame.clone()) {
-                    Ok(()) => {
-                        self.stats.delivered.fetch_add(1, Ordering::Relaxed);
-                        return (1, 0, 0);
+                if q.items.is_empty() {
+                    match s.try_enqueue(frame.clone()) {
+                        Ok(()) => {
+                            self.stats.delivered.fetch_add(1, Ordering::Relaxed);
+                            return (1, 0, 0);
+                        }
+                        Err(SendError::QueueFull { .. }) => {}
+                        Err(_) => return (0, 1, 0),
                     }
-                    Err(SendError::QueueFull { .. }) => {}
-                    Err(_) => return (0, 1, 0),
-                },
+                }
             }
         }
+        let (dropped, replaced) = self.queue_delivery(&mut q, frame, channel, key, retained);
+        if !q.draining && !q.items.is_empty() {
+            q.draining = true;
+            let peer = self.clone();
+            tokio::spawn(async move { peer.drain().await });
+        }
+        (0, dropped, replaced)
+    }
+
+    /// [`Peer::deliver`] for a run of live publications of one unkeyed,
+    /// unretained channel: what the session has room for goes in one push,
+    /// the rest to the queue. Returns (delivered now, dropped).
+    fn deliver_many(self: &Arc<Self>, frames: &[Frame], channel: u32) -> (u64, u64) {
+        let mut q = lock(&self.queue);
+        let mut rest = frames;
+        match &self.sink {
+            Sink::Local(sq) => {
+                for f in frames {
+                    sq.push(f.payload.clone());
+                }
+                self.stats
+                    .delivered
+                    .fetch_add(frames.len() as u64, Ordering::Relaxed);
+                return (frames.len() as u64, 0);
+            }
+            Sink::Session(s) => {
+                if self.move_queued(&mut q, s).is_err() {
+                    return (0, frames.len() as u64);
+                }
+                if q.items.is_empty() {
+                    match s.try_enqueue_many(frames) {
+                        Ok(n) => rest = &frames[n..],
+                        Err(_) => return (0, frames.len() as u64),
+                    }
+                }
+            }
+        }
+        let now = (frames.len() - rest.len()) as u64;
+        if now > 0 {
+            self.stats.delivered.fetch_add(now, Ordering::Relaxed);
+        }
+        let mut dropped = 0;
+        for f in rest {
+            dropped += self.queue_delivery(&mut q, f, channel, None, false).0;
+        }
+        if !q.draining && !q.items.is_empty() {
+            q.draining = true;
+            let peer = self.clone();
+            tokio::spawn(async move { peer.drain().await });
+        }
+        (now, dropped)
+    }
+
+    /// Queues a delivery the session has no room for, under the policy.
+    /// Returns (dropped, replaced).
+    fn queue_delivery(
+        &self,
+        q: &mut PeerQueue,
+        frame: &Frame,
+        channel: u32,
+        key: Option<&str>,
+        retained: bool,
+    ) -> (u64, u64) {
         let cost = frame.len();
         let (mut dropped, mut replaced) = (0, 0);
         if retained
@@ -330,49 +411,107 @@ impl Peer {
         self.stats.max_bytes.fetch_max(q.bytes, Ordering::Relaxed);
         self.stats.dropped.fetch_add(dropped, Ordering::Relaxed);
         self.stats.replaced.fetch_add(replaced, Ordering::Relaxed);
-        if !q.draining && !q.items.is_empty() {
-            q.draining = true;
-            let peer = self.clone();
-            tokio::spawn(async move { peer.drain().await });
+        (dropped, replaced)
+    }
+
+    /// Moves queued deliveries, oldest first, to the session's outbound
+    /// queue while it has room. `Err` when the session has ended (the queue
+    /// is then emptied: nobody will read it).
+    fn move_queued(&self, q: &mut PeerQueue, session: &Session) -> Result<(), ()> {
+        let mut moved = 0;
+        let result = loop {
+            let Some(head) = q.items.front() else {
+                break Ok(());
+            };
+            match session.try_enqueue(head.frame.clone()) {
+                Ok(()) => {
+                    if let Some(item) = q.items.pop_front() {
+                        q.bytes -= item.frame.len();
+                    }
+                    moved += 1;
+                }
+                Err(SendError::QueueFull { .. }) => break Ok(()),
+                Err(_) => {
+                    q.items.clear();
+                    q.bytes = 0;
+                    break Err(());
+                }
+            }
+        };
+        if moved > 0 {
+            self.stats.delivered.fetch_add(moved, Ordering::Relaxed);
         }
-        (0, dropped, replaced)
+        result
     }
 
     /// Moves queued deliveries to the session as its outbound queue makes
-    /// room; ends when the queue is empty.
+    /// room; ends when the queue is empty. It never holds a delivery while
+    /// it waits, so that publications handled meanwhile, which move queued
+    /// deliveries too, keep them in order.
     async fn drain(self: Arc<Self>) {
         let Sink::Session(session) = &self.sink else {
             return;
         };
         loop {
-            let frame = {
+            let cost = {
                 let mut q = lock(&self.queue);
-                match q.items.pop_front() {
-                    Some(item) => {
-                        q.bytes -= item.frame.len();
-                        item.frame
-                    }
-                    None => {
+                let moved = self.move_queued(&mut q, session);
+                match q.items.front() {
+                    Some(head) if moved.is_ok() => head.frame.len(),
+                    _ => {
                         q.draining = false;
                         return;
                     }
                 }
             };
-            if session.send_frame(frame).await.is_err() {
+            if session.writable(cost).await.is_err() {
                 let mut q = lock(&self.queue);
                 q.items.clear();
                 q.bytes = 0;
                 q.draining = false;
                 return;
             }
-            self.stats.delivered.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// The publications a session made during one read burst of its
+/// connection task, not yet handed to the subscribers: runs of frames of
+/// one channel, in order. The burst's deliveries leave together
+/// ([`Broker::publish_staged`]): one lock of each subscriber's queue and
+/// one wake of its writer for the run, not for every publication.
+/// Their `deliver` frames are made at the end too, with one timestamp.
+///
+/// While the last hand-over on a channel found a subscriber without room,
+/// its publications are handed over one by one again, whoever publishes
+/// them, so that every publishing session yields at the first one that
+/// has to queue (see `LinkOutcome::Yield`) rather than after a whole burst:
+/// a hundred publishers' bursts would fill a subscriber's queue before any
+/// of them yielded.
+#[derive(Default)]
+pub(crate) struct Staged {
+    runs: Vec<(Arc<ChannelState>, Vec<Bytes>)>,
+    count: usize,
+}
+
+/// Publications handed over together while a subscriber of their channel
+/// has no room: few enough that a hundred publishers' runs fit a
+/// subscriber's queue.
+const CONGESTED_RUN: usize = 8;
+
+impl Staged {
+    fn push(&mut self, channel: &Arc<ChannelState>, message: Bytes) {
+        self.count += 1;
+        match self.runs.last_mut() {
+            Some((c, messages)) if Arc::ptr_eq(c, channel) => messages.push(message),
+            _ => self.runs.push((channel.clone(), vec![message])),
         }
     }
 }
 
 /// The server's broker.
 pub(crate) struct Broker {
-    channels: HashMap<u32, Arc<ChannelState>>,
+    channels: IdMap<u32, Arc<ChannelState>>,
     store: Store,
     acl: Option<Acl>,
     filters: Vec<Box<dyn Filter>>,
@@ -461,7 +600,7 @@ pub(crate) struct Who<'a> {
 
 impl Broker {
     pub(crate) fn new(setup: BrokerSetup, registry: Arc<Registry>) -> Result<Broker, BrokerError> {
-        let mut channels: HashMap<u32, Arc<ChannelState>> = HashMap::new();
+        let mut channels: IdMap<u32, Arc<ChannelState>> = IdMap::default();
         for info in setup.channels {
             if let Some(old) = channels.get(&info.id) {
                 if old.info == info {
@@ -480,6 +619,7 @@ impl Broker {
                     subs: RwLock::new(Subscribers::default()),
                     retained: Mutex::new(HashMap::new()),
                     stats: ChannelCounters::default(),
+                    congested: AtomicBool::new(false),
                 }),
             );
         }
@@ -511,10 +651,17 @@ impl Broker {
         })
     }
 
-    fn who<'a>(session: &'a Session) -> Who<'a> {
+    fn who<'a>(&self, session: &'a Session) -> Who<'a> {
+        // Only the ACL and the filters look at the principal: without them,
+        // a publication need not look it up (a lock and a map lookup).
+        let checked = self.acl.is_some() || !self.filters.is_empty();
         Who {
             device: session.device_id(),
-            principal: session.get(&PRINCIPAL),
+            principal: if checked {
+                session.get(&PRINCIPAL)
+            } else {
+                None
+            },
             session: Some(session),
         }
     }
@@ -614,13 +761,18 @@ impl Broker {
 
     /// Handles a `subscribe` or `publish` frame from a session.
     pub(crate) fn on_frame(&self, session: &Session, op: ControlOp, payload: Bytes) -> LinkOutcome {
+        if op != ControlOp::Publish {
+            // Publications staged before it go first (subscribing gets the
+            // retained values: after them).
+            self.publish_staged(session);
+        }
         match op {
             ControlOp::Subscribe => match SubscribeFrame::decode(&payload) {
                 Ok(SubscribeFrame {
                     correlation,
                     op: SubOp::Delete { channel, key },
                 }) => {
-                    let who = Self::who(session);
+                    let who = self.who(session);
                     let ack = store::AckTo::of(Some(session), correlation);
                     answer(correlation, self.delete(&who, channel, key.as_deref(), ack))
                 }
@@ -640,9 +792,17 @@ impl Broker {
                     at,
                 )) => {
                     let message = rest(&payload, at);
-                    let who = Self::who(session);
+                    let who = self.who(session);
                     let ack = store::AckTo::of(Some(session), correlation);
-                    answer(correlation, self.publish(&who, channel, key, message, ack))
+                    let mut congested = false;
+                    let published =
+                        self.publish_from(&who, channel, key, message, ack, &mut congested);
+                    match answer(correlation, published) {
+                        // A subscriber's queue took it: its writer needs a
+                        // turn before this session reads more publications.
+                        LinkOutcome::Done if congested => LinkOutcome::Yield,
+                        outcome => outcome,
+                    }
                 }
                 Ok((
                     PublishHead::Message {
@@ -653,7 +813,8 @@ impl Broker {
                     at,
                 )) => {
                     let message = rest(&payload, at);
-                    let who = Self::who(session);
+                    let who = self.who(session);
+                    self.publish_staged(session);
                     match self.send_to(&who, to, type_id, &message) {
                         Ok(SendTo::Queued) => reply(correlation, Ok(false)),
                         Ok(sent) => {
@@ -703,7 +864,7 @@ impl Broker {
     }
 
     fn on_subscribe(&self, session: &Session, correlation: u64, op: SubOp) -> Result<(), Refusal> {
-        let who = Self::who(session);
+        let who = self.who(session);
         match op {
             SubOp::Subscribe { channel, key } => {
                 let c = self.channel(channel)?;
@@ -808,6 +969,8 @@ impl Broker {
 
     /// A session ended: its subscriptions end with it.
     pub(crate) fn session_ended(&self, session: &Session) {
+        // Its last publications were accepted: they still go out.
+        self.publish_staged(session);
         if let Some(peer) = session.pubsub().take_peer() {
             self.detach_all(&peer);
             let mut q = lock(&peer.queue);
@@ -825,6 +988,20 @@ impl Broker {
         key: Option<&str>,
         message: Bytes,
         ack: store::AckTo,
+    ) -> Result<Published, Refusal> {
+        self.publish_from(who, channel, key, message, ack, &mut false)
+    }
+
+    /// [`Broker::publish`]; sets `congested` when a subscriber's session had
+    /// no room and the delivery went to (or was dropped from) its queue.
+    fn publish_from(
+        &self,
+        who: &Who<'_>,
+        channel: u32,
+        key: Option<&str>,
+        message: Bytes,
+        ack: store::AckTo,
+        congested: &mut bool,
     ) -> Result<Published, Refusal> {
         let c = self.channel(channel)?;
         let checked = Self::check_key(c, key)
@@ -847,6 +1024,27 @@ impl Broker {
                 self.refused.fetch_add(1, Ordering::Relaxed);
             }
             return Err(refusal);
+        }
+        match who.session {
+            // A live publication of a session on an unkeyed channel waits
+            // for the end of its connection task's read burst.
+            Some(session) if !c.info.retain && key.is_none() => {
+                c.stats.published.fetch_add(1, Ordering::Relaxed);
+                let staged = {
+                    let mut staged = lock(&session.pubsub().staged);
+                    staged.push(c, message);
+                    staged.count
+                };
+                if staged >= CONGESTED_RUN && c.congested.load(Ordering::Relaxed) {
+                    *congested |= self.publish_staged(session);
+                }
+                return Ok(Published::Now(false));
+            }
+            // Anything else goes now: after what was staged before it.
+            Some(session) => {
+                *congested |= self.publish_staged(session);
+            }
+            None => {}
         }
         let timestamp_ms = now_ms();
         let head = DeliverHead {
@@ -871,7 +1069,7 @@ impl Broker {
                 );
             }
             c.stats.published.fetch_add(1, Ordering::Relaxed);
-            c.fan_out(&subs, &frame, key);
+            *congested |= c.fan_out(&subs, &frame, key).1;
         }
         self.cluster
             .published(&crate::server::cluster::Publication {
@@ -894,6 +1092,71 @@ impl Broker {
             return Ok(self.store.submit(op, ack));
         }
         Ok(Published::Now(false))
+    }
+
+    /// Hands the publications `session` staged (see [`Staged`]) to their
+    /// subscribers; whether a subscriber's session had no room for some
+    /// (they went to, or were dropped from, its queue).
+    pub(crate) fn publish_staged(&self, session: &Session) -> bool {
+        let mut runs = {
+            let mut staged = lock(&session.pubsub().staged);
+            if staged.runs.is_empty() {
+                return false;
+            }
+            staged.count = 0;
+            std::mem::take(&mut staged.runs)
+        };
+        let mut congested = false;
+        let timestamp_ms = now_ms();
+        let mut frames = Vec::new();
+        for (c, messages) in &runs {
+            let mut queued = false;
+            frames.clear();
+            frames.extend(messages.iter().map(|m| {
+                DeliverHead {
+                    replay: 0,
+                    channel: c.info.id,
+                    key: None,
+                    retained: false,
+                    publisher: session.device_id(),
+                    timestamp_ms,
+                }
+                .frame(m)
+            }));
+            let frames = &frames[..];
+            let (mut d, mut x) = (0, 0);
+            for p in &read(&c.subs).all {
+                let (now, dropped) = p.deliver_many(frames, c.info.id);
+                queued |= now < frames.len() as u64;
+                d += now;
+                x += dropped;
+            }
+            if c.congested.load(Ordering::Relaxed) != queued {
+                c.congested.store(queued, Ordering::Relaxed);
+            }
+            congested |= queued;
+            c.stats.delivered.fetch_add(d, Ordering::Relaxed);
+            c.stats.dropped.fetch_add(x, Ordering::Relaxed);
+            // The other nodes get them too, in order, as the publications
+            // that did not wait (`publish_from`).
+            for payload in messages {
+                self.cluster
+                    .published(&crate::server::cluster::Publication {
+                        channel: &c.info,
+                        key: None,
+                        publisher: session.device_id(),
+                        timestamp_ms,
+                        payload,
+                    });
+            }
+        }
+        // The list's room serves the next burst.
+        runs.clear();
+        let mut staged = lock(&session.pubsub().staged);
+        if staged.runs.is_empty() {
+            staged.runs = runs;
+        }
+        congested
     }
 
     /// Deletes a retained value.
@@ -984,6 +1247,16 @@ impl Broker {
         lock(&c.retained).get(&key.map(str::to_owned)).cloned()
     }
 
+    /// Every retained value of a channel, by key (`None` on a channel
+    /// without keys).
+    pub(crate) fn retained_values(&self, channel: u32) -> Vec<(Option<String>, Retained)> {
+        let Some(c) = self.channels.get(&channel) else {
+            return Vec::new();
+        };
+        let held = lock(&c.retained);
+        held.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+    }
+
     /// A subscription of the server process itself.
     pub(crate) fn subscribe_local(
         &self,
@@ -1037,12 +1310,16 @@ impl Broker {
 
 impl ChannelState {
     /// Hands a deliver frame to every subscriber of the channel (and of
-    /// its key); returns how many got it at once.
-    fn fan_out(&self, subs: &Subscribers, frame: &Frame, key: Option<&str>) -> u64 {
+    /// its key); returns how many got it at once, and whether a
+    /// subscriber's session had no room (it went to, or was dropped from,
+    /// the subscriber's queue).
+    fn fan_out(&self, subs: &Subscribers, frame: &Frame, key: Option<&str>) -> (u64, bool) {
         let channel = self.info.id;
         let (mut d, mut x, mut r) = (0, 0, 0);
+        let mut congested = false;
         let mut send = |p: &Arc<Peer>| {
             let (a, b, c) = p.deliver(frame, channel, key, self.info.retain);
+            congested |= a == 0;
             d += a;
             x += b;
             r += c;
@@ -1059,7 +1336,7 @@ impl ChannelState {
         self.stats.delivered.fetch_add(d, Ordering::Relaxed);
         self.stats.dropped.fetch_add(x, Ordering::Relaxed);
         self.stats.replaced.fetch_add(r, Ordering::Relaxed);
-        d
+        (d, congested)
     }
 
     fn stats(&self) -> ChannelStats {

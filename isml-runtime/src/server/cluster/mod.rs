@@ -308,7 +308,7 @@ impl Node {
     pub fn retained(&self) -> Vec<(u32, Option<String>, Retained)> {
         self.inner
             .upgrade()
-            .map(|i| i.broker.retained_values())
+            .map(|i| i.broker.all_retained_values())
             .unwrap_or_default()
     }
 
