@@ -109,6 +109,50 @@ fn first_retained(
     }
 }
 
+/// `GET path` on a node's gateway (`--http`): the body of its 200 answer.
+fn http_get(node: &Server, path: &str) -> String {
+    let url = format!(
+        "{}{path}",
+        node.http.as_deref().expect("started with --http")
+    );
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let r = reqwest::get(&url).await.expect("the gateway answers");
+        assert_eq!(r.status(), 200, "GET {url}");
+        r.text().await.unwrap()
+    })
+}
+
+/// Waits until the gateway's `/api/status` reports `mode`, and returns
+/// its `cluster` object.
+fn until_mode(node: &Server, mode: &str) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let status: serde_json::Value =
+            serde_json::from_str(&http_get(node, "/api/status")).expect("JSON");
+        if status["cluster"]["mode"] == mode {
+            return status["cluster"].clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the gateway did not report cluster mode {mode}: {status}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The value of one line of `/metrics` (`name{labels}`).
+fn metric(node: &Server, line: &str) -> u64 {
+    let metrics = http_get(node, "/metrics");
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(line)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no metric {line} in:\n{metrics}"))
+}
+
 fn node(dir: &std::path::Path, nats: &str, id: &str) -> Server {
     serve(
         &dir.join(id),
@@ -405,20 +449,51 @@ fn a_nats_outage_keeps_local_traffic_and_is_repaired() {
     let store = dir.path().join("nats");
     let mut nats = Nats::start(&store, None);
     let port = nats.port;
+    let gateway = ["--http", "127.0.0.1:0"];
     let (a, a_logs) = serve_logged(
         &dir.path().join("a"),
-        &["--cluster", &nats.url, "--node-id", "a"],
+        &[&["--cluster", &nats.url, "--node-id", "a"][..], &gateway].concat(),
     );
     let (b, _b_logs) = serve_logged(
         &dir.path().join("b"),
-        &["--cluster", &nats.url, "--node-id", "b"],
+        &[&["--cluster", &nats.url, "--node-id", "b"][..], &gateway].concat(),
     );
     wait_log(&a_logs, "cluster: joined", Duration::from_secs(30));
     cross(&a.url, &b.url, 1);
+    let joined = until_mode(&a, "connected");
+    assert_eq!(joined["node_id"], "a");
+    assert_eq!(joined["disconnects"], 0);
+    assert!(
+        joined["publications_out"].as_u64().unwrap() >= 1,
+        "{joined}"
+    );
+    assert_eq!(
+        metric(&a, r#"isml_cluster_mode{node="a",mode="connected"}"#),
+        1
+    );
+    assert_eq!(
+        metric(&a, r#"isml_cluster_mode{node="a",mode="degraded"}"#),
+        0
+    );
+    assert!(metric(&b, r#"isml_cluster_publications_total{direction="in"}"#) >= 1);
 
     nats.child.0.kill().unwrap();
     let _ = nats.child.0.wait();
     wait_log(&a_logs, "cluster: degraded", Duration::from_secs(30));
+    // The gateways say so too, on both nodes.
+    let degraded = until_mode(&a, "degraded");
+    assert_eq!(degraded["node_id"], "a");
+    assert!(degraded["disconnects"].as_u64().unwrap() >= 1, "{degraded}");
+    assert_eq!(
+        metric(&a, r#"isml_cluster_mode{node="a",mode="degraded"}"#),
+        1
+    );
+    assert_eq!(
+        metric(&a, r#"isml_cluster_mode{node="a",mode="connected"}"#),
+        0
+    );
+    assert!(metric(&a, "isml_cluster_disconnects_total") >= 1);
+    until_mode(&b, "degraded");
 
     // Local traffic goes on.
     let line = cross(&a.url, &a.url, 2);
@@ -437,6 +512,21 @@ fn a_nats_outage_keeps_local_traffic_and_is_repaired() {
 
     let nats = Nats::start(&store, Some(port));
     wait_log(&a_logs, "cluster: connected again", Duration::from_secs(60));
+    // The gateways report the link back, and the resynchronisation.
+    for node in [&a, &b] {
+        until_mode(node, "connected");
+    }
+    let back = until_mode(&a, "connected");
+    assert!(back["resyncs"].as_u64().unwrap() >= 1, "{back}");
+    assert_eq!(
+        metric(&a, r#"isml_cluster_mode{node="a",mode="degraded"}"#),
+        0
+    );
+    assert_eq!(
+        metric(&a, r#"isml_cluster_mode{node="a",mode="connected"}"#),
+        1
+    );
+    assert!(metric(&a, "isml_cluster_resyncs_total") >= 1);
     // Repaired: the value reached b, and publications cross again.
     first_retained(&b.url, "charging.v1.variables", &["--key", "during"], |l| {
         l["value"]["value"]["text"] == "outage"

@@ -865,6 +865,7 @@ async fn openapi_document_validates() {
         assert!(paths.contains_key(&format!("/api/channels/charging.v1.{ch}")));
     }
     assert!(paths.contains_key("/api/channels/charging.v1.telemetry/retained"));
+    assert!(paths.contains_key("/api/status"));
     assert!(
         !paths.contains_key("/api/channels/charging.v1.faults/retained"),
         "faults retains nothing"
