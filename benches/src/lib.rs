@@ -1,10 +1,12 @@
 //! The same four messages as isml generated types and as prost types, with
 //! deterministic sample data, for the benchmarks in `benches/codec.rs` and the
 //! comparison table printed by `src/bin/compare.rs`; and, in [`rpc`], the
-//! isml, tonic and raw TCP peers of `src/bin/rpc-compare.rs`.
+//! isml, tonic and raw TCP peers of `src/bin/rpc-compare.rs`; in
+//! [`serial_link`], the shaped serial line of `src/bin/serial-link.rs`.
 
 pub mod cluster;
 pub mod rpc;
+pub mod serial_link;
 
 /// isml types generated from `schemas/bench.isml`.
 pub mod bench {

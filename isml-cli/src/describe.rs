@@ -129,13 +129,19 @@ fn methods(schema: &Schema) -> Result<(), Failure> {
         "FINGERPRINT",
     ];
     let mut rows: Vec<[String; 7]> = Vec::new();
+    let mut once = false;
     for svc in &schema.services {
         for m in &svc.methods {
+            once |= m.once;
             rows.push([
                 svc.full_name(),
                 m.id.to_string(),
                 m.name.clone(),
-                m.kind().to_string(),
+                if m.once {
+                    format!("{}, once", m.kind())
+                } else {
+                    m.kind().to_string()
+                },
                 name(m.request),
                 m.response.map_or_else(|| "-".to_string(), name),
                 format!("{:016x}", m.fingerprint(schema)),
@@ -168,6 +174,11 @@ fn methods(schema: &Schema) -> Result<(), Failure> {
     outln!(
         "KIND: one-way, unary, server streaming, client streaming or bidirectional streaming; FINGERPRINT: over the request, the response and the kind."
     )?;
+    if once {
+        outln!(
+            "once: `[once]`, callers send it through the session's reliable state, so that it runs once across reconnects (not part of the fingerprint)."
+        )?;
+    }
     Ok(())
 }
 

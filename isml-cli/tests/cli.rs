@@ -767,6 +767,33 @@ fn describe_reports_sizes_and_flags_the_mtu() {
 }
 
 #[test]
+fn describe_marks_once_methods() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/compat/safe_mark_method_once");
+    let o = run(&["describe", "new.isml"], b"", Some(&dir));
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let out = stdout(&o);
+    let row = |method: &str| {
+        out.lines()
+            .find(|l| l.starts_with("shop.v1.Shop") && l.contains(method))
+            .unwrap_or_else(|| panic!("no row for {method}:\n{out}"))
+            .to_string()
+    };
+    assert!(row("place").contains("unary, once"), "{out}");
+    assert!(!row("watch").contains("once"), "{out}");
+    assert!(out.contains("once: `[once]`"), "{out}");
+    // The same fingerprint as without `[once]`.
+    let old = run(&["describe", "old.isml"], b"", Some(&dir));
+    let fp = |text: &str| {
+        text.lines()
+            .find(|l| l.starts_with("shop.v1.Shop") && l.contains("place"))
+            .and_then(|l| l.split_whitespace().nth_back(0))
+            .map(str::to_owned)
+    };
+    assert_eq!(fp(&stdout(&old)), fp(&out));
+    assert!(fp(&out).is_some_and(|f| f.len() == 16));
+}
+
+#[test]
 fn completions_and_help() {
     for shell in ["bash", "zsh", "fish", "powershell", "elvish"] {
         let o = run(&["completions", shell], b"", None);

@@ -96,7 +96,8 @@ pub fn derive_union(input: TokenStream) -> TokenStream {
 /// (`NameClient`) and descriptor. Arguments: `package = "a.b"` (default: the
 /// crate name) and `name = "Name"` (the service's name on the wire; default:
 /// the trait's). Each method is an `async fn` with `#[rpc(id = N)]` (and
-/// optionally `name = "m"`), whose signature gives its form. See
+/// optionally `name = "m"`, and `once` for the schema's `[once]`), whose
+/// signature gives its form. See
 /// `isml_runtime`'s crate docs.
 #[proc_macro_attribute]
 pub fn service(args: TokenStream, input: TokenStream) -> TokenStream {

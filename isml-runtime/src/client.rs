@@ -12,9 +12,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::TopLevel;
 use crate::dispatch::Dispatcher;
-use crate::handshake::{Credentials, Hello, PROTOCOL_VERSION, Welcome, mismatched};
+use crate::handshake::{Credentials, Hello, HelloResume, PROTOCOL_VERSION, Welcome, mismatched};
 use crate::session::{
-    self, ClosedBy, Established, RequestError, SendError, Session, SessionConfig, codes,
+    self, ClosedBy, Delivered, Delivery, Established, Link, RequestError, SendError, Session,
+    SessionConfig, codes,
 };
 use crate::transport::{self, ConnectOptions, Endpoint, TransportError};
 use crate::wire::{ControlOp, ErrorBody, Frame, FrameHeader, FrameKind, Reassembler};
@@ -104,6 +105,85 @@ impl Backoff {
 
 type ConnectHook = Arc<dyn Fn(&Session) + Send + Sync>;
 
+type Connector = Arc<
+    dyn Fn()
+            -> futures_util::future::BoxFuture<'static, Result<transport::Transport, TransportError>>
+        + Send
+        + Sync,
+>;
+
+/// What happened to a [`Client`]'s connection ([`Client::events`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ClientEvent {
+    /// A session is up. `resumed`: the server resumed the previous session
+    /// (its subscriptions, and what either side had not acknowledged, go on).
+    Connected {
+        /// The new session's id.
+        session: u64,
+        /// Whether the previous session was resumed.
+        resumed: bool,
+    },
+    /// The session ended; the client reconnects (if it was built to).
+    Disconnected {
+        /// Why it ended.
+        reason: String,
+    },
+    /// The server did not resume the session (it expired it, or restarted
+    /// without its state): the client subscribed again to what it was
+    /// subscribed to, and sent again what the server had not acknowledged.
+    /// Also after a resumed session when subscribing again had not
+    /// completed on the one before (its connection broke meanwhile).
+    Resubscribed {
+        /// Subscriptions (distinct channel and key pairs) made again.
+        subscriptions: usize,
+        /// Of them, those the broker refused or that failed.
+        failed: usize,
+    },
+}
+
+/// The reliable state of a client that resumes sessions: one for as long
+/// as the client runs, whichever session carries it.
+struct Reliable {
+    link: std::sync::Mutex<Option<Arc<Link>>>,
+    /// Whether the link's token names a session the server may know (not
+    /// one made up for a fresh outbox).
+    known: std::sync::atomic::AtomicBool,
+    /// The last session (open or not): a resumed one takes over its
+    /// subscriptions.
+    last: std::sync::Mutex<Option<Session>>,
+    /// Subscribing again after a session that was not resumed did not
+    /// complete (the connection broke meanwhile): the server's state has
+    /// not got them all, and the next session subscribes again, resumed
+    /// or not.
+    resubscribe_owed: std::sync::atomic::AtomicBool,
+    events: tokio::sync::broadcast::Sender<ClientEvent>,
+}
+
+impl Reliable {
+    fn new() -> Arc<Reliable> {
+        Arc::new(Reliable {
+            link: std::sync::Mutex::new(None),
+            known: std::sync::atomic::AtomicBool::new(false),
+            last: std::sync::Mutex::new(None),
+            resubscribe_owed: std::sync::atomic::AtomicBool::new(false),
+            events: tokio::sync::broadcast::channel(64).0,
+        })
+    }
+
+    fn link(&self) -> Option<Arc<Link>> {
+        self.link.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn last(&self) -> Option<Session> {
+        self.last.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn event(&self, event: ClientEvent) {
+        let _ = self.events.send(event);
+    }
+}
+
 /// Configures a [`Client`].
 #[derive(Clone)]
 pub struct ClientBuilder {
@@ -123,6 +203,12 @@ pub struct ClientBuilder {
     handshake_timeout: Duration,
     reconnect: Option<Backoff>,
     on_connect: Option<ConnectHook>,
+    /// Set by `resume(true)`; made anew by each `connect`.
+    reliable: Option<Arc<Reliable>>,
+    /// Taken by the first `connect`.
+    outbox: Option<Arc<std::sync::Mutex<Option<crate::outbox::Outbox>>>>,
+    /// Opens the transport instead of the URL (see `ClientBuilder::connector`).
+    connector: Option<Connector>,
 }
 
 impl fmt::Debug for ClientBuilder {
@@ -215,10 +301,73 @@ impl ClientBuilder {
         self
     }
 
+    /// Asks the server for a reliable session that a reconnection resumes
+    /// (`docs/reliability.md`): the welcome carries a resume token; a client
+    /// that reconnects within the server's session-expiry time continues
+    /// the same session, its subscriptions and what either side had not
+    /// acknowledged; after expiry it subscribes again by itself and says so
+    /// in [`Client::events`]. Needed for [`Delivery::AtLeastOnce`].
+    pub fn resume(mut self, on: bool) -> Self {
+        self.reliable = on.then(Reliable::new);
+        self
+    }
+
+    /// Keeps at-least-once messages in `outbox` until acknowledged
+    /// ([`Outbox::open`](crate::outbox::Outbox::open) on disk, so that they
+    /// survive `kill -9` and reboots; [`Outbox::memory`](crate::outbox::Outbox::memory)
+    /// by default), with its limits and overflow policy. Turns on
+    /// [`ClientBuilder::resume`].
+    pub fn outbox(mut self, outbox: crate::outbox::Outbox) -> Self {
+        self.outbox = Some(Arc::new(std::sync::Mutex::new(Some(outbox))));
+        self.resume(true)
+    }
+
     /// Called on every new session (the first and each reconnection), before
     /// it is handed out: re-subscribe or re-announce here.
     pub fn on_connect(mut self, hook: impl Fn(&Session) + Send + Sync + 'static) -> Self {
         self.on_connect = Some(Arc::new(hook));
+        self
+    }
+
+    /// Opens each connection (the first and every reconnection) with
+    /// `connect` instead of by URL; the URL then only names the server in
+    /// errors and logs (and [`ClientBuilder::fallback_urls`] are not
+    /// used: `connect` chooses where to go). For links the URL schemes do
+    /// not cover: a socket handed over by a supervisor, a modem dialled
+    /// with AT commands, a tunnel, or a simulated network in tests. Build
+    /// the transport with
+    /// [`Transport::from_io`](transport::Transport::from_io) over any byte
+    /// stream. The handshake timeout covers `connect` too.
+    ///
+    /// ```no_run
+    /// # #[cfg(feature = "tcp")]
+    /// # async fn f() -> Result<(), isml_runtime::client::ConnectError> {
+    /// use isml_runtime::client::Client;
+    /// use isml_runtime::transport::{Transport, TransportError};
+    ///
+    /// // The server is reached through a tunnel's local end.
+    /// let client = Client::builder("tcp://gateway.local:7000")
+    ///     .connector(|| async {
+    ///         let stream = tokio::net::TcpStream::connect("127.0.0.1:7000")
+    ///             .await
+    ///             .map_err(|e| TransportError::Io {
+    ///                 context: "connecting through the tunnel".into(),
+    ///                 source: e,
+    ///             })?;
+    ///         Ok(Transport::from_io(stream, "tcp", "tunnel".into(), None))
+    ///     })
+    ///     .connect()
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn connector<F, Fut>(mut self, connect: F) -> Self
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = Result<transport::Transport, TransportError>>
+            + Send
+            + 'static,
+    {
+        self.connector = Some(Arc::new(move || Box::pin(connect())));
         self
     }
 
@@ -229,9 +378,14 @@ impl ClientBuilder {
     }
 
     /// Tries the servers in turn from number `first` (wrapping around);
-    /// gives the session and the number of the server that answered.
+    /// gives the session and the number of the server that answered. With
+    /// a connector, one attempt through it.
     async fn connect_from(&self, first: usize) -> Result<(Session, usize), ConnectError> {
-        let urls: Vec<&str> = self.all_urls().collect();
+        let urls: Vec<&str> = if self.connector.is_some() {
+            vec![self.url.as_str()]
+        } else {
+            self.all_urls().collect()
+        };
         let mut last = None;
         for i in 0..urls.len() {
             let n = (first + i) % urls.len();
@@ -244,9 +398,14 @@ impl ClientBuilder {
     }
 
     async fn connect_url(&self, url: &str) -> Result<Session, ConnectError> {
-        let endpoint: Endpoint = url.parse()?;
         let attempt = async {
-            let t = transport::connect(&endpoint, &self.options).await?;
+            let t = match &self.connector {
+                Some(connect) => connect().await?,
+                None => {
+                    let endpoint: Endpoint = url.parse()?;
+                    transport::connect(&endpoint, &self.options).await?
+                }
+            };
             self.handshake(t, url).await
         };
         match tokio::time::timeout(self.handshake_timeout, attempt).await {
@@ -294,9 +453,17 @@ impl ClientBuilder {
             stream_window: self.config.stream_window,
             services: self.dispatcher.announced(),
         };
+        let link = self.reliable.as_ref().and_then(|r| r.link());
+        let resume = self.reliable.as_ref().map(|r| {
+            let known = r.known.load(Ordering::Relaxed);
+            HelloResume {
+                token: link.as_ref().filter(|_| known).map(|l| l.token()),
+                received: link.as_ref().filter(|_| known).map_or(0, |l| l.received()),
+            }
+        });
         tx.send(Frame::new(
             FrameHeader::control(ControlOp::Hello),
-            hello.encode(),
+            hello.encode_with(resume.as_ref()),
         ))
         .await?;
         let protocol = |message: String| ConnectError::Protocol {
@@ -312,8 +479,8 @@ impl ClientBuilder {
                 return Err(protocol(format!("welcome: {e}")));
             }
         };
-        let welcome = match frame.header.kind {
-            FrameKind::Control(ControlOp::Welcome) => Welcome::decode(&frame.payload)
+        let (welcome, welcome_resume) = match frame.header.kind {
+            FrameKind::Control(ControlOp::Welcome) => Welcome::decode_with(&frame.payload)
                 .map_err(|e| protocol(format!("malformed welcome: {e}")))?,
             FrameKind::Control(ControlOp::Close) => {
                 let (code, message) = match ErrorBody::decode(&frame.payload) {
@@ -342,6 +509,22 @@ impl ClientBuilder {
         for (type_id, name) in &refused {
             tracing::warn!(url = %url, %name, type_id, "message refused: fingerprint mismatch");
         }
+        // The reliable state: the same one when the server resumed it, the
+        // same one renumbered for the server's new state otherwise (what it
+        // holds is sent again), or a new one.
+        let reliable = match (&self.reliable, welcome_resume) {
+            (Some(r), Some(w)) => {
+                let resumed = w.resumed && link.as_ref().is_some_and(|l| l.token() == w.token);
+                let link =
+                    link.unwrap_or_else(|| Link::new(w.token, true, self.config.unacked_bytes));
+                Some((r.clone(), link, w, resumed))
+            }
+            (Some(_), None) => {
+                tracing::warn!(url = %url, "server does not resume sessions; at-least-once delivery is off");
+                None
+            }
+            _ => None,
+        };
         let est = Established {
             id: welcome.session_id,
             device_id: welcome.device_id,
@@ -350,18 +533,52 @@ impl ClientBuilder {
             initiator: true,
             peer_services: welcome.services,
             peer_window: welcome.stream_window,
+            link: reliable.as_ref().map(|(_, l, _, _)| l.clone()),
         };
         let hook = self.on_connect.clone();
         let inbound: Arc<dyn session::Dispatch> = match &self.inbound {
             Some(i) => i.clone(),
             None => self.dispatcher.clone(),
         };
+        let mut resubscribe = false;
         let (session, run) = session::start(est, rx, tx, info, inbound, |s| {
+            if let Some((r, link, w, resumed)) = &reliable {
+                // The previous session's subscriptions go on here; what
+                // neither side acknowledged is queued first.
+                if let Some(old) = r.last() {
+                    s.pubsub().adopt(old.pubsub());
+                    resubscribe = !resumed || r.resubscribe_owed.load(Ordering::Relaxed);
+                    if resubscribe {
+                        r.resubscribe_owed.store(true, Ordering::Relaxed);
+                    }
+                }
+                link.attach(s, w.token, w.received, *resumed);
+                r.known.store(true, Ordering::Relaxed);
+                *r.link.lock().unwrap_or_else(|e| e.into_inner()) = Some(link.clone());
+                *r.last.lock().unwrap_or_else(|e| e.into_inner()) = Some(s.clone());
+            }
             if let Some(h) = &hook {
                 h(s);
             }
         });
         tokio::spawn(run);
+        if let Some((r, _, _, resumed)) = &reliable {
+            r.event(ClientEvent::Connected {
+                session: session.id(),
+                resumed: *resumed,
+            });
+            if resubscribe {
+                let (subscriptions, failed) = session.resubscribe().await;
+                r.resubscribe_owed.store(failed > 0, Ordering::Relaxed);
+                if subscriptions > 0 {
+                    tracing::info!(url = %url, subscriptions, failed, "session not resumed: subscribed again");
+                }
+                r.event(ClientEvent::Resubscribed {
+                    subscriptions,
+                    failed,
+                });
+            }
+        }
         Ok(session)
     }
 
@@ -374,7 +591,21 @@ impl ClientBuilder {
 
     /// Connects (the first attempt's failure is returned), then keeps the
     /// connection up if [`ClientBuilder::reconnect`] was set.
-    pub async fn connect(self) -> Result<Client, ConnectError> {
+    pub async fn connect(mut self) -> Result<Client, ConnectError> {
+        if self.reliable.is_some() {
+            // A state of this client's own, even when the builder is reused,
+            // from the outbox (with what it kept from an earlier run).
+            let r = Reliable::new();
+            let outbox = self
+                .outbox
+                .as_ref()
+                .and_then(|o| o.lock().unwrap_or_else(|e| e.into_inner()).take())
+                .unwrap_or_else(crate::outbox::Outbox::memory);
+            r.known.store(outbox.has_token(), Ordering::Relaxed);
+            *r.link.lock().unwrap_or_else(|e| e.into_inner()) =
+                Some(outbox.into_link(self.config.unacked_bytes));
+            self.reliable = Some(r);
+        }
         let (session, server) = self.connect_from(0).await?;
         let (current, _) = watch::channel(Some(session.clone()));
         let inner = Arc::new(ClientInner {
@@ -382,6 +613,7 @@ impl ClientBuilder {
             stop: CancellationToken::new(),
             reconnects: AtomicU64::new(0),
             url: self.url.clone(),
+            reliable: self.reliable.clone(),
         });
         if let Some(backoff) = self.reconnect {
             tokio::spawn(supervise(inner.clone(), self, backoff, session, server));
@@ -395,6 +627,7 @@ struct ClientInner {
     stop: CancellationToken,
     reconnects: AtomicU64,
     url: String,
+    reliable: Option<Arc<Reliable>>,
 }
 
 async fn supervise(
@@ -411,6 +644,11 @@ async fn supervise(
             r = session.closed() => r,
         };
         inner.current.send_replace(None);
+        if let Some(r) = &inner.reliable {
+            r.event(ClientEvent::Disconnected {
+                reason: reason.to_string(),
+            });
+        }
         if reason.by == ClosedBy::Peer && reason.code == codes::DEVICE_ID_IN_USE {
             // Another connection with our device id took over: reconnecting
             // would take it back, and the two would push each other out.
@@ -479,6 +717,9 @@ impl Client {
             handshake_timeout: Duration::from_secs(10),
             reconnect: None,
             on_connect: None,
+            reliable: None,
+            outbox: None,
+            connector: None,
         }
     }
 
@@ -538,12 +779,107 @@ impl Client {
         self.current()?.request::<R>(msg).await
     }
 
-    /// Stops reconnecting and closes the session gracefully.
+    /// The session carrying the reliable state: the current one, or the
+    /// last one while reconnecting (what is sent at least once then is kept
+    /// and leaves on the session that resumes it).
+    pub(crate) fn reliable_session(&self) -> Result<Session, SendError> {
+        match &self.inner.reliable {
+            Some(r) => self
+                .session()
+                .or_else(|| r.last())
+                .ok_or(SendError::Unreliable { session: 0 }),
+            None => Err(SendError::Unreliable {
+                session: self.session().map_or(0, |s| s.id()),
+            }),
+        }
+    }
+
+    /// The session to send on with `delivery`: at least once, the one
+    /// carrying the reliable state (also while reconnecting).
+    pub(crate) fn delivering(&self, delivery: Delivery) -> Result<Session, SendError> {
+        match delivery {
+            Delivery::AtMostOnce => self.current(),
+            _ => self.reliable_session(),
+        }
+    }
+
+    /// Sends a one-way message with the given guarantee (see
+    /// [`Session::send_with`]). At least once, it works while the client is
+    /// reconnecting: the message leaves on the resumed session. Needs
+    /// [`ClientBuilder::resume`].
+    pub async fn send_with<M: TopLevel>(
+        &self,
+        msg: &M,
+        delivery: Delivery,
+    ) -> Result<Delivered, SendError> {
+        match delivery {
+            Delivery::AtMostOnce => self.current()?.send_with(msg, delivery).await,
+            _ => self.reliable_session()?.send_with(msg, delivery).await,
+        }
+    }
+
+    /// Sends a one-way message at least once with a time-to-live, a
+    /// priority or "latest value wins" coalescing (see
+    /// [`SendOptions`](session::SendOptions)); like
+    /// [`Client::send_with`], it works while reconnecting.
+    pub async fn send_with_options<M: TopLevel>(
+        &self,
+        msg: &M,
+        options: &session::SendOptions,
+    ) -> Result<Delivered, SendError> {
+        self.reliable_session()?
+            .send_with_options(msg, options)
+            .await
+    }
+
+    /// Sends a request with the given guarantee (see
+    /// [`Session::request_with`]): at least once, the handler runs once
+    /// and the reply arrives even across reconnections that resume the
+    /// session. Needs [`ClientBuilder::resume`] for at least once.
+    pub async fn request_with<R: TopLevel, Q: TopLevel>(
+        &self,
+        msg: &Q,
+        delivery: Delivery,
+    ) -> Result<R, RequestError> {
+        match delivery {
+            Delivery::AtMostOnce => self.current()?.request_with(msg, delivery).await,
+            _ => self.reliable_session()?.request_with(msg, delivery).await,
+        }
+    }
+
+    /// Events of the connection (connected, resumed or not, disconnected,
+    /// subscribed again); `None` without [`ClientBuilder::resume`].
+    pub fn events(&self) -> Option<tokio::sync::broadcast::Receiver<ClientEvent>> {
+        self.inner.reliable.as_ref().map(|r| r.events.subscribe())
+    }
+
+    /// Statistics of the reliable state (`None` without
+    /// [`ClientBuilder::resume`]).
+    pub fn link_stats(&self) -> Option<session::LinkStats> {
+        self.inner
+            .reliable
+            .as_ref()
+            .and_then(|r| r.link())
+            .map(|l| l.stats())
+    }
+
+    /// Stops reconnecting and closes the session gracefully. Messages sent
+    /// at least once and not yet acknowledged fail
+    /// ([`DeliveryError::Lost`](session::DeliveryError::Lost)).
     pub async fn close(&self, reason: impl Into<String>) {
         self.inner.stop.cancel();
         let current = self.inner.current.send_replace(None);
+        let reason = reason.into();
         if let Some(s) = current {
-            s.close(reason).await;
+            s.close(reason.clone()).await;
+        }
+        if let Some(r) = &self.inner.reliable {
+            if let Some(link) = r.link() {
+                link.end(&format!("client closed: {reason}"));
+            }
+            if let Some(last) = r.last() {
+                last.pubsub().close_subscriptions();
+            }
         }
     }
 }

@@ -213,6 +213,59 @@ pub struct Welcome {
     pub services: Vec<PeerService>,
 }
 
+/// The resume section a client adds to its `hello` when it wants a
+/// reliable session (`docs/reliability.md`, `docs/runtime.md`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct HelloResume {
+    /// The token of the session to resume (from an earlier `welcome`);
+    /// `None` for a new reliable session.
+    pub token: Option<[u8; 16]>,
+    /// The highest sequence number the client received on that session.
+    pub received: u64,
+}
+
+/// The resume section of a `welcome` to a client that sent one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WelcomeResume {
+    /// The token naming the session's reliable state, for the next resume.
+    pub token: [u8; 16],
+    /// Whether the server resumed the session the client named.
+    pub resumed: bool,
+    /// The highest sequence number the server received on that session
+    /// (0 when not resumed).
+    pub received: u64,
+    /// How long the server keeps the state after the connection breaks.
+    pub expiry_ms: u64,
+}
+
+fn put_token(buf: &mut BytesMut, token: Option<&[u8; 16]>) {
+    match token {
+        Some(t) => {
+            varint::put(buf, 16);
+            buf.put_slice(t);
+        }
+        None => varint::put(buf, 0),
+    }
+}
+
+fn get_token(r: &mut Reader<'_>) -> Result<Option<[u8; 16]>, DecodeError> {
+    let at = r.position();
+    let t = r.byte_slice()?;
+    match t.len() {
+        0 => Ok(None),
+        16 => {
+            let mut token = [0u8; 16];
+            token.copy_from_slice(t);
+            Ok(Some(token))
+        }
+        n => Err(DecodeError::IntegerOutOfRange {
+            at,
+            value: n as u64,
+            ty: "resume token length (0 or 16)",
+        }),
+    }
+}
+
 fn put_str(buf: &mut BytesMut, s: &str) {
     write::len_prefixed(buf, s.as_bytes());
 }
@@ -319,6 +372,11 @@ fn get_types(r: &mut Reader<'_>) -> Result<Vec<(u32, u64)>, DecodeError> {
 impl Hello {
     /// Encodes the payload.
     pub fn encode(&self) -> Bytes {
+        self.encode_with(None)
+    }
+
+    /// Encodes the payload with a resume section (`docs/runtime.md`).
+    pub fn encode_with(&self, resume: Option<&HelloResume>) -> Bytes {
         let mut buf = BytesMut::with_capacity(32 + self.types.len() * 10);
         varint::put(&mut buf, self.version);
         put_str(&mut buf, &self.device_id);
@@ -337,16 +395,25 @@ impl Hello {
         }
         put_types(&mut buf, &self.types);
         put_services(&mut buf, self.stream_window, &self.services);
+        if let Some(resume) = resume {
+            put_token(&mut buf, resume.token.as_ref());
+            varint::put(&mut buf, resume.received);
+        }
         buf.freeze()
     }
 
     /// Decodes a payload. Only the version is read when it is not
     /// [`PROTOCOL_VERSION`], so that a newer client gets a clear refusal.
     pub fn decode(payload: &[u8]) -> Result<Hello, DecodeError> {
+        Self::decode_with(payload).map(|(h, _)| h)
+    }
+
+    /// Decodes a payload and its resume section, if it has one.
+    pub fn decode_with(payload: &[u8]) -> Result<(Hello, Option<HelloResume>), DecodeError> {
         let mut r = Reader::new(payload);
         let version = r.uvarint()?;
         if version != PROTOCOL_VERSION {
-            return Ok(Hello {
+            let hello = Hello {
                 version,
                 device_id: String::new(),
                 agent: String::new(),
@@ -354,7 +421,8 @@ impl Hello {
                 types: Vec::new(),
                 stream_window: DEFAULT_STREAM_WINDOW,
                 services: Vec::new(),
-            });
+            };
+            return Ok((hello, None));
         }
         let device_id = r.str()?.to_owned();
         let agent = r.str()?.to_owned();
@@ -375,8 +443,15 @@ impl Hello {
         };
         let types = get_types(&mut r)?;
         let (stream_window, services) = get_services(&mut r)?;
+        let resume = if r.is_empty() {
+            None
+        } else {
+            let token = get_token(&mut r)?;
+            let received = r.uvarint()?;
+            Some(HelloResume { token, received })
+        };
         r.finish("hello")?;
-        Ok(Hello {
+        let hello = Hello {
             version,
             device_id,
             agent,
@@ -384,13 +459,19 @@ impl Hello {
             types,
             stream_window,
             services,
-        })
+        };
+        Ok((hello, resume))
     }
 }
 
 impl Welcome {
     /// Encodes the payload.
     pub fn encode(&self) -> Bytes {
+        self.encode_with(None)
+    }
+
+    /// Encodes the payload with a resume section (`docs/runtime.md`).
+    pub fn encode_with(&self, resume: Option<&WelcomeResume>) -> Bytes {
         let mut buf = BytesMut::with_capacity(32 + self.types.len() * 10);
         varint::put(&mut buf, self.version);
         varint::put(&mut buf, self.session_id);
@@ -398,11 +479,22 @@ impl Welcome {
         varint::put(&mut buf, self.keepalive_ms);
         put_types(&mut buf, &self.types);
         put_services(&mut buf, self.stream_window, &self.services);
+        if let Some(resume) = resume {
+            put_token(&mut buf, Some(&resume.token));
+            varint::put(&mut buf, u64::from(resume.resumed));
+            varint::put(&mut buf, resume.received);
+            varint::put(&mut buf, resume.expiry_ms);
+        }
         buf.freeze()
     }
 
     /// Decodes a payload.
     pub fn decode(payload: &[u8]) -> Result<Welcome, DecodeError> {
+        Self::decode_with(payload).map(|(w, _)| w)
+    }
+
+    /// Decodes a payload and its resume section, if it has one.
+    pub fn decode_with(payload: &[u8]) -> Result<(Welcome, Option<WelcomeResume>), DecodeError> {
         let mut r = Reader::new(payload);
         let version = r.uvarint()?;
         let session_id = r.uvarint()?;
@@ -410,8 +502,38 @@ impl Welcome {
         let keepalive_ms = r.uvarint()?;
         let types = get_types(&mut r)?;
         let (stream_window, services) = get_services(&mut r)?;
+        let resume = if r.is_empty() {
+            None
+        } else {
+            let at = r.position();
+            let token = get_token(&mut r)?.ok_or(DecodeError::IntegerOutOfRange {
+                at,
+                value: 0,
+                ty: "resume token length (16)",
+            })?;
+            let at = r.position();
+            let resumed = match r.uvarint()? {
+                0 => false,
+                1 => true,
+                value => {
+                    return Err(DecodeError::IntegerOutOfRange {
+                        at,
+                        value,
+                        ty: "resumed flag (0 or 1)",
+                    });
+                }
+            };
+            let received = r.uvarint()?;
+            let expiry_ms = r.uvarint()?;
+            Some(WelcomeResume {
+                token,
+                resumed,
+                received,
+                expiry_ms,
+            })
+        };
         r.finish("welcome")?;
-        Ok(Welcome {
+        let welcome = Welcome {
             version,
             session_id,
             device_id,
@@ -419,7 +541,8 @@ impl Welcome {
             types,
             stream_window,
             services,
-        })
+        };
+        Ok((welcome, resume))
     }
 }
 
@@ -601,6 +724,65 @@ mod tests {
         assert_eq!(Welcome::decode(&b).unwrap(), w);
         for n in 0..b.len() {
             assert!(Welcome::decode(&b[..n]).is_err(), "prefix of {n} bytes");
+        }
+    }
+
+    #[test]
+    fn resume_sections_round_trip_and_are_checked() {
+        let h = Hello {
+            version: 1,
+            device_id: "cab-1".into(),
+            agent: "a".into(),
+            credentials: Credentials::None,
+            types: vec![],
+            stream_window: 16,
+            services: vec![],
+        };
+        for resume in [
+            HelloResume::default(),
+            HelloResume {
+                token: Some([7; 16]),
+                received: 300,
+            },
+        ] {
+            let b = h.encode_with(Some(&resume));
+            assert_eq!(Hello::decode_with(&b).unwrap(), (h.clone(), Some(resume)));
+            // The resume section is cut: every prefix past the rpc part fails.
+            for n in h.encode().len() + 1..b.len() {
+                assert!(Hello::decode_with(&b[..n]).is_err(), "prefix of {n} bytes");
+            }
+        }
+        assert_eq!(Hello::decode_with(&h.encode()).unwrap().1, None);
+        // A token of another length is refused, naming it.
+        let mut b = BytesMut::from(&h.encode()[..]);
+        varint::put(&mut b, 3);
+        b.put_slice(b"abc");
+        varint::put(&mut b, 0);
+        let e = Hello::decode_with(&b).unwrap_err().to_string();
+        assert!(e.contains("resume token length"), "{e}");
+
+        let w = Welcome {
+            version: 1,
+            session_id: 9,
+            device_id: "cab-1".into(),
+            keepalive_ms: 0,
+            types: vec![],
+            stream_window: 16,
+            services: vec![],
+        };
+        let r = WelcomeResume {
+            token: [1; 16],
+            resumed: true,
+            received: 12,
+            expiry_ms: 60_000,
+        };
+        let b = w.encode_with(Some(&r));
+        assert_eq!(Welcome::decode_with(&b).unwrap(), (w.clone(), Some(r)));
+        for n in w.encode().len() + 1..b.len() {
+            assert!(
+                Welcome::decode_with(&b[..n]).is_err(),
+                "prefix of {n} bytes"
+            );
         }
     }
 

@@ -146,7 +146,8 @@
 //! schema. Arguments: `package = "a.b"` (default: the crate name) and
 //! `name = "Name"` (the wire name; default: the trait's). Each method is an
 //! `async fn` with `#[rpc(id = N)]` (1..=65535; `name = "m"` renames it on
-//! the wire), and its signature gives its form (see `docs/rpc.md`):
+//! the wire; `once` is the schema's `[once]`), and its signature gives its
+//! form (see `docs/rpc.md`):
 //!
 //! ```
 //! # #[cfg(all(feature = "derive", feature = "runtime"))] {
@@ -240,6 +241,8 @@ pub mod dispatch;
 pub mod handshake;
 pub mod lazy;
 mod message;
+#[cfg(feature = "runtime")]
+pub mod outbox;
 pub mod pubsub;
 #[cfg(feature = "runtime")]
 pub mod rpc;

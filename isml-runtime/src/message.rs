@@ -101,6 +101,13 @@ pub trait Message: Sized + Default + Clone + PartialEq + core::fmt::Debug {
     /// one pass validates and measures (recording the lengths of nested
     /// values), one writes.
     fn encode_to_vec(&self) -> Result<Vec<u8>, EncodeError> {
+        if !Self::NESTED_LENGTHS {
+            // Nothing nested to record: no `Lens` to set up.
+            let len = self.checked_len_nested(Limits::DEFAULT.max_depth)?;
+            let mut v = Vec::with_capacity(len);
+            self.encode_raw(&mut v);
+            return Ok(v);
+        }
         let mut lens = Lens::new();
         let len = self.measure_body(Limits::DEFAULT.max_depth, &mut lens)?;
         let mut v = Vec::with_capacity(len);

@@ -46,6 +46,10 @@ pub const MAX_PRESENCE_LEN: usize = 73;
 /// `ceil(highest declared tag / 4)`, so it lives on the stack.
 #[derive(Debug, Clone)]
 pub struct PresenceWriter<const BYTES: usize> {
+    /// The presence value itself when every tag is at most 32
+    /// (`BYTES <= 8`): it is then one `uvarint`, built with one `or` per
+    /// field and measured and written without the byte array.
+    word: u64,
     highest: u32,
     top_class: u8,
     bits: [u8; BYTES],
@@ -62,6 +66,7 @@ impl<const BYTES: usize> PresenceWriter<BYTES> {
     #[inline]
     pub const fn new() -> Self {
         PresenceWriter {
+            word: 0,
             highest: 0,
             top_class: 0,
             bits: [0; BYTES],
@@ -72,6 +77,10 @@ impl<const BYTES: usize> PresenceWriter<BYTES> {
     /// ascending order (generated code does).
     #[inline]
     pub fn set(&mut self, tag: u32, class: Class) {
+        if BYTES <= 8 {
+            self.word |= (class as u64) << (2 * (tag - 1));
+            return;
+        }
         let i = (tag - 1) as usize;
         self.bits[i / 4] |= (class as u8) << ((i % 4) * 2);
         self.highest = tag;
@@ -91,6 +100,9 @@ impl<const BYTES: usize> PresenceWriter<BYTES> {
     /// Bytes the presence field takes.
     #[inline]
     pub fn encoded_len(&self) -> usize {
+        if BYTES <= 8 {
+            return varint::len(self.word);
+        }
         self.significant_bits().div_ceil(7).max(1)
     }
 
@@ -98,9 +110,7 @@ impl<const BYTES: usize> PresenceWriter<BYTES> {
     #[inline]
     pub fn encode<B: BufMut + ?Sized>(&self, buf: &mut B) {
         if BYTES <= 8 {
-            let mut word = [0u8; 8];
-            word[..BYTES].copy_from_slice(&self.bits);
-            varint::put(buf, u64::from_le_bytes(word));
+            varint::put(buf, self.word);
             return;
         }
         let n = self.encoded_len();

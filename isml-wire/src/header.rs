@@ -586,3 +586,32 @@ impl Credit {
         Ok(Credit { correlation, bytes })
     }
 }
+
+/// The payload of an ack link frame (opcode 0, wire format §2.2 and
+/// `docs/reliability.md`): every frame its receiver got with a sequence
+/// number up to `received` has arrived (cumulative).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Ack {
+    /// The highest sequence number received (0: none yet).
+    pub received: u64,
+}
+
+impl Ack {
+    /// Encoded length.
+    pub fn encoded_len(&self) -> usize {
+        varint::len(self.received)
+    }
+
+    /// Writes the payload.
+    pub fn encode<B: BufMut + ?Sized>(&self, buf: &mut B) {
+        varint::put(buf, self.received);
+    }
+
+    /// Decodes a payload that fills `payload` exactly.
+    pub fn decode(payload: &[u8]) -> Result<Self, DecodeError> {
+        let mut r = super::Reader::new(payload);
+        let received = r.uvarint()?;
+        r.finish("ack")?;
+        Ok(Ack { received })
+    }
+}

@@ -60,7 +60,7 @@ pub use fragment::{Assembled, FragmentError, Fragmenter, Reassembler};
 #[cfg(feature = "alloc")]
 pub use frame::{Frame, StreamDecoder};
 pub use frame::{put_stream_frame, put_stream_head, stream_frame_len};
-pub use header::{CallHeader, ControlOp, Credit, ErrorBody, FrameHeader, FrameKind};
+pub use header::{Ack, CallHeader, ControlOp, Credit, ErrorBody, FrameHeader, FrameKind};
 pub use reader::Reader;
 #[cfg(feature = "alloc")]
 pub use serial::{

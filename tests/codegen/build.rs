@@ -26,6 +26,7 @@ fn main() -> Result<(), isml_schema::BuildError> {
         "literals",
         "recursion",
         "rpc_forms",
+        "rpc_once",
     ] {
         isml_schema::Builder::new()
             .include(format!("{fixtures}/lib"))

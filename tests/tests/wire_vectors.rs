@@ -13,7 +13,7 @@ use std::num::NonZeroU64;
 
 use isml_runtime::wire::batch::{BatchItems, batched_len, item_cost, put_item_len};
 use isml_runtime::wire::{
-    Addressing, Credit, DEFAULT_MAX_SERIAL_FRAME, DecodeError, ErrorBody, Frame, FrameHeader,
+    Ack, Addressing, Credit, DEFAULT_MAX_SERIAL_FRAME, DecodeError, ErrorBody, Frame, FrameHeader,
     Limits, Reader, SerialDecoder, SerialFrame, StreamDecoder, cobs_decode, put_serial_frame,
     put_stream_frame, put_stream_head, stream_frame_len, varint, write,
 };
@@ -186,6 +186,20 @@ fn check_error_body(v: &Value, hex: &[u8], error: Option<&str>) -> Check {
     expect_bytes("encode", &out, hex)?;
     expect_eq("encoded_len", body.encoded_len(), hex.len())?;
     expect_eq("decode", ErrorBody::decode(hex), Ok(body))
+}
+
+fn check_ack(v: &Value, hex: &[u8], error: Option<&str>) -> Check {
+    if let Some(e) = error {
+        return expect_error(Ack::decode(hex), e);
+    }
+    let ack = Ack {
+        received: v["value"]["received"].as_u64().ok_or("received")?,
+    };
+    let mut out = Vec::new();
+    ack.encode(&mut out);
+    expect_bytes("encode", &out, hex)?;
+    expect_eq("encoded_len", ack.encoded_len(), hex.len())?;
+    expect_eq("decode", Ack::decode(hex), Ok(ack))
 }
 
 fn check_credit(v: &Value, hex: &[u8], error: Option<&str>) -> Check {
@@ -526,6 +540,7 @@ fn check_vector(v: &Value) -> Check {
         "header" => check_header(v, &hex, error),
         "error_body" => check_error_body(v, &hex, error),
         "credit" => check_credit(v, &hex, error),
+        "ack" => check_ack(v, &hex, error),
         "batch" => check_batch(v, &hex, error),
         "stream_frame" => check_stream_frame(v, &hex, error),
         "serial_frame" => check_serial_frame(v, &hex, error),

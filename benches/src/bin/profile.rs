@@ -1,7 +1,11 @@
-//! Runs one isml operation on one workload in a loop, for profilers
-//! (`perf record`, callgrind):
+//! Runs one operation on one workload in a loop, for profilers (`perf
+//! record`, callgrind): isml's, or prost's with a `pb_` prefix, so that
+//! instruction counts of both sides come from the same loop:
 //!
-//! `cargo run --release -p isml-benches --bin profile -- [encode_to_vec|encode|decode|view|lazy] [telemetry|log|station|config] [iterations]`
+//! `cargo run --release -p isml-benches --bin profile -- [encode_to_vec|encode|decode|view|lazy|pb_encode_to_vec|pb_encode|pb_decode] [telemetry|log|station|config] [iterations]`
+//!
+//! `benches/icount.sh` runs it under callgrind and prints instructions per
+//! message.
 use isml_benches::{Kind, Workload};
 
 fn main() {
@@ -25,6 +29,9 @@ fn main() {
             "decode" => w.isml_decode() as u64,
             "view" => w.isml_view(),
             "lazy" => w.isml_lazy(),
+            "pb_encode_to_vec" => w.pb_encode_to_vec() as u64,
+            "pb_encode" => w.pb_encode(&mut buf) as u64,
+            "pb_decode" => w.pb_decode() as u64,
             other => panic!("unknown operation {other}"),
         });
     }

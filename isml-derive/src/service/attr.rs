@@ -15,13 +15,15 @@ pub(crate) struct ServiceArgs {
     pub(crate) name: Option<Value<String>>,
 }
 
-/// `#[rpc(id = N, name = "...")]` on one method.
+/// `#[rpc(id = N, name = "...", once)]` on one method.
 #[derive(Default)]
 pub(crate) struct RpcAttr {
     /// The whole attribute, for "missing id" errors.
     pub(crate) tokens: Option<TokenStream>,
     pub(crate) id: Option<Value<u32>>,
     pub(crate) name: Option<Value<String>>,
+    /// `once`, the schema's `[once]`.
+    pub(crate) once: Option<Value<()>>,
 }
 
 /// Parses the service attribute's arguments.
@@ -64,7 +66,7 @@ pub(crate) fn rpc(cx: &mut Ctxt, attrs: &[Attribute]) -> RpcAttr {
         if out.tokens.is_some() {
             cx.error(
                 attr,
-                "duplicate `#[rpc]` attribute: give `id` and `name` in one",
+                "duplicate `#[rpc]` attribute: give `id`, `name` and `once` in one",
             );
             continue;
         }
@@ -88,13 +90,23 @@ pub(crate) fn rpc(cx: &mut Ctxt, attrs: &[Attribute]) -> RpcAttr {
                 let mut tokens = key.clone();
                 lit.to_tokens(&mut tokens);
                 set(cx, &mut out.name, lit.value(), tokens, "name");
+            } else if meta.path.is_ident("once") {
+                if meta.input.peek(syn::Token![=]) {
+                    let value: Expr = meta.value()?.parse()?;
+                    cx.error(
+                        &value,
+                        "`once` takes no value: write `#[rpc(id = N, once)]`",
+                    );
+                    return Ok(());
+                }
+                set(cx, &mut out.once, (), key, "once");
             } else {
                 if meta.input.peek(syn::Token![=]) {
                     let _: Expr = meta.value()?.parse()?;
                 }
                 cx.error(
                     &meta.path,
-                    "unknown rpc attribute; expected `id = N` or `name = \"method\"`",
+                    "unknown rpc attribute; expected `id = N`, `name = \"method\"` or `once`",
                 );
             }
             Ok(())

@@ -138,6 +138,7 @@ pub(crate) fn expand(args: TokenStream, input: TokenStream) -> TokenStream {
         def.response = response;
         def.client_streaming = sig.client_streaming;
         def.server_streaming = sig.server_streaming;
+        def.once = m.rpc.once.is_some();
         def.docs = attr::docs(&m.user.attrs);
         defs.push((def, i));
     }
@@ -296,6 +297,7 @@ fn locate(
                 ErrorKind::StreamWithoutResponse => {
                     m.sig.as_ref().map_or(ident, |s| s.request_tokens.clone())
                 }
+                ErrorKind::OnceOnStream => m.rpc.once.as_ref().map_or(ident, |v| v.tokens.clone()),
                 _ => ident,
             }
         }
@@ -368,6 +370,7 @@ fn emit(
             kind,
             request: sig.request.to_token_stream(),
             response: sig.response.as_ref().map(ToTokens::to_token_stream),
+            once: m.rpc.once.is_some(),
             docs: attr::docs(&m.user.attrs),
         })
     };

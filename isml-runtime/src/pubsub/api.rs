@@ -13,7 +13,7 @@ use super::{
 };
 use crate::TopLevel;
 use crate::client::Client;
-use crate::session::{CloseReason, ClosedBy, SendError, Session, codes};
+use crate::session::{CloseReason, ClosedBy, Delivered, Delivery, SendError, Session, codes};
 use crate::wire::{EncodeError, Frame};
 
 /// Why waiting for the broker's answer failed.
@@ -121,6 +121,29 @@ impl Session {
     }
 
     /// Sends `frame` and waits for the broker's answer to `correlation`.
+    /// Subscribes again, on this session, to every channel and key the
+    /// subscriptions it took over hold (the server did not resume the
+    /// session they were made on); gives how many pairs, and how many of
+    /// them failed.
+    pub(crate) async fn resubscribe(&self) -> (usize, usize) {
+        let pairs = self.pubsub().resubscribe(|| self.next_correlation());
+        let mut failed = 0;
+        for (correlation, channel, key) in &pairs {
+            let frame = SubscribeFrame {
+                correlation: *correlation,
+                op: SubOp::Subscribe {
+                    channel: *channel,
+                    key: key.clone(),
+                },
+            }
+            .encode();
+            if !matches!(self.pubsub_exchange(*correlation, frame).await, Ok(Ok(_))) {
+                failed += 1;
+            }
+        }
+        (pairs.len(), failed)
+    }
+
     async fn pubsub_exchange(
         &self,
         correlation: u64,
@@ -137,7 +160,7 @@ impl Session {
         }
     }
 
-    async fn publish_with(
+    async fn publish_exchange(
         &self,
         name: &str,
         correlation: u64,
@@ -166,7 +189,7 @@ impl Session {
             key: None,
         };
         let frame = self.publish_frame(&head, value)?;
-        self.publish_with(C::NAME, correlation, frame).await
+        self.publish_exchange(C::NAME, correlation, frame).await
     }
 
     /// Publishes on keyed channel `C` under `key`, and waits as
@@ -184,7 +207,51 @@ impl Session {
             key: Some(key),
         };
         let frame = self.publish_frame(&head, value)?;
-        self.publish_with(C::NAME, correlation, frame).await
+        self.publish_exchange(C::NAME, correlation, frame).await
+    }
+
+    /// Publishes on channel `C` with the given guarantee. At least once
+    /// (`docs/reliability.md`): the publication is kept until the broker
+    /// acknowledged it, written again after a reconnection that resumed the
+    /// session, and accepted once (duplicates are dropped by sequence
+    /// number); the handle resolves on the acknowledgement. A refusal
+    /// (ACL, filters) is not answered on this path: it is counted by the
+    /// broker; use [`Session::publish`] to hear it. At most once, this is
+    /// [`Session::publish`] without its answer.
+    pub async fn publish_with<C: Channel>(
+        &self,
+        value: &C::Message,
+        delivery: Delivery,
+    ) -> Result<Delivered, PublishError> {
+        check_key::<C>(None)?;
+        self.publish_delivered::<C>(None, value, delivery).await
+    }
+
+    /// [`Session::publish_with`] on keyed channel `C` under `key`.
+    pub async fn publish_keyed_with<C: Channel>(
+        &self,
+        key: &str,
+        value: &C::Message,
+        delivery: Delivery,
+    ) -> Result<Delivered, PublishError> {
+        check_key::<C>(Some(key))?;
+        self.publish_delivered::<C>(Some(key), value, delivery)
+            .await
+    }
+
+    async fn publish_delivered<C: Channel>(
+        &self,
+        key: Option<&str>,
+        value: &C::Message,
+        delivery: Delivery,
+    ) -> Result<Delivered, PublishError> {
+        let head = PublishHead::Publication {
+            correlation: 0,
+            channel: C::ID,
+            key,
+        };
+        let frame = self.publish_frame(&head, value)?;
+        Ok(self.send_frame_with(frame, delivery).await?)
     }
 
     /// Publishes on channel `C` without waiting, neither for room in the
@@ -232,7 +299,7 @@ impl Session {
             key,
         };
         let frame = self.raw_publish_frame(&head, &payload)?;
-        self.publish_with(&channel_label(channel, None), correlation, frame)
+        self.publish_exchange(&channel_label(channel, None), correlation, frame)
             .await
     }
 
@@ -461,6 +528,31 @@ impl Client {
         value: &C::Message,
     ) -> Result<Ack, PublishError> {
         self.now()?.publish_keyed::<C>(key, value).await
+    }
+
+    /// [`Session::publish_with`]; at least once it works while the client
+    /// reconnects (the publication leaves on the resumed session), and needs
+    /// [`ClientBuilder::resume`](crate::client::ClientBuilder::resume).
+    pub async fn publish_with<C: Channel>(
+        &self,
+        value: &C::Message,
+        delivery: Delivery,
+    ) -> Result<Delivered, PublishError> {
+        self.delivering(delivery)?
+            .publish_with::<C>(value, delivery)
+            .await
+    }
+
+    /// [`Session::publish_keyed_with`], as [`Client::publish_with`].
+    pub async fn publish_keyed_with<C: Channel>(
+        &self,
+        key: &str,
+        value: &C::Message,
+        delivery: Delivery,
+    ) -> Result<Delivered, PublishError> {
+        self.delivering(delivery)?
+            .publish_keyed_with::<C>(key, value, delivery)
+            .await
     }
 
     /// [`Session::try_publish`] on the current session.

@@ -245,15 +245,57 @@ impl Local {
         };
     }
 
-    /// The session ended: wake everything waiting on it.
-    pub(crate) fn session_ended(&self) {
+    /// The session ended: wake everything waiting on it. `close`: the
+    /// subscriptions end too (otherwise they wait for the session that
+    /// resumes this one, see [`Local::adopt`]).
+    pub(crate) fn session_ended(&self, close: bool) {
         // What arrived before the end is read before it.
         self.flush(true);
         lock(&self.waiters).clear();
+        if close {
+            self.close_subscriptions();
+        }
+    }
+
+    /// Ends every subscription's queue (their readers see the end).
+    pub(crate) fn close_subscriptions(&self) {
         let s = lock(&self.subs);
         for e in s.entries.values() {
             e.queue.close();
         }
+    }
+
+    /// Takes over the subscriptions of the session this one resumes: the
+    /// deliveries of this session go to the same queues.
+    pub(crate) fn adopt(&self, old: &Local) {
+        let taken = std::mem::take(&mut *lock(&old.subs));
+        *lock(&self.subs) = taken;
+    }
+
+    /// The distinct `(channel, key)` pairs subscribed to, each with the id
+    /// of one subscription that gets the retained values sent for
+    /// `replay(pair)` (a correlation id of the subscribe frame).
+    pub(crate) fn resubscribe(
+        &self,
+        mut replay: impl FnMut() -> u64,
+    ) -> Vec<(u64, u32, Option<String>)> {
+        let mut s = lock(&self.subs);
+        let pairs: Vec<(u32, Option<String>)> = s.counts.keys().cloned().collect();
+        let mut out = Vec::with_capacity(pairs.len());
+        for (channel, key) in pairs {
+            let first = s
+                .entries
+                .iter()
+                .filter(|(_, e)| e.channel == channel && e.key == key)
+                .map(|(id, _)| *id)
+                .min();
+            let correlation = replay();
+            if let Some(id) = first {
+                s.replay.insert(correlation, id);
+            }
+            out.push((correlation, channel, key));
+        }
+        out
     }
 
     /// Hands a delivery to the subscriptions it is for, staged until the

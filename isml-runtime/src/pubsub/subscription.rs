@@ -122,6 +122,8 @@ impl RawSubscription {
     pub async fn unsubscribe(mut self) -> Result<(), SubscribeError> {
         match std::mem::replace(&mut self.owner, Owner::Done) {
             Owner::Session { session, id } => {
+                // The session that resumed the subscribing one, if any.
+                let session = session.current();
                 if let Some((channel, key)) = session.pubsub().remove_subscription(id) {
                     let frame = SubscribeFrame {
                         correlation: 0,
@@ -144,6 +146,8 @@ impl Drop for RawSubscription {
         self.queue.close();
         match std::mem::replace(&mut self.owner, Owner::Done) {
             Owner::Session { session, id } => {
+                // The session that resumed the subscribing one, if any.
+                let session = session.current();
                 if let Some((channel, key)) = session.pubsub().remove_subscription(id) {
                     let frame = SubscribeFrame {
                         correlation: 0,

@@ -12,6 +12,8 @@ use crate::client::Client;
 use crate::session::{Exchange, Pending, Session};
 use crate::wire::{CallHeader, Frame, FrameHeader, FrameKind};
 
+use super::once::{at_most_once, one_way_once, unary_once};
+
 /// What a generated client calls through: one session, or a reconnecting
 /// [`Client`], whose current session each call uses.
 #[derive(Debug, Clone)]
@@ -170,14 +172,7 @@ impl Conn {
         method: &'static MethodDescriptor,
         timeout: Option<Duration>,
     ) -> Result<Target, CallError> {
-        let m = MethodRef {
-            service: service.name,
-            full_name: method.full_name,
-            id: method.id,
-            fingerprint: method.fingerprint(),
-            request_type: method.request.type_id,
-        };
-        self.target_of(&m, timeout).await
+        self.target_of(&method_ref(service, method), timeout).await
     }
 
     /// [`Conn::target`] for a method known by its parts (typed or raw).
@@ -186,76 +181,118 @@ impl Conn {
         method: &MethodRef,
         timeout: Option<Duration>,
     ) -> Result<Target, CallError> {
-        let name = method.full_name;
-        let now = Instant::now();
-        let own = timeout.map(|t| now + t);
-        let deadline = match (own, inherited_deadline()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
+        let (now, deadline) = deadline_of(timeout);
+        let session = self.session(method.full_name, deadline).await?;
+        // The time waited for a session (a reconnecting client) counts.
+        let now = if matches!(self, Conn::Client(_)) {
+            Instant::now()
+        } else {
+            now
         };
-        let session = self.session(name, deadline).await?;
-        let Some((index, peer)) = session.calls().peer_service(method.service) else {
+        address(session, method, deadline, now, timeout)
+    }
+}
+
+/// When a call made now with `timeout` must end: its own timeout or the
+/// deadline of the call being served, whichever comes first.
+pub(super) fn deadline_of(timeout: Option<Duration>) -> (Instant, Option<Instant>) {
+    let now = Instant::now();
+    let own = timeout.map(|t| now + t);
+    let deadline = match (own, inherited_deadline()) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
+    (now, deadline)
+}
+
+pub(super) fn method_ref(
+    service: &'static ServiceDescriptor,
+    method: &'static MethodDescriptor,
+) -> MethodRef {
+    MethodRef {
+        service: service.name,
+        full_name: method.full_name,
+        id: method.id,
+        fingerprint: method.fingerprint(),
+        request_type: method.request.type_id,
+    }
+}
+
+/// Resolves `method` on `session` and builds the call header (the deadline
+/// counted from `now`); fails without a round trip when the peer lacks the
+/// method or defines it differently.
+pub(super) fn address(
+    session: Session,
+    method: &MethodRef,
+    deadline: Option<Instant>,
+    now: Instant,
+    timeout: Option<Duration>,
+) -> Result<Target, CallError> {
+    let name = method.full_name;
+    let Some((index, peer)) = session.calls().peer_service(method.service) else {
+        return Err(CallError::Unimplemented {
+            method: name,
+            detail: format!(" (service {} is not served by the peer)", method.service),
+        });
+    };
+    match peer.method(method.id) {
+        None => {
             return Err(CallError::Unimplemented {
                 method: name,
-                detail: format!(" (service {} is not served by the peer)", method.service),
+                detail: format!(
+                    " (service {} has no method id {})",
+                    method.service, method.id
+                ),
             });
-        };
-        match peer.method(method.id) {
-            None => {
-                return Err(CallError::Unimplemented {
-                    method: name,
-                    detail: format!(
-                        " (service {} has no method id {})",
-                        method.service, method.id
-                    ),
-                });
-            }
-            Some(fp) if fp != method.fingerprint => {
-                return Err(CallError::Incompatible {
-                    method: name,
-                    reason: format!(
-                        "its request, response or streaming kind differs on the peer (method fingerprint {fp:016x}, ours {:016x})",
-                        method.fingerprint
-                    ),
-                });
-            }
-            Some(_) => {}
         }
-        let deadline_ms = match deadline {
-            None => 0,
-            Some(d) => {
-                // The time waited for a session (a reconnecting client) counts.
-                let now = if matches!(self, Conn::Client(_)) {
-                    Instant::now()
-                } else {
-                    now
-                };
-                let left = d.saturating_duration_since(now);
-                if left.is_zero() {
-                    return Err(CallError::Timeout {
-                        method: name,
-                        after: timeout.unwrap_or_default(),
-                    });
-                }
-                // Rounded up: a deadline of 0 would mean none.
-                (left.as_micros().div_ceil(1000)).clamp(1, u128::from(u64::MAX)) as u64
-            }
-        };
-        let call = CallHeader {
-            service: index,
-            method: method.id,
-            deadline_ms,
-        };
-        let correlation = session.next_correlation();
-        Ok(Target {
-            header: FrameHeader::call(method.request_type, correlation, call),
-            session,
-            deadline,
-        })
+        Some(fp) if fp != method.fingerprint => {
+            return Err(CallError::Incompatible {
+                method: name,
+                reason: format!(
+                    "its request, response or streaming kind differs on the peer (method fingerprint {fp:016x}, ours {:016x})",
+                    method.fingerprint
+                ),
+            });
+        }
+        Some(_) => {}
     }
+    let deadline_ms = match deadline {
+        None => 0,
+        Some(d) => {
+            let left = d.saturating_duration_since(now);
+            if left.is_zero() {
+                return Err(CallError::Timeout {
+                    method: name,
+                    after: timeout.unwrap_or_default(),
+                });
+            }
+            // Rounded up: a deadline of 0 would mean none.
+            (left.as_micros().div_ceil(1000)).clamp(1, u128::from(u64::MAX)) as u64
+        }
+    };
+    let call = CallHeader {
+        service: index,
+        method: method.id,
+        deadline_ms,
+    };
+    let correlation = session.next_correlation();
+    Ok(Target {
+        header: FrameHeader::call(method.request_type, correlation, call),
+        session,
+        deadline,
+    })
+}
 
+impl Conn {
     /// Calls a unary method: one request, one answer. `timeout`: `None`
     /// for the session's request timeout.
+    ///
+    /// A [`once`](MethodDescriptor::once) method goes through the session's
+    /// reliable state when it has one (a client built with
+    /// `resume(true)`): the call survives reconnections that resume the
+    /// session and runs once; it is answered on whichever session is
+    /// current then. Without a reliable state it is sent at most once, as
+    /// any other call (`docs/rpc.md`, "Exactly-once calls").
     pub async fn unary<Q: TopLevel, R: TopLevel>(
         &self,
         service: &'static ServiceDescriptor,
@@ -265,6 +302,8 @@ impl Conn {
     ) -> Result<R, CallError> {
         let timeout = timeout.unwrap_or_else(|| self.default_timeout());
         if let Conn::Remote(r) = self {
+            // Across the cluster hop a call is sent at most once, `[once]`
+            // or not (docs/cluster.md, "Guarantees").
             return match r
                 .call(service, method, request, Some(timeout), true)
                 .await?
@@ -275,6 +314,14 @@ impl Conn {
                     reason: "the device's node sent no answer".into(),
                 }),
             };
+        }
+        if method.once && method.kind == super::MethodKind::Unary {
+            match self.once_session() {
+                Some(session) => {
+                    return unary_once(session, service, method, request, timeout).await;
+                }
+                None => at_most_once(method),
+            }
         }
         let t = self.target(service, method, Some(timeout)).await?;
         let name = method.full_name;
@@ -290,6 +337,12 @@ impl Conn {
     }
 
     /// Calls a one-way method: returns once the call is queued.
+    ///
+    /// A [`once`](MethodDescriptor::once) method is queued in the session's
+    /// reliable state when it has one: it is sent again after a
+    /// reconnection that resumed the session until the callee
+    /// acknowledged it, and runs once. Without a reliable state it is sent
+    /// at most once.
     pub async fn one_way<Q: TopLevel>(
         &self,
         service: &'static ServiceDescriptor,
@@ -303,8 +356,14 @@ impl Conn {
                 .await
                 .map(drop);
         }
-        let t = self.target(service, method, None).await?;
         let name = method.full_name;
+        if method.once && method.kind == super::MethodKind::OneWay {
+            match self.once_session() {
+                Some(session) => return one_way_once(session, service, method, request).await,
+                None => at_most_once(method),
+            }
+        }
+        let t = self.target(service, method, None).await?;
         let frame = t
             .session
             .encode(t.header, request)
@@ -430,7 +489,10 @@ async fn wait(
         .map_err(|e| exchange_error(method, e, timeout.unwrap_or_default()))
 }
 
-fn decode_reply<R: TopLevel>(method: &'static str, reply: Frame) -> Result<R, CallError> {
+pub(super) fn decode_reply<R: TopLevel>(
+    method: &'static str,
+    reply: Frame,
+) -> Result<R, CallError> {
     match reply.header.kind {
         FrameKind::Response if reply.header.type_id == R::TYPE_ID => R::decode(reply.payload)
             .map_err(|source| CallError::Decode {

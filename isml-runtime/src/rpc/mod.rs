@@ -37,6 +37,7 @@ use crate::descriptor::MessageDescriptor;
 use crate::session::Session;
 
 mod client;
+mod once;
 mod raw;
 mod reflect;
 pub(crate) mod server;
@@ -151,6 +152,11 @@ pub struct MethodDescriptor {
     /// The response type (of each item, for a response stream); `None` for
     /// a one-way method.
     pub response: Option<MessageRef>,
+    /// `[once]` in the schema (`#[rpc(once)]` on a derived service): a
+    /// unary or one-way method whose calls go through the session's
+    /// reliable state, so that a call runs once across reconnects
+    /// (`docs/rpc.md`, "Exactly once"). Not part of the fingerprint.
+    pub once: bool,
     fingerprint: OnceLock<u64>,
 }
 
@@ -171,8 +177,18 @@ impl MethodDescriptor {
             kind,
             request,
             response,
+            once: false,
             fingerprint: OnceLock::new(),
         }
+    }
+
+    /// The descriptor with [`MethodDescriptor::once`] set to `once`
+    /// (generated code builds `[once]` methods with it). Streaming methods
+    /// cannot be `once`: the schema checker refuses them, and the runtime
+    /// sends their calls as usual.
+    pub const fn with_once(mut self, once: bool) -> Self {
+        self.once = once;
+        self
     }
 
     /// The method's fingerprint (wire format §8): over the request's and
@@ -300,7 +316,11 @@ impl Call {
 
     /// Resolves when the caller cancelled the call, its deadline passed or
     /// the session ended. The handler's own future is dropped then; this is
-    /// for tasks it spawned and clean-ups that must run.
+    /// for tasks it spawned and clean-ups that must run. A call of a
+    /// `[once]` method that came through the reliable state is not
+    /// cancelled by the end of the session: it runs on, and its answer goes
+    /// to the session that resumes this one ([`Call::session`] stays the
+    /// one it came on).
     pub fn cancelled(&self) -> impl Future<Output = ()> + Send + 'static {
         self.inner.cancel.clone().cancelled_owned()
     }

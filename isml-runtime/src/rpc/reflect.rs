@@ -88,7 +88,8 @@ fn write_service(out: &mut String, package: &str, s: &ServiceDescriptor) {
             };
             let _ = write!(out, " -> {stream_out}{}", short(package, resp.name));
         }
-        let _ = writeln!(out, " = {};", m.id);
+        let once = if m.once { " [once]" } else { "" };
+        let _ = writeln!(out, " = {}{once};", m.id);
     }
     out.push_str("}\n");
 }

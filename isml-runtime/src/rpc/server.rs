@@ -159,6 +159,14 @@ pub(crate) fn start(
             ),
         );
     }
+    // A second call under the id of one still running would take over its
+    // streams and its cancellation: the first handler would wait for ever.
+    if session.calls().is_serving(correlation) {
+        return fail(
+            codes::ALREADY_EXISTS,
+            format!("call with correlation id {correlation}, of a call still in progress"),
+        );
+    }
     if addr.service == 0 {
         return super::reflect::answer(session, services, correlation, addr.method);
     }
@@ -224,11 +232,19 @@ pub(crate) fn start(
         return Started::Done(outcome(session, kind, correlation, result));
     }
     let fut = with_deadline(deadline, fut).boxed();
-    calls.serve(correlation, cancel.clone(), outflow);
+    // A unary or one-way call that came through the reliable state (a
+    // `[once]` method, `docs/rpc.md`) is counted as received: the caller
+    // will not send it again. So it runs to its end even when the
+    // connection breaks meanwhile, and its answer goes through the reliable
+    // state to the session that resumes this one. A cancel from the caller
+    // still stops it, and so does its deadline.
+    let lasting = h.seq.is_some() && session.link().is_some() && !streams;
+    calls.serve(correlation, cancel.clone(), outflow, lasting);
     let session = session.clone();
     Started::Running {
         correlation,
         len,
+        streams,
         fut: Box::pin(run(session, method, correlation, deadline, cancel, fut)),
     }
 }
@@ -250,7 +266,8 @@ async fn run(
     tokio::pin!(fut);
     let result = tokio::select! {
         biased;
-        // The caller cancelled (or the session ended): nothing more is sent.
+        // The caller cancelled (or the session ended, for a call that did
+        // not come through the reliable state): nothing more is sent.
         () = cancel.cancelled() => {
             if method.kind.server_streaming() {
                 // A streaming handler learns of it from its failing `send`

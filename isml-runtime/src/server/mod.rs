@@ -29,12 +29,15 @@ use tokio_util::task::TaskTracker;
 mod admission;
 pub(crate) mod broker;
 pub mod cluster;
+mod resume;
 #[cfg(feature = "tcp")]
 mod text;
 
 pub use admission::Rate;
 use admission::{Admission, AdmissionConfig, Refusal, Source, Ticket};
 pub use broker::BrokerError;
+pub use resume::ResumeStats;
+use resume::{Claimed, ResumeConfig, Resumes};
 #[cfg(feature = "tcp")]
 pub use text::TextStats;
 
@@ -42,7 +45,7 @@ use crate::TopLevel;
 use crate::dispatch::Dispatcher;
 use crate::handshake::{
     AllowAll, AuthRequest, Authenticator, Hello, PROTOCOL_VERSION, ReadError, SharedAuthenticator,
-    Untrusted, Welcome, mismatched, read_whole, validate_device_id,
+    Untrusted, Welcome, WelcomeResume, mismatched, read_whole, validate_device_id,
 };
 use crate::session::{
     self, CloseReason, Established, PRINCIPAL, SendError, Session, SessionConfig, codes,
@@ -104,6 +107,8 @@ type CloseHook = Arc<dyn Fn(&Session, &CloseReason) + Send + Sync>;
 /// Configures and starts a [`Server`].
 pub struct ServerBuilder {
     listen: Vec<String>,
+    /// Listeners given whole (`ServerBuilder::listener`).
+    listeners: Vec<Listener>,
     config: SessionConfig,
     max_connections: usize,
     handshake_timeout: Duration,
@@ -118,6 +123,7 @@ pub struct ServerBuilder {
     max_handshake_frame: usize,
     duplicates: DuplicateIds,
     pubsub: broker::BrokerSetup,
+    resume: ResumeConfig,
     #[cfg(feature = "tcp")]
     text: text::TextSetup,
 }
@@ -136,6 +142,18 @@ impl ServerBuilder {
     /// Adds a listener (`tcp://0.0.0.0:7000`, `mem://server`, ...).
     pub fn listen(mut self, url: impl Into<String>) -> Self {
         self.listen.push(url.into());
+        self
+    }
+
+    /// Adds a listener made by the caller: one bound with
+    /// [`Listener::bind`], or one over connections accepted by code of the
+    /// caller's own ([`Listener::from_incoming`]: an inherited socket, a
+    /// tunnel, a simulated network). Its connections go through the same
+    /// admission, handshake and session limit as those of
+    /// [`ServerBuilder::listen`]; [`ServerBuilder::max_frame`] does not
+    /// apply to transports the caller built.
+    pub fn listener(mut self, listener: Listener) -> Self {
+        self.listeners.push(listener);
         self
     }
 
@@ -220,6 +238,22 @@ impl ServerBuilder {
     /// hello lists every message type's fingerprint (about 10 bytes each).
     pub fn max_handshake_frame(mut self, bytes: usize) -> Self {
         self.max_handshake_frame = bytes.max(16);
+        self
+    }
+
+    /// How long the reliable state of a session whose connection broke is
+    /// kept for the client to resume it (60 s by default; zero: not kept).
+    /// See `docs/reliability.md`.
+    pub fn session_expiry(mut self, expiry: Duration) -> Self {
+        self.resume.expiry = expiry;
+        self
+    }
+
+    /// Reliable states kept without a connection at most (16,384 by
+    /// default); beyond it the one whose connection broke first expires.
+    /// Each holds at most `unacked_bytes` of unacknowledged frames.
+    pub fn max_detached_sessions(mut self, states: usize) -> Self {
+        self.resume.max_detached = states.max(1);
         self
     }
 
@@ -362,7 +396,7 @@ impl ServerBuilder {
     /// `text+tls://HOST:PORT` URLs start text-protocol listeners
     /// ([`crate::text`]), which also serve the `isml.text.variables` channel.
     pub async fn start(mut self) -> Result<Server, ServerError> {
-        if self.listen.is_empty() {
+        if self.listen.is_empty() && self.listeners.is_empty() {
             return Err(ServerError::NoListener);
         }
         let (text_urls, binary_urls): (Vec<String>, Vec<String>) = std::mem::take(&mut self.listen)
@@ -411,7 +445,7 @@ impl ServerBuilder {
             dispatcher: dispatcher.clone(),
             broker: broker.clone(),
         });
-        let mut listeners = Vec::new();
+        let mut listeners = std::mem::take(&mut self.listeners);
         for url in &self.listen {
             let err = |source| ServerError::Listen {
                 url: url.clone(),
@@ -450,6 +484,7 @@ impl ServerBuilder {
             refusals: Arc::new(Semaphore::new(64)),
             max_handshake_frame: self.max_handshake_frame,
             duplicates: self.duplicates,
+            resumes: Resumes::new(self.resume),
             #[cfg(feature = "tcp")]
             text: text_state,
             cluster,
@@ -505,6 +540,8 @@ struct Inner {
     types: Vec<(u32, &'static str, u64)>,
     on_open: Option<OpenHook>,
     on_close: Option<CloseHook>,
+    /// Reliable session states, by resume token.
+    resumes: Resumes,
     /// Text listeners' shared state (with text listeners or mappings only).
     #[cfg(feature = "tcp")]
     text: Option<Arc<text::TextShared>>,
@@ -576,6 +613,7 @@ impl Server {
     pub fn builder() -> ServerBuilder {
         ServerBuilder {
             listen: Vec::new(),
+            listeners: Vec::new(),
             config: SessionConfig::default(),
             max_connections: 10_000,
             handshake_timeout: Duration::from_secs(10),
@@ -590,12 +628,15 @@ impl Server {
             max_handshake_frame: DEFAULT_MAX_HANDSHAKE_FRAME,
             duplicates: DuplicateIds::default(),
             pubsub: broker::BrokerSetup::default(),
+            resume: ResumeConfig::default(),
             #[cfg(feature = "tcp")]
             text: text::TextSetup::default(),
         }
     }
 
-    /// The bound URLs, in the order the listeners were added (actual ports).
+    /// The bound URLs (actual ports): those of [`ServerBuilder::listener`]
+    /// first, then those of [`ServerBuilder::listen`], each in the order
+    /// added.
     pub fn urls(&self) -> &[String] {
         &self.inner.urls
     }
@@ -650,6 +691,17 @@ impl Server {
     /// Number of established sessions.
     pub fn session_count(&self) -> usize {
         read(&self.inner.registry.by_id).len()
+    }
+
+    /// Counters of the reliable session states (resumed, expired, kept).
+    pub fn resume_stats(&self) -> ResumeStats {
+        self.inner.resumes.stats()
+    }
+
+    /// Statistics of the reliable state of `device`'s session, connected
+    /// or waiting to be resumed.
+    pub fn link_stats(&self, device: &str) -> Option<session::LinkStats> {
+        self.inner.resumes.link_stats(device)
     }
 
     /// Counters.
@@ -744,6 +796,11 @@ async fn accept_loop(inner: Arc<Inner>, mut listener: Listener) {
                 backoff = Duration::from_millis(10);
                 i
             }
+            Err(TransportError::Closed) => {
+                // Connections given by a stream that ended.
+                tracing::info!(listener = listener.url(), "listener closed");
+                return;
+            }
             Err(e) => {
                 // Out of file descriptors, a serial port gone: wait and retry.
                 tracing::warn!(listener = listener.url(), error = %e, "accept failed; retrying in {backoff:?}");
@@ -805,6 +862,8 @@ async fn refuse(incoming: Incoming, message: String) {
 
 struct Handshaken {
     est: Established,
+    /// The reliable state claimed, and what the client reported received.
+    resume: Option<(Claimed, u64)>,
     /// Written as the session's first frame once it is registered, so that a
     /// client whose `connect` returned finds its session on the server.
     welcome: Frame,
@@ -841,6 +900,7 @@ async fn connection(inner: Arc<Inner>, incoming: Incoming, mut ticket: Ticket) {
         let message = format!("session limit of {} reached", inner.max_connections);
         tracing::info!(%peer, "session refused: {message}");
         refuse_with(&mut h.tx, codes::RESOURCE_EXHAUSTED, &message).await;
+        release_claim(&inner, &h.resume);
         return;
     };
     let id = h.est.id;
@@ -865,17 +925,49 @@ async fn connection(inner: Arc<Inner>, incoming: Incoming, mut ticket: Ticket) {
             let message = format!("device id {device} is already connected");
             tracing::info!(%peer, device = %Untrusted(&device), "session refused: device id in use");
             refuse_with(&mut h.tx, codes::DEVICE_ID_IN_USE, &message).await;
+            release_claim(&inner, &h.resume);
             return;
         }
         Some((s, false)) => Some(s),
         None => None,
     };
+    // What a resumed session takes over: the subscriptions and properties
+    // of the session that carried the state, from it when it is still open
+    // (its connection broke, but the server has not noticed yet), otherwise
+    // as kept when it ended.
+    let restore = match &h.resume {
+        Some((c, _)) if c.resumed => Some(match c.link.session() {
+            Some(old) => (inner.broker.subscriptions_of(&old), Some(old.props())),
+            None => c.link.kept(),
+        }),
+        _ => None,
+    };
     if let Some(old) = older {
         inner.stats.replaced.fetch_add(1, Ordering::Relaxed);
         tracing::info!(device = %Untrusted(&device), old = old.id(), new = id, %peer, "device connected again: older session replaced");
-        let message = format!("replaced by a newer session of device {device} (session {id})");
+        // A newcomer that resumed the reliable state the older session
+        // carries is the same client: an attempt it gave up on whose hello
+        // arrived late, or a reconnection before this side noticed the old
+        // connection was gone. The older session is told to reconnect
+        // (code 9), not that another client took its device id (code 12,
+        // after which a client stops reconnecting).
+        let same_state = matches!(
+            (&h.resume, old.link()),
+            (Some((c, _)), Some(l)) if c.resumed && Arc::ptr_eq(&c.link, l)
+        );
+        let (code, message) = if same_state {
+            (
+                codes::UNAVAILABLE,
+                format!("replaced by a newer connection that resumed this session (session {id})"),
+            )
+        } else {
+            (
+                codes::DEVICE_ID_IN_USE,
+                format!("replaced by a newer session of device {device} (session {id})"),
+            )
+        };
         tokio::spawn(async move {
-            old.close_with(codes::DEVICE_ID_IN_USE, message).await;
+            old.close_with(code, message).await;
         });
     }
     if let Some(limit) = &h.info.receive_limit {
@@ -893,8 +985,21 @@ async fn connection(inner: Arc<Inner>, incoming: Incoming, mut ticket: Ticket) {
     if let Err(e) = session.try_enqueue(h.welcome) {
         tracing::info!(%peer, error = %e, "welcome not queued");
         forget_device(&inner, &device, id);
+        release_claim(&inner, &h.resume);
         return;
     }
+    // After the welcome: the subscriptions again, then what the client has
+    // not received, in order, before anything new.
+    let link = h.resume.as_ref().map(|(c, received)| {
+        if let Some((subscriptions, props)) = restore {
+            if let Some(props) = props {
+                session.restore_props(props);
+            }
+            inner.broker.restore(&session, subscriptions);
+        }
+        c.link.attach(&session, c.token, *received, c.resumed);
+        (c.link.clone(), c.claim)
+    });
     write(&inner.registry.by_id).insert(id, session.clone());
     tracing::debug!(session = id, device = %Untrusted(&device), %peer, "session open");
     inner.cluster.session_opened(&session);
@@ -911,6 +1016,14 @@ async fn connection(inner: Arc<Inner>, incoming: Incoming, mut ticket: Ticket) {
         }
     };
     let (reason, ()) = tokio::join!(run, late_shutdown);
+    // The reliable state waits for the session that resumes it, unless
+    // another carries it already, or the client closed the session itself.
+    if let Some((link, claim)) = &link
+        && link.session().is_none()
+    {
+        link.keep(inner.broker.subscriptions_of(&session), session.props());
+        inner.resumes.detached(link, *claim, !session.peer_closed());
+    }
     inner.broker.session_ended(&session);
     write(&inner.registry.by_id).remove(&id);
     forget_device(&inner, &device, id);
@@ -926,6 +1039,23 @@ async fn connection(inner: Arc<Inner>, incoming: Incoming, mut ticket: Ticket) {
     );
     if let Some(hook) = &inner.on_close {
         hook(&session, &reason);
+    }
+}
+
+/// Whether `device` has an open session that carries a reliable state.
+fn live_reliable_session(inner: &Inner, device: &str) -> bool {
+    let Some(id) = read(&inner.registry.by_device).get(device).copied() else {
+        return false;
+    };
+    read(&inner.registry.by_id)
+        .get(&id)
+        .is_some_and(|s| !s.is_closed() && s.link().is_some())
+}
+
+/// A claimed reliable state whose session was refused waits to expire.
+fn release_claim(inner: &Inner, resume: &Option<(Claimed, u64)>) {
+    if let Some((c, _)) = resume {
+        inner.resumes.detached(&c.link, c.claim, true);
     }
 }
 
@@ -996,7 +1126,7 @@ async fn handshake(
         let msg = format!("expected a hello frame, got {}", first.header.kind.name());
         return Err(refuse_with(&mut tx, codes::MALFORMED, &msg).await);
     }
-    let hello = match Hello::decode(&first.payload) {
+    let (hello, hello_resume) = match Hello::decode_with(&first.payload) {
         Ok(h) => h,
         Err(e) => {
             let msg = format!("malformed hello: {e}");
@@ -1062,7 +1192,39 @@ async fn handshake(
         stream_window: inner.config.stream_window,
         services: inner.front.dispatcher.announced(),
     };
-    let welcome = Frame::new(FrameHeader::control(ControlOp::Welcome), welcome.encode());
+    // A hello naming a state this side no longer has, while the device is
+    // connected with another: a connection attempt its client gave up on
+    // (its hello was slow to come), or a client whose record of its session
+    // is out of date. Taking it would replace the live session and renumber
+    // its state for a connection that is likely gone; it is refused, and a
+    // client that is really there tries again (code 9) once the live
+    // session has ended.
+    if let Some(token) = hello_resume.as_ref().and_then(|r| r.token)
+        && !inner.resumes.knows(&token, &device_id)
+        && live_reliable_session(inner, &device_id)
+    {
+        let msg =
+            format!("device {device_id} is connected with another session state; try again later");
+        return Err(refuse_with(&mut tx, codes::UNAVAILABLE, &msg).await);
+    }
+    // A client that asked for a reliable session gets its state back (or a
+    // new one), named by the token in the welcome.
+    let resume = hello_resume.map(|r| {
+        let claimed = inner
+            .resumes
+            .claim(r.token, &device_id, inner.config.unacked_bytes);
+        (claimed, r.received)
+    });
+    let welcome_resume = resume.as_ref().map(|(c, _)| WelcomeResume {
+        token: c.token,
+        resumed: c.resumed,
+        received: if c.resumed { c.link.received() } else { 0 },
+        expiry_ms: inner.resumes.expiry().as_millis() as u64,
+    });
+    let welcome = Frame::new(
+        FrameHeader::control(ControlOp::Welcome),
+        welcome.encode_with(welcome_resume.as_ref()),
+    );
     Ok(Handshaken {
         welcome,
         est: Established {
@@ -1073,10 +1235,12 @@ async fn handshake(
             initiator: false,
             peer_services: hello.services,
             peer_window: hello.stream_window,
+            link: resume.as_ref().map(|(c, _)| c.link.clone()),
         },
         rx,
         tx,
         info,
         principal: identity.principal,
+        resume,
     })
 }

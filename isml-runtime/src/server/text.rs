@@ -807,7 +807,7 @@ impl Conn {
             .map_err(|_| "the server is refusing connections".to_owned())?;
         inner.tracker.spawn(super::connection(
             inner.clone(),
-            Incoming::ready(self.peer.clone(), server_end),
+            Incoming::new(self.peer.clone(), server_end),
             ticket,
         ));
         let client_end = Transport::from_io(ours, "mem", format!("text:{}", self.peer), None);

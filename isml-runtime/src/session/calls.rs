@@ -286,6 +286,9 @@ impl Outflow {
 struct Serving {
     cancel: CancellationToken,
     outflow: Option<std::sync::Arc<Outflow>>,
+    /// It came through the reliable state: the end of the session does not
+    /// stop it (`rpc::server::start`).
+    lasting: bool,
 }
 
 /// Every call and stream of a session in progress.
@@ -361,14 +364,28 @@ impl Calls {
     }
 
     /// Registers a call being served; its token is cancelled by the peer's
-    /// cancel, its outflow (if any) closed with it.
+    /// cancel, its outflow (if any) closed with it, and by the end of the
+    /// session unless the call is `lasting`.
     pub(crate) fn serve(
         &self,
         correlation: u64,
         cancel: CancellationToken,
         outflow: Option<std::sync::Arc<Outflow>>,
+        lasting: bool,
     ) {
-        lock(&self.serving).insert(correlation, Serving { cancel, outflow });
+        lock(&self.serving).insert(
+            correlation,
+            Serving {
+                cancel,
+                outflow,
+                lasting,
+            },
+        );
+    }
+
+    /// Whether a call with this correlation id is being served.
+    pub(crate) fn is_serving(&self, correlation: u64) -> bool {
+        lock(&self.serving).contains_key(&correlation)
     }
 
     /// The call is over: forget it.
@@ -431,7 +448,8 @@ impl Calls {
     }
 
     /// The session ended: every stream ends, every sender stops, every
-    /// served call is cancelled.
+    /// served call is cancelled but the lasting ones, which run on (their
+    /// answers go to the session that resumes this one).
     pub(crate) fn close_all(&self) {
         for (_, i) in lock(&self.inflows).drain() {
             i.end();
@@ -440,7 +458,9 @@ impl Calls {
             o.close();
         }
         for (_, s) in lock(&self.serving).drain() {
-            s.cancel.cancel();
+            if !s.lasting {
+                s.cancel.cancel();
+            }
         }
     }
 }

@@ -64,7 +64,9 @@ pub struct SessionConfig {
     pub request_timeout: Duration,
     /// Frames the outbound queue holds.
     pub outbound_queue: usize,
-    /// Incoming requests handled at once; beyond it the session stops reading.
+    /// Incoming requests handled at once; beyond it the session stops
+    /// reading. Calls with a stream have as many places of their own, and
+    /// one beyond them is refused (code 8) rather than waited for.
     pub max_inflight: usize,
     /// How long a closing session may take to write what is queued.
     pub close_timeout: Duration,
@@ -94,6 +96,13 @@ pub struct SessionConfig {
     /// half of it has been taken (wire format §2.7). The receiver buffers at
     /// most this much, plus one item, per stream.
     pub stream_window: u32,
+    /// Bytes of frames sent at least once and not yet acknowledged, per
+    /// reliable state; beyond it `send_with(…, Delivery::AtLeastOnce)`
+    /// waits (docs/reliability.md).
+    pub unacked_bytes: usize,
+    /// How long an acknowledgement owed may wait for frames to go with
+    /// before it is written alone.
+    pub ack_delay: Duration,
 }
 
 /// Ping payloads up to this size are echoed in the pong; a longer one is
@@ -116,6 +125,8 @@ impl Default for SessionConfig {
             max_message: Limits::DEFAULT.max_frame,
             fragment_size: Some(64 * 1024),
             stream_window: 256 * 1024,
+            unacked_bytes: 1024 * 1024,
+            ack_delay: Duration::from_millis(20),
         }
     }
 }
@@ -150,8 +161,23 @@ macro_rules! session_setters {
             self
         }
 
+        /// Bytes of frames sent at least once and not yet acknowledged (1 MiB
+        /// by default); beyond it at-least-once sends wait.
+        pub fn unacked_bytes(mut self, bytes: usize) -> Self {
+            self.config.unacked_bytes = bytes.max(1);
+            self
+        }
+
+        /// How long an acknowledgement may wait for frames to go with
+        /// before it is written alone (20 ms by default; zero: at once).
+        pub fn ack_delay(mut self, delay: std::time::Duration) -> Self {
+            self.config.ack_delay = delay;
+            self
+        }
+
         /// Incoming requests handled at once per session (256 by default);
-        /// beyond it the session stops reading.
+        /// beyond it the session stops reading. Calls with a stream have as
+        /// many places of their own; one beyond them is refused (code 8).
         pub fn max_inflight(mut self, requests: usize) -> Self {
             self.config.max_inflight = requests.max(1);
             self

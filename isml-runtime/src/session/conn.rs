@@ -18,8 +18,8 @@ use super::handle::error_frame;
 use super::lend::{Read, ReadSide};
 use super::writer::{READ_BURST, Writer};
 use super::{
-    CloseReason, ClosedBy, Dispatch, HandlerError, MAX_PING_ECHO, Session, SessionConfig, Shared,
-    Started, codes, lock,
+    CloseReason, ClosedBy, Dispatch, HandlerError, Link, MAX_PING_ECHO, Session, SessionConfig,
+    Shared, Started, codes, lock,
 };
 use crate::transport::TransportError;
 use crate::wire::{ControlOp, ErrorBody, Frame, FrameHeader, FrameKind};
@@ -40,22 +40,48 @@ pub(super) enum Handled {
     End(CloseReason),
     /// A one-way handler that did not finish at once: the task waits for it
     /// (handlers of one session run in arrival order) while still writing.
-    OneWay(BoxFuture<'static, Result<(), HandlerError>>),
+    /// With a receipt: the message came at least once.
+    OneWay(
+        BoxFuture<'static, Result<(), HandlerError>>,
+        Option<Receipt>,
+    ),
     /// A request handler that did not finish at once: it gets its own task.
     /// The payload's length counts against the in-flight byte budget.
+    /// With a receipt: the request came at least once, its reply goes
+    /// through the reliable state.
     Request(
         u64,
         usize,
         BoxFuture<'static, Result<(u32, Bytes), HandlerError>>,
+        Option<Receipt>,
     ),
     /// A call that runs on: it gets its own task, like a request; its
-    /// future gives the last frame to write.
-    Call(u64, usize, BoxFuture<'static, Option<Frame>>),
+    /// future gives the last frame to write. The `bool`: the call has a
+    /// stream.
+    Call(
+        u64,
+        usize,
+        bool,
+        BoxFuture<'static, Option<Frame>>,
+        Option<Receipt>,
+    ),
 }
 
 /// Runs a session's connection: one loop over shutdown, the outbound queue,
 /// received frames and the keep-alive timer; then the end of the session.
-pub(super) async fn run(session: Session, inbound: Arc<dyn Dispatch>) -> CloseReason {
+pub(super) fn run(
+    session: Session,
+    inbound: Arc<dyn Dispatch>,
+) -> impl Future<Output = CloseReason> + Send + 'static {
+    // Made before the first poll: a task dropped unpolled lets go too.
+    let detach = Detach(session.shared.clone());
+    async move {
+        let _detach = detach;
+        serve(session, inbound).await
+    }
+}
+
+async fn serve(session: Session, inbound: Arc<dyn Dispatch>) -> CloseReason {
     let shared = session.shared.clone();
     let config = &shared.config;
     let mut conn = Connection {
@@ -71,6 +97,54 @@ pub(super) async fn run(session: Session, inbound: Arc<dyn Dispatch>) -> CloseRe
     // Boxed: it runs once, and its state would otherwise enlarge the task
     // of every session for its whole life.
     Box::pin(conn.shutdown(reason)).await
+}
+
+/// A message that came at least once and whose handler did not finish at
+/// once: acknowledgements stop below it until the handler has ended (see
+/// [`Link::begin`]), so that what the peer was told is handled is handled,
+/// even if this process stops right after.
+pub(super) struct Receipt {
+    link: Arc<Link>,
+    seq: u64,
+    epoch: u64,
+}
+
+impl Receipt {
+    fn new(link: &Arc<Link>, seq: u64) -> Receipt {
+        let epoch = link.begin(seq);
+        Receipt {
+            link: link.clone(),
+            seq,
+            epoch,
+        }
+    }
+
+    /// The handler has ended: the acknowledgement it held back leaves now
+    /// (nothing else may be about to go).
+    fn done(self) {
+        self.link.finish(self.seq, self.epoch);
+        if let Some(session) = self.link.session()
+            && let Some(ack) = self.link.take_ack()
+        {
+            session.push_frame(ack);
+        }
+    }
+}
+
+/// Lets go of the reliable state when the connection task is dropped
+/// before the session ended (its runtime was shut down, as when a process
+/// stops its runtime and builds a new one): the state holds the session it
+/// writes to, and the session the state, so neither would ever be freed,
+/// nor a durable outbox's database closed. A session that ended has let go
+/// already; letting go again changes nothing.
+struct Detach(Arc<Shared>);
+
+impl Drop for Detach {
+    fn drop(&mut self) {
+        if let Some(link) = &self.0.link {
+            link.detach(&self.0);
+        }
+    }
 }
 
 /// The connection task's state.
@@ -93,6 +167,8 @@ enum Event {
     Stopped(Result<(), TransportError>),
     Read(Read),
     Tick,
+    /// The acknowledgement delay passed.
+    Ack,
 }
 
 impl Connection {
@@ -111,6 +187,11 @@ impl Connection {
         tokio::pin!(closed);
         let sleep = tokio::time::sleep(self.keepalive.first());
         tokio::pin!(sleep);
+        // Acknowledgements of frames sent at least once leave with the next
+        // frames written, or alone after `ack_delay` (docs/reliability.md).
+        let ack_sleep = tokio::time::sleep(Duration::ZERO);
+        tokio::pin!(ack_sleep);
+        let mut ack_armed = false;
         loop {
             let event = tokio::select! {
                 biased;
@@ -118,11 +199,37 @@ impl Connection {
                 r = self.pump(), if !self.writer().broken => Event::Stopped(r),
                 read = self.read() => Event::Read(read),
                 () = &mut sleep, if self.keepalive.is_on() => Event::Tick,
+                () = &mut ack_sleep, if ack_armed => Event::Ack,
             };
             let end = match event {
                 Event::Closed => Some(shared.reason()),
                 Event::Stopped(r) => Some(self.writer().stopped(r, &shared)),
-                Event::Read(read) => self.on_frames(read).await,
+                Event::Read(read) => {
+                    let end = self.on_frames(read).await;
+                    if let Some(link) = &shared.link
+                        && !ack_armed
+                        && link.owes_ack()
+                    {
+                        let delay = shared.config.ack_delay;
+                        if delay.is_zero() || !self.writer().is_idle() {
+                            // Replies are about to leave: the ack goes with them.
+                            if let Some(ack) = link.take_ack() {
+                                self.writer().push(ack);
+                            }
+                        } else {
+                            ack_armed = true;
+                            ack_sleep.as_mut().reset(Instant::now() + delay);
+                        }
+                    }
+                    end
+                }
+                Event::Ack => {
+                    ack_armed = false;
+                    if let Some(ack) = shared.link.as_ref().and_then(|l| l.take_ack()) {
+                        self.writer().push(ack);
+                    }
+                    None
+                }
                 Event::Tick => {
                     let capacity = self.capacity;
                     let mut w = lock(&shared.writer);
@@ -235,43 +342,114 @@ impl Connection {
                 Handled::End(reason) => return Some(reason),
                 // Boxed: rare (a handler that did not finish at once), and the
                 // wait would otherwise make every session's task larger.
-                Handled::OneWay(fut) => {
+                Handled::OneWay(fut, receipt) => {
                     *yield_turn |= self.end_burst();
-                    match Box::pin(self.drive(fut)).await {
-                        Ok(Ok(())) => {}
-                        Ok(Err(e)) => {
-                            shared.error();
-                            tracing::debug!(session = shared.id, error = %e, "one-way handler failed");
+                    let mut fut = fut;
+                    match Box::pin(self.drive(&mut fut)).await {
+                        Ok(r) => {
+                            if let Some(receipt) = receipt {
+                                receipt.done();
+                            }
+                            if let Err(e) = r {
+                                shared.error();
+                                tracing::debug!(session = shared.id, error = %e, "one-way handler failed");
+                            }
                         }
-                        Err(reason) => return Some(reason),
+                        Err(reason) => {
+                            // A message that came at least once counts as
+                            // received (a duplicate of it is dropped): its
+                            // handler runs to its end even though the
+                            // session does not.
+                            if let Some(receipt) = receipt {
+                                tokio::spawn(async move {
+                                    let _ = fut.await;
+                                    receipt.done();
+                                });
+                            }
+                            return Some(reason);
+                        }
                     }
                 }
-                Handled::Request(correlation, len, fut) => {
+                Handled::Request(correlation, len, fut, receipt) => {
                     *yield_turn |= self.end_burst();
-                    let permits = match self.admit(len).await {
-                        Ok(p) => p,
+                    let (permits, end) = match self.admit(len).await {
+                        Ok(p) => (Some(p), None),
+                        // The session ended while the request waited for a
+                        // place; one that came at least once still runs.
+                        Err(reason) if receipt.is_some() => (None, Some(reason)),
                         Err(reason) => return Some(reason),
                     };
                     let session = self.session.clone();
                     tokio::spawn(async move {
                         let frame = reply_frame(&session.shared, correlation, fut.await);
-                        let _ = session.enqueue(frame).await;
+                        send_reply(&session, frame, receipt.is_some()).await;
+                        if let Some(receipt) = receipt {
+                            receipt.done();
+                        }
                         drop(permits);
                     });
+                    if end.is_some() {
+                        return end;
+                    }
                 }
-                Handled::Call(_correlation, len, fut) => {
+                Handled::Call(correlation, _len, true, fut, receipt) => {
+                    match self.admit_stream() {
+                        Some(permit) => {
+                            let session = self.session.clone();
+                            tokio::spawn(async move {
+                                if let Some(frame) = fut.await {
+                                    send_reply(&session, frame, receipt.is_some()).await;
+                                }
+                                if let Some(receipt) = receipt {
+                                    receipt.done();
+                                }
+                                drop(permit);
+                            });
+                        }
+                        None => {
+                            drop(fut);
+                            self.session.calls().cancel(correlation);
+                            let msg = format!(
+                                "{} calls with streams are running: this one is refused",
+                                shared.config.max_inflight
+                            );
+                            let frame = error_frame(correlation, codes::RESOURCE_EXHAUSTED, &msg);
+                            match receipt {
+                                // The refusal is the call's answer: it goes
+                                // at least once too, and then the call counts
+                                // as handled.
+                                Some(receipt) => {
+                                    let session = self.session.clone();
+                                    tokio::spawn(async move {
+                                        send_reply(&session, frame, true).await;
+                                        receipt.done();
+                                    });
+                                }
+                                None => self.writer().push(frame),
+                            }
+                        }
+                    }
+                }
+                Handled::Call(_correlation, len, false, fut, receipt) => {
                     *yield_turn |= self.end_burst();
-                    let permits = match self.admit(len).await {
-                        Ok(p) => p,
+                    let (permits, end) = match self.admit(len).await {
+                        Ok(p) => (Some(p), None),
+                        Err(reason) if receipt.is_some() => (None, Some(reason)),
                         Err(reason) => return Some(reason),
                     };
                     let session = self.session.clone();
                     tokio::spawn(async move {
                         if let Some(frame) = fut.await {
-                            let _ = session.enqueue(frame).await;
+                            send_reply(&session, frame, receipt.is_some()).await;
+                        }
+                        if let Some(receipt) = receipt {
+                            receipt.done();
                         }
                         drop(permits);
                     });
+                    if end.is_some() {
+                        return end;
+                    }
                 }
             }
             // The first reply of a burst leaves at once, before looking for
@@ -324,6 +502,21 @@ impl Connection {
         }
     }
 
+    /// A place for a call with a stream (either way): at once, or none.
+    /// Its handler waits on the peer, for items or for credit, which the
+    /// session reads only while it is not waiting for places: were such
+    /// calls waited for, or were other handlers to wait for their places,
+    /// `max_inflight` of them would stop the session for good (it would
+    /// neither read nor notice the peer leave). So they have places of
+    /// their own, and one beyond them is refused (code 8).
+    fn admit_stream(&mut self) -> Option<OwnedSemaphorePermit> {
+        let shared = self.shared.clone();
+        let inflight = self
+            .inflight
+            .get_or_insert_with(|| Inflight::new(&shared.config));
+        inflight.streams.clone().try_acquire_owned().ok()
+    }
+
     /// Ends the session: records why, lets go of the receiving half, and
     /// writes what is already queued (the close frame among it), bounded in
     /// time so that a peer that stopped reading cannot hold the task.
@@ -355,9 +548,11 @@ impl Connection {
 }
 
 /// Incoming requests whose handlers run at once: at most `max_inflight`,
-/// with at most `inflight_bytes` of payload.
+/// with at most `inflight_bytes` of payload; and at most `max_inflight`
+/// calls with streams besides ([`Connection::admit_stream`]).
 struct Inflight {
     count: Arc<Semaphore>,
+    streams: Arc<Semaphore>,
     bytes: Arc<Semaphore>,
     byte_budget: usize,
 }
@@ -370,6 +565,7 @@ impl Inflight {
         let byte_budget = bytes_budget(config);
         Inflight {
             count: Arc::new(Semaphore::new(config.max_inflight.max(1))),
+            streams: Arc::new(Semaphore::new(config.max_inflight.max(1))),
             bytes: Arc::new(Semaphore::new(byte_budget)),
             byte_budget,
         }
@@ -507,6 +703,18 @@ pub(super) fn reply_frame(
     }
 }
 
+/// Writes the reply of a handler that ran on. A reply to a request that
+/// came at least once goes through the reliable state: to the session that
+/// resumed this one, if this one has ended meanwhile, or kept for it.
+async fn send_reply(session: &Session, frame: Frame, reliable: bool) {
+    match session.link() {
+        Some(link) if reliable => link.push_reply(frame),
+        _ => {
+            let _ = session.enqueue(frame).await;
+        }
+    }
+}
+
 /// What routing a stream frame leaves to do.
 fn routed(shared: &Shared, r: Routed) -> Handled {
     match r {
@@ -542,6 +750,29 @@ pub(super) fn handle_frame(
     let shared = &session.shared;
     let h = frame.header;
     let refused = |id: u32| shared.refused.iter().find(|(r, _)| *r == id).map(|e| e.1);
+    // Sent at least once (docs/reliability.md): a duplicate of what this
+    // side already has is dropped, and either way acknowledged.
+    let received = match (h.seq, &shared.link) {
+        (Some(seq), Some(link)) => {
+            let (fresh, now) = link.on_receive(seq);
+            if now && let Some(ack) = link.take_ack() {
+                w.push(ack);
+            }
+            if !fresh {
+                return Handled::Done;
+            }
+            Some((link, seq))
+        }
+        _ => None,
+    };
+    let reliable = received.is_some();
+    // For a handler that runs on.
+    let receipt = || received.map(|(link, seq)| Receipt::new(link, seq));
+    // Replies to what came at least once go the same way.
+    let reply = |w: &mut Writer, f: Frame| match &shared.link {
+        Some(link) if reliable => link.push_reply(f),
+        _ => w.push(f),
+    };
     match h.kind {
         FrameKind::OneWay => {
             if let Some(name) = refused(h.type_id) {
@@ -560,7 +791,7 @@ pub(super) fn handle_frame(
                         shared.error();
                         tracing::debug!(session = shared.id, type_id = h.type_id, error = %e, "one-way handler failed");
                     }
-                    None => return Handled::OneWay(fut),
+                    None => return Handled::OneWay(fut, receipt()),
                 },
                 None => {
                     shared.counters.unknown.fetch_add(1, Ordering::Relaxed);
@@ -568,13 +799,14 @@ pub(super) fn handle_frame(
             }
         }
         FrameKind::Request if h.call.is_some() => match inbound.call(session, frame, room) {
-            Started::Done(Some(f)) => w.push(f),
+            Started::Done(Some(f)) => reply(w, f),
             Started::Done(None) => {}
             Started::Running {
                 correlation,
                 len,
+                streams,
                 fut,
-            } => return Handled::Call(correlation, len, fut),
+            } => return Handled::Call(correlation, len, streams, fut, receipt()),
         },
         FrameKind::Request => {
             let correlation = h.correlation;
@@ -584,7 +816,10 @@ pub(super) fn handle_frame(
                     "message {name} (type id {}) refused: its definition differs on the two sides (fingerprint mismatch)",
                     h.type_id
                 );
-                w.push(error_frame(correlation, codes::FINGERPRINT_MISMATCH, &msg));
+                reply(
+                    w,
+                    error_frame(correlation, codes::FINGERPRINT_MISMATCH, &msg),
+                );
                 return Handled::Done;
             }
             let len = frame.payload.len();
@@ -592,15 +827,24 @@ pub(super) fn handle_frame(
             else {
                 shared.counters.unknown.fetch_add(1, Ordering::Relaxed);
                 let msg = format!("unknown message type id {} for a request", h.type_id);
-                w.push(error_frame(correlation, codes::UNKNOWN_TYPE, &msg));
+                reply(w, error_frame(correlation, codes::UNKNOWN_TYPE, &msg));
                 return Handled::Done;
             };
             match (&mut fut).now_or_never() {
-                Some(result) => w.push(reply_frame(shared, correlation, result)),
-                None => return Handled::Request(correlation, len, fut),
+                Some(result) => reply(w, reply_frame(shared, correlation, result)),
+                None => return Handled::Request(correlation, len, fut, receipt()),
             }
         }
         FrameKind::Response | FrameKind::Error => {
+            // The reply to a request sent at least once, maybe on an
+            // earlier session of the reliable state.
+            let frame = match &shared.link {
+                Some(link) if reliable => match link.answer(frame) {
+                    Ok(()) => return Handled::Done,
+                    Err(frame) => frame,
+                },
+                _ => frame,
+            };
             let waiter = lock(&shared.pending).remove(&h.correlation);
             match waiter {
                 Some(tx) => {
@@ -655,8 +899,23 @@ pub(super) fn handle_frame(
                 return Handled::End(CloseReason::new(ClosedBy::Error, codes::MALFORMED, e));
             }
         }
-        FrameKind::Control(ControlOp::Pong) | FrameKind::Ack => {}
+        FrameKind::Ack => {
+            if let Some(link) = &shared.link {
+                match super::read_ack(&frame.payload) {
+                    Some(n) => link.on_ack(n),
+                    None => {
+                        return Handled::End(CloseReason::new(
+                            ClosedBy::Error,
+                            codes::MALFORMED,
+                            "malformed ack frame: expected one uvarint (wire format §2.2)",
+                        ));
+                    }
+                }
+            }
+        }
+        FrameKind::Control(ControlOp::Pong) => {}
         FrameKind::Control(ControlOp::Close) => {
+            shared.peer_closed.store(true, Ordering::Relaxed);
             let reason = match ErrorBody::decode(&frame.payload) {
                 Ok(b) => CloseReason::new(ClosedBy::Peer, b.code, b.message),
                 Err(e) => CloseReason::new(
@@ -681,7 +940,9 @@ pub(super) fn handle_frame(
                 LinkOutcome::Done => {}
                 LinkOutcome::Yield => return Handled::Yield,
                 LinkOutcome::Reply(f) => w.push(f),
-                LinkOutcome::Wait(fut) => return Handled::OneWay(Box::pin(fut.map(Ok))),
+                LinkOutcome::Wait(fut) => {
+                    return Handled::OneWay(Box::pin(fut.map(Ok)), None);
+                }
                 LinkOutcome::End(msg) => {
                     return Handled::End(CloseReason::new(ClosedBy::Error, codes::MALFORMED, msg));
                 }

@@ -91,6 +91,33 @@ pub enum SendError {
         /// Why.
         source: EncodeError,
     },
+    /// At-least-once delivery needs a reliable state, which the two sides
+    /// agree on in the handshake when the client asks to resume
+    /// (`ClientBuilder::resume`).
+    #[error(
+        "session {session} has no reliable state for at-least-once delivery (the client did not ask to resume sessions)"
+    )]
+    Unreliable {
+        /// The session id.
+        session: u64,
+    },
+    /// The outbox did not take the message (full, or its store failed).
+    #[error("session {session}: {source}")]
+    Outbox {
+        /// The session id.
+        session: u64,
+        /// Why.
+        source: super::DeliveryError,
+    },
+    /// The reliable state ended (the client was closed, or the server
+    /// expired the session) before the message was queued.
+    #[error("session {session} cannot deliver at least once: {reason}")]
+    Lost {
+        /// The session id.
+        session: u64,
+        /// Why the reliable state ended.
+        reason: String,
+    },
 }
 
 /// Why a request failed.

@@ -262,6 +262,47 @@ impl Session {
 
     /// Queues a small frame the runtime must get out (a credit, a cancel, a
     /// stream end) without waiting for room.
+    /// The session that carries this one's reliable state now: this one,
+    /// or the one that resumed it.
+    pub(crate) fn current(&self) -> Session {
+        self.shared
+            .link
+            .as_ref()
+            .and_then(|l| l.session())
+            .unwrap_or_else(|| self.clone())
+    }
+
+    /// Whether the peer ended the session with a close frame (rather than
+    /// the connection breaking).
+    pub(crate) fn peer_closed(&self) -> bool {
+        self.shared.peer_closed.load(Ordering::Relaxed)
+    }
+
+    /// A copy of the session's properties (for the session that resumes it).
+    pub(crate) fn props(&self) -> super::Props {
+        lock(&self.shared.props).clone()
+    }
+
+    /// Takes over the properties of the session this one resumes (those
+    /// set on this one already stay).
+    pub(crate) fn restore_props(&self, props: super::Props) {
+        let mut mine = lock(&self.shared.props);
+        for (k, v) in props {
+            mine.entry(k).or_insert(v);
+        }
+    }
+
+    /// The reliable state, when the handshake agreed on one.
+    pub(crate) fn link(&self) -> Option<&Arc<super::Link>> {
+        self.shared.link.as_ref()
+    }
+
+    /// Statistics of the reliable state (`None` when the session has none:
+    /// the client did not ask to resume, see `ClientBuilder::resume`).
+    pub fn link_stats(&self) -> Option<super::LinkStats> {
+        self.shared.link.as_ref().map(|l| l.stats())
+    }
+
     pub(crate) fn push_frame(&self, frame: Frame) {
         if !self.is_closed() {
             self.shared.out.push(frame);
@@ -435,6 +476,66 @@ impl Session {
         self.try_enqueue(frame)
     }
 
+    /// Sends a one-way message with the given guarantee. The handle resolves
+    /// when the peer acknowledged the message ([`Delivery::AtLeastOnce`](super::Delivery::AtLeastOnce):
+    /// kept, and written again on the session that resumes this one, until
+    /// then; the peer's handler sees it once), or at once for
+    /// [`Delivery::AtMostOnce`](super::Delivery::AtMostOnce) (then it is [`Session::send`]).
+    ///
+    /// At least once waits for room in the budget of unacknowledged bytes
+    /// (`unacked_bytes`), not in the outbound queue; it works on a session
+    /// that has ended as long as its reliable state lives on.
+    pub async fn send_with<M: TopLevel>(
+        &self,
+        msg: &M,
+        delivery: super::Delivery,
+    ) -> Result<super::Delivered, SendError> {
+        let frame = self.encode(FrameHeader::one_way(M::TYPE_ID), msg)?;
+        self.send_frame_with(frame, delivery).await
+    }
+
+    /// [`Session::send_with`] at least once, with a time-to-live, a
+    /// priority or "latest value wins" coalescing ([`SendOptions`](super::SendOptions)).
+    pub async fn send_with_options<M: TopLevel>(
+        &self,
+        msg: &M,
+        options: &super::SendOptions,
+    ) -> Result<super::Delivered, SendError> {
+        let frame = self.encode(FrameHeader::one_way(M::TYPE_ID), msg)?;
+        self.send_reliably(frame, options).await
+    }
+
+    /// [`Session::send_with`] for an already encoded frame.
+    pub async fn send_frame_with(
+        &self,
+        frame: Frame,
+        delivery: super::Delivery,
+    ) -> Result<super::Delivered, SendError> {
+        match delivery {
+            super::Delivery::AtMostOnce => {
+                self.enqueue(frame).await?;
+                Ok(super::Delivered::ready())
+            }
+            _ => self.send_reliably(frame, &super::SendOptions::new()).await,
+        }
+    }
+
+    async fn send_reliably(
+        &self,
+        frame: Frame,
+        options: &super::SendOptions,
+    ) -> Result<super::Delivered, SendError> {
+        let session = self.shared.id;
+        let link = self.link().ok_or(SendError::Unreliable { session })?;
+        link.send(frame, options).await.map_err(|e| match e {
+            super::DeliveryError::Lost { reason } => SendError::Lost { session, reason },
+            other => SendError::Outbox {
+                session,
+                source: other,
+            },
+        })
+    }
+
     /// Queues an already encoded frame, waiting for room.
     pub async fn send_frame(&self, frame: Frame) -> Result<(), SendError> {
         self.enqueue(frame).await
@@ -564,6 +665,45 @@ impl Session {
                 });
             }
         };
+        Self::reply::<R, Q>(reply)
+    }
+
+    /// Sends a request with the given guarantee and waits for the reply,
+    /// within the configured request timeout. With
+    /// [`Delivery::AtLeastOnce`](super::Delivery::AtLeastOnce) the request
+    /// and its reply are both sent at least once through the reliable
+    /// state, and each side drops duplicates: the handler runs **once**,
+    /// even when the connection breaks and the session is resumed in
+    /// between, and its reply reaches this caller on whichever session is
+    /// current then.
+    pub async fn request_with<R: TopLevel, Q: TopLevel>(
+        &self,
+        msg: &Q,
+        delivery: super::Delivery,
+    ) -> Result<R, RequestError> {
+        let timeout = self.shared.config.request_timeout;
+        if delivery == super::Delivery::AtMostOnce {
+            return self.request_with_timeout(msg, timeout).await;
+        }
+        let session = self.shared.id;
+        let link = self.link().ok_or(SendError::Unreliable { session })?;
+        let correlation = link.correlation();
+        let frame = self.encode(FrameHeader::request(Q::TYPE_ID, correlation), msg)?;
+        let reply = link
+            .exchange(frame, Instant::now() + timeout)
+            .await
+            .map_err(|e| match e {
+                None => RequestError::Timeout {
+                    request: Q::NAME,
+                    after: timeout,
+                },
+                Some(reason) => RequestError::Send(SendError::Lost { session, reason }),
+            })?;
+        Self::reply::<R, Q>(reply)
+    }
+
+    /// Decodes the reply to request `Q`.
+    fn reply<R: TopLevel, Q: TopLevel>(reply: Frame) -> Result<R, RequestError> {
         match reply.header.kind {
             FrameKind::Response if reply.header.type_id == R::TYPE_ID => R::decode(reply.payload)
                 .map_err(|source| RequestError::Decode {

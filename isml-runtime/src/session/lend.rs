@@ -310,6 +310,7 @@ mod tests {
             initiator: true,
             peer_services: Vec::new(),
             peer_window: 16,
+            link: None,
         };
         let (session, run) = start(est, rx, tx, info, Arc::new(dispatcher), |_| {});
         tokio::spawn(run);

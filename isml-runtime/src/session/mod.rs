@@ -86,6 +86,10 @@ pub(crate) enum Started {
     Running {
         correlation: u64,
         len: usize,
+        /// The call has a stream (either way): its handler waits on the
+        /// peer (items, or credit), so it is never waited for (see
+        /// `Connection::admit_stream`).
+        streams: bool,
         fut: futures_util::future::BoxFuture<'static, Option<Frame>>,
     },
 }
@@ -105,6 +109,7 @@ mod conn;
 mod error;
 mod handle;
 mod lend;
+mod link;
 mod outbox;
 mod writer;
 
@@ -117,6 +122,12 @@ pub use error::*;
 pub use handle::*;
 pub(crate) use handle::{Exchange, Pending, error_frame};
 use lend::*;
+pub use link::{
+    Delivered, Delivery, DeliveryError, LinkStats, OutboxLimits, Overflow, SendOptions,
+};
+#[cfg(feature = "store")]
+pub(crate) use link::{Durable, Record};
+pub(crate) use link::{Link, Restored, read_ack};
 use outbox::*;
 use writer::*;
 
@@ -130,7 +141,7 @@ struct Counters {
     last_activity_ms: AtomicU64,
 }
 
-type Props = HashMap<(TypeId, &'static str), Arc<dyn Any + Send + Sync>>;
+pub(crate) type Props = HashMap<(TypeId, &'static str), Arc<dyn Any + Send + Sync>>;
 
 pub(crate) struct Shared {
     id: u64,
@@ -154,10 +165,15 @@ pub(crate) struct Shared {
     /// Set with `closed`: checking a token takes its lock, this a load.
     ended: AtomicBool,
     closing: AtomicBool,
+    /// The peer ended the session with a close frame (not a broken link).
+    peer_closed: AtomicBool,
     reason: OnceLock<CloseReason>,
     config: Arc<SessionConfig>,
     /// Subscriptions, answers awaited from the broker, the broker's record.
     pubsub: crate::pubsub::local::Local,
+    /// The reliable state this session writes through, when the two sides
+    /// agreed on one in the handshake (see [`Link`]).
+    link: Option<Arc<Link>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -180,7 +196,14 @@ impl Shared {
     /// Records why the session ends (the first reason wins), tells the peer
     /// when it did not end the session itself, and wakes everything waiting.
     fn finish(&self, reason: CloseReason) {
-        if self.reason.set(reason.clone()).is_ok() && reason.by == ClosedBy::Error {
+        // An expired keep-alive (the only session error with this code)
+        // takes the link for dead. On a reliable session nothing more is
+        // written on it: a close frame that arrived after all, once a stall
+        // ended, would tell the peer this side ended the session on
+        // purpose, and the peer would drop the state that the next
+        // connection resumes.
+        let link_dead = self.link.is_some() && reason.code == codes::DEADLINE_EXCEEDED;
+        if self.reason.set(reason.clone()).is_ok() && reason.by == ClosedBy::Error && !link_dead {
             self.out.push(close_frame(&reason));
         }
         self.out.close();
@@ -189,7 +212,13 @@ impl Shared {
         let pending: Vec<_> = lock(&self.pending).drain().collect();
         drop(pending);
         self.calls.close_all();
-        self.pubsub.session_ended();
+        // With a reliable state that lives on, the subscriptions wait for
+        // the session that resumes it.
+        let resumable = self.link.as_ref().is_some_and(|l| l.ended().is_none());
+        self.pubsub.session_ended(!resumable);
+        if let Some(link) = &self.link {
+            link.detach(self);
+        }
     }
 
     /// Marks the session ended and wakes everything waiting for its end.
@@ -206,7 +235,12 @@ impl Shared {
     /// A correlation id for a new exchange: odd on the side that opened the
     /// connection, even on the side that accepted it (wire format §2.7).
     fn correlation(&self) -> u64 {
-        self.next_correlation.fetch_add(2, Ordering::Relaxed)
+        match &self.link {
+            // Continued across the sessions of the link: a reply resent on
+            // a resumed session never matches a newer exchange.
+            Some(link) => link.correlation(),
+            None => self.next_correlation.fetch_add(2, Ordering::Relaxed),
+        }
     }
 
     /// Queues a cancel for one of our exchanges, without waiting: a cancel
@@ -236,6 +270,8 @@ pub(crate) struct Established {
     pub(crate) peer_services: Vec<PeerService>,
     /// The peer's stream window, in bytes.
     pub(crate) peer_window: u32,
+    /// The reliable state, when the handshake agreed on one.
+    pub(crate) link: Option<Arc<Link>>,
 }
 
 /// Builds a session and the future that runs its connection: one task per
@@ -278,9 +314,11 @@ pub(crate) fn start(
         closed: CancellationToken::new(),
         ended: AtomicBool::new(false),
         closing: AtomicBool::new(false),
+        peer_closed: AtomicBool::new(false),
         reason: OnceLock::new(),
         config: est.config,
         pubsub: Default::default(),
+        link: est.link,
     });
     let session = Session { shared };
     setup(&session);

@@ -211,6 +211,11 @@ impl Writer {
                 && let Poll::Ready(bytes) = shared.out.poll_take(cx, &mut self.queue)
             {
                 self.queued_bytes += bytes;
+                // An acknowledgement owed leaves with these frames (piggy-backed
+                // on the same write, docs/reliability.md).
+                if let Some(ack) = shared.link.as_ref().and_then(|l| l.take_ack()) {
+                    self.push(ack);
+                }
             }
             if self.is_idle() && !self.unflushed {
                 if self.close_sent {

@@ -7,6 +7,8 @@ use std::pin::Pin;
 #[cfg(feature = "tls")]
 use std::sync::Arc;
 
+use futures_util::Stream;
+
 use super::mem::MemListener;
 use super::{Endpoint, Transport, TransportError};
 
@@ -56,19 +58,36 @@ impl Incoming {
         self.upgrade.await
     }
 
-    /// A connection whose transport is already there (the server's side of
-    /// a text connection's in-process session).
-    #[cfg(feature = "tcp")]
-    pub(crate) fn ready(peer: String, transport: Transport) -> Incoming {
+    /// A connection whose transport handshake is still to come: `upgrade`
+    /// runs when [`Incoming::upgrade`] is awaited (in the server's
+    /// connection task, so a slow handshake does not hold up accepting).
+    pub fn upgrading(
+        peer: impl Into<String>,
+        upgrade: impl Future<Output = Result<Transport, TransportError>> + Send + 'static,
+    ) -> Incoming {
         Incoming {
-            peer,
+            peer: peer.into(),
+            upgrade: Box::pin(upgrade),
+        }
+    }
+
+    /// A connection whose transport is already there: accepted by code of
+    /// the caller's own and handed to a [`Listener::from_incoming`], or the
+    /// server's side of an in-process session.
+    pub fn new(peer: impl Into<String>, transport: Transport) -> Incoming {
+        Incoming {
+            peer: peer.into(),
             upgrade: Box::pin(async move { Ok(transport) }),
         }
     }
 }
 
+/// Connections accepted by the caller's code (see [`Listener::from_incoming`]).
+type Connections = Pin<Box<dyn Stream<Item = Result<Incoming, TransportError>> + Send>>;
+
 enum Kind {
     Mem(MemListener),
+    Connections(Connections),
     #[cfg(feature = "tcp")]
     Tcp(tokio::net::TcpListener),
     #[cfg(feature = "tls")]
@@ -81,6 +100,8 @@ enum Kind {
         baud: u32,
         slot: std::sync::Arc<tokio::sync::Semaphore>,
     },
+    #[cfg(feature = "impair")]
+    Impair(super::impair::ImpairListener),
 }
 
 /// A bound endpoint that accepts connections.
@@ -144,6 +165,11 @@ impl Listener {
                 },
                 endpoint.to_string(),
             ),
+            #[cfg(feature = "impair")]
+            Endpoint::Impair { .. } => {
+                let (l, url) = super::impair::ImpairListener::bind(endpoint).await?;
+                (Kind::Impair(l), url)
+            }
             #[allow(unreachable_patterns)]
             other => return Err(super::unsupported(other)),
         };
@@ -154,15 +180,51 @@ impl Listener {
         })
     }
 
+    /// A listener over connections accepted by code of the caller's own:
+    /// each item of `connections` is one, usually an [`Incoming::new`] over
+    /// a [`Transport::from_io`] (built with the server's
+    /// [`max_frame`](crate::server::ServerBuilder::max_frame) when it is
+    /// not the default); an error is retried like a failed `accept`, and
+    /// the end of the stream stops the listener. `url` names it in logs
+    /// and [`Server::urls`](crate::server::Server::urls).
+    ///
+    /// For sockets the URL schemes do not open: a socket inherited from a
+    /// supervisor (systemd socket activation), connections coming out of a
+    /// tunnel or a proxy protocol, or a simulated network in tests. Give it
+    /// to [`ServerBuilder::listener`](crate::server::ServerBuilder::listener).
+    pub fn from_incoming<S>(url: impl Into<String>, connections: S) -> Listener
+    where
+        S: Stream<Item = Result<Incoming, TransportError>> + Send + 'static,
+    {
+        Listener {
+            kind: Kind::Connections(Box::pin(connections)),
+            url: url.into(),
+            max_frame: None,
+        }
+    }
+
     /// The bound URL (with the actual port when 0 was asked for).
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    /// The link shaping an `impair+…` listener's connections (its counters,
+    /// its cut schedule); `None` for other listeners.
+    #[cfg(feature = "impair")]
+    pub fn impair_link(&self) -> Option<&std::sync::Arc<super::impair::Link>> {
+        match &self.kind {
+            Kind::Impair(l) => Some(l.link()),
+            _ => None,
+        }
     }
 
     /// Waits for the next connection.
     pub async fn accept(&mut self) -> Result<Incoming, TransportError> {
         let max_frame = self.max_frame;
         match &mut self.kind {
+            Kind::Connections(c) => futures_util::StreamExt::next(c)
+                .await
+                .unwrap_or(Err(TransportError::Closed)),
             Kind::Mem(l) => {
                 let name = l.name().to_owned();
                 let (io, peer) = l.accept().await.ok_or(TransportError::Closed)?;
@@ -224,6 +286,8 @@ impl Listener {
                     upgrade: Box::pin(async move { Ok(t.with_guard(permit)) }),
                 })
             }
+            #[cfg(feature = "impair")]
+            Kind::Impair(l) => l.accept(max_frame).await,
         }
     }
 }

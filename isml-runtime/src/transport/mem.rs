@@ -83,6 +83,16 @@ pub(crate) async fn connect(
     name: &str,
     max_frame: Option<usize>,
 ) -> Result<Transport, TransportError> {
+    Ok(Transport::from_io(
+        connect_io(name)?,
+        "mem",
+        format!("mem://{name}"),
+        max_frame,
+    ))
+}
+
+/// Connects to the listener registered under `name`: our end of the pipe.
+pub(crate) fn connect_io(name: &str) -> Result<DuplexStream, TransportError> {
     static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
     let tx = lock()
         .get(name)
@@ -92,10 +102,5 @@ pub(crate) async fn connect(
     let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     tx.try_send((theirs, n))
         .map_err(|_| TransportError::Refused(format!("mem://{name}")))?;
-    Ok(Transport::from_io(
-        ours,
-        "mem",
-        format!("mem://{name}"),
-        max_frame,
-    ))
+    Ok(ours)
 }

@@ -8,6 +8,7 @@
 //! | `tls://host:port` | `tls` | stream (§3) inside rustls |
 //! | `serial:///dev/ttyUSB0?baud=115200` | `serial` | COBS + CRC-32C (§4) |
 //! | `ws://host:port/path` | `websocket` | each binary message carries one or more stream-framed frames |
+//! | `impair+tcp://…?latency=300ms&rate=20kbit`, `impair+serial://…`, `impair+mem://…` | `impair` | the inner transport's, through a shaped link ([`impair`]) |
 //!
 //! A [`Transport`] is both a `Stream` of received frames and a `Sink` of frames
 //! to send; [`Transport::split`] separates the halves so that a session reads
@@ -27,6 +28,8 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use crate::codec::{FrameError, FrameLimit, StreamCodec};
 use crate::wire::{DecodeError, Frame};
 
+#[cfg(feature = "impair")]
+pub mod impair;
 pub(crate) mod mem;
 #[cfg(feature = "serial")]
 pub mod serial;
@@ -92,6 +95,16 @@ pub enum TransportError {
         /// What went wrong.
         message: String,
     },
+    /// A parameter of the URL's query is unknown or has a bad value.
+    #[error("invalid endpoint `{url}`: parameter `{parameter}`: {reason}")]
+    InvalidParameter {
+        /// The URL as given.
+        url: String,
+        /// The parameter's name.
+        parameter: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// No listener is registered under this in-memory name, or it stopped accepting.
     #[error("connection refused by {0}")]
     Refused(String),
@@ -155,6 +168,15 @@ pub enum Endpoint {
         /// The request path, starting with `/`.
         path: String,
     },
+    /// `impair+tcp://…`, `impair+serial://…`, `impair+mem://…`: the inner
+    /// endpoint through a shaped link ([`impair`]).
+    #[cfg(feature = "impair")]
+    Impair {
+        /// The endpoint under the link.
+        inner: Box<Endpoint>,
+        /// What the link does.
+        link: impair::LinkConfig,
+    },
 }
 
 impl Endpoint {
@@ -166,6 +188,8 @@ impl Endpoint {
             Endpoint::Tls { .. } => "tls",
             Endpoint::Serial { .. } => "serial",
             Endpoint::WebSocket { .. } => "ws",
+            #[cfg(feature = "impair")]
+            Endpoint::Impair { inner, .. } => impair::scheme(inner),
         }
     }
 }
@@ -178,6 +202,8 @@ impl fmt::Display for Endpoint {
             Endpoint::Tls { addr, .. } => write!(f, "tls://{addr}"),
             Endpoint::Serial { path, baud } => write!(f, "serial://{path}?baud={baud}"),
             Endpoint::WebSocket { addr, path } => write!(f, "ws://{addr}{path}"),
+            #[cfg(feature = "impair")]
+            Endpoint::Impair { inner, link } => impair::display(f, inner, link),
         }
     }
 }
@@ -257,7 +283,14 @@ impl FromStr for Endpoint {
                     path: path.to_owned(),
                 })
             }
-            _ => Err(bad("unknown scheme (mem, tcp, tls, serial, ws)")),
+            #[cfg(feature = "impair")]
+            s if s.starts_with("impair+") => impair::parse(url, &s["impair+".len()..], rest),
+            #[cfg(not(feature = "impair"))]
+            s if s.starts_with("impair+") => Err(TransportError::Unsupported {
+                scheme: "impair",
+                feature: "impair",
+            }),
+            _ => Err(bad("unknown scheme (mem, tcp, tls, serial, ws, impair+…)")),
         }
     }
 }
@@ -305,6 +338,8 @@ pub async fn connect(
         Endpoint::Serial { path, baud } => serial::open(path, *baud, max_frame),
         #[cfg(feature = "websocket")]
         Endpoint::WebSocket { addr, path } => ws::connect(addr, path, max_frame).await,
+        #[cfg(feature = "impair")]
+        Endpoint::Impair { .. } => impair::connect(endpoint, max_frame).await,
         #[allow(unreachable_patterns)]
         other => Err(unsupported(other)),
     }
@@ -315,7 +350,7 @@ pub(crate) fn unsupported(endpoint: &Endpoint) -> TransportError {
     let scheme = endpoint.scheme();
     let feature = match scheme {
         "ws" => "websocket",
-        s => s,
+        s => s.strip_prefix("impair+").unwrap_or(s),
     };
     TransportError::Unsupported { scheme, feature }
 }

@@ -24,14 +24,38 @@ use crate::wire::Frame;
 
 /// Opens a serial port as a transport.
 pub fn open(path: &str, baud: u32, max_frame: Option<usize>) -> Result<Transport, TransportError> {
-    let port = tokio_serial::new(path, baud)
+    Ok(transport(
+        open_port(path, baud)?,
+        path.to_owned(),
+        max_frame,
+    ))
+}
+
+/// Opens a serial port as a byte stream.
+pub(crate) fn open_port(
+    path: &str,
+    baud: u32,
+) -> Result<tokio_serial::SerialStream, TransportError> {
+    tokio_serial::new(path, baud)
         .open_native_async()
-        .map_err(|e| TransportError::io(format!("opening serial port {path}"), e.into()))?;
-    Ok(transport(port, path.to_owned(), max_frame))
+        .map_err(|e| TransportError::io(format!("opening serial port {path}"), e.into()))
 }
 
 /// A transport with serial framing over any byte stream (a port, a pty master).
 pub fn transport<IO>(io: IO, peer: String, max_frame: Option<usize>) -> Transport
+where
+    IO: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+{
+    transport_as(io, "serial", peer, max_frame)
+}
+
+/// [`transport`], reporting `scheme` in the transport's information.
+pub(crate) fn transport_as<IO>(
+    io: IO,
+    scheme: &'static str,
+    peer: String,
+    max_frame: Option<usize>,
+) -> Transport
 where
     IO: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
@@ -50,7 +74,7 @@ where
         counters: counters.clone(),
         peer: peer.clone(),
     };
-    Transport::from_codec_halves(r, w, decoder, codec, "serial", peer, counters)
+    Transport::from_codec_halves(r, w, decoder, codec, scheme, peer, counters)
 }
 
 /// Turns the serial codec's per-frame errors into counted drops.

@@ -19,7 +19,12 @@ impl Wire for String {
     }
     #[inline]
     fn decode_elem(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        r.str().map(String::from)
+        // Copy, then validate the copy: the allocation is word-aligned, so
+        // `from_utf8` takes its word-at-a-time path from the first byte
+        // instead of a byte at a time up to the first aligned address.
+        let bytes = r.byte_slice()?;
+        let at = r.position() - bytes.len();
+        String::from_utf8(bytes.to_vec()).map_err(|_| invalid_utf8(at))
     }
     #[inline]
     fn field_len(&self) -> usize {
@@ -33,6 +38,11 @@ impl Wire for String {
     fn decode_field(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Self::decode_elem(r)
     }
+}
+
+#[cold]
+fn invalid_utf8(at: usize) -> DecodeError {
+    DecodeError::InvalidUtf8 { at }
 }
 
 impl<'a> WireView<'a> for String {

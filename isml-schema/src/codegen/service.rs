@@ -43,6 +43,9 @@ pub struct MethodTokens {
     pub request: TokenStream,
     /// The response type's Rust path (`None`: one-way).
     pub response: Option<TokenStream>,
+    /// `[once]`: the client sends calls through the session's reliable
+    /// state (the descriptor's `once`).
+    pub once: bool,
     /// `///` lines.
     pub docs: Vec<String>,
 }
@@ -71,6 +74,7 @@ impl Gen<'_> {
                 kind: m.kind(),
                 request: self.type_path(m.request),
                 response: m.response.map(|r| self.type_path(r)),
+                once: m.once,
                 docs: m.docs.clone(),
             })
             .collect();
@@ -181,8 +185,13 @@ pub fn service_tokens(
             Some(r) => quote!(::core::option::Option::Some(#rpc::MessageRef::of::<#r>())),
             None => quote!(::core::option::Option::None),
         };
-        quote! {
+        let desc = quote! {
             #rpc::MethodDescriptor::new(#name, #full, #id, #kind, #rpc::MessageRef::of::<#req>(), #resp)
+        };
+        if m.once {
+            quote!(#desc.with_once(true))
+        } else {
+            desc
         }
     });
     let arms = methods.iter().map(|m| {
@@ -224,7 +233,18 @@ pub fn service_tokens(
     });
     let client_fns = methods.iter().enumerate().map(|(i, m)| {
         let ident = client_ident(m);
-        let doc = docs(&m.docs);
+        let mut doc = docs(&m.docs);
+        if m.once {
+            let note = [
+                String::new(),
+                "`[once]`: sent through the session's reliable state when it has one (a".into(),
+                "client built with `resume(true)`), so that the call runs once across".into(),
+                "reconnects; otherwise at most once.".into(),
+            ];
+            let note = if m.docs.is_empty() { &note[1..] } else { &note[..] };
+            let note = docs(note);
+            doc = quote!(#doc #note);
+        }
         let req = &m.request;
         let index = Literal::usize_unsuffixed(i);
         let method = quote!(&#desc.methods[#index]);

@@ -57,6 +57,8 @@ pub(crate) enum SpanKey {
     MethodId(usize, usize),
     MethodRequest(usize, usize),
     MethodResponse(usize, usize),
+    /// The `once` attribute of a method.
+    MethodOnce(usize, usize),
     ChannelName(usize),
     ChannelId(usize),
     ChannelType(usize),
@@ -650,6 +652,29 @@ impl Checker<'_> {
             if let Some(resp) = m.response {
                 let resp_span = self.sp(SpanKey::MethodResponse(si, mi), m.span);
                 self.require_message(resp, resp_span, "an rpc response");
+            }
+            if m.once && (m.client_streaming || m.server_streaming) {
+                let once_span = self.sp(SpanKey::MethodOnce(si, mi), m.span);
+                self.diags.push(
+                    Diagnostic::new(
+                        ErrorKind::OnceOnStream,
+                        format!(
+                            "rpc `{}` in service `{owner}` is `[once]` but is {}",
+                            m.name,
+                            m.kind()
+                        ),
+                    )
+                    .primary(once_span, "`once` on a streaming rpc")
+                    .note(
+                        "a stream's items and credit belong to the connection that carries \
+                         them: they are not kept and sent again on the session that resumes it, \
+                         so a streaming call cannot run exactly once across reconnects",
+                    )
+                    .help(
+                        "`once` applies to unary and one-way rpcs: remove it, or send the stream's \
+                         result with a unary `[once]` rpc",
+                    ),
+                );
             }
         }
     }

@@ -74,6 +74,9 @@ pub enum ErrorKind {
     StreamWithoutResponse,
     /// An IR built by another front end refers to a type id that does not exist.
     DanglingTypeId,
+    /// A streaming rpc is marked `[once]`: only unary and one-way calls are
+    /// kept and resent across reconnects.
+    OnceOnStream,
 }
 
 /// A span with a short explanation, drawn under the quoted source line.

@@ -45,7 +45,8 @@ pub fn canonical_form(schema: &Schema, id: TypeId) -> String {
 
 /// The fingerprint of method `m` of a service in `schema`: the one
 /// [`isml_wire::canonical::method_fingerprint`] over its request and response
-/// types' fingerprints and its streaming flags.
+/// types' fingerprints and its streaming flags. Its name, id and `once` are
+/// not part of it.
 pub fn method_fingerprint(schema: &Schema, m: &MethodDef) -> u64 {
     canonical::method_fingerprint(
         fingerprint(schema, m.request),
@@ -298,6 +299,11 @@ mod tests {
         renamed.name = "other".into();
         renamed.id = 9;
         assert_eq!(renamed.fingerprint(&s), m.fingerprint(&s));
+        // Nor is `[once]`: the caller's choice of delivery, not what the
+        // method carries.
+        let mut once = m.clone();
+        once.once = true;
+        assert_eq!(once.fingerprint(&s), m.fingerprint(&s));
         // The request and response types are.
         let swapped = MethodDef::new("go", 7, TypeId(1), TypeId(0));
         assert_ne!(

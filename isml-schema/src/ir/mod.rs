@@ -435,6 +435,11 @@ pub struct MethodDef {
     /// Whether the server replies with a stream of responses
     /// (`-> stream Resp`) rather than one. Only meaningful with a response.
     pub server_streaming: bool,
+    /// `[once]`: callers send the call through the session's reliable state,
+    /// so that it runs once across reconnects (`docs/rpc.md`). Only unary
+    /// and one-way methods may have it. A choice of the caller's delivery,
+    /// not part of the method's fingerprint.
+    pub once: bool,
     /// `///` lines.
     pub docs: Vec<String>,
     /// Where it was declared.
@@ -442,9 +447,9 @@ pub struct MethodDef {
 }
 
 impl MethodDef {
-    /// A unary method (one request, one response) with no docs or span; set
-    /// `response`, `client_streaming` and `server_streaming` for the other
-    /// kinds.
+    /// A unary method (one request, one response) with no docs or span, not
+    /// `once`; set `response`, `client_streaming` and `server_streaming` for
+    /// the other kinds.
     pub fn new(name: impl Into<String>, id: u32, request: TypeId, response: TypeId) -> MethodDef {
         MethodDef {
             name: name.into(),
@@ -453,6 +458,7 @@ impl MethodDef {
             response: Some(response),
             client_streaming: false,
             server_streaming: false,
+            once: false,
             docs: Vec::new(),
             span: None,
         }

@@ -91,11 +91,12 @@ pub(crate) fn dump(schema: &Schema) -> String {
                 };
                 let _ = writeln!(
                     out,
-                    "    rpc {} {}({}{}){response} ({} fp={:016x})",
+                    "    rpc {} {}({}{}){response}{} ({} fp={:016x})",
                     m.id,
                     m.name,
                     stream(m.client_streaming),
                     name(m.request),
+                    if m.once { " [once]" } else { "" },
                     m.kind(),
                     m.fingerprint(schema)
                 );

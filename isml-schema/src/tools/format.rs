@@ -553,6 +553,17 @@ mod tests {
     }
 
     #[test]
+    fn once_is_spaced_like_other_attributes() {
+        let out =
+            fmt("package p;message A[id=1]{}service S{rpc u(A)->A=1[once];rpc o(A)=2[ once ];}");
+        assert_eq!(
+            out,
+            "package p;\n\nmessage A [id = 1] {}\n\nservice S {\n    \
+             rpc u(A) -> A = 1 [once];\n    rpc o(A) = 2 [once];\n}\n"
+        );
+    }
+
+    #[test]
     fn a_line_comment_inside_a_statement_breaks_the_line() {
         let out = fmt("package p; message M { x: u8 // why\n = 1; }");
         assert_eq!(

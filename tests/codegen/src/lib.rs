@@ -82,6 +82,10 @@ pub mod fixtures {
     pub mod rpc_forms {
         isml_runtime::include_schema!("fixtures.rpc_forms");
     }
+    /// `rpc_once.isml`: `[once]` rpcs.
+    pub mod rpc_once {
+        isml_runtime::include_schema!("fixtures.rpc_once");
+    }
 }
 
 /// `isml-schema/tests/fixtures/valid/lib/stream_pkg.isml`: a package named

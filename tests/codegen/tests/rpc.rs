@@ -722,3 +722,138 @@ async fn items_beyond_the_credit_or_a_malformed_batch_close_the_connection() {
     );
     server.shutdown().await;
 }
+
+/// The next frame with this correlation id, skipping any other (credit,
+/// pings), within five seconds.
+async fn frame_for(
+    t: &mut isml_runtime::transport::Transport,
+    correlation: u64,
+) -> isml_runtime::wire::Frame {
+    loop {
+        let f = tokio::time::timeout(Duration::from_secs(5), t.next())
+            .await
+            .expect("the server answers in time")
+            .expect("the connection stays open")
+            .unwrap();
+        if f.header.correlation == correlation {
+            return f;
+        }
+    }
+}
+
+/// The request frame of a call of `Forms` method `method`.
+fn call_frame(correlation: u64, method: u32, payload: Vec<u8>) -> isml_runtime::wire::Frame {
+    use isml_runtime::TopLevel;
+    use isml_runtime::wire::{CallHeader, Frame, FrameHeader};
+    let call = CallHeader {
+        service: 1,
+        method,
+        deadline_ms: 0,
+    };
+    Frame::new(
+        FrameHeader::call(Request::TYPE_ID, correlation, call),
+        payload,
+    )
+}
+
+/// Found by the `session` fuzz target (docs/fuzzing.md): calls with streams
+/// took the places other handlers wait for, and their handlers wait on the
+/// peer, whom the session no longer read. With `max_inflight` 2, two
+/// bidirectional calls and a unary call stopped the session for good: it
+/// answered nothing, and did not notice the peer leave or go silent.
+/// Calls with streams now have places of their own and are refused beyond
+/// them; other calls never wait for them.
+#[tokio::test]
+async fn calls_with_streams_never_stop_the_session_reading() {
+    use futures_util::SinkExt;
+    use isml_runtime::session::codes;
+    use isml_runtime::wire::{ErrorBody, Frame, FrameHeader, FrameKind};
+    use isml_runtime::{Message, TopLevel};
+
+    let state = Arc::new(State::default());
+    let server = Server::builder()
+        .listen("mem://rpc-stream-places")
+        .types(AnyMessage::TYPES)
+        .dispatcher(Dispatcher::new().service(FormsServer::new(Impl(state))))
+        .max_inflight(2)
+        .start()
+        .await
+        .unwrap();
+    let mut t = raw_session("mem://rpc-stream-places", "raw-places").await;
+    // The fuzzer's input: two bidirectional calls (method 5), then a unary
+    // call (method 1) that needs a place to run.
+    t.send(call_frame(1, 5, Vec::new())).await.unwrap();
+    t.send(call_frame(3, 5, Vec::new())).await.unwrap();
+    let n8 = Request { n: 8 }.encode_to_vec().unwrap();
+    t.send(call_frame(5, 1, n8)).await.unwrap();
+    let reply = frame_for(&mut t, 5).await;
+    assert_eq!(reply.header.kind, FrameKind::Response, "the unary call ran");
+    assert!(Reply::decode(reply.payload).unwrap().ok);
+    // A third call with a stream is refused at once.
+    t.send(call_frame(7, 5, Vec::new())).await.unwrap();
+    let refused = frame_for(&mut t, 7).await;
+    assert_eq!(refused.header.kind, FrameKind::Error);
+    assert_eq!(
+        ErrorBody::decode(&refused.payload).unwrap().code,
+        codes::RESOURCE_EXHAUSTED
+    );
+    // The two streams still run: an item on each is answered.
+    for correlation in [1, 3] {
+        let item = Request { n: 2 }.encode_to_bytes().unwrap();
+        t.send(Frame::new(
+            FrameHeader::stream_item(Request::TYPE_ID, correlation),
+            item,
+        ))
+        .await
+        .unwrap();
+        let answer = frame_for(&mut t, correlation).await;
+        assert_eq!(answer.header.kind, FrameKind::StreamItem);
+        assert!(Reply::decode(answer.payload).unwrap().ok);
+    }
+    server.shutdown().await;
+}
+
+/// Found by the `session` fuzz target: a call under the correlation id of
+/// a call still running took over its streams and its cancellation, so the
+/// first handler waited for its input for ever, past the end of its session
+/// and the server's shutdown. The second call is now refused.
+#[tokio::test]
+async fn a_call_under_the_id_of_a_running_call_is_refused() {
+    use futures_util::SinkExt;
+    use isml_runtime::session::codes;
+    use isml_runtime::wire::{ErrorBody, Frame, FrameHeader, FrameKind};
+    use isml_runtime::{Message, TopLevel};
+
+    let state = Arc::new(State::default());
+    let server = serve("mem://rpc-duplicate-id", state).await;
+    let mut t = raw_session("mem://rpc-duplicate-id", "raw-duplicate").await;
+    t.send(call_frame(9, 5, Vec::new())).await.unwrap();
+    t.send(call_frame(9, 5, Vec::new())).await.unwrap();
+    let refused = frame_for(&mut t, 9).await;
+    assert_eq!(refused.header.kind, FrameKind::Error);
+    assert_eq!(
+        ErrorBody::decode(&refused.payload).unwrap().code,
+        codes::ALREADY_EXISTS
+    );
+    // The first call is still the one its items reach, and its end ends it.
+    let item = Request { n: 4 }.encode_to_bytes().unwrap();
+    t.send(Frame::new(
+        FrameHeader::stream_item(Request::TYPE_ID, 9),
+        item,
+    ))
+    .await
+    .unwrap();
+    let answer = frame_for(&mut t, 9).await;
+    assert_eq!(answer.header.kind, FrameKind::StreamItem);
+    assert!(Reply::decode(answer.payload).unwrap().ok);
+    t.send(Frame::new(FrameHeader::stream_end(9), Vec::new()))
+        .await
+        .unwrap();
+    let end = frame_for(&mut t, 9).await;
+    assert_eq!(
+        end.header.kind,
+        FrameKind::StreamEnd,
+        "the handler returned"
+    );
+    server.shutdown().await;
+}

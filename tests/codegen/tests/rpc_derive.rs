@@ -79,6 +79,7 @@ fn derived_and_generated_descriptors_match() {
         assert_eq!(dm.name, gm.name);
         assert_eq!(dm.full_name, gm.full_name);
         assert_eq!(dm.kind, gm.kind, "{}", gm.name);
+        assert_eq!(dm.once, gm.once, "{}", gm.name);
         assert_eq!(
             (dm.request.fingerprint)(),
             (gm.request.fingerprint)(),

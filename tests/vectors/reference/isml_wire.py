@@ -357,6 +357,20 @@ def decode_credit(r: Reader) -> dict:
     return {"correlation": correlation, "bytes": n}
 
 
+# §2.2 reliable delivery: the payload of an ack link frame (opcode 0) is one
+# uvarint, the highest sequence number received (cumulative).  Bytes after it
+# are *content length*, as after a credit.
+
+def encode_ack(received: int) -> bytes:
+    return uvarint(received)
+
+
+def decode_ack(r: Reader) -> dict:
+    received = r.uvarint()
+    r.finish("ack payload")
+    return {"received": received}
+
+
 # §2.7 batches: the payload of a stream-item frame with BATCH is one or more
 # items, each uvarint(length) then the item's bytes.  Every item costs its
 # length plus 8 of the stream's credit.
@@ -1730,6 +1744,21 @@ def gen_call_headers():
         add({"group": "header", "description": d, "hex": H(h).hex(), "error": e})
 
 
+def gen_ack():
+    """§2.2 the payload of an ack link frame (cumulative acknowledgement)."""
+    for n, d in [(0, "nothing received yet"), (1, "sequence number 1"),
+                 (127, "largest one-byte varint"), (300, "2-byte varint"),
+                 (U64_MAX, "2^64-1")]:
+        add({"group": "ack", "description": d, "value": {"received": n},
+             "hex": encode_ack(n).hex()})
+    for h, e, d in [("", "unexpected_end", "empty payload"),
+                    ("ac", "unexpected_end", "cut inside its varint"),
+                    ("05 00", "content_length", "a byte after the number"),
+                    ("80 00", "non_canonical_varint", "0 as 80 00"),
+                    ("ff ff ff ff ff ff ff ff ff 02", "varint_overflow", "above 2^64-1")]:
+        add({"group": "ack", "description": d, "hex": H(h).hex(), "error": e})
+
+
 def gen_credit():
     """§2.7 flow control: the payload of a credit link frame."""
     for c, n, d in [(1, 1, "correlation 1, one byte"), (2, 8, "even correlation id, 8 bytes"),
@@ -2536,6 +2565,13 @@ def check(v):
             return expect_error(err, dec)
         assert encode_credit(v["value"]["correlation"], v["value"]["bytes"]) == data
         assert dec() == v["value"]
+    elif g == "ack":
+        def dec():
+            return decode_ack(Reader(data))
+        if err:
+            return expect_error(err, dec)
+        assert encode_ack(v["value"]["received"]) == data
+        assert dec() == v["value"]
     elif g == "batch":
         def dec():
             return decode_batch(Reader(data))
@@ -2688,6 +2724,7 @@ def main():
     gen_cobs()
     gen_values()
     gen_fingerprints()
+    gen_ack()
     for v in VECTORS:
         try:
             check(v)

@@ -967,6 +967,34 @@ impl Broker {
         }
     }
 
+    /// The `(channel, key)` pairs a session is subscribed to.
+    pub(crate) fn subscriptions_of(&self, session: &Session) -> Vec<(u32, Option<String>)> {
+        session
+            .pubsub()
+            .peer()
+            .map(|p| lock(&p.subscriptions).iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Subscribes a session that resumed another to what that one was
+    /// subscribed to (the ACL is asked again), sending the retained values.
+    pub(crate) fn restore(&self, session: &Session, subscriptions: Vec<(u32, Option<String>)>) {
+        if subscriptions.is_empty() {
+            return;
+        }
+        let who = self.who(session);
+        let peer = self.peer_of(session);
+        for (channel, key) in subscriptions {
+            let Ok(c) = self.channel(channel) else {
+                continue;
+            };
+            if self.allowed(&who, Action::Subscribe, &c.info.name).is_err() {
+                continue;
+            }
+            self.attach(c, &peer, key, 0);
+        }
+    }
+
     /// A session ended: its subscriptions end with it.
     pub(crate) fn session_ended(&self, session: &Session) {
         // Its last publications were accepted: they still go out.
@@ -977,7 +1005,7 @@ impl Broker {
             q.items.clear();
             q.bytes = 0;
         }
-        session.pubsub().session_ended();
+        session.pubsub().session_ended(true);
     }
 
     /// Publishes: checks, retained value, fan-out, store.

@@ -44,6 +44,7 @@ impl Place {
             Place::Message | Place::Union => &["id"],
             Place::Field => &["deprecated", "unit", "max_len", "range"],
             Place::Channel => &["retain", "keyed"],
+            Place::Rpc => &["once"],
             _ => &[],
         }
     }
@@ -58,6 +59,7 @@ const KNOWN_ATTRIBUTES: &[&str] = &[
     "range",
     "retain",
     "keyed",
+    "once",
 ];
 
 /// Where a known attribute belongs, for "not allowed here" help lines.
@@ -65,6 +67,7 @@ fn attribute_home(name: &str) -> &'static str {
     match name {
         "id" => "messages and unions",
         "retain" | "keyed" => "channels",
+        "once" => "unary and one-way rpcs",
         _ => "fields",
     }
 }
@@ -78,6 +81,7 @@ fn attribute_example(name: &str) -> &'static str {
         "range" => "range = 0..=100",
         "deprecated" => "deprecated",
         "retain" => "retain",
+        "once" => "once",
         _ => "keyed",
     }
 }
@@ -92,6 +96,8 @@ pub(super) struct Attrs {
     pub(super) range: Option<((i128, i128), Span)>,
     pub(super) retain: bool,
     pub(super) keyed: bool,
+    /// `once` on an rpc, where it was written.
+    pub(super) once: Option<Span>,
 }
 
 impl Resolver<'_> {
@@ -149,7 +155,7 @@ impl Resolver<'_> {
     fn attr_value(&mut self, a: &Attribute, out: &mut Attrs) {
         let name = a.name.name.as_str();
         let example = attribute_example(name);
-        let is_flag = matches!(name, "deprecated" | "retain" | "keyed");
+        let is_flag = matches!(name, "deprecated" | "retain" | "keyed" | "once");
         if is_flag {
             if let Some(v) = &a.value {
                 self.diags.push(
@@ -165,6 +171,7 @@ impl Resolver<'_> {
             match name {
                 "deprecated" => out.deprecated = true,
                 "retain" => out.retain = true,
+                "once" => out.once = Some(a.name.span),
                 _ => out.keyed = true,
             }
             return;

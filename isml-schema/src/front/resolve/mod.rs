@@ -377,9 +377,9 @@ impl Resolver<'_> {
     fn lower_service(&mut self, fi: usize, si: usize, s: &ast::ServiceDecl) -> ServiceDef {
         self.spans.insert(SpanKey::ServiceName(si), s.name.span);
         self.attrs(&s.attrs, Place::Service);
-        let mut methods: Vec<(MethodDef, [Option<Span>; 4])> = Vec::new();
+        let mut methods: Vec<(MethodDef, [Option<Span>; 5])> = Vec::new();
         for rpc in &s.rpcs {
-            self.attrs(&rpc.attrs, Place::Rpc);
+            let attrs = self.attrs(&rpc.attrs, Place::Rpc);
             let request = self.resolve_message_type(fi, &rpc.request.ty, "an rpc request");
             let response = match &rpc.response {
                 Some(resp) => self
@@ -399,6 +399,7 @@ impl Resolver<'_> {
                     response,
                     client_streaming: rpc.request.streaming,
                     server_streaming: rpc.response.as_ref().is_some_and(|r| r.streaming),
+                    once: attrs.once.is_some(),
                     docs: rpc.docs.clone(),
                     span: Some(rpc.name.span),
                 },
@@ -407,6 +408,7 @@ impl Resolver<'_> {
                     Some(rpc.id.span),
                     Some(rpc.request.ty.span),
                     rpc.response.as_ref().map(|r| r.ty.span),
+                    attrs.once,
                 ],
             ));
         }
@@ -414,14 +416,15 @@ impl Resolver<'_> {
         let methods = methods
             .into_iter()
             .enumerate()
-            .map(|(mi, (m, [name, id, req, resp]))| {
+            .map(|(mi, (m, [name, id, req, resp, once]))| {
                 let keys = [
                     SpanKey::MethodName(si, mi),
                     SpanKey::MethodId(si, mi),
                     SpanKey::MethodRequest(si, mi),
                     SpanKey::MethodResponse(si, mi),
+                    SpanKey::MethodOnce(si, mi),
                 ];
-                for (key, span) in keys.into_iter().zip([name, id, req, resp]) {
+                for (key, span) in keys.into_iter().zip([name, id, req, resp, once]) {
                     if let Some(span) = span {
                         self.spans.insert(key, span);
                     }

@@ -840,6 +840,19 @@ impl<'a> Compare<'a> {
                         n.span,
                     );
                 }
+                // How callers send it, not what it carries.
+                if m.once != n.once {
+                    self.push(
+                        false,
+                        format!(
+                            "method `{sname}.{}` {} `once`",
+                            m.name,
+                            if n.once { "gained" } else { "lost" }
+                        ),
+                        m.span,
+                        n.span,
+                    );
+                }
             }
             for n in &t.methods {
                 if !s.methods.iter().any(|m| m.id == n.id || m.name == n.name) {
