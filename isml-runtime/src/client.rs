@@ -278,6 +278,13 @@ impl ClientBuilder {
     /// cluster): connecting tries each until one answers, and a
     /// reconnection starts with the server after the one that was lost, so
     /// a device whose node died moves to another within its backoff.
+    ///
+    /// With [`ClientBuilder::resume`], a reconnection starts with the
+    /// server that was lost instead, the only one that can resume the
+    /// session; when it does not answer, the next ones are tried in the
+    /// same attempt. A server that does not know the session starts a new
+    /// one: the client subscribes again and sends again what was not
+    /// acknowledged ([`ClientEvent::Resubscribed`]).
     pub fn fallback_urls(mut self, urls: impl IntoIterator<Item = impl Into<String>>) -> Self {
         self.others.extend(urls.into_iter().map(Into::into));
         self
@@ -630,6 +637,16 @@ struct ClientInner {
     reliable: Option<Arc<Reliable>>,
 }
 
+impl ClientInner {
+    /// Whether the client holds a reliable state that its last server
+    /// knows and may still resume.
+    fn resumable(&self) -> bool {
+        self.reliable.as_ref().is_some_and(|r| {
+            r.known.load(Ordering::Relaxed) && r.link().is_some_and(|l| l.ended().is_none())
+        })
+    }
+}
+
 async fn supervise(
     inner: Arc<ClientInner>,
     builder: ClientBuilder,
@@ -664,8 +681,17 @@ async fn supervise(
                 _ = inner.stop.cancelled() => return,
                 () = tokio::time::sleep(delay) => {}
             }
-            // The next server first: the one just lost may be gone for good.
-            match builder.connect_from(server + 1).await {
+            // A reliable state resumes only on the server that keeps it:
+            // that server first (a node that is gone refuses at once, or
+            // within the handshake timeout, and the next is tried in the
+            // same attempt). Otherwise the next server first: the one just
+            // lost may be gone for good.
+            let first = if inner.resumable() {
+                server
+            } else {
+                server + 1
+            };
+            match builder.connect_from(first).await {
                 Ok((s, n)) => {
                     server = n;
                     break s;

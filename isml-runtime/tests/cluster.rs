@@ -2,8 +2,9 @@
 //! (JetStream on, its store in a temporary directory): publications cross
 //! nodes once, retained values and deletes are shared, messages and calls
 //! reach devices on other nodes (with deadlines and cancellation), the
-//! newer session of a device id wins across nodes, and a NATS outage
-//! leaves local traffic alone and is repaired when NATS returns.
+//! newer session of a device id wins across nodes, a device with a
+//! reliable session resumes on its node or moves to another, and a NATS
+//! outage leaves local traffic alone and is repaired when NATS returns.
 //!
 //! Every wait is on a condition, with a generous bound.
 #![cfg(all(feature = "cluster", feature = "tcp"))]
@@ -16,14 +17,14 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use isml_runtime::client::Client;
+use isml_runtime::client::{Backoff, Client, ClientEvent};
 use isml_runtime::cluster::{ClusterStatus, NatsCluster};
 use isml_runtime::dispatch::Dispatcher;
 use isml_runtime::pubsub::{Channel, Subscription};
 use isml_runtime::rpc::{Call, CallError, Status};
 use isml_runtime::server::Server;
-use isml_runtime::session::codes;
-use tokio::sync::mpsc;
+use isml_runtime::session::{Delivery, codes};
+use tokio::sync::{broadcast, mpsc};
 use tokio::time::Instant;
 
 use common::{ChargeStarted, Fault, Reboot, StartCharging, StatusReport};
@@ -544,5 +545,161 @@ async fn a_nats_outage_degrades_then_resynchronises() {
     first_across(&publisher, &mut sub_b).await;
     a.shutdown().await;
     b.shutdown().await;
+    drop(nats);
+}
+
+/// A TCP proxy in front of a node whose connections can be cut (a broken
+/// link, the node still up) and which can turn new ones away (the node
+/// unreachable).
+struct Proxy {
+    url: String,
+    cut: broadcast::Sender<()>,
+    refusing: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Proxy {
+    async fn start(server: &Server) -> Proxy {
+        let target = server.urls()[0].trim_start_matches("tcp://").to_owned();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("tcp://{}", listener.local_addr().unwrap());
+        let (cut, _) = broadcast::channel::<()>(4);
+        let refusing = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (cut2, refusing2) = (cut.clone(), refusing.clone());
+        let task = tokio::spawn(async move {
+            let mut pipes = tokio::task::JoinSet::new();
+            loop {
+                let Ok((mut inbound, _)) = listener.accept().await else {
+                    return;
+                };
+                if refusing2.load(Ordering::SeqCst) {
+                    continue;
+                }
+                let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await else {
+                    continue;
+                };
+                let mut stop = cut2.subscribe();
+                pipes.spawn(async move {
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = stop.recv() => {}
+                    }
+                });
+                while pipes.try_join_next().is_some() {}
+            }
+        });
+        Proxy {
+            url,
+            cut,
+            refusing,
+            task,
+        }
+    }
+
+    /// Drops every connection through the proxy.
+    fn cut(&self) {
+        let _ = self.cut.send(());
+    }
+
+    /// Turns new connections away (accepted, then closed) while `on`.
+    fn refuse(&self, on: bool) {
+        self.refusing.store(on, Ordering::SeqCst);
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// The next `Connected` event's `resumed`, and the `Resubscribed` event's
+/// counts when one follows it (a session that was not resumed).
+async fn next_connection(
+    events: &mut broadcast::Receiver<ClientEvent>,
+) -> (bool, Option<(usize, usize)>) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut resumed = None;
+    loop {
+        let event = tokio::time::timeout_at(deadline, events.recv())
+            .await
+            .expect("the device reconnects")
+            .expect("the client's events");
+        match event {
+            ClientEvent::Connected { resumed: true, .. } => return (true, None),
+            ClientEvent::Connected { resumed: false, .. } => resumed = Some(false),
+            ClientEvent::Resubscribed {
+                subscriptions,
+                failed,
+            } if resumed.is_some() => return (false, Some((subscriptions, failed))),
+            _ => {}
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resuming_device_resumes_on_its_node_and_moves_when_it_is_gone() {
+    let store = tempfile::tempdir().unwrap();
+    let nats = Nats::start(store.path(), None);
+    let a = node(&nats.url, "a").await;
+    let b = node(&nats.url, "b").await;
+    let c = node(&nats.url, "c").await;
+    let to_a = Proxy::start(&a).await;
+    // Every node's URL, a (through the proxy) first; a reliable session.
+    let roamer = Client::builder(&to_a.url)
+        .fallback_urls([b.urls()[0].clone(), c.urls()[0].clone()])
+        .device_id("roamer")
+        .types(types())
+        .reconnect(Backoff {
+            initial: Duration::from_millis(20),
+            max: Duration::from_millis(200),
+            jitter: 0.5,
+        })
+        .resume(true)
+        .connect()
+        .await
+        .unwrap();
+    let mut events = roamer.events().unwrap();
+    let mut live = roamer.subscribe::<Live>().await.unwrap();
+    let publisher = device(&c, "pub-c", Dispatcher::new()).await;
+    first_across(&publisher, &mut live).await;
+
+    // The link breaks, a is still up: the session resumes there, with
+    // its subscription.
+    to_a.cut();
+    assert_eq!(next_connection(&mut events).await, (true, None));
+    assert_eq!(a.resume_stats().resumed, 1);
+    first_across(&publisher, &mut live).await;
+
+    // a unreachable: the next node, b, starts a new session; the device
+    // subscribes again by itself, and what it published at least once
+    // while moving reaches the other nodes.
+    to_a.refuse(true);
+    to_a.cut();
+    let delivered = roamer
+        .publish_with::<Telemetry>(&report("roamer", 7), Delivery::AtLeastOnce)
+        .await
+        .unwrap();
+    assert_eq!(next_connection(&mut events).await, (false, Some((1, 0))));
+    tokio::time::timeout(Duration::from_secs(30), delivered)
+        .await
+        .expect("acknowledged")
+        .unwrap();
+    until("roamer's telemetry on c", async || {
+        c.retained_raw(1, None)
+            .is_some_and(|p| p.publisher == "roamer")
+    })
+    .await;
+    assert!(b.device("roamer").await.is_some());
+    until("c routing roamer to b", async || {
+        matches!(c.device("roamer").await, Some(isml_runtime::rpc::Conn::Remote(r)) if r.node() == "b")
+    })
+    .await;
+    // The same subscription, now served by b, gets c's publications.
+    first_across(&publisher, &mut live).await;
+    roamer.close("done").await;
+    a.shutdown().await;
+    b.shutdown().await;
+    c.shutdown().await;
     drop(nats);
 }
