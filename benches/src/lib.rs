@@ -4,6 +4,7 @@
 //! isml, tonic and raw TCP peers of `src/bin/rpc-compare.rs`; in
 //! [`serial_link`], the shaped serial line of `src/bin/serial-link.rs`.
 
+pub mod cluster;
 pub mod rpc;
 pub mod serial_link;
 

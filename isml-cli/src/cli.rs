@@ -74,7 +74,7 @@ pub(crate) enum Command {
     Describe(DescribeArgs),
     /// Run a broker for every channel of the schemas (as mosquitto is for MQTT).
     #[command(
-        after_help = "Examples:\n  isml serve -I schemas schemas/charging.isml --listen tcp://0.0.0.0:7000\n  isml serve schemas/charging.isml --listen tls://0.0.0.0:7443 --tls-cert cert.pem --tls-key key.pem \\\n      --data-dir /var/lib/isml --acl acl.toml\n  RUST_LOG=debug isml serve schemas/charging.isml   # or -v, -vv"
+        after_help = "Examples:\n  isml serve -I schemas schemas/charging.isml --listen tcp://0.0.0.0:7000\n  isml serve schemas/charging.isml --cluster nats://127.0.0.1:4222 --node-id a   # one node of a fleet\n  isml serve schemas/charging.isml --listen tls://0.0.0.0:7443 --tls-cert cert.pem --tls-key key.pem \\\n      --data-dir /var/lib/isml --acl acl.toml\n  RUST_LOG=debug isml serve schemas/charging.isml   # or -v, -vv"
     )]
     Serve(ServeArgs),
     /// Publish JSON values to a channel of a running server (as mosquitto_pub).
@@ -325,6 +325,26 @@ pub(crate) struct ServeArgs {
     /// Log only warnings and errors.
     #[arg(short, long, conflicts_with = "verbose")]
     pub(crate) quiet: bool,
+    #[command(flatten)]
+    pub(crate) cluster: ClusterArgs,
+}
+
+/// `isml serve` as one node of a cluster (see docs/cluster.md).
+#[derive(Debug, Args, Clone, Default)]
+pub(crate) struct ClusterArgs {
+    /// Join the cluster of the NATS server(s) at URL (`nats://HOST:4222`,
+    /// JetStream on; several comma-separated): publications, retained
+    /// values and presence are shared with the other nodes.
+    #[arg(long = "cluster", value_name = "URL")]
+    pub(crate) url: Option<String>,
+    /// This node's id in the cluster (ASCII letters, digits, `_`, `-`;
+    /// default: a random one).
+    #[arg(long, value_name = "ID", requires = "url")]
+    pub(crate) node_id: Option<String>,
+    /// How long a node's lease lasts: the devices of a node that died are
+    /// forgotten after about twice this (`10s` by default).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, requires = "url")]
+    pub(crate) cluster_lease: Option<std::time::Duration>,
 }
 
 /// How `isml pub` and `isml sub` reach a server.

@@ -6,7 +6,8 @@
 //! Retained values are kept in a redb store in `--data-dir`. Sessions are
 //! logged with tracing on stderr (the server logs closes, this command the
 //! openings); SIGINT or SIGTERM stop the server
-//! gracefully (exit code 0).
+//! gracefully (exit code 0). With `--cluster`, the server is one node of
+//! a fleet joined over NATS JetStream (`docs/cluster.md`).
 
 use std::io::IsTerminal as _;
 use std::path::Path;
@@ -93,6 +94,20 @@ pub(crate) fn serve(a: &ServeArgs) -> Outcome {
         // Watched before the listeners open, so that a signal sent as soon
         // as `listening on` is printed stops the server gracefully.
         let mut signals = Signals::new()?;
+        if let Some(url) = &a.cluster.url {
+            let mut c = isml_runtime::cluster::NatsCluster::builder(url.clone());
+            if let Some(id) = &a.cluster.node_id {
+                c = c.node_id(id.clone());
+            }
+            if let Some(lease) = a.cluster.cluster_lease {
+                c = c.lease(lease);
+            }
+            let cluster = c
+                .connect()
+                .await
+                .map_err(|e| Failure::usage(e.to_string()))?;
+            b = b.cluster(cluster);
+        }
         let server = b.start().await.map_err(|e| Failure::usage(e.to_string()))?;
         for url in server.urls() {
             tracing::info!(%url, "listening");
@@ -135,6 +150,8 @@ pub(crate) fn serve(a: &ServeArgs) -> Outcome {
             types = types.len(),
             data_dir = %a.data_dir.display(),
             acl = a.acl.is_some(),
+            cluster = a.cluster.url.as_deref().unwrap_or("none"),
+            node = %server.cluster_stats().node_id,
             "serving"
         );
         let signal = signals.next().await;

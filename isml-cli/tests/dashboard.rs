@@ -2,8 +2,10 @@
 //! driven through chromedriver (WebDriver) with fantoccini. Ten cabinets
 //! connected; the fleet table shows ten rows, a device page calls
 //! `start_charging` through its form, shows the reply, and shows the
-//! retained value the call changes as it changes. Screenshots are saved
-//! under `target/tmp/dashboard/` (1280×800 and a phone's 390×844).
+//! retained value the call changes as it changes. A node of a cluster
+//! (a real nats-server) shows its link: connected, degraded while NATS is
+//! down, connected again. Screenshots are saved under
+//! `target/tmp/dashboard/` (1280×800 and a phone's 390×844).
 
 mod common;
 mod fleet;
@@ -199,6 +201,16 @@ async fn dashboard_in_chromium() {
                && parseFloat(ch.querySelector('.rate').textContent) > 0"#,
     )
     .await;
+    // A server alone shows no cluster.
+    assert_eq!(
+        c.execute(
+            "return [document.getElementById('cluster').hidden, document.getElementById('cluster-card').hidden]",
+            vec![],
+        )
+        .await
+        .unwrap(),
+        json!([true, true])
+    );
     screenshot(&c, "fleet-1280x800.png").await;
 
     // A device page, reached by clicking its row.
@@ -333,4 +345,74 @@ async fn dashboard_in_chromium() {
     for cab in cabs {
         cab.close().await;
     }
+}
+
+/// A node of a cluster: the header and the cluster panel say `connected`,
+/// then `degraded` with a warning while NATS is down, then `connected`
+/// again, with the link's loss and resynchronisation counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dashboard_shows_the_cluster_link() {
+    let data = tempfile::tempdir().unwrap();
+    let store = data.path().join("nats");
+    let mut nats = common::Nats::start(&store, None);
+    let port = nats.port;
+    let server = common::serve(
+        &data.path().join("a"),
+        &[
+            "--http",
+            "127.0.0.1:0",
+            "--cluster",
+            &nats.url,
+            "--node-id",
+            "a",
+        ],
+    );
+    let base = server.http.clone().unwrap();
+    let driver = chromedriver();
+    let c = browser(&driver).await;
+    c.goto(&format!("{base}/")).await.unwrap();
+    viewport(&c, 1280, 800).await;
+    let pill = |mode: &str| {
+        format!(
+            "const p = document.getElementById('cluster'); \
+             return !p.hidden && p.classList.contains('{mode}') \
+                 && document.getElementById('cluster-text').textContent === 'node a · {mode}' \
+                 && document.getElementById('cluster-mode').textContent === '{mode}'"
+        )
+    };
+    until(&c, "the cluster connected", &pill("connected")).await;
+    assert_eq!(
+        c.execute(
+            "return document.getElementById('cluster-warning').hidden",
+            vec![]
+        )
+        .await
+        .unwrap(),
+        json!(true)
+    );
+
+    nats.child.0.kill().unwrap();
+    let _ = nats.child.0.wait();
+    until(&c, "the cluster degraded", &pill("degraded")).await;
+    until(
+        &c,
+        "the warning and the lost link counted",
+        "return !document.getElementById('cluster-warning').hidden \
+             && /Link lost \\/ resynchronised[1-9]\\d* \\/ 0/.test(document.getElementById('cluster-facts').textContent)",
+    )
+    .await;
+    screenshot(&c, "cluster-degraded.png").await;
+
+    let nats = common::Nats::start(&store, Some(port));
+    until(&c, "the cluster connected again", &pill("connected")).await;
+    until(
+        &c,
+        "the resynchronisation counted",
+        "return document.getElementById('cluster-warning').hidden \
+             && /Link lost \\/ resynchronised[1-9]\\d* \\/ [1-9]/.test(document.getElementById('cluster-facts').textContent)",
+    )
+    .await;
+
+    c.close().await.unwrap();
+    drop((server, nats));
 }

@@ -72,8 +72,19 @@ async fn rest_api_with_cabinets() {
     let cabs = cabinets(&server.url, 3, None, Duration::from_millis(200)).await;
     let c = http();
 
-    // Sessions, with what the issue lists.
-    let list = sessions(&c, &base, 3).await;
+    // Sessions, with what the issue lists. A session is listed as soon as
+    // its welcome is queued, before its task writes it: wait for the
+    // counters to show the first frames.
+    sessions(&c, &base, 3).await;
+    let url = format!("{base}/api/sessions");
+    let list = eventually("the sessions' first frames counted", || async {
+        let (_, v) = get(&c, &url).await;
+        let list = v["sessions"].as_array()?.clone();
+        list.iter()
+            .all(|s| s["bytes_in"].as_u64() > Some(0) && s["frames_out"].as_u64() > Some(0))
+            .then_some(list)
+    })
+    .await;
     let devices: Vec<&str> = list
         .iter()
         .map(|s| s["device_id"].as_str().unwrap())
@@ -865,6 +876,7 @@ async fn openapi_document_validates() {
         assert!(paths.contains_key(&format!("/api/channels/charging.v1.{ch}")));
     }
     assert!(paths.contains_key("/api/channels/charging.v1.telemetry/retained"));
+    assert!(paths.contains_key("/api/status"));
     assert!(
         !paths.contains_key("/api/channels/charging.v1.faults/retained"),
         "faults retains nothing"

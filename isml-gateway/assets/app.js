@@ -1,6 +1,7 @@
-// The isml gateway's dashboard: a fleet view (sessions, channels with rate
-// charts and live values) and a device view (retained values, a form per
-// method). It reads the REST API and keeps one WebSocket to /api/ws.
+// The isml gateway's dashboard: a fleet view (sessions, the cluster link,
+// channels with rate charts and live values) and a device view (retained
+// values, a form per method). It reads the REST API and keeps one WebSocket
+// to /api/ws.
 "use strict";
 
 const state = {
@@ -8,6 +9,7 @@ const state = {
   schema: null,
   sessions: [],
   channels: [],
+  cluster: null,          // /api/status's cluster, null until read
   latest: new Map(),      // channel -> last publication seen live
   byDevice: new Map(),    // device -> Map("channel|key" -> publication)
   ws: null,
@@ -166,11 +168,13 @@ async function render() {
   const r = route();
   if (r.device) {
     view.append($("#device-template").content.cloneNode(true));
+    refreshStatus();
     await renderDevice(r.device);
   } else {
     view.append($("#fleet-template").content.cloneNode(true));
     $("#filter").addEventListener("input", drawSessions);
-    await Promise.all([refreshSessions(), refreshChannels()]);
+    drawCluster();
+    await Promise.all([refreshSessions(), refreshChannels(), refreshStatus()]);
     state.timers.push(setInterval(refreshSessions, 2000));
     state.timers.push(setInterval(refreshChannels, 2000));
     state.timers.push(setInterval(drawSessions, 1000));
@@ -265,6 +269,47 @@ function drawChannels() {
       sparkline(c.history),
       el("div", { class: "latest", "data-latest": c.name, text: p ? (p.publisher ? p.publisher + ": " : "") + compact(p.value) : "no publication seen yet" }));
   }));
+}
+
+// ---------------------------------------------------------------- cluster
+
+async function refreshStatus() {
+  const r = await api("/api/status");
+  if (!r.ok) return;
+  state.cluster = r.body.cluster;
+  drawCluster();
+}
+
+// The header's pill on every view, and the fleet view's card; nothing for
+// a server alone.
+function drawCluster() {
+  const c = state.cluster;
+  const clustered = c && c.mode !== "single";
+  const pill = $("#cluster");
+  pill.hidden = !clustered;
+  const card = $("#cluster-card");
+  if (card) card.hidden = !clustered;
+  if (!clustered) return;
+  const degraded = c.mode === "degraded";
+  pill.className = "cluster " + c.mode;
+  pill.title = degraded ? "cluster: degraded (unreachable; local traffic only)" : "cluster: connected";
+  $("#cluster-text").textContent = `node ${c.node_id} · ${c.mode}`;
+  if (!card) return;
+  const badge = $("#cluster-mode");
+  badge.textContent = c.mode;
+  badge.className = "badge " + c.mode;
+  $("#cluster-warning").hidden = !degraded;
+  const items = [
+    ["Node", c.node_id],
+    ["Publications out / in", `${c.publications_out} / ${c.publications_in}`],
+    ["Retained out / in", `${c.retained_out} / ${c.retained_in}`],
+    ["Calls out / in", `${c.calls_out} / ${c.calls_in}`],
+    ["Messages sent", String(c.messages_sent)],
+    ["Publications not sent", String(c.publications_dropped)],
+    ["Link lost / resynchronised", `${c.disconnects} / ${c.resyncs}`],
+    ["Sessions replaced", String(c.sessions_replaced)],
+  ];
+  $("#cluster-facts").replaceChildren(...items.flatMap(([k, v]) => [el("dt", { text: k }), el("dd", { text: v })]));
 }
 
 // ---------------------------------------------------------------- device view
@@ -463,3 +508,4 @@ $("#token-form").addEventListener("submit", (ev) => {
 window.addEventListener("hashchange", render);
 connectWs();
 render();
+setInterval(refreshStatus, 2000);

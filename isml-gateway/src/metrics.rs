@@ -1,5 +1,6 @@
-//! `GET /metrics`: the server, its sessions, the broker's channels and the
-//! gateway's own calls in the Prometheus text format (version 0.0.4).
+//! `GET /metrics`: the server, its sessions, the broker's channels, its
+//! link to its cluster and the gateway's own calls in the Prometheus text
+//! format (version 0.0.4).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -220,6 +221,7 @@ pub(crate) fn render(state: &State) -> String {
             let _ = writeln!(o.0, "{name}{{channel=\"{}\"}} {}", label(&c.name), pick(c));
         }
     }
+    cluster(&mut o, &server.cluster_stats());
     o.head(
         "isml_gateway_calls_total",
         "counter",
@@ -261,4 +263,82 @@ pub(crate) fn render(state: &State) -> String {
         state.metrics.acl_refused.load(Ordering::Relaxed)
     );
     o.0
+}
+
+/// The cluster link: its mode as one gauge per mode (1 for the one it is
+/// in), and its counters.
+fn cluster(o: &mut Out, c: &isml_runtime::cluster::ClusterStats) {
+    use isml_runtime::cluster::ClusterStatus;
+    o.head(
+        "isml_cluster_mode",
+        "gauge",
+        "This node's link to its cluster: 1 for its mode (single: no cluster; degraded: the cluster is unreachable, local traffic only).",
+    );
+    for mode in [
+        ClusterStatus::Single,
+        ClusterStatus::Connected,
+        ClusterStatus::Degraded,
+    ] {
+        let _ = writeln!(
+            o.0,
+            "isml_cluster_mode{{node=\"{}\",mode=\"{mode}\"}} {}",
+            label(&c.node_id),
+            u8::from(c.status == mode)
+        );
+    }
+    let pairs: [(&str, &str, u64, u64); 3] = [
+        (
+            "isml_cluster_publications_total",
+            "Publications sent to the other nodes (out) and of other nodes delivered here (in).",
+            c.published,
+            c.received,
+        ),
+        (
+            "isml_cluster_retained_total",
+            "Retained values and deletes written to the cluster (out) and of other nodes applied here (in).",
+            c.retained_writes,
+            c.retained_applied,
+        ),
+        (
+            "isml_cluster_calls_total",
+            "Calls to devices on other nodes (out) and of other nodes served here (in).",
+            c.calls_out,
+            c.calls_in,
+        ),
+    ];
+    for (name, help, out, inc) in pairs {
+        o.head(name, "counter", help);
+        let _ = writeln!(o.0, "{name}{{direction=\"out\"}} {out}");
+        let _ = writeln!(o.0, "{name}{{direction=\"in\"}} {inc}");
+    }
+    o.one(
+        "isml_cluster_publications_dropped_total",
+        "counter",
+        "Publications not sent to the other nodes (the cluster unreachable, or its queue full).",
+        c.dropped,
+    );
+    o.one(
+        "isml_cluster_messages_sent_total",
+        "counter",
+        "Device-to-device messages sent to devices on other nodes.",
+        c.sent,
+    );
+    o.one(
+        "isml_cluster_sessions_replaced_total",
+        "counter",
+        "Sessions here closed because their device connected to another node.",
+        c.replaced,
+    );
+    o.one(
+        "isml_cluster_disconnects_total",
+        "counter",
+        "Times the link to the cluster was lost.",
+        c.disconnects,
+    );
+    o.one(
+        "isml_cluster_resyncs_total",
+        "counter",
+        "Times the shared state was resynchronised after the link returned.",
+        c.resyncs,
+    );
 }

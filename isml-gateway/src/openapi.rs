@@ -235,6 +235,14 @@ fn fixed_paths(paths: &mut Map<String, Json>) {
         ),
     );
     paths.insert(
+        "/api/status".into(),
+        get(
+            "get_status",
+            "This server: sessions, channels, and its link to its cluster",
+            obj(json!({ "$ref": "#/components/schemas/Status" })),
+        ),
+    );
+    paths.insert(
         "/api/schema".into(),
         get(
             "get_schema",
@@ -360,6 +368,36 @@ fn gateway_schemas() -> Map<String, Json> {
                 "services": { "type": "array", "items": { "type": "object" } }
             },
             "required": ["session_id", "device_id", "peer", "transport"]
+        },
+        "Status": {
+            "type": "object",
+            "properties": {
+                "sessions": { "type": "integer" },
+                "channels": { "type": "integer" },
+                "cluster": { "$ref": "#/components/schemas/Cluster" }
+            },
+            "required": ["sessions", "channels", "cluster"]
+        },
+        "Cluster": {
+            "type": "object",
+            "description": "This node's link to its cluster and its counters.",
+            "properties": {
+                "mode": { "type": "string", "enum": ["single", "connected", "degraded"],
+                          "description": "single: no cluster; degraded: the cluster is unreachable, local traffic only." },
+                "node_id": { "type": "string", "description": "This node's id (empty alone)." },
+                "publications_out": { "type": "integer" },
+                "publications_in": { "type": "integer" },
+                "publications_dropped": { "type": "integer" },
+                "retained_out": { "type": "integer" },
+                "retained_in": { "type": "integer" },
+                "messages_sent": { "type": "integer" },
+                "calls_out": { "type": "integer" },
+                "calls_in": { "type": "integer" },
+                "sessions_replaced": { "type": "integer" },
+                "disconnects": { "type": "integer" },
+                "resyncs": { "type": "integer" }
+            },
+            "required": ["mode", "node_id"]
         },
         "Channel": {
             "type": "object",

@@ -145,6 +145,27 @@ async fn a_gateway_over_a_server_of_ones_own() {
         metrics.contains("isml_gateway_publications_total 1"),
         "{metrics}"
     );
+    // A server alone: its cluster mode is `single`.
+    assert!(
+        metrics.contains("isml_cluster_mode{node=\"\",mode=\"single\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("isml_cluster_mode{node=\"\",mode=\"degraded\"} 0"),
+        "{metrics}"
+    );
+    let v: Value = http
+        .get(format!("{base}/api/status"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["sessions"], 0);
+    assert_eq!(v["channels"], 1);
+    assert_eq!(v["cluster"]["mode"], "single");
+    assert_eq!(v["cluster"]["publications_out"], 0);
 
     // The routes mount in an application of one's own.
     let app = axum::Router::new().nest("/isml", gateway_router(&server, schema));

@@ -188,6 +188,8 @@ impl Reliable {
 #[derive(Clone)]
 pub struct ClientBuilder {
     url: String,
+    /// More servers to try, in order after `url` (a cluster's nodes).
+    others: Vec<String>,
     config: SessionConfig,
     credentials: Credentials,
     device_id: String,
@@ -272,6 +274,27 @@ impl ClientBuilder {
         self
     }
 
+    /// More servers to try, in turn after the first (the nodes of a
+    /// cluster): connecting tries each until one answers, and a
+    /// reconnection starts with the server after the one that was lost, so
+    /// a device whose node died moves to another within its backoff.
+    ///
+    /// With [`ClientBuilder::resume`], a reconnection starts with the
+    /// server that was lost instead, the only one that can resume the
+    /// session; when it does not answer, the next ones are tried in the
+    /// same attempt. A server that does not know the session starts a new
+    /// one: the client subscribes again and sends again what was not
+    /// acknowledged ([`ClientEvent::Resubscribed`]).
+    pub fn fallback_urls(mut self, urls: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.others.extend(urls.into_iter().map(Into::into));
+        self
+    }
+
+    /// Every server this client may use, the first first.
+    fn all_urls(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.url.as_str()).chain(self.others.iter().map(String::as_str))
+    }
+
     /// Reconnect with this backoff when the session ends (not after [`Client::close`]).
     pub fn reconnect(mut self, backoff: Backoff) -> Self {
         self.reconnect = Some(backoff);
@@ -315,9 +338,11 @@ impl ClientBuilder {
 
     /// Opens each connection (the first and every reconnection) with
     /// `connect` instead of by URL; the URL then only names the server in
-    /// errors and logs. For links the URL schemes do not cover: a socket
-    /// handed over by a supervisor, a modem dialled with AT commands, a
-    /// tunnel, or a simulated network in tests. Build the transport with
+    /// errors and logs (and [`ClientBuilder::fallback_urls`] are not
+    /// used: `connect` chooses where to go). For links the URL schemes do
+    /// not cover: a socket handed over by a supervisor, a modem dialled
+    /// with AT commands, a tunnel, or a simulated network in tests. Build
+    /// the transport with
     /// [`Transport::from_io`](transport::Transport::from_io) over any byte
     /// stream. The handshake timeout covers `connect` too.
     ///
@@ -353,22 +378,47 @@ impl ClientBuilder {
         self
     }
 
-    /// Connects once, without a reconnecting supervisor.
+    /// Connects once, without a reconnecting supervisor: to the first
+    /// server that answers, in order (the error is the last server's).
     pub async fn connect_session(&self) -> Result<Session, ConnectError> {
+        self.connect_from(0).await.map(|(s, _)| s)
+    }
+
+    /// Tries the servers in turn from number `first` (wrapping around);
+    /// gives the session and the number of the server that answered. With
+    /// a connector, one attempt through it.
+    async fn connect_from(&self, first: usize) -> Result<(Session, usize), ConnectError> {
+        let urls: Vec<&str> = if self.connector.is_some() {
+            vec![self.url.as_str()]
+        } else {
+            self.all_urls().collect()
+        };
+        let mut last = None;
+        for i in 0..urls.len() {
+            let n = (first + i) % urls.len();
+            match self.connect_url(urls[n]).await {
+                Ok(s) => return Ok((s, n)),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or(ConnectError::Closed))
+    }
+
+    async fn connect_url(&self, url: &str) -> Result<Session, ConnectError> {
         let attempt = async {
             let t = match &self.connector {
                 Some(connect) => connect().await?,
                 None => {
-                    let endpoint: Endpoint = self.url.parse()?;
+                    let endpoint: Endpoint = url.parse()?;
                     transport::connect(&endpoint, &self.options).await?
                 }
             };
-            self.handshake(t).await
+            self.handshake(t, url).await
         };
         match tokio::time::timeout(self.handshake_timeout, attempt).await {
             Ok(r) => r,
             Err(_) => Err(ConnectError::Timeout {
-                url: self.url.clone(),
+                url: url.to_owned(),
                 after: self.handshake_timeout,
             }),
         }
@@ -380,7 +430,9 @@ impl ClientBuilder {
         &self,
         transport: transport::Transport,
     ) -> Result<Session, ConnectError> {
-        match tokio::time::timeout(self.handshake_timeout, self.handshake(transport)).await {
+        match tokio::time::timeout(self.handshake_timeout, self.handshake(transport, &self.url))
+            .await
+        {
             Ok(r) => r,
             Err(_) => Err(ConnectError::Timeout {
                 url: self.url.clone(),
@@ -389,7 +441,7 @@ impl ClientBuilder {
         }
     }
 
-    async fn handshake(&self, t: transport::Transport) -> Result<Session, ConnectError> {
+    async fn handshake(&self, t: transport::Transport, url: &str) -> Result<Session, ConnectError> {
         if !self.device_id.is_empty()
             && let Err(source) = crate::handshake::validate_device_id(&self.device_id)
         {
@@ -422,7 +474,7 @@ impl ClientBuilder {
         ))
         .await?;
         let protocol = |message: String| ConnectError::Protocol {
-            url: self.url.clone(),
+            url: url.to_owned(),
             message,
         };
         let mut joiner = Reassembler::new(self.config.max_message.max(1));
@@ -443,7 +495,7 @@ impl ClientBuilder {
                     Err(e) => (codes::UNSPECIFIED, format!("malformed close reason: {e}")),
                 };
                 return Err(ConnectError::Refused {
-                    url: self.url.clone(),
+                    url: url.to_owned(),
                     code,
                     message,
                 });
@@ -452,7 +504,7 @@ impl ClientBuilder {
         };
         if welcome.version != PROTOCOL_VERSION {
             return Err(ConnectError::Refused {
-                url: self.url.clone(),
+                url: url.to_owned(),
                 code: codes::VERSION_MISMATCH,
                 message: format!(
                     "version mismatch: client speaks protocol {PROTOCOL_VERSION}, server {}",
@@ -462,7 +514,7 @@ impl ClientBuilder {
         }
         let refused = mismatched(&self.types, &welcome.types);
         for (type_id, name) in &refused {
-            tracing::warn!(url = %self.url, %name, type_id, "message refused: fingerprint mismatch");
+            tracing::warn!(url = %url, %name, type_id, "message refused: fingerprint mismatch");
         }
         // The reliable state: the same one when the server resumed it, the
         // same one renumbered for the server's new state otherwise (what it
@@ -475,7 +527,7 @@ impl ClientBuilder {
                 Some((r.clone(), link, w, resumed))
             }
             (Some(_), None) => {
-                tracing::warn!(url = %self.url, "server does not resume sessions; at-least-once delivery is off");
+                tracing::warn!(url = %url, "server does not resume sessions; at-least-once delivery is off");
                 None
             }
             _ => None,
@@ -526,7 +578,7 @@ impl ClientBuilder {
                 let (subscriptions, failed) = session.resubscribe().await;
                 r.resubscribe_owed.store(failed > 0, Ordering::Relaxed);
                 if subscriptions > 0 {
-                    tracing::info!(url = %self.url, subscriptions, failed, "session not resumed: subscribed again");
+                    tracing::info!(url = %url, subscriptions, failed, "session not resumed: subscribed again");
                 }
                 r.event(ClientEvent::Resubscribed {
                     subscriptions,
@@ -561,7 +613,7 @@ impl ClientBuilder {
                 Some(outbox.into_link(self.config.unacked_bytes));
             self.reliable = Some(r);
         }
-        let session = self.connect_session().await?;
+        let (session, server) = self.connect_from(0).await?;
         let (current, _) = watch::channel(Some(session.clone()));
         let inner = Arc::new(ClientInner {
             current,
@@ -571,7 +623,7 @@ impl ClientBuilder {
             reliable: self.reliable.clone(),
         });
         if let Some(backoff) = self.reconnect {
-            tokio::spawn(supervise(inner.clone(), self, backoff, session));
+            tokio::spawn(supervise(inner.clone(), self, backoff, session, server));
         }
         Ok(Client { inner })
     }
@@ -585,11 +637,22 @@ struct ClientInner {
     reliable: Option<Arc<Reliable>>,
 }
 
+impl ClientInner {
+    /// Whether the client holds a reliable state that its last server
+    /// knows and may still resume.
+    fn resumable(&self) -> bool {
+        self.reliable.as_ref().is_some_and(|r| {
+            r.known.load(Ordering::Relaxed) && r.link().is_some_and(|l| l.ended().is_none())
+        })
+    }
+}
+
 async fn supervise(
     inner: Arc<ClientInner>,
     builder: ClientBuilder,
     backoff: Backoff,
     first: Session,
+    mut server: usize,
 ) {
     let mut session = first;
     loop {
@@ -618,8 +681,21 @@ async fn supervise(
                 _ = inner.stop.cancelled() => return,
                 () = tokio::time::sleep(delay) => {}
             }
-            match builder.connect_session().await {
-                Ok(s) => break s,
+            // A reliable state resumes only on the server that keeps it:
+            // that server first (a node that is gone refuses at once, or
+            // within the handshake timeout, and the next is tried in the
+            // same attempt). Otherwise the next server first: the one just
+            // lost may be gone for good.
+            let first = if inner.resumable() {
+                server
+            } else {
+                server + 1
+            };
+            match builder.connect_from(first).await {
+                Ok((s, n)) => {
+                    server = n;
+                    break s;
+                }
                 Err(e) => {
                     tracing::debug!(url = %inner.url, error = %e, attempt, "reconnect failed");
                     attempt = attempt.saturating_add(1);
@@ -655,6 +731,7 @@ impl Client {
     pub fn builder(url: impl Into<String>) -> ClientBuilder {
         ClientBuilder {
             url: url.into(),
+            others: Vec::new(),
             config: SessionConfig::default(),
             credentials: Credentials::None,
             device_id: String::new(),

@@ -270,6 +270,9 @@ pub mod __private;
 pub use descriptor::{ExportError, Reflect, export_schema, export_schema_with_channels};
 pub use lazy::{LazyMessage, LazyViewable};
 pub use message::{Enum, Message, TopLevel, View, Viewable};
+/// Several servers as one fleet: see [`server::cluster`].
+#[cfg(feature = "runtime")]
+pub use server::cluster;
 #[cfg(feature = "runtime")]
 pub use {
     client::Client,

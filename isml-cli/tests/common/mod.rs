@@ -122,3 +122,112 @@ pub(crate) fn rss(pid: u32) -> u64 {
         .expect("VmRSS in /proc/<pid>/status");
     kib * 1024
 }
+
+/// `isml serve` with its log lines (stderr) sent to a channel, for the
+/// tests that watch what it logs; listens on `tcp://127.0.0.1:0` (and on
+/// the gateway's address with `--http` in `extra`).
+pub(crate) fn serve_logged(data_dir: &Path, extra: &[&str]) -> (Server, mpsc::Receiver<String>) {
+    let mut cmd = bin();
+    cmd.arg("serve")
+        .args(schema_args())
+        .args(["--data-dir", &data_dir.display().to_string()])
+        .args(["--listen", "tcp://127.0.0.1:0"])
+        .args(extra)
+        .env("RUST_LOG", "info");
+    let gateways = extra.iter().filter(|a| **a == "--http").count();
+    let mut child = Guard(
+        cmd.stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("isml serve starts"),
+    );
+    let stdout = child.0.stdout.take().unwrap();
+    let stderr = child.0.stderr.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { return };
+            if let Some(url) = line.strip_prefix("listening on ") {
+                let _ = tx.send(url.to_owned());
+            }
+        }
+    });
+    let (log_tx, logs) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { return };
+            let _ = log_tx.send(line);
+        }
+    });
+    let mut urls: Vec<String> = (0..1 + gateways)
+        .map(|_| {
+            rx.recv_timeout(Duration::from_secs(30))
+                .expect("isml serve prints `listening on URL` for each listener")
+        })
+        .collect();
+    let http = urls
+        .iter()
+        .position(|u| u.starts_with("http"))
+        .map(|i| urls.remove(i));
+    (
+        Server {
+            child,
+            url: urls[0].clone(),
+            urls,
+            http,
+        },
+        logs,
+    )
+}
+
+/// Waits (at most `limit`) for a log line containing `text`; the lines
+/// before it are consumed.
+pub(crate) fn wait_log(logs: &mpsc::Receiver<String>, text: &str, limit: Duration) -> String {
+    let deadline = Instant::now() + limit;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match logs.recv_timeout(left) {
+            Ok(line) if line.contains(text) => return line,
+            Ok(_) => {}
+            Err(_) => panic!("no log line with {text:?} within {limit:?}"),
+        }
+    }
+}
+
+/// A `nats-server` with JetStream on, on a free loopback port, its store
+/// in `store`; killed when dropped.
+pub(crate) struct Nats {
+    pub(crate) child: Guard,
+    pub(crate) port: u16,
+    pub(crate) url: String,
+}
+
+impl Nats {
+    /// Starts it (on `port`, or a free one) and waits until it listens.
+    pub(crate) fn start(store: &Path, port: Option<u16>) -> Nats {
+        let port = port.unwrap_or_else(|| {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        });
+        let child = Guard(
+            Command::new("nats-server")
+                .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string()])
+                .arg("-sd")
+                .arg(store)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("nats-server on PATH (apt-get install nats-server)"),
+        );
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "nats-server did not listen");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Nats {
+            child,
+            port,
+            url: format!("nats://127.0.0.1:{port}"),
+        }
+    }
+}

@@ -27,6 +27,7 @@ use crate::events::SessionEvents;
 mod channels;
 mod rpc;
 mod sessions;
+mod status;
 
 pub(crate) use channels::publication_json;
 
@@ -178,6 +179,7 @@ pub(crate) fn router(state: Arc<State>, body_limit: usize) -> Router {
             "/api/channels/{channel}/retained",
             get(channels::retained).delete(channels::delete),
         )
+        .route("/api/status", get(status::status))
         .route("/api/schema", get(schema))
         .route("/api/openapi.json", get(openapi))
         .route("/api/ws", get(crate::ws::upgrade))

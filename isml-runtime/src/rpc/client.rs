@@ -22,6 +22,10 @@ pub enum Conn {
     Session(Session),
     /// A client; calls wait (within their deadline) for it to reconnect.
     Client(Client),
+    /// A device connected to another node of the server's cluster (see
+    /// [`Server::device`](crate::Server::device)): unary and one-way calls
+    /// only.
+    Remote(crate::cluster::RemoteDevice),
 }
 
 impl From<Session> for Conn {
@@ -137,6 +141,14 @@ impl Conn {
                 };
                 r.map_err(|e| closed(format!("not connected: {e}")))
             }
+            Conn::Remote(r) => Err(CallError::Unimplemented {
+                method,
+                detail: format!(
+                    " (streaming calls do not cross cluster nodes; device {} is on node {})",
+                    r.device_id(),
+                    r.node()
+                ),
+            }),
         }
     }
 
@@ -147,6 +159,7 @@ impl Conn {
             Conn::Client(c) => c
                 .session()
                 .map_or(Duration::from_secs(10), |s| s.config().request_timeout),
+            Conn::Remote(r) => r.default_timeout(),
         }
     }
 
@@ -288,6 +301,20 @@ impl Conn {
         timeout: Option<Duration>,
     ) -> Result<R, CallError> {
         let timeout = timeout.unwrap_or_else(|| self.default_timeout());
+        if let Conn::Remote(r) = self {
+            // Across the cluster hop a call is sent at most once, `[once]`
+            // or not (docs/cluster.md, "Guarantees").
+            return match r
+                .call(service, method, request, Some(timeout), true)
+                .await?
+            {
+                Some(reply) => decode_reply(method.full_name, reply),
+                None => Err(CallError::Closed {
+                    method: method.full_name,
+                    reason: "the device's node sent no answer".into(),
+                }),
+            };
+        }
         if method.once && method.kind == super::MethodKind::Unary {
             match self.once_session() {
                 Some(session) => {
@@ -322,6 +349,13 @@ impl Conn {
         method: &'static MethodDescriptor,
         request: &Q,
     ) -> Result<(), CallError> {
+        if let Conn::Remote(r) = self {
+            let timeout = Some(r.default_timeout());
+            return r
+                .call(service, method, request, timeout, false)
+                .await
+                .map(drop);
+        }
         let name = method.full_name;
         if method.once && method.kind == super::MethodKind::OneWay {
             match self.once_session() {

@@ -31,6 +31,8 @@ impl Conn {
         let session = match self {
             Conn::Session(s) => s.current(),
             Conn::Client(c) => c.reliable_session().ok()?,
+            // The hop to another node carries no reliable state.
+            Conn::Remote(_) => return None,
         };
         session
             .link()

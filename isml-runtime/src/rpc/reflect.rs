@@ -236,6 +236,16 @@ pub async fn describe(conn: impl Into<Conn>, timeout: Duration) -> Result<Descri
             method: METHOD,
             reason: "not connected".to_owned(),
         })?,
+        Conn::Remote(r) => {
+            return Err(CallError::Unimplemented {
+                method: METHOD,
+                detail: format!(
+                    " (reflection does not cross cluster nodes; device {} is on node {})",
+                    r.device_id(),
+                    r.node()
+                ),
+            });
+        }
     };
     let correlation = session.next_correlation();
     let header = FrameHeader::call(

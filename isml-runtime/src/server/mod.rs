@@ -28,6 +28,7 @@ use tokio_util::task::TaskTracker;
 
 mod admission;
 pub(crate) mod broker;
+pub mod cluster;
 mod resume;
 #[cfg(feature = "tcp")]
 mod text;
@@ -349,6 +350,17 @@ impl ServerBuilder {
         self
     }
 
+    /// Makes this server a node of `cluster` ([`SingleNode`](cluster::SingleNode),
+    /// a server alone, by default): publications reach the subscribers of
+    /// every node, retained values and presence are shared, and calls and
+    /// messages reach devices connected to other nodes. See
+    /// [`NatsCluster`](cluster::NatsCluster) (feature `cluster`) and
+    /// `docs/cluster.md`.
+    pub fn cluster(mut self, cluster: impl cluster::Cluster) -> Self {
+        self.pubsub.cluster = Some(Arc::new(cluster));
+        self
+    }
+
     /// Bounds of each subscriber's queue in the broker, beyond its
     /// session's outbound queue: 1,024 deliveries and 1 MiB by default.
     /// When it is full, a newer retained value replaces the queued one of
@@ -422,6 +434,11 @@ impl ServerBuilder {
             text_listeners.push(text::TextListener::bind(url, &self.options).await?);
         }
         let registry = Arc::new(Registry::default());
+        let cluster: Arc<dyn cluster::Cluster> = self
+            .pubsub
+            .cluster
+            .get_or_insert_with(|| Arc::new(cluster::SingleNode))
+            .clone();
         let broker = Arc::new(broker::Broker::new(self.pubsub, registry.clone())?);
         let dispatcher = Arc::new(self.dispatcher);
         let front = Arc::new(broker::front::Front {
@@ -470,7 +487,9 @@ impl ServerBuilder {
             resumes: Resumes::new(self.resume),
             #[cfg(feature = "tcp")]
             text: text_state,
+            cluster,
         });
+        inner.cluster.start(cluster::Node::new(&inner));
         for l in listeners {
             let inner2 = inner.clone();
             inner.tracker.spawn(accept_loop(inner2, l));
@@ -526,6 +545,8 @@ struct Inner {
     /// Text listeners' shared state (with text listeners or mappings only).
     #[cfg(feature = "tcp")]
     text: Option<Arc<text::TextShared>>,
+    /// The cluster this server is a node of.
+    cluster: Arc<dyn cluster::Cluster>,
 }
 
 /// Counters of a server.
@@ -631,6 +652,30 @@ impl Server {
         self.session(id)
     }
 
+    /// A connection to a device for generated clients
+    /// (`ChargerClient::new(conn)`): its session here, or, in a cluster,
+    /// the node it is connected to ([`Conn::Remote`](crate::rpc::Conn::Remote)).
+    /// `None` when no node knows the device.
+    pub async fn device(&self, device_id: &str) -> Option<crate::rpc::Conn> {
+        if let Some(s) = self.session_by_device(device_id).filter(|s| !s.is_closed()) {
+            return Some(crate::rpc::Conn::Session(s));
+        }
+        let cluster = self.inner.cluster.clone();
+        let node = cluster.locate(device_id).await?;
+        Some(crate::rpc::Conn::Remote(cluster::RemoteDevice::new(
+            cluster,
+            device_id.to_owned(),
+            node,
+            self.inner.config.request_timeout,
+        )))
+    }
+
+    /// This node's link to its cluster: connected or degraded, and its
+    /// counters ([`ClusterStatus::Single`](cluster::ClusterStatus::Single) alone).
+    pub fn cluster_stats(&self) -> cluster::ClusterStats {
+        self.inner.cluster.stats()
+    }
+
     /// Every established session (a snapshot).
     pub fn sessions(&self) -> Vec<Session> {
         read(&self.inner.registry.by_id).values().cloned().collect()
@@ -728,6 +773,12 @@ impl Server {
             .is_err()
         {
             tracing::warn!("server shutdown: some connections did not end in time");
+        }
+        if tokio::time::timeout(inner.shutdown_timeout, inner.cluster.stop())
+            .await
+            .is_err()
+        {
+            tracing::warn!("server shutdown: the cluster did not stop in time");
         }
         inner.broker.close_store().await;
     }
@@ -951,6 +1002,7 @@ async fn connection(inner: Arc<Inner>, incoming: Incoming, mut ticket: Ticket) {
     });
     write(&inner.registry.by_id).insert(id, session.clone());
     tracing::debug!(session = id, device = %Untrusted(&device), %peer, "session open");
+    inner.cluster.session_opened(&session);
     if let Some(hook) = &inner.on_open {
         hook(&session);
     }
@@ -975,6 +1027,7 @@ async fn connection(inner: Arc<Inner>, incoming: Incoming, mut ticket: Ticket) {
     inner.broker.session_ended(&session);
     write(&inner.registry.by_id).remove(&id);
     forget_device(&inner, &device, id);
+    inner.cluster.session_closed(&session);
     tracing::info!(
         session = id,
         device = %Untrusted(&device),
@@ -1117,7 +1170,11 @@ async fn handshake(
     let device_id = identity
         .device_id
         .or_else(|| (!hello.device_id.is_empty()).then(|| hello.device_id.clone()))
-        .unwrap_or_else(|| format!("device-{id}"));
+        .unwrap_or_else(|| match inner.cluster.node_id() {
+            // Unique across the cluster's nodes, whose session ids are not.
+            "" => format!("device-{id}"),
+            node => format!("device-{node}-{id}"),
+        });
     if let Err(e) = validate_device_id(&device_id) {
         let msg = format!("the authenticator assigned an invalid device id: {e}");
         return Err(refuse_with(&mut tx, codes::UNAUTHENTICATED, &msg).await);

@@ -312,6 +312,9 @@ struct State {
     props: Option<Props>,
     /// Set when the state ends (client closed, server expired it).
     ended: Option<String>,
+    /// Outbox ids of the sends waiting for their durable record's commit
+    /// (see [`CommitTurn`]).
+    committing: std::collections::BTreeSet<u64>,
 }
 
 /// The reliable state of a session, shared by the connections that resume
@@ -325,6 +328,42 @@ pub(crate) struct Link {
     counters: Counters,
     /// Where the outbox is kept across restarts, if anywhere.
     durable: Option<Arc<dyn Durable>>,
+    /// A send's commit was seen (see [`CommitTurn`]).
+    committed: Notify,
+}
+
+/// A send waiting for its durable record's commit. Sends on one link
+/// return in the order they were queued: one whose commit was seen waits
+/// until the earlier ones' were. The commits are seen on the blocking
+/// pool's threads, in whatever order the operating system runs them;
+/// without this, two sends queued in one order could return in the other,
+/// and a simulation would not replay the same (`isml-sim`). Dropping it
+/// (the send's future dropped) lets the later sends go on.
+struct CommitTurn<'a> {
+    link: &'a Link,
+    id: u64,
+}
+
+impl CommitTurn<'_> {
+    /// Waits until no earlier send's commit is awaited.
+    async fn wait(&self) {
+        loop {
+            let notified = self.link.committed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if lock(&self.link.state).committing.first() == Some(&self.id) {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+impl Drop for CommitTurn<'_> {
+    fn drop(&mut self) {
+        lock(&self.link.state).committing.remove(&self.id);
+        self.link.committed.notify_waiters();
+    }
 }
 
 impl fmt::Debug for Link {
@@ -438,11 +477,13 @@ impl Link {
                 reserved: 0,
                 subscriptions: Vec::new(),
                 props: None,
+                committing: Default::default(),
                 ended: None,
             }),
             room: Notify::new(),
             counters: Counters::default(),
             durable,
+            committed: Notify::new(),
         })
     }
 
@@ -678,6 +719,9 @@ impl Link {
                     if let Some(l) = &latest {
                         s.latest.insert(l.clone(), key);
                     }
+                    if self.durable.is_some() {
+                        s.committing.insert(id);
+                    }
                     let record = self.durable.as_ref().map(|_| Record::Put {
                         id,
                         frame: frame.clone(),
@@ -715,6 +759,7 @@ impl Link {
         // must never be one a restart brings back from nowhere, and one
         // queued must survive a crash once `send` returned.
         if let (Some(d), Some(record)) = (&self.durable, durable) {
+            let turn = CommitTurn { link: self, id };
             let (done, committed) = oneshot::channel();
             d.record(vec![record], Some(done));
             // Waited for on the blocking pool: under a paused clock (tokio's
@@ -724,6 +769,8 @@ impl Link {
             let committed = tokio::task::spawn_blocking(move || committed.blocking_recv())
                 .await
                 .unwrap_or_else(|_| Ok(Err("the outbox store's wait failed".into())));
+            turn.wait().await;
+            drop(turn);
             match committed {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => {
@@ -1203,6 +1250,76 @@ mod tests {
 
     fn one_way(type_id: u32, len: usize) -> Frame {
         Frame::new(FrameHeader::one_way(type_id), Bytes::from(vec![0u8; len]))
+    }
+
+    type Commit = oneshot::Sender<Result<(), String>>;
+
+    /// A durable store whose commits the test answers, in any order.
+    #[derive(Default)]
+    struct HeldCommits(Mutex<Vec<Commit>>);
+
+    impl Durable for HeldCommits {
+        fn record(&self, _records: Vec<Record>, done: Option<Commit>) {
+            if let Some(done) = done {
+                lock(&self.0).push(done);
+            }
+        }
+    }
+
+    impl HeldCommits {
+        async fn waiting(&self, n: usize) {
+            while lock(&self.0).len() < n {
+                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+            }
+        }
+
+        fn commit(&self, index: usize) {
+            let done = std::mem::replace(&mut lock(&self.0)[index], oneshot::channel().0);
+            let _ = done.send(Ok(()));
+        }
+    }
+
+    #[tokio::test]
+    async fn durable_sends_return_in_the_order_they_were_queued() {
+        let store = Arc::new(HeldCommits::default());
+        let link = Link::with(
+            [0; 16],
+            true,
+            100,
+            OutboxLimits::default(),
+            Some(store.clone()),
+        );
+        let (returned, mut order) = tokio::sync::mpsc::unbounded_channel();
+        let send = || {
+            let (link, returned) = (link.clone(), returned.clone());
+            tokio::spawn(async move {
+                let d = link.send(one_way(3, 4), &SendOptions::new()).await;
+                let _ = returned.send(d.map(|d| d.id()));
+            })
+        };
+        let first = send();
+        store.waiting(1).await;
+        let _second = send();
+        store.waiting(2).await;
+        // The second's commit is seen first: it waits for the first's.
+        store.commit(1);
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        assert!(order.try_recv().is_err(), "the second returned first");
+        store.commit(0);
+        assert_eq!(order.recv().await.unwrap().unwrap(), 1);
+        assert_eq!(order.recv().await.unwrap().unwrap(), 2);
+        drop(first);
+
+        // A send dropped while its commit is awaited lets the later ones go.
+        let third = send();
+        store.waiting(3).await;
+        let _fourth = send();
+        store.waiting(4).await;
+        store.commit(3);
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        assert!(order.try_recv().is_err(), "the fourth returned first");
+        third.abort();
+        assert_eq!(order.recv().await.unwrap().unwrap(), 4);
     }
 
     #[tokio::test]

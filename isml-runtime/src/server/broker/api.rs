@@ -250,13 +250,7 @@ impl Server {
             .broker
             .send_to(&SERVER, device_id, M::TYPE_ID, &payload)
         {
-            Ok(None) => Ok(()),
-            Ok(Some((target, frame))) => target.send_frame(frame).await.map_err(|_| {
-                refused(Refusal::new(
-                    Reason::UnknownDevice,
-                    format!("device {device_id} disconnected"),
-                ))
-            }),
+            Ok(sent) => sent.finish().await.map_err(refused),
             Err(refusal) => Err(refused(refusal)),
         }
     }

@@ -22,6 +22,7 @@
 
 pub(crate) mod acl;
 mod api;
+mod cluster;
 pub(crate) mod filter;
 pub(crate) mod front;
 pub(crate) mod store;
@@ -157,12 +158,27 @@ struct ChannelCounters {
     replaced: AtomicU64,
 }
 
-/// A retained value.
+/// A retained value: the last publication of a channel (and key).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Retained {
-    pub(crate) publisher: String,
-    pub(crate) timestamp_ms: u64,
-    pub(crate) payload: Bytes,
+#[non_exhaustive]
+pub struct Retained {
+    /// The publisher's device id (`""`: a server process).
+    pub publisher: String,
+    /// When a broker accepted it.
+    pub timestamp_ms: u64,
+    /// The encoded message.
+    pub payload: Bytes,
+}
+
+impl Retained {
+    /// A retained value.
+    pub fn new(publisher: impl Into<String>, timestamp_ms: u64, payload: Bytes) -> Retained {
+        Retained {
+            publisher: publisher.into(),
+            timestamp_ms,
+            payload,
+        }
+    }
 }
 
 #[derive(Default)]
@@ -505,6 +521,8 @@ pub(crate) struct Broker {
     messages: AtomicU64,
     /// Subscriptions of the server process.
     locals: Mutex<Vec<Arc<Peer>>>,
+    /// The cluster this node belongs to (`SingleNode` alone).
+    cluster: Arc<dyn crate::server::cluster::Cluster>,
 }
 
 /// What the server builder collects for the broker.
@@ -515,6 +533,7 @@ pub(crate) struct BrokerSetup {
     pub(crate) acl: Option<Acl>,
     pub(crate) data_dir: Option<std::path::PathBuf>,
     pub(crate) config: BrokerConfig,
+    pub(crate) cluster: Option<Arc<dyn crate::server::cluster::Cluster>>,
 }
 
 /// Why the broker could not start.
@@ -626,6 +645,9 @@ impl Broker {
             refused: AtomicU64::new(0),
             messages: AtomicU64::new(0),
             locals: Mutex::new(Vec::new()),
+            cluster: setup
+                .cluster
+                .unwrap_or_else(|| Arc::new(crate::server::cluster::SingleNode)),
         })
     }
 
@@ -794,17 +816,15 @@ impl Broker {
                     let who = self.who(session);
                     self.publish_staged(session);
                     match self.send_to(&who, to, type_id, &message) {
-                        Ok(None) => reply(correlation, Ok(false)),
-                        Ok(Some((target, frame))) => {
+                        Ok(SendTo::Queued) => reply(correlation, Ok(false)),
+                        Ok(sent) => {
                             let session = session.clone();
-                            LinkOutcome::Wait(Box::pin(async move {
-                                let outcome = match target.send_frame(frame).await {
-                                    Ok(()) => Ok(false),
-                                    Err(_) => Err(Refusal::new(
-                                        Reason::UnknownDevice,
-                                        "the device disconnected",
-                                    )),
-                                };
+                            // A message for another node is on its way at
+                            // once (in order); its answer must not hold up
+                            // this session's reading.
+                            let remote = matches!(sent, SendTo::Remote(_));
+                            let fut = Box::pin(async move {
+                                let outcome = sent.finish().await.map(|()| false);
                                 if correlation != 0 {
                                     let _ = session
                                         .send_frame(
@@ -816,7 +836,13 @@ impl Broker {
                                         )
                                         .await;
                                 }
-                            }))
+                            });
+                            if remote {
+                                tokio::spawn(fut);
+                                LinkOutcome::Done
+                            } else {
+                                LinkOutcome::Wait(fut)
+                            }
                         }
                         Err(refusal) => reply(correlation, Err(refusal)),
                     }
@@ -873,9 +899,13 @@ impl Broker {
     fn attach(&self, c: &ChannelState, peer: &Arc<Peer>, key: Option<String>, replay: u64) {
         let mut subs = write(&c.subs);
         if lock(&peer.subscriptions).insert((c.info.id, key.clone())) {
-            match &key {
-                None => subs.all.push(peer.clone()),
-                Some(k) => subs.by_key.entry(k.clone()).or_default().push(peer.clone()),
+            let list = match &key {
+                None => &mut subs.all,
+                Some(k) => subs.by_key.entry(k.clone()).or_default(),
+            };
+            list.push(peer.clone());
+            if list.len() == 1 {
+                self.cluster.interest(&c.info, key.as_deref(), true);
             }
         }
         // Under the write lock: no publication can come between the
@@ -912,12 +942,18 @@ impl Broker {
         };
         let mut subs = write(&c.subs);
         match key {
-            None => subs.all.retain(|p| !Arc::ptr_eq(p, peer)),
+            None => {
+                subs.all.retain(|p| !Arc::ptr_eq(p, peer));
+                if subs.all.is_empty() {
+                    self.cluster.interest(&c.info, None, false);
+                }
+            }
             Some(k) => {
                 if let Some(list) = subs.by_key.get_mut(&k) {
                     list.retain(|p| !Arc::ptr_eq(p, peer));
                     if list.is_empty() {
                         subs.by_key.remove(&k);
+                        self.cluster.interest(&c.info, Some(&k), false);
                     }
                 }
             }
@@ -1060,28 +1096,17 @@ impl Broker {
                     },
                 );
             }
-            let (mut d, mut x, mut r) = (0, 0, 0);
-            let mut send = |p: &Arc<Peer>| {
-                let (a, b, c) = p.deliver(&frame, channel, key, c.info.retain);
-                *congested |= a == 0;
-                d += a;
-                x += b;
-                r += c;
-            };
-            subs.all.iter().for_each(&mut send);
-            if let Some(k) = key
-                && let Some(list) = subs.by_key.get(k)
-            {
-                // A session subscribed to the whole channel as well gets it once.
-                list.iter()
-                    .filter(|p| !lock(&p.subscriptions).contains(&(channel, None)))
-                    .for_each(&mut send);
-            }
             c.stats.published.fetch_add(1, Ordering::Relaxed);
-            c.stats.delivered.fetch_add(d, Ordering::Relaxed);
-            c.stats.dropped.fetch_add(x, Ordering::Relaxed);
-            c.stats.replaced.fetch_add(r, Ordering::Relaxed);
+            *congested |= c.fan_out(&subs, &frame, key).1;
         }
+        self.cluster
+            .published(&crate::server::cluster::Publication {
+                channel: &c.info,
+                key,
+                publisher: who.device,
+                timestamp_ms,
+                payload: &message,
+            });
         if c.info.retain && self.store.is_persistent() {
             let op = StoreOp::Put {
                 channel,
@@ -1140,6 +1165,18 @@ impl Broker {
             congested |= queued;
             c.stats.delivered.fetch_add(d, Ordering::Relaxed);
             c.stats.dropped.fetch_add(x, Ordering::Relaxed);
+            // The other nodes get them too, in order, as the publications
+            // that did not wait (`publish_from`).
+            for payload in messages {
+                self.cluster
+                    .published(&crate::server::cluster::Publication {
+                        channel: &c.info,
+                        key: None,
+                        publisher: session.device_id(),
+                        timestamp_ms,
+                        payload,
+                    });
+            }
         }
         // The list's room serves the next burst.
         runs.clear();
@@ -1162,6 +1199,7 @@ impl Broker {
         Self::check_key(c, key)?;
         self.allowed(who, Action::Delete, &c.info.name)?;
         lock(&c.retained).remove(&key.map(str::to_owned));
+        self.cluster.deleted(&c.info, key);
         if self.store.is_persistent() {
             let op = StoreOp::Delete {
                 channel,
@@ -1172,15 +1210,15 @@ impl Broker {
         Ok(Published::Now(false))
     }
 
-    /// Checks a device-to-device message and finds its target; `None` when
-    /// it was queued at once.
+    /// Checks a device-to-device message and finds its target: a session
+    /// here, or the cluster for a device connected to another node.
     pub(crate) fn send_to(
         &self,
         who: &Who<'_>,
         to: &str,
         type_id: u32,
         message: &[u8],
-    ) -> Result<Option<(Session, Frame)>, Refusal> {
+    ) -> Result<SendTo, Refusal> {
         self.allowed(who, Action::SendTo, to)?;
         self.filter(who, Target::SendTo { device: to }, type_id, message)?;
         let target = {
@@ -1188,16 +1226,28 @@ impl Broker {
             id.and_then(|id| read(&self.registry.by_id).get(&id).cloned())
         };
         let Some(target) = target.filter(|s| !s.is_closed()) else {
-            return Err(Refusal::new(
-                Reason::UnknownDevice,
-                format!("device {to} is not connected"),
-            ));
+            let remote = self.cluster.send_to(crate::server::cluster::DirectMessage {
+                from: who.device.to_owned(),
+                to: to.to_owned(),
+                type_id,
+                payload: Bytes::copy_from_slice(message),
+            });
+            return match remote {
+                Some(fut) => {
+                    self.messages.fetch_add(1, Ordering::Relaxed);
+                    Ok(SendTo::Remote(fut))
+                }
+                None => Err(Refusal::new(
+                    Reason::UnknownDevice,
+                    format!("device {to} is not connected"),
+                )),
+            };
         };
         self.messages.fetch_add(1, Ordering::Relaxed);
         let frame = message_frame(who.device, type_id, message);
         match target.try_enqueue(frame.clone()) {
-            Ok(()) => Ok(None),
-            Err(SendError::QueueFull { .. }) => Ok(Some((target, frame))),
+            Ok(()) => Ok(SendTo::Queued),
+            Err(SendError::QueueFull { .. }) => Ok(SendTo::Wait(target, frame)),
             Err(_) => Err(Refusal::new(
                 Reason::UnknownDevice,
                 format!("device {to} is disconnecting"),
@@ -1287,6 +1337,36 @@ impl Broker {
 }
 
 impl ChannelState {
+    /// Hands a deliver frame to every subscriber of the channel (and of
+    /// its key); returns how many got it at once, and whether a
+    /// subscriber's session had no room (it went to, or was dropped from,
+    /// the subscriber's queue).
+    fn fan_out(&self, subs: &Subscribers, frame: &Frame, key: Option<&str>) -> (u64, bool) {
+        let channel = self.info.id;
+        let (mut d, mut x, mut r) = (0, 0, 0);
+        let mut congested = false;
+        let mut send = |p: &Arc<Peer>| {
+            let (a, b, c) = p.deliver(frame, channel, key, self.info.retain);
+            congested |= a == 0;
+            d += a;
+            x += b;
+            r += c;
+        };
+        subs.all.iter().for_each(&mut send);
+        if let Some(k) = key
+            && let Some(list) = subs.by_key.get(k)
+        {
+            // A session subscribed to the whole channel as well gets it once.
+            list.iter()
+                .filter(|p| !lock(&p.subscriptions).contains(&(channel, None)))
+                .for_each(&mut send);
+        }
+        self.stats.delivered.fetch_add(d, Ordering::Relaxed);
+        self.stats.dropped.fetch_add(x, Ordering::Relaxed);
+        self.stats.replaced.fetch_add(r, Ordering::Relaxed);
+        (d, congested)
+    }
+
     fn stats(&self) -> ChannelStats {
         let s = &self.stats;
         ChannelStats {
@@ -1299,6 +1379,30 @@ impl ChannelState {
             replaced: s.replaced.load(Ordering::Relaxed),
             subscribers: read(&self.subs).len(),
             retained: lock(&self.retained).len(),
+        }
+    }
+}
+
+/// Where a device-to-device message went.
+pub(crate) enum SendTo {
+    /// Queued on the target's session.
+    Queued,
+    /// The target's outbound queue is full: wait for room.
+    Wait(Session, Frame),
+    /// The target is connected to another node: the cluster carries it.
+    Remote(futures_util::future::BoxFuture<'static, Result<(), Refusal>>),
+}
+
+impl SendTo {
+    /// Waits until the message is queued on the target's session.
+    pub(crate) async fn finish(self) -> Result<(), Refusal> {
+        match self {
+            SendTo::Queued => Ok(()),
+            SendTo::Wait(target, frame) => target
+                .send_frame(frame)
+                .await
+                .map_err(|_| Refusal::new(Reason::UnknownDevice, "the device disconnected")),
+            SendTo::Remote(fut) => fut.await,
         }
     }
 }
