@@ -10,6 +10,8 @@
 #![cfg(all(feature = "cluster", feature = "tcp"))]
 
 mod common;
+#[path = "common/proxy.rs"]
+mod proxy;
 
 use std::net::TcpListener;
 use std::path::Path;
@@ -28,6 +30,7 @@ use tokio::sync::{broadcast, mpsc};
 use tokio::time::Instant;
 
 use common::{ChargeStarted, Fault, Reboot, StartCharging, StatusReport};
+use proxy::Proxy;
 
 isml_runtime::channel! {
     /// Status reports, the last one retained.
@@ -548,71 +551,6 @@ async fn a_nats_outage_degrades_then_resynchronises() {
     drop(nats);
 }
 
-/// A TCP proxy in front of a node whose connections can be cut (a broken
-/// link, the node still up) and which can turn new ones away (the node
-/// unreachable).
-struct Proxy {
-    url: String,
-    cut: broadcast::Sender<()>,
-    refusing: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Proxy {
-    async fn start(server: &Server) -> Proxy {
-        let target = server.urls()[0].trim_start_matches("tcp://").to_owned();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("tcp://{}", listener.local_addr().unwrap());
-        let (cut, _) = broadcast::channel::<()>(4);
-        let refusing = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let (cut2, refusing2) = (cut.clone(), refusing.clone());
-        let task = tokio::spawn(async move {
-            let mut pipes = tokio::task::JoinSet::new();
-            loop {
-                let Ok((mut inbound, _)) = listener.accept().await else {
-                    return;
-                };
-                if refusing2.load(Ordering::SeqCst) {
-                    continue;
-                }
-                let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await else {
-                    continue;
-                };
-                let mut stop = cut2.subscribe();
-                pipes.spawn(async move {
-                    tokio::select! {
-                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
-                        _ = stop.recv() => {}
-                    }
-                });
-                while pipes.try_join_next().is_some() {}
-            }
-        });
-        Proxy {
-            url,
-            cut,
-            refusing,
-            task,
-        }
-    }
-
-    /// Drops every connection through the proxy.
-    fn cut(&self) {
-        let _ = self.cut.send(());
-    }
-
-    /// Turns new connections away (accepted, then closed) while `on`.
-    fn refuse(&self, on: bool) {
-        self.refusing.store(on, Ordering::SeqCst);
-    }
-}
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
 /// The next `Connected` event's `resumed`, and the `Resubscribed` event's
 /// counts when one follows it (a session that was not resumed).
 async fn next_connection(
@@ -644,7 +582,7 @@ async fn a_resuming_device_resumes_on_its_node_and_moves_when_it_is_gone() {
     let a = node(&nats.url, "a").await;
     let b = node(&nats.url, "b").await;
     let c = node(&nats.url, "c").await;
-    let to_a = Proxy::start(&a).await;
+    let to_a = Proxy::start(proxy::tcp_target(&a)).await;
     // Every node's URL, a (through the proxy) first; a reliable session.
     let roamer = Client::builder(&to_a.url)
         .fallback_urls([b.urls()[0].clone(), c.urls()[0].clone()])

@@ -6,22 +6,23 @@
 #![cfg(feature = "tcp")]
 
 mod common;
+#[path = "common/proxy.rs"]
+mod proxy;
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use isml_runtime::client::{Backoff, Client, ClientEvent};
+use isml_runtime::client::{Client, ClientEvent};
 use isml_runtime::dispatch::Dispatcher;
 use isml_runtime::pubsub::Channel;
 use isml_runtime::server::Server;
 use isml_runtime::session::{Delivery, DeliveryError, SendError};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::broadcast;
 use tokio::task::JoinSet;
 
 use common::{AnyMessage, ChargeStarted, Fault, Reboot, StartCharging};
+use proxy::{Proxy, fast_backoff, tcp_target, within};
 
 /// Not retained: each publication counts.
 struct Events;
@@ -31,87 +32,6 @@ impl Channel for Events {
     const NAME: &'static str = "charging.v1.events";
     const RETAIN: bool = false;
     const KEYED: bool = false;
-}
-
-/// A TCP proxy whose connections can be cut (both sockets dropped, as when
-/// a modem loses its carrier) and which can refuse new ones for a while.
-struct Proxy {
-    url: String,
-    cut: broadcast::Sender<()>,
-    refusing: Arc<std::sync::atomic::AtomicBool>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Proxy {
-    async fn start(target: String) -> Proxy {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("tcp://{}", listener.local_addr().unwrap());
-        let (cut, _) = broadcast::channel::<()>(4);
-        let refusing = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let (cut2, refusing2) = (cut.clone(), refusing.clone());
-        let task = tokio::spawn(async move {
-            let mut pipes = JoinSet::new();
-            loop {
-                let Ok((inbound, _)) = listener.accept().await else {
-                    return;
-                };
-                if refusing2.load(Ordering::SeqCst) {
-                    continue;
-                }
-                let Ok(outbound) = TcpStream::connect(&target).await else {
-                    continue;
-                };
-                let mut stop = cut2.subscribe();
-                pipes.spawn(async move {
-                    let (mut a, mut b) = (inbound, outbound);
-                    tokio::select! {
-                        _ = tokio::io::copy_bidirectional(&mut a, &mut b) => {}
-                        _ = stop.recv() => {}
-                    }
-                });
-                while pipes.try_join_next().is_some() {}
-            }
-        });
-        Proxy {
-            url,
-            cut,
-            refusing,
-            task,
-        }
-    }
-
-    /// Drops every connection through the proxy.
-    fn cut(&self) {
-        let _ = self.cut.send(());
-    }
-
-    fn refuse(&self, on: bool) {
-        self.refusing.store(on, Ordering::SeqCst);
-    }
-}
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-fn tcp_target(server: &Server) -> String {
-    server.urls()[0].trim_start_matches("tcp://").to_owned()
-}
-
-fn fast_backoff() -> Backoff {
-    Backoff {
-        initial: Duration::from_millis(10),
-        max: Duration::from_millis(50),
-        jitter: 0.5,
-    }
-}
-
-async fn within<T>(what: &str, secs: u64, fut: impl std::future::Future<Output = T>) -> T {
-    tokio::time::timeout(Duration::from_secs(secs), fut)
-        .await
-        .unwrap_or_else(|_| panic!("{what}: not within {secs} s"))
 }
 
 /// Records the codes of the faults a handler saw, and duplicates.

@@ -5,12 +5,14 @@
 #![cfg(feature = "tcp")]
 
 mod common;
+#[path = "common/proxy.rs"]
+mod proxy;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use isml_runtime::client::{Backoff, Client, ClientEvent};
+use isml_runtime::client::{Client, ClientEvent};
 use isml_runtime::dispatch::Dispatcher;
 use isml_runtime::server::Server;
 use isml_runtime::session::Delivery;
@@ -19,6 +21,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{broadcast, watch};
 
 use common::{AnyMessage, ChargeStarted, Fault, StartCharging};
+use proxy::{fast_backoff, tcp_target, within};
 
 /// A TCP proxy whose connections can be cut, stalled (nothing is read on
 /// either side until it goes on, as when a 2G link stops moving without
@@ -155,24 +158,6 @@ impl Drop for Proxy {
     fn drop(&mut self) {
         self.task.abort();
     }
-}
-
-fn tcp_target(server: &Server) -> String {
-    server.urls()[0].trim_start_matches("tcp://").to_owned()
-}
-
-fn fast_backoff() -> Backoff {
-    Backoff {
-        initial: Duration::from_millis(10),
-        max: Duration::from_millis(50),
-        jitter: 0.5,
-    }
-}
-
-async fn within<T>(what: &str, secs: u64, fut: impl std::future::Future<Output = T>) -> T {
-    tokio::time::timeout(Duration::from_secs(secs), fut)
-        .await
-        .unwrap_or_else(|_| panic!("{what}: not within {secs} s"))
 }
 
 fn fault(code: u32) -> Fault {
