@@ -211,6 +211,11 @@ pub struct FrameHeader {
 }
 
 impl FrameHeader {
+    /// The most bytes any header takes: lead byte, flags byte, type id (5),
+    /// correlation id (10), sequence number (10) and a call header (service 5,
+    /// method 5, deadline 10) — each varint at its widest.
+    pub const MAX_ENCODED_LEN: usize = 1 + 1 + 5 + 10 + 10 + 5 + 5 + 10;
+
     const fn new(kind: FrameKind, type_id: u32, correlation: u64) -> Self {
         FrameHeader {
             kind,

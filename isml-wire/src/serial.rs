@@ -14,7 +14,7 @@ pub const BROADCAST: u8 = 0xff;
 pub const DEFAULT_MAX_SERIAL_FRAME: usize = 4 * 1024;
 
 /// Longest possible header: lead, extension, type id, correlation and sequence varints.
-const MAX_HEADER: usize = 1 + 1 + 5 + 10 + 10;
+const MAX_HEADER: usize = FrameHeader::MAX_ENCODED_LEN;
 
 /// Node addressing on a serial line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -281,6 +281,29 @@ mod tests {
         w.extend(input);
         w.finish();
         dst.to_vec()
+    }
+
+    /// A request header at its widest (type id, correlation, sequence number
+    /// and call header all at their largest varints) used to overrun the
+    /// header scratch buffer and panic (found by the `serial_frame` fuzz target).
+    #[test]
+    fn the_widest_header_fits() {
+        let mut header = FrameHeader::request(u32::MAX, u64::MAX);
+        header.seq = Some(u64::MAX);
+        header.more = true;
+        header.call = Some(crate::header::CallHeader {
+            service: u32::MAX,
+            method: 65535,
+            deadline_ms: u64::MAX,
+        });
+        assert!(header.encoded_len() <= FrameHeader::MAX_ENCODED_LEN);
+        let mut dst = BytesMut::new();
+        put_serial_frame(&mut dst, Some(7), &header, b"payload", 1 << 16).unwrap();
+        let mut decoder = SerialDecoder::new(1 << 16, Addressing::Any);
+        let frame = decoder.decode(&mut dst).unwrap().expect("one frame");
+        assert_eq!(frame.address, Some(7));
+        assert_eq!(frame.frame.header, header);
+        assert_eq!(&frame.frame.payload[..], b"payload");
     }
 
     #[test]
