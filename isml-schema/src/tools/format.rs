@@ -108,7 +108,9 @@ fn lex(text: &str) -> Result<Vec<Tok<'_>>, usize> {
     let ident_start = |c: Option<&u8>| c.is_some_and(|c| c.is_ascii_alphabetic() || *c == b'_');
     while i < b.len() {
         let c = b[i];
-        if c == b'\n' {
+        // A line ends at `\n`, `\r\n` or a lone `\r`, as in the grammar
+        // (pest's NEWLINE).
+        if c == b'\n' || (c == b'\r' && b.get(i + 1) != Some(&b'\n')) {
             newlines += 1;
             i += 1;
             continue;
@@ -119,7 +121,7 @@ fn lex(text: &str) -> Result<Vec<Tok<'_>>, usize> {
         }
         let start = i;
         let kind = if text[i..].starts_with("//") {
-            while i < b.len() && b[i] != b'\n' {
+            while i < b.len() && b[i] != b'\n' && b[i] != b'\r' {
                 i += 1;
             }
             Kind::Comment
@@ -569,6 +571,22 @@ mod tests {
         assert_eq!(
             out,
             "package p;\n\nmessage M {\n    x: u8 // why\n        = 1;\n}\n"
+        );
+    }
+
+    /// A lone carriage return ends a line comment, as in the grammar; the
+    /// formatter took the `}` after it into the comment (found by the
+    /// `schema` fuzz target).
+    #[test]
+    fn a_carriage_return_ends_a_line_comment() {
+        let src = "package s;message n{//\r}";
+        crate::load_str("cr.isml", src).expect("the grammar ends the comment at \\r");
+        let out = fmt(src);
+        assert_eq!(out, "package s;\n\nmessage n { //\n}\n");
+        crate::load_str("cr.isml", &out).expect("the formatted text compiles");
+        assert_eq!(
+            fmt("package p; // a\r\nmessage M {}"),
+            "package p; // a\n\nmessage M {}\n"
         );
     }
 
