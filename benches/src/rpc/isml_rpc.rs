@@ -48,12 +48,11 @@ impl Charger for Service {
         req: WatchSlot,
         out: Sink<SlotReading>,
     ) -> Result<(), Status> {
-        for seq in 0..req.count {
-            out.send(item(req.slot, seq))
-                .await
-                .map_err(|e| e.to_status())?;
-        }
-        Ok(())
+        // The items are ready together: `send_all` hands them over a run at
+        // a time (tonic's best case is the same: an iterator as the stream).
+        out.send_all((0..req.count).map(|seq| item(req.slot, seq)))
+            .await
+            .map_err(|e| e.to_status())
     }
 }
 

@@ -249,6 +249,28 @@ impl Outflow {
             .is_ok()
     }
 
+    /// Takes the credit of the longest prefix of items costing `costs` that
+    /// [`Outflow::try_take`] would take one by one (each while some credit
+    /// is left, so the last may overdraw it), in one step: gives how many.
+    pub(crate) fn try_take_prefix(&self, costs: &[u64]) -> usize {
+        let mut taken = 0;
+        let _ = self
+            .credit
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |c| {
+                let (mut left, mut n) = (c, 0);
+                for &cost in costs {
+                    if left <= 0 {
+                        break;
+                    }
+                    left = left.saturating_sub(i64::try_from(cost).unwrap_or(i64::MAX));
+                    n += 1;
+                }
+                taken = n;
+                (n > 0).then_some(left)
+            });
+        taken
+    }
+
     /// Gives back what an item that could not be sent took.
     pub(crate) fn refund(&self, cost: u64) {
         let cost = i64::try_from(cost).unwrap_or(i64::MAX);

@@ -398,6 +398,39 @@ impl Session {
         }
     }
 
+    /// Queues the longest prefix of `msgs` (with their encoded lengths
+    /// `lens`) of the stream `correlation` that has room now, as
+    /// [`Session::try_send_item`] queues each, under one lock of the
+    /// outbound queue: gives how many were queued. It stops early at an
+    /// item too large to batch (for [`Session::send_item`]).
+    pub(crate) fn try_send_items<M: TopLevel>(
+        &self,
+        correlation: u64,
+        msgs: &[&M],
+        lens: &[usize],
+    ) -> Result<usize, SendError> {
+        let max_batch = self.max_batch();
+        let count = lens
+            .iter()
+            .take(msgs.len())
+            .take_while(|&&len| batched_len(len) <= max_batch / 4)
+            .count();
+        if count == 0 {
+            return Ok(0);
+        }
+        self.check_item::<M>()?;
+        let (sent, stop) = self.shared.out.try_send_items(count, max_batch, |i| {
+            self.item(correlation, msgs[i], lens[i])
+        });
+        match stop {
+            None | Some(ItemError::Wait(_)) => Ok(sent),
+            Some(e) if sent == 0 => Err(self.item_error::<M>(e)),
+            // The items before the one that failed are queued: report them;
+            // the failing one fails again on its own.
+            Some(_) => Ok(sent),
+        }
+    }
+
     /// Queues an item of the stream `correlation`, waiting for room: small
     /// items as [`Session::try_send_item`] does, a larger one in a frame of
     /// its own.

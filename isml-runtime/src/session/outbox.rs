@@ -312,8 +312,64 @@ impl Outbox {
     where
         F: FnMut(&mut Vec<u8>) -> Result<(), EncodeError>,
     {
-        let need = batched_len(item.len);
         let mut q = lock(&self.queue);
+        let opened = self.put_item(&mut q, item, max_batch, place)?;
+        drop(q);
+        if opened {
+            self.task.wake();
+        }
+        Ok(())
+    }
+
+    /// Queues the longest prefix of `count` stream items (`item(i)` makes
+    /// the i-th) that has room now, under one lock and with at most one
+    /// wake of the connection task, as [`Outbox::try_send_item`] queues
+    /// each: gives how many were queued, and the error that stopped the run
+    /// early if one did (a [`Wait`] just means no room for the next).
+    pub(super) fn try_send_items<F>(
+        &self,
+        count: usize,
+        max_batch: usize,
+        mut item: impl FnMut(usize) -> Item<F>,
+    ) -> (usize, Option<ItemError>)
+    where
+        F: FnMut(&mut Vec<u8>) -> Result<(), EncodeError>,
+    {
+        let mut q = lock(&self.queue);
+        let (mut sent, mut opened, mut stop) = (0, false, None);
+        while sent < count {
+            match self.put_item(&mut q, &mut item(sent), max_batch, &mut None) {
+                Ok(o) => {
+                    opened |= o;
+                    sent += 1;
+                }
+                Err(e) => {
+                    stop = Some(e);
+                    break;
+                }
+            }
+        }
+        drop(q);
+        if opened {
+            self.task.wake();
+        }
+        (sent, stop)
+    }
+
+    /// [`Outbox::try_send_item`] with the queue locked: `Ok(true)` when the
+    /// item opened a batch (the caller wakes the connection task once the
+    /// lock is released).
+    fn put_item<'a, F>(
+        &'a self,
+        q: &mut std::sync::MutexGuard<'_, Queue>,
+        item: &mut Item<F>,
+        max_batch: usize,
+        place: &mut Option<SemaphorePermit<'a>>,
+    ) -> Result<bool, ItemError>
+    where
+        F: FnMut(&mut Vec<u8>) -> Result<(), EncodeError>,
+    {
+        let need = batched_len(item.len);
         let append = q.open.as_ref().is_some_and(|b| {
             b.type_id == item.type_id
                 && b.correlation == item.correlation
@@ -335,7 +391,6 @@ impl Outbox {
             put_item_len(&mut b.payload, item.len);
             if let Err(e) = (item.encode)(&mut b.payload) {
                 b.payload.truncate(at);
-                drop(q);
                 self.give_back_bytes(charge);
                 return Err(ItemError::Encode(e));
             }
@@ -346,7 +401,7 @@ impl Outbox {
             q.charged += charge;
             // No wake: the item that opened the batch woke the task after
             // its last take, and the task takes the batch with this item.
-            return Ok(());
+            return Ok(false);
         }
         let head = FrameHeader::stream_batch(item.type_id, item.correlation).encoded_len();
         let exact = self.charge(head + need);
@@ -371,7 +426,6 @@ impl Outbox {
         put_item_len(&mut payload, item.len);
         let first_prefix = payload.len();
         if let Err(e) = (item.encode)(&mut payload) {
-            drop(q);
             *place = Some(permit);
             self.give_back_bytes(charge);
             return Err(ItemError::Encode(e));
@@ -387,9 +441,7 @@ impl Outbox {
             reserved: charge.saturating_sub(head + need),
         });
         q.charged += charge;
-        drop(q);
-        self.task.wake();
-        Ok(())
+        Ok(true)
     }
 
     /// [`Outbox::try_send_item`], waiting for room when there is none.
