@@ -67,29 +67,34 @@ pub async fn ping_pong(
             }
         }
     });
-    let mut s = TcpStream::connect(addr).await?;
-    s.set_nodelay(true)?;
-    let mut buf = BytesMut::with_capacity(4096);
-    let mut dec = StreamDecoder::new(MAX_FRAME);
-    let mut lat = Vec::with_capacity(count);
-    let mut start = Instant::now();
-    for i in 0..warmup + count {
-        if i == warmup {
-            start = Instant::now();
-        }
-        let t = Instant::now();
-        s.write_all(&request).await?;
-        while dec.decode(&mut buf).map_err(frame_error)?.is_none() {
-            if s.read_buf(&mut buf).await? == 0 {
-                return Err(BenchError::Frame("the floor's server closed".into()));
+    // The requester is a task on the runtime's workers, as isml's and
+    // tonic's callers are (`run_unary`): run from the future `block_on`
+    // drives, each wake would go through the main thread's parker instead.
+    let client = tokio::spawn(async move {
+        let mut s = TcpStream::connect(addr).await?;
+        s.set_nodelay(true)?;
+        let mut buf = BytesMut::with_capacity(4096);
+        let mut dec = StreamDecoder::new(MAX_FRAME);
+        let mut lat = Vec::with_capacity(count);
+        let mut start = Instant::now();
+        for i in 0..warmup + count {
+            if i == warmup {
+                start = Instant::now();
+            }
+            let t = Instant::now();
+            s.write_all(&request).await?;
+            while dec.decode(&mut buf).map_err(frame_error)?.is_none() {
+                if s.read_buf(&mut buf).await? == 0 {
+                    return Err(BenchError::Frame("the floor's server closed".into()));
+                }
+            }
+            if i >= warmup {
+                lat.push(t.elapsed());
             }
         }
-        if i >= warmup {
-            lat.push(t.elapsed());
-        }
-    }
-    let elapsed: Duration = start.elapsed();
-    drop(s);
+        Ok::<_, BenchError>((lat, start.elapsed()))
+    });
+    let (lat, elapsed): (_, Duration) = client.await??;
     server.await??;
     Ok(Unary::from_latencies(lat, elapsed))
 }
