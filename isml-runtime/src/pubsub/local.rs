@@ -78,13 +78,13 @@ pub(crate) struct Local {
     /// Small publish frames are written here and split off, so that one
     /// allocation serves many (see [`Local::frame_buffer`]).
     frames: Mutex<BytesMut>,
-    /// Deliveries of the current read burst, not yet in their queues.
-    routed: Mutex<Routed>,
 }
 
 /// Deliveries routed during the connection task's read burst: each
 /// subscription's go into its queue together at the end of the burst
 /// ([`Local::flush_routed`]), with one lock and one wake of its reader.
+/// They are kept with the subscriptions, under their lock: routing a
+/// delivery takes one lock.
 #[derive(Default)]
 struct Routed {
     runs: Vec<(Arc<SubQueue>, Vec<Bytes>)>,
@@ -109,6 +109,8 @@ struct Subs {
     /// Retained values announced by a subscribe's correlation go to that
     /// subscription only.
     replay: HashMap<u64, u64>,
+    /// Deliveries of the current read burst, not yet in their queues.
+    routed: Routed,
 }
 
 struct Entry {
@@ -301,36 +303,35 @@ impl Local {
     /// Hands a delivery to the subscriptions it is for, staged until the
     /// end of the burst (see [`Routed`]).
     fn route(&self, payload: Bytes, channel: u32, key: Option<&str>, replay: u64) {
-        let s = lock(&self.subs);
+        let mut guard = lock(&self.subs);
+        let Subs {
+            entries,
+            by_channel,
+            replay: replays,
+            routed,
+            ..
+        } = &mut *guard;
         if replay != 0 {
-            if let Some(e) = s.replay.get(&replay).and_then(|id| s.entries.get(id)) {
-                self.stage(&e.queue, payload);
+            if let Some(e) = replays.get(&replay).and_then(|id| entries.get(id)) {
+                routed.stage(&e.queue, payload);
             }
             return;
         }
-        let Some(ids) = s.by_channel.get(&channel) else {
+        let Some(ids) = by_channel.get(&channel) else {
             return;
         };
         let mut matching = ids
             .iter()
-            .filter_map(|id| s.entries.get(id))
+            .filter_map(|id| entries.get(id))
             .filter(|e| e.key.is_none() || e.key.as_deref() == key)
             .peekable();
         while let Some(e) = matching.next() {
             if matching.peek().is_none() {
                 // The last (usually the only) one takes the delivery itself.
-                self.stage(&e.queue, payload);
+                routed.stage(&e.queue, payload);
                 break;
             }
-            self.stage(&e.queue, payload.clone());
-        }
-    }
-
-    fn stage(&self, queue: &Arc<SubQueue>, payload: Bytes) {
-        let mut r = lock(&self.routed);
-        match r.runs.iter_mut().find(|(q, _)| Arc::ptr_eq(q, queue)) {
-            Some((_, items)) => items.push(payload),
-            None => r.runs.push((queue.clone(), vec![payload])),
+            routed.stage(&e.queue, payload.clone());
         }
     }
 
@@ -345,7 +346,8 @@ impl Local {
 
     /// With `force`, everything goes in now.
     fn flush(&self, force: bool) -> bool {
-        let mut r = lock(&self.routed);
+        let mut s = lock(&self.subs);
+        let r = &mut s.routed;
         if r.runs.is_empty() {
             return false;
         }
@@ -357,6 +359,15 @@ impl Local {
         });
         r.held = !r.runs.is_empty();
         full
+    }
+}
+
+impl Routed {
+    fn stage(&mut self, queue: &Arc<SubQueue>, payload: Bytes) {
+        match self.runs.iter_mut().find(|(q, _)| Arc::ptr_eq(q, queue)) {
+            Some((_, items)) => items.push(payload),
+            None => self.runs.push((queue.clone(), vec![payload])),
+        }
     }
 }
 
