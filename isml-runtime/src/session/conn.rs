@@ -312,29 +312,49 @@ impl Connection {
     async fn burst(&mut self, first: Read, yield_turn: &mut bool) -> Option<CloseReason> {
         let shared = self.shared.clone();
         let mut read = first;
-        for burst in 0..READ_BURST {
-            let frame = match read {
-                Some(Ok(frame)) => frame,
-                Some(Err(reason)) => {
-                    tracing::warn!(session = shared.id, peer = %shared.info.peer, %reason, "session ends");
-                    return Some(reason);
-                }
-                None => {
-                    return Some(CloseReason::new(
-                        ClosedBy::Peer,
-                        codes::UNAVAILABLE,
-                        "connection ended without a close frame",
-                    ));
-                }
-            };
-            shared.counters.frames_in.fetch_add(1, Ordering::Relaxed);
-            let room = self.inflight.as_ref().is_none_or(Inflight::has_room);
-            // One lock for the frame and the check after it: what it finds
-            // can only improve while the rest of this turn runs.
+        let mut burst = 0;
+        while burst < READ_BURST {
+            // One lock of the writer for the frame and the check after it:
+            // what it finds can only improve while the rest of this turn
+            // runs. Frames handled at once after the first of the burst
+            // (whose reply leaves at once, below) follow one another under
+            // that same lock, each probing for the next.
             let (handled, may_read) = {
-                let mut w = self.writer();
-                let handled = handle_frame(&self.session, frame, &*self.inbound, &mut w, room);
-                (handled, w.may_read(self.capacity, self.write_budget))
+                let mut w = lock(&shared.writer);
+                loop {
+                    let frame = match read {
+                        Some(Ok(frame)) => frame,
+                        Some(Err(reason)) => {
+                            tracing::warn!(session = shared.id, peer = %shared.info.peer, %reason, "session ends");
+                            return Some(reason);
+                        }
+                        None => {
+                            return Some(CloseReason::new(
+                                ClosedBy::Peer,
+                                codes::UNAVAILABLE,
+                                "connection ended without a close frame",
+                            ));
+                        }
+                    };
+                    shared.counters.frames_in.fetch_add(1, Ordering::Relaxed);
+                    let room = self.inflight.as_ref().is_none_or(Inflight::has_room);
+                    let handled = handle_frame(&self.session, frame, &*self.inbound, &mut w, room);
+                    let may_read = w.may_read(self.capacity, self.write_budget);
+                    let at_once = matches!(handled, Handled::Done | Handled::Yield);
+                    if burst == 0 || !at_once {
+                        break (handled, may_read);
+                    }
+                    *yield_turn |= matches!(handled, Handled::Yield);
+                    if burst + 1 == READ_BURST || *yield_turn || !may_read {
+                        return None;
+                    }
+                    let mut probe = std::task::Context::from_waker(Waker::noop());
+                    match lock(&shared.reader).poll_task(&mut probe, false, &shared) {
+                        Poll::Ready(next) => read = next,
+                        Poll::Pending => return None,
+                    }
+                    burst += 1;
+                }
             };
             match handled {
                 Handled::Done => {}
@@ -479,6 +499,7 @@ impl Connection {
                 Poll::Ready(next) => read = next,
                 Poll::Pending => break,
             }
+            burst += 1;
         }
         None
     }
