@@ -1,6 +1,7 @@
 //! The connection task: one loop over shutdown, the outbound queue,
 //! received frames and the keep-alive timer.
 
+use std::collections::VecDeque;
 use std::future::{Future, poll_fn};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -88,6 +89,7 @@ async fn serve(session: Session, inbound: Arc<dyn Dispatch>) -> CloseReason {
         capacity: shared.out.capacity,
         write_budget: config.outbound_bytes.saturating_add(config.reply_bytes),
         inflight: None,
+        ahead: VecDeque::new(),
         keepalive: KeepAlive::new(config.keepalive),
         session,
         shared,
@@ -158,6 +160,8 @@ struct Connection {
     write_budget: usize,
     /// Made when the first request needs it: an idle session holds none.
     inflight: Option<Inflight>,
+    /// Room for the frames a burst reads ahead (see [`Ahead`]).
+    ahead: VecDeque<Read>,
     keepalive: KeepAlive,
 }
 
@@ -321,6 +325,14 @@ impl Connection {
             // that same lock, each probing for the next.
             let (handled, may_read) = {
                 let mut w = lock(&shared.writer);
+                // Frames read ahead (under one lock of the reader) and not
+                // handled go back to the reader when this block ends; their
+                // count of frames received is added then too.
+                let mut ahead = Ahead {
+                    items: &mut self.ahead,
+                    received: 0,
+                    shared: &shared,
+                };
                 loop {
                     let frame = match read {
                         Some(Ok(frame)) => frame,
@@ -336,7 +348,7 @@ impl Connection {
                             ));
                         }
                     };
-                    shared.counters.frames_in.fetch_add(1, Ordering::Relaxed);
+                    ahead.received += 1;
                     let room = self.inflight.as_ref().is_none_or(Inflight::has_room);
                     let handled = handle_frame(&self.session, frame, &*self.inbound, &mut w, room);
                     let may_read = w.may_read(self.capacity, self.write_budget);
@@ -348,10 +360,9 @@ impl Connection {
                     if burst + 1 == READ_BURST || *yield_turn || !may_read {
                         return None;
                     }
-                    let mut probe = std::task::Context::from_waker(Waker::noop());
-                    match lock(&shared.reader).poll_task(&mut probe, false, &shared) {
-                        Poll::Ready(next) => read = next,
-                        Poll::Pending => return None,
+                    match ahead.next() {
+                        Some(next) => read = next,
+                        None => return None,
                     }
                     burst += 1;
                 }
@@ -549,6 +560,7 @@ impl Connection {
             let mut r = lock(&shared.reader);
             r.rx = None;
             r.handoff.clear();
+            r.ahead.clear();
             r.task = None;
         }
         // Take the transport out of the session, so that its end can be awaited.
@@ -565,6 +577,66 @@ impl Connection {
             .await;
         }
         shared.reason()
+    }
+}
+
+/// Frames read ahead during a burst: up to this many under one lock of the
+/// reader.
+const READ_AHEAD: usize = 16;
+
+/// The frames a burst read ahead of the one it handles, and the count of
+/// frames it received, not yet added to the session's counter. What is left
+/// when it is dropped goes back to the reader, before anything else there.
+struct Ahead<'a> {
+    items: &'a mut VecDeque<Read>,
+    received: u64,
+    shared: &'a Shared,
+}
+
+impl Ahead<'_> {
+    /// The next frame, reading ahead when none is left; `None` when nothing
+    /// more has arrived.
+    fn next(&mut self) -> Option<Read> {
+        if self.items.is_empty() {
+            let mut r = lock(&self.shared.reader);
+            let mut probe = std::task::Context::from_waker(Waker::noop());
+            while self.items.len() < READ_AHEAD {
+                match r.poll_task(&mut probe, false, self.shared) {
+                    Poll::Ready(read) => {
+                        // Nothing is read past an error or the end.
+                        let last = !matches!(read, Some(Ok(_)));
+                        self.items.push_back(read);
+                        if last {
+                            break;
+                        }
+                    }
+                    Poll::Pending => break,
+                }
+            }
+            if !self.items.is_empty() {
+                // Still handling what was read: no request may borrow the
+                // transport meanwhile.
+                r.busy = true;
+            }
+        }
+        self.items.pop_front()
+    }
+}
+
+impl Drop for Ahead<'_> {
+    fn drop(&mut self) {
+        if self.received > 0 {
+            self.shared
+                .counters
+                .frames_in
+                .fetch_add(self.received, Ordering::Relaxed);
+        }
+        if !self.items.is_empty() {
+            let mut r = lock(&self.shared.reader);
+            while let Some(read) = self.items.pop_back() {
+                r.ahead.push_front(read);
+            }
+        }
     }
 }
 
