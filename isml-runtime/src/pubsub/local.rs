@@ -300,53 +300,27 @@ impl Local {
         out
     }
 
-    /// Hands a delivery to the subscriptions it is for, staged until the
-    /// end of the burst (see [`Routed`]).
-    fn route(&self, payload: Bytes, channel: u32, key: Option<&str>, replay: u64) {
-        let mut guard = lock(&self.subs);
-        let Subs {
-            entries,
-            by_channel,
-            replay: replays,
-            routed,
-            ..
-        } = &mut *guard;
-        if replay != 0 {
-            if let Some(e) = replays.get(&replay).and_then(|id| entries.get(id)) {
-                routed.stage(&e.queue, payload);
-            }
-            return;
-        }
-        let Some(ids) = by_channel.get(&channel) else {
-            return;
-        };
-        let mut matching = ids
-            .iter()
-            .filter_map(|id| entries.get(id))
-            .filter(|e| e.key.is_none() || e.key.as_deref() == key)
-            .peekable();
-        while let Some(e) = matching.next() {
-            if matching.peek().is_none() {
-                // The last (usually the only) one takes the delivery itself.
-                routed.stage(&e.queue, payload);
-                break;
-            }
-            routed.stage(&e.queue, payload.clone());
-        }
-    }
-
     /// Pushes the deliveries of the burst into their queues. Returns
     /// whether a queue is full: its reader should run before the
     /// connection task reads on. What did not fit waits for that turn and
     /// goes in at the next flush, dropping the oldest if the queue is still
     /// full then.
-    pub(crate) fn flush_routed(&self) -> bool {
-        self.flush(false)
+    /// `arrived` are the publications the burst received (see
+    /// [`Arrived`]): they are routed first, under the same lock.
+    pub(crate) fn flush_routed(&self, arrived: &mut Vec<Arrived>) -> bool {
+        let mut s = lock(&self.subs);
+        for a in arrived.drain(..) {
+            s.route(a);
+        }
+        Self::flush_in(&mut s, false)
     }
 
     /// With `force`, everything goes in now.
     fn flush(&self, force: bool) -> bool {
-        let mut s = lock(&self.subs);
+        Self::flush_in(&mut lock(&self.subs), force)
+    }
+
+    fn flush_in(s: &mut Subs, force: bool) -> bool {
         let r = &mut s.routed;
         if r.runs.is_empty() {
             return false;
@@ -359,6 +333,55 @@ impl Local {
         });
         r.held = !r.runs.is_empty();
         full
+    }
+}
+
+/// A publication the connection task received in a read burst, decoded
+/// enough to route it: routed at the end of the burst, with the others,
+/// under one lock of the subscriptions ([`Local::flush_routed`]).
+pub(crate) struct Arrived {
+    /// The `deliver` frame's payload.
+    payload: Bytes,
+    channel: u32,
+    key: Option<String>,
+    /// The subscribe correlation of a retained value sent on subscribing; 0 for live ones.
+    replay: u64,
+}
+
+impl Subs {
+    /// Hands a delivery to the subscriptions it is for, staged until the
+    /// end of the burst (see [`Routed`]).
+    fn route(&mut self, a: Arrived) {
+        let Subs {
+            entries,
+            by_channel,
+            replay: replays,
+            routed,
+            ..
+        } = self;
+        if a.replay != 0 {
+            if let Some(e) = replays.get(&a.replay).and_then(|id| entries.get(id)) {
+                routed.stage(&e.queue, a.payload);
+            }
+            return;
+        }
+        let Some(ids) = by_channel.get(&a.channel) else {
+            return;
+        };
+        let key = a.key.as_deref();
+        let mut matching = ids
+            .iter()
+            .filter_map(|id| entries.get(id))
+            .filter(|e| e.key.is_none() || e.key.as_deref() == key)
+            .peekable();
+        while let Some(e) = matching.next() {
+            if matching.peek().is_none() {
+                // The last (usually the only) one takes the delivery itself.
+                routed.stage(&e.queue, a.payload);
+                break;
+            }
+            routed.stage(&e.queue, a.payload.clone());
+        }
     }
 }
 
@@ -375,13 +398,15 @@ impl Routed {
 pub(crate) type Direct<'a> = dyn Fn(&str, u32, Bytes) -> Option<BoxFuture<'static, ()>> + 'a;
 
 /// Handles a received pub/sub frame. `broker` is the server's, on a server
-/// session.
+/// session. A delivered publication goes to `arrived`, the connection
+/// task's, routed at the end of its read burst (see [`Arrived`]).
 pub(crate) fn on_frame(
     session: &Session,
     op: ControlOp,
     payload: Bytes,
     broker: Option<&Arc<Broker>>,
     direct: &Direct<'_>,
+    arrived: &mut Vec<Arrived>,
 ) -> LinkOutcome {
     let local = session.pubsub();
     match op {
@@ -399,7 +424,12 @@ pub(crate) fn on_frame(
                 }
                 Err(e) => return LinkOutcome::End(format!("malformed deliver frame: {e}")),
             };
-            local.route(payload, channel, key.as_deref(), replay);
+            arrived.push(Arrived {
+                payload,
+                channel,
+                key,
+                replay,
+            });
             LinkOutcome::Done
         }
         ControlOp::PubSubReply => match Reply::decode(&payload) {

@@ -2,6 +2,8 @@
 //! received frames and the keep-alive timer.
 
 use std::collections::VecDeque;
+
+use crate::pubsub::local::Arrived;
 use std::future::{Future, poll_fn};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -90,6 +92,7 @@ async fn serve(session: Session, inbound: Arc<dyn Dispatch>) -> CloseReason {
         write_budget: config.outbound_bytes.saturating_add(config.reply_bytes),
         inflight: None,
         ahead: VecDeque::new(),
+        arrived: Vec::new(),
         keepalive: KeepAlive::new(config.keepalive),
         session,
         shared,
@@ -162,6 +165,8 @@ struct Connection {
     inflight: Option<Inflight>,
     /// Room for the frames a burst reads ahead (see [`Ahead`]).
     ahead: VecDeque<Read>,
+    /// Publications delivered in this burst, routed at its end.
+    arrived: Vec<Arrived>,
     keepalive: KeepAlive,
 }
 
@@ -285,8 +290,8 @@ impl Connection {
     /// (`Local::flush_routed`); on a server, the burst's publications go to
     /// their subscribers (`Broker::publish_staged`). Whether a queue had no
     /// room: its reader (or writer) should run before this task reads on.
-    fn end_burst(&self) -> bool {
-        let routed = self.session.pubsub().flush_routed();
+    fn end_burst(&mut self) -> bool {
+        let routed = self.session.pubsub().flush_routed(&mut self.arrived);
         let staged = self
             .inbound
             .broker()
@@ -350,7 +355,14 @@ impl Connection {
                     };
                     ahead.received += 1;
                     let room = self.inflight.as_ref().is_none_or(Inflight::has_room);
-                    let handled = handle_frame(&self.session, frame, &*self.inbound, &mut w, room);
+                    let handled = handle_frame(
+                        &self.session,
+                        frame,
+                        &*self.inbound,
+                        &mut w,
+                        room,
+                        &mut self.arrived,
+                    );
                     let may_read = w.may_read(self.capacity, self.write_budget);
                     let at_once = matches!(handled, Handled::Done | Handled::Yield);
                     if burst == 0 || !at_once {
@@ -839,6 +851,7 @@ pub(super) fn handle_frame(
     inbound: &dyn Dispatch,
     w: &mut Writer,
     room: bool,
+    arrived: &mut Vec<Arrived>,
 ) -> Handled {
     let shared = &session.shared;
     let h = frame.header;
@@ -1029,7 +1042,14 @@ pub(super) fn handle_frame(
             use crate::pubsub::local::{LinkOutcome, on_frame};
             let direct =
                 |from: &str, type_id, payload| inbound.direct(session, from, type_id, payload);
-            match on_frame(session, op, frame.payload, inbound.broker(), &direct) {
+            match on_frame(
+                session,
+                op,
+                frame.payload,
+                inbound.broker(),
+                &direct,
+                arrived,
+            ) {
                 LinkOutcome::Done => {}
                 LinkOutcome::Yield => return Handled::Yield,
                 LinkOutcome::Reply(f) => w.push(f),

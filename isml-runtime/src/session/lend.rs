@@ -152,8 +152,7 @@ impl Lend<'_> {
         let shared = self.shared;
         let mut r = lock(&shared.reader);
         if !self.active {
-            if r.lent || r.busy || !r.handoff.is_empty() || !r.ahead.is_empty() || r.rx.is_none()
-            {
+            if r.lent || r.busy || !r.handoff.is_empty() || !r.ahead.is_empty() || r.rx.is_none() {
                 self.done = true;
                 return Poll::Pending;
             }

@@ -324,7 +324,12 @@ impl Peer {
     /// the rest to the queue. Returns (delivered now, dropped).
     /// `lens` are the frames' encoded lengths, computed once for every
     /// subscriber.
-    fn deliver_many(self: &Arc<Self>, frames: &[Frame], lens: &[usize], channel: u32) -> (u64, u64) {
+    fn deliver_many(
+        self: &Arc<Self>,
+        frames: &[Frame],
+        lens: &[usize],
+        channel: u32,
+    ) -> (u64, u64) {
         let mut q = lock(&self.queue);
         let mut rest = frames;
         match &self.sink {
