@@ -331,11 +331,9 @@ impl Connection {
             let (handled, may_read) = {
                 let mut w = lock(&shared.writer);
                 // Frames read ahead (under one lock of the reader) and not
-                // handled go back to the reader when this block ends; their
-                // count of frames received is added then too.
+                // handled go back to the reader when this block ends.
                 let mut ahead = Ahead {
                     items: &mut self.ahead,
-                    received: 0,
                     shared: &shared,
                 };
                 loop {
@@ -353,7 +351,7 @@ impl Connection {
                             ));
                         }
                     };
-                    ahead.received += 1;
+                    shared.counters.frames_in.fetch_add(1, Ordering::Relaxed);
                     let room = self.inflight.as_ref().is_none_or(Inflight::has_room);
                     let handled = handle_frame(
                         &self.session,
@@ -596,12 +594,10 @@ impl Connection {
 /// reader.
 const READ_AHEAD: usize = 16;
 
-/// The frames a burst read ahead of the one it handles, and the count of
-/// frames it received, not yet added to the session's counter. What is left
-/// when it is dropped goes back to the reader, before anything else there.
+/// The frames a burst read ahead of the one it handles. What is left when
+/// it is dropped goes back to the reader, before anything else there.
 struct Ahead<'a> {
     items: &'a mut VecDeque<Read>,
-    received: u64,
     shared: &'a Shared,
 }
 
@@ -637,12 +633,6 @@ impl Ahead<'_> {
 
 impl Drop for Ahead<'_> {
     fn drop(&mut self) {
-        if self.received > 0 {
-            self.shared
-                .counters
-                .frames_in
-                .fetch_add(self.received, Ordering::Relaxed);
-        }
         if !self.items.is_empty() {
             let mut r = lock(&self.shared.reader);
             while let Some(read) = self.items.pop_back() {
