@@ -299,9 +299,18 @@ impl Target {
             .await?,
         );
         tokio::time::sleep(WARM_UP).await;
+        // For `perf stat` over exactly the measured deliveries (see
+        // docs/performance.md): the measurement's start and end on stderr.
+        let marks = std::env::var_os("PUBSUB_MARKS").is_some();
         let (c0, t0) = (delivered.load(Ordering::Relaxed), Instant::now());
+        if marks {
+            eprintln!("measure start");
+        }
         tokio::time::sleep(measure()).await;
         let (c1, t1) = (delivered.load(Ordering::Relaxed), Instant::now());
+        if marks {
+            eprintln!("measure end: {} delivered", c1 - c0);
+        }
         stop.store(true, Ordering::Relaxed);
         drop(clients);
         // Let the broker see the connections close before the next run.

@@ -78,13 +78,13 @@ pub(crate) struct Local {
     /// Small publish frames are written here and split off, so that one
     /// allocation serves many (see [`Local::frame_buffer`]).
     frames: Mutex<BytesMut>,
-    /// Deliveries of the current read burst, not yet in their queues.
-    routed: Mutex<Routed>,
 }
 
 /// Deliveries routed during the connection task's read burst: each
 /// subscription's go into its queue together at the end of the burst
 /// ([`Local::flush_routed`]), with one lock and one wake of its reader.
+/// They are kept with the subscriptions, under their lock: routing a
+/// delivery takes one lock.
 #[derive(Default)]
 struct Routed {
     runs: Vec<(Arc<SubQueue>, Vec<Bytes>)>,
@@ -109,6 +109,8 @@ struct Subs {
     /// Retained values announced by a subscribe's correlation go to that
     /// subscription only.
     replay: HashMap<u64, u64>,
+    /// Deliveries of the current read burst, not yet in their queues.
+    routed: Routed,
 }
 
 struct Entry {
@@ -298,54 +300,28 @@ impl Local {
         out
     }
 
-    /// Hands a delivery to the subscriptions it is for, staged until the
-    /// end of the burst (see [`Routed`]).
-    fn route(&self, payload: Bytes, channel: u32, key: Option<&str>, replay: u64) {
-        let s = lock(&self.subs);
-        if replay != 0 {
-            if let Some(e) = s.replay.get(&replay).and_then(|id| s.entries.get(id)) {
-                self.stage(&e.queue, payload);
-            }
-            return;
-        }
-        let Some(ids) = s.by_channel.get(&channel) else {
-            return;
-        };
-        let mut matching = ids
-            .iter()
-            .filter_map(|id| s.entries.get(id))
-            .filter(|e| e.key.is_none() || e.key.as_deref() == key)
-            .peekable();
-        while let Some(e) = matching.next() {
-            if matching.peek().is_none() {
-                // The last (usually the only) one takes the delivery itself.
-                self.stage(&e.queue, payload);
-                break;
-            }
-            self.stage(&e.queue, payload.clone());
-        }
-    }
-
-    fn stage(&self, queue: &Arc<SubQueue>, payload: Bytes) {
-        let mut r = lock(&self.routed);
-        match r.runs.iter_mut().find(|(q, _)| Arc::ptr_eq(q, queue)) {
-            Some((_, items)) => items.push(payload),
-            None => r.runs.push((queue.clone(), vec![payload])),
-        }
-    }
-
     /// Pushes the deliveries of the burst into their queues. Returns
     /// whether a queue is full: its reader should run before the
     /// connection task reads on. What did not fit waits for that turn and
     /// goes in at the next flush, dropping the oldest if the queue is still
     /// full then.
-    pub(crate) fn flush_routed(&self) -> bool {
-        self.flush(false)
+    /// `arrived` are the publications the burst received (see
+    /// [`Arrived`]): they are routed first, under the same lock.
+    pub(crate) fn flush_routed(&self, arrived: &mut Vec<Arrived>) -> bool {
+        let mut s = lock(&self.subs);
+        for a in arrived.drain(..) {
+            s.route(a);
+        }
+        Self::flush_in(&mut s, false)
     }
 
     /// With `force`, everything goes in now.
     fn flush(&self, force: bool) -> bool {
-        let mut r = lock(&self.routed);
+        Self::flush_in(&mut lock(&self.subs), force)
+    }
+
+    fn flush_in(s: &mut Subs, force: bool) -> bool {
+        let r = &mut s.routed;
         if r.runs.is_empty() {
             return false;
         }
@@ -360,17 +336,77 @@ impl Local {
     }
 }
 
+/// A publication the connection task received in a read burst, decoded
+/// enough to route it: routed at the end of the burst, with the others,
+/// under one lock of the subscriptions ([`Local::flush_routed`]).
+pub(crate) struct Arrived {
+    /// The `deliver` frame's payload.
+    payload: Bytes,
+    channel: u32,
+    key: Option<String>,
+    /// The subscribe correlation of a retained value sent on subscribing; 0 for live ones.
+    replay: u64,
+}
+
+impl Subs {
+    /// Hands a delivery to the subscriptions it is for, staged until the
+    /// end of the burst (see [`Routed`]).
+    fn route(&mut self, a: Arrived) {
+        let Subs {
+            entries,
+            by_channel,
+            replay: replays,
+            routed,
+            ..
+        } = self;
+        if a.replay != 0 {
+            if let Some(e) = replays.get(&a.replay).and_then(|id| entries.get(id)) {
+                routed.stage(&e.queue, a.payload);
+            }
+            return;
+        }
+        let Some(ids) = by_channel.get(&a.channel) else {
+            return;
+        };
+        let key = a.key.as_deref();
+        let mut matching = ids
+            .iter()
+            .filter_map(|id| entries.get(id))
+            .filter(|e| e.key.is_none() || e.key.as_deref() == key)
+            .peekable();
+        while let Some(e) = matching.next() {
+            if matching.peek().is_none() {
+                // The last (usually the only) one takes the delivery itself.
+                routed.stage(&e.queue, a.payload);
+                break;
+            }
+            routed.stage(&e.queue, a.payload.clone());
+        }
+    }
+}
+
+impl Routed {
+    fn stage(&mut self, queue: &Arc<SubQueue>, payload: Bytes) {
+        match self.runs.iter_mut().find(|(q, _)| Arc::ptr_eq(q, queue)) {
+            Some((_, items)) => items.push(payload),
+            None => self.runs.push((queue.clone(), vec![payload])),
+        }
+    }
+}
+
 /// Runs the handler of a device-to-device message: (sender, type id, message).
 pub(crate) type Direct<'a> = dyn Fn(&str, u32, Bytes) -> Option<BoxFuture<'static, ()>> + 'a;
 
 /// Handles a received pub/sub frame. `broker` is the server's, on a server
-/// session.
+/// session. A delivered publication goes to `arrived`, the connection
+/// task's, routed at the end of its read burst (see [`Arrived`]).
 pub(crate) fn on_frame(
     session: &Session,
     op: ControlOp,
     payload: Bytes,
     broker: Option<&Arc<Broker>>,
     direct: &Direct<'_>,
+    arrived: &mut Vec<Arrived>,
 ) -> LinkOutcome {
     let local = session.pubsub();
     match op {
@@ -388,7 +424,12 @@ pub(crate) fn on_frame(
                 }
                 Err(e) => return LinkOutcome::End(format!("malformed deliver frame: {e}")),
             };
-            local.route(payload, channel, key.as_deref(), replay);
+            arrived.push(Arrived {
+                payload,
+                channel,
+                key,
+                replay,
+            });
             LinkOutcome::Done
         }
         ControlOp::PubSubReply => match Reply::decode(&payload) {

@@ -1,6 +1,9 @@
 //! The connection task: one loop over shutdown, the outbound queue,
 //! received frames and the keep-alive timer.
 
+use std::collections::VecDeque;
+
+use crate::pubsub::local::Arrived;
 use std::future::{Future, poll_fn};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -88,6 +91,8 @@ async fn serve(session: Session, inbound: Arc<dyn Dispatch>) -> CloseReason {
         capacity: shared.out.capacity,
         write_budget: config.outbound_bytes.saturating_add(config.reply_bytes),
         inflight: None,
+        ahead: VecDeque::new(),
+        arrived: Vec::new(),
         keepalive: KeepAlive::new(config.keepalive),
         session,
         shared,
@@ -158,6 +163,10 @@ struct Connection {
     write_budget: usize,
     /// Made when the first request needs it: an idle session holds none.
     inflight: Option<Inflight>,
+    /// Room for the frames a burst reads ahead (see [`Ahead`]).
+    ahead: VecDeque<Read>,
+    /// Publications delivered in this burst, routed at its end.
+    arrived: Vec<Arrived>,
     keepalive: KeepAlive,
 }
 
@@ -281,8 +290,8 @@ impl Connection {
     /// (`Local::flush_routed`); on a server, the burst's publications go to
     /// their subscribers (`Broker::publish_staged`). Whether a queue had no
     /// room: its reader (or writer) should run before this task reads on.
-    fn end_burst(&self) -> bool {
-        let routed = self.session.pubsub().flush_routed();
+    fn end_burst(&mut self) -> bool {
+        let routed = self.session.pubsub().flush_routed(&mut self.arrived);
         let staged = self
             .inbound
             .broker()
@@ -312,29 +321,61 @@ impl Connection {
     async fn burst(&mut self, first: Read, yield_turn: &mut bool) -> Option<CloseReason> {
         let shared = self.shared.clone();
         let mut read = first;
-        for burst in 0..READ_BURST {
-            let frame = match read {
-                Some(Ok(frame)) => frame,
-                Some(Err(reason)) => {
-                    tracing::warn!(session = shared.id, peer = %shared.info.peer, %reason, "session ends");
-                    return Some(reason);
-                }
-                None => {
-                    return Some(CloseReason::new(
-                        ClosedBy::Peer,
-                        codes::UNAVAILABLE,
-                        "connection ended without a close frame",
-                    ));
-                }
-            };
-            shared.counters.frames_in.fetch_add(1, Ordering::Relaxed);
-            let room = self.inflight.as_ref().is_none_or(Inflight::has_room);
-            // One lock for the frame and the check after it: what it finds
-            // can only improve while the rest of this turn runs.
+        let mut burst = 0;
+        while burst < READ_BURST {
+            // One lock of the writer for the frame and the check after it:
+            // what it finds can only improve while the rest of this turn
+            // runs. Frames handled at once after the first of the burst
+            // (whose reply leaves at once, below) follow one another under
+            // that same lock, each probing for the next.
             let (handled, may_read) = {
-                let mut w = self.writer();
-                let handled = handle_frame(&self.session, frame, &*self.inbound, &mut w, room);
-                (handled, w.may_read(self.capacity, self.write_budget))
+                let mut w = lock(&shared.writer);
+                // Frames read ahead (under one lock of the reader) and not
+                // handled go back to the reader when this block ends.
+                let mut ahead = Ahead {
+                    items: &mut self.ahead,
+                    shared: &shared,
+                };
+                loop {
+                    let frame = match read {
+                        Some(Ok(frame)) => frame,
+                        Some(Err(reason)) => {
+                            tracing::warn!(session = shared.id, peer = %shared.info.peer, %reason, "session ends");
+                            return Some(reason);
+                        }
+                        None => {
+                            return Some(CloseReason::new(
+                                ClosedBy::Peer,
+                                codes::UNAVAILABLE,
+                                "connection ended without a close frame",
+                            ));
+                        }
+                    };
+                    shared.counters.frames_in.fetch_add(1, Ordering::Relaxed);
+                    let room = self.inflight.as_ref().is_none_or(Inflight::has_room);
+                    let handled = handle_frame(
+                        &self.session,
+                        frame,
+                        &*self.inbound,
+                        &mut w,
+                        room,
+                        &mut self.arrived,
+                    );
+                    let may_read = w.may_read(self.capacity, self.write_budget);
+                    let at_once = matches!(handled, Handled::Done | Handled::Yield);
+                    if burst == 0 || !at_once {
+                        break (handled, may_read);
+                    }
+                    *yield_turn |= matches!(handled, Handled::Yield);
+                    if burst + 1 == READ_BURST || *yield_turn || !may_read {
+                        return None;
+                    }
+                    match ahead.next() {
+                        Some(next) => read = next,
+                        None => return None,
+                    }
+                    burst += 1;
+                }
             };
             match handled {
                 Handled::Done => {}
@@ -479,6 +520,7 @@ impl Connection {
                 Poll::Ready(next) => read = next,
                 Poll::Pending => break,
             }
+            burst += 1;
         }
         None
     }
@@ -528,6 +570,7 @@ impl Connection {
             let mut r = lock(&shared.reader);
             r.rx = None;
             r.handoff.clear();
+            r.ahead.clear();
             r.task = None;
         }
         // Take the transport out of the session, so that its end can be awaited.
@@ -544,6 +587,58 @@ impl Connection {
             .await;
         }
         shared.reason()
+    }
+}
+
+/// Frames read ahead during a burst: up to this many under one lock of the
+/// reader.
+const READ_AHEAD: usize = 16;
+
+/// The frames a burst read ahead of the one it handles. What is left when
+/// it is dropped goes back to the reader, before anything else there.
+struct Ahead<'a> {
+    items: &'a mut VecDeque<Read>,
+    shared: &'a Shared,
+}
+
+impl Ahead<'_> {
+    /// The next frame, reading ahead when none is left; `None` when nothing
+    /// more has arrived.
+    fn next(&mut self) -> Option<Read> {
+        if self.items.is_empty() {
+            let mut r = lock(&self.shared.reader);
+            let mut probe = std::task::Context::from_waker(Waker::noop());
+            while self.items.len() < READ_AHEAD {
+                match r.poll_task(&mut probe, false, self.shared) {
+                    Poll::Ready(read) => {
+                        // Nothing is read past an error or the end.
+                        let last = !matches!(read, Some(Ok(_)));
+                        self.items.push_back(read);
+                        if last {
+                            break;
+                        }
+                    }
+                    Poll::Pending => break,
+                }
+            }
+            if !self.items.is_empty() {
+                // Still handling what was read: no request may borrow the
+                // transport meanwhile.
+                r.busy = true;
+            }
+        }
+        self.items.pop_front()
+    }
+}
+
+impl Drop for Ahead<'_> {
+    fn drop(&mut self) {
+        if !self.items.is_empty() {
+            let mut r = lock(&self.shared.reader);
+            while let Some(read) = self.items.pop_back() {
+                r.ahead.push_front(read);
+            }
+        }
     }
 }
 
@@ -746,6 +841,7 @@ pub(super) fn handle_frame(
     inbound: &dyn Dispatch,
     w: &mut Writer,
     room: bool,
+    arrived: &mut Vec<Arrived>,
 ) -> Handled {
     let shared = &session.shared;
     let h = frame.header;
@@ -936,7 +1032,14 @@ pub(super) fn handle_frame(
             use crate::pubsub::local::{LinkOutcome, on_frame};
             let direct =
                 |from: &str, type_id, payload| inbound.direct(session, from, type_id, payload);
-            match on_frame(session, op, frame.payload, inbound.broker(), &direct) {
+            match on_frame(
+                session,
+                op,
+                frame.payload,
+                inbound.broker(),
+                &direct,
+                arrived,
+            ) {
                 LinkOutcome::Done => {}
                 LinkOutcome::Yield => return Handled::Yield,
                 LinkOutcome::Reply(f) => w.push(f),

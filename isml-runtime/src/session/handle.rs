@@ -599,14 +599,19 @@ impl Session {
     }
 
     /// Queues the longest prefix of `frames` the outbound queue has room
-    /// for, with one wake of the connection task; gives how many.
-    pub(crate) fn try_enqueue_many(&self, frames: &[Frame]) -> Result<usize, SendError> {
+    /// for, with one wake of the connection task; gives how many. `lens`
+    /// are their encoded lengths ([`Frame::len`]).
+    pub(crate) fn try_enqueue_many(
+        &self,
+        frames: &[Frame],
+        lens: &[usize],
+    ) -> Result<usize, SendError> {
         if self.is_closed() {
             return Err(self.closed_error());
         }
         self.shared
             .out
-            .try_send_many(frames)
+            .try_send_many(frames, lens)
             .map_err(|_| self.closed_error())
     }
 

@@ -24,6 +24,9 @@ pub(super) type Item = Option<Result<Frame, TransportError>>;
 pub(super) struct ReadSide {
     pub(super) rx: Option<FrameStream>,
     pub(super) handoff: VecDeque<Item>,
+    /// What the connection task read ahead in a burst and did not handle:
+    /// it comes before anything else.
+    pub(super) ahead: VecDeque<Read>,
     /// A request is reading the transport.
     pub(super) lent: bool,
     /// The connection task is handling what it read (not waiting for more).
@@ -62,6 +65,10 @@ impl ReadSide {
                 Some(w) if w.will_wake(cx.waker()) => {}
                 t => *t = Some(cx.waker().clone()),
             }
+        }
+        if let Some(read) = self.ahead.pop_front() {
+            self.busy = true;
+            return Poll::Ready(read);
         }
         loop {
             let item = match self.handoff.pop_front() {
@@ -145,7 +152,7 @@ impl Lend<'_> {
         let shared = self.shared;
         let mut r = lock(&shared.reader);
         if !self.active {
-            if r.lent || r.busy || !r.handoff.is_empty() || r.rx.is_none() {
+            if r.lent || r.busy || !r.handoff.is_empty() || !r.ahead.is_empty() || r.rx.is_none() {
                 self.done = true;
                 return Poll::Pending;
             }

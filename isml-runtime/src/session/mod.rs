@@ -301,6 +301,7 @@ pub(crate) fn start(
         reader: Mutex::new(ReadSide {
             rx: Some(rx),
             handoff: VecDeque::new(),
+            ahead: VecDeque::new(),
             lent: false,
             busy: false,
             task: None,

@@ -106,8 +106,14 @@ impl Queue {
     }
 
     fn push(&mut self, frame: Frame, charged: usize) {
+        let len = frame.len();
+        self.push_sized(frame, len, charged);
+    }
+
+    /// [`Queue::push`] of a frame whose encoded length is known.
+    fn push_sized(&mut self, frame: Frame, len: usize, charged: usize) {
         self.close_batch();
-        self.len += frame.len();
+        self.len += len;
         self.charged += charged;
         self.frames.push_back(frame);
     }
@@ -257,8 +263,11 @@ impl Outbox {
 
     /// Queues the longest prefix of `frames` that fits, under one lock and
     /// with one wake of the connection task; gives how many. `Ok(0)` also
-    /// when another sender took the room meanwhile.
-    pub(super) fn try_send_many(&self, frames: &[Frame]) -> Result<usize, TryPush> {
+    /// when another sender took the room meanwhile. `lens` are the frames'
+    /// encoded lengths ([`Frame::len`]), one for each, computed by the
+    /// caller once for all the queues a run of frames goes to.
+    pub(super) fn try_send_many(&self, frames: &[Frame], lens: &[usize]) -> Result<usize, TryPush> {
+        debug_assert_eq!(frames.len(), lens.len());
         if self.room.is_closed() {
             return Err(TryPush::Closed);
         }
@@ -266,8 +275,8 @@ impl Outbox {
             .byte_capacity
             .saturating_sub(self.bytes.load(Ordering::Acquire));
         let (mut n, mut cost) = (0, 0);
-        for f in frames.iter().take(self.room.available_permits()) {
-            let c = self.cost(f);
+        for &len in lens.iter().take(self.room.available_permits()) {
+            let c = self.charge(len);
             if cost + c > free_bytes {
                 break;
             }
@@ -287,9 +296,8 @@ impl Outbox {
         }
         room.forget();
         let mut q = lock(&self.queue);
-        for f in &frames[..n] {
-            let c = self.cost(f);
-            q.push(f.clone(), c);
+        for (f, &len) in frames[..n].iter().zip(lens) {
+            q.push_sized(f.clone(), len, self.charge(len));
         }
         drop(q);
         self.task.wake();

@@ -491,15 +491,11 @@ impl Transport {
             + Unpin
             + 'static,
     {
-        let read_peer = peer.clone();
         let write_peer = peer.clone();
         // Both halves hold buffers only while bytes are moving: an idle
         // session costs little memory.
-        let rx = reader::FrameReader::new(r, decoder);
+        let rx = reader::FrameReader::new(r, decoder, peer.clone());
         let tx = writer::FrameWriter::new(w, encoder);
-        let rx = futures_util::StreamExt::map(rx, move |r| {
-            r.map_err(|e| TransportError::from_frame(&read_peer, e))
-        });
         let tx = futures_util::SinkExt::sink_map_err(tx, move |e| {
             TransportError::from_frame(&write_peer, e)
         });

@@ -15,6 +15,9 @@ use futures_util::Stream;
 use tokio::io::{AsyncRead, ReadBuf};
 use tokio_util::codec::Decoder;
 
+use super::TransportError;
+use crate::codec::FrameError;
+
 /// The stack buffer of the first read after the heap buffer was released.
 const FIRST_READ: usize = 512;
 /// Heap buffer taken when bytes arrive; reads ask for at least this much.
@@ -28,16 +31,19 @@ pub(crate) struct FrameReader<R, D> {
     buf: BytesMut,
     eof: bool,
     done: bool,
+    /// The peer, named in errors.
+    peer: String,
 }
 
 impl<R, D> FrameReader<R, D> {
-    pub(crate) fn new(io: R, decoder: D) -> Self {
+    pub(crate) fn new(io: R, decoder: D, peer: String) -> Self {
         FrameReader {
             io,
             decoder,
             buf: BytesMut::new(),
             eof: false,
             done: false,
+            peer,
         }
     }
 }
@@ -98,11 +104,18 @@ impl<R: AsyncRead + Unpin, D: Decoder + FrameRest> FrameReader<R, D> {
     }
 }
 
-impl<R: AsyncRead + Unpin, D: Decoder + FrameRest + Unpin> Stream for FrameReader<R, D> {
-    type Item = Result<D::Item, D::Error>;
+/// Errors are the transport's, made here (rather than by mapping the
+/// stream): a received frame is moved once less on its way to the session.
+impl<R, D> Stream for FrameReader<R, D>
+where
+    R: AsyncRead + Unpin,
+    D: Decoder<Error = FrameError> + FrameRest + Unpin,
+{
+    type Item = Result<D::Item, TransportError>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
+        let error = |peer: &str, e: FrameError| TransportError::from_frame(peer, e);
         loop {
             if this.done {
                 return Poll::Ready(None);
@@ -117,7 +130,7 @@ impl<R: AsyncRead + Unpin, D: Decoder + FrameRest + Unpin> Stream for FrameReade
                     }
                     Err(e) => {
                         this.done = true;
-                        Poll::Ready(Some(Err(e)))
+                        Poll::Ready(Some(Err(error(&this.peer, e))))
                     }
                 };
             }
@@ -127,7 +140,7 @@ impl<R: AsyncRead + Unpin, D: Decoder + FrameRest + Unpin> Stream for FrameReade
                     Ok(None) => {}
                     Err(e) => {
                         this.done = true;
-                        return Poll::Ready(Some(Err(e)));
+                        return Poll::Ready(Some(Err(error(&this.peer, e))));
                     }
                 }
             }
@@ -140,7 +153,7 @@ impl<R: AsyncRead + Unpin, D: Decoder + FrameRest + Unpin> Stream for FrameReade
                 Ok(_) => {}
                 Err(e) => {
                     this.done = true;
-                    return Poll::Ready(Some(Err(e.into())));
+                    return Poll::Ready(Some(Err(error(&this.peer, e.into()))));
                 }
             }
         }
@@ -176,7 +189,7 @@ mod tests {
         let (want, bytes) = frames(3, 20);
         for cut in 0..=bytes.len() {
             let (mut a, b) = tokio::io::duplex(4096);
-            let mut reader = FrameReader::new(b, StreamCodec::new());
+            let mut reader = FrameReader::new(b, StreamCodec::new(), "test".to_owned());
             a.write_all(&bytes[..cut]).await.unwrap();
             a.flush().await.unwrap();
             let writer = tokio::spawn({
@@ -201,7 +214,7 @@ mod tests {
         bytes.extend_from_slice(&big_bytes);
         let (mut a, b) = tokio::io::duplex(16 * 1024);
         let writer = tokio::spawn(async move { a.write_all(&bytes).await.unwrap() });
-        let got: Vec<Frame> = FrameReader::new(b, StreamCodec::new())
+        let got: Vec<Frame> = FrameReader::new(b, StreamCodec::new(), "test".to_owned())
             .map(Result::unwrap)
             .collect()
             .await;
@@ -217,7 +230,7 @@ mod tests {
     #[tokio::test]
     async fn an_idle_reader_holds_no_buffer_and_a_cut_frame_is_an_error() {
         let (mut a, b) = tokio::io::duplex(1024);
-        let mut reader = FrameReader::new(b, StreamCodec::new());
+        let mut reader = FrameReader::new(b, StreamCodec::new(), "test".to_owned());
         let (want, bytes) = frames(1, 10);
         a.write_all(&bytes).await.unwrap();
         assert_eq!(reader.next().await.unwrap().unwrap(), want[0]);

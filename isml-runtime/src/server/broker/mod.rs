@@ -322,7 +322,14 @@ impl Peer {
     /// [`Peer::deliver`] for a run of live publications of one unkeyed,
     /// unretained channel: what the session has room for goes in one push,
     /// the rest to the queue. Returns (delivered now, dropped).
-    fn deliver_many(self: &Arc<Self>, frames: &[Frame], channel: u32) -> (u64, u64) {
+    /// `lens` are the frames' encoded lengths, computed once for every
+    /// subscriber.
+    fn deliver_many(
+        self: &Arc<Self>,
+        frames: &[Frame],
+        lens: &[usize],
+        channel: u32,
+    ) -> (u64, u64) {
         let mut q = lock(&self.queue);
         let mut rest = frames;
         match &self.sink {
@@ -340,7 +347,7 @@ impl Peer {
                     return (0, frames.len() as u64);
                 }
                 if q.items.is_empty() {
-                    match s.try_enqueue_many(frames) {
+                    match s.try_enqueue_many(frames, lens) {
                         Ok(n) => rest = &frames[n..],
                         Err(_) => return (0, frames.len() as u64),
                     }
@@ -1137,6 +1144,7 @@ impl Broker {
         let mut congested = false;
         let timestamp_ms = now_ms();
         let mut frames = Vec::new();
+        let mut lens = Vec::new();
         for (c, messages) in &runs {
             let mut queued = false;
             frames.clear();
@@ -1151,10 +1159,12 @@ impl Broker {
                 }
                 .frame(m)
             }));
+            lens.clear();
+            lens.extend(frames.iter().map(Frame::len));
             let frames = &frames[..];
             let (mut d, mut x) = (0, 0);
             for p in &read(&c.subs).all {
-                let (now, dropped) = p.deliver_many(frames, c.info.id);
+                let (now, dropped) = p.deliver_many(frames, &lens, c.info.id);
                 queued |= now < frames.len() as u64;
                 d += now;
                 x += dropped;
