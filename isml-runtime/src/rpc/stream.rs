@@ -170,36 +170,28 @@ impl<T: TopLevel> Sink<T> {
         let mut items = items.into_iter();
         let mut run: Vec<I::Item> = Vec::new();
         let mut lens: Vec<usize> = Vec::new();
-        let mut costs: Vec<u64> = Vec::new();
         loop {
             run.clear();
             lens.clear();
-            costs.clear();
             let mut total = 0;
             while run.len() < SEND_ALL_RUN && total < SEND_ALL_RUN_BYTES {
                 let Some(item) = items.next() else { break };
                 let len = item.borrow().encoded_len();
-                let cost = item_cost(len);
-                total += cost;
+                total += item_cost(len);
                 lens.push(len);
-                costs.push(cost);
                 run.push(item);
             }
             if run.is_empty() {
                 return Ok(());
             }
-            self.send_run(&run, &lens, &costs).await?;
+            self.send_run(&run, &lens).await?;
         }
     }
 
-    /// Sends one run of [`Sink::send_all`] (`lens` and `costs` are its items'
-    /// encoded lengths and credit costs).
-    async fn send_run<B: Borrow<T>>(
-        &self,
-        run: &[B],
-        lens: &[usize],
-        costs: &[u64],
-    ) -> Result<(), CallError> {
+    /// Sends one run of [`Sink::send_all`] (`lens` are its items' encoded
+    /// lengths).
+    async fn send_run<B: Borrow<T>>(&self, run: &[B], lens: &[usize]) -> Result<(), CallError> {
+        let cost = |lens: &[usize]| lens.iter().map(|&len| item_cost(len)).sum();
         let msgs: Vec<&T> = run.iter().map(Borrow::borrow).collect();
         let mut i = 0;
         while i < msgs.len() {
@@ -209,7 +201,7 @@ impl<T: TopLevel> Sink<T> {
                 });
             }
             // The items the credit covers now, taken at once.
-            let k = self.outflow.try_take_prefix(&costs[i..]);
+            let k = self.outflow.try_take_prefix(&lens[i..]);
             let sent = if k == 0 {
                 0
             } else {
@@ -220,14 +212,14 @@ impl<T: TopLevel> Sink<T> {
                 ) {
                     Ok(sent) => sent,
                     Err(e) => {
-                        self.outflow.refund(costs[i..i + k].iter().sum());
+                        self.outflow.refund(cost(&lens[i..i + k]));
                         return Err(send_error(self.method, e));
                     }
                 }
             };
             if sent < k {
                 // Credit taken for items with no room now goes back.
-                self.outflow.refund(costs[i + sent..i + k].iter().sum());
+                self.outflow.refund(cost(&lens[i + sent..i + k]));
             }
             i += sent;
             if sent < k || k == 0 {

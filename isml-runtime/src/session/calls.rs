@@ -249,19 +249,21 @@ impl Outflow {
             .is_ok()
     }
 
-    /// Takes the credit of the longest prefix of items costing `costs` that
-    /// [`Outflow::try_take`] would take one by one (each while some credit
-    /// is left, so the last may overdraw it), in one step: gives how many.
-    pub(crate) fn try_take_prefix(&self, costs: &[u64]) -> usize {
+    /// Takes the credit of the longest prefix of items of encoded lengths
+    /// `lens` that [`Outflow::try_take`] would take one by one (each while
+    /// some credit is left, so the last may overdraw it), in one step: gives
+    /// how many.
+    pub(crate) fn try_take_prefix(&self, lens: &[usize]) -> usize {
         let mut taken = 0;
         let _ = self
             .credit
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |c| {
                 let (mut left, mut n) = (c, 0);
-                for &cost in costs {
+                for &len in lens {
                     if left <= 0 {
                         break;
                     }
+                    let cost = crate::wire::batch::item_cost(len);
                     left = left.saturating_sub(i64::try_from(cost).unwrap_or(i64::MAX));
                     n += 1;
                 }

@@ -4,6 +4,8 @@
 //! mismatch, describe), a device that serves, calls across a reconnect,
 //! many concurrent calls, and malformed requests.
 
+mod common;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
@@ -631,18 +633,7 @@ async fn a_consumer_that_stops_reading_holds_at_most_its_window() {
         .await
         .unwrap();
     // Nothing is taken: the sender stops once the window is used up.
-    let mut buffered = 0;
-    for _ in 0..100 {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-        // Named in full: `StreamExt::buffered` would be taken otherwise.
-        let now = Streaming::buffered(&items);
-        if now > 0 && now == buffered {
-            break;
-        }
-        buffered = now;
-    }
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    let buffered = Streaming::buffered(&items);
+    let buffered = common::settled_buffer(&items).await;
     // At most the window, and the one item that may overdraw it.
     assert!(buffered <= 1000 / 8 + 1, "{buffered} items buffered");
     assert!(buffered >= 1000 / 10, "only {buffered} items buffered");

@@ -4,6 +4,8 @@
 //! item (a consumer that stops reading holds at most its window and one
 //! item); a caller that goes makes `send_all` fail.
 
+mod common;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -145,20 +147,10 @@ async fn a_consumer_that_stops_reading_holds_at_most_its_window() {
         })
         .await
         .unwrap();
-    let mut buffered = 0;
-    for _ in 0..100 {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-        let now = Streaming::buffered(&items);
-        if now > 0 && now == buffered {
-            break;
-        }
-        buffered = now;
-    }
-    tokio::time::sleep(Duration::from_millis(50)).await;
     // Items cost 9 to 19 bytes each (their encoding and 8, wire format
     // §2.7): at most the window and the one item that may overdraw it,
     // never a whole run beyond it.
-    let buffered = Streaming::buffered(&items);
+    let buffered = common::settled_buffer(&items).await;
     assert!(buffered <= 1000 / 9 + 1, "{buffered} items buffered");
     assert!(buffered >= 1000 / 19, "only {buffered} items buffered");
     let mut n = 0u32;
