@@ -47,6 +47,7 @@ mod header;
 mod reader;
 #[cfg(feature = "alloc")]
 mod serial;
+pub mod utf8;
 pub mod varint;
 pub mod write;
 

@@ -318,7 +318,12 @@ impl<'a> Reader<'a> {
         let n = self.len()?;
         let at = self.pos;
         let s = self.take(n)?;
-        core::str::from_utf8(s).map_err(|_| DecodeError::InvalidUtf8 { at })
+        // A `match`, not `ok_or`: building the error eagerly would run
+        // `DecodeError`'s drop glue on every string read.
+        match crate::utf8::str_from_utf8(s) {
+            Some(s) => Ok(s),
+            None => Err(DecodeError::InvalidUtf8 { at }),
+        }
     }
 
     /// Checks a length-prefixed UTF-8 string and returns its bytes, without
@@ -329,7 +334,7 @@ impl<'a> Reader<'a> {
         let n = self.len()?;
         let at = self.pos;
         let s = self.take(n)?;
-        if s.is_ascii() || core::str::from_utf8(s).is_ok() {
+        if crate::utf8::str_from_utf8(s).is_some() {
             Ok(s)
         } else {
             Err(DecodeError::InvalidUtf8 { at })

@@ -19,12 +19,11 @@ impl Wire for String {
     }
     #[inline]
     fn decode_elem(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        // Copy, then validate the copy: the allocation is word-aligned, so
-        // `from_utf8` takes its word-at-a-time path from the first byte
-        // instead of a byte at a time up to the first aligned address.
         let bytes = r.byte_slice()?;
-        let at = r.position() - bytes.len();
-        String::from_utf8(bytes.to_vec()).map_err(|_| invalid_utf8(at))
+        match crate::wire::utf8::str_from_utf8(bytes) {
+            Some(s) => Ok(String::from(s)),
+            None => Err(invalid_utf8(r.position() - bytes.len())),
+        }
     }
     #[inline]
     fn field_len(&self) -> usize {
