@@ -715,13 +715,13 @@ fn lazy_station(b: &[u8]) -> Result<u64, isml_runtime::wire::DecodeError> {
         let s = s?;
         a += u64::from(s.index()?) + u64::from(s.state()?) + u64::from(s.soc_percent()?);
         for c in s.cells_mv()? {
-            a += u64::from(c);
+            a += u64::from(c?);
         }
         a += u64::from(s.temperature_c()?.to_bits());
     }
     a += (v.firmware()?.len() as u64) + v.uptime_s()?;
     for f in v.faults()? {
-        a += u64::from(f);
+        a += u64::from(f?);
     }
     Ok(a)
 }
@@ -729,7 +729,8 @@ fn lazy_station(b: &[u8]) -> Result<u64, isml_runtime::wire::DecodeError> {
 fn lazy_config(b: &[u8]) -> Result<u64, isml_runtime::wire::DecodeError> {
     let v = bench::ConfigLazy::new(b)?;
     let mut a = v.device()?.len() as u64;
-    for (k, val) in v.settings()?.iter() {
+    for e in v.settings()? {
+        let (k, val) = e?;
         a += k.len() as u64 + u64::from(val);
     }
     a += u64::from(v.limit_ma()?.unwrap_or(0));

@@ -6,8 +6,13 @@
 //! Cap'n Proto's readers do: nothing is validated that is not read, and a
 //! malformed field is an error of that accessor only. Nested messages are
 //! lazy views themselves, and a list of messages is a [`LazyList`] whose
-//! iterator reads each element once, as it goes. Other field types (strings,
-//! lists of scalars, maps, unions) are read and validated when their
+//! iterator reads each element once, as it goes. Other lists are
+//! [`LazyValues`] and maps [`LazyMap`]: their iterators decode and check
+//! each element (a map's key order too) as they reach it, so that they are
+//! walked once; a list or map field with a `max_len` or `range` bound is
+//! validated by its accessor instead (the bound needs the whole value) and
+//! returned as the validated view's [`ListView`]/[`MapView`]. Other field
+//! types (strings, optionals, unions) are read and validated when their
 //! accessor is called, into the same types the validated view returns.
 //!
 //! The second way is the validated view (`NameView<'a>`, [`View`]): it checks
@@ -30,7 +35,9 @@ use core::cell::Cell;
 use core::fmt;
 use core::marker::PhantomData;
 
+use crate::view::{ListView, MapView};
 use crate::wire::{Class, DecodeError, Limits, Reader};
+use crate::wire_type::WireView;
 
 /// The body of a message read lazily: its presence field and its values,
 /// located on demand.
@@ -278,6 +285,303 @@ impl<'a, M: LazyMessage<'a>> Iterator for LazyList<'a, M> {
             self.content = Reader::empty();
         }
         Some(item)
+    }
+}
+
+/// A list of values other than messages (numbers, strings, enums, unions,
+/// lists...) read lazily: nothing is checked when it is made but the
+/// length of fixed-width elements; the iterator decodes and checks each
+/// element as it reaches it, so that the list is walked once. It stops
+/// after the first error.
+///
+/// [`LazyValues::to_view`] validates the whole list into the [`ListView`]
+/// a validated view returns (with its length and random access).
+pub struct LazyValues<'a, T> {
+    content: Reader<'a>,
+    _t: PhantomData<fn() -> T>,
+}
+
+impl<T> Clone for LazyValues<'_, T> {
+    fn clone(&self) -> Self {
+        LazyValues {
+            content: self.content,
+            _t: PhantomData,
+        }
+    }
+}
+
+impl<T> Default for LazyValues<'_, T> {
+    /// The empty list (an absent field).
+    fn default() -> Self {
+        LazyValues {
+            content: Reader::empty(),
+            _t: PhantomData,
+        }
+    }
+}
+
+impl<T> fmt::Debug for LazyValues<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LazyValues")
+            .field("bytes", &self.content.remaining())
+            .finish()
+    }
+}
+
+impl<'a, T: WireView<'a>> LazyValues<'a, T> {
+    /// A list over `content`, the bytes inside the list's length (`at`, where
+    /// the length starts, is for errors): fails only when fixed-width
+    /// elements do not fill it exactly.
+    #[inline]
+    pub fn new(content: Reader<'a>, at: usize) -> Result<Self, DecodeError> {
+        if let Some(width) = T::ELEM_WIDTH
+            && !content.remaining().is_multiple_of(width)
+        {
+            return Err(DecodeError::RaggedList {
+                at,
+                len: content.remaining(),
+                width,
+            });
+        }
+        Ok(LazyValues {
+            content,
+            _t: PhantomData,
+        })
+    }
+
+    /// Whether the list has no elements.
+    pub fn is_empty(&self) -> bool {
+        self.content.is_empty()
+    }
+
+    /// The encoded elements, unchecked: for lists of `u8`, `i8`, `bool`,
+    /// `f32` and `f64`, the little-endian values back to back.
+    pub fn as_bytes(&self) -> &'a [u8] {
+        self.content.rest()
+    }
+
+    /// Validates every element: the list as a validated view.
+    pub fn to_view(&self) -> Result<ListView<'a, T>, DecodeError> {
+        ListView::from_content(self.content, self.content.position())
+    }
+}
+
+impl<'a, T: WireView<'a>> Iterator for LazyValues<'a, T> {
+    type Item = Result<T::View, DecodeError>;
+
+    #[inline]
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.content.is_empty() {
+            return None;
+        }
+        let item = T::view_elem(&mut self.content);
+        if item.is_err() {
+            // Nothing after a malformed element can be trusted.
+            self.content = Reader::empty();
+        }
+        Some(item)
+    }
+}
+
+/// A map read lazily: the iterator decodes each entry and checks that its
+/// key is above the one before as it goes, so that the map is walked once.
+/// It stops after the first error. [`LazyMap::to_view`] validates the whole
+/// map into the [`MapView`] a validated view returns.
+pub struct LazyMap<'a, K: WireView<'a>, V> {
+    content: Reader<'a>,
+    last: Option<K::View>,
+    _v: PhantomData<fn() -> V>,
+}
+
+impl<'a, K: WireView<'a>, V> Clone for LazyMap<'a, K, V> {
+    fn clone(&self) -> Self {
+        LazyMap {
+            content: self.content,
+            last: self.last,
+            _v: PhantomData,
+        }
+    }
+}
+
+impl<'a, K: WireView<'a>, V> Default for LazyMap<'a, K, V> {
+    /// The empty map (an absent field).
+    fn default() -> Self {
+        LazyMap {
+            content: Reader::empty(),
+            last: None,
+            _v: PhantomData,
+        }
+    }
+}
+
+impl<'a, K: WireView<'a>, V> fmt::Debug for LazyMap<'a, K, V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LazyMap")
+            .field("bytes", &self.content.remaining())
+            .finish()
+    }
+}
+
+impl<'a, K: WireView<'a>, V: WireView<'a>> LazyMap<'a, K, V>
+where
+    K::View: PartialOrd,
+{
+    /// A map over `content`, the bytes inside the map's length.
+    #[inline]
+    pub fn new(content: Reader<'a>) -> Self {
+        LazyMap {
+            content,
+            last: None,
+            _v: PhantomData,
+        }
+    }
+
+    /// Whether the map has no entries.
+    pub fn is_empty(&self) -> bool {
+        self.content.is_empty()
+    }
+
+    /// Validates every entry: the map as a validated view.
+    pub fn to_view(&self) -> Result<MapView<'a, K, V>, DecodeError> {
+        MapView::from_content(self.content)
+    }
+}
+
+impl<'a, K: WireView<'a>, V: WireView<'a>> Iterator for LazyMap<'a, K, V>
+where
+    K::View: PartialOrd,
+{
+    type Item = Result<(K::View, V::View), DecodeError>;
+
+    #[inline]
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.content.is_empty() {
+            return None;
+        }
+        let item = self.entry();
+        if item.is_err() {
+            // Nothing after a malformed entry can be trusted.
+            self.content = Reader::empty();
+        }
+        Some(item)
+    }
+}
+
+impl<'a, K: WireView<'a>, V: WireView<'a>> LazyMap<'a, K, V>
+where
+    K::View: PartialOrd,
+{
+    #[inline(always)]
+    fn entry(&mut self) -> Result<(K::View, V::View), DecodeError> {
+        let at = self.content.position();
+        let k = K::view_elem(&mut self.content)?;
+        if self.last.is_some_and(|l| l >= k) {
+            return Err(DecodeError::MapKeyOrder { at });
+        }
+        self.last = Some(k);
+        let v = V::view_elem(&mut self.content)?;
+        Ok((k, v))
+    }
+}
+
+/// Reads a lazy list of values other than messages in the field form.
+#[inline]
+pub fn values_field<'a, T: WireView<'a>>(
+    r: &mut Reader<'a>,
+    class: Class,
+    tag: u32,
+    message: &'static str,
+    field: &'static str,
+) -> Result<LazyValues<'a, T>, DecodeError> {
+    expect_delimited(r, class, tag, message, field)?;
+    let at = r.position();
+    r.delimited()
+        .and_then(|c| LazyValues::new(c, at))
+        .map_err(|e| e.in_field(message, field))
+}
+
+/// Reads a lazy map in the field form.
+#[inline]
+pub fn map_field<'a, K: WireView<'a>, V: WireView<'a>>(
+    r: &mut Reader<'a>,
+    class: Class,
+    tag: u32,
+    message: &'static str,
+    field: &'static str,
+) -> Result<LazyMap<'a, K, V>, DecodeError>
+where
+    K::View: PartialOrd,
+{
+    expect_delimited(r, class, tag, message, field)?;
+    r.delimited()
+        .map(LazyMap::new)
+        .map_err(|e| e.in_field(message, field))
+}
+
+/// What a list or map field's lazy accessor returns, from the field's owned
+/// type: how derived types name [`LazyValues`] and [`LazyMap`].
+pub trait LazyContainer<'a> {
+    /// The lazy form.
+    type Lazy: Default + fmt::Debug;
+    /// Reads it in the field form.
+    fn lazy_field(
+        r: &mut Reader<'a>,
+        class: Class,
+        tag: u32,
+        message: &'static str,
+        field: &'static str,
+    ) -> Result<Self::Lazy, DecodeError>;
+}
+
+impl<'a, T: WireView<'a>> LazyContainer<'a> for alloc::vec::Vec<T> {
+    type Lazy = LazyValues<'a, T>;
+    #[inline(always)]
+    fn lazy_field(
+        r: &mut Reader<'a>,
+        class: Class,
+        tag: u32,
+        message: &'static str,
+        field: &'static str,
+    ) -> Result<Self::Lazy, DecodeError> {
+        values_field(r, class, tag, message, field)
+    }
+}
+
+impl<'a, K: WireView<'a> + Ord, V: WireView<'a>> LazyContainer<'a>
+    for alloc::collections::BTreeMap<K, V>
+where
+    K::View: PartialOrd,
+{
+    type Lazy = LazyMap<'a, K, V>;
+    #[inline(always)]
+    fn lazy_field(
+        r: &mut Reader<'a>,
+        class: Class,
+        tag: u32,
+        message: &'static str,
+        field: &'static str,
+    ) -> Result<Self::Lazy, DecodeError> {
+        map_field(r, class, tag, message, field)
+    }
+}
+
+impl<'a, K, V, S> LazyContainer<'a> for std::collections::HashMap<K, V, S>
+where
+    K: WireView<'a> + Ord + core::hash::Hash,
+    V: WireView<'a>,
+    S: core::hash::BuildHasher + Default,
+    K::View: PartialOrd,
+{
+    type Lazy = LazyMap<'a, K, V>;
+    #[inline(always)]
+    fn lazy_field(
+        r: &mut Reader<'a>,
+        class: Class,
+        tag: u32,
+        message: &'static str,
+        field: &'static str,
+    ) -> Result<Self::Lazy, DecodeError> {
+        map_field(r, class, tag, message, field)
     }
 }
 

@@ -21,8 +21,9 @@ pub use crate::descriptor::{
     EnumDescriptor, FieldDescriptor, MessageDescriptor, MessageKind, Reflect, TypeRef, fingerprint,
 };
 pub use crate::lazy::{
-    LazyBody, LazyList, LazyMessage, LazyViewable, list_field as lazy_list_field,
-    message_field as lazy_message_field,
+    LazyBody, LazyContainer, LazyList, LazyMap, LazyMessage, LazyValues, LazyViewable,
+    list_field as lazy_list_field, map_field as lazy_map_field,
+    message_field as lazy_message_field, values_field as lazy_values_field,
 };
 pub use crate::message::{Enum, Message, TopLevel, View, Viewable};
 pub use crate::view::{LazyView, ListView, MapView};

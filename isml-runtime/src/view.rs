@@ -55,8 +55,15 @@ impl<'a, T: WireView<'a>> ListView<'a, T> {
     pub(crate) fn read(r: &mut Reader<'a>) -> Result<Self, DecodeError> {
         let at = r.position();
         let content = r.delimited()?;
+        Self::from_content(content, at)
+    }
+
+    /// Validates the content of a list (the bytes inside its length; `at`
+    /// is where the length starts, for errors).
+    #[inline]
+    pub(crate) fn from_content(content: Reader<'a>, at: usize) -> Result<Self, DecodeError> {
         if let Some(width) = T::ELEM_WIDTH {
-            if content.remaining() % width != 0 {
+            if !content.remaining().is_multiple_of(width) {
                 return Err(DecodeError::RaggedList {
                     at,
                     len: content.remaining(),
@@ -224,6 +231,11 @@ where
 {
     pub(crate) fn read(r: &mut Reader<'a>) -> Result<Self, DecodeError> {
         let content = r.delimited()?;
+        Self::from_content(content)
+    }
+
+    /// Validates the content of a map (the bytes inside its length).
+    pub(crate) fn from_content(content: Reader<'a>) -> Result<Self, DecodeError> {
         if K::BYTE_KEY {
             return Self::read_byte_keys(content);
         }

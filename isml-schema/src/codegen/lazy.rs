@@ -99,6 +99,29 @@ impl Gen<'_> {
                         quote!(#p::Default::default()),
                     )
                 }
+                // Lists and maps without bounds are walked once, by their
+                // iterator; a bound (`max_len`, `range`) needs the whole
+                // list, which is then validated by the accessor.
+                Type::List(_) | Type::Map(..) if f.max_len.is_none() && f.range.is_none() => {
+                    let lty = match (&f.ty, self.derive) {
+                        (_, Some(_)) => quote!(<#ty as #p::LazyContainer<'a>>::Lazy),
+                        (Type::List(t), None) => {
+                            let e = self.rust_type(id, t, true);
+                            quote!(#p::LazyValues<'a, #e>)
+                        }
+                        (Type::Map(k, v), None) => {
+                            let k = self.rust_type(id, k, true);
+                            let v = self.rust_type(id, v, true);
+                            quote!(#p::LazyMap<'a, #k, #v>)
+                        }
+                        _ => unreachable!("matched above"),
+                    };
+                    (
+                        lty,
+                        quote!(<#ty as #p::LazyContainer<'a>>::lazy_field(#args)?),
+                        quote!(#p::Default::default()),
+                    )
+                }
                 _ => (
                     vty.clone(),
                     quote!(#p::view_field::<#ty>(#args)?),

@@ -596,6 +596,25 @@ proptest! {
         check_parity(&v, &Containers::from(v.clone()));
     }
 
+    /// The derived lazy view reads lists and maps (a `Vec`, a `BTreeMap`, a
+    /// `HashMap`) through the same lazy iterators as the generated one.
+    #[test]
+    fn derived_lazy_containers_read_what_was_encoded(v in containers()) {
+        let bytes = v.encode_to_vec().unwrap();
+        let l = ContainersLazy::new(&bytes).unwrap();
+        let list_u32: Vec<u32> = l.list_u32().unwrap().map(Result::unwrap).collect();
+        prop_assert_eq!(&list_u32, &v.list_u32);
+        let list_str: Vec<&str> = l.list_str().unwrap().map(Result::unwrap).collect();
+        prop_assert_eq!(list_str, v.list_str.iter().map(String::as_str).collect::<Vec<_>>());
+        let by_name: BTreeMap<&str, i32> = l.by_name().unwrap().map(Result::unwrap).collect();
+        prop_assert_eq!(by_name.len(), v.by_name.len());
+        for (k, x) in &v.by_name {
+            prop_assert_eq!(by_name.get(k.as_str()), Some(x));
+        }
+        let by_u64: Vec<u64> = l.by_u64().unwrap().map(|e| e.unwrap().0).collect();
+        prop_assert_eq!(by_u64, v.by_u64.keys().copied().collect::<Vec<_>>());
+    }
+
     #[test]
     fn union_parity(v in choice()) {
         check_parity(&v, &Choice::from(v.clone()));

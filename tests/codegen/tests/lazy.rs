@@ -4,12 +4,14 @@
 
 mod strategies;
 
+use std::collections::BTreeMap;
 use std::fmt::Debug;
 
 use isml_codegen_tests::alltypes::{
     Containers, ContainersLazy, Limited, LimitedLazy, Node, NodeLazy, Scalars, ScalarsLazy,
 };
 use isml_runtime::__private::WireView;
+use isml_runtime::lazy::{LazyMap, LazyValues};
 use isml_runtime::wire::{Class, DecodeError, PresenceWriter, write};
 use isml_runtime::{LazyViewable, Message, Viewable};
 use proptest::prelude::*;
@@ -18,6 +20,39 @@ use strategies::{containers, node, scalars};
 /// A view converted back to the owned type equals `owned`.
 fn same<'a, T: WireView<'a> + PartialEq + Debug>(view: T::View, owned: &T) {
     assert_eq!(&T::from_view(&view), owned);
+}
+
+/// A lazy list iterated (each element checked as it comes) equals `owned`,
+/// and so does its validated view.
+fn same_values<'a, T: WireView<'a> + PartialEq + Debug>(l: LazyValues<'a, T>, owned: &[T]) {
+    let view = l.to_view().unwrap();
+    let got: Vec<T> = l.map(|v| T::from_view(&v.unwrap())).collect();
+    assert_eq!(got, owned);
+    assert_eq!(view.len(), owned.len());
+}
+
+/// A lazy map iterated (order checked entry by entry) equals `owned`, and
+/// so does its validated view.
+fn same_map<'a, K, V>(l: LazyMap<'a, K, V>, owned: &BTreeMap<K, V>)
+where
+    K: WireView<'a> + Ord + Debug,
+    V: WireView<'a> + PartialEq + Debug,
+    K::View: PartialOrd,
+{
+    let view = l.to_view().unwrap();
+    let got: BTreeMap<K, V> = l
+        .map(|e| {
+            let (k, v) = e.unwrap();
+            (K::from_view(&k), V::from_view(&v))
+        })
+        .collect();
+    assert_eq!(&got, owned);
+    assert_eq!(view.len(), owned.len());
+}
+
+/// Iterates a lazy list or map to its end: the first element's error.
+fn drain<T>(mut items: impl Iterator<Item = Result<T, DecodeError>>) -> Result<(), DecodeError> {
+    items.try_for_each(|i| i.map(drop))
 }
 
 fn check_scalars(l: &ScalarsLazy<'_>, m: &Scalars) {
@@ -40,30 +75,38 @@ fn check_scalars(l: &ScalarsLazy<'_>, m: &Scalars) {
 fn check_containers(l: &ContainersLazy<'_>, m: &Containers) {
     same(l.opt_u32().unwrap(), &m.opt_u32);
     same(l.opt_str().unwrap(), &m.opt_str);
-    same(l.list_u8().unwrap(), &m.list_u8);
-    same(l.list_u32().unwrap(), &m.list_u32);
-    same(l.list_i64().unwrap(), &m.list_i64);
-    let f32s: Vec<u32> = l.list_f32().unwrap().iter().map(f32::to_bits).collect();
+    same_values(l.list_u8().unwrap(), &m.list_u8);
+    same_values(l.list_u32().unwrap(), &m.list_u32);
+    same_values(l.list_i64().unwrap(), &m.list_i64);
+    let f32s: Vec<u32> = l
+        .list_f32()
+        .unwrap()
+        .map(|x| x.unwrap().to_bits())
+        .collect();
     assert_eq!(
         f32s,
         m.list_f32.iter().map(|x| x.to_bits()).collect::<Vec<_>>()
     );
-    let f64s: Vec<u64> = l.list_f64().unwrap().iter().map(f64::to_bits).collect();
+    let f64s: Vec<u64> = l
+        .list_f64()
+        .unwrap()
+        .map(|x| x.unwrap().to_bits())
+        .collect();
     assert_eq!(
         f64s,
         m.list_f64.iter().map(|x| x.to_bits()).collect::<Vec<_>>()
     );
-    same(l.list_str().unwrap(), &m.list_str);
-    same(l.list_bool().unwrap(), &m.list_bool);
-    same(l.nested().unwrap(), &m.nested);
-    same(l.by_name().unwrap(), &m.by_name);
-    same(l.by_id().unwrap(), &m.by_id);
-    same(l.flags().unwrap(), &m.flags);
+    same_values(l.list_str().unwrap(), &m.list_str);
+    same_values(l.list_bool().unwrap(), &m.list_bool);
+    same_values(l.nested().unwrap(), &m.nested);
+    same_map(l.by_name().unwrap(), &m.by_name);
+    same_map(l.by_id().unwrap(), &m.by_id);
+    same_map(l.flags().unwrap(), &m.flags);
     same(l.mac().unwrap(), &m.mac);
     same(l.big().unwrap(), &m.big);
     same(l.names().unwrap(), &m.names);
-    same(l.opt_list().unwrap(), &m.opt_list);
-    same(l.colors().unwrap(), &m.colors);
+    same_values(l.opt_list().unwrap(), &m.opt_list);
+    same_values(l.colors().unwrap(), &m.colors);
     // Messages come back as lazy views themselves.
     check_scalars(&l.scalars().unwrap(), &m.scalars);
     match (l.maybe().unwrap(), &m.maybe) {
@@ -78,8 +121,8 @@ fn check_containers(l: &ContainersLazy<'_>, m: &Containers) {
     }
     // Unions and everything else: the validated view of that field.
     assert_eq!(l.choice().unwrap().to_owned(), m.choice);
-    same(l.choices().unwrap(), &m.choices);
-    same(l.by_u64().unwrap(), &m.by_u64);
+    same_values(l.choices().unwrap(), &m.choices);
+    same_map(l.by_u64().unwrap(), &m.by_u64);
 }
 
 fn check_node(l: &NodeLazy<'_>, m: &Node) {
@@ -104,22 +147,22 @@ fn check_node(l: &NodeLazy<'_>, m: &Node) {
 fn walk_containers(l: &ContainersLazy<'_>) -> Result<(), DecodeError> {
     l.opt_u32()?;
     l.opt_str()?;
-    l.list_u8()?;
-    l.list_u32()?;
-    l.list_i64()?;
-    l.list_f32()?;
-    l.list_f64()?;
-    l.list_str()?;
-    l.list_bool()?;
-    l.nested()?;
-    l.by_name()?;
-    l.by_id()?;
-    l.flags()?;
+    drain(l.list_u8()?)?;
+    drain(l.list_u32()?)?;
+    drain(l.list_i64()?)?;
+    drain(l.list_f32()?)?;
+    drain(l.list_f64()?)?;
+    drain(l.list_str()?)?;
+    drain(l.list_bool()?)?;
+    drain(l.nested()?)?;
+    drain(l.by_name()?)?;
+    drain(l.by_id()?)?;
+    drain(l.flags()?)?;
     l.mac()?;
     l.big()?;
     l.names()?;
-    l.opt_list()?;
-    l.colors()?;
+    drain(l.opt_list()?)?;
+    drain(l.colors()?)?;
     walk_scalars(&l.scalars()?)?;
     if let Some(s) = l.maybe()? {
         walk_scalars(&s)?;
@@ -128,8 +171,8 @@ fn walk_containers(l: &ContainersLazy<'_>) -> Result<(), DecodeError> {
         walk_scalars(&s?)?;
     }
     l.choice()?;
-    l.choices()?;
-    l.by_u64()?;
+    drain(l.choices()?)?;
+    drain(l.by_u64()?)?;
     Ok(())
 }
 
@@ -303,7 +346,7 @@ fn string_keys_and_elements_are_checked_by_views() {
     let keys: Vec<&str> = view.by_name().iter().map(|(k, _)| k).collect();
     assert_eq!(keys, ["b", "é"]);
     assert_eq!(
-        ContainersLazy::new(&ok).unwrap().by_name().unwrap().len(),
+        ContainersLazy::new(&ok).unwrap().by_name().unwrap().count(),
         2
     );
     assert_eq!(Containers::decode_slice(&ok).unwrap().by_name.len(), 2);
@@ -321,10 +364,21 @@ fn string_keys_and_elements_are_checked_by_views() {
             other => panic!("{other:?}"),
         };
         assert_eq!(kind(Containers::view(&bad).unwrap_err()), expected);
-        assert_eq!(
-            kind(ContainersLazy::new(&bad).unwrap().by_name().unwrap_err()),
-            expected
-        );
+        // The lazy map finds it at the entry, as it iterates.
+        let entries: Vec<_> = ContainersLazy::new(&bad)
+            .unwrap()
+            .by_name()
+            .unwrap()
+            .collect();
+        assert_eq!(entries.len(), 2, "the first entry, then the error");
+        assert!(entries[0].is_ok());
+        assert_eq!(kind(entries[1].clone().unwrap_err()), expected);
+        let lazy_view = ContainersLazy::new(&bad)
+            .unwrap()
+            .by_name()
+            .unwrap()
+            .to_view();
+        assert_eq!(kind(lazy_view.unwrap_err()), expected);
         assert_eq!(kind(Containers::decode_slice(&bad).unwrap_err()), expected);
     }
     let list = |items: &[&[u8]]| {
@@ -344,12 +398,15 @@ fn string_keys_and_elements_are_checked_by_views() {
         Containers::view(&bad).unwrap_err().root(),
         DecodeError::InvalidUtf8 { at: 7 }
     ));
+    let items: Vec<_> = ContainersLazy::new(&bad)
+        .unwrap()
+        .list_str()
+        .unwrap()
+        .collect();
+    assert_eq!(items.len(), 2);
+    assert_eq!(items[0], Ok("x"));
     assert!(matches!(
-        ContainersLazy::new(&bad)
-            .unwrap()
-            .list_str()
-            .unwrap_err()
-            .root(),
+        items[1].clone().unwrap_err().root(),
         DecodeError::InvalidUtf8 { at: 7 }
     ));
 }
@@ -403,4 +460,67 @@ fn a_malformed_list_element_ends_the_iteration() {
     assert!(items[0].is_ok());
     assert!(items[1].is_err());
     assert!(<Containers as Viewable>::view(&bytes).is_err());
+}
+
+/// Lists and maps other than of messages are walked once: the accessor
+/// checks only the length of fixed-width elements, the iterator checks each
+/// element as it reaches it and stops after the first bad one.
+#[test]
+fn lazy_values_check_each_element_as_they_iterate() {
+    let body = |tag: u32, content: &[u8]| {
+        let mut p = PresenceWriter::<4>::new();
+        p.set(tag, Class::Delimited);
+        let mut b = Vec::new();
+        p.encode(&mut b);
+        write::len_prefixed(&mut b, content);
+        b
+    };
+    // list<u32> (tag 4): 1, 300, then a value above u32::MAX, then 5.
+    let mut content = vec![1, 0xac, 0x02];
+    let at = content.len();
+    content.extend([0xff, 0xff, 0xff, 0xff, 0x7f, 5]);
+    let bytes = body(4, &content);
+    let l = ContainersLazy::new(&bytes).unwrap();
+    let items: Vec<_> = l.list_u32().expect("nothing checked yet").collect();
+    assert_eq!(items.len(), 3, "two values, the error, then nothing");
+    assert_eq!(items[0], Ok(1));
+    assert_eq!(items[1], Ok(300));
+    let err = items[2].clone().unwrap_err();
+    assert!(
+        matches!(err.root(), DecodeError::IntegerOutOfRange { at: a, .. } if *a == bytes.len() - content.len() + at),
+        "{err:?}"
+    );
+    assert!(l.list_u32().unwrap().to_view().is_err());
+    assert!(Containers::view(&bytes).is_err());
+    assert!(Containers::decode_slice(&bytes).is_err());
+
+    // list<f64> (tag 7): 12 bytes is not a whole number of elements; the
+    // accessor knows at once.
+    let bytes = body(7, &[0; 12]);
+    let err = ContainersLazy::new(&bytes).unwrap().list_f64().unwrap_err();
+    assert!(
+        matches!(
+            err.root(),
+            DecodeError::RaggedList {
+                len: 12,
+                width: 8,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+
+    // map<i32, string> (tag 12): keys 1 then -1 (zigzag 2, 1) are out of order.
+    let bytes = body(12, &[2, 1, b'a', 1, 1, b'b']);
+    let entries: Vec<_> = ContainersLazy::new(&bytes)
+        .unwrap()
+        .by_id()
+        .unwrap()
+        .collect();
+    assert_eq!(entries.len(), 2);
+    assert_eq!(entries[0], Ok((1, "a")));
+    assert!(matches!(
+        entries[1].clone().unwrap_err().root(),
+        DecodeError::MapKeyOrder { .. }
+    ));
 }
