@@ -154,6 +154,43 @@ impl<'a> LazyBody<'a> {
         Ok(((pos as u64) << 2) | class)
     }
 
+    /// The fast path of an accessor: the value of field `tag` when it is the
+    /// next field in tag order (where the last read ended) and has `class`,
+    /// read by `read`; its default when it is absent. `None` in every other
+    /// case, error included: the caller then takes the general path
+    /// ([`LazyBody::find`]), which locates the field wherever it is and
+    /// reports the error.
+    #[inline(always)]
+    pub fn next_value<V: Default>(
+        &self,
+        tag: u32,
+        class: Class,
+        read: impl FnOnce(&mut Reader<'a>) -> Result<V, DecodeError>,
+    ) -> Option<V> {
+        if tag == 0 || tag > 32 {
+            return None;
+        }
+        let found = (self.bits >> (2 * (tag - 1))) & 3;
+        let (next, pos) = self.cursor.get();
+        if found == 0 {
+            // With tags above 32, `bits` is not used: take the general path.
+            if self.long {
+                return None;
+            }
+            if next == tag {
+                self.cursor.set((tag + 1, pos));
+            }
+            return Some(V::default());
+        }
+        if next != tag || found != class as u64 {
+            return None;
+        }
+        let mut r = self.values.at(pos);
+        let v = read(&mut r).ok()?;
+        self.cursor.set((tag + 1, r.position()));
+        Some(v)
+    }
+
     /// Skips the values of the tags whose classes are in `rest`, from `pos`.
     #[inline(never)]
     fn skip_to(&self, pos: usize, mut rest: u64) -> Result<usize, DecodeError> {

@@ -73,30 +73,37 @@ impl Gen<'_> {
                     #p::check_range_decode(&__v, #a, #b).map_err(|e| e.in_field(#full_lit, #fname))?;
                 });
             }
-            let args = quote!(&mut __r, __c, #tag, #full_lit, #fname);
-            let (lty, read, default) = match &f.ty {
+            let args = quote!(__r, __c, #tag, #full_lit, #fname);
+            let delimited = quote!(#p::Class::Delimited);
+            // The value's type, a call reading it from `__r` (a
+            // `&mut Reader` at the value, whose class is `__c`) as a
+            // `Result`, its default, and the class its type is written with.
+            let (lty, read, default, class) = match &f.ty {
                 t if self.lazy_message(t).is_some() => {
                     let m = self.lazy_message(t);
                     (
                         m.clone().unwrap_or_default(),
-                        quote!(#p::lazy_message_field::<#m>(#args)?),
+                        quote!(#p::lazy_message_field::<#m>(#args)),
                         quote!(#p::Default::default()),
+                        delimited,
                     )
                 }
                 Type::Optional(t) if self.lazy_message(t).is_some() => {
                     let m = self.lazy_message(t);
                     (
                         quote!(#p::Option<#m>),
-                        quote!(#p::Some(#p::lazy_message_field::<#m>(#args)?)),
+                        quote!(#p::lazy_message_field::<#m>(#args).map(#p::Some)),
                         quote!(#p::None),
+                        delimited,
                     )
                 }
                 Type::List(t) if self.lazy_message(t).is_some() => {
                     let m = self.lazy_message(t);
                     (
                         quote!(#p::LazyList<'a, #m>),
-                        quote!(#p::lazy_list_field::<#m>(#args)?),
+                        quote!(#p::lazy_list_field::<#m>(#args)),
                         quote!(#p::Default::default()),
+                        delimited,
                     )
                 }
                 // Lists and maps without bounds are walked once, by their
@@ -118,14 +125,16 @@ impl Gen<'_> {
                     };
                     (
                         lty,
-                        quote!(<#ty as #p::LazyContainer<'a>>::lazy_field(#args)?),
+                        quote!(<#ty as #p::LazyContainer<'a>>::lazy_field(#args)),
                         quote!(#p::Default::default()),
+                        delimited,
                     )
                 }
                 _ => (
                     vty.clone(),
-                    quote!(#p::view_field::<#ty>(#args)?),
+                    quote!(#p::view_field::<#ty>(#args)),
                     quote!(<#vty as #p::Default>::default()),
+                    quote!(<#ty as #p::Wire>::CLASS),
                 ),
             };
             let mut fdocs = f.docs.clone();
@@ -137,21 +146,38 @@ impl Gen<'_> {
                  before it) is malformed."
             ));
             let fdoc = docs(&fdocs);
+            let slow = format_ident!("__{}_located", f.name);
+            // The accessor tries `LazyBody::next_value` (the field is the
+            // next one in tag order, or absent: no lookup, no error
+            // value), and calls the out-of-line general path otherwise.
             accessors.push(quote! {
                 #fdoc
                 #[inline]
                 pub fn #fid(&self) -> #p::Result<#lty, #p::DecodeError> {
+                    let __v = match self.__body.next_value(#tag, #class, |__r| {
+                        let __c = #class;
+                        #read
+                    }) {
+                        #p::Some(__v) => __v,
+                        #p::None => self.#slow()?,
+                    };
+                    #(#checks)*
+                    #p::Ok(__v)
+                }
+
+                #[cold]
+                #[inline(never)]
+                fn #slow(&self) -> #p::Result<#lty, #p::DecodeError> {
                     let __found = self.__body.find(#tag)?;
-                    let __v = if __found != 0 {
-                        let (__c, mut __r) = self.__body.value(__found);
-                        let __v = #read;
+                    #p::Ok(if __found != 0 {
+                        let (__c, mut __at) = self.__body.value(__found);
+                        let __r = &mut __at;
+                        let __v = #read?;
                         self.__body.advance(#tag, __r.position());
                         __v
                     } else {
                         #default
-                    };
-                    #(#checks)*
-                    #p::Ok(__v)
+                    })
                 }
             });
         }
