@@ -167,6 +167,7 @@ impl Gen<'_> {
 
                 #[cold]
                 #[inline(never)]
+                #[allow(non_snake_case)]
                 fn #slow(&self) -> #p::Result<#lty, #p::DecodeError> {
                     let __found = self.__body.find(#tag)?;
                     #p::Ok(if __found != 0 {
