@@ -343,7 +343,7 @@ impl<'a> Reader<'a> {
 
     /// Reads a `uvarint(n)` and returns a reader over the next `n` bytes, one
     /// nesting level deeper; this reader moves past them.
-    #[inline]
+    #[inline(always)]
     pub fn delimited(&mut self) -> Result<Reader<'a>, DecodeError> {
         let n = self.len()?;
         self.sub(n)

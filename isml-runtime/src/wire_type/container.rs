@@ -232,6 +232,7 @@ impl<T: Wire> Wire for Option<T> {
 
 impl<'a, T: WireView<'a>> WireView<'a> for Option<T> {
     type View = Option<T::View>;
+    #[inline]
     fn view_elem(r: &mut Reader<'a>) -> Result<Option<T::View>, DecodeError> {
         if r.bool()? {
             r.descend(T::view_elem).map(Some)
@@ -239,6 +240,7 @@ impl<'a, T: WireView<'a>> WireView<'a> for Option<T> {
             Ok(None)
         }
     }
+    #[inline(always)]
     fn view_field(r: &mut Reader<'a>) -> Result<Option<T::View>, DecodeError> {
         T::view_field(r).map(Some)
     }

@@ -46,7 +46,7 @@ fn invalid_utf8(at: usize) -> DecodeError {
 
 impl<'a> WireView<'a> for String {
     type View = &'a str;
-    #[inline]
+    #[inline(always)]
     fn view_elem(r: &mut Reader<'a>) -> Result<&'a str, DecodeError> {
         r.str()
     }
