@@ -156,14 +156,22 @@ mod tests {
                 put(&mut out, v);
                 let n = out.len();
                 for pad in [0x00u8, 0x7f, 0x80, 0xff] {
-                    let mut padded = out.clone();
-                    padded.extend_from_slice(&[pad; 9]);
-                    assert_eq!(get(&padded, 3), Ok((v, n)), "value {v} pad {pad:#x}");
+                    // Every amount of room after it: the byte path below
+                    // eight bytes, the word path from eight.
+                    for room in 0..=9 {
+                        let mut padded = out.clone();
+                        padded.extend(core::iter::repeat_n(pad, room));
+                        assert_eq!(
+                            get(&padded, 3),
+                            Ok((v, n)),
+                            "value {v} pad {pad:#x} room {room}"
+                        );
+                    }
                 }
             }
         }
-        // Non-canonical long forms, with and without room for a word.
-        for len in 4..=10 {
+        // Non-canonical forms, with and without room for a word.
+        for len in 2..=10 {
             let mut bytes = vec![0x80u8; len - 1];
             bytes.push(0);
             let mut padded = bytes.clone();
