@@ -83,9 +83,18 @@ impl Default for LazyBody<'_> {
 impl<'a> LazyBody<'a> {
     /// Reads the presence field that opens the body in `r` (the whole region
     /// of `r` is the body).
-    #[inline]
+    #[inline(always)]
     pub fn read(mut r: Reader<'a>) -> Result<LazyBody<'a>, DecodeError> {
         let start = r.position();
+        if let Some(bits) = r.presence_word() {
+            return Ok(LazyBody {
+                values: r,
+                start,
+                bits,
+                long: false,
+                cursor: Cell::new((1, r.position())),
+            });
+        }
         let presence = r.presence()?;
         let (bits, long) = match presence.only_known(u64::MAX) {
             Some(bits) => (bits, false),

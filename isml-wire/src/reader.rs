@@ -422,6 +422,22 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// Reads a presence field that fits one varint (tags 1-32, the common
+    /// case): the classes of tags 1-32 as one word (tag t in bits
+    /// `2(t-1)`). `None`, with the reader not moved, for any other form:
+    /// read it with [`Reader::presence`], which also reports what is wrong
+    /// with a malformed one.
+    #[inline(always)]
+    pub fn presence_word(&mut self) -> Option<u64> {
+        match varint::get(&self.buf[self.pos..self.end], self.pos) {
+            Ok((bits, n)) => {
+                self.pos += n;
+                Some(bits)
+            }
+            Err(_) => None,
+        }
+    }
+
     /// Reads the presence field that opens a message body.
     #[inline(always)]
     pub fn presence(&mut self) -> Result<Presence, DecodeError> {
