@@ -110,7 +110,7 @@ impl<'a> LazyBody<'a> {
     }
 
     /// A lazy body over a frame payload, with the default [`Limits`].
-    #[inline]
+    #[inline(always)]
     pub fn new(buf: &'a [u8]) -> Result<LazyBody<'a>, DecodeError> {
         LazyBody::read(Reader::with_limits(buf, &Limits::DEFAULT))
     }

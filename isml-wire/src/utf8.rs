@@ -13,7 +13,7 @@
 /// checked a word at a time.
 #[inline(always)]
 pub fn str_from_utf8(bytes: &[u8]) -> Option<&str> {
-    if bytes.is_ascii() {
+    if is_ascii(bytes) {
         #[allow(unsafe_code)]
         // SAFETY: every byte is below 0x80, and any sequence of ASCII bytes
         // is valid UTF-8.
@@ -21,6 +21,32 @@ pub fn str_from_utf8(bytes: &[u8]) -> Option<&str> {
         Some(s)
     } else {
         core::str::from_utf8(bytes).ok()
+    }
+}
+
+/// Whether every byte is below 0x80. Strings of a message are short: up
+/// to 64 bytes they are read as whole (overlapping) words with no loop
+/// set-up and no alignment step; longer ones take `<[u8]>::is_ascii`.
+#[inline(always)]
+fn is_ascii(b: &[u8]) -> bool {
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    if b.len() > 64 {
+        return b.is_ascii();
+    }
+    if let Some(tail) = b.last_chunk::<8>() {
+        // Eight bytes or more: every whole word from the start, and the
+        // last eight bytes (overlapping the last whole word).
+        let mut acc = u64::from_le_bytes(*tail);
+        let mut rest = b;
+        while let Some((word, after)) = rest.split_first_chunk::<8>() {
+            acc |= u64::from_le_bytes(*word);
+            rest = after;
+        }
+        acc & HIGH == 0
+    } else if let (Some(head), Some(tail)) = (b.first_chunk::<4>(), b.last_chunk::<4>()) {
+        (u32::from_le_bytes(*head) | u32::from_le_bytes(*tail)) & 0x8080_8080 == 0
+    } else {
+        b.iter().fold(0, |acc, c| acc | c) & 0x80 == 0
     }
 }
 
@@ -48,6 +74,20 @@ mod tests {
                 core::str::from_utf8(case).ok(),
                 "{case:?}"
             );
+        }
+    }
+
+    #[test]
+    fn one_high_byte_anywhere_in_any_length_is_seen() {
+        for len in 0..=80 {
+            let ascii = [b'a'; 80];
+            assert!(is_ascii(&ascii[..len]));
+            for at in 0..len {
+                let mut b = ascii;
+                b[at] = 0x80;
+                assert!(!is_ascii(&b[..len]), "len {len} at {at}");
+                assert_eq!(str_from_utf8(&b[..len]), None);
+            }
         }
     }
 

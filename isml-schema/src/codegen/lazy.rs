@@ -199,6 +199,7 @@ impl Gen<'_> {
             #auto
             impl<'a> #l<'a> {
                 /// A lazy view over a frame payload: reads the presence field only.
+                #[inline(always)]
                 pub fn new(buf: &'a [u8]) -> #p::Result<Self, #p::DecodeError> {
                     #p::LazyBody::new(buf).map(|__body| #l { __body })
                 }
