@@ -356,6 +356,7 @@ pub struct ValueLazy<'a> {
 )]
 impl<'a> ValueLazy<'a> {
     /// A lazy view over a frame payload: reads the presence field only.
+    #[inline(always)]
     pub fn new(
         buf: &'a [u8],
     ) -> ::isml_runtime::__private::Result<
@@ -374,18 +375,47 @@ impl<'a> ValueLazy<'a> {
         &'a str,
         ::isml_runtime::__private::DecodeError,
     > {
-        let __found = self.__body.find(1u32)?;
-        let __v = if __found != 0 {
-            let (__c, mut __r) = self.__body.value(__found);
-            let __v = ::isml_runtime::__private::view_field::<
-                ::isml_runtime::__private::String,
-            >(&mut __r, __c, 1u32, "isml.text.Value", "value")?;
-            self.__body.advance(1u32, __r.position());
-            __v
-        } else {
-            <&'a str as ::isml_runtime::__private::Default>::default()
+        let __v = match self
+            .__body
+            .next_value(
+                1u32,
+                <::isml_runtime::__private::String as ::isml_runtime::__private::Wire>::CLASS,
+                |__r| {
+                    let __c = <::isml_runtime::__private::String as ::isml_runtime::__private::Wire>::CLASS;
+                    ::isml_runtime::__private::view_field::<
+                        ::isml_runtime::__private::String,
+                    >(__r, __c, 1u32, "isml.text.Value", "value")
+                },
+            )
+        {
+            ::isml_runtime::__private::Some(__v) => __v,
+            ::isml_runtime::__private::None => self.__value_located()?,
         };
         ::isml_runtime::__private::Ok(__v)
+    }
+    #[cold]
+    #[inline(never)]
+    #[allow(non_snake_case)]
+    fn __value_located(
+        &self,
+    ) -> ::isml_runtime::__private::Result<
+        &'a str,
+        ::isml_runtime::__private::DecodeError,
+    > {
+        let __found = self.__body.find(1u32)?;
+        ::isml_runtime::__private::Ok(
+            if __found != 0 {
+                let (__c, mut __at) = self.__body.value(__found);
+                let __r = &mut __at;
+                let __v = ::isml_runtime::__private::view_field::<
+                    ::isml_runtime::__private::String,
+                >(__r, __c, 1u32, "isml.text.Value", "value")?;
+                self.__body.advance(1u32, __r.position());
+                __v
+            } else {
+                <&'a str as ::isml_runtime::__private::Default>::default()
+            },
+        )
     }
     /// Validates the whole message into its validated view.
     pub fn to_view(
