@@ -258,6 +258,7 @@ pub async fn run(options: &Options) -> Result<Report, LinkError> {
 
     let start = Instant::now();
     let before = counters.bytes_out();
+    let frames_before = session.stats().frames_out;
     for seq in 0..options.messages {
         session.send(&message(seq)).await?;
     }
@@ -270,6 +271,19 @@ pub async fn run(options: &Options) -> Result<Report, LinkError> {
     };
     let deadline =
         Instant::now() + Duration::from_secs_f64(options.messages as f64 * 30.0 / capacity + 10.0);
+    // Every message written to the line first (`send` only queues them: on
+    // a loaded machine the connection task can be behind, and the bytes
+    // written so far would already be read), then every byte read.
+    while session.stats().frames_out < frames_before + options.messages {
+        if Instant::now() > deadline {
+            return Err(LinkError::Stuck(format!(
+                "the device wrote {} of {} messages",
+                session.stats().frames_out - frames_before,
+                options.messages
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
     let mut written = counters.bytes_out();
     while server_session.stats().bytes_in < written {
         if Instant::now() > deadline {
