@@ -168,7 +168,7 @@ impl<T: Wire> Wire for Option<T> {
             v.encode_field(buf);
         }
     }
-    #[inline]
+    #[inline(always)]
     fn decode_field(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         T::decode_field(r).map(Some)
     }

@@ -17,7 +17,7 @@ impl Wire for String {
     fn encode_elem<B: BufMut + ?Sized>(&self, buf: &mut B) {
         write::len_prefixed(buf, self.as_bytes());
     }
-    #[inline]
+    #[inline(always)]
     fn decode_elem(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let bytes = r.byte_slice()?;
         match crate::wire::utf8::str_from_utf8(bytes) {
@@ -33,7 +33,7 @@ impl Wire for String {
     fn encode_field<B: BufMut + ?Sized>(&self, buf: &mut B) {
         self.encode_elem(buf);
     }
-    #[inline]
+    #[inline(always)]
     fn decode_field(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Self::decode_elem(r)
     }
