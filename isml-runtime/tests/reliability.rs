@@ -669,7 +669,16 @@ async fn publications_sent_at_least_once_reach_subscribers_once_across_cuts() {
     let reader = tokio::spawn(async move {
         let seen = Seen::default();
         while seen.len() < N as usize {
-            let p = sub.next().await.expect("subscription open");
+            // A stall says why: deliveries dropped by the client's bounded
+            // queue, or by the server's for this subscriber.
+            let p = match tokio::time::timeout(Duration::from_secs(20), sub.next()).await {
+                Ok(p) => p.expect("subscription open"),
+                Err(_) => panic!(
+                    "{} of {N} delivered, then nothing for 20 s; dropped by the client: {}",
+                    seen.len(),
+                    sub.dropped()
+                ),
+            };
             seen.record(p.value.code);
         }
         // Nothing more arrives: no duplicate was published.
