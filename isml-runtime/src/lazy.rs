@@ -269,41 +269,49 @@ pub trait LazyViewable: crate::Message {
 /// and presence field as it reaches it, and stops after the first error.
 pub struct LazyList<'a, M> {
     content: Reader<'a>,
-    _m: PhantomData<M>,
+    _t: PhantomData<M>,
 }
 
-impl<M> Clone for LazyList<'_, M> {
-    fn clone(&self) -> Self {
-        LazyList {
-            content: self.content,
-            _m: PhantomData,
+/// `Clone`, `Default` (the empty list: an absent field) and `Debug` (the
+/// length of its bytes) for a lazy list type: its content and a marker.
+macro_rules! lazy_list_impls {
+    ($name:ident) => {
+        impl<T> Clone for $name<'_, T> {
+            fn clone(&self) -> Self {
+                $name {
+                    content: self.content,
+                    _t: PhantomData,
+                }
+            }
         }
-    }
-}
 
-impl<M> Default for LazyList<'_, M> {
-    fn default() -> Self {
-        LazyList {
-            content: Reader::empty(),
-            _m: PhantomData,
+        impl<T> Default for $name<'_, T> {
+            fn default() -> Self {
+                $name {
+                    content: Reader::empty(),
+                    _t: PhantomData,
+                }
+            }
         }
-    }
+
+        impl<T> fmt::Debug for $name<'_, T> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_struct(stringify!($name))
+                    .field("bytes", &self.content.remaining())
+                    .finish()
+            }
+        }
+    };
 }
 
-impl<M> fmt::Debug for LazyList<'_, M> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("LazyList")
-            .field("bytes", &self.content.remaining())
-            .finish()
-    }
-}
+lazy_list_impls!(LazyList);
 
 impl<'a, M: LazyMessage<'a>> LazyList<'a, M> {
     /// A list over `content`, the bytes inside the list's length.
     pub fn new(content: Reader<'a>) -> Self {
         LazyList {
             content,
-            _m: PhantomData,
+            _t: PhantomData,
         }
     }
 
@@ -318,19 +326,9 @@ impl<'a, M: LazyMessage<'a>> Iterator for LazyList<'a, M> {
 
     #[inline]
     fn next(&mut self) -> Option<Self::Item> {
-        if self.content.is_empty() {
-            return None;
-        }
-        let item = self
-            .content
-            .delimited()
-            .and_then(LazyBody::read)
-            .map(M::from_body);
-        if item.is_err() {
-            // Nothing after a malformed element can be trusted.
-            self.content = Reader::empty();
-        }
-        Some(item)
+        next_until_error(&mut self.content, |c| {
+            c.delimited().and_then(LazyBody::read).map(M::from_body)
+        })
     }
 }
 
@@ -347,32 +345,7 @@ pub struct LazyValues<'a, T> {
     _t: PhantomData<fn() -> T>,
 }
 
-impl<T> Clone for LazyValues<'_, T> {
-    fn clone(&self) -> Self {
-        LazyValues {
-            content: self.content,
-            _t: PhantomData,
-        }
-    }
-}
-
-impl<T> Default for LazyValues<'_, T> {
-    /// The empty list (an absent field).
-    fn default() -> Self {
-        LazyValues {
-            content: Reader::empty(),
-            _t: PhantomData,
-        }
-    }
-}
-
-impl<T> fmt::Debug for LazyValues<'_, T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("LazyValues")
-            .field("bytes", &self.content.remaining())
-            .finish()
-    }
-}
+lazy_list_impls!(LazyValues);
 
 impl<'a, T: WireView<'a>> LazyValues<'a, T> {
     /// A list over `content`, the bytes inside the list's length (`at`, where
@@ -417,15 +390,7 @@ impl<'a, T: WireView<'a>> Iterator for LazyValues<'a, T> {
 
     #[inline]
     fn next(&mut self) -> Option<Self::Item> {
-        if self.content.is_empty() {
-            return None;
-        }
-        let item = T::view_elem(&mut self.content);
-        if item.is_err() {
-            // Nothing after a malformed element can be trusted.
-            self.content = Reader::empty();
-        }
-        Some(item)
+        next_until_error(&mut self.content, T::view_elem)
     }
 }
 
@@ -501,33 +466,35 @@ where
 
     #[inline]
     fn next(&mut self) -> Option<Self::Item> {
-        if self.content.is_empty() {
-            return None;
-        }
-        let item = self.entry();
-        if item.is_err() {
-            // Nothing after a malformed entry can be trusted.
-            self.content = Reader::empty();
-        }
-        Some(item)
+        let last = &mut self.last;
+        next_until_error(&mut self.content, |c| {
+            let at = c.position();
+            let k = K::view_elem(c)?;
+            if last.is_some_and(|l| l >= k) {
+                return Err(DecodeError::MapKeyOrder { at });
+            }
+            *last = Some(k);
+            Ok((k, V::view_elem(c)?))
+        })
     }
 }
 
-impl<'a, K: WireView<'a>, V: WireView<'a>> LazyMap<'a, K, V>
-where
-    K::View: PartialOrd,
-{
-    #[inline(always)]
-    fn entry(&mut self) -> Result<(K::View, V::View), DecodeError> {
-        let at = self.content.position();
-        let k = K::view_elem(&mut self.content)?;
-        if self.last.is_some_and(|l| l >= k) {
-            return Err(DecodeError::MapKeyOrder { at });
-        }
-        self.last = Some(k);
-        let v = V::view_elem(&mut self.content)?;
-        Ok((k, v))
+/// The next item of a lazy list or map read from `content` by `read`, or
+/// `None` at its end. After an error the rest is dropped: nothing after a
+/// malformed element can be trusted.
+#[inline(always)]
+fn next_until_error<'a, T>(
+    content: &mut Reader<'a>,
+    read: impl FnOnce(&mut Reader<'a>) -> Result<T, DecodeError>,
+) -> Option<Result<T, DecodeError>> {
+    if content.is_empty() {
+        return None;
     }
+    let item = read(content);
+    if item.is_err() {
+        *content = Reader::empty();
+    }
+    Some(item)
 }
 
 /// Reads a lazy list of values other than messages in the field form.
