@@ -269,7 +269,10 @@ mod tests {
         }
         // The backlog was read in buffers growing to 64 KiB.
         assert_eq!(largest, MAX_READ);
-        assert_eq!(reader.read_size, READ_SIZE, "the last read drained the pipe");
+        assert_eq!(
+            reader.read_size, READ_SIZE,
+            "the last read drained the pipe"
+        );
         // Then a small frame is read on the stack again, and nothing is kept.
         let (one, bytes) = frames(1, 10);
         a.write_all(&bytes).await.unwrap();

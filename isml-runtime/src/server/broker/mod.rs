@@ -1095,7 +1095,9 @@ impl Broker {
                     Retained {
                         publisher: who.device.to_owned(),
                         timestamp_ms,
-                        payload: message.clone(),
+                        // A copy: the message is a slice of the read buffer
+                        // (up to 64 KiB), which it would keep alive whole.
+                        payload: Bytes::copy_from_slice(&message),
                     },
                 );
             }
