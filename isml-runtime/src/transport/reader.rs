@@ -13,7 +13,7 @@
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
-use bytes::BytesMut;
+use bytes::{BufMut, BytesMut};
 use futures_util::Stream;
 use tokio::io::{AsyncRead, ReadBuf};
 use tokio_util::codec::Decoder;
@@ -98,15 +98,16 @@ impl<R: AsyncRead + Unpin, D: Decoder + FrameRest> FrameReader<R, D> {
         if room == 0 || (room < FIRST_READ && !fits) {
             self.buf.reserve(self.read_size.max(len));
         }
-        // Safe code cannot read into uninitialised capacity: zero the room
-        // (a memset, small next to the system call), read, trim.
+        // Read into the buffer's spare room as it is (tokio-util's
+        // `poll_read_buf`), rather than zero up to 64 KiB first, as a read
+        // through a safe slice must.
         let room = (self.buf.capacity() - len).min(MAX_READ);
-        self.buf.resize(len + room, 0);
-        let mut rb = ReadBuf::new(&mut self.buf[len..]);
-        let r = Pin::new(&mut self.io).poll_read(cx, &mut rb);
-        let n = rb.filled().len();
-        self.buf.truncate(len + n);
-        ready!(r)?;
+        let mut limited = (&mut self.buf).limit(room);
+        let n = ready!(tokio_util::io::poll_read_buf(
+            Pin::new(&mut self.io),
+            cx,
+            &mut limited
+        ))?;
         // More was waiting than the room took: read more at once next
         // time. Less: the socket is drained, the next buffer small again.
         self.read_size = if n == room {
