@@ -450,7 +450,7 @@ impl ClientBuilder {
                 source,
             });
         }
-        let (mut rx, mut tx, info) = t.split();
+        let (mut rx, mut tx, info) = t.split_tx();
         let hello = Hello {
             version: PROTOCOL_VERSION,
             device_id: self.device_id.clone(),

@@ -389,6 +389,90 @@ async fn a_slow_subscriber_never_holds_more_than_its_bound() {
     server.shutdown().await;
 }
 
+/// Publications from a client session fan out from its read bursts: small
+/// ones copied already encoded into each subscriber's outbound queue, large
+/// ones (over 1 KiB) shared. Mixed in one burst, they arrive whole and in
+/// order (or are dropped by the slow-subscriber policy, and counted), and a
+/// stalled subscriber of the same channel stays within its bound.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn small_and_large_publications_of_a_burst_arrive_in_order_within_the_bound() {
+    const N: u64 = 6_000;
+    const BOUND: usize = 16 * 1024;
+    let server = builder("tcp://127.0.0.1:0")
+        .outbound_queue(64)
+        .outbound_bytes(16 * 1024)
+        .subscriber_queue(64, BOUND)
+        .start()
+        .await
+        .unwrap();
+    let url = server.urls()[0].clone();
+    let _slow = stalled_subscriber(&url, Events::ID).await;
+    let dash = client(&url, "dash").await;
+    let mut sub = dash.subscribe::<Events>().await.unwrap();
+    eventually("subscribed", || {
+        server.channel_stats(Events::ID).unwrap().subscribers == 2
+    })
+    .await;
+    let slow = server.session_by_device("slow").unwrap().id();
+    let dash_id = server.session_by_device("dash").unwrap().id();
+    // Every third publication is larger than the encoded lane takes.
+    let firmware = |i: u64| (i % 3 == 1).then(|| format!("{i:05}:").repeat(300));
+    let reader = tokio::spawn(async move {
+        let mut received = 0;
+        let mut next = 0;
+        while let Some(p) = sub.next().await {
+            let i = p.value.uptime_s;
+            if i == N {
+                break;
+            }
+            assert!(i >= next, "{i} after {}", next - 1);
+            assert_eq!(p.value.firmware, firmware(i), "publication {i}");
+            assert_eq!(p.publisher, "pub");
+            received += 1;
+            next = i + 1;
+        }
+        (received, sub.dropped())
+    });
+    let publisher = client(&url, "pub").await;
+    for i in 0..N {
+        let m = StatusReport {
+            firmware: firmware(i),
+            ..report("pub", i)
+        };
+        loop {
+            match publisher.try_publish::<Events>(&m) {
+                Ok(()) => break,
+                Err(PublishError::Send(_)) => tokio::task::yield_now().await,
+                Err(e) => panic!("{e}"),
+            }
+        }
+        if i % 500 == 0 {
+            let s = server.subscriber_stats(slow).unwrap();
+            assert!(s.queued_bytes <= BOUND, "{s:?}");
+        }
+    }
+    // A marker, once everything before it has been delivered or dropped
+    // for the reader (it then finds room in the broker's queue), ends it.
+    eventually("every publication handed over", || {
+        let d = server.subscriber_stats(dash_id).unwrap();
+        d.delivered + d.dropped == N
+    })
+    .await;
+    publisher
+        .publish::<Events>(&report("pub", N))
+        .await
+        .unwrap();
+    let (received, dropped) = within("the marker", reader).await.unwrap();
+    let d = server.subscriber_stats(dash_id).unwrap();
+    assert_eq!(dropped, 0);
+    assert_eq!(received + d.dropped, N, "{d:?}");
+    assert!(received > N / 2, "{received} of {N}");
+    let s = server.subscriber_stats(slow).unwrap();
+    assert!(s.max_queued_bytes <= BOUND && s.queued <= 64, "{s:?}");
+    assert!(s.dropped > 0, "{s:?}");
+    server.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_newest_retained_value_replaces_a_queued_one() {
     let url = mem_url();

@@ -51,7 +51,7 @@ use crate::session::{
     self, CloseReason, Established, PRINCIPAL, SendError, Session, SessionConfig, codes,
 };
 use crate::transport::{
-    Endpoint, FrameSink, FrameStream, Incoming, ListenOptions, Listener, TransportError,
+    Endpoint, FrameStream, FrameTx, Incoming, ListenOptions, Listener, TransportError,
     TransportInfo,
 };
 use crate::wire::{ControlOp, ErrorBody, Frame, FrameHeader, FrameKind, Reassembler};
@@ -868,7 +868,7 @@ struct Handshaken {
     /// client whose `connect` returned finds its session on the server.
     welcome: Frame,
     rx: FrameStream,
-    tx: FrameSink,
+    tx: FrameTx,
     info: TransportInfo,
     principal: Option<String>,
 }
@@ -1067,7 +1067,7 @@ fn forget_device(inner: &Inner, device: &str, id: u64) {
     }
 }
 
-async fn refuse_with(tx: &mut FrameSink, code: u64, message: &str) -> String {
+async fn refuse_with(tx: &mut FrameTx, code: u64, message: &str) -> String {
     let _ = tokio::time::timeout(Duration::from_secs(1), async {
         tx.send(close_frame(code, message)).await?;
         tx.close().await
@@ -1090,7 +1090,7 @@ async fn handshake(
             Err(_) => return Err("transport handshake not completed in time".into()),
         },
     };
-    let (mut rx, mut tx, info) = transport.split();
+    let (mut rx, mut tx, info) = transport.split_tx();
     // Until it has authenticated, a peer may send small frames only.
     if let Some(limit) = &info.receive_limit {
         limit.set(inner.max_handshake_frame);

@@ -10,14 +10,14 @@ use std::task::Poll;
 use std::time::{Duration, SystemTime};
 
 use bytes::BytesMut;
-use futures_util::FutureExt;
+use futures_util::{FutureExt, Sink};
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use super::conn::transport_reason;
 use super::lend::Lend;
 use super::outbox::{Item, ItemError, TryPush};
-use super::{CloseReason, ClosedBy, RequestError, SendError, Shared, codes, lock};
+use super::{CloseReason, ClosedBy, FrameRun, RequestError, SendError, Shared, codes, lock};
 use crate::TopLevel;
 use crate::wire::batch::batched_len;
 use crate::wire::{ControlOp, EncodeError, ErrorBody, Frame, FrameHeader, FrameKind};
@@ -598,21 +598,21 @@ impl Session {
         })
     }
 
-    /// Queues the longest prefix of `frames` the outbound queue has room
-    /// for, with one wake of the connection task; gives how many. `lens`
-    /// are their encoded lengths ([`Frame::len`]).
-    pub(crate) fn try_enqueue_many(
-        &self,
-        frames: &[Frame],
-        lens: &[usize],
-    ) -> Result<usize, SendError> {
+    /// Queues the longest prefix of the run's frames the outbound queue
+    /// has room for, with one wake of the connection task; gives how many.
+    /// Copied already encoded when the transport takes encoded frames and
+    /// none of them is larger than it writes or than the session
+    /// fragments; each a reference to the shared frame otherwise.
+    pub(crate) fn try_enqueue_run(&self, run: &FrameRun) -> Result<usize, SendError> {
         if self.is_closed() {
             return Err(self.closed_error());
         }
-        self.shared
-            .out
-            .try_send_many(frames, lens)
-            .map_err(|_| self.closed_error())
+        let out = &self.shared.out;
+        match run.encoded(self.shared.encoded_max) {
+            Some((bytes, ends)) => out.try_send_encoded(bytes, ends, run.lens()),
+            None => out.try_send_many(run.frames(), run.lens()),
+        }
+        .map_err(|_| self.closed_error())
     }
 
     /// Waits until the outbound queue has room for a frame of `len` bytes,

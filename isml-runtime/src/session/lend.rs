@@ -294,7 +294,7 @@ mod tests {
         tokio::sync::mpsc::UnboundedSender<Frame>,
     ) {
         let (a, b) = tokio::io::duplex(64 * 1024);
-        let (rx, tx, info) = Transport::from_io(a, "mem", "peer".into(), None).split();
+        let (rx, tx, info) = Transport::from_io(a, "mem", "peer".into(), None).split_tx();
         let (mut prx, mut ptx, _) = Transport::from_io(b, "mem", "local".into(), None).split();
         let notes = Arc::new(AtomicUsize::new(0));
         let n = notes.clone();

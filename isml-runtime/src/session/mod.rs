@@ -30,7 +30,7 @@ use tokio::sync::oneshot;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::transport::{FrameSink, FrameStream, TransportInfo};
+use crate::transport::{FrameStream, FrameTx, TransportInfo};
 use crate::wire::{Frame, FrameHeader, Reassembler};
 
 /// What a session does with the messages it receives. The session only
@@ -111,6 +111,7 @@ mod handle;
 mod lend;
 mod link;
 mod outbox;
+mod run;
 mod writer;
 
 pub use calls::PeerService;
@@ -129,6 +130,7 @@ pub use link::{
 pub(crate) use link::{Durable, Record};
 pub(crate) use link::{Link, Restored, read_ack};
 use outbox::*;
+pub(crate) use run::FrameRun;
 use writer::*;
 
 #[derive(Default)]
@@ -152,6 +154,9 @@ pub(crate) struct Shared {
     props: Mutex<Props>,
     counters: Counters,
     out: Outbox,
+    /// The largest frame ([`Frame::len`]) the outbox takes already encoded
+    /// ([`Session::try_enqueue_run`]); 0 when the transport takes none.
+    encoded_max: usize,
     /// The largest batch of stream items the session sends.
     max_batch: usize,
     writer: Mutex<Writer>,
@@ -281,12 +286,21 @@ pub(crate) struct Established {
 pub(crate) fn start(
     est: Established,
     rx: FrameStream,
-    tx: FrameSink,
+    tx: FrameTx,
     info: TransportInfo,
     inbound: Arc<dyn Dispatch>,
     setup: impl FnOnce(&Session),
 ) -> (Session, impl Future<Output = CloseReason> + Send + 'static) {
     let started = Instant::now();
+    let writer = Writer::new(tx, &est.config);
+    // Encoded frames are never fragmented: only frames that need not be
+    // are taken encoded.
+    let encoded_max = writer
+        .tx
+        .encoded_max()
+        .min(writer.fragment_size.unwrap_or(usize::MAX))
+        .min(est.config.max_frame)
+        .min(run::ENCODED_MAX);
     let shared = Arc::new(Shared {
         id: est.id,
         device_id: est.device_id,
@@ -297,7 +311,8 @@ pub(crate) fn start(
         counters: Counters::default(),
         out: Outbox::new(est.config.outbound_queue.max(1), est.config.outbound_bytes),
         max_batch: max_batch(&est.config),
-        writer: Mutex::new(Writer::new(tx, &est.config)),
+        encoded_max,
+        writer: Mutex::new(writer),
         reader: Mutex::new(ReadSide {
             rx: Some(rx),
             handoff: VecDeque::new(),

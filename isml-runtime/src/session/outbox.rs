@@ -25,6 +25,13 @@ use crate::wire::{EncodeError, Frame, FrameHeader};
 /// (wire format §2.7), which takes one place: items of the same stream
 /// queued one after the other, with nothing in between, leave in one frame
 /// (see [`Outbox::send_item`]).
+///
+/// Small frames encoded once for many sessions (a publication's `deliver`
+/// frame, for every subscriber) are copied, already in stream framing, into
+/// a run at the queue's tail that also takes one place, however many frames
+/// it holds ([`Outbox::try_send_encoded`]): no reference to a shared buffer
+/// is taken and dropped per frame, and the writer copies the run into the
+/// transport's write buffer as it is.
 /// The largest payload of a batch of stream items (wire format §2.7): items
 /// ready together leave in frames of up to this size. Small enough that a
 /// batch is soon read whole and its first item is not kept waiting; large
@@ -53,12 +60,53 @@ pub(super) struct Outbox {
     pub(super) byte_capacity: usize,
 }
 
-/// The frames queued, in order, and the batch being filled after them.
+/// What the queue holds, in order: a frame, or frames already encoded.
+pub(super) enum Out {
+    Frame(Frame),
+    Encoded(Encoded),
+}
+
+/// Frames in stream framing (wire format §3), one after the other, for a
+/// transport that takes them as they are
+/// ([`crate::transport::FrameTx::start_send_encoded`]).
+pub(super) struct Encoded {
+    pub(super) bytes: Bytes,
+    /// How many frames.
+    pub(super) frames: usize,
+    /// Their encoded lengths without the stream framing's length prefixes
+    /// ([`Frame::len`]), as the queue's byte counts are.
+    pub(super) len: usize,
+}
+
+impl Out {
+    /// Encoded bytes (without stream framing, [`Frame::len`]).
+    pub(super) fn len(&self) -> usize {
+        match self {
+            Out::Frame(f) => f.len(),
+            Out::Encoded(e) => e.len,
+        }
+    }
+}
+
+impl From<Frame> for Out {
+    fn from(f: Frame) -> Out {
+        Out::Frame(f)
+    }
+}
+
+/// The frames queued, in order, and the batch or run being filled after them.
 #[derive(Default)]
 struct Queue {
-    frames: VecDeque<Frame>,
+    frames: VecDeque<Out>,
+    /// Frames in `frames`, those in encoded runs each counted.
+    count: usize,
     /// Stream items being batched: it follows every frame in `frames`.
+    /// Never open at the same time as `encoded`.
     open: Option<OpenBatch>,
+    /// Encoded frames being gathered: it follows every frame in `frames`.
+    encoded: Option<OpenEncoded>,
+    /// The length of the last encoded run: the next one starts this large.
+    encoded_hint: usize,
     /// What the queued frames and the open batch took of the byte budget
     /// (with what batches reserved and did not use).
     charged: usize,
@@ -85,9 +133,35 @@ struct OpenBatch {
     first_prefix: usize,
 }
 
+/// An encoded run being filled.
+struct OpenEncoded {
+    bytes: Vec<u8>,
+    frames: usize,
+    len: usize,
+}
+
+/// The size at which an encoded run is closed and the next frames open
+/// another: the writer writes runs as they are, one write for many, and
+/// runs of this size are allocated and freed without mapping pages.
+const ENCODED_RUN: usize = 32 * 1024;
+
 impl Queue {
-    /// Moves the open batch, if any, behind the queued frames.
+    /// Moves the open batch or encoded run, if any, behind the queued frames.
     fn close_batch(&mut self) {
+        self.close_stream_batch();
+        if let Some(e) = self.encoded.take() {
+            self.encoded_hint = e.bytes.len();
+            self.len += e.len;
+            self.frames.push_back(Out::Encoded(Encoded {
+                bytes: Bytes::from(e.bytes),
+                frames: e.frames,
+                len: e.len,
+            }));
+        }
+    }
+
+    /// Moves the open batch of stream items, if any, behind the queued frames.
+    fn close_stream_batch(&mut self) {
         let Some(b) = self.open.take() else {
             return;
         };
@@ -102,7 +176,8 @@ impl Queue {
             Frame::new(FrameHeader::stream_batch(b.type_id, b.correlation), payload)
         };
         self.len += frame.len();
-        self.frames.push_back(frame);
+        self.count += 1;
+        self.frames.push_back(Out::Frame(frame));
     }
 
     fn push(&mut self, frame: Frame, charged: usize) {
@@ -115,7 +190,8 @@ impl Queue {
         self.close_batch();
         self.len += len;
         self.charged += charged;
-        self.frames.push_back(frame);
+        self.count += 1;
+        self.frames.push_back(Out::Frame(frame));
     }
 }
 
@@ -174,7 +250,7 @@ impl Outbox {
     /// Whether nothing is queued.
     pub(super) fn is_empty(&self) -> bool {
         let q = lock(&self.queue);
-        q.frames.is_empty() && q.open.is_none()
+        q.frames.is_empty() && q.open.is_none() && q.encoded.is_none()
     }
 
     /// Bytes of the budget not taken.
@@ -268,6 +344,68 @@ impl Outbox {
     /// caller once for all the queues a run of frames goes to.
     pub(super) fn try_send_many(&self, frames: &[Frame], lens: &[usize]) -> Result<usize, TryPush> {
         debug_assert_eq!(frames.len(), lens.len());
+        let (n, _) = self.take_room_many(lens)?;
+        if n == 0 {
+            return Ok(0);
+        }
+        let mut q = lock(&self.queue);
+        for (f, &len) in frames[..n].iter().zip(lens) {
+            q.push_sized(f.clone(), len, self.charge(len));
+        }
+        drop(q);
+        self.task.wake();
+        Ok(n)
+    }
+
+    /// [`Outbox::try_send_many`] for frames already encoded in stream
+    /// framing, one after the other in `bytes`: frame `i` ends at
+    /// `ends[i]` and is `lens[i]` bytes without its length prefix
+    /// ([`Frame::len`]). The longest prefix that fits is copied into the
+    /// encoded run at the queue's tail (opened if there is none), under one
+    /// lock and with one wake of the connection task; gives how many. Only
+    /// for a session whose transport takes encoded frames, none of them
+    /// larger than it writes.
+    pub(super) fn try_send_encoded(
+        &self,
+        bytes: &[u8],
+        ends: &[usize],
+        lens: &[usize],
+    ) -> Result<usize, TryPush> {
+        debug_assert_eq!(ends.len(), lens.len());
+        let (n, cost) = self.take_room_many(lens)?;
+        if n == 0 {
+            return Ok(0);
+        }
+        let end = ends[n - 1];
+        let len: usize = lens[..n].iter().sum();
+        let mut q = lock(&self.queue);
+        q.close_stream_batch();
+        if q.encoded
+            .as_ref()
+            .is_some_and(|r| r.bytes.len() + end > ENCODED_RUN)
+        {
+            q.close_batch();
+        }
+        let hint = q.encoded_hint.min(ENCODED_RUN);
+        let run = q.encoded.get_or_insert_with(|| OpenEncoded {
+            bytes: Vec::with_capacity(end.max(hint)),
+            frames: 0,
+            len: 0,
+        });
+        run.bytes.extend_from_slice(&bytes[..end]);
+        run.frames += n;
+        run.len += len;
+        q.count += n;
+        q.charged += cost;
+        drop(q);
+        self.task.wake();
+        Ok(n)
+    }
+
+    /// Takes the places and bytes of the longest prefix of frames of
+    /// encoded lengths `lens` that fits now: gives how many, and the bytes
+    /// taken.
+    fn take_room_many(&self, lens: &[usize]) -> Result<(usize, usize), TryPush> {
         if self.room.is_closed() {
             return Err(TryPush::Closed);
         }
@@ -284,24 +422,18 @@ impl Outbox {
             n += 1;
         }
         if n == 0 {
-            return Ok(0);
+            return Ok((0, 0));
         }
         let room = match self.room.try_acquire_many(n as u32) {
             Ok(permit) => permit,
-            Err(TryAcquireError::NoPermits) => return Ok(0),
+            Err(TryAcquireError::NoPermits) => return Ok((0, 0)),
             Err(TryAcquireError::Closed) => return Err(TryPush::Closed),
         };
         if !self.try_take_bytes(cost) {
-            return Ok(0);
+            return Ok((0, 0));
         }
         room.forget();
-        let mut q = lock(&self.queue);
-        for (f, &len) in frames[..n].iter().zip(lens) {
-            q.push_sized(f.clone(), len, self.charge(len));
-        }
-        drop(q);
-        self.task.wake();
-        Ok(n)
+        Ok((n, cost))
     }
 
     /// Queues a stream item of at most `max_batch` bytes, encoded straight
@@ -499,19 +631,19 @@ impl Outbox {
     pub(super) fn poll_take(
         &self,
         cx: &mut std::task::Context<'_>,
-        into: &mut VecDeque<Frame>,
+        into: &mut VecDeque<Out>,
     ) -> Poll<usize> {
         self.task.register(cx.waker());
         self.take(into)
     }
 
-    pub(super) fn take(&self, into: &mut VecDeque<Frame>) -> Poll<usize> {
+    pub(super) fn take(&self, into: &mut VecDeque<Out>) -> Poll<usize> {
         let mut q = lock(&self.queue);
         q.close_batch();
         if q.frames.is_empty() {
             return Poll::Pending;
         }
-        let n = q.frames.len();
+        let n = std::mem::take(&mut q.count);
         let bytes = std::mem::take(&mut q.len);
         let cost = std::mem::take(&mut q.charged);
         if into.is_empty() {
@@ -539,6 +671,13 @@ mod tests {
 
     fn sized(h: FrameHeader, n: usize) -> Frame {
         Frame::new(h, Bytes::from(vec![0u8; n]))
+    }
+
+    fn frame(o: &Out) -> &Frame {
+        match o {
+            Out::Frame(f) => f,
+            Out::Encoded(_) => panic!("an encoded run where a frame was expected"),
+        }
     }
 
     #[test]
@@ -620,8 +759,11 @@ mod tests {
         let Poll::Ready(bytes) = out.take(&mut q) else {
             panic!("nothing taken");
         };
-        let got: Vec<(FrameHeader, Vec<u8>)> =
-            q.iter().map(|f| (f.header, f.payload.to_vec())).collect();
+        let got: Vec<(FrameHeader, Vec<u8>)> = q
+            .iter()
+            .map(frame)
+            .map(|f| (f.header, f.payload.to_vec()))
+            .collect();
         assert_eq!(
             got,
             vec![
@@ -636,7 +778,7 @@ mod tests {
                 (FrameHeader::stream_item(24, 1), vec![0x10]),
             ]
         );
-        assert_eq!(bytes, q.iter().map(Frame::len).sum::<usize>());
+        assert_eq!(bytes, q.iter().map(Out::len).sum::<usize>());
         // Every byte and place taken is given back.
         assert_eq!(out.bytes_free(), 10_000);
         assert_eq!(out.room.available_permits(), 8);
@@ -660,7 +802,7 @@ mod tests {
         ));
         let mut q = VecDeque::new();
         assert!(out.take(&mut q).is_ready());
-        let lens: Vec<usize> = q.iter().map(|f| f.payload.len()).collect();
+        let lens: Vec<usize> = q.iter().map(frame).map(|f| f.payload.len()).collect();
         assert_eq!(lens, [10, 10]);
         // The byte budget holds back an item too.
         let out = Outbox::new(8, 20);
@@ -702,13 +844,83 @@ mod tests {
         q.clear();
         assert!(out.take(&mut q).is_ready());
         assert_eq!(q.len(), 1);
-        assert_eq!(q[0].header, FrameHeader::stream_item(24, 1));
-        assert_eq!(&q[0].payload[..], [0x2a]);
+        assert_eq!(frame(&q[0]).header, FrameHeader::stream_item(24, 1));
+        assert_eq!(&frame(&q[0]).payload[..], [0x2a]);
         assert_eq!(out.bytes_free(), 20);
         out.close();
         assert!(matches!(
             out.try_send_item(&mut item(2, 0), 64, &mut None),
             Err(ItemError::Closed)
+        ));
+    }
+
+    /// `frames` encoded one after the other, with where each ends and its length.
+    fn encode_run(frames: &[Frame]) -> (Vec<u8>, Vec<usize>, Vec<usize>) {
+        let mut bytes = Vec::new();
+        let (mut ends, mut lens) = (Vec::new(), Vec::new());
+        for f in frames {
+            crate::wire::put_stream_frame(&mut bytes, &f.header, &f.payload, 1 << 20).unwrap();
+            ends.push(bytes.len());
+            lens.push(f.len());
+        }
+        (bytes, ends, lens)
+    }
+
+    #[test]
+    fn encoded_frames_keep_their_place_and_count_as_frames() {
+        let out = Outbox::new(6, 10_000);
+        let run: Vec<Frame> = (0..3)
+            .map(|i| sized(FrameHeader::control(ControlOp::Deliver), 10 + i))
+            .collect();
+        let (bytes, ends, lens) = encode_run(&run);
+        assert!(out.try_send(sized(FrameHeader::one_way(1), 4)).is_ok());
+        // Two frames of the run, then the third: one run, after the frame.
+        assert_eq!(
+            out.try_send_encoded(&bytes, &ends[..2], &lens[..2]).ok(),
+            Some(2)
+        );
+        let rest = &bytes[ends[1]..];
+        assert_eq!(
+            out.try_send_encoded(rest, &[rest.len()], &lens[2..]).ok(),
+            Some(1)
+        );
+        // A stream item ends the run; the next encoded frames open another.
+        assert!(try_item(&out, 1, 0xa, 64));
+        // Room for one frame more (of six): the run's prefix that fits.
+        assert_eq!(out.try_send_encoded(&bytes, &ends, &lens).ok(), Some(1));
+        assert_eq!(out.try_send_encoded(&bytes, &ends, &lens).ok(), Some(0));
+        assert!(matches!(
+            out.try_send(sized(FrameHeader::one_way(1), 0)),
+            Err(TryPush::Full)
+        ));
+        let mut q = VecDeque::new();
+        let Poll::Ready(taken) = out.take(&mut q) else {
+            panic!("nothing taken");
+        };
+        assert_eq!(q.len(), 4);
+        assert_eq!(frame(&q[0]).header, FrameHeader::one_way(1));
+        let Out::Encoded(first) = &q[1] else {
+            panic!("expected an encoded run");
+        };
+        assert_eq!((first.frames, first.len), (3, lens.iter().sum::<usize>()));
+        assert_eq!(&first.bytes[..], &bytes[..]);
+        assert_eq!(frame(&q[2]).header, FrameHeader::stream_item(24, 1));
+        let Out::Encoded(second) = &q[3] else {
+            panic!("expected an encoded run");
+        };
+        assert_eq!((second.frames, &second.bytes[..]), (1, &bytes[..ends[0]]));
+        assert_eq!(taken, q.iter().map(Out::len).sum::<usize>());
+        // Every place and byte is given back: six frames, however queued.
+        assert_eq!(out.room.available_permits(), 6);
+        assert_eq!(out.bytes_free(), 10_000);
+        assert!(out.is_empty());
+        // The byte budget holds back encoded frames as it does frames.
+        let out = Outbox::new(8, lens[0] + lens[1]);
+        assert_eq!(out.try_send_encoded(&bytes, &ends, &lens).ok(), Some(2));
+        out.close();
+        assert!(matches!(
+            out.try_send_encoded(&bytes, &ends, &lens),
+            Err(TryPush::Closed)
         ));
     }
 }

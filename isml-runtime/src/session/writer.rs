@@ -4,11 +4,12 @@ use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 use std::task::{Poll, ready};
 
-use futures_util::SinkExt;
+use futures_util::{Sink, SinkExt};
 
 use super::conn::transport_reason;
+use super::outbox::Out;
 use super::{CloseReason, SessionConfig, Shared};
-use crate::transport::{FrameSink, TransportError};
+use crate::transport::{FrameTx, TransportError};
 use crate::wire::{ControlOp, Fragmenter, Frame, FrameHeader, FrameKind};
 
 /// The sending side of the connection task: frames taken from the outbox, or
@@ -17,8 +18,10 @@ use crate::wire::{ControlOp, Fragmenter, Frame, FrameHeader, FrameKind};
 /// fragments, taking turns with the frames queued behind it (wire format
 /// §2.6), so that it does not hold them back for long on a slow link.
 pub(super) struct Writer {
-    pub(super) tx: FrameSink,
-    pub(super) queue: VecDeque<Frame>,
+    pub(super) tx: FrameTx,
+    /// Frames, and runs of frames already encoded (which never need
+    /// fragmenting: the outbox takes them only when they are small).
+    pub(super) queue: VecDeque<Out>,
     /// Encoded bytes of the frames in `queue` and of the message being
     /// fragmented.
     pub(super) queued_bytes: usize,
@@ -57,7 +60,7 @@ pub(super) struct Fragmenting {
 }
 
 impl Writer {
-    pub(super) fn new(tx: FrameSink, config: &SessionConfig) -> Writer {
+    pub(super) fn new(tx: FrameTx, config: &SessionConfig) -> Writer {
         Writer {
             tx,
             queue: VecDeque::new(),
@@ -77,7 +80,7 @@ impl Writer {
     /// What is left in the session once its connection task has taken the transport.
     pub(super) fn ended() -> Writer {
         let sink = futures_util::sink::drain().sink_map_err(|never| match never {});
-        let mut w = Writer::new(Box::pin(sink), &SessionConfig::default());
+        let mut w = Writer::new(FrameTx::Frames(Box::pin(sink)), &SessionConfig::default());
         w.broken = true;
         w
     }
@@ -101,19 +104,20 @@ impl Writer {
     pub(super) fn push(&mut self, frame: Frame) {
         if !self.close_sent {
             self.queued_bytes += frame.len();
-            self.queue.push_back(frame);
+            self.queue.push_back(Out::Frame(frame));
         }
     }
 
     /// Takes the next frame to feed: the queue's head, or the next fragment
     /// of the message being fragmented, taking turns. A queued frame goes
     /// before a fragment only when it would not be fragmented itself and
-    /// its key differs from the fragmented message's.
-    pub(super) fn next_frame(&mut self) -> Option<Frame> {
+    /// its key differs from the fragmented message's; a run of encoded
+    /// frames waits for the last fragment (its frames may have the key).
+    pub(super) fn next_frame(&mut self) -> Option<Out> {
         if let Some(f) = &mut self.fragmenting {
             if std::mem::take(&mut self.queue_turn) {
                 let size = self.fragment_size.unwrap_or(usize::MAX);
-                if let Some(head) = self.queue.front()
+                if let Some(Out::Frame(head)) = self.queue.front()
                     && head.payload.len() <= size
                     && fragment_key(&head.header) != f.key
                 {
@@ -129,9 +133,15 @@ impl Writer {
                 self.fragmenting = None;
             }
             self.queue_turn = true;
-            return Some(frame);
+            return Some(Out::Frame(frame));
         }
-        let frame = self.queue.pop_front()?;
+        let frame = match self.queue.pop_front()? {
+            Out::Frame(frame) => frame,
+            Out::Encoded(e) => {
+                self.queued_bytes -= e.len;
+                return Some(Out::Encoded(e));
+            }
+        };
         self.queued_bytes -= frame.len();
         match self.fragment_size {
             Some(size)
@@ -150,9 +160,9 @@ impl Writer {
                     key,
                 }));
                 self.queue_turn = true;
-                Some(first)
+                Some(Out::Frame(first))
             }
-            _ => Some(frame),
+            _ => Some(Out::Frame(frame)),
         }
     }
 
@@ -177,8 +187,15 @@ impl Writer {
     ) -> Poll<Result<(), TransportError>> {
         while !self.close_sent && !self.is_idle() {
             ready!(self.tx.as_mut().poll_ready(cx))?;
-            let Some(frame) = self.next_frame() else {
-                break;
+            let frame = match self.next_frame() {
+                Some(Out::Frame(frame)) => frame,
+                Some(Out::Encoded(e)) => {
+                    self.tx.as_mut().start_send_encoded(e.bytes)?;
+                    self.unflushed = true;
+                    *fed += e.frames as u64;
+                    continue;
+                }
+                None => break,
             };
             let close = frame.header.kind == FrameKind::Control(ControlOp::Close);
             self.tx.as_mut().start_send(frame)?;
@@ -270,7 +287,7 @@ mod tests {
             fragment_size,
             ..SessionConfig::default()
         };
-        Writer::new(Box::pin(sink), &config)
+        Writer::new(FrameTx::Frames(Box::pin(sink)), &config)
     }
 
     #[test]
@@ -300,7 +317,7 @@ mod tests {
         w.push(sized(FrameHeader::one_way(3), 2));
         assert_eq!(w.queued_bytes, 11 + 3 * 3);
         let mut order = Vec::new();
-        while let Some(f) = w.next_frame() {
+        while let Some(Out::Frame(f)) = w.next_frame() {
             order.push((f.header.type_id, f.header.more, f.payload.len()));
         }
         assert_eq!(
@@ -316,5 +333,40 @@ mod tests {
         );
         assert_eq!(w.queued_bytes, 0);
         assert!(w.is_idle());
+    }
+
+    #[test]
+    fn an_encoded_run_waits_for_the_last_fragment() {
+        let mut w = writer(Some(4));
+        let deliver = FrameHeader::control(ControlOp::Deliver);
+        w.push(sized(deliver, 10));
+        let encoded = super::super::outbox::Encoded {
+            bytes: Bytes::from_static(&[2, 0x80, 0]),
+            frames: 1,
+            len: 2,
+        };
+        w.queued_bytes += encoded.len;
+        w.queue.push_back(Out::Encoded(encoded));
+        w.push(sized(FrameHeader::one_way(3), 2));
+        let mut order = Vec::new();
+        while let Some(o) = w.next_frame() {
+            order.push(match o {
+                Out::Frame(f) => (Some(f.header.more), f.payload.len()),
+                Out::Encoded(e) => (None, e.frames),
+            });
+        }
+        // The run, whose frames may be of the fragmented message's key,
+        // waits for the last fragment; what follows it keeps its place.
+        assert_eq!(
+            order,
+            vec![
+                (Some(true), 4),
+                (Some(true), 4),
+                (Some(false), 2),
+                (None, 1),
+                (Some(false), 2),
+            ]
+        );
+        assert_eq!(w.queued_bytes, 0);
     }
 }

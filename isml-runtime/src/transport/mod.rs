@@ -22,6 +22,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 
+use bytes::Bytes;
 use futures_util::{Sink, Stream};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
@@ -388,11 +389,103 @@ pub type FrameStream = Pin<Box<dyn Stream<Item = Result<Frame, TransportError>> 
 /// Frames to send; `feed` buffers, `flush` writes.
 pub type FrameSink = Pin<Box<dyn Sink<Frame, Error = TransportError> + Send>>;
 
+/// A sink of frames that also takes frames already encoded with stream
+/// framing (wire format §3), written as they are: the byte-stream
+/// transports (`tcp`, `tls`, `mem` and `impair+` over them).
+pub(crate) trait EncodedSink: Sink<Frame, Error = TransportError> + Send {
+    /// The largest frame (header and payload, [`Frame::len`]) the sink
+    /// writes: pre-encoded frames must not be larger, as it does not check.
+    fn max_frame(&self) -> usize;
+
+    /// Feeds `bytes`, whole frames in stream framing, after the frames fed
+    /// before; as [`Sink::start_send`], after `poll_ready`.
+    fn start_send_encoded(self: Pin<&mut Self>, bytes: Bytes) -> Result<(), TransportError>;
+}
+
+/// The sending half of a transport as the runtime holds it: any sink of
+/// frames, or a byte-stream transport's, which also takes pre-encoded
+/// frames ([`EncodedSink`]). A sink itself, so that it is used as a
+/// [`FrameSink`] is.
+pub(crate) enum FrameTx {
+    Frames(FrameSink),
+    Stream(Pin<Box<dyn EncodedSink>>),
+}
+
+impl FrameTx {
+    /// The largest frame [`FrameTx::start_send_encoded`] may be given
+    /// ([`Frame::len`]); 0 when it takes none.
+    pub(crate) fn encoded_max(&self) -> usize {
+        match self {
+            FrameTx::Frames(_) => 0,
+            FrameTx::Stream(s) => s.max_frame(),
+        }
+    }
+
+    /// The half as a plain sink of frames.
+    pub(crate) fn into_sink(self) -> FrameSink {
+        match self {
+            FrameTx::Frames(s) => s,
+            FrameTx::Stream(s) => s,
+        }
+    }
+
+    /// `self`, pinned (it is `Unpin`): `tx.as_mut().poll_ready(cx)` reads as
+    /// it does for a [`FrameSink`].
+    pub(crate) fn as_mut(&mut self) -> Pin<&mut Self> {
+        Pin::new(self)
+    }
+
+    /// Feeds whole stream-framed frames. Only a byte-stream transport's half
+    /// takes them ([`FrameTx::encoded_max`]); any other fails the write.
+    pub(crate) fn start_send_encoded(
+        self: Pin<&mut Self>,
+        bytes: Bytes,
+    ) -> Result<(), TransportError> {
+        match self.get_mut() {
+            FrameTx::Stream(s) => s.as_mut().start_send_encoded(bytes),
+            FrameTx::Frames(_) => Err(TransportError::Encode(
+                crate::wire::EncodeError::InvalidHeader {
+                    reason: "pre-encoded frames sent to a transport without stream framing",
+                },
+            )),
+        }
+    }
+}
+
+impl Sink<Frame> for FrameTx {
+    type Error = TransportError;
+
+    fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        match self.get_mut() {
+            FrameTx::Frames(s) => s.as_mut().poll_ready(cx),
+            FrameTx::Stream(s) => s.as_mut().poll_ready(cx),
+        }
+    }
+    fn start_send(self: Pin<&mut Self>, item: Frame) -> Result<(), Self::Error> {
+        match self.get_mut() {
+            FrameTx::Frames(s) => s.as_mut().start_send(item),
+            FrameTx::Stream(s) => s.as_mut().start_send(item),
+        }
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        match self.get_mut() {
+            FrameTx::Frames(s) => s.as_mut().poll_flush(cx),
+            FrameTx::Stream(s) => s.as_mut().poll_flush(cx),
+        }
+    }
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        match self.get_mut() {
+            FrameTx::Frames(s) => s.as_mut().poll_close(cx),
+            FrameTx::Stream(s) => s.as_mut().poll_close(cx),
+        }
+    }
+}
+
 /// A framed duplex connection: a stream of received frames and a sink of
 /// frames to send, with the peer's address and wire counters.
 pub struct Transport {
     rx: FrameStream,
-    tx: FrameSink,
+    tx: FrameTx,
     info: TransportInfo,
 }
 
@@ -436,7 +529,11 @@ impl fmt::Debug for Transport {
 impl Transport {
     /// A transport from its two halves.
     pub fn new(rx: FrameStream, tx: FrameSink, info: TransportInfo) -> Self {
-        Transport { rx, tx, info }
+        Transport {
+            rx,
+            tx: FrameTx::Frames(tx),
+            info,
+        }
     }
 
     /// A transport over any byte stream, with stream framing (§3).
@@ -464,11 +561,16 @@ impl Transport {
             .max_frame_len(max_frame)
             .receive_limit(limit.clone())
             .build();
-        let mut t = Self::from_codec_halves(r, w, codec.clone(), codec, scheme, peer, counters);
+        let rx = reader::FrameReader::new(r, codec.clone(), peer.clone());
+        // Its framing is the stream framing of pre-encoded frames: the
+        // writer takes them too.
+        let tx = FrameTx::Stream(Box::pin(writer::FrameWriter::new(w, codec, peer.clone())));
+        let mut t = Self::from_halves(Box::pin(rx), tx, scheme, peer, counters);
         t.info.receive_limit = Some(limit);
         t
     }
 
+    #[cfg_attr(not(feature = "serial"), allow(dead_code))]
     pub(crate) fn from_codec_halves<R, W, D, E>(
         r: R,
         w: W,
@@ -491,17 +593,23 @@ impl Transport {
             + Unpin
             + 'static,
     {
-        let write_peer = peer.clone();
         // Both halves hold buffers only while bytes are moving: an idle
         // session costs little memory.
         let rx = reader::FrameReader::new(r, decoder, peer.clone());
-        let tx = writer::FrameWriter::new(w, encoder);
-        let tx = futures_util::SinkExt::sink_map_err(tx, move |e| {
-            TransportError::from_frame(&write_peer, e)
-        });
+        let tx = FrameTx::Frames(Box::pin(writer::FrameWriter::new(w, encoder, peer.clone())));
+        Self::from_halves(Box::pin(rx), tx, scheme, peer, counters)
+    }
+
+    fn from_halves(
+        rx: FrameStream,
+        tx: FrameTx,
+        scheme: &'static str,
+        peer: String,
+        counters: Arc<WireCounters>,
+    ) -> Transport {
         Transport {
-            rx: Box::pin(rx),
-            tx: Box::pin(tx),
+            rx,
+            tx,
             info: TransportInfo {
                 scheme,
                 peer,
@@ -537,6 +645,12 @@ impl Transport {
 
     /// Separates the halves, so that reading and writing proceed independently.
     pub fn split(self) -> (FrameStream, FrameSink, TransportInfo) {
+        (self.rx, self.tx.into_sink(), self.info)
+    }
+
+    /// [`Transport::split`], with the sending half able to take pre-encoded
+    /// frames when the transport's framing is the stream framing.
+    pub(crate) fn split_tx(self) -> (FrameStream, FrameTx, TransportInfo) {
         (self.rx, self.tx, self.info)
     }
 }
@@ -553,16 +667,16 @@ impl Sink<Frame> for Transport {
     type Error = TransportError;
 
     fn poll_ready(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.tx.as_mut().poll_ready(cx)
+        Pin::new(&mut self.tx).poll_ready(cx)
     }
     fn start_send(mut self: Pin<&mut Self>, item: Frame) -> Result<(), Self::Error> {
-        self.tx.as_mut().start_send(item)
+        Pin::new(&mut self.tx).start_send(item)
     }
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.tx.as_mut().poll_flush(cx)
+        Pin::new(&mut self.tx).poll_flush(cx)
     }
     fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.tx.as_mut().poll_close(cx)
+        Pin::new(&mut self.tx).poll_close(cx)
     }
 }
 
@@ -601,6 +715,22 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Counted<IO> {
                 .fetch_add(n as u64, Ordering::Relaxed);
         }
         r
+    }
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let r = Pin::new(&mut self.io).poll_write_vectored(cx, bufs);
+        if let Poll::Ready(Ok(n)) = r {
+            self.counters
+                .bytes_out
+                .fetch_add(n as u64, Ordering::Relaxed);
+        }
+        r
+    }
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
     }
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         Pin::new(&mut self.io).poll_flush(cx)

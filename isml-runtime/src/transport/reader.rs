@@ -5,12 +5,15 @@
 //! does it take a heap buffer, which it lets go again once every complete
 //! frame has been decoded from it (the frames keep their own references to
 //! the bytes). An idle connection therefore costs no read buffer at all,
-//! while a busy one reads in large chunks.
+//! while a busy one reads in large chunks: each read that fills all the
+//! room it was given doubles the next buffer, up to 64 KiB, and a read that
+//! drains the socket before filling it starts again from 8 KiB (and from
+//! the stack buffer once nothing is left).
 
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
-use bytes::BytesMut;
+use bytes::{BufMut, BytesMut};
 use futures_util::Stream;
 use tokio::io::{AsyncRead, ReadBuf};
 use tokio_util::codec::Decoder;
@@ -33,6 +36,9 @@ pub(crate) struct FrameReader<R, D> {
     done: bool,
     /// The peer, named in errors.
     peer: String,
+    /// The size of the next heap buffer: [`READ_SIZE`], doubled by every
+    /// read that fills its room, up to [`MAX_READ`].
+    read_size: usize,
 }
 
 impl<R, D> FrameReader<R, D> {
@@ -44,6 +50,7 @@ impl<R, D> FrameReader<R, D> {
             eof: false,
             done: false,
             peer,
+            read_size: READ_SIZE,
         }
     }
 }
@@ -62,7 +69,7 @@ pub(crate) trait FrameRest {
 impl<R: AsyncRead + Unpin, D: Decoder + FrameRest> FrameReader<R, D> {
     /// Reads once; `Ok(0)` at the end of the stream.
     fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<usize>> {
-        if self.buf.capacity() == 0 {
+        if self.buf.capacity() == 0 && self.read_size == READ_SIZE {
             let mut first = [0u8; FIRST_READ];
             let mut rb = ReadBuf::new(&mut first);
             ready!(Pin::new(&mut self.io).poll_read(cx, &mut rb))?;
@@ -89,17 +96,25 @@ impl<R: AsyncRead + Unpin, D: Decoder + FrameRest> FrameReader<R, D> {
             .frame_rest(len)
             .is_some_and(|rest| rest > 0 && rest <= room);
         if room == 0 || (room < FIRST_READ && !fits) {
-            self.buf.reserve(READ_SIZE.max(len));
+            self.buf.reserve(self.read_size.max(len));
         }
-        // Safe code cannot read into uninitialised capacity: zero the room
-        // (a memset, small next to the system call), read, trim.
+        // Read into the buffer's spare room as it is (tokio-util's
+        // `poll_read_buf`), rather than zero up to 64 KiB first, as a read
+        // through a safe slice must.
         let room = (self.buf.capacity() - len).min(MAX_READ);
-        self.buf.resize(len + room, 0);
-        let mut rb = ReadBuf::new(&mut self.buf[len..]);
-        let r = Pin::new(&mut self.io).poll_read(cx, &mut rb);
-        let n = rb.filled().len();
-        self.buf.truncate(len + n);
-        ready!(r)?;
+        let mut limited = (&mut self.buf).limit(room);
+        let n = ready!(tokio_util::io::poll_read_buf(
+            Pin::new(&mut self.io),
+            cx,
+            &mut limited
+        ))?;
+        // More was waiting than the room took: read more at once next
+        // time. Less: the socket is drained, the next buffer small again.
+        self.read_size = if n == room {
+            (self.read_size * 2).min(MAX_READ)
+        } else {
+            READ_SIZE
+        };
         Poll::Ready(Ok(n))
     }
 }
@@ -240,5 +255,30 @@ mod tests {
         drop(a);
         assert!(reader.next().await.unwrap().is_err());
         assert!(reader.next().await.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_backlog_is_read_in_growing_buffers_and_a_drained_socket_starts_small() {
+        let (want, bytes) = frames(2_000, 280);
+        let (mut a, b) = tokio::io::duplex(1 << 20);
+        a.write_all(&bytes).await.unwrap();
+        let mut reader = FrameReader::new(b, StreamCodec::new(), "test".to_owned());
+        let mut largest = 0;
+        for f in &want {
+            assert_eq!(reader.next().await.unwrap().unwrap(), *f);
+            largest = largest.max(reader.read_size);
+        }
+        // The backlog was read in buffers growing to 64 KiB.
+        assert_eq!(largest, MAX_READ);
+        assert_eq!(
+            reader.read_size, READ_SIZE,
+            "the last read drained the pipe"
+        );
+        // Then a small frame is read on the stack again, and nothing is kept.
+        let (one, bytes) = frames(1, 10);
+        a.write_all(&bytes).await.unwrap();
+        assert_eq!(reader.next().await.unwrap().unwrap(), one[0]);
+        assert!(futures_util::FutureExt::now_or_never(reader.next()).is_none());
+        assert_eq!(reader.buf.capacity(), 0);
     }
 }

@@ -43,7 +43,7 @@ use crate::pubsub::frames::{
 };
 use crate::pubsub::local::{IdMap, LinkOutcome, SubQueue};
 use crate::pubsub::{ChannelInfo, Reason, Refusal};
-use crate::session::{PRINCIPAL, SendError, Session, codes};
+use crate::session::{FrameRun, PRINCIPAL, SendError, Session, codes};
 use crate::wire::{ControlOp, Frame};
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -320,16 +320,12 @@ impl Peer {
     }
 
     /// [`Peer::deliver`] for a run of live publications of one unkeyed,
-    /// unretained channel: what the session has room for goes in one push,
-    /// the rest to the queue. Returns (delivered now, dropped).
-    /// `lens` are the frames' encoded lengths, computed once for every
-    /// subscriber.
-    fn deliver_many(
-        self: &Arc<Self>,
-        frames: &[Frame],
-        lens: &[usize],
-        channel: u32,
-    ) -> (u64, u64) {
+    /// unretained channel: what the session has room for goes in one push
+    /// (copied already encoded, when it is small and the transport takes
+    /// that: [`Session::try_enqueue_run`]), the rest to the queue. Returns
+    /// (delivered now, dropped).
+    fn deliver_many(self: &Arc<Self>, run: &FrameRun, channel: u32) -> (u64, u64) {
+        let frames = run.frames();
         let mut q = lock(&self.queue);
         let mut rest = frames;
         match &self.sink {
@@ -347,7 +343,7 @@ impl Peer {
                     return (0, frames.len() as u64);
                 }
                 if q.items.is_empty() {
-                    match s.try_enqueue_many(frames, lens) {
+                    match s.try_enqueue_run(run) {
                         Ok(n) => rest = &frames[n..],
                         Err(_) => return (0, frames.len() as u64),
                     }
@@ -1099,7 +1095,9 @@ impl Broker {
                     Retained {
                         publisher: who.device.to_owned(),
                         timestamp_ms,
-                        payload: message.clone(),
+                        // A copy: the message is a slice of the read buffer
+                        // (up to 64 KiB), which it would keep alive whole.
+                        payload: Bytes::copy_from_slice(&message),
                     },
                 );
             }
@@ -1143,29 +1141,27 @@ impl Broker {
         };
         let mut congested = false;
         let timestamp_ms = now_ms();
-        let mut frames = Vec::new();
-        let mut lens = Vec::new();
+        let mut run = FrameRun::default();
         for (c, messages) in &runs {
             let mut queued = false;
-            frames.clear();
-            frames.extend(messages.iter().map(|m| {
-                DeliverHead {
-                    replay: 0,
-                    channel: c.info.id,
-                    key: None,
-                    retained: false,
-                    publisher: session.device_id(),
-                    timestamp_ms,
-                }
-                .frame(m)
-            }));
-            lens.clear();
-            lens.extend(frames.iter().map(Frame::len));
-            let frames = &frames[..];
+            run.clear();
+            for m in messages {
+                run.push(
+                    DeliverHead {
+                        replay: 0,
+                        channel: c.info.id,
+                        key: None,
+                        retained: false,
+                        publisher: session.device_id(),
+                        timestamp_ms,
+                    }
+                    .frame(m),
+                );
+            }
             let (mut d, mut x) = (0, 0);
             for p in &read(&c.subs).all {
-                let (now, dropped) = p.deliver_many(frames, &lens, c.info.id);
-                queued |= now < frames.len() as u64;
+                let (now, dropped) = p.deliver_many(&run, c.info.id);
+                queued |= now < run.len() as u64;
                 d += now;
                 x += dropped;
             }
