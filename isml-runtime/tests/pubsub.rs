@@ -473,6 +473,114 @@ async fn small_and_large_publications_of_a_burst_arrive_in_order_within_the_boun
     server.shutdown().await;
 }
 
+/// A subscription whose reader is slower for moments (here: it sleeps
+/// every 500 deliveries) loses nothing on the client: the connection
+/// waits for it to take rather than dropping what its queue has no room for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_that_pauses_briefly_loses_nothing() {
+    const N: u64 = 5_000;
+    let server = builder("tcp://127.0.0.1:0").start().await.unwrap();
+    let url = server.urls()[0].clone();
+    let dash = client(&url, "dash").await;
+    let mut sub = dash.subscribe::<Events>().await.unwrap();
+    let reader = tokio::spawn(async move {
+        let mut next = 0;
+        while next < N {
+            let p = within("a publication", sub.next()).await.unwrap();
+            assert_eq!(p.value.uptime_s, next);
+            next += 1;
+            if next % 500 == 0 {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+        sub.dropped()
+    });
+    let publisher = client(&url, "pub").await;
+    for i in 0..N {
+        loop {
+            match publisher.try_publish::<Events>(&report("pub", i)) {
+                Ok(()) => break,
+                Err(PublishError::Send(_)) => tokio::task::yield_now().await,
+                Err(e) => panic!("{e}"),
+            }
+        }
+    }
+    assert_eq!(within("the reader", reader).await.unwrap(), 0);
+    let id = server.session_by_device("dash").unwrap().id();
+    assert_eq!(server.subscriber_stats(id).unwrap().dropped, 0);
+    server.shutdown().await;
+}
+
+/// A subscription nobody reads holds its session up once, for a moment;
+/// then its oldest deliveries are dropped and counted, and the session's
+/// other subscriptions and requests go on at full pace.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscription_nobody_reads_drops_its_oldest_and_holds_nothing_up() {
+    const N: u64 = 3_000;
+    let server = builder("tcp://127.0.0.1:0").start().await.unwrap();
+    let url = server.urls()[0].clone();
+    let dash = client(&url, "dash").await;
+    let mut unread = dash.subscribe::<Events>().await.unwrap();
+    let mut read = dash.subscribe::<Variables>().await.unwrap();
+    let publisher = client(&url, "pub").await;
+    for i in 0..N {
+        if i % 100 == 0 {
+            // Paced by the broker's answers: nothing piles up at the publisher.
+            publisher
+                .publish::<Events>(&report("pub", i))
+                .await
+                .unwrap();
+            continue;
+        }
+        loop {
+            match publisher.try_publish::<Events>(&report("pub", i)) {
+                Ok(()) => break,
+                Err(PublishError::Send(_)) => tokio::task::yield_now().await,
+                Err(e) => panic!("{e}"),
+            }
+        }
+    }
+    let started = std::time::Instant::now();
+    for i in 0..20u32 {
+        // More for the full queue: each would wait again if the
+        // subscription were not known to be unread.
+        publisher
+            .publish::<Events>(&report("pub", N + u64::from(i)))
+            .await
+            .unwrap();
+        publisher
+            .publish_keyed::<Variables>(&format!("v{i}"), &fault(i, "x"))
+            .await
+            .unwrap();
+        let p = within("the read subscription", read.next()).await.unwrap();
+        assert_eq!(p.value.code, i);
+        // The session's own requests are answered too.
+        dash.publish::<Telemetry>(&report("dash", u64::from(i)))
+            .await
+            .unwrap();
+    }
+    // One wait for the reader that never comes, not one per burst.
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(unread.dropped() > 0);
+    // What is left is the newest, in order.
+    let first = within("unread", unread.next())
+        .await
+        .unwrap()
+        .value
+        .uptime_s;
+    let second = within("unread", unread.next())
+        .await
+        .unwrap()
+        .value
+        .uptime_s;
+    assert!(second > first && first > 0, "{first} then {second}");
+    server.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_newest_retained_value_replaces_a_queued_one() {
     let url = mem_url();

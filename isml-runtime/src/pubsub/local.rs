@@ -84,14 +84,18 @@ pub(crate) struct Local {
 /// subscription's go into its queue together at the end of the burst
 /// ([`Local::flush_routed`]), with one lock and one wake of its reader.
 /// They are kept with the subscriptions, under their lock: routing a
-/// delivery takes one lock.
+/// delivery takes one lock. What does not fit stays here while the
+/// connection task waits for the reader ([`Local::poll_room`]).
 #[derive(Default)]
 struct Routed {
     runs: Vec<(Arc<SubQueue>, Vec<Bytes>)>,
-    /// Some did not fit, and the readers were given a turn since: they go
-    /// in now, the oldest dropped if need be.
-    held: bool,
 }
+
+/// How long the connection task waits for a subscription's reader to take
+/// from its full queue before it treats the subscription as not read: the
+/// oldest deliveries are then dropped, without waiting, until the reader
+/// takes again (see [`SubQueue`]).
+pub(crate) const READER_PATIENCE: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// The allocation small publish frames share (an idle session that ever
 /// published holds at most this much of it).
@@ -124,8 +128,8 @@ pub(crate) enum LinkOutcome {
     Done,
     /// Done, and a queue it filled needs its reader to run: the connection
     /// task ends its read burst and lets other tasks run before it reads
-    /// on (a subscriber's writer on the broker, a subscription's reader on
-    /// a client). It waits for nobody: on an idle machine it goes on at once.
+    /// on (a subscriber's writer on the broker). It waits for nobody: on an
+    /// idle machine it goes on at once.
     Yield,
     /// Write this frame (a reply) with the task's own frames.
     Reply(Frame),
@@ -301,10 +305,8 @@ impl Local {
     }
 
     /// Pushes the deliveries of the burst into their queues. Returns
-    /// whether a queue is full: its reader should run before the
-    /// connection task reads on. What did not fit waits for that turn and
-    /// goes in at the next flush, dropping the oldest if the queue is still
-    /// full then.
+    /// whether some did not fit: they wait here, and the connection task
+    /// waits for their readers ([`Local::poll_room`]) before it reads on.
     /// `arrived` are the publications the burst received (see
     /// [`Arrived`]): they are routed first, under the same lock.
     pub(crate) fn flush_routed(&self, arrived: &mut Vec<Arrived>) -> bool {
@@ -325,14 +327,43 @@ impl Local {
         if r.runs.is_empty() {
             return false;
         }
-        let force = std::mem::take(&mut r.held) || force;
-        let mut full = false;
         r.runs.retain_mut(|(queue, items)| {
-            full |= queue.push_many(items, force);
+            queue.push_many(items, force);
             !items.is_empty()
         });
-        r.held = !r.runs.is_empty();
-        full
+        !r.runs.is_empty()
+    }
+
+    /// Whether deliveries wait for room in their subscriptions' queues.
+    pub(crate) fn holds_deliveries(&self) -> bool {
+        !lock(&self.subs).routed.runs.is_empty()
+    }
+
+    /// Ready once every delivery waiting for room is in its queue (a reader
+    /// took from its queue and wakes this).
+    pub(crate) fn poll_room(&self, cx: &mut Context<'_>) -> Poll<()> {
+        let mut s = lock(&self.subs);
+        // Registered before trying: a take in between wakes this task.
+        for (queue, _) in &s.routed.runs {
+            queue.room.register(cx.waker());
+        }
+        if Self::flush_in(&mut s, false) {
+            Poll::Pending
+        } else {
+            Poll::Ready(())
+        }
+    }
+
+    /// The readers of the queues that still have no room did not take for
+    /// [`READER_PATIENCE`]: their subscriptions count as not read (the
+    /// oldest deliveries are dropped, without waiting, until they take
+    /// again), and what waited goes in now.
+    pub(crate) fn give_up_waiting(&self) {
+        let mut s = lock(&self.subs);
+        for (queue, _) in &s.routed.runs {
+            queue.unread.store(true, Ordering::Release);
+        }
+        Self::flush_in(&mut s, true);
     }
 }
 
@@ -449,15 +480,23 @@ pub(crate) fn on_frame(
     }
 }
 
-/// The bounded queue of one subscription. Policy when full: the oldest
-/// delivery is dropped and counted ([`SubQueue::dropped`]); the connection
-/// task never waits for a subscriber that does not read. It does let the
-/// reader run once before it drops anything (see [`Local::flush_routed`]),
-/// so that a reader only waiting for its turn on a busy runtime loses
-/// nothing.
+/// The bounded queue of one subscription.
+///
+/// When it is full, the session's connection task stops reading and waits
+/// for the reader to take (so that a reader that is only slower for a
+/// moment, or waiting for its turn on a busy runtime, loses nothing; the
+/// broker's queue for this subscriber absorbs the rest, under the broker's
+/// slow-subscriber policy). A reader that takes nothing for
+/// [`READER_PATIENCE`] is not read: from then on, until it takes again,
+/// the oldest delivery is dropped and counted ([`SubQueue::dropped`]) and
+/// the connection task does not wait for it.
 pub(crate) struct SubQueue {
     items: Mutex<VecDeque<Bytes>>,
     waker: AtomicWaker,
+    /// The connection task, waiting for room.
+    room: AtomicWaker,
+    /// The reader did not take in time: full means drop the oldest.
+    unread: AtomicBool,
     closed: AtomicBool,
     capacity: usize,
     dropped: AtomicU64,
@@ -468,6 +507,8 @@ impl SubQueue {
         SubQueue {
             items: Mutex::new(VecDeque::new()),
             waker: AtomicWaker::new(),
+            room: AtomicWaker::new(),
+            unread: AtomicBool::new(false),
             closed: AtomicBool::new(false),
             capacity: capacity.max(1),
             dropped: AtomicU64::new(0),
@@ -491,14 +532,15 @@ impl SubQueue {
     }
 
     /// Pushes deliveries from the front of `items` while the queue has
-    /// room (all of them with `force`, dropping the oldest queued); returns
-    /// whether the queue is full.
-    fn push_many(&self, items: &mut Vec<Bytes>, force: bool) -> bool {
+    /// room (all of them with `force` or when the reader does not read,
+    /// dropping the oldest queued).
+    fn push_many(&self, items: &mut Vec<Bytes>, force: bool) {
         if self.closed.load(Ordering::Acquire) {
             items.clear();
-            return false;
+            return;
         }
-        let (pushed, full) = {
+        let force = force || self.unread.load(Ordering::Acquire);
+        let pushed = {
             let mut q = lock(&self.items);
             let n = if force {
                 items.len()
@@ -512,12 +554,11 @@ impl SubQueue {
                 }
                 q.push_back(item);
             }
-            (n, q.len() >= self.capacity)
+            n
         };
         if pushed > 0 {
             self.waker.wake();
         }
-        full
     }
 
     pub(crate) fn close(&self) {
@@ -545,6 +586,12 @@ impl SubQueue {
             }
             // The two buffers change places: neither allocates again.
             std::mem::swap(&mut *q, into);
+            drop(q);
+            if self.unread.load(Ordering::Relaxed) {
+                self.unread.store(false, Ordering::Release);
+            }
+            // A connection task waiting for room goes on.
+            self.room.wake();
             true
         };
         if take(into) {

@@ -3,7 +3,7 @@
 
 use std::collections::VecDeque;
 
-use crate::pubsub::local::Arrived;
+use crate::pubsub::local::{Arrived, READER_PATIENCE};
 use std::future::{Future, poll_fn};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -311,10 +311,32 @@ impl Connection {
             return end;
         }
         self.keepalive.received(&self.shared);
+        if self.session.pubsub().holds_deliveries() {
+            return self.wait_for_readers().await;
+        }
         if yield_turn {
             tokio::task::yield_now().await;
         }
         None
+    }
+
+    /// Deliveries wait for room in their subscriptions' queues: reading on
+    /// waits for those readers to take (writing goes on meanwhile), for
+    /// [`READER_PATIENCE`] at most. `Some` when the session ends.
+    async fn wait_for_readers(&mut self) -> Option<CloseReason> {
+        let local = self.session.pubsub();
+        let room = poll_fn(|cx| local.poll_room(cx));
+        match self
+            .drive(tokio::time::timeout(READER_PATIENCE, room))
+            .await
+        {
+            Ok(Ok(())) => None,
+            Ok(Err(_)) => {
+                local.give_up_waiting();
+                None
+            }
+            Err(reason) => Some(reason),
+        }
     }
 
     /// [`Connection::on_frames`] but for the end of the burst.
