@@ -34,6 +34,15 @@ pub trait Message: Sized + Default + Clone + PartialEq + core::fmt::Debug {
     #[doc(hidden)]
     const NESTED_LENGTHS: bool = false;
 
+    /// The most bytes [`Message::encode`] writes for any value that passes
+    /// [`Message::validate`], or `usize::MAX` when the schema sets no bound
+    /// (strings, bytes, lists or maps without `max_len`, unions, recursion).
+    /// Generated code sets it from the schema; [`Message::encode_to_vec`]
+    /// gives a small bounded message a vector of that capacity instead of
+    /// measuring it first.
+    #[doc(hidden)]
+    const MAX_ENCODED_LEN: usize = usize::MAX;
+
     /// The exact number of bytes [`Message::encode`] writes.
     fn encoded_len(&self) -> usize;
 
@@ -97,10 +106,21 @@ pub trait Message: Sized + Default + Clone + PartialEq + core::fmt::Debug {
         Ok(())
     }
 
-    /// Validates and encodes into a new vector of exactly the right capacity:
-    /// one pass validates and measures (recording the lengths of nested
-    /// values), one writes.
+    /// Validates and encodes into a new vector.
+    ///
+    /// A message whose schema bounds its encoding to at most 64 bytes
+    /// ([`Message::MAX_ENCODED_LEN`], e.g. one of numbers, enums and
+    /// bools) is written at once into a vector of that capacity. Any other
+    /// is measured first (one pass that validates and records the lengths
+    /// of nested values), then written into a vector of exactly its length.
     fn encode_to_vec(&self) -> Result<Vec<u8>, EncodeError> {
+        if Self::MAX_ENCODED_LEN <= SMALL_BOUND {
+            // Measuring would cost more than the spare capacity is worth.
+            self.validate()?;
+            let mut v = Vec::with_capacity(Self::MAX_ENCODED_LEN);
+            self.encode_raw(&mut v);
+            return Ok(v);
+        }
         if !Self::NESTED_LENGTHS {
             // Nothing nested to record: no `Lens` to set up.
             let len = self.checked_len_nested(Limits::DEFAULT.max_depth)?;
@@ -143,6 +163,11 @@ pub trait Message: Sized + Default + Clone + PartialEq + core::fmt::Debug {
         Self::decode_reader(&mut r)
     }
 }
+
+/// The largest [`Message::MAX_ENCODED_LEN`] that [`Message::encode_to_vec`]
+/// allocates without measuring: the allocator serves it from the same small
+/// size classes as the exact length.
+const SMALL_BOUND: usize = 64;
 
 /// A message or union with a type id: it can be sent on its own in a frame.
 pub trait TopLevel: Message {

@@ -146,6 +146,44 @@ mod tests {
         assert_eq!(len(0), 1);
     }
 
+    /// LEB128 as the wire format states it, a byte per 7-bit group.
+    fn reference(mut v: u64) -> Vec<u8> {
+        let mut out = Vec::new();
+        loop {
+            let group = (v & 0x7f) as u8;
+            v >>= 7;
+            if v == 0 {
+                out.push(group);
+                return out;
+            }
+            out.push(group | 0x80);
+        }
+    }
+
+    #[test]
+    fn put_writes_the_reference_bytes() {
+        // Every length, at both ends of it and with every group pattern
+        // the spread word has to move (all ones, alternating, sparse).
+        let mut values = vec![0u64, u64::MAX];
+        for shift in 0..64 {
+            for v in [1u64 << shift, (1u64 << shift) - 1, (1u64 << shift) + 1] {
+                values.push(v);
+                values.push(v ^ 0x5555_5555_5555_5555);
+                values.push(v & 0x8102_0408_1020_4081);
+            }
+        }
+        for v in values {
+            // Through `Vec` and through a slice, after other bytes.
+            let mut out = vec![0xaa];
+            put(&mut out, v);
+            assert_eq!(out[1..], reference(v)[..], "value {v:#x}");
+            let mut room = [0u8; 11];
+            let mut slice = &mut room[..];
+            put(&mut slice, v);
+            assert_eq!(room[..len(v)], reference(v)[..], "value {v:#x}");
+        }
+    }
+
     #[test]
     fn reads_the_same_with_bytes_after_the_varint() {
         // With eight or more bytes available, long varints take the

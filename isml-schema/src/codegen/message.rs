@@ -148,6 +148,17 @@ impl Gen<'_> {
         let full = def.full_name();
         let full_lit = lit_str(&full);
         let nested_lengths = members.iter().any(|m| self.nested_lengths(&m.field.ty));
+        // The most bytes any value encodes to, when the schema bounds it (a
+        // derive macro sees other types as placeholders: no bound there).
+        let max_encoded_len = match self.derive {
+            None => crate::ir::size::encode_bound(self.schema, id)
+                .and_then(|n| usize::try_from(n).ok())
+                .map(|n| {
+                    let n = Literal::usize_unsuffixed(n);
+                    quote!(const MAX_ENCODED_LEN: usize = #n;)
+                }),
+            Some(_) => None,
+        };
         let bitmap_bytes = Literal::usize_unsuffixed(
             members
                 .iter()
@@ -356,6 +367,7 @@ impl Gen<'_> {
             impl #p::Message for #n {
                 const NAME: &'static str = #full_lit;
                 const NESTED_LENGTHS: bool = #nested_lengths;
+                #max_encoded_len
 
                 #[inline]
                 fn encoded_len(&self) -> usize {

@@ -39,11 +39,31 @@ pub fn payload_size(schema: &Schema, id: TypeId) -> Size {
     let mut c = Calc {
         schema,
         stack: Vec::new(),
+        encoder: false,
     };
     Size {
         min: c.min_top(id),
         max: c.max_top(id),
     }
+}
+
+/// The most bytes an encoder can write for any value of message or union
+/// `id` that passes its validation (`max_len` and `range` are checked
+/// before anything is written), `None` when unbounded.
+///
+/// Unlike [`payload_size`]'s maximum, which counts the values a schema
+/// defines, this counts every value the generated Rust types can hold: an
+/// enum field may hold any `u32` (its `Unknown` variant), and a union may
+/// hold an unknown variant with bytes of any length, so unions are
+/// unbounded here. Generated code writes bounded messages into a buffer of
+/// this size in one pass.
+pub fn encode_bound(schema: &Schema, id: TypeId) -> Option<u64> {
+    Calc {
+        schema,
+        stack: Vec::new(),
+        encoder: true,
+    }
+    .max_top(id)
 }
 
 /// Bytes of `uvarint(v)`.
@@ -82,6 +102,9 @@ fn zigzag(v: i128) -> u64 {
 struct Calc<'a> {
     schema: &'a Schema,
     stack: Vec<TypeId>,
+    /// Bound what an encoder may be handed (any enum value, unknown union
+    /// variants) rather than the values the schema defines.
+    encoder: bool,
 }
 
 impl Calc<'_> {
@@ -163,6 +186,7 @@ impl Calc<'_> {
                 }
                 bounded.then_some(total)
             }
+            TypeDefKind::Union(_) if self.encoder => None,
             TypeDefKind::Union(u) => {
                 let mut best = Some(0u64);
                 for v in &u.variants {
@@ -251,6 +275,7 @@ impl Calc<'_> {
             Type::Optional(t) => 1 + self.max_elem(t)?,
             Type::Array(t, n) => u64::from(*n).checked_mul(self.max_elem(t)?)?,
             Type::Named(id) => match &self.schema.types[id.index()].kind {
+                TypeDefKind::Enum(_) if self.encoder => 5,
                 TypeDefKind::Enum(e) => uvarint_len(
                     e.variants
                         .iter()
@@ -324,5 +349,26 @@ mod tests {
             "t.M",
         );
         assert_eq!(ranged.max, Some(1 + 1));
+    }
+
+    #[test]
+    fn encoder_bound_counts_any_enum_value_and_no_union() {
+        let src = "package t; enum E { a = 0; b = 1; }
+             union U { x: u8 = 1; }
+             message M [id = 1] { e: E = 1; n: u8 = 2; }
+             message W [id = 2] { u: U = 1; }";
+        let s = crate::load_str("t.isml", src).unwrap();
+        let m = s.lookup("t.M").unwrap();
+        // Presence (3 bits: 1 byte), e: the schema's values take 1 byte,
+        // an unknown value up to 5; n: 2.
+        assert_eq!(payload_size(&s, m).max, Some(1 + 1 + 2));
+        assert_eq!(encode_bound(&s, m), Some(1 + 5 + 2));
+        let w = s.lookup("t.W").unwrap();
+        assert!(payload_size(&s, w).max.is_some());
+        assert_eq!(
+            encode_bound(&s, w),
+            None,
+            "an unknown variant has any length"
+        );
     }
 }

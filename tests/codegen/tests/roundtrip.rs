@@ -8,7 +8,9 @@ use strategies::{choice, containers, expr, node, scalars};
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
-use isml_codegen_tests::alltypes::{Containers, Expr, Limited, Node, Scalars, Sparse};
+use isml_codegen_tests::alltypes::{
+    Containers, Expr, Limited, Node, Scalars, SlotTelemetry, Sparse,
+};
 use isml_codegen_tests::charging::v1 as charging;
 use isml_runtime::{Message, View, Viewable};
 use proptest::prelude::*;
@@ -17,6 +19,9 @@ use proptest::prelude::*;
 fn check_round_trip<M: Viewable>(value: &M) -> Vec<u8> {
     let bytes = value.encode_to_vec().expect("valid value encodes");
     assert_eq!(bytes.len(), value.encoded_len(), "encoded_len is exact");
+    // The schema's static bound (set for messages without unbounded parts)
+    // holds; `encode_to_vec` sizes small bounded messages by it.
+    assert!(bytes.len() <= M::MAX_ENCODED_LEN, "within MAX_ENCODED_LEN");
     // The fused validate-and-measure pass of encode_to_vec agrees with both.
     assert_eq!(value.checked_len_nested(32), Ok(bytes.len()));
     assert_eq!(value.validate(), Ok(()));
@@ -42,6 +47,25 @@ proptest! {
     #[test]
     fn scalars_round_trip(v in scalars()) {
         check_round_trip(&v);
+    }
+
+    #[test]
+    fn bounded_messages_round_trip_within_their_bound(
+        slot in any::<u8>(),
+        voltage_mv in any::<u32>(),
+        current_ma in any::<i32>(),
+        temperature_c in any::<f32>().prop_filter("NaN != NaN", |f| !f.is_nan()),
+        charging in any::<bool>(),
+        energy_wh in any::<u64>(),
+        first in any::<u8>(),
+        last in any::<u8>(),
+    ) {
+        let t = SlotTelemetry { slot, voltage_mv, current_ma, temperature_c, charging, energy_wh };
+        let bytes = check_round_trip(&t);
+        // Written into a vector of the bound's capacity, never grown.
+        prop_assert!(t.encode_to_vec().unwrap().capacity() <= SlotTelemetry::MAX_ENCODED_LEN);
+        prop_assert_eq!(bytes.len(), t.encoded_len());
+        check_round_trip(&Sparse { first, last });
     }
 
     #[test]
@@ -165,4 +189,29 @@ fn charging_status_report_round_trips() {
 fn limited_default_round_trips() {
     // Every attribute-limited field holds an allowed default.
     check_round_trip(&Limited::default());
+}
+
+#[test]
+fn static_bounds_are_reached_by_the_largest_values() {
+    // Every field present at its widest form: exactly the bound.
+    let widest = SlotTelemetry {
+        slot: u8::MAX,
+        voltage_mv: u32::MAX,
+        current_ma: i32::MIN,
+        temperature_c: -1.5,
+        charging: true,
+        energy_wh: u64::MAX,
+    };
+    assert_eq!(
+        check_round_trip(&widest).len(),
+        SlotTelemetry::MAX_ENCODED_LEN
+    );
+    let sparse = Sparse {
+        first: u8::MAX,
+        last: u8::MAX,
+    };
+    assert_eq!(check_round_trip(&sparse).len(), Sparse::MAX_ENCODED_LEN);
+    // Strings, lists and maps without `max_len`: no bound.
+    assert_eq!(Scalars::MAX_ENCODED_LEN, usize::MAX);
+    assert_eq!(Containers::MAX_ENCODED_LEN, usize::MAX);
 }
