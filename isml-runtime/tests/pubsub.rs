@@ -511,6 +511,47 @@ async fn a_reader_that_pauses_briefly_loses_nothing() {
     server.shutdown().await;
 }
 
+/// Deliveries that found their subscription's queue full do not wait for
+/// the next frame to arrive: after the last publication of a burst the link
+/// is silent (no frame until the keep-alive, 30 s later), and the last
+/// ones still reach the reader once it takes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_end_of_a_burst_reaches_a_busy_reader_without_another_frame() {
+    const N: u64 = 3_000;
+    let server = builder("tcp://127.0.0.1:0").start().await.unwrap();
+    let url = server.urls()[0].clone();
+    let dash = client(&url, "dash").await;
+    let mut sub = dash.subscribe::<Events>().await.unwrap();
+    let publisher = client(&url, "pub").await;
+    for i in 0..N {
+        loop {
+            match publisher.try_publish::<Events>(&report("pub", i)) {
+                Ok(()) => break,
+                Err(PublishError::Send(_)) => tokio::task::yield_now().await,
+                Err(e) => panic!("{e}"),
+            }
+        }
+    }
+    // Everything has reached the broker (answered in order), and the
+    // reader has not read yet: the client's queue is full.
+    publisher
+        .publish::<Events>(&report("pub", N))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut next = 0;
+    while next <= N {
+        let p = tokio::time::timeout(Duration::from_secs(5), sub.next())
+            .await
+            .unwrap_or_else(|_| panic!("publication {next} of {N} did not come within 5 s"))
+            .unwrap();
+        assert_eq!(p.value.uptime_s, next);
+        next += 1;
+    }
+    assert_eq!(sub.dropped(), 0);
+    server.shutdown().await;
+}
+
 /// A subscription nobody reads holds its session up once, for a moment;
 /// then its oldest deliveries are dropped and counted, and the session's
 /// other subscriptions and requests go on at full pace.
