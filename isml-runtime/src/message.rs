@@ -38,8 +38,8 @@ pub trait Message: Sized + Default + Clone + PartialEq + core::fmt::Debug {
     /// [`Message::validate`], or `usize::MAX` when the schema sets no bound
     /// (strings, bytes, lists or maps without `max_len`, unions, recursion).
     /// Generated code sets it from the schema; [`Message::encode_to_vec`]
-    /// gives a small bounded message a vector of that capacity instead of
-    /// measuring it first.
+    /// writes a small bounded message into a stack buffer of that size
+    /// instead of measuring it first.
     #[doc(hidden)]
     const MAX_ENCODED_LEN: usize = usize::MAX;
 
@@ -87,6 +87,24 @@ pub trait Message: Sized + Default + Clone + PartialEq + core::fmt::Debug {
     #[doc(hidden)]
     fn encode_raw<B: BufMut + ?Sized>(&self, buf: &mut B);
 
+    /// Writes the encoding of a validated value at the front of `buf`,
+    /// which has room for it, and returns its length. Through a slice the
+    /// writing position stays in registers (through `&mut Vec<u8>`, every
+    /// byte stored could change the vector, which is read again);
+    /// generated code writes small bounded messages this way.
+    ///
+    /// # Panics
+    ///
+    /// When `buf` is shorter than the encoding.
+    #[doc(hidden)]
+    #[inline]
+    fn encode_raw_into(&self, buf: &mut [u8]) -> usize {
+        let total = buf.len();
+        let mut rest = buf;
+        self.encode_raw(&mut rest);
+        total - rest.len()
+    }
+
     /// Reads a value filling the whole region of `r`.
     #[doc(hidden)]
     fn decode_reader(r: &mut Reader<'_>) -> Result<Self, DecodeError>;
@@ -106,19 +124,23 @@ pub trait Message: Sized + Default + Clone + PartialEq + core::fmt::Debug {
         Ok(())
     }
 
-    /// Validates and encodes into a new vector.
+    /// Validates and encodes into a new vector of exactly the encoding's
+    /// length.
     ///
     /// A message whose schema bounds its encoding to at most 64 bytes
     /// ([`Message::MAX_ENCODED_LEN`], e.g. one of numbers, enums and
-    /// bools) is written at once into a vector of that capacity. Any other
-    /// is measured first (one pass that validates and records the lengths
-    /// of nested values), then written into a vector of exactly its length.
+    /// bools) is written at once into a buffer on the stack and copied.
+    /// Any other is measured first (one pass that validates and records the
+    /// lengths of nested values), then written into the vector.
     fn encode_to_vec(&self) -> Result<Vec<u8>, EncodeError> {
         if Self::MAX_ENCODED_LEN <= SMALL_BOUND {
             // Measuring would cost more than the spare capacity is worth.
             self.validate()?;
-            let mut v = Vec::with_capacity(Self::MAX_ENCODED_LEN);
-            self.encode_raw(&mut v);
+            // Written on the stack, then copied into a vector of exactly
+            // its length.
+            let mut stack = [0u8; SMALL_BOUND];
+            let n = self.encode_raw_into(&mut stack[..Self::MAX_ENCODED_LEN]);
+            let v = stack[..n].to_vec();
             return Ok(v);
         }
         if !Self::NESTED_LENGTHS {
@@ -165,8 +187,7 @@ pub trait Message: Sized + Default + Clone + PartialEq + core::fmt::Debug {
 }
 
 /// The largest [`Message::MAX_ENCODED_LEN`] that [`Message::encode_to_vec`]
-/// allocates without measuring: the allocator serves it from the same small
-/// size classes as the exact length.
+/// writes on the stack without measuring first.
 const SMALL_BOUND: usize = 64;
 
 /// A message or union with a type id: it can be sent on its own in a frame.

@@ -150,15 +150,16 @@ impl Gen<'_> {
         let nested_lengths = members.iter().any(|m| self.nested_lengths(&m.field.ty));
         // The most bytes any value encodes to, when the schema bounds it (a
         // derive macro sees other types as placeholders: no bound there).
-        let max_encoded_len = match self.derive {
-            None => crate::ir::size::encode_bound(self.schema, id)
-                .and_then(|n| usize::try_from(n).ok())
-                .map(|n| {
-                    let n = Literal::usize_unsuffixed(n);
-                    quote!(const MAX_ENCODED_LEN: usize = #n;)
-                }),
+        let bound = match self.derive {
+            None => {
+                crate::ir::size::encode_bound(self.schema, id).and_then(|n| usize::try_from(n).ok())
+            }
             Some(_) => None,
         };
+        let max_encoded_len = bound.map(|n| {
+            let n = Literal::usize_unsuffixed(n);
+            quote!(const MAX_ENCODED_LEN: usize = #n;)
+        });
         let bitmap_bytes = Literal::usize_unsuffixed(
             members
                 .iter()
@@ -359,6 +360,26 @@ impl Gen<'_> {
                 __marker: #p::PhantomData<&'a ()>,
             }
         };
+        // Small bounded messages are written into a slice that stays in
+        // registers (see `Message::encode_raw_into`).
+        let encode_raw_into = match bound {
+            Some(n) if n <= 64 => quote! {
+                #[inline]
+                fn encode_raw_into(&self, __slice: &mut [u8]) -> usize {
+                    let __total = __slice.len();
+                    let mut __rest: &mut [u8] = __slice;
+                    {
+                        let __buf = &mut __rest;
+                        let mut __p = #p::PresenceWriter::<#bitmap_bytes>::new();
+                        #(#presence_stmts)*
+                        __p.encode(__buf);
+                        #(#encode_stmts)*
+                    }
+                    __total - __rest.len()
+                }
+            },
+            _ => quote!(),
+        };
         let impls = quote! {
             #inherent
 
@@ -425,6 +446,8 @@ impl Gen<'_> {
                     __p.encode(__buf);
                     #(#encode_stmts)*
                 }
+
+                #encode_raw_into
 
                 fn decode_reader(__r: &mut #p::Reader<'_>) -> #p::Result<Self, #p::DecodeError> {
                     let mut __m = #decode_init;

@@ -20,7 +20,8 @@ fn check_round_trip<M: Viewable>(value: &M) -> Vec<u8> {
     let bytes = value.encode_to_vec().expect("valid value encodes");
     assert_eq!(bytes.len(), value.encoded_len(), "encoded_len is exact");
     // The schema's static bound (set for messages without unbounded parts)
-    // holds; `encode_to_vec` sizes small bounded messages by it.
+    // holds; `encode_to_vec` writes small bounded messages into a buffer of
+    // that size without measuring them.
     assert!(bytes.len() <= M::MAX_ENCODED_LEN, "within MAX_ENCODED_LEN");
     // The fused validate-and-measure pass of encode_to_vec agrees with both.
     assert_eq!(value.checked_len_nested(32), Ok(bytes.len()));
@@ -62,8 +63,8 @@ proptest! {
     ) {
         let t = SlotTelemetry { slot, voltage_mv, current_ma, temperature_c, charging, energy_wh };
         let bytes = check_round_trip(&t);
-        // Written into a vector of the bound's capacity, never grown.
-        prop_assert!(t.encode_to_vec().unwrap().capacity() <= SlotTelemetry::MAX_ENCODED_LEN);
+        // Written on the stack, then into a vector of exactly its length.
+        prop_assert_eq!(t.encode_to_vec().unwrap().capacity(), bytes.len());
         prop_assert_eq!(bytes.len(), t.encoded_len());
         check_round_trip(&Sparse { first, last });
     }
