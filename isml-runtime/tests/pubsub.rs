@@ -552,6 +552,44 @@ async fn the_end_of_a_burst_reaches_a_busy_reader_without_another_frame() {
     server.shutdown().await;
 }
 
+/// The client's `subscription_queue` and `subscription_patience` settings
+/// bound a subscription and the wait for its reader.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_subscription_queue_and_patience_are_the_clients_settings() {
+    const N: u64 = 200;
+    let server = builder("tcp://127.0.0.1:0").start().await.unwrap();
+    let url = server.urls()[0].clone();
+    let dash = Client::builder(&url)
+        .device_id("dash")
+        .subscription_queue(8)
+        .subscription_patience(Duration::from_millis(20))
+        .connect()
+        .await
+        .unwrap();
+    let mut sub = dash.subscribe::<Events>().await.unwrap();
+    let publisher = client(&url, "pub").await;
+    for i in 0..N {
+        publisher
+            .publish::<Events>(&report("pub", i))
+            .await
+            .unwrap();
+    }
+    // Nobody reads: everything but the queue's 8 newest is dropped once
+    // the reader has been waited for.
+    eventually("all but 8 dropped", || sub.dropped() == N - 8).await;
+    for i in N - 8..N {
+        assert_eq!(
+            within("a queued one", sub.next())
+                .await
+                .unwrap()
+                .value
+                .uptime_s,
+            i
+        );
+    }
+    server.shutdown().await;
+}
+
 /// A subscription nobody reads holds its session up once, for a moment;
 /// then its oldest deliveries are dropped and counted, and the session's
 /// other subscriptions and requests go on at full pace.

@@ -5,7 +5,6 @@ use std::time::Duration;
 use bytes::{BufMut, Bytes};
 
 use super::frames::{PublishHead, SubOp, SubscribeFrame, finish};
-use super::local::SUBSCRIPTION_QUEUE;
 use super::subscription::Owner;
 use super::{
     Ack, Channel, PublishError, RawSubscription, Refusal, SubscribeError, Subscription,
@@ -359,9 +358,10 @@ impl Session {
         name: &str,
     ) -> Result<RawSubscription, SubscribeError> {
         let correlation = self.next_correlation();
+        let capacity = self.config().subscription_queue;
         let (id, queue) =
             self.pubsub()
-                .add_subscription(channel, key.clone(), correlation, SUBSCRIPTION_QUEUE);
+                .add_subscription(channel, key.clone(), correlation, capacity);
         let mut raw = RawSubscription::new(
             queue,
             Owner::Session {

@@ -21,9 +21,6 @@ use crate::server::broker::{Broker, Peer};
 use crate::session::Session;
 use crate::wire::{ControlOp, Frame};
 
-/// Deliveries a subscription holds before the oldest is dropped, by default.
-pub(crate) const SUBSCRIPTION_QUEUE: usize = 1024;
-
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // Critical sections are single map or queue operations.
     m.lock().unwrap_or_else(|e| e.into_inner())
@@ -90,12 +87,6 @@ pub(crate) struct Local {
 struct Routed {
     runs: Vec<(Arc<SubQueue>, Vec<Bytes>)>,
 }
-
-/// How long the connection task waits for a subscription's reader to take
-/// from its full queue before it treats the subscription as not read: the
-/// oldest deliveries are then dropped, without waiting, until the reader
-/// takes again (see [`SubQueue`]).
-pub(crate) const READER_PATIENCE: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// The allocation small publish frames share (an idle session that ever
 /// published holds at most this much of it).
@@ -354,8 +345,9 @@ impl Local {
         }
     }
 
-    /// The readers of the queues that still have no room did not take for
-    /// [`READER_PATIENCE`]: their subscriptions count as not read (the
+    /// The readers of the queues that still have no room did not take in
+    /// time (`SessionConfig::subscription_patience`): their subscriptions
+    /// count as not read (the
     /// oldest deliveries are dropped, without waiting, until they take
     /// again), and what waited goes in now.
     pub(crate) fn give_up_waiting(&self) {
@@ -486,8 +478,8 @@ pub(crate) fn on_frame(
 /// for the reader to take (so that a reader that is only slower for a
 /// moment, or waiting for its turn on a busy runtime, loses nothing; the
 /// broker's queue for this subscriber absorbs the rest, under the broker's
-/// slow-subscriber policy). A reader that takes nothing for
-/// [`READER_PATIENCE`] is not read: from then on, until it takes again,
+/// slow-subscriber policy). A reader that takes nothing for the session's
+/// `subscription_patience` is not read: from then on, until it takes again,
 /// the oldest delivery is dropped and counted ([`SubQueue::dropped`]) and
 /// the connection task does not wait for it.
 pub(crate) struct SubQueue {

@@ -30,13 +30,14 @@ pub(crate) enum Owner {
 
 /// A subscription to a channel, not decoded: yields [`RawPublication`]s.
 ///
-/// Its queue is bounded (1,024 deliveries). When it is full, the session
-/// stops reading until the application takes from it, so a reader that is
-/// slower for a moment loses nothing here; one that takes nothing for
-/// 250 ms counts as not read, and until it reads again the oldest
-/// delivery is dropped and counted ([`RawSubscription::dropped`]).
-/// Reading takes everything queued at once and hands it out one by one,
-/// so up to another 1,024 may wait here.
+/// Its queue is bounded (1,024 deliveries by default,
+/// `subscription_queue` on the client's or server's builder). When it is
+/// full, the session stops reading until the application takes from it, so
+/// a reader that is slower for a moment loses nothing here; one that takes
+/// nothing for 250 ms (`subscription_patience`) counts as not read, and
+/// until it reads again the oldest delivery is dropped and counted
+/// ([`RawSubscription::dropped`]). Reading takes everything queued at once
+/// and hands it out one by one, so up to as many again may wait here.
 /// Dropping the subscription unsubscribes.
 pub struct RawSubscription {
     pub(crate) queue: Arc<SubQueue>,

@@ -103,6 +103,14 @@ pub struct SessionConfig {
     /// How long an acknowledgement owed may wait for frames to go with
     /// before it is written alone.
     pub ack_delay: Duration,
+    /// Deliveries each subscription holds before the application takes
+    /// them; when they do not fit, the session stops reading until it does
+    /// (docs/pubsub.md, "Slow subscribers").
+    pub subscription_queue: usize,
+    /// How long the session waits for a subscription's reader to take from
+    /// its full queue before it counts the subscription as not read and
+    /// drops its oldest deliveries instead, until the reader takes again.
+    pub subscription_patience: Duration,
 }
 
 /// Ping payloads up to this size are echoed in the pong; a longer one is
@@ -127,6 +135,8 @@ impl Default for SessionConfig {
             stream_window: 256 * 1024,
             unacked_bytes: 1024 * 1024,
             ack_delay: Duration::from_millis(20),
+            subscription_queue: 1024,
+            subscription_patience: Duration::from_millis(250),
         }
     }
 }
@@ -210,6 +220,22 @@ macro_rules! session_setters {
         /// encoded length plus 8): the peer's sender waits beyond it.
         pub fn stream_window(mut self, bytes: u32) -> Self {
             self.config.stream_window = bytes.max(1);
+            self
+        }
+
+        /// Deliveries each subscription of a session holds before the
+        /// application takes them (1,024 by default): beyond it the session
+        /// stops reading until the application takes.
+        pub fn subscription_queue(mut self, deliveries: usize) -> Self {
+            self.config.subscription_queue = deliveries.max(1);
+            self
+        }
+
+        /// How long a session waits for the reader of a full subscription
+        /// before it drops that subscription's oldest deliveries instead
+        /// (250 ms by default), until the reader takes again.
+        pub fn subscription_patience(mut self, patience: std::time::Duration) -> Self {
+            self.config.subscription_patience = patience;
             self
         }
     };

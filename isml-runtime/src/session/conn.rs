@@ -3,7 +3,7 @@
 
 use std::collections::VecDeque;
 
-use crate::pubsub::local::{Arrived, READER_PATIENCE};
+use crate::pubsub::local::Arrived;
 use std::future::{Future, poll_fn};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -322,14 +322,13 @@ impl Connection {
 
     /// Deliveries wait for room in their subscriptions' queues: reading on
     /// waits for those readers to take (writing goes on meanwhile), for
-    /// [`READER_PATIENCE`] at most. `Some` when the session ends.
+    /// `SessionConfig::subscription_patience` at most. `Some` when the
+    /// session ends.
     async fn wait_for_readers(&mut self) -> Option<CloseReason> {
         let local = self.session.pubsub();
+        let patience = self.session.config().subscription_patience;
         let room = poll_fn(|cx| local.poll_room(cx));
-        match self
-            .drive(tokio::time::timeout(READER_PATIENCE, room))
-            .await
-        {
+        match self.drive(tokio::time::timeout(patience, room)).await {
             Ok(Ok(())) => None,
             Ok(Err(_)) => {
                 local.give_up_waiting();
