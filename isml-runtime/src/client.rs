@@ -657,6 +657,7 @@ async fn supervise(
     let mut session = first;
     loop {
         let reason = tokio::select! {
+            biased;
             _ = inner.stop.cancelled() => return,
             r = session.closed() => r,
         };
@@ -678,6 +679,7 @@ async fn supervise(
         session = loop {
             let delay = backoff.delay(attempt);
             tokio::select! {
+                biased;
                 _ = inner.stop.cancelled() => return,
                 () = tokio::time::sleep(delay) => {}
             }
@@ -769,6 +771,7 @@ impl Client {
                 return Err(ConnectError::Closed);
             }
             tokio::select! {
+                biased;
                 _ = self.inner.stop.cancelled() => return Err(ConnectError::Closed),
                 r = rx.changed() => if r.is_err() { return Err(ConnectError::Closed) },
             }

@@ -788,6 +788,7 @@ async fn accept_loop(inner: Arc<Inner>, mut listener: Listener) {
     let mut backoff = Duration::from_millis(10);
     loop {
         let incoming = tokio::select! {
+            biased;
             _ = inner.shutdown.cancelled() => return,
             r = listener.accept() => r,
         };
@@ -805,6 +806,7 @@ async fn accept_loop(inner: Arc<Inner>, mut listener: Listener) {
                 // Out of file descriptors, a serial port gone: wait and retry.
                 tracing::warn!(listener = listener.url(), error = %e, "accept failed; retrying in {backoff:?}");
                 tokio::select! {
+                    biased;
                     _ = inner.shutdown.cancelled() => return,
                     () = tokio::time::sleep(backoff) => {}
                 }
@@ -877,6 +879,7 @@ async fn connection(inner: Arc<Inner>, incoming: Incoming, mut ticket: Ticket) {
     let peer = incoming.peer().to_owned();
     let deadline = Instant::now() + inner.handshake_timeout;
     let result = tokio::select! {
+        biased;
         _ = inner.shutdown.cancelled() => return,
         // Boxed: its state is large and needed only until the session starts,
         // while this task's own future lives as long as the connection.
@@ -1083,6 +1086,7 @@ async fn handshake(
     ticket: &Ticket,
 ) -> Result<Handshaken, String> {
     let transport = tokio::select! {
+        biased;
         () = ticket.shed() => return Err("shed during the transport handshake".into()),
         r = tokio::time::timeout_at(deadline, incoming.upgrade()) => match r {
             Ok(Ok(t)) => t,
@@ -1097,6 +1101,7 @@ async fn handshake(
     }
     let mut joiner = Reassembler::new(inner.max_handshake_frame);
     let first = tokio::select! {
+        biased;
         () = ticket.shed() => {
             let msg = "too many connections are waiting for their handshake; this one waited longest";
             return Err(refuse_with(&mut tx, codes::RESOURCE_EXHAUSTED, msg).await);

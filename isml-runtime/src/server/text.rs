@@ -275,6 +275,7 @@ pub(crate) async fn accept_loop(inner: Arc<Inner>, l: TextListener) {
     let mut backoff = Duration::from_millis(10);
     loop {
         let accepted = tokio::select! {
+            biased;
             _ = inner.shutdown.cancelled() => return,
             r = l.tcp.accept() => r,
         };
@@ -286,6 +287,7 @@ pub(crate) async fn accept_loop(inner: Arc<Inner>, l: TextListener) {
             Err(e) => {
                 tracing::warn!(listener = %l.url, error = %e, "accept failed; retrying in {backoff:?}");
                 tokio::select! {
+                    biased;
                     _ = inner.shutdown.cancelled() => return,
                     () = tokio::time::sleep(backoff) => {}
                 }
@@ -513,6 +515,7 @@ impl Conn {
                 }
             };
             tokio::select! {
+                biased;
                 _ = inner.shutdown.cancelled() => return End::Server("server shutting down".into()),
                 r = framed.next() => {
                     let received = match r {

@@ -370,6 +370,7 @@ impl Shared {
         self.tasks
             .spawn(async move {
                 tokio::select! {
+                    biased;
                     _ = stop.cancelled() => {}
                     () = fut => {}
                 }
