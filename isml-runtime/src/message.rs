@@ -134,10 +134,9 @@ pub trait Message: Sized + Default + Clone + PartialEq + core::fmt::Debug {
     /// lengths of nested values), then written into the vector.
     fn encode_to_vec(&self) -> Result<Vec<u8>, EncodeError> {
         if Self::MAX_ENCODED_LEN <= SMALL_BOUND {
-            // Measuring would cost more than the spare capacity is worth.
+            // No length pass: the bound says the stack buffer has room.
+            // Written there, then copied into a vector of exactly its length.
             self.validate()?;
-            // Written on the stack, then copied into a vector of exactly
-            // its length.
             let mut stack = [0u8; SMALL_BOUND];
             let n = self.encode_raw_into(&mut stack[..Self::MAX_ENCODED_LEN]);
             let v = stack[..n].to_vec();

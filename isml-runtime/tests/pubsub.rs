@@ -106,6 +106,18 @@ async fn within<T>(what: &str, fut: impl std::future::Future<Output = T>) -> T {
         .unwrap_or_else(|_| panic!("{what}: no result within 10 s"))
 }
 
+/// Publishes without waiting for the broker's answer (QoS 0): a full
+/// outbound queue is the only thing that holds it back.
+async fn publish_now<C: Channel>(c: &Client, m: &C::Message) {
+    loop {
+        match c.try_publish::<C>(m) {
+            Ok(()) => return,
+            Err(PublishError::Send(_)) => tokio::task::yield_now().await,
+            Err(e) => panic!("{e}"),
+        }
+    }
+}
+
 /// Waits until `cond` holds (the broker acts on frames in its own tasks).
 async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
     within(what, async {
@@ -282,13 +294,7 @@ async fn each_publishers_order_holds_with_50_concurrent_publishers() {
                 if seq % 10 == 0 {
                     c.publish::<Events>(&m).await.unwrap();
                 } else {
-                    loop {
-                        match c.try_publish::<Events>(&m) {
-                            Ok(()) => break,
-                            Err(PublishError::Send(_)) => tokio::task::yield_now().await,
-                            Err(e) => panic!("{e}"),
-                        }
-                    }
+                    publish_now::<Events>(&c, &m).await;
                 }
             }
             c
@@ -439,13 +445,7 @@ async fn small_and_large_publications_of_a_burst_arrive_in_order_within_the_boun
             firmware: firmware(i),
             ..report("pub", i)
         };
-        loop {
-            match publisher.try_publish::<Events>(&m) {
-                Ok(()) => break,
-                Err(PublishError::Send(_)) => tokio::task::yield_now().await,
-                Err(e) => panic!("{e}"),
-            }
-        }
+        publish_now::<Events>(&publisher, &m).await;
         if i % 500 == 0 {
             let s = server.subscriber_stats(slow).unwrap();
             assert!(s.queued_bytes <= BOUND, "{s:?}");
@@ -497,13 +497,7 @@ async fn a_reader_that_pauses_briefly_loses_nothing() {
     });
     let publisher = client(&url, "pub").await;
     for i in 0..N {
-        loop {
-            match publisher.try_publish::<Events>(&report("pub", i)) {
-                Ok(()) => break,
-                Err(PublishError::Send(_)) => tokio::task::yield_now().await,
-                Err(e) => panic!("{e}"),
-            }
-        }
+        publish_now::<Events>(&publisher, &report("pub", i)).await;
     }
     assert_eq!(within("the reader", reader).await.unwrap(), 0);
     let id = server.session_by_device("dash").unwrap().id();
@@ -524,13 +518,7 @@ async fn the_end_of_a_burst_reaches_a_busy_reader_without_another_frame() {
     let mut sub = dash.subscribe::<Events>().await.unwrap();
     let publisher = client(&url, "pub").await;
     for i in 0..N {
-        loop {
-            match publisher.try_publish::<Events>(&report("pub", i)) {
-                Ok(()) => break,
-                Err(PublishError::Send(_)) => tokio::task::yield_now().await,
-                Err(e) => panic!("{e}"),
-            }
-        }
+        publish_now::<Events>(&publisher, &report("pub", i)).await;
     }
     // Everything has reached the broker (answered in order), and the
     // reader has not read yet: the client's queue is full.
@@ -611,13 +599,7 @@ async fn a_subscription_nobody_reads_drops_its_oldest_and_holds_nothing_up() {
                 .unwrap();
             continue;
         }
-        loop {
-            match publisher.try_publish::<Events>(&report("pub", i)) {
-                Ok(()) => break,
-                Err(PublishError::Send(_)) => tokio::task::yield_now().await,
-                Err(e) => panic!("{e}"),
-            }
-        }
+        publish_now::<Events>(&publisher, &report("pub", i)).await;
     }
     let started = std::time::Instant::now();
     for i in 0..20u32 {

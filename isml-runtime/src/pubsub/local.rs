@@ -325,11 +325,6 @@ impl Local {
         !r.runs.is_empty()
     }
 
-    /// Whether deliveries wait for room in their subscriptions' queues.
-    pub(crate) fn holds_deliveries(&self) -> bool {
-        !lock(&self.subs).routed.runs.is_empty()
-    }
-
     /// Ready once every delivery waiting for room is in its queue (a reader
     /// took from its queue and wakes this).
     pub(crate) fn poll_room(&self, cx: &mut Context<'_>) -> Poll<()> {
@@ -347,9 +342,8 @@ impl Local {
 
     /// The readers of the queues that still have no room did not take in
     /// time (`SessionConfig::subscription_patience`): their subscriptions
-    /// count as not read (the
-    /// oldest deliveries are dropped, without waiting, until they take
-    /// again), and what waited goes in now.
+    /// count as not read (the oldest deliveries are dropped, without
+    /// waiting, until they take again), and what waited goes in now.
     pub(crate) fn give_up_waiting(&self) {
         let mut s = lock(&self.subs);
         for (queue, _) in &s.routed.runs {

@@ -291,12 +291,20 @@ impl Connection {
     /// their subscribers (`Broker::publish_staged`). Whether a queue had no
     /// room: its reader (or writer) should run before this task reads on.
     fn end_burst(&mut self) -> bool {
-        let routed = self.session.pubsub().flush_routed(&mut self.arrived);
-        let staged = self
+        let (held, congested) = self.end_burst_parts();
+        held || congested
+    }
+
+    /// [`Connection::end_burst`], apart: whether deliveries wait for room
+    /// in a subscription's queue (this task waits for its reader), and
+    /// whether a subscriber on the broker is congested (this task yields).
+    fn end_burst_parts(&mut self) -> (bool, bool) {
+        let held = self.session.pubsub().flush_routed(&mut self.arrived);
+        let congested = self
             .inbound
             .broker()
             .is_some_and(|b| b.publish_staged(&self.session));
-        routed || staged
+        (held, congested)
     }
 
     /// Handles what was read and whatever else is ready at once (a burst),
@@ -306,12 +314,15 @@ impl Connection {
         let mut yield_turn = false;
         let end = self.burst(first, &mut yield_turn).await;
         // Also when the session ends: what arrived before the end goes on.
-        yield_turn |= self.end_burst();
+        // (The flush retries what earlier flushes of the burst held, so
+        // `held` covers the whole burst.)
+        let (held, congested) = self.end_burst_parts();
+        yield_turn |= congested;
         if end.is_some() {
             return end;
         }
         self.keepalive.received(&self.shared);
-        if self.session.pubsub().holds_deliveries() {
+        if held {
             return self.wait_for_readers().await;
         }
         if yield_turn {
