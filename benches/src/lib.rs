@@ -353,6 +353,18 @@ impl Kind {
         Kind::Config,
     ];
 
+    /// The workload a command line names: `telemetry`, `log`, `station`
+    /// or `config`.
+    pub fn from_arg(arg: &str) -> Option<Kind> {
+        match arg {
+            "telemetry" => Some(Kind::Telemetry),
+            "log" => Some(Kind::LogRecord),
+            "station" => Some(Kind::Station),
+            "config" => Some(Kind::Config),
+            _ => None,
+        }
+    }
+
     /// The name in tables.
     pub fn name(self) -> &'static str {
         match self {

@@ -10,7 +10,10 @@
 //! strings, lists or maps; the validated view is printed beside it). Views
 //! are compared with prost's decode, the only way prost reads a message.
 //!
-//! `cargo run --release -p isml-benches --bin compare`
+//! `cargo run --release -p isml-benches --bin compare [workload ...]`
+//!
+//! With workload names (`telemetry`, `log`, `station`, `config`) only those
+//! run, and the last line sums up those; without, all four.
 
 use std::time::Instant;
 
@@ -61,6 +64,22 @@ fn measure_pair(
 }
 
 fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let kinds: Vec<Kind> = if args.is_empty() {
+        Kind::ALL.to_vec()
+    } else {
+        let mut kinds = Vec::new();
+        for a in &args {
+            match Kind::from_arg(a) {
+                Some(k) => kinds.push(k),
+                None => {
+                    eprintln!("compare: unknown workload `{a}` (telemetry, log, station, config)");
+                    std::process::exit(2);
+                }
+            }
+        }
+        kinds
+    };
     println!(
         "isml vs prost — {MESSAGES} messages per workload, median of {ROUNDS} alternating rounds (ns per message; ratio = median of per-round ratios)\n"
     );
@@ -72,7 +91,7 @@ fn main() {
     let mut buf_b = Vec::with_capacity(4096);
     let (mut to_vec_min, mut decode_min, mut view_min, mut size_max) =
         (f64::INFINITY, f64::INFINITY, f64::INFINITY, 0f64);
-    for kind in Kind::ALL {
+    for kind in kinds {
         let w = Workload::new(kind, MESSAGES);
         let n = w.len();
         let (isml_size, pb_size) = w.sizes();

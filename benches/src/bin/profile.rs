@@ -11,13 +11,8 @@ use isml_benches::{Kind, Workload};
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let op = args.first().map_or("decode", String::as_str);
-    let kind = match args.get(1).map_or("telemetry", String::as_str) {
-        "telemetry" => Kind::Telemetry,
-        "log" => Kind::LogRecord,
-        "station" => Kind::Station,
-        "config" => Kind::Config,
-        other => panic!("unknown workload {other}"),
-    };
+    let name = args.get(1).map_or("telemetry", String::as_str);
+    let kind = Kind::from_arg(name).unwrap_or_else(|| panic!("unknown workload {name}"));
     let iterations: usize = args.get(2).map_or(2_000, |n| n.parse().expect("a number"));
     let w = Workload::new(kind, 1_000);
     let mut buf = Vec::with_capacity(4096);
