@@ -1,11 +1,12 @@
 //! The traits generated code implements, and the helpers it calls.
 
 use alloc::vec::Vec;
+use core::mem::MaybeUninit;
 use bytes::{BufMut, Bytes};
 
 use crate::descriptor::MessageDescriptor;
 use crate::wire::{DecodeError, EncodeError, Limits, Reader};
-use crate::wire_type::Lens;
+use crate::wire_type::{Fit, Lens};
 
 /// A message or union type: encodes to and decodes from the wire format.
 ///
@@ -105,6 +106,18 @@ pub trait Message: Sized + Default + Clone + PartialEq + core::fmt::Debug {
         total - rest.len()
     }
 
+    /// [`Message::encode_raw`] into the one-pass writer of
+    /// [`Message::encode_to_vec`]: generated code writes each field with
+    /// [`Wire::fit_field`], so that a nested length is written after its
+    /// content instead of being measured first.
+    ///
+    /// [`Wire::fit_field`]: crate::__private::Wire::fit_field
+    #[doc(hidden)]
+    #[inline]
+    fn fit_body(&self, w: &mut Fit<'_>) {
+        self.encode_raw(w);
+    }
+
     /// Reads a value filling the whole region of `r`.
     #[doc(hidden)]
     fn decode_reader(r: &mut Reader<'_>) -> Result<Self, DecodeError>;
@@ -130,8 +143,11 @@ pub trait Message: Sized + Default + Clone + PartialEq + core::fmt::Debug {
     /// A message whose schema bounds its encoding to at most 64 bytes
     /// ([`Message::MAX_ENCODED_LEN`], e.g. one of numbers, enums and
     /// bools) is written at once into a buffer on the stack and copied.
-    /// Any other is measured first (one pass that validates and records the
-    /// lengths of nested values), then written into the vector.
+    /// Any other is validated, then written in one pass into a 512-byte
+    /// buffer on the stack (nested lengths after their content) and
+    /// copied; one that does not fit there is measured (one pass that
+    /// records the lengths of nested values) and written again.
+    #[inline]
     fn encode_to_vec(&self) -> Result<Vec<u8>, EncodeError> {
         if Self::MAX_ENCODED_LEN <= SMALL_BOUND {
             // No length pass: the bound says the stack buffer has room.
@@ -142,9 +158,17 @@ pub trait Message: Sized + Default + Clone + PartialEq + core::fmt::Debug {
             let v = stack[..n].to_vec();
             return Ok(v);
         }
+        self.validate()?;
+        let mut stack = [MaybeUninit::uninit(); FIT_BOUND];
+        let mut fit = Fit::new(&mut stack);
+        self.fit_body(&mut fit);
+        if let Some(written) = fit.written() {
+            return Ok(written.to_vec());
+        }
         if !Self::NESTED_LENGTHS {
-            // Nothing nested to record: no `Lens` to set up.
-            let len = self.checked_len_nested(Limits::DEFAULT.max_depth)?;
+            // Nothing nested to record: no `Lens` to set up (and validated
+            // above).
+            let len = self.encoded_len();
             let mut v = Vec::with_capacity(len);
             self.encode_raw(&mut v);
             return Ok(v);
@@ -188,6 +212,10 @@ pub trait Message: Sized + Default + Clone + PartialEq + core::fmt::Debug {
 /// The largest [`Message::MAX_ENCODED_LEN`] that [`Message::encode_to_vec`]
 /// writes on the stack without measuring first.
 const SMALL_BOUND: usize = 64;
+
+/// The stack buffer [`Message::encode_to_vec`] first tries for a message
+/// of no smaller bound.
+const FIT_BOUND: usize = 512;
 
 /// A message or union with a type id: it can be sent on its own in a frame.
 pub trait TopLevel: Message {

@@ -28,7 +28,7 @@ pub use crate::lazy::{
 pub use crate::message::{Enum, Message, TopLevel, View, Viewable};
 pub use crate::view::{LazyView, ListView, MapView};
 pub use crate::wire::{Class, DecodeError, EncodeError, PresenceWriter, Reader, varint, write};
-pub use crate::wire_type::{ElemForm, Lens, MaxLen, RangeValue, Wire, WireView, deeper};
+pub use crate::wire_type::{ElemForm, Fit, Lens, MaxLen, RangeValue, Wire, WireView, deeper};
 
 /// The nesting limit encoders enforce: the default decoding limit (§7).
 pub const MAX_DEPTH: u32 = crate::wire::Limits::DEFAULT.max_depth;
@@ -271,6 +271,16 @@ macro_rules! __wire_message {
                     .unwrap_or_else(|| $crate::__private::Message::encoded_len(self));
                 $crate::__private::varint::put(buf, n as u64);
                 $crate::__private::Message::write_body(self, buf, lens);
+            }
+            #[inline]
+            fn fit_field(&self, w: &mut $crate::__private::Fit<'_>) {
+                $crate::__private::Wire::fit_elem(self, w)
+            }
+            #[inline]
+            fn fit_elem(&self, w: &mut $crate::__private::Fit<'_>) {
+                let at = w.open();
+                $crate::__private::Message::fit_body(self, w);
+                w.close(at);
             }
         }
         impl $crate::__private::Viewable for $t {

@@ -55,6 +55,23 @@ impl<T: Wire> Wire for Vec<T> {
         Self::decode_elem(r)
     }
     #[inline]
+    fn fit_field(&self, w: &mut Fit<'_>) {
+        self.fit_elem(w);
+    }
+    #[inline]
+    fn fit_elem(&self, w: &mut Fit<'_>) {
+        if T::ELEM_WIDTH.is_some() {
+            // The length is the count times the width: no walk to save.
+            self.encode_elem(w);
+            return;
+        }
+        let at = w.open();
+        for item in self {
+            item.fit_elem(w);
+        }
+        w.close(at);
+    }
+    #[inline]
     fn validate_field(&self, depth_left: u32) -> Result<(), EncodeError> {
         self.validate_elem(depth_left)
     }
@@ -149,6 +166,22 @@ impl<T: Wire> Wire for Option<T> {
                 buf.put_u8(1);
                 v.encode_elem(buf);
             }
+        }
+    }
+    #[inline]
+    fn fit_elem(&self, w: &mut Fit<'_>) {
+        match self {
+            None => w.put_u8(0),
+            Some(v) => {
+                w.put_u8(1);
+                v.fit_elem(w);
+            }
+        }
+    }
+    #[inline]
+    fn fit_field(&self, w: &mut Fit<'_>) {
+        if let Some(v) = self {
+            v.fit_field(w);
         }
     }
     fn decode_elem(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
@@ -266,6 +299,14 @@ impl<T: Wire> Wire for Box<T> {
         (**self).encode_elem(buf);
     }
     #[inline]
+    fn fit_elem(&self, w: &mut Fit<'_>) {
+        (**self).fit_elem(w);
+    }
+    #[inline]
+    fn fit_field(&self, w: &mut Fit<'_>) {
+        (**self).fit_field(w);
+    }
+    #[inline]
     fn decode_elem(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         T::decode_elem(r).map(Box::new)
     }
@@ -344,12 +385,26 @@ impl<K: Wire + Ord, V: Wire> Wire for BTreeMap<K, V> {
     fn elem_len(&self) -> usize {
         write::delimited_len(map_content_len(self.iter()))
     }
+    #[inline]
     fn encode_elem<B: BufMut + ?Sized>(&self, buf: &mut B) {
         varint::put(buf, map_content_len(self.iter()) as u64);
         for (k, v) in self {
             k.encode_elem(buf);
             v.encode_elem(buf);
         }
+    }
+    #[inline]
+    fn fit_field(&self, w: &mut Fit<'_>) {
+        self.fit_elem(w);
+    }
+    #[inline]
+    fn fit_elem(&self, w: &mut Fit<'_>) {
+        let at = w.open();
+        for (k, v) in self {
+            k.fit_elem(w);
+            v.fit_elem(w);
+        }
+        w.close(at);
     }
     fn decode_elem(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let mut c = r.delimited()?;

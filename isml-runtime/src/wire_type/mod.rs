@@ -15,8 +15,11 @@
 
 mod attrs;
 mod container;
+mod fit;
 mod scalar;
 mod text;
+
+pub use fit::Fit;
 
 use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
@@ -115,6 +118,21 @@ pub trait Wire: Sized {
     fn write_elem<B: BufMut + ?Sized>(&self, buf: &mut B, lens: &mut Lens) {
         let _ = lens;
         self.encode_elem(buf);
+    }
+
+    /// [`Wire::encode_field`] into the one-pass writer: a value whose
+    /// length takes a walk writes its content between [`Fit::open`] and
+    /// [`Fit::close`] instead of walking it twice.
+    #[doc(hidden)]
+    #[inline(always)]
+    fn fit_field(&self, w: &mut Fit<'_>) {
+        self.encode_field(w);
+    }
+    /// [`Wire::encode_elem`] into the one-pass writer.
+    #[doc(hidden)]
+    #[inline(always)]
+    fn fit_elem(&self, w: &mut Fit<'_>) {
+        self.encode_elem(w);
     }
 
     /// Writes the elements of a list (overridden by `u8` to copy the slice).

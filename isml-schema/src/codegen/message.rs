@@ -178,6 +178,7 @@ impl Gen<'_> {
         let mut checked_len_stmts = Vec::new();
         let mut measure_stmts = Vec::new();
         let mut write_stmts = Vec::new();
+        let mut fit_stmts = Vec::new();
         let mut decode_arms = Vec::new();
         // Straight-line decoding for the usual case: every tag within 32 (the
         // presence fits one word) and no field this version does not know.
@@ -260,6 +261,11 @@ impl Gen<'_> {
             write_stmts.push(quote! {
                 if !#p::Wire::is_default(&self.#fid) {
                     #p::Wire::write_field(&self.#fid, __buf, __lens);
+                }
+            });
+            fit_stmts.push(quote! {
+                if !#p::Wire::is_default(&self.#fid) {
+                    #p::Wire::fit_field(&self.#fid, __w);
                 }
             });
             if self.needs_validation(&f.ty) {
@@ -380,6 +386,21 @@ impl Gen<'_> {
             },
             _ => quote!(),
         };
+        // A message with a nested length to walk writes it after its
+        // content in `encode_to_vec`'s one pass (see `Message::fit_body`).
+        let fit_body = if members.iter().any(|m| self.walked_length(&m.field.ty)) {
+            quote! {
+                #[inline]
+                fn fit_body(&self, __w: &mut #p::Fit<'_>) {
+                    let mut __p = #p::PresenceWriter::<#bitmap_bytes>::new();
+                    #(#presence_stmts)*
+                    __p.encode(__w);
+                    #(#fit_stmts)*
+                }
+            }
+        } else {
+            quote!()
+        };
         let impls = quote! {
             #inherent
 
@@ -448,6 +469,8 @@ impl Gen<'_> {
                 }
 
                 #encode_raw_into
+
+                #fit_body
 
                 fn decode_reader(__r: &mut #p::Reader<'_>) -> #p::Result<Self, #p::DecodeError> {
                     let mut __m = #decode_init;

@@ -1,0 +1,249 @@
+//! The one-pass writer of `encode_to_vec`: a fixed buffer on the stack,
+//! nested lengths written after their content (§5.3's length prefix is
+//! reserved as one byte and widened when the content turns out longer).
+
+use core::mem::MaybeUninit;
+
+use bytes::BufMut;
+use bytes::buf::UninitSlice;
+
+use crate::wire::varint;
+
+/// A writer over a fixed buffer that notes a write that does not fit
+/// instead of panicking: every later write is dropped and [`Fit::written`]
+/// says `None` (the caller then measures and writes again).
+///
+/// Length-delimited values whose length takes a walk (maps, lists of
+/// strings or messages, nested messages) are written between
+/// [`Fit::open`] and [`Fit::close`], so that their content is walked once.
+#[doc(hidden)]
+pub struct Fit<'a> {
+    buf: &'a mut [MaybeUninit<u8>],
+    pos: usize,
+    full: bool,
+    /// Where writes through [`BufMut::chunk_mut`] go once the buffer is
+    /// full (they are dropped).
+    spare: [MaybeUninit<u8>; 16],
+}
+
+impl<'a> Fit<'a> {
+    /// A writer at the start of `buf`.
+    #[inline]
+    pub fn new(buf: &'a mut [MaybeUninit<u8>]) -> Self {
+        Fit {
+            buf,
+            pos: 0,
+            full: false,
+            spare: [MaybeUninit::uninit(); 16],
+        }
+    }
+
+    /// The bytes written, unless some write did not fit.
+    #[inline]
+    pub fn written(&self) -> Option<&[u8]> {
+        if self.full {
+            return None;
+        }
+        let init = &self.buf[..self.pos];
+        #[allow(unsafe_code)]
+        // SAFETY: every byte before `pos` was written: `pos` moves only past
+        // bytes that `put_slice`, `put_u8` and `close` stored, or past the
+        // bytes of `chunk_mut` that the caller of `advance_mut` promises it
+        // wrote.
+        Some(unsafe { &*(init as *const [MaybeUninit<u8>] as *const [u8]) })
+    }
+
+    /// Starts a length-delimited value: reserves one byte for its length
+    /// and returns where it is, for [`Fit::close`].
+    #[inline(always)]
+    pub fn open(&mut self) -> usize {
+        let at = self.pos;
+        self.put_u8(0);
+        at
+    }
+
+    /// Ends the value opened at `at`: writes the length of what follows
+    /// the reserved byte, moving the content when the length takes more
+    /// than one byte.
+    #[inline]
+    pub fn close(&mut self, at: usize) {
+        if self.full {
+            return;
+        }
+        let start = at + 1;
+        let n = self.pos - start;
+        if n < 0x80 {
+            self.buf[at].write(n as u8);
+            return;
+        }
+        self.widen(at, n);
+    }
+
+    /// [`Fit::close`] for content of 128 bytes or more.
+    #[cold]
+    fn widen(&mut self, at: usize, n: usize) {
+        let width = varint::len(n as u64);
+        let extra = width - 1;
+        if self.buf.len() - self.pos < extra {
+            self.full = true;
+            return;
+        }
+        let start = at + 1;
+        self.buf.copy_within(start..self.pos, start + extra);
+        let mut len = [0u8; varint::MAX_VARINT_LEN];
+        let mut dst = &mut len[..];
+        varint::put(&mut dst, n as u64);
+        for (slot, b) in self.buf[at..at + width].iter_mut().zip(len) {
+            slot.write(b);
+        }
+        self.pos += extra;
+    }
+}
+
+#[allow(unsafe_code)]
+// SAFETY: `chunk_mut` hands out the unwritten rest of the buffer (or, once
+// full, a spare area whose contents are never read), and `advance_mut`
+// moves past at most that many bytes of the buffer, so no uninitialised
+// byte is ever counted as written.
+unsafe impl BufMut for Fit<'_> {
+    #[inline]
+    fn remaining_mut(&self) -> usize {
+        // Writes never fail: one that does not fit marks the writer full.
+        isize::MAX as usize - self.pos
+    }
+
+    #[inline]
+    unsafe fn advance_mut(&mut self, cnt: usize) {
+        if self.full || cnt > self.buf.len() - self.pos {
+            self.full = true;
+        } else {
+            self.pos += cnt;
+        }
+    }
+
+    #[inline]
+    fn chunk_mut(&mut self) -> &mut UninitSlice {
+        if !self.full && self.pos < self.buf.len() {
+            return UninitSlice::uninit(&mut self.buf[self.pos..]);
+        }
+        self.full = true;
+        UninitSlice::uninit(&mut self.spare)
+    }
+
+    #[inline(always)]
+    fn put_slice(&mut self, src: &[u8]) {
+        match self.buf.get_mut(self.pos..self.pos + src.len()) {
+            Some(dst) => {
+                #[allow(unsafe_code)]
+                // SAFETY: `u8` and `MaybeUninit<u8>` have the same layout,
+                // and every `u8` is an initialised `MaybeUninit<u8>`.
+                let src = unsafe { &*(src as *const [u8] as *const [MaybeUninit<u8>]) };
+                dst.copy_from_slice(src);
+                self.pos += src.len();
+            }
+            None => self.full = true,
+        }
+    }
+
+    #[inline(always)]
+    fn put_u8(&mut self, n: u8) {
+        match self.buf.get_mut(self.pos) {
+            Some(b) => {
+                b.write(n);
+                self.pos += 1;
+            }
+            None => self.full = true,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fit(cap: usize, f: impl FnOnce(&mut Fit<'_>)) -> Option<Vec<u8>> {
+        let mut stack = vec![MaybeUninit::uninit(); cap];
+        let mut w = Fit::new(&mut stack);
+        f(&mut w);
+        w.written().map(<[u8]>::to_vec)
+    }
+
+    #[test]
+    fn writes_what_fits_and_reports_what_does_not() {
+        assert_eq!(fit(4, |w| w.put_slice(b"abcd")), Some(b"abcd".to_vec()));
+        assert_eq!(fit(3, |w| w.put_slice(b"abcd")), None);
+        // Once full, later writes that would fit are dropped too.
+        assert_eq!(
+            fit(3, |w| {
+                w.put_slice(b"abcd");
+                w.put_u8(1);
+            }),
+            None
+        );
+        assert_eq!(fit(0, |w| w.put_u8(1)), None);
+        assert_eq!(fit(2, |w| w.put_u16_le(0x0201)), Some(vec![1, 2]));
+    }
+
+    #[test]
+    fn a_closed_value_gets_its_length_in_front() {
+        for n in [0usize, 1, 127, 128, 300, 16_383, 16_384] {
+            let content: Vec<u8> = (0..n).map(|i| i as u8).collect();
+            let got = fit(n + 8, |w| {
+                w.put_u8(0xaa);
+                let at = w.open();
+                w.put_slice(&content);
+                w.close(at);
+                w.put_u8(0xbb);
+            })
+            .unwrap_or_else(|| panic!("{n} bytes fit"));
+            let mut want = vec![0xaa];
+            varint::put(&mut want, n as u64);
+            want.extend_from_slice(&content);
+            want.push(0xbb);
+            assert_eq!(got, want, "content of {n} bytes");
+        }
+    }
+
+    #[test]
+    fn widening_that_does_not_fit_is_reported() {
+        // 200 bytes of content need a two-byte length: one byte more than
+        // the buffer has.
+        assert_eq!(
+            fit(201, |w| {
+                let at = w.open();
+                w.put_slice(&[7; 200]);
+                w.close(at);
+            }),
+            None
+        );
+        assert!(
+            fit(202, |w| {
+                let at = w.open();
+                w.put_slice(&[7; 200]);
+                w.close(at);
+            })
+            .is_some()
+        );
+    }
+
+    #[test]
+    fn nested_values_close_inside_out() {
+        let inner: Vec<u8> = vec![5; 130];
+        let got = fit(300, |w| {
+            let outer = w.open();
+            w.put_u8(1);
+            let at = w.open();
+            w.put_slice(&inner);
+            w.close(at);
+            w.close(outer);
+        })
+        .expect("fits");
+        let mut body = vec![1];
+        varint::put(&mut body, 130);
+        body.extend_from_slice(&inner);
+        let mut want = Vec::new();
+        varint::put(&mut want, body.len() as u64);
+        want.extend_from_slice(&body);
+        assert_eq!(got, want);
+    }
+}
