@@ -1,8 +1,8 @@
 //! The traits generated code implements, and the helpers it calls.
 
 use alloc::vec::Vec;
-use core::mem::MaybeUninit;
 use bytes::{BufMut, Bytes};
+use core::mem::MaybeUninit;
 
 use crate::descriptor::MessageDescriptor;
 use crate::wire::{DecodeError, EncodeError, Limits, Reader};
@@ -162,8 +162,8 @@ pub trait Message: Sized + Default + Clone + PartialEq + core::fmt::Debug {
         let mut stack = [MaybeUninit::uninit(); FIT_BOUND];
         let mut fit = Fit::new(&mut stack);
         self.fit_body(&mut fit);
-        if let Some(written) = fit.written() {
-            return Ok(written.to_vec());
+        if let Some(v) = fit.to_vec() {
+            return Ok(v);
         }
         if !Self::NESTED_LENGTHS {
             // Nothing nested to record: no `Lens` to set up (and validated
