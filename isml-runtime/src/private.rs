@@ -159,6 +159,7 @@ macro_rules! __wire_message {
         impl $crate::__private::Wire for $t {
             const CLASS: $crate::__private::Class = $crate::__private::Class::Delimited;
             const ELEM_FORM: $crate::__private::ElemForm = $crate::__private::ElemForm::Delimited;
+            const VALIDATES_ELEM: bool = true;
             #[inline]
             fn is_default(&self) -> bool {
                 false
@@ -316,6 +317,7 @@ macro_rules! __wire_union {
     ($t:ident, $view:ident) => {
         impl $crate::__private::Wire for $t {
             const CLASS: $crate::__private::Class = $crate::__private::Class::Delimited;
+            const VALIDATES_ELEM: bool = true;
             #[inline]
             fn is_default(&self) -> bool {
                 false

@@ -13,6 +13,7 @@ fn list_content_len<T: Wire>(items: &[T]) -> usize {
 
 impl<T: Wire> Wire for Vec<T> {
     const CLASS: Class = Class::Delimited;
+    const VALIDATES_ELEM: bool = true;
     const ELEM_FORM: ElemForm = ElemForm::Delimited;
     #[inline]
     fn is_default(&self) -> bool {
@@ -78,6 +79,9 @@ impl<T: Wire> Wire for Vec<T> {
     #[inline]
     fn validate_elem(&self, depth_left: u32) -> Result<(), EncodeError> {
         let d = deeper(depth_left)?;
+        if !T::VALIDATES_ELEM {
+            return Ok(());
+        }
         self.iter().try_for_each(|v| v.validate_elem(d))
     }
     #[inline]
@@ -150,6 +154,7 @@ impl<'a, T: WireView<'a>> WireView<'a> for Vec<T> {
 
 impl<T: Wire> Wire for Option<T> {
     const CLASS: Class = T::CLASS;
+    const VALIDATES_ELEM: bool = true;
     #[inline]
     fn is_default(&self) -> bool {
         self.is_none()
@@ -284,6 +289,7 @@ impl<'a, T: WireView<'a>> WireView<'a> for Option<T> {
 
 impl<T: Wire> Wire for Box<T> {
     const CLASS: Class = T::CLASS;
+    const VALIDATES_ELEM: bool = T::VALIDATES_ELEM;
     const ELEM_FORM: ElemForm = T::ELEM_FORM;
     const ELEM_WIDTH: Option<usize> = T::ELEM_WIDTH;
     #[inline]
@@ -377,6 +383,7 @@ fn map_content_len<'k, K: Wire + 'k, V: Wire + 'k>(
 
 impl<K: Wire + Ord, V: Wire> Wire for BTreeMap<K, V> {
     const CLASS: Class = Class::Delimited;
+    const VALIDATES_ELEM: bool = true;
     const ELEM_FORM: ElemForm = ElemForm::Delimited;
     #[inline]
     fn is_default(&self) -> bool {
@@ -436,6 +443,9 @@ impl<K: Wire + Ord, V: Wire> Wire for BTreeMap<K, V> {
     #[inline]
     fn validate_elem(&self, depth_left: u32) -> Result<(), EncodeError> {
         let d = deeper(depth_left)?;
+        if !V::VALIDATES_ELEM {
+            return Ok(());
+        }
         self.values().try_for_each(|v| v.validate_elem(d))
     }
     #[inline]
@@ -503,6 +513,7 @@ where
     S: core::hash::BuildHasher + Default,
 {
     const CLASS: Class = Class::Delimited;
+    const VALIDATES_ELEM: bool = true;
     #[inline]
     fn is_default(&self) -> bool {
         self.is_empty()
@@ -539,6 +550,9 @@ where
     #[inline]
     fn validate_elem(&self, depth_left: u32) -> Result<(), EncodeError> {
         let d = deeper(depth_left)?;
+        if !V::VALIDATES_ELEM {
+            return Ok(());
+        }
         self.values().try_for_each(|v| v.validate_elem(d))
     }
 }
@@ -566,6 +580,7 @@ where
 
 impl<T: Wire + Default, const N: usize> Wire for [T; N] {
     const CLASS: Class = Class::Delimited;
+    const VALIDATES_ELEM: bool = true;
     #[inline]
     fn is_default(&self) -> bool {
         false
@@ -611,6 +626,9 @@ impl<T: Wire + Default, const N: usize> Wire for [T; N] {
     #[inline]
     fn validate_elem(&self, depth_left: u32) -> Result<(), EncodeError> {
         let d = deeper(depth_left)?;
+        if !T::VALIDATES_ELEM {
+            return Ok(());
+        }
         self.iter().try_for_each(|v| v.validate_elem(d))
     }
 }

@@ -49,6 +49,13 @@ pub trait Wire: Sized {
     /// so a list of them needs no validation pass.
     const ANY_BITS: bool = false;
 
+    /// Whether [`Wire::validate_elem`] checks anything (nested messages,
+    /// the nesting limit): a list or map of values that check nothing is
+    /// not walked to validate it. Every type that overrides
+    /// `validate_elem` sets it.
+    #[doc(hidden)]
+    const VALIDATES_ELEM: bool = false;
+
     /// Whether a non-optional field with this value is omitted (§5.2).
     fn is_default(&self) -> bool;
     /// Bytes of the element form.
