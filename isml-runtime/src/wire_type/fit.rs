@@ -170,7 +170,15 @@ unsafe impl BufMut for Fit<'_> {
 fn copy(dst: &mut [MaybeUninit<u8>], src: &[MaybeUninit<u8>]) {
     let n = src.len();
     if n > 16 {
-        dst.copy_from_slice(src);
+        if n > 64 {
+            dst.copy_from_slice(src);
+        } else if n > 32 {
+            dst[..32].copy_from_slice(&src[..32]);
+            dst[n - 32..].copy_from_slice(&src[n - 32..]);
+        } else {
+            dst[..16].copy_from_slice(&src[..16]);
+            dst[n - 16..].copy_from_slice(&src[n - 16..]);
+        }
     } else if n >= 8 {
         dst[..8].copy_from_slice(&src[..8]);
         dst[n - 8..].copy_from_slice(&src[n - 8..]);
