@@ -177,6 +177,20 @@ impl ::isml_runtime::__private::Message for Value {
             ::isml_runtime::__private::Wire::encode_field(&self.value, __buf);
         }
     }
+    #[inline]
+    fn fit_body(&self, __w: &mut ::isml_runtime::__private::Fit<'_>) {
+        let mut __p = ::isml_runtime::__private::PresenceWriter::<1>::new();
+        if !::isml_runtime::__private::Wire::is_default(&self.value) {
+            __p.set(
+                1u32,
+                <::isml_runtime::__private::String as ::isml_runtime::__private::Wire>::CLASS,
+            );
+        }
+        __p.encode(__w);
+        if !::isml_runtime::__private::Wire::is_default(&self.value) {
+            ::isml_runtime::__private::Wire::fit_field(&self.value, __w);
+        }
+    }
     fn decode_reader(
         __r: &mut ::isml_runtime::__private::Reader<'_>,
     ) -> ::isml_runtime::__private::Result<

@@ -136,7 +136,7 @@ scalar_view!(i8);
 /// Integers wider than a byte: the same varint in field and element form,
 /// written with `$put` (plain or zigzag) after widening with `$wide`.
 macro_rules! varint_int {
-    ($t:ty, $wide:ty, $read:ident, $len:path, $put:path) => {
+    ($t:ty, $wide:ty, $read:ident, $len:path, $put:path, $raw:path) => {
         impl Wire for $t {
             const CLASS: Class = Class::Varint;
             const ELEM_FORM: ElemForm = ElemForm::Varint;
@@ -168,16 +168,50 @@ macro_rules! varint_int {
             fn decode_field(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
                 r.$read()
             }
+            #[inline(always)]
+            fn fit_elem(&self, w: &mut Fit<'_>) {
+                w.put_varint($raw(<$wide>::from(*self)));
+            }
+            #[inline(always)]
+            fn fit_field(&self, w: &mut Fit<'_>) {
+                self.fit_elem(w);
+            }
         }
         scalar_view!($t);
     };
 }
-varint_int!(u16, u64, u16, varint::len, varint::put);
-varint_int!(u32, u64, u32, varint::len, varint::put);
-varint_int!(u64, u64, u64, varint::len, varint::put);
-varint_int!(i16, i64, i16, write::svarint_len, write::svarint);
-varint_int!(i32, i64, i32, write::svarint_len, write::svarint);
-varint_int!(i64, i64, i64, write::svarint_len, write::svarint);
+/// The varint of an unsigned integer is of the value itself.
+#[inline(always)]
+const fn same(v: u64) -> u64 {
+    v
+}
+varint_int!(u16, u64, u16, varint::len, varint::put, same);
+varint_int!(u32, u64, u32, varint::len, varint::put, same);
+varint_int!(u64, u64, u64, varint::len, varint::put, same);
+varint_int!(
+    i16,
+    i64,
+    i16,
+    write::svarint_len,
+    write::svarint,
+    varint::zigzag
+);
+varint_int!(
+    i32,
+    i64,
+    i32,
+    write::svarint_len,
+    write::svarint,
+    varint::zigzag
+);
+varint_int!(
+    i64,
+    i64,
+    i64,
+    write::svarint_len,
+    write::svarint,
+    varint::zigzag
+);
 
 impl Wire for f32 {
     const ANY_BITS: bool = true;

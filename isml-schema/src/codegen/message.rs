@@ -386,10 +386,12 @@ impl Gen<'_> {
             },
             _ => quote!(),
         };
-        // A message with a nested length to walk writes it after its
-        // content in `encode_to_vec`'s one pass (see `Message::fit_body`).
-        let fit_body = if members.iter().any(|m| self.walked_length(&m.field.ty)) {
-            quote! {
+        // `encode_to_vec`'s one pass: nested lengths after their content,
+        // varints stored a word at a time (see `Message::fit_body`). A
+        // message the small bound covers is written by `encode_raw_into`.
+        let fit_body = match bound {
+            Some(n) if n <= 64 => quote!(),
+            _ => quote! {
                 #[inline]
                 fn fit_body(&self, __w: &mut #p::Fit<'_>) {
                     let mut __p = #p::PresenceWriter::<#bitmap_bytes>::new();
@@ -397,9 +399,7 @@ impl Gen<'_> {
                     __p.encode(__w);
                     #(#fit_stmts)*
                 }
-            }
-        } else {
-            quote!()
+            },
         };
         let impls = quote! {
             #inherent

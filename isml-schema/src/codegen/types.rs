@@ -19,7 +19,7 @@ impl Gen<'_> {
     /// Whether a value of `ty` is length-delimited with a length that takes
     /// a walk to compute: a list of varints or of delimited values, a map, a
     /// message or union.
-    pub(super) fn walked_length(&self, ty: &Type) -> bool {
+    fn walked_length(&self, ty: &Type) -> bool {
         match ty {
             Type::Optional(t) => self.walked_length(t),
             Type::List(t) => !matches!(
