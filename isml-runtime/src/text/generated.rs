@@ -180,14 +180,15 @@ impl ::isml_runtime::__private::Message for Value {
     #[inline]
     fn fit_body(&self, __w: &mut ::isml_runtime::__private::Fit<'_>) {
         let mut __p = ::isml_runtime::__private::PresenceWriter::<1>::new();
-        if !::isml_runtime::__private::Wire::is_default(&self.value) {
+        let __has_1 = !::isml_runtime::__private::Wire::is_default(&self.value);
+        if __has_1 {
             __p.set(
                 1u32,
                 <::isml_runtime::__private::String as ::isml_runtime::__private::Wire>::CLASS,
             );
         }
         __p.encode(__w);
-        if !::isml_runtime::__private::Wire::is_default(&self.value) {
+        if __has_1 {
             ::isml_runtime::__private::Wire::fit_field(&self.value, __w);
         }
     }

@@ -90,6 +90,18 @@ impl<'a> Fit<'a> {
         self.pos += n;
     }
 
+    /// Writes a fixed number of bytes (a little-endian word).
+    #[inline(always)]
+    fn put_word<const N: usize>(&mut self, bytes: [u8; N]) {
+        match self.buf.get_mut(self.pos..self.pos + N) {
+            Some(dst) => {
+                dst.copy_from_slice(&bytes.map(MaybeUninit::new));
+                self.pos += N;
+            }
+            None => self.full = true,
+        }
+    }
+
     /// Starts a length-delimited value: reserves one byte for its length
     /// and returns where it is, for [`Fit::close`].
     #[inline(always)]
@@ -180,6 +192,21 @@ unsafe impl BufMut for Fit<'_> {
             }
             None => self.full = true,
         }
+    }
+
+    #[inline(always)]
+    fn put_u16_le(&mut self, n: u16) {
+        self.put_word(n.to_le_bytes());
+    }
+
+    #[inline(always)]
+    fn put_u32_le(&mut self, n: u32) {
+        self.put_word(n.to_le_bytes());
+    }
+
+    #[inline(always)]
+    fn put_u64_le(&mut self, n: u64) {
+        self.put_word(n.to_le_bytes());
     }
 
     #[inline(always)]

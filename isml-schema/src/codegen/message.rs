@@ -179,6 +179,8 @@ impl Gen<'_> {
         let mut measure_stmts = Vec::new();
         let mut write_stmts = Vec::new();
         let mut fit_stmts = Vec::new();
+        // Each field's `is_default` once: the presence and the write share it.
+        let mut fit_presence = Vec::new();
         let mut decode_arms = Vec::new();
         // Straight-line decoding for the usual case: every tag within 32 (the
         // presence fits one word) and no field this version does not know.
@@ -263,8 +265,15 @@ impl Gen<'_> {
                     #p::Wire::write_field(&self.#fid, __buf, __lens);
                 }
             });
+            let present = format_ident!("__has_{}", tag);
+            fit_presence.push(quote! {
+                let #present = !#p::Wire::is_default(&self.#fid);
+                if #present {
+                    __p.set(#tag, <#ty as #p::Wire>::CLASS);
+                }
+            });
             fit_stmts.push(quote! {
-                if !#p::Wire::is_default(&self.#fid) {
+                if #present {
                     #p::Wire::fit_field(&self.#fid, __w);
                 }
             });
@@ -395,7 +404,7 @@ impl Gen<'_> {
                 #[inline]
                 fn fit_body(&self, __w: &mut #p::Fit<'_>) {
                     let mut __p = #p::PresenceWriter::<#bitmap_bytes>::new();
-                    #(#presence_stmts)*
+                    #(#fit_presence)*
                     __p.encode(__w);
                     #(#fit_stmts)*
                 }
