@@ -216,3 +216,70 @@ fn static_bounds_are_reached_by_the_largest_values() {
     assert_eq!(Scalars::MAX_ENCODED_LEN, usize::MAX);
     assert_eq!(Containers::MAX_ENCODED_LEN, usize::MAX);
 }
+
+/// `encode_to_vec` writes in one pass into a 512-byte stack buffer, with
+/// nested lengths after their content (widened when the content reaches
+/// 128 bytes), and measures and writes again when the message does not
+/// fit. Around each of those edges it writes what `encode` writes, into a
+/// vector of exactly that length.
+#[test]
+fn one_pass_writer_agrees_with_encode_at_its_edges() {
+    let check = |value: &dyn Fn(usize) -> Containers| {
+        for n in (0..140).chain(490..530).chain([1_000, 20_000]) {
+            let v = value(n);
+            let bytes = v.encode_to_vec().unwrap();
+            let mut want = Vec::new();
+            v.encode(&mut want).unwrap();
+            assert_eq!(bytes, want, "size parameter {n}");
+            assert_eq!(bytes.capacity(), bytes.len(), "size parameter {n}");
+            assert_eq!(Containers::decode_slice(&bytes).unwrap(), v);
+        }
+    };
+    // A string whose length crosses 128 (its length prefix widens) and 512
+    // (the whole message no longer fits the stack buffer).
+    check(&|n| Containers {
+        opt_str: Some("s".repeat(n)),
+        ..Containers::default()
+    });
+    // A map whose content crosses those lengths entry by entry, and a list
+    // of strings inside the same message.
+    check(&|n| Containers {
+        by_name: (0..n / 4).map(|i| (format!("k{i:03}"), i as i32)).collect(),
+        list_str: vec!["x".repeat(n % 200); 2],
+        ..Containers::default()
+    });
+    // Lists nested in a list: inner lengths widen inside an outer one.
+    check(&|n| Containers {
+        nested: vec![(0..n as u16).collect(), vec![7; n / 2]],
+        ..Containers::default()
+    });
+}
+
+/// Nested messages widen their length inside their parent's.
+#[test]
+fn one_pass_writer_nests_wide_messages() {
+    for width in [1usize, 60, 130, 300, 600] {
+        let leaf = |v: i32| Node {
+            value: v,
+            children: (0..width as i32)
+                .map(|i| Node {
+                    value: i,
+                    ..Node::default()
+                })
+                .collect(),
+            ..Node::default()
+        };
+        let tree = Node {
+            value: -1,
+            left: Some(Box::new(leaf(1))),
+            right: Some(Box::new(leaf(2))),
+            children: vec![leaf(3), leaf(4)],
+            label: Some("root".into()),
+        };
+        let bytes = tree.encode_to_vec().unwrap();
+        let mut want = Vec::new();
+        tree.encode(&mut want).unwrap();
+        assert_eq!(bytes, want, "width {width}");
+        assert_eq!(Node::decode_slice(&bytes).unwrap(), tree);
+    }
+}
