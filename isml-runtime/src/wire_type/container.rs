@@ -419,7 +419,10 @@ impl<K: Wire + Ord, V: Wire> Wire for BTreeMap<K, V> {
         while !c.is_empty() {
             let at = c.position();
             let k = K::decode_elem(&mut c)?;
-            if map.last_key_value().is_some_and(|(last, _)| *last >= k) {
+            if map
+                .last_key_value()
+                .is_some_and(|(last, _)| !K::key_before(last, &k))
+            {
                 return Err(DecodeError::MapKeyOrder { at });
             }
             let v = V::decode_elem(&mut c)?;

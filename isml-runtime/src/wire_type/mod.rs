@@ -56,6 +56,18 @@ pub trait Wire: Sized {
     #[doc(hidden)]
     const VALIDATES_ELEM: bool = false;
 
+    /// Whether `a` orders before `b` as a map key (`a < b`): what decoding
+    /// a map checks for every key after the first (§5.4). Strings and bytes
+    /// compare short keys a word at a time instead of calling `memcmp`.
+    #[doc(hidden)]
+    #[inline(always)]
+    fn key_before(a: &Self, b: &Self) -> bool
+    where
+        Self: Ord,
+    {
+        a < b
+    }
+
     /// Whether a non-optional field with this value is omitted (§5.2).
     fn is_default(&self) -> bool;
     /// Bytes of the element form.
@@ -167,6 +179,27 @@ pub trait Wire: Sized {
         }
         Ok(out)
     }
+}
+
+/// `a < b` for byte strings (the order of map keys that are strings or
+/// bytes), eight bytes at a time from the front.
+#[inline(always)]
+pub(crate) fn bytes_before(a: &[u8], b: &[u8]) -> bool {
+    let (mut x, mut y) = (a, b);
+    while let (Some((wx, rx)), Some((wy, ry))) =
+        (x.split_first_chunk::<8>(), y.split_first_chunk::<8>())
+    {
+        if wx != wy {
+            return u64::from_be_bytes(*wx) < u64::from_be_bytes(*wy);
+        }
+        (x, y) = (rx, ry);
+    }
+    for (cx, cy) in x.iter().zip(y) {
+        if cx != cy {
+            return cx < cy;
+        }
+    }
+    x.len() < y.len()
 }
 
 /// How a type's element form ends, for counting the elements of a list
@@ -336,5 +369,37 @@ mod lens_tests {
             assert_eq!(lens.take(), Some(i * 7));
         }
         assert_eq!(lens.take(), None);
+    }
+}
+
+#[cfg(test)]
+mod key_order_tests {
+    use super::bytes_before;
+
+    #[test]
+    fn byte_order_agrees_with_slice_order() {
+        let keys: Vec<Vec<u8>> = [
+            &b""[..],
+            b"a",
+            b"ab",
+            b"abcdefgh",
+            b"abcdefgh\x00",
+            b"abcdefgi",
+            b"abcdefghabcdefgh",
+            b"abcdefghabcdefgi",
+            b"abcdefghabcdefgh1",
+            b"\xff",
+            b"\x7f\xff",
+            b"\x80",
+            b"zzzzzzzzzzzzzzzzzzzz",
+        ]
+        .iter()
+        .map(|k| k.to_vec())
+        .collect();
+        for a in &keys {
+            for b in &keys {
+                assert_eq!(bytes_before(a, b), a < b, "{a:?} < {b:?}");
+            }
+        }
     }
 }

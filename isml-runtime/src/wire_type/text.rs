@@ -37,6 +37,10 @@ impl Wire for String {
     fn decode_field(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Self::decode_elem(r)
     }
+    #[inline(always)]
+    fn key_before(a: &Self, b: &Self) -> bool {
+        bytes_before(a.as_bytes(), b.as_bytes())
+    }
 }
 
 #[cold]
@@ -98,6 +102,10 @@ impl Wire for Bytes {
     #[inline]
     fn decode_field(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         r.bytes()
+    }
+    #[inline(always)]
+    fn key_before(a: &Self, b: &Self) -> bool {
+        bytes_before(a, b)
     }
 }
 
