@@ -125,8 +125,21 @@ pub trait Message: Sized + Default + Clone + PartialEq + core::fmt::Debug {
     /// Validates and writes the encoding into `buf`. Writes nothing when
     /// validation fails; never allocates when `buf` has room for
     /// [`Message::encoded_len`] bytes.
+    ///
+    /// A message with nested lengths to walk (lists of messages, messages
+    /// in messages) is written in one pass into a 512-byte buffer on the
+    /// stack and copied into `buf`, as [`Message::encode_to_vec`] does;
+    /// one that does not fit there is measured, then written.
     fn encode<B: BufMut + ?Sized>(&self, buf: &mut B) -> Result<(), EncodeError> {
         if Self::NESTED_LENGTHS {
+            self.validate()?;
+            let mut stack = [MaybeUninit::uninit(); FIT_BOUND];
+            let mut fit = Fit::new(&mut stack);
+            self.fit_body(&mut fit);
+            if let Some(written) = fit.written() {
+                buf.put_slice(written);
+                return Ok(());
+            }
             let mut lens = Lens::new();
             self.measure_body(Limits::DEFAULT.max_depth, &mut lens)?;
             self.write_body(buf, &mut lens);

@@ -40,6 +40,18 @@ impl<'a> Fit<'a> {
         }
     }
 
+    /// The bytes written, unless some write did not fit.
+    #[inline]
+    pub fn written(&self) -> Option<&[u8]> {
+        if self.full {
+            return None;
+        }
+        let init = &self.buf[..self.pos];
+        #[allow(unsafe_code)]
+        // SAFETY: as in `to_vec`.
+        Some(unsafe { &*(init as *const [MaybeUninit<u8>] as *const [u8]) })
+    }
+
     /// A vector of exactly the bytes written, unless some write did not
     /// fit.
     #[inline]
