@@ -107,7 +107,7 @@ pub trait Message: Sized + Default + Clone + PartialEq + core::fmt::Debug {
     }
 
     /// [`Message::encode_raw`] into the one-pass writer of
-    /// [`Message::encode_to_vec`]: generated code writes each field with
+    /// [`Message::encode_to_vec`] and [`Message::encode`]: generated code writes each field with
     /// [`Wire::fit_field`], so that a nested length is written after its
     /// content instead of being measured first.
     ///
@@ -133,11 +133,7 @@ pub trait Message: Sized + Default + Clone + PartialEq + core::fmt::Debug {
     fn encode<B: BufMut + ?Sized>(&self, buf: &mut B) -> Result<(), EncodeError> {
         if Self::NESTED_LENGTHS {
             self.validate()?;
-            let mut stack = [MaybeUninit::uninit(); FIT_BOUND];
-            let mut fit = Fit::new(&mut stack);
-            self.fit_body(&mut fit);
-            if let Some(written) = fit.written() {
-                buf.put_slice(written);
+            if on_stack(self, |written| buf.put_slice(written)).is_some() {
                 return Ok(());
             }
             let mut lens = Lens::new();
@@ -172,10 +168,7 @@ pub trait Message: Sized + Default + Clone + PartialEq + core::fmt::Debug {
             return Ok(v);
         }
         self.validate()?;
-        let mut stack = [MaybeUninit::uninit(); FIT_BOUND];
-        let mut fit = Fit::new(&mut stack);
-        self.fit_body(&mut fit);
-        if let Some(v) = fit.to_vec() {
+        if let Some(v) = on_stack(self, <[u8]>::to_vec) {
             return Ok(v);
         }
         if !Self::NESTED_LENGTHS {
@@ -223,12 +216,25 @@ pub trait Message: Sized + Default + Clone + PartialEq + core::fmt::Debug {
 }
 
 /// The largest [`Message::MAX_ENCODED_LEN`] that [`Message::encode_to_vec`]
-/// writes on the stack without measuring first.
+/// writes on the stack without measuring first (generated code gives such
+/// messages `encode_raw_into`: keep `isml-schema`'s codegen `SMALL_BOUND`
+/// equal).
 const SMALL_BOUND: usize = 64;
 
 /// The stack buffer [`Message::encode_to_vec`] first tries for a message
 /// of no smaller bound.
 const FIT_BOUND: usize = 512;
+
+/// Writes a validated `m` in one pass into a [`FIT_BOUND`]-byte buffer on
+/// the stack ([`Message::fit_body`]) and hands the bytes to `f`; `None`
+/// when they do not fit.
+#[inline(always)]
+fn on_stack<M: Message, R>(m: &M, f: impl FnOnce(&[u8]) -> R) -> Option<R> {
+    let mut stack = [MaybeUninit::uninit(); FIT_BOUND];
+    let mut fit = Fit::new(&mut stack);
+    m.fit_body(&mut fit);
+    fit.written().map(f)
+}
 
 /// A message or union with a type id: it can be sent on its own in a frame.
 pub trait TopLevel: Message {

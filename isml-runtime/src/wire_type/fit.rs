@@ -4,15 +4,13 @@
 
 use core::mem::MaybeUninit;
 
-use alloc::vec::Vec;
-
 use bytes::BufMut;
 use bytes::buf::UninitSlice;
 
 use crate::wire::varint;
 
 /// A writer over a fixed buffer that notes a write that does not fit
-/// instead of panicking: every later write is dropped and [`Fit::to_vec`]
+/// instead of panicking: every later write is dropped and [`Fit::written`]
 /// says `None` (the caller then measures and writes again).
 ///
 /// Length-delimited values whose length takes a walk (maps, lists of
@@ -41,6 +39,9 @@ impl<'a> Fit<'a> {
     }
 
     /// The bytes written, unless some write did not fit.
+    ///
+    /// (Copying them out in overlapping blocks, as [`Fit`] copies short
+    /// strings in, measured slower: message lengths vary more.)
     #[inline]
     pub fn written(&self) -> Option<&[u8]> {
         if self.full {
@@ -48,27 +49,11 @@ impl<'a> Fit<'a> {
         }
         let init = &self.buf[..self.pos];
         #[allow(unsafe_code)]
-        // SAFETY: as in `to_vec`.
-        Some(unsafe { &*(init as *const [MaybeUninit<u8>] as *const [u8]) })
-    }
-
-    /// A vector of exactly the bytes written, unless some write did not
-    /// fit.
-    #[inline]
-    pub fn to_vec(&self) -> Option<Vec<u8>> {
-        if self.full {
-            return None;
-        }
-        let init = &self.buf[..self.pos];
-        #[allow(unsafe_code)]
         // SAFETY: every byte before `pos` was written: `pos` moves only past
-        // bytes that `put_slice`, `put_u8` and `close` stored, or past the
-        // bytes of `chunk_mut` that the caller of `advance_mut` promises it
-        // wrote.
-        let init = unsafe { &*(init as *const [MaybeUninit<u8>] as *const [u8]) };
-        // (A copy in two overlapping blocks, as `copy` does for strings,
-        // measured slower here: message lengths vary more.)
-        Some(init.to_vec())
+        // bytes that `put_slice`, `put_u8`, `put_word`, `put_varint` and
+        // `close` stored, or past the bytes of `chunk_mut` that the caller
+        // of `advance_mut` promises it wrote.
+        Some(unsafe { &*(init as *const [MaybeUninit<u8>] as *const [u8]) })
     }
 
     /// Writes `uvarint(v)`. With eight bytes of room, a value of up to
@@ -77,12 +62,10 @@ impl<'a> Fit<'a> {
     /// or never copied out), instead of a byte at a time.
     #[inline(always)]
     pub fn put_varint(&mut self, v: u64) {
-        if v < 0x4000 {
-            // One or two bytes, as the plain writer writes them.
-            varint::put(self, v);
-            return;
-        }
-        if v >= 1 << 56 || self.buf.len() - self.pos < 8 {
+        // One or two bytes are written as the plain writer writes them
+        // (faster than the spread for them), and so is anything without
+        // the room or the bits for one word.
+        if !(0x4000..1 << 56).contains(&v) || self.buf.len() - self.pos < 8 {
             varint::put(self, v);
             return;
         }
@@ -270,7 +253,7 @@ mod tests {
         let mut stack = vec![MaybeUninit::uninit(); cap];
         let mut w = Fit::new(&mut stack);
         f(&mut w);
-        w.to_vec()
+        w.written().map(<[u8]>::to_vec)
     }
 
     #[test]

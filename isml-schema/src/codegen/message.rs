@@ -3,6 +3,10 @@
 use super::descriptor::TypeItems;
 use super::*;
 
+/// The largest `MAX_ENCODED_LEN` that the runtime's `encode_to_vec` writes
+/// through `encode_raw_into` without measuring (its `SMALL_BOUND`).
+const SMALL_BOUND: usize = 64;
+
 impl Gen<'_> {
     pub(super) fn message(&self, id: TypeId, def: &TypeDef) -> TokenStream {
         let TypeDefKind::Message(m) = &def.kind else {
@@ -376,9 +380,13 @@ impl Gen<'_> {
             }
         };
         // Small bounded messages are written into a slice that stays in
-        // registers (see `Message::encode_raw_into`).
-        let encode_raw_into = match bound {
-            Some(n) if n <= 64 => quote! {
+        // registers (see `Message::encode_raw_into`); any other through
+        // `encode_to_vec`'s one pass: nested lengths after their content,
+        // varints stored a word at a time (see `Message::fit_body`).
+        let small = bound.is_some_and(|n| n <= SMALL_BOUND);
+        let (encode_raw_into, fit_body) = if small {
+            (
+                quote! {
                 #[inline]
                 fn encode_raw_into(&self, __slice: &mut [u8]) -> usize {
                     let __total = __slice.len();
@@ -392,23 +400,22 @@ impl Gen<'_> {
                     }
                     __total - __rest.len()
                 }
-            },
-            _ => quote!(),
-        };
-        // `encode_to_vec`'s one pass: nested lengths after their content,
-        // varints stored a word at a time (see `Message::fit_body`). A
-        // message the small bound covers is written by `encode_raw_into`.
-        let fit_body = match bound {
-            Some(n) if n <= 64 => quote!(),
-            _ => quote! {
-                #[inline]
-                fn fit_body(&self, __w: &mut #p::Fit<'_>) {
-                    let mut __p = #p::PresenceWriter::<#bitmap_bytes>::new();
-                    #(#fit_presence)*
-                    __p.encode(__w);
-                    #(#fit_stmts)*
-                }
-            },
+                },
+                quote!(),
+            )
+        } else {
+            (
+                quote!(),
+                quote! {
+                    #[inline]
+                    fn fit_body(&self, __w: &mut #p::Fit<'_>) {
+                        let mut __p = #p::PresenceWriter::<#bitmap_bytes>::new();
+                        #(#fit_presence)*
+                        __p.encode(__w);
+                        #(#fit_stmts)*
+                    }
+                },
+            )
         };
         let impls = quote! {
             #inherent

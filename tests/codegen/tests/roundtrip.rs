@@ -232,16 +232,7 @@ fn static_bounds_are_reached_by_the_largest_values() {
 fn one_pass_writer_agrees_with_encode_at_its_edges() {
     let check = |value: &dyn Fn(usize) -> Containers| {
         for n in (0..140).chain(490..530).chain([1_000, 20_000]) {
-            let v = value(n);
-            let bytes = v.encode_to_vec().unwrap();
-            let mut want = Vec::new();
-            v.encode_raw(&mut want);
-            assert_eq!(bytes, want, "size parameter {n}");
-            let mut again = Vec::new();
-            v.encode(&mut again).unwrap();
-            assert_eq!(again, want, "size parameter {n}");
-            assert_eq!(bytes.capacity(), bytes.len(), "size parameter {n}");
-            assert_eq!(Containers::decode_slice(&bytes).unwrap(), v);
+            check_one_pass(&value(n), &format!("size parameter {n}"));
         }
     };
     // A string whose length crosses 128 (its length prefix widens) and 512
@@ -285,13 +276,20 @@ fn one_pass_writer_nests_wide_messages() {
             children: vec![leaf(3), leaf(4)],
             label: Some("root".into()),
         };
-        let bytes = tree.encode_to_vec().unwrap();
-        let mut want = Vec::new();
-        tree.encode_raw(&mut want);
-        assert_eq!(bytes, want, "width {width}");
-        let mut again = Vec::new();
-        tree.encode(&mut again).unwrap();
-        assert_eq!(again, want, "width {width}");
-        assert_eq!(Node::decode_slice(&bytes).unwrap(), tree);
+        check_one_pass(&tree, &format!("width {width}"));
     }
+}
+
+/// `encode_to_vec` and `encode` write what the plain writer writes, into a
+/// vector of exactly that length, and it decodes back to `value`.
+fn check_one_pass<M: Message>(value: &M, what: &str) {
+    let bytes = value.encode_to_vec().unwrap();
+    let mut want = Vec::new();
+    value.encode_raw(&mut want);
+    assert_eq!(bytes, want, "{what}");
+    let mut again = Vec::new();
+    value.encode(&mut again).unwrap();
+    assert_eq!(again, want, "{what}");
+    assert_eq!(bytes.capacity(), bytes.len(), "{what}");
+    assert_eq!(&M::decode_slice(&bytes).unwrap(), value, "{what}");
 }
