@@ -198,25 +198,29 @@ impl ::isml_runtime::__private::Message for Value {
         Self,
         ::isml_runtime::__private::DecodeError,
     > {
-        let mut __m = <Self as ::isml_runtime::__private::Default>::default();
         let __presence = __r.presence()?;
         if let ::isml_runtime::__private::Some(__bits) = __presence.only_known(3u64) {
-            let __c = (__bits >> 0u32) as u8 & 3;
-            if __c != 0 {
-                let __v = ::isml_runtime::__private::decode_field::<
-                    ::isml_runtime::__private::String,
-                >(
-                    __r,
-                    ::isml_runtime::__private::Class::from_bits(__c),
-                    1u32,
-                    "isml.text.Value",
-                    "value",
-                )?;
-                __m.value = __v;
-            }
+            let __f1 = {
+                let __c = (__bits >> 0u32) as u8 & 3;
+                if __c != 0 {
+                    let __v = ::isml_runtime::__private::decode_field::<
+                        ::isml_runtime::__private::String,
+                    >(
+                        __r,
+                        ::isml_runtime::__private::Class::from_bits(__c),
+                        1u32,
+                        "isml.text.Value",
+                        "value",
+                    )?;
+                    __v
+                } else {
+                    ::isml_runtime::__private::Default::default()
+                }
+            };
             __r.finish("isml.text.Value")?;
-            return ::isml_runtime::__private::Ok(__m);
+            return ::isml_runtime::__private::Ok(Value { value: __f1 });
         }
+        let mut __m = <Self as ::isml_runtime::__private::Default>::default();
         for (__tag, __class) in __presence {
             match __tag {
                 1u32 => {

@@ -117,23 +117,27 @@ impl Gen<'_> {
 
     /// `field: <default>,` for each member (arrays of any length included).
     pub(super) fn default_fields(&self, members: &[Member<'_>]) -> Vec<TokenStream> {
-        let p = quote!(::isml_runtime::__private);
         members
             .iter()
             .map(|m| {
                 let fid = &m.ident;
-                match (&m.field.ty, self.derive.is_some()) {
-                    (Type::Array(..), _) => {
-                        quote!(#fid: ::core::array::from_fn(|_| #p::Default::default()),)
-                    }
-                    (_, false) => quote!(#fid: #p::Default::default(),),
-                    (_, true) => {
-                        let ty = &m.ty;
-                        quote!(#fid: <#ty as #p::Default>::default(),)
-                    }
-                }
+                let value = self.default_value(m);
+                quote!(#fid: #value,)
             })
             .collect()
+    }
+
+    /// The default value of one member's type.
+    fn default_value(&self, m: &Member<'_>) -> TokenStream {
+        let p = quote!(::isml_runtime::__private);
+        match (&m.field.ty, self.derive.is_some()) {
+            (Type::Array(..), _) => quote!(::core::array::from_fn(|_| #p::Default::default())),
+            (_, false) => quote!(#p::Default::default()),
+            (_, true) => {
+                let ty = &m.ty;
+                quote!(<#ty as #p::Default>::default())
+            }
+        }
     }
 
     /// Every impl of a message, its view type and its descriptor.
@@ -189,18 +193,19 @@ impl Gen<'_> {
         // Straight-line decoding for the usual case: every tag within 32 (the
         // presence fits one word) and no field this version does not know.
         let mut decode_straight = Vec::new();
+        let mut decode_built = Vec::new();
         let mut view_straight = Vec::new();
         let mut known_mask = 0u64;
         let mut view_arms = Vec::new();
         let mut to_owned_fields = Vec::new();
 
-        for Member {
-            ident: fid,
-            ty,
-            view_ty: vty,
-            field: f,
-        } in members
-        {
+        for m in members {
+            let Member {
+                ident: fid,
+                ty,
+                view_ty: vty,
+                field: f,
+            } = m;
             let tag = f.tag;
             let fname = lit_str(&f.name);
             view_fields.push(quote! { #fid: #vty, });
@@ -293,14 +298,24 @@ impl Gen<'_> {
             if tag <= 32 {
                 known_mask |= 3u64 << shift;
             }
+            // Into a local per field, the message built from them at the
+            // end: its fields are stored once, into the caller's slot,
+            // instead of into a message on the stack that is then moved.
+            let local = format_ident!("__f{}", tag);
+            let default = self.default_value(m);
             decode_straight.push(quote! {
-                let __c = (__bits >> #shift) as u8 & 3;
-                if __c != 0 {
-                    let __v = #p::decode_field::<#ty>(__r, #p::Class::from_bits(__c), #tag, #full_lit, #fname)?;
-                    #(#dec_checks)*
-                    __m.#fid = __v;
-                }
+                let #local = {
+                    let __c = (__bits >> #shift) as u8 & 3;
+                    if __c != 0 {
+                        let __v = #p::decode_field::<#ty>(__r, #p::Class::from_bits(__c), #tag, #full_lit, #fname)?;
+                        #(#dec_checks)*
+                        __v
+                    } else {
+                        #default
+                    }
+                };
             });
+            decode_built.push(quote!(#fid: #local,));
             view_straight.push(quote! {
                 let __c = (__bits >> #shift) as u8 & 3;
                 if __c != 0 {
@@ -332,7 +347,7 @@ impl Gen<'_> {
                     if let #p::Some(__bits) = __presence.only_known(#mask) {
                         #(#decode_straight)*
                         __r.finish(#full_lit)?;
-                        return #p::Ok(__m);
+                        return #p::Ok(#n { #(#decode_built)* });
                     }
                 },
                 quote! {
@@ -489,9 +504,9 @@ impl Gen<'_> {
                 #fit_body
 
                 fn decode_reader(__r: &mut #p::Reader<'_>) -> #p::Result<Self, #p::DecodeError> {
-                    let mut __m = #decode_init;
                     let __presence = __r.presence()?;
                     #decode_fast
+                    let mut __m = #decode_init;
                     for (__tag, __class) in __presence {
                         match __tag {
                             #(#decode_arms)*
