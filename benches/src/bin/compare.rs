@@ -43,24 +43,67 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-/// Times `a` and `b` alternately, round by round, so both see the same machine
-/// load: returns the median ns per message of each and the median of the
-/// per-round ratios b / a (how many times faster `a` is).
-fn measure_pair(
-    mut a: impl FnMut() -> u64,
-    mut b: impl FnMut() -> u64,
+/// One row of the table: `a` (isml) against `b` (prost), timed alternately
+/// round by round so that both see the same machine load.
+struct Pair<'w> {
+    a: Box<dyn FnMut() -> u64 + 'w>,
+    b: Box<dyn FnMut() -> u64 + 'w>,
     per_round: usize,
-) -> (f64, f64, f64) {
-    let (ra, rb) = (calibrate(&mut a), calibrate(&mut b));
-    let (mut ta, mut tb, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
-    for _ in 0..ROUNDS {
-        let x = time(&mut a, ra, per_round);
-        let y = time(&mut b, rb, per_round);
-        ta.push(x);
-        tb.push(y);
-        ratios.push(y / x);
+    reps: (usize, usize),
+    times: (Vec<f64>, Vec<f64>),
+    ratios: Vec<f64>,
+}
+
+impl<'w> Pair<'w> {
+    fn new(
+        mut a: impl FnMut() -> u64 + 'w,
+        mut b: impl FnMut() -> u64 + 'w,
+        per_round: usize,
+    ) -> Self {
+        let reps = (calibrate(&mut a), calibrate(&mut b));
+        Pair {
+            a: Box::new(a),
+            b: Box::new(b),
+            per_round,
+            reps,
+            times: (Vec::new(), Vec::new()),
+            ratios: Vec::new(),
+        }
     }
-    (median(ta), median(tb), median(ratios))
+
+    /// One round: `a`, then `b`, each after one untimed pass over the
+    /// workload (the row before left the caches holding its own data).
+    fn round(&mut self) {
+        std::hint::black_box((self.a)());
+        let x = time(&mut self.a, self.reps.0, self.per_round);
+        std::hint::black_box((self.b)());
+        let y = time(&mut self.b, self.reps.1, self.per_round);
+        self.times.0.push(x);
+        self.times.1.push(y);
+        self.ratios.push(y / x);
+    }
+
+    /// The median ns per message of each side and the median of the
+    /// per-round ratios b / a (how many times faster `a` is).
+    fn result(&self) -> (f64, f64, f64) {
+        (
+            median(self.times.0.clone()),
+            median(self.times.1.clone()),
+            median(self.ratios.clone()),
+        )
+    }
+}
+
+/// Runs `ROUNDS` rounds of every pair, each round going once through all
+/// of them: a row's rounds are spread over the whole run, so a burst of
+/// load from elsewhere on the machine lands in a few rounds of many rows
+/// (which the medians discard) rather than in every round of one row.
+fn measure_all(pairs: &mut [Pair<'_>]) {
+    for _ in 0..ROUNDS {
+        for p in pairs.iter_mut() {
+            p.round();
+        }
+    }
 }
 
 fn main() {
@@ -81,35 +124,52 @@ fn main() {
         kinds
     };
     println!(
-        "isml vs prost — {MESSAGES} messages per workload, median of {ROUNDS} alternating rounds (ns per message; ratio = median of per-round ratios)\n"
+        "isml vs prost — {MESSAGES} messages per workload, median of {ROUNDS} rounds, isml and prost alternating, each round through every row (ns per message; ratio = median of per-round ratios)\n"
     );
     println!(
         "{:<27} {:>12} {:>9} {:>9} {:>9}   target",
         "workload / operation", "", "isml", "prost", "ratio"
     );
-    let mut buf_a = Vec::with_capacity(4096);
-    let mut buf_b = Vec::with_capacity(4096);
-    let (mut to_vec_min, mut decode_min, mut view_min, mut size_max) =
-        (f64::INFINITY, f64::INFINITY, f64::INFINITY, 0f64);
-    for kind in kinds {
-        let w = Workload::new(kind, MESSAGES);
+    let workloads: Vec<Workload> = kinds
+        .iter()
+        .map(|&kind| Workload::new(kind, MESSAGES))
+        .collect();
+    // Six rows per workload, in the order printed below.
+    const ROWS: usize = 6;
+    let mut pairs = Vec::new();
+    for w in &workloads {
         let n = w.len();
-        let (isml_size, pb_size) = w.sizes();
-        // The two sides alternate round by round (see `measure_pair`).
-        let to_vec = measure_pair(
+        let (mut buf_a, mut buf_b) = (Vec::with_capacity(4096), Vec::with_capacity(4096));
+        pairs.push(Pair::new(
             || w.isml_encode_to_vec() as u64,
             || w.pb_encode_to_vec() as u64,
             n,
-        );
-        let floor = measure_pair(|| w.alloc_floor() as u64, || w.pb_encode_to_vec() as u64, n);
-        let enc = measure_pair(
-            || w.isml_encode(&mut buf_a) as u64,
-            || w.pb_encode(&mut buf_b) as u64,
+        ));
+        pairs.push(Pair::new(
+            || w.alloc_floor() as u64,
+            || w.pb_encode_to_vec() as u64,
             n,
-        );
-        let dec = measure_pair(|| w.isml_decode() as u64, || w.pb_decode() as u64, n);
-        let view = measure_pair(|| w.isml_view(), || w.pb_decode() as u64, n);
-        let lazy = measure_pair(|| w.isml_lazy(), || w.pb_decode() as u64, n);
+        ));
+        pairs.push(Pair::new(
+            move || w.isml_encode(&mut buf_a) as u64,
+            move || w.pb_encode(&mut buf_b) as u64,
+            n,
+        ));
+        pairs.push(Pair::new(
+            || w.isml_decode() as u64,
+            || w.pb_decode() as u64,
+            n,
+        ));
+        pairs.push(Pair::new(|| w.isml_lazy(), || w.pb_decode() as u64, n));
+        pairs.push(Pair::new(|| w.isml_view(), || w.pb_decode() as u64, n));
+    }
+    measure_all(&mut pairs);
+    let (mut to_vec_min, mut decode_min, mut view_min, mut size_max) =
+        (f64::INFINITY, f64::INFINITY, f64::INFINITY, 0f64);
+    for (w, rows) in workloads.iter().zip(pairs.chunks(ROWS)) {
+        let kind = w.kind;
+        let (isml_size, pb_size) = w.sizes();
+        let [to_vec, floor, enc, dec, lazy, view] = [0, 1, 2, 3, 4, 5].map(|i| rows[i].result());
         let size_target = if kind == Kind::Telemetry { 0.8 } else { 1.0 };
         println!("{}", kind.name());
         row("  encode_to_vec", to_vec, ">= 2.5x");

@@ -85,6 +85,24 @@ impl<'a> Fit<'a> {
         self.pos += n;
     }
 
+    /// Writes a length-delimited value: `uvarint(data.len())`, then
+    /// `data`. Content shorter than 128 bytes (most strings) takes one
+    /// room check for its length byte and its bytes together.
+    #[inline(always)]
+    pub fn put_delimited(&mut self, data: &[u8]) {
+        let n = data.len();
+        if n < 0x80
+            && let Some(dst) = self.buf.get_mut(self.pos..self.pos + 1 + n)
+        {
+            dst[0].write(n as u8);
+            copy(&mut dst[1..], as_uninit(data));
+            self.pos += 1 + n;
+            return;
+        }
+        varint::put(self, n as u64);
+        self.put_slice(data);
+    }
+
     /// Writes a fixed number of bytes (a little-endian word).
     #[inline(always)]
     fn put_word<const N: usize>(&mut self, bytes: [u8; N]) {
@@ -178,11 +196,7 @@ unsafe impl BufMut for Fit<'_> {
     fn put_slice(&mut self, src: &[u8]) {
         match self.buf.get_mut(self.pos..self.pos + src.len()) {
             Some(dst) => {
-                #[allow(unsafe_code)]
-                // SAFETY: `u8` and `MaybeUninit<u8>` have the same layout,
-                // and every `u8` is an initialised `MaybeUninit<u8>`.
-                let src = unsafe { &*(src as *const [u8] as *const [MaybeUninit<u8>]) };
-                copy(dst, src);
+                copy(dst, as_uninit(src));
                 self.pos += src.len();
             }
             None => self.full = true,
@@ -213,6 +227,17 @@ unsafe impl BufMut for Fit<'_> {
             }
             None => self.full = true,
         }
+    }
+}
+
+/// `src` as the bytes [`copy`] takes.
+#[inline(always)]
+fn as_uninit(src: &[u8]) -> &[MaybeUninit<u8>] {
+    #[allow(unsafe_code)]
+    // SAFETY: `u8` and `MaybeUninit<u8>` have the same layout, and every
+    // `u8` is an initialised `MaybeUninit<u8>`.
+    unsafe {
+        &*(src as *const [u8] as *const [MaybeUninit<u8>])
     }
 }
 
@@ -306,6 +331,34 @@ mod tests {
                 assert_eq!(got.as_deref(), Some(&want[..]), "{v:#x} in {room} bytes");
             }
             assert_eq!(fit(want.len() - 1, |w| w.put_varint(v)), None, "{v:#x}");
+        }
+    }
+
+    #[test]
+    fn delimited_values_match_the_plain_writer_at_every_room() {
+        for n in [0usize, 1, 7, 8, 16, 17, 126, 127, 128, 129, 300] {
+            let data: Vec<u8> = (0..n).map(|i| i as u8 ^ 0x5a).collect();
+            let mut want = Vec::new();
+            crate::wire::write::len_prefixed(&mut want, &data);
+            for room in [want.len(), want.len() + 1, want.len() + 64] {
+                let got = fit(room, |w| w.put_delimited(&data));
+                assert_eq!(got.as_deref(), Some(&want[..]), "{n} bytes in {room}");
+            }
+            assert_eq!(
+                fit(want.len() - 1, |w| w.put_delimited(&data)),
+                None,
+                "{n} bytes"
+            );
+            // After other bytes, and followed by more.
+            let got = fit(want.len() + 2, |w| {
+                w.put_u8(0xaa);
+                w.put_delimited(&data);
+                w.put_u8(0xbb);
+            });
+            let mut framed = vec![0xaa];
+            framed.extend_from_slice(&want);
+            framed.push(0xbb);
+            assert_eq!(got, Some(framed), "{n} bytes between others");
         }
     }
 

@@ -41,6 +41,14 @@ impl Wire for String {
     fn key_before(a: &Self, b: &Self) -> bool {
         bytes_before(a.as_bytes(), b.as_bytes())
     }
+    #[inline(always)]
+    fn fit_field(&self, w: &mut Fit<'_>) {
+        w.put_delimited(self.as_bytes());
+    }
+    #[inline(always)]
+    fn fit_elem(&self, w: &mut Fit<'_>) {
+        w.put_delimited(self.as_bytes());
+    }
 }
 
 #[cold]
@@ -106,6 +114,14 @@ impl Wire for Bytes {
     #[inline(always)]
     fn key_before(a: &Self, b: &Self) -> bool {
         bytes_before(a, b)
+    }
+    #[inline(always)]
+    fn fit_field(&self, w: &mut Fit<'_>) {
+        w.put_delimited(self);
+    }
+    #[inline(always)]
+    fn fit_elem(&self, w: &mut Fit<'_>) {
+        w.put_delimited(self);
     }
 }
 
