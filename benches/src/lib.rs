@@ -367,6 +367,17 @@ mod loops {
         n
     }
 
+    /// Clones every message and reads it: the allocations and copies any
+    /// decoder into owned messages makes, without reading any bytes.
+    #[inline(never)]
+    pub(crate) fn clone_floor<M: Clone>(msgs: &[M], read: impl Fn(&M) -> usize) -> usize {
+        let mut n = 0;
+        for m in msgs {
+            n += read(black_box(&black_box(m).clone()));
+        }
+        n
+    }
+
     #[inline(never)]
     pub(crate) fn pb_encode_to_vec<M: prost::Message>(msgs: &[M]) -> usize {
         let mut total = 0;
@@ -607,6 +618,21 @@ impl Workload {
             Kind::LogRecord => loops::isml_decode(b, |m: &bench::LogRecord| m.text.len()),
             Kind::Station => loops::isml_decode(b, |m: &bench::Station| m.slots.len()),
             Kind::Config => loops::isml_decode(b, |m: &bench::Config| m.settings.len()),
+        }
+    }
+
+    /// What `decode_slice` costs before any decoding: every message cloned
+    /// (its strings, lists and map allocated and copied, then freed), read
+    /// and dropped as the decode rows read and drop theirs. No decoder into
+    /// owned messages can be faster than this.
+    pub fn decode_floor(&self) -> usize {
+        match self.kind {
+            Kind::Telemetry => {
+                loops::clone_floor(&self.telemetry, |m: &bench::Telemetry| m.seq as usize)
+            }
+            Kind::LogRecord => loops::clone_floor(&self.logs, |m: &bench::LogRecord| m.text.len()),
+            Kind::Station => loops::clone_floor(&self.stations, |m: &bench::Station| m.slots.len()),
+            Kind::Config => loops::clone_floor(&self.configs, |m: &bench::Config| m.settings.len()),
         }
     }
 
