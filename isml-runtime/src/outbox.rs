@@ -76,8 +76,28 @@ impl Outbox {
     /// with what it held when the process last stopped.
     #[cfg(feature = "store")]
     pub fn open(path: impl AsRef<std::path::Path>) -> Result<Outbox, OutboxError> {
-        let path = path.as_ref();
-        let (disk, restored) = disk::open(path)?;
+        Self::open_with(path.as_ref(), false)
+    }
+
+    /// Like [`open`](Self::open), but each change is committed on the thread
+    /// of the task that makes it, before that call returns, instead of on
+    /// the outbox's writer thread: no thread is started, and the order and
+    /// timing of commits depend on nothing but the tasks. For a runtime
+    /// that cannot spare a thread, for tests on tokio's paused clock (which
+    /// jumps ahead while a task waits for another thread), and for
+    /// deterministic simulation (`tests/sim`), where a writer thread's
+    /// commit would finish at a wall-clock moment the simulated clock does
+    /// not know. The cost: the
+    /// runtime's thread waits for every commit (an `fsync` each), where the
+    /// writer thread would have batched the commits of concurrent sends.
+    #[cfg(feature = "store")]
+    pub fn open_inline(path: impl AsRef<std::path::Path>) -> Result<Outbox, OutboxError> {
+        Self::open_with(path.as_ref(), true)
+    }
+
+    #[cfg(feature = "store")]
+    fn open_with(path: &std::path::Path, inline: bool) -> Result<Outbox, OutboxError> {
+        let (disk, restored) = disk::open(path, inline)?;
         Ok(Outbox {
             limits: OutboxLimits::default(),
             restored,
@@ -156,21 +176,40 @@ mod disk {
 
     type Done = Option<oneshot::Sender<Result<(), String>>>;
 
-    /// The writer thread's end of the outbox.
-    pub(super) struct Disk {
-        tx: std::sync::Mutex<mpsc::Sender<(Vec<Record>, Done)>>,
+    /// The outbox's database, as the link sees it: the writer thread's end
+    /// of a channel, or the database itself when commits are inline.
+    pub(super) enum Disk {
+        /// Batches go to the writer thread.
+        Thread(std::sync::Mutex<mpsc::Sender<(Vec<Record>, Done)>>),
+        /// Each batch is committed by the caller ([`super::Outbox::open_inline`]).
+        Inline {
+            /// The database.
+            db: redb::Database,
+            /// Its path, for the log.
+            name: String,
+        },
     }
 
     impl Durable for Disk {
         fn record(&self, records: Vec<Record>, done: Done) {
-            let tx = self.tx.lock().unwrap_or_else(|e| e.into_inner());
-            if let Err(mpsc::SendError((_, Some(done)))) = tx.send((records, done)) {
-                let _ = done.send(Err("the outbox writer stopped".into()));
+            match self {
+                Disk::Thread(tx) => {
+                    let tx = tx.lock().unwrap_or_else(|e| e.into_inner());
+                    if let Err(mpsc::SendError((_, Some(done)))) = tx.send((records, done)) {
+                        let _ = done.send(Err("the outbox writer stopped".into()));
+                    }
+                }
+                Disk::Inline { db, name } => {
+                    let outcome = commit(db, &records, name);
+                    if let Some(done) = done {
+                        let _ = done.send(outcome);
+                    }
+                }
             }
         }
     }
 
-    pub(super) fn open(path: &Path) -> Result<(Disk, Restored), OutboxError> {
+    pub(super) fn open(path: &Path, inline: bool) -> Result<(Disk, Restored), OutboxError> {
         let err = |e: &dyn std::fmt::Display| OutboxError::Store {
             path: path.display().to_string(),
             message: e.to_string(),
@@ -221,18 +260,16 @@ mod disk {
                 }
             }
         }
-        let (tx, rx) = mpsc::channel();
         let name = path.display().to_string();
+        if inline {
+            return Ok((Disk::Inline { db, name }, restored));
+        }
+        let (tx, rx) = mpsc::channel();
         std::thread::Builder::new()
             .name("isml-outbox".into())
             .spawn(move || writer(db, rx, name))
             .map_err(|e| err(&e))?;
-        Ok((
-            Disk {
-                tx: std::sync::Mutex::new(tx),
-            },
-            restored,
-        ))
+        Ok((Disk::Thread(std::sync::Mutex::new(tx)), restored))
     }
 
     fn value(seq: u64, frame: &Frame, priority: u8, expires: u64, latest: Option<&str>) -> Vec<u8> {
@@ -275,60 +312,67 @@ mod disk {
                     Err(_) => break,
                 }
             }
-            let result = (|| -> Result<(), redb::Error> {
-                let txn = db.begin_write()?;
-                {
-                    let mut messages = txn.open_table(MESSAGES)?;
-                    let mut meta = txn.open_table(META)?;
-                    for record in batch.iter().flat_map(|(r, _)| r) {
-                        match record {
-                            Record::Put {
-                                id,
-                                frame,
-                                priority,
-                                expires_unix_ms,
-                                latest,
-                            } => {
-                                let v =
-                                    value(0, frame, *priority, *expires_unix_ms, latest.as_deref());
-                                messages.insert(*id, v.as_slice())?;
-                            }
-                            Record::Numbered { id, seq } => {
-                                let old = messages.get(*id)?.map(|v| v.value().to_vec());
-                                if let Some((_, frame, priority, expires, latest)) =
-                                    old.as_deref().and_then(parse)
-                                {
-                                    let v =
-                                        value(*seq, &frame, priority, expires, latest.as_deref());
-                                    messages.insert(*id, v.as_slice())?;
-                                }
-                            }
-                            Record::Remove { id } => {
-                                messages.remove(*id)?;
-                            }
-                            Record::Correlations { from } => {
-                                meta.insert("correlations", from.to_le_bytes().as_slice())?;
-                            }
-                            Record::Meta { token, received } => {
-                                meta.insert("token", token.as_slice())?;
-                                meta.insert("received", received.to_le_bytes().as_slice())?;
-                            }
-                        }
-                    }
-                }
-                txn.commit()?;
-                Ok(())
-            })();
-            let outcome = result.map_err(|e| {
-                tracing::error!(outbox = %name, error = %e, "outbox not written");
-                e.to_string()
-            });
+            let outcome = commit(&db, batch.iter().flat_map(|(r, _)| r), &name);
             for (_, done) in batch {
                 if let Some(done) = done {
                     let _ = done.send(outcome.clone());
                 }
             }
         }
+    }
+
+    /// Applies `records` in one durable commit.
+    fn commit<'r>(
+        db: &redb::Database,
+        records: impl IntoIterator<Item = &'r Record>,
+        name: &str,
+    ) -> Result<(), String> {
+        let result = (|| -> Result<(), redb::Error> {
+            let txn = db.begin_write()?;
+            {
+                let mut messages = txn.open_table(MESSAGES)?;
+                let mut meta = txn.open_table(META)?;
+                for record in records {
+                    match record {
+                        Record::Put {
+                            id,
+                            frame,
+                            priority,
+                            expires_unix_ms,
+                            latest,
+                        } => {
+                            let v = value(0, frame, *priority, *expires_unix_ms, latest.as_deref());
+                            messages.insert(*id, v.as_slice())?;
+                        }
+                        Record::Numbered { id, seq } => {
+                            let old = messages.get(*id)?.map(|v| v.value().to_vec());
+                            if let Some((_, frame, priority, expires, latest)) =
+                                old.as_deref().and_then(parse)
+                            {
+                                let v = value(*seq, &frame, priority, expires, latest.as_deref());
+                                messages.insert(*id, v.as_slice())?;
+                            }
+                        }
+                        Record::Remove { id } => {
+                            messages.remove(*id)?;
+                        }
+                        Record::Correlations { from } => {
+                            meta.insert("correlations", from.to_le_bytes().as_slice())?;
+                        }
+                        Record::Meta { token, received } => {
+                            meta.insert("token", token.as_slice())?;
+                            meta.insert("received", received.to_le_bytes().as_slice())?;
+                        }
+                    }
+                }
+            }
+            txn.commit()?;
+            Ok(())
+        })();
+        result.map_err(|e| {
+            tracing::error!(outbox = %name, error = %e, "outbox not written");
+            e.to_string()
+        })
     }
 
     #[cfg(test)]
@@ -348,6 +392,66 @@ mod disk {
             for n in 0..v.len() - 3 {
                 assert!(parse(&v[..n]).is_none(), "prefix {n}");
             }
+        }
+
+        fn put(id: u64) -> Record {
+            Record::Put {
+                id,
+                frame: Frame::new(FrameHeader::one_way(9), Bytes::from(vec![id as u8; 3])),
+                priority: 1,
+                expires_unix_ms: 0,
+                latest: None,
+            }
+        }
+
+        /// Inline: each change is durable when `record` returns, and the
+        /// database is closed when the outbox is dropped, so that it opens
+        /// again at once with what was recorded.
+        #[test]
+        fn inline_commits_are_durable_when_record_returns() {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("outbox.redb");
+            let (disk, restored) = open(&path, true).unwrap();
+            assert!(restored.messages.is_empty());
+            let (done, mut committed) = oneshot::channel();
+            disk.record(vec![put(1), put(2)], Some(done));
+            assert_eq!(committed.try_recv(), Ok(Ok(())));
+            disk.record(
+                vec![
+                    Record::Remove { id: 1 },
+                    Record::Numbered { id: 2, seq: 5 },
+                    Record::Correlations { from: 41 },
+                ],
+                None,
+            );
+            drop(disk);
+            let (_disk, restored) = open(&path, true).unwrap();
+            let ids: Vec<(u64, u64)> = restored.messages.iter().map(|m| (m.0, m.1)).collect();
+            assert_eq!(ids, [(2, 5)]);
+            assert_eq!(restored.correlations, 41);
+        }
+
+        /// The writer thread: the same records, durable once it answers.
+        #[tokio::test]
+        async fn the_writer_thread_answers_once_durable() {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("outbox.redb");
+            let (disk, _) = open(&path, false).unwrap();
+            let (done, committed) = oneshot::channel();
+            disk.record(vec![put(1), put(2), Record::Remove { id: 1 }], Some(done));
+            assert_eq!(committed.await, Ok(Ok(())));
+            drop(disk);
+            // The thread closes the database after its last batch.
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            let restored = loop {
+                match open(&path, true) {
+                    Ok((_, r)) => break r,
+                    Err(e) if std::time::Instant::now() > deadline => panic!("{e}"),
+                    Err(_) => std::thread::sleep(std::time::Duration::from_millis(2)),
+                }
+            };
+            let ids: Vec<u64> = restored.messages.iter().map(|m| m.0).collect();
+            assert_eq!(ids, [2]);
         }
     }
 }

@@ -334,10 +334,9 @@ pub(crate) struct Link {
 
 /// A send waiting for its durable record's commit. Sends on one link
 /// return in the order they were queued: one whose commit was seen waits
-/// until the earlier ones' were. The commits are seen on the blocking
-/// pool's threads, in whatever order the operating system runs them;
-/// without this, two sends queued in one order could return in the other,
-/// and a simulation would not replay the same (`isml-sim`). Dropping it
+/// until the earlier ones' were. The writer thread's commits are seen in
+/// whatever order the operating system wakes their senders; without this,
+/// two sends queued in one order could return in the other. Dropping it
 /// (the send's future dropped) lets the later sends go on.
 struct CommitTurn<'a> {
     link: &'a Link,
@@ -762,13 +761,9 @@ impl Link {
             let turn = CommitTurn { link: self, id };
             let (done, committed) = oneshot::channel();
             d.record(vec![record], Some(done));
-            // Waited for on the blocking pool: under a paused clock (tokio's
-            // test-util, a simulator) time then stands still while the
-            // store's thread commits, so that a run does not depend on how
-            // fast the disk is.
-            let committed = tokio::task::spawn_blocking(move || committed.blocking_recv())
-                .await
-                .unwrap_or_else(|_| Ok(Err("the outbox store's wait failed".into())));
+            // An inline store (`Outbox::open_inline`) has answered already;
+            // the writer thread answers when its commit is durable.
+            let committed = committed.await;
             turn.wait().await;
             drop(turn);
             match committed {

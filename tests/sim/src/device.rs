@@ -56,13 +56,16 @@ fn dispatcher(plan: &Plan, ledger: &Ledger, device: u32) -> Dispatcher {
         })
 }
 
-/// Opens the device's outbox on disk. The previous process's store may
-/// still be closing (its writer thread finishes what it was given): wait
-/// for it, in wall-clock time, which does not move the simulation.
+/// Opens the device's outbox on disk, committing inline: a writer thread
+/// would finish each commit at a wall-clock moment, and the simulated step
+/// in which a send learns that its message is durable would depend on the
+/// machine's load (a seed then ran differently twice in a row on a busy
+/// CI machine). Should the previous process's database not be closed yet,
+/// wait for it in wall-clock time, which does not move the simulation.
 fn open_outbox(path: &PathBuf) -> Result<Outbox, String> {
     let started = std::time::Instant::now();
     loop {
-        match Outbox::open(path) {
+        match Outbox::open_inline(path) {
             Ok(o) => return Ok(o),
             Err(e) if started.elapsed() > Duration::from_secs(10) => {
                 return Err(format!("outbox {}: {e}", path.display()));
