@@ -7,7 +7,7 @@
 //! client's are odd, the server's even), so every table is keyed by the
 //! correlation id alone.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::task::{Context, Poll};
@@ -326,9 +326,9 @@ pub(crate) struct Calls {
     /// Our stream window, in bytes: the first credit of every stream we
     /// receive.
     pub(crate) window: u32,
-    inflows: Mutex<HashMap<u64, std::sync::Arc<Inflow>>>,
-    outflows: Mutex<HashMap<u64, std::sync::Arc<Outflow>>>,
-    serving: Mutex<HashMap<u64, Serving>>,
+    inflows: Mutex<BTreeMap<u64, std::sync::Arc<Inflow>>>,
+    outflows: Mutex<BTreeMap<u64, std::sync::Arc<Outflow>>>,
+    serving: Mutex<BTreeMap<u64, Serving>>,
 }
 
 /// What routing a received stream frame found.
@@ -348,9 +348,9 @@ impl Calls {
             peer,
             peer_window: peer_window.max(1),
             window: window.max(1),
-            inflows: Mutex::new(HashMap::new()),
-            outflows: Mutex::new(HashMap::new()),
-            serving: Mutex::new(HashMap::new()),
+            inflows: Mutex::new(BTreeMap::new()),
+            outflows: Mutex::new(BTreeMap::new()),
+            serving: Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -475,13 +475,15 @@ impl Calls {
     /// served call is cancelled but the lasting ones, which run on (their
     /// answers go to the session that resumes this one).
     pub(crate) fn close_all(&self) {
-        for (_, i) in lock(&self.inflows).drain() {
+        // In correlation order: the tasks they wake run in the same order
+        // every run.
+        for (_, i) in std::mem::take(&mut *lock(&self.inflows)) {
             i.end();
         }
-        for (_, o) in lock(&self.outflows).drain() {
+        for (_, o) in std::mem::take(&mut *lock(&self.outflows)) {
             o.close();
         }
-        for (_, s) in lock(&self.serving).drain() {
+        for (_, s) in std::mem::take(&mut *lock(&self.serving)) {
             if !s.lasting {
                 s.cancel.cancel();
             }

@@ -12,7 +12,7 @@
 //! frame at or below it is a duplicate and is dropped (and acknowledged
 //! again).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
@@ -299,7 +299,7 @@ struct State {
     session: Option<Session>,
     /// Requests sent at least once, awaiting their reply, by correlation id:
     /// they survive the session, and the reply may come on the next.
-    pending: HashMap<u64, Waiting>,
+    pending: BTreeMap<u64, Waiting>,
     /// The next correlation id (continues across sessions, so that a reply
     /// of a resumed request can never match a new one).
     next_correlation: u64,
@@ -471,7 +471,7 @@ impl Link {
                 epoch: 0,
                 owed: 0,
                 session: None,
-                pending: HashMap::new(),
+                pending: BTreeMap::new(),
                 next_correlation: if initiator { 1 } else { 2 },
                 reserved: 0,
                 subscriptions: Vec::new(),

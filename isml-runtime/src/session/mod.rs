@@ -19,7 +19,7 @@
 //! the write queue is full (it then holds traffic that proves liveness).
 
 use std::any::{Any, TypeId};
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -161,7 +161,7 @@ pub(crate) struct Shared {
     max_batch: usize,
     writer: Mutex<Writer>,
     reader: Mutex<ReadSide>,
-    pending: Mutex<HashMap<u64, oneshot::Sender<Frame>>>,
+    pending: Mutex<BTreeMap<u64, oneshot::Sender<Frame>>>,
     next_correlation: AtomicU64,
     initiator: bool,
     calls: CallTable,
@@ -214,7 +214,9 @@ impl Shared {
         self.out.close();
         self.end();
         // Dropping the senders wakes every waiting request with "disconnected".
-        let pending: Vec<_> = lock(&self.pending).drain().collect();
+        // Dropped in correlation order, outside the lock: the waiters wake
+        // in the same order every run.
+        let pending = std::mem::take(&mut *lock(&self.pending));
         drop(pending);
         self.calls.close_all();
         // With a reliable state that lives on, the subscriptions wait for
@@ -322,7 +324,7 @@ pub(crate) fn start(
             task: None,
             joiner: Reassembler::new(est.config.max_message.max(1)),
         }),
-        pending: Mutex::new(HashMap::new()),
+        pending: Mutex::new(BTreeMap::new()),
         next_correlation: AtomicU64::new(if est.initiator { 1 } else { 2 }),
         initiator: est.initiator,
         calls: CallTable::new(est.peer_services, est.peer_window, est.config.stream_window),
