@@ -27,7 +27,7 @@ pub(crate) mod filter;
 pub(crate) mod front;
 pub(crate) mod store;
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -237,7 +237,9 @@ pub(crate) struct Peer {
     sink: Sink,
     queue: Mutex<PeerQueue>,
     stats: PeerCounters,
-    subscriptions: Mutex<HashSet<(u32, Option<String>)>>,
+    /// Ordered: a resumed session is subscribed again, and sent the
+    /// retained values, in the same order every time.
+    subscriptions: Mutex<BTreeSet<(u32, Option<String>)>>,
     bound_frames: usize,
     bound_bytes: usize,
 }
@@ -249,7 +251,7 @@ impl Peer {
             sink,
             queue: Mutex::new(PeerQueue::default()),
             stats: PeerCounters::default(),
-            subscriptions: Mutex::new(HashSet::new()),
+            subscriptions: Mutex::new(BTreeSet::new()),
             bound_frames: config.queue_frames.max(1),
             bound_bytes: config.queue_bytes.max(1),
         }
