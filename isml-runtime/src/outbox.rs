@@ -87,9 +87,9 @@ impl Outbox {
     /// jumps ahead while a task waits for another thread), and for
     /// deterministic simulation (`tests/sim`), where a writer thread's
     /// commit would finish at a wall-clock moment the simulated clock does
-    /// not know. The cost: the
-    /// runtime's thread waits for every commit (an `fsync` each), where the
-    /// writer thread would have batched the commits of concurrent sends.
+    /// not know. The cost: the runtime's thread waits for every commit (an
+    /// `fsync` each), where the writer thread would have batched the
+    /// commits of concurrent sends.
     #[cfg(feature = "store")]
     pub fn open_inline(path: impl AsRef<std::path::Path>) -> Result<Outbox, OutboxError> {
         Self::open_with(path.as_ref(), true)
